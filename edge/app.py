@@ -1,0 +1,69 @@
+"""The Starlette applications: the proxy every viewer talks to, and the admin listener.
+
+`create_app` takes the edges of the world as arguments (origins, metrics, access log), so tests
+can inject their own; only the CLI builds the real ones. Every viewer path goes to the
+pipeline; the admin app serves `/healthz` and `/metrics` on its own address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from edge.accesslog import AccessLog
+from edge.config import EdgeConfig
+from edge.metrics import ProxyMetrics, render_latest
+from edge.origins import Upstream, build_upstreams, close_upstreams
+from edge.pipeline import Pipeline
+
+
+def create_app(
+    config: EdgeConfig,
+    *,
+    upstreams: dict[str, Upstream] | None = None,
+    metrics: ProxyMetrics | None = None,
+    access_log: AccessLog | None = None,
+) -> Starlette:
+    """The viewer-facing application for `config`."""
+    live = upstreams if upstreams is not None else build_upstreams(config)
+    pipeline = Pipeline(
+        config,
+        live,
+        metrics=metrics or ProxyMetrics(CollectorRegistry()),
+        access_log=access_log or AccessLog(sys.stdout if config.server.access_log else None),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await close_upstreams(live)
+
+    app = Starlette(lifespan=lifespan)
+    app.router.default = pipeline
+    app.state.pipeline = pipeline
+    return app
+
+
+def create_admin_app(registry: CollectorRegistry | None = None) -> Starlette:
+    """Health and metrics, for operators, on a separate listener."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def metrics(_: Request) -> Response:
+        if registry is not None:
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        body, content_type = render_latest()
+        return Response(body, media_type=content_type)
+
+    return Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics)])

@@ -1,0 +1,396 @@
+"""edge.toml -> a typed, frozen, validated configuration.
+
+Every error names the file, the key path (`behaviors[1].origin`), what was expected and what
+was found; unknown keys are errors with the nearest valid name suggested. Defaults are written
+here once. Nothing else in the project parses configuration.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from edge.behaviors import METHOD_SETS, MethodSet
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used. `problems` are one line each, ready to print."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{source}: invalid configuration\n{lines}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
+
+
+class ServerConfig(_Strict):
+    """`[server]`: where to listen and the protocol limits."""
+
+    listen: str = "127.0.0.1:8080"
+    workers: int = Field(default=1, ge=1, le=64)
+    admin: str | None = None
+    name: str = Field(default="edge", pattern=r"^[A-Za-z0-9._-]+$")
+    max_body_bytes: int = Field(default=1024**3 * 8, ge=0)
+    max_header_bytes: int = Field(default=20 * 1024, ge=1024, le=1024 * 1024)
+    max_url_bytes: int = Field(default=8 * 1024, ge=256, le=1024 * 1024)
+    graceful_timeout: Seconds = 30.0
+    keep_alive_timeout: Seconds = 60.0
+    access_log: bool = True
+
+    @field_validator("listen", "admin")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"expected HOST:PORT such as 127.0.0.1:8080, found {value!r}")
+        return value
+
+
+class HttpOriginConfig(_Strict):
+    """`[origins.NAME]` with `url`: an HTTP server."""
+
+    url: str
+    keep_host: bool = False
+    headers: dict[HeaderName, str] = Field(default_factory=dict)
+    connect_timeout: Seconds = 10.0
+    read_timeout: Seconds = 30.0
+    max_connections: int = Field(default=512, ge=1, le=100_000)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected an http:// or https:// URL with a host, found {value!r}")
+        if parts.query or parts.fragment:
+            raise ValueError(f"an origin URL takes no query or fragment, found {value!r}")
+        return value.rstrip("/")
+
+    @property
+    def kind(self) -> Literal["http"]:
+        return "http"
+
+
+class DirectoryOriginConfig(_Strict):
+    """`[origins.NAME]` with `directory`: files served the way S3 website hosting does."""
+
+    directory: Path
+    index_document: str | None = "index.html"
+    error_document: str | None = None
+
+    @property
+    def kind(self) -> Literal["directory"]:
+        return "directory"
+
+
+OriginConfig = HttpOriginConfig | DirectoryOriginConfig
+
+
+class FunctionAssociation(_Strict):
+    """A function attached to one trigger of a behavior."""
+
+    function: str
+    include_body: bool = False
+
+
+Association = Annotated[str | FunctionAssociation, Field(union_mode="left_to_right")]
+
+
+class BehaviorConfig(_Strict):
+    """`[[behaviors]]`: a path pattern, its origin, methods, and the slots for functions."""
+
+    path: str = Field(min_length=1, max_length=255)
+    origin: str
+    methods: MethodSet = "all"
+    viewer_request: Association | None = Field(default=None, alias="viewer-request")
+    origin_request: Association | None = Field(default=None, alias="origin-request")
+    origin_response: Association | None = Field(default=None, alias="origin-response")
+    viewer_response: Association | None = Field(default=None, alias="viewer-response")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        # CloudFront: patterns are paths; a leading slash is optional, `*` and `?` are wildcards.
+        if any(c.isspace() for c in value):
+            raise ValueError(f"a path pattern has no white space, found {value!r}")
+        return value
+
+
+class EdgeConfig(_Strict):
+    """The whole of edge.toml, after validation."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    origins: dict[str, OriginConfig]
+    behaviors: list[BehaviorConfig] = Field(default_factory=list)
+    source: str = Field(default="<memory>", exclude=True)
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("origins", mode="before")
+    @classmethod
+    def _origin_kind(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            for name, table in value.items():
+                if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
+                    raise ValueError(
+                        f"origin names are letters, digits, '-', '_' and '.', found {name!r}"
+                    )
+                if isinstance(table, Mapping) and ("url" in table) == ("directory" in table):
+                    raise ValueError(f"origin {name!r} needs exactly one of 'url' or 'directory'")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> EdgeConfig:
+        if not self.origins:
+            raise ValueError("at least one origin is needed under [origins]")
+        return self
+
+
+def _loc_path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "dict_type": "a table",
+    "list_type": "an array",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+}
+
+
+def _known_fields(model: type[BaseModel]) -> list[str]:
+    names = []
+    for name, info in model.model_fields.items():
+        if info.exclude:
+            continue
+        names.append(info.alias or name)
+    return names
+
+
+_MODELS_BY_LOC: dict[str, type[BaseModel]] = {
+    "server": ServerConfig,
+    "behaviors": BehaviorConfig,
+}
+
+
+def _model_for(loc: Sequence[int | str]) -> type[BaseModel] | None:
+    """The model whose table holds the key at `loc` (for suggesting names)."""
+    parents = [p for p in loc[:-1] if isinstance(p, str)]
+    if not parents:
+        return EdgeConfig
+    top = parents[0]
+    if top == "origins":
+        return HttpOriginConfig if "HttpOriginConfig" in parents else DirectoryOriginConfig
+    if top == "behaviors" and len(parents) > 1 and parents[-1].endswith("-request"):
+        return FunctionAssociation
+    return _MODELS_BY_LOC.get(top)
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = [
+        p
+        for p in error["loc"]
+        if p not in ("HttpOriginConfig", "DirectoryOriginConfig", "str", "FunctionAssociation")
+    ]
+    where = _loc_path(loc) or "(top level)"
+    kind = error["type"]
+    found = error.get("input")
+    if kind == "extra_forbidden":
+        key = str(error["loc"][-1])
+        model = _model_for(error["loc"])
+        hint = ""
+        if model is not None:
+            close = difflib.get_close_matches(key, _known_fields(model), n=1)
+            if close:
+                hint = f"; did you mean {close[0]!r}?"
+        return f"{where}: unknown key{hint}"
+    if kind == "missing":
+        return f"{where}: required key is missing"
+    if kind in _TYPE_WORDS:
+        return f"{where}: expected {_TYPE_WORDS[kind]}, found {found!r}"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"{where}: expected one of {expected}, found {found!r}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if "found" in message:
+        return f"{where}: {message}"
+    return f"{where}: {message}, found {found!r}"
+
+
+def _origin_kind_of(raw: Mapping[str, Any], name: str) -> str | None:
+    table = raw.get("origins", {}).get(name)
+    if isinstance(table, Mapping):
+        if "url" in table:
+            return "HttpOriginConfig"
+        if "directory" in table:
+            return "DirectoryOriginConfig"
+    return None
+
+
+def _format_errors(exc: ValidationError, raw: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    for error in exc.errors():
+        loc = error["loc"]
+        if len(loc) >= 3 and loc[0] == "origins" and isinstance(loc[1], str):
+            wanted = _origin_kind_of(raw, loc[1])
+            if wanted is not None and loc[2] != wanted:
+                continue
+        if len(loc) >= 3 and loc[0] == "behaviors" and "str" in loc:
+            # An association given as a table failed; the string alternative is noise.
+            continue
+        if len(loc) >= 3 and loc[0] == "behaviors" and "FunctionAssociation" in loc:
+            behavior = raw.get("behaviors", [])[loc[1]] if isinstance(loc[1], int) else {}
+            if isinstance(behavior, Mapping) and isinstance(behavior.get(str(loc[2])), str):
+                continue
+        text = _describe(error)
+        if text not in problems:
+            problems.append(text)
+    return problems
+
+
+def parse_config(
+    raw: Mapping[str, Any], *, source: str = "<memory>", base_dir: Path | None = None
+) -> EdgeConfig:
+    """Validate a TOML document already parsed into `raw`."""
+    base = base_dir or Path(".")
+    try:
+        config = EdgeConfig.model_validate({**raw, "source": source, "base_dir": base})
+    except ValidationError as exc:
+        raise ConfigError(source, _format_errors(exc, raw)) from None
+    problems = _check_references(config, raw)
+    if problems:
+        raise ConfigError(source, problems)
+    return _resolve_paths(config, base)
+
+
+def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    names = sorted(config.origins)
+    for index, behavior in enumerate(config.behaviors):
+        if behavior.origin not in config.origins:
+            close = difflib.get_close_matches(behavior.origin, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(
+                f"behaviors[{index}].origin: expected one of the origins "
+                f"{', '.join(repr(n) for n in names)}, found {behavior.origin!r}{hint}"
+            )
+        if behavior.path == "*" and index != len(config.behaviors) - 1:
+            problems.append(
+                f"behaviors[{index}].path: '*' is the default behavior and must come last, "
+                f"found it at position {index} of {len(config.behaviors)}"
+            )
+    paths = [b.path for b in config.behaviors]
+    for index, path in enumerate(paths):
+        if path in paths[:index]:
+            problems.append(
+                f"behaviors[{index}].path: each path pattern may appear once, "
+                f"found {path!r} again (first at behaviors[{paths.index(path)}])"
+            )
+    if (not config.behaviors or config.behaviors[-1].path != "*") and len(config.origins) > 1:
+        problems.append(
+            'behaviors: expected a default behavior with path = "*" (needed when there is '
+            f"more than one origin), found none among {len(config.behaviors)} behaviors"
+        )
+    for name, origin in config.origins.items():
+        if isinstance(origin, DirectoryOriginConfig):
+            folder = (
+                origin.directory
+                if origin.directory.is_absolute()
+                else (config.base_dir / origin.directory)
+            )
+            if not folder.is_dir():
+                problems.append(
+                    f"origins.{name}.directory: expected an existing directory, "
+                    f"found {str(origin.directory)!r} (looked at {folder})"
+                )
+    return problems
+
+
+def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
+    origins: dict[str, OriginConfig] = {}
+    for name, origin in config.origins.items():
+        if isinstance(origin, DirectoryOriginConfig) and not origin.directory.is_absolute():
+            origin = origin.model_copy(update={"directory": (base / origin.directory).resolve()})
+        origins[name] = origin
+    behaviors = list(config.behaviors)
+    if not behaviors or behaviors[-1].path != "*":
+        # CloudFront always has a default behavior; with one origin it is implied.
+        behaviors.append(BehaviorConfig(path="*", origin=next(iter(origins))))
+    return config.model_copy(update={"origins": origins, "behaviors": behaviors})
+
+
+def load_config(path: Path) -> EdgeConfig:
+    """Read and validate edge.toml at `path`. Raises ConfigError."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, [f"cannot read the file: {exc}"]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
+    return parse_config(raw, source=source, base_dir=path.resolve().parent)
+
+
+def config_for_origin(target: str, *, base_dir: Path | None = None) -> EdgeConfig:
+    """The one-behavior configuration of `edge serve --origin URL|DIR`."""
+    origin: dict[str, Any] = {"url": target} if "://" in target else {"directory": target}
+    return parse_config(
+        {"origins": {"origin": origin}, "behaviors": [{"path": "*", "origin": "origin"}]},
+        source="--origin",
+        base_dir=base_dir or Path.cwd(),
+    )
+
+
+__all__ = [
+    "METHOD_SETS",
+    "BehaviorConfig",
+    "ConfigError",
+    "DirectoryOriginConfig",
+    "EdgeConfig",
+    "HttpOriginConfig",
+    "OriginConfig",
+    "ServerConfig",
+    "config_for_origin",
+    "load_config",
+    "parse_config",
+]

@@ -1,0 +1,274 @@
+"""Running ASGI apps under hypercorn: listeners, worker processes, signals, graceful shutdown.
+
+One worker serves in this process. Several workers each get their own listening socket bound
+to the same address with SO_REUSEPORT, so the kernel spreads connections across processes
+(hypercorn's own multi-worker mode shares one socket, and one worker then takes most
+keep-alive connections: see PERFORMANCE.md). Workers are forked after the configuration is
+loaded, and build their app after the fork, so no event loop or client crosses a fork.
+
+The admin app (health, metrics, later the Invoke API) runs in the parent process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from hypercorn.asyncio.run import worker_serve
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
+from hypercorn.utils import wrap_app
+
+ASGIApp = Callable[..., Awaitable[None]]
+AppFactory = Callable[[], ASGIApp]
+
+logger = logging.getLogger("edge.server")
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """A host and port to listen on (port 0: the kernel picks one)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_listen(text: str) -> Listen:
+    """`HOST:PORT`, `[V6]:PORT` or `:PORT` -> Listen; ValueError with a clear message otherwise."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"expected HOST:PORT (for example 127.0.0.1:8080), found {text!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return Listen(host, int(port_text))
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    """How to serve: addresses, processes and the protocol limits hypercorn enforces."""
+
+    listen: Listen = Listen("127.0.0.1", 8080)
+    workers: int = 1
+    admin: Listen | None = None
+    graceful_timeout_seconds: float = 30.0
+    keep_alive_timeout_seconds: float = 60.0
+    # Request line plus headers; beyond it the viewer gets 431 (h11's status hint).
+    max_header_bytes: int = 20 * 1024
+    backlog: int = 2048
+    use_uvloop: bool = True
+
+
+def bind_socket(listen: Listen, *, reuse_port: bool) -> socket.socket:
+    """A listening TCP socket on `listen`."""
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((listen.host, listen.port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def hypercorn_config(options: ServerOptions) -> HypercornConfig:
+    config = HypercornConfig()
+    config.graceful_timeout = options.graceful_timeout_seconds
+    config.keep_alive_timeout = options.keep_alive_timeout_seconds
+    config.keep_alive_max_requests = 1_000_000
+    # The pipeline enforces the configured limit exactly; h11's guard stops a flood early.
+    config.h11_max_incomplete_size = max(64 * 1024, options.max_header_bytes * 2)
+    config.include_server_header = False
+    config.backlog = options.backlog
+    config.accesslog = None  # the edge writes its own access log
+    config.errorlog = logging.getLogger("hypercorn.error")
+    return config
+
+
+async def serve_sockets(
+    apps: Iterable[tuple[ASGIApp, socket.socket]],
+    options: ServerOptions,
+    shutdown: asyncio.Event,
+) -> None:
+    """Serve each app on its socket until `shutdown` is set, then drain in-flight requests."""
+    config = hypercorn_config(options)
+    async with asyncio.TaskGroup() as group:
+        for app, sock in apps:
+            sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
+            group.create_task(
+                worker_serve(
+                    wrap_app(app, config.wsgi_max_body_size, "asgi"),
+                    config,
+                    sockets=sockets,
+                    shutdown_trigger=shutdown.wait,
+                )
+            )
+
+
+def _run_loop(main: Callable[[], Coroutine[Any, Any, None]], use_uvloop: bool) -> None:
+    if use_uvloop:
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+            pass
+        else:
+            uvloop.run(main())
+            return
+    asyncio.run(main())
+
+
+def _install_shutdown_signals(shutdown: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, shutdown.set)
+
+
+def run(
+    app_factory: AppFactory,
+    options: ServerOptions,
+    *,
+    admin_factory: AppFactory | None = None,
+    on_ready: Callable[[Listen, Listen | None], None] | None = None,
+) -> int:
+    """Serve until SIGINT or SIGTERM; return the process exit status.
+
+    `on_ready` is called once every listener accepts connections, with the actual addresses
+    (a port of 0 resolved), so a caller can print a banner or a test can connect.
+    """
+    workers = max(1, options.workers)
+    main_socks = [bind_socket(options.listen, reuse_port=workers > 1)]
+    actual = Listen(options.listen.host, main_socks[0].getsockname()[1])
+    main_socks += [bind_socket(actual, reuse_port=True) for _ in range(workers - 1)]
+    admin_sock = bind_socket(options.admin, reuse_port=False) if options.admin else None
+    admin_actual = (
+        Listen(options.admin.host, admin_sock.getsockname()[1])
+        if options.admin and admin_sock
+        else None
+    )
+
+    if workers == 1:
+        return _run_single(
+            app_factory,
+            main_socks[0],
+            admin_factory,
+            admin_sock,
+            options,
+            lambda: on_ready(actual, admin_actual) if on_ready else None,
+        )
+    return _run_forked(
+        app_factory,
+        main_socks,
+        admin_factory,
+        admin_sock,
+        options,
+        lambda: on_ready(actual, admin_actual) if on_ready else None,
+    )
+
+
+def _run_single(
+    app_factory: AppFactory,
+    sock: socket.socket,
+    admin_factory: AppFactory | None,
+    admin_sock: socket.socket | None,
+    options: ServerOptions,
+    ready: Callable[[], None],
+) -> int:
+    async def main() -> None:
+        shutdown = asyncio.Event()
+        _install_shutdown_signals(shutdown)
+        apps: list[tuple[ASGIApp, socket.socket]] = [(app_factory(), sock)]
+        if admin_factory is not None and admin_sock is not None:
+            apps.append((admin_factory(), admin_sock))
+        loop = asyncio.get_running_loop()
+        loop.call_soon(ready)
+        await serve_sockets(apps, options, shutdown)
+
+    _run_loop(main, options.use_uvloop)
+    return 0
+
+
+def _run_forked(
+    app_factory: AppFactory,
+    socks: list[socket.socket],
+    admin_factory: AppFactory | None,
+    admin_sock: socket.socket | None,
+    options: ServerOptions,
+    ready: Callable[[], None],
+) -> int:
+    children: list[int] = []
+    for index, sock in enumerate(socks):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child process
+            code = 1
+            try:
+                for other in socks:
+                    if other is not sock:
+                        other.close()
+                if admin_sock is not None:
+                    admin_sock.close()
+                code = _run_single(app_factory, sock, None, None, options, lambda: None)
+            except BaseException:
+                logger.exception("worker %d failed", index)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children.append(pid)
+    for sock in socks:
+        sock.close()
+
+    async def main() -> None:
+        shutdown = asyncio.Event()
+        _install_shutdown_signals(shutdown)
+        loop = asyncio.get_running_loop()
+        watcher = asyncio.ensure_future(_wait_any(children))
+        loop.call_soon(ready)
+        async with asyncio.TaskGroup() as group:
+            if admin_factory is not None and admin_sock is not None:
+                group.create_task(serve_sockets([(admin_factory(), admin_sock)], options, shutdown))
+            waiter = group.create_task(shutdown.wait())
+            done, _ = await asyncio.wait({watcher, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher in done:
+                logger.error("a worker process exited unexpectedly; stopping")
+            else:
+                watcher.cancel()
+            shutdown.set()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        await loop.run_in_executor(None, _reap, children)
+
+    _run_loop(main, options.use_uvloop)
+    return 0
+
+
+async def _wait_any(pids: list[int]) -> int:
+    """Return once one of `pids` (our own children) has exited.
+
+    Polls each PID with WNOHANG rather than waiting on any child, so processes that other
+    parts of the parent start (function environments) are never reaped here by mistake.
+    """
+    while True:
+        for pid in list(pids):
+            done, _ = os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG never blocks
+            if done:
+                pids.remove(pid)
+                return pid
+        await asyncio.sleep(0.2)
+
+
+def _reap(pids: list[int]) -> None:
+    for pid in list(pids):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
