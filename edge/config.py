@@ -21,7 +21,6 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from edge.behaviors import METHOD_SETS, MethodSet
@@ -42,7 +41,8 @@ class _Strict(BaseModel):
 
 
 Seconds = Annotated[float, Field(gt=0, le=3600)]
-HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
+_HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+HeaderName = Annotated[str, Field(pattern=_HEADER_NAME_PATTERN)]
 
 
 class ServerConfig(_Strict):
@@ -149,24 +149,15 @@ class EdgeConfig(_Strict):
     source: str = Field(default="<memory>", exclude=True)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
-    @field_validator("origins", mode="before")
+    @field_validator("origins")
     @classmethod
-    def _origin_kind(cls, value: Any) -> Any:
-        if isinstance(value, Mapping):
-            for name, table in value.items():
-                if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
-                    raise ValueError(
-                        f"origin names are letters, digits, '-', '_' and '.', found {name!r}"
-                    )
-                if isinstance(table, Mapping) and ("url" in table) == ("directory" in table):
-                    raise ValueError(f"origin {name!r} needs exactly one of 'url' or 'directory'")
+    def _some_origin(cls, value: dict[str, OriginConfig]) -> dict[str, OriginConfig]:
+        if not value:
+            raise ValueError("expected at least one [origins.NAME] table, found none")
         return value
 
-    @model_validator(mode="after")
-    def _cross_references(self) -> EdgeConfig:
-        if not self.origins:
-            raise ValueError("at least one origin is needed under [origins]")
-        return self
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 def _loc_path(loc: Sequence[int | str]) -> str:
@@ -217,16 +208,17 @@ def _model_for(loc: Sequence[int | str]) -> type[BaseModel] | None:
     top = parents[0]
     if top == "origins":
         return HttpOriginConfig if "HttpOriginConfig" in parents else DirectoryOriginConfig
-    if top == "behaviors" and len(parents) > 1 and parents[-1].endswith("-request"):
+    if top == "behaviors" and "FunctionAssociation" in parents:
         return FunctionAssociation
     return _MODELS_BY_LOC.get(top)
 
 
 def _describe(error: Mapping[str, Any]) -> str:
     loc = [
-        p
+        f'"{p}"' if isinstance(p, str) and not _IDENT.fullmatch(p) else p
         for p in error["loc"]
         if p not in ("HttpOriginConfig", "DirectoryOriginConfig", "str", "FunctionAssociation")
+        and p != "[key]"
     ]
     where = _loc_path(loc) or "(top level)"
     kind = error["type"]
@@ -244,11 +236,26 @@ def _describe(error: Mapping[str, Any]) -> str:
         return f"{where}: required key is missing"
     if kind in _TYPE_WORDS:
         return f"{where}: expected {_TYPE_WORDS[kind]}, found {found!r}"
+    ctx = error.get("ctx", {})
+    bounds = {
+        "greater_than": "greater than {gt}",
+        "greater_than_equal": "at least {ge}",
+        "less_than": "less than {lt}",
+        "less_than_equal": "at most {le}",
+    }
+    if kind in bounds:
+        return f"{where}: expected a number {bounds[kind].format(**ctx)}, found {found!r}"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == _HEADER_NAME_PATTERN:
+        return f"{where}: expected an HTTP header name (RFC 9110 token), found {found!r}"
+    if kind == "string_pattern_mismatch":
+        return f"{where}: expected text matching {ctx.get('pattern')}, found {found!r}"
+    if kind in ("string_too_short", "string_too_long"):
+        return f"{where}: {str(error['msg']).lower()}, found {found!r}"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
         return f"{where}: expected one of {expected}, found {found!r}"
     message = str(error["msg"]).removeprefix("Value error, ")
-    if "found" in message:
+    if "found" in message or kind == "value_error":
         return f"{where}: {message}"
     return f"{where}: {message}, found {found!r}"
 
@@ -289,6 +296,9 @@ def parse_config(
 ) -> EdgeConfig:
     """Validate a TOML document already parsed into `raw`."""
     base = base_dir or Path(".")
+    shape_problems = _check_origin_shapes(raw)
+    if shape_problems:
+        raise ConfigError(source, shape_problems)
     try:
         config = EdgeConfig.model_validate({**raw, "source": source, "base_dir": base})
     except ValidationError as exc:
@@ -297,6 +307,27 @@ def parse_config(
     if problems:
         raise ConfigError(source, problems)
     return _resolve_paths(config, base)
+
+
+def _check_origin_shapes(raw: Mapping[str, Any]) -> list[str]:
+    """Each origin is exactly one kind; said plainly before the model's union errors."""
+    problems: list[str] = []
+    origins = raw.get("origins")
+    if not isinstance(origins, Mapping):
+        return problems
+    for name, table in origins.items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
+            problems.append(
+                f"origins.{name}: expected a name of letters, digits, '-', '_' and '.', "
+                f"found {name!r}"
+            )
+        elif isinstance(table, Mapping) and ("url" in table) == ("directory" in table):
+            keys = ", ".join(repr(k) for k in table) or "no keys"
+            problems.append(
+                f"origins.{name}: expected exactly one of 'url' (an HTTP origin) or "
+                f"'directory' (a local folder), found {keys}"
+            )
+    return problems
 
 
 def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:

@@ -1,0 +1,211 @@
+"""Configuration: every error names the file, the key path, what was expected and what was found."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.config import ConfigError, load_config, parse_config
+from tests.conftest import REPO
+
+HTTP = {"url": "http://127.0.0.1:9"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        pytest.param(
+            {"origins": {"a": HTTP}, "behavior": []},
+            "behavior: unknown key; did you mean 'behaviors'?",
+            id="unknown-top-level-key-with-suggestion",
+        ),
+        pytest.param(
+            {"server": {"listne": "127.0.0.1:1"}, "origins": {"a": HTTP}},
+            "server.listne: unknown key; did you mean 'listen'?",
+            id="unknown-server-key",
+        ),
+        pytest.param(
+            {"server": {"listen": "nohost"}, "origins": {"a": HTTP}},
+            "server.listen: expected HOST:PORT such as 127.0.0.1:8080, found 'nohost'",
+            id="listen-without-port",
+        ),
+        pytest.param(
+            {"server": {"workers": "two"}, "origins": {"a": HTTP}},
+            "server.workers: expected an integer, found 'two'",
+            id="wrong-type",
+        ),
+        pytest.param(
+            {"server": {"workers": 0}, "origins": {"a": HTTP}},
+            "server.workers: expected a number at least 1, found 0",
+            id="out-of-range",
+        ),
+        pytest.param(
+            {"origins": {}},
+            "origins: expected at least one [origins.NAME] table, found none",
+            id="no-origins",
+        ),
+        pytest.param({}, "origins: required key is missing", id="origins-missing"),
+        pytest.param(
+            {"origins": {"a": {"url": "http://x", "directory": "."}}},
+            "origins.a: expected exactly one of 'url' (an HTTP origin) or 'directory' "
+            "(a local folder), found 'url', 'directory'",
+            id="origin-of-two-kinds",
+        ),
+        pytest.param(
+            {"origins": {"a": {"url": "ftp://x"}}},
+            "origins.a.url: expected an http:// or https:// URL with a host, found 'ftp://x'",
+            id="origin-url-scheme",
+        ),
+        pytest.param(
+            {"origins": {"a": {"url": "http://x", "read_timout": 3}}},
+            "origins.a.read_timout: unknown key; did you mean 'read_timeout'?",
+            id="origin-unknown-key",
+        ),
+        pytest.param(
+            {"origins": {"a": {"url": "http://x", "read_timeout": -1}}},
+            "origins.a.read_timeout: expected a number greater than 0.0, found -1",
+            id="origin-negative-timeout",
+        ),
+        pytest.param(
+            {"origins": {"a": {"directory": "/nonexistent-edge-dir"}}},
+            "origins.a.directory: expected an existing directory, found '/nonexistent-edge-dir'",
+            id="origin-directory-missing",
+        ),
+        pytest.param(
+            {"origins": {"a": {"url": "http://x", "headers": {"Bad Name": "v"}}}},
+            'origins.a.headers."Bad Name": expected an HTTP header name (RFC 9110 token), '
+            "found 'Bad Name'",
+            id="origin-header-name",
+        ),
+        pytest.param(
+            {"origins": {"site": HTTP}, "behaviors": [{"path": "*", "origin": "stie"}]},
+            "behaviors[0].origin: expected one of the origins 'site', found 'stie' "
+            "(did you mean 'site'?)",
+            id="behavior-names-unknown-origin",
+        ),
+        pytest.param(
+            {"origins": {"a": HTTP}, "behaviors": [{"path": "*", "origin": "a", "methods": "GET"}]},
+            "behaviors[0].methods: expected one of 'get-head', 'get-head-options' or 'all', "
+            "found 'GET'",
+            id="behavior-method-set",
+        ),
+        pytest.param(
+            {
+                "origins": {"a": HTTP},
+                "behaviors": [{"path": "*", "origin": "a"}, {"path": "/x", "origin": "a"}],
+            },
+            "behaviors[0].path: '*' is the default behavior and must come last, "
+            "found it at position 0 of 2",
+            id="default-behavior-not-last",
+        ),
+        pytest.param(
+            {"origins": {"a": HTTP, "b": HTTP}, "behaviors": [{"path": "/x", "origin": "a"}]},
+            'behaviors: expected a default behavior with path = "*" (needed when there is more '
+            "than one origin), found none among 1 behaviors",
+            id="no-default-behavior",
+        ),
+        pytest.param(
+            {
+                "origins": {"a": HTTP},
+                "behaviors": [{"path": "/x", "origin": "a"}, {"path": "/x", "origin": "a"}],
+            },
+            "behaviors[1].path: each path pattern may appear once, found '/x' again "
+            "(first at behaviors[0])",
+            id="duplicate-path-pattern",
+        ),
+        pytest.param(
+            {
+                "origins": {"a": HTTP},
+                "behaviors": [{"path": "*", "origin": "a", "viewer_reqest": "f"}],
+            },
+            "behaviors[0].viewer_reqest: unknown key; did you mean 'viewer-request'?",
+            id="behavior-unknown-key",
+        ),
+        pytest.param(
+            {"origins": {"a": HTTP}, "behaviors": [{"path": "*"}]},
+            "behaviors[0].origin: required key is missing",
+            id="behavior-without-origin",
+        ),
+        pytest.param(
+            {"origins": {"a": HTTP}, "behaviors": {"path": "*"}},
+            "behaviors: expected an array, found {'path': '*'}",
+            id="behaviors-not-an-array",
+        ),
+    ],
+)
+def test_config_errors_say_where_what_and_found(raw: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, source="edge.toml")
+    assert caught.value.source == "edge.toml"
+    assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems
+
+
+def test_one_origin_implies_the_default_behavior() -> None:
+    config = parse_config({"origins": {"a": HTTP}, "behaviors": [{"path": "/x/*", "origin": "a"}]})
+    assert [(b.path, b.origin) for b in config.behaviors] == [("/x/*", "a"), ("*", "a")]
+
+
+def test_relative_directories_resolve_against_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "public").mkdir()
+    (tmp_path / "edge.toml").write_text('[origins.site]\ndirectory = "public"\n')
+    config = load_config(tmp_path / "edge.toml")
+    assert config.origins["site"].directory == tmp_path / "public"  # type: ignore[union-attr]
+
+
+def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[origins.a\nurl = 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.source == str(path)
+    assert caught.value.problems[0].startswith("not valid TOML: ")
+    assert "line 1" in caught.value.problems[0]
+
+
+def _edge(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_reports_config_errors_with_status_2_and_no_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text(
+        '[origins.a]\nurl = "http://x"\nread_timout = 3\n\n[[behaviors]]\npath = "*"\norigin = "b"\n'
+    )
+    for command in ("check", "serve"):
+        result = _edge(command, str(path))
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert f"{path}: invalid configuration" in result.stderr
+        assert "origins.a.read_timout: unknown key; did you mean 'read_timeout'?" in result.stderr
+
+
+def test_cli_check_prints_the_resolved_configuration() -> None:
+    result = _edge("check", "examples/edge.toml")
+    assert result.returncode == 0, result.stderr
+    assert '"directory": "' in result.stdout
+    assert '"path": "*"' in result.stdout
+    assert "is valid" in result.stderr
+
+
+def test_cli_version() -> None:
+    result = _edge("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("edge, version ")
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = _edge("check", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2
+    assert "nope.toml: invalid configuration" in result.stderr
+    assert "file not found" in result.stderr
