@@ -180,7 +180,8 @@ def _edge(*args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_reports_config_errors_with_status_2_and_no_traceback(tmp_path: Path) -> None:
     path = tmp_path / "edge.toml"
     path.write_text(
-        '[origins.a]\nurl = "http://x"\nread_timout = 3\n\n[[behaviors]]\npath = "*"\norigin = "b"\n'
+        '[origins.a]\nurl = "http://x"\nread_timout = 3\n\n'
+        '[[behaviors]]\npath = "*"\norigin = "b"\n'
     )
     for command in ("check", "serve"):
         result = _edge(command, str(path))
