@@ -160,7 +160,7 @@ class HttpOrigin:
         reason = response.extensions.get("reason_phrase", b"")
         return OriginResponse(
             status=response.status_code,
-            headers=list(response.headers.raw),
+            headers=[(name.lower(), value) for name, value in response.headers.raw],
             body=body(),
             reason=reason if isinstance(reason, bytes) else b"",
             close=raw_stream.aclose,

@@ -1,0 +1,828 @@
+"""PooledTransport against real origins on 127.0.0.1: framing, reuse, flow control, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httptools
+import httpx
+import pytest
+import uvloop
+
+from origin_proxy.transport import PooledTransport
+
+MB = 1024 * 1024
+
+
+def run(coro: Coroutine[Any, Any, None], loop: str = "asyncio") -> None:
+    if loop == "uvloop":
+        uvloop.run(coro)
+    else:
+        asyncio.run(coro)
+
+
+LOOPS = [pytest.param("asyncio", id="asyncio"), pytest.param("uvloop", id="uvloop")]
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+# -- a scripted origin ---------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    """A request as the origin saw it (bodies over 1 MB are only counted and hashed)."""
+
+    method: str
+    target: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes = b""
+    body_size: int = 0
+    body_sha256: str = ""
+    connection: int = 0
+
+    def header(self, name: bytes) -> bytes | None:
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+
+@dataclass
+class _RequestParser:
+    slow_read: bool = False
+    done: list[Received] = field(default_factory=list)
+    current: Received | None = None
+    digest: Any = None
+
+    def __post_init__(self) -> None:
+        self.parser = httptools.HttpRequestParser(self)
+
+    def on_message_begin(self) -> None:
+        self.current = Received("", b"", [])
+        self.digest = hashlib.sha256()
+
+    def on_url(self, url: bytes) -> None:
+        assert self.current is not None
+        self.current.target += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        assert self.current is not None
+        self.current.headers.append((name, value))
+
+    def on_body(self, body: bytes) -> None:
+        assert self.current is not None
+        self.current.body_size += len(body)
+        self.digest.update(body)
+        if self.current.body_size <= MB:
+            self.current.body += body
+
+    def on_message_complete(self) -> None:
+        assert self.current is not None
+        self.current.method = self.parser.get_method().decode()
+        self.current.body_sha256 = self.digest.hexdigest()
+        self.done.append(self.current)
+        self.current = None
+
+
+Handler = Callable[[Received, asyncio.StreamWriter], Awaitable[bool]]
+
+
+class Origin:
+    """An HTTP/1.1 origin in the test's own loop; `handler` writes raw answers.
+
+    The handler returns whether to keep the connection open for another request.
+    """
+
+    def __init__(self, handler: Handler, *, slow_read: bool = False) -> None:
+        self.handler = handler
+        self.slow_read = slow_read
+        self.connections = 0
+        self.requests: list[Received] = []
+        self.closed_by_client = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Origin:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.server.wait_closed()
+
+    def url(self, path: str = "/") -> httpx.URL:
+        return httpx.URL(f"http://127.0.0.1:{self.port}{path}")
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.connections += 1
+        number = self.connections
+        parser = _RequestParser(self.slow_read)
+        try:
+            while True:
+                while not parser.done:
+                    data = await reader.read(65536)
+                    if not data:
+                        self.closed_by_client += 1
+                        return
+                    parser.parser.feed_data(data)
+                    if self.slow_read:
+                        for _ in range(8):
+                            await asyncio.sleep(0)  # a slow reader, not a synchronisation
+                request = parser.done.pop(0)
+                request.connection = number
+                self.requests.append(request)
+                if not await self.handler(request, writer):
+                    return
+        except (ConnectionError, httptools.HttpParserError):
+            self.closed_by_client += 1
+        finally:
+            writer.close()
+            self._tasks.discard(task)
+
+
+def response(body: bytes = b"", status: str = "200 OK", *extra: bytes) -> bytes:
+    head = [b"HTTP/1.1 " + status.encode(), b"content-length: %d" % len(body), *extra]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+async def echo_target(request: Received, writer: asyncio.StreamWriter) -> bool:
+    writer.write(response(request.target, "200 OK", b"x-method: " + request.method.encode()))
+    return True
+
+
+def get(url: httpx.URL, *, method: str = "GET", **kwargs: Any) -> httpx.Request:
+    headers = kwargs.pop("headers", [(b"host", url.netloc)])
+    stream = kwargs.pop("stream", httpx.ByteStream(b""))
+    return httpx.Request(method, url, headers=headers, stream=stream, **kwargs)
+
+
+async def read_all(response: httpx.Response) -> bytes:
+    chunks = [chunk async for chunk in response.aiter_raw()]
+    await response.aclose()
+    return b"".join(chunks)
+
+
+@contextlib.asynccontextmanager
+async def pooled(**kwargs: Any) -> AsyncIterator[PooledTransport]:
+    transport = PooledTransport(**kwargs)
+    try:
+        yield transport
+    finally:
+        await transport.aclose()
+
+
+# -- framing and reuse ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_keep_alive_reuses_one_connection(loop: str) -> None:
+    async def main() -> None:
+        async with Origin(echo_target) as origin, pooled() as transport:
+            for i in range(5):
+                answer = await transport.handle_async_request(get(origin.url(f"/n/{i}?q=1")))
+                assert answer.status_code == 200
+                assert await read_all(answer) == f"/n/{i}?q=1".encode()
+            assert origin.connections == 1
+
+    run(main(), loop)
+
+
+def test_target_extension_and_headers_sent_as_given() -> None:
+    async def main() -> None:
+        async with Origin(echo_target) as origin, pooled() as transport:
+            request = get(
+                origin.url("/ignored"),
+                headers=[(b"Host", b"example.org"), (b"X-Two", b"a"), (b"x-two", b"b")],
+                extensions={"target": b"/raw%2Fpath?a=1&a=2"},
+            )
+            answer = await transport.handle_async_request(request)
+            assert await read_all(answer) == b"/raw%2Fpath?a=1&a=2"
+            seen = origin.requests[0]
+            assert seen.headers == [(b"Host", b"example.org"), (b"X-Two", b"a"), (b"x-two", b"b")]
+
+    run(main())
+
+
+def test_host_derived_when_missing() -> None:
+    async def main() -> None:
+        async with Origin(echo_target) as origin, pooled() as transport:
+            answer = await transport.handle_async_request(get(origin.url("/"), headers=[]))
+            await read_all(answer)
+            assert origin.requests[0].header(b"host") == f"127.0.0.1:{origin.port}".encode()
+
+    run(main())
+
+
+def test_response_metadata_and_raw_headers() -> None:
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        writer.write(
+            b"HTTP/1.1 201 Made It\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\n"
+            b"Set-Cookie: b=2\r\nContent-Encoding: gzip\r\n\r\nhi"
+        )
+        return True
+
+    async def main() -> None:
+        async with Origin(answer) as origin, pooled() as transport:
+            result = await transport.handle_async_request(get(origin.url()))
+            assert result.status_code == 201
+            assert result.extensions["reason_phrase"] == b"Made It"
+            assert result.extensions["http_version"] == b"HTTP/1.1"
+            assert result.headers.raw == [
+                (b"Content-Length", b"2"),
+                (b"Set-Cookie", b"a=1"),
+                (b"Set-Cookie", b"b=2"),
+                (b"Content-Encoding", b"gzip"),
+            ]
+            assert result.headers.get_list("set-cookie") == ["a=1", "b=2"]
+            # The body is passed through as received: not decompressed.
+            assert await read_all(result) == b"hi"
+
+    run(main())
+
+
+def test_chunked_response_is_dechunked_and_connection_reused() -> None:
+    async def chunked(request: Received, writer: asyncio.StreamWriter) -> bool:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\nx-trailer: t\r\n\r\n"
+        )
+        return True
+
+    async def main() -> None:
+        async with Origin(chunked) as origin, pooled() as transport:
+            for _ in range(3):
+                answer = await transport.handle_async_request(get(origin.url()))
+                assert await read_all(answer) == b"hello world"
+            assert origin.connections == 1
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "extra"),
+    [
+        # RFC 9110 §9.3.2: HEAD answers carry the GET framing headers but never a body.
+        pytest.param("HEAD", "200 OK", b"content-length: 5000", id="head-with-length"),
+        pytest.param("HEAD", "200 OK", b"transfer-encoding: chunked", id="head-chunked"),
+        # RFC 9110 §15.3.5 and §15.4.5: 204 and 304 never have a body.
+        pytest.param("GET", "204 No Content", b"x-a: 1", id="204"),
+        pytest.param("GET", "304 Not Modified", b"content-length: 5000", id="304-with-length"),
+    ],
+)
+def test_bodyless_responses_keep_the_connection(method: str, status: str, extra: bytes) -> None:
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        if request.target == b"/after":
+            writer.write(response(b"next"))
+        else:
+            writer.write(b"HTTP/1.1 " + status.encode() + b"\r\n" + extra + b"\r\n\r\n")
+        return True
+
+    async def main() -> None:
+        async with Origin(answer) as origin, pooled() as transport:
+            first = await transport.handle_async_request(get(origin.url("/"), method=method))
+            assert first.status_code == int(status[:3])
+            assert await read_all(first) == b""
+            second = await transport.handle_async_request(get(origin.url("/after")))
+            assert await read_all(second) == b"next"
+            assert origin.connections == 1
+
+    run(main())
+
+
+def test_interim_100_continue_is_skipped() -> None:
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n")
+        writer.write(response(b"final", "200 OK", b"x-final: yes"))
+        return True
+
+    async def main() -> None:
+        async with Origin(answer) as origin, pooled() as transport:
+            result = await transport.handle_async_request(get(origin.url()))
+            assert result.status_code == 200
+            assert result.headers.raw == [(b"content-length", b"5"), (b"x-final", b"yes")]
+            assert await read_all(result) == b"final"
+
+    run(main())
+
+
+def test_body_read_until_close_and_connection_not_reused() -> None:
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        # RFC 9112 §6.3: no Content-Length, not chunked: the body ends when the origin closes.
+        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end")
+        return False
+
+    async def main() -> None:
+        async with Origin(answer) as origin, pooled() as transport:
+            for _ in range(2):
+                result = await transport.handle_async_request(get(origin.url()))
+                assert await read_all(result) == b"until the end"
+            assert origin.connections == 2
+
+    run(main())
+
+
+def test_http10_origin_without_keep_alive_gets_a_new_connection() -> None:
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.0 200 OK\r\ncontent-length: 3\r\n\r\nold")
+        return True  # the origin would keep it; HTTP/1.0 without keep-alive means close
+
+    async def main() -> None:
+        async with Origin(answer) as origin, pooled() as transport:
+            for _ in range(2):
+                result = await transport.handle_async_request(get(origin.url()))
+                assert result.extensions["http_version"] == b"HTTP/1.0"
+                assert await read_all(result) == b"old"
+            assert origin.connections == 2
+
+    run(main())
+
+
+# -- request bodies ------------------------------------------------------------------------
+
+
+class Streamed(httpx.AsyncByteStream):
+    """A request body of unknown length, produced by an async iterator."""
+
+    def __init__(self, source: AsyncIterator[bytes]) -> None:
+        self.source = source
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.source:
+            yield chunk
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+@pytest.mark.parametrize(
+    ("headers", "stream_kind", "expect_length", "expect_chunked"),
+    [
+        pytest.param([(b"content-length", b"11")], "async", b"11", False, id="length-given"),
+        pytest.param([(b"transfer-encoding", b"chunked")], "async", None, True, id="chunked-given"),
+        pytest.param([], "async", None, True, id="unknown-length-goes-chunked"),
+        pytest.param([], "bytes", b"11", False, id="known-bytes-get-length"),
+        pytest.param(
+            [(b"Transfer-Encoding", b"chunked")], "bytes", None, True, id="bytes-chunked-given"
+        ),
+    ],
+)
+def test_request_body_framing(
+    headers: list[tuple[bytes, bytes]],
+    stream_kind: str,
+    expect_length: bytes | None,
+    expect_chunked: bool,
+) -> None:
+    async def main() -> None:
+        async with Origin(echo_target) as origin, pooled() as transport:
+            stream: httpx.AsyncByteStream
+            if stream_kind == "bytes":
+                stream = httpx.ByteStream(b"hello world")
+            else:
+                stream = Streamed(_chunks(b"hello", b"", b" world"))
+            request = get(
+                origin.url("/upload"),
+                method="POST",
+                headers=[(b"host", b"h"), *headers],
+                stream=stream,
+            )
+            await read_all(await transport.handle_async_request(request))
+            seen = origin.requests[0]
+            assert seen.body == b"hello world"
+            assert seen.header(b"content-length") == expect_length
+            assert (seen.header(b"transfer-encoding") == b"chunked") is expect_chunked
+            # The connection stays usable after a streamed body.
+            await read_all(await transport.handle_async_request(get(origin.url("/next"))))
+            assert origin.connections == 1
+
+    run(main())
+
+
+def test_empty_stream_without_framing_sends_no_body() -> None:
+    async def main() -> None:
+        async with Origin(echo_target) as origin, pooled() as transport:
+            request = get(origin.url(), method="POST", stream=Streamed(_chunks()))
+            await read_all(await transport.handle_async_request(request))
+            seen = origin.requests[0]
+            assert seen.body == b""
+            assert seen.header(b"transfer-encoding") is None
+
+    run(main())
+
+
+def test_header_injection_is_refused() -> None:
+    async def main() -> None:
+        async with Origin(echo_target) as origin, pooled() as transport:
+            request = get(origin.url(), headers=[(b"host", b"h"), (b"x-a", b"1\r\nx-evil: 1")])
+            with pytest.raises(httpx.LocalProtocolError):
+                await transport.handle_async_request(request)
+            assert origin.connections == 0
+
+    run(main())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_large_upload_is_streamed_not_buffered(loop: str) -> None:
+    total = 200 * MB
+    block = bytes(range(256)) * 256  # 64 KiB
+
+    async def main() -> None:
+        async with (
+            Origin(echo_target, slow_read=True) as origin,
+            pooled(read_timeout=60.0) as transport,
+        ):
+            baseline = rss_bytes()
+            peak = baseline
+            sent = 0
+
+            async def produce() -> AsyncIterator[bytes]:
+                nonlocal peak, sent
+                while sent < total:
+                    sent += len(block)
+                    if sent % (4 * MB) == 0:
+                        peak = max(peak, rss_bytes())
+                    yield block
+
+            request = get(
+                origin.url("/upload"),
+                method="PUT",
+                headers=[(b"host", b"h")],
+                stream=Streamed(produce()),
+            )
+            await read_all(await transport.handle_async_request(request))
+            expected = hashlib.sha256()
+            for _ in range(total // len(block)):
+                expected.update(block)
+            seen = origin.requests[0]
+            assert seen.body_size == total
+            assert seen.body_sha256 == expected.hexdigest()
+            assert peak - baseline < 48 * MB, f"RSS grew by {(peak - baseline) // MB} MB"
+
+    run(main(), loop)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_large_download_is_streamed_with_back_pressure(loop: str) -> None:
+    total = 200 * MB
+    block = b"z" * (256 * 1024)
+    written = 0
+
+    async def big(request: Received, writer: asyncio.StreamWriter) -> bool:
+        nonlocal written
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % total)
+        while written < total:
+            writer.write(block)
+            written += len(block)
+            await writer.drain()
+        return True
+
+    async def main() -> None:
+        nonlocal written
+        async with Origin(big) as origin, pooled() as transport:
+            result = await transport.handle_async_request(get(origin.url()))
+            baseline = rss_bytes()
+            peak = baseline
+            received = 0
+            lead = 0
+            count = 0
+            async for chunk in result.aiter_raw():
+                received += len(chunk)
+                count += 1
+                lead = max(lead, written - received)
+                if count % 64 == 0:
+                    peak = max(peak, rss_bytes())
+                for _ in range(4):
+                    await asyncio.sleep(0)  # a slow consumer, not a synchronisation
+            await result.aclose()
+            assert received == total
+            # The origin can only run ahead by what the socket buffers and the pause level hold.
+            assert lead < 32 * MB, f"origin ran {lead // MB} MB ahead of the consumer"
+            assert peak - baseline < 48 * MB, f"RSS grew by {(peak - baseline) // MB} MB"
+            # Fully read with keep-alive: the same connection serves the next request.
+            written = total  # the handler answers the next request with headers only
+            follow = await transport.handle_async_request(get(origin.url(), method="HEAD"))
+            await read_all(follow)
+            assert origin.connections == 1
+
+    run(main(), loop)
+
+
+# -- early close, errors, retries ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_early_close_does_not_reuse_the_connection(loop: str) -> None:
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        if request.target == b"/big":
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % (64 * MB))
+            for _ in range(64):
+                writer.write(b"b" * MB)
+                await writer.drain()
+        else:
+            writer.write(response(b"small"))
+        return True
+
+    async def main() -> None:
+        async with Origin(answer) as origin, pooled() as transport:
+            result = await transport.handle_async_request(get(origin.url("/big")))
+            async for chunk in result.aiter_raw():
+                assert chunk
+                break
+            await result.aclose()
+            follow = await transport.handle_async_request(get(origin.url("/small")))
+            assert await read_all(follow) == b"small"
+            assert origin.connections == 2
+
+    run(main(), loop)
+
+
+def test_closing_a_fully_received_unread_body_keeps_the_connection() -> None:
+    async def main() -> None:
+        async with Origin(echo_target) as origin, pooled() as transport:
+            result = await transport.handle_async_request(get(origin.url("/one")))
+            await result.aclose()  # never read, but it all arrived with the headers
+            follow = await transport.handle_async_request(get(origin.url("/two")))
+            assert await read_all(follow) == b"/two"
+            assert origin.connections == 1
+
+    run(main())
+
+
+def test_connection_refused_is_connect_error() -> None:
+    async def main() -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        async with pooled() as transport:
+            with pytest.raises(httpx.ConnectError):
+                await transport.handle_async_request(get(httpx.URL(f"http://127.0.0.1:{port}/")))
+
+    run(main())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_slow_origin_is_read_timeout(loop: str) -> None:
+    async def stall(request: Received, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.Event().wait()  # never answers; cancelled when the origin stops
+        return False
+
+    async def main() -> None:
+        async with Origin(stall) as origin, pooled(read_timeout=0.2) as transport:
+            with pytest.raises(httpx.ReadTimeout):
+                await transport.handle_async_request(get(origin.url()))
+
+    run(main(), loop)
+
+
+def test_per_request_timeout_overrides_the_default() -> None:
+    async def stall(request: Received, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.Event().wait()
+        return False
+
+    async def main() -> None:
+        async with Origin(stall) as origin, pooled(read_timeout=600.0) as transport:
+            timeouts = {"connect": 5.0, "read": 0.1, "write": 5.0, "pool": 5.0}
+            with pytest.raises(httpx.ReadTimeout):
+                await transport.handle_async_request(
+                    get(origin.url(), extensions={"timeout": timeouts})
+                )
+
+    run(main())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_body_gap_is_read_timeout(loop: str) -> None:
+    async def half(request: Received, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf")
+        await asyncio.Event().wait()
+        return False
+
+    async def main() -> None:
+        async with Origin(half) as origin, pooled(read_timeout=0.2) as transport:
+            result = await transport.handle_async_request(get(origin.url()))
+            with pytest.raises(httpx.ReadTimeout):
+                await read_all(result)
+
+    run(main(), loop)
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        pytest.param(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", httpx.RemoteProtocolError, id="not-http"),
+        pytest.param(b"HTTP/1.1 abc\r\n\r\n", httpx.RemoteProtocolError, id="bad-status"),
+        pytest.param(b"", httpx.RemoteProtocolError, id="closed-without-answer"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab",
+            httpx.RemoteProtocolError,
+            id="conflicting-lengths",
+        ),
+    ],
+)
+def test_garbage_response_is_an_error(raw: bytes, error: type[Exception]) -> None:
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        writer.write(raw)
+        return False
+
+    async def main() -> None:
+        async with Origin(answer) as origin, pooled() as transport:
+            with pytest.raises(error):
+                await read_all(await transport.handle_async_request(get(origin.url())))
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort", id="length"),
+        pytest.param(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nab", id="chunked"),
+    ],
+)
+def test_origin_closing_mid_body_is_an_error(raw: bytes) -> None:
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        writer.write(raw)
+        return False
+
+    async def main() -> None:
+        async with Origin(answer) as origin, pooled() as transport:
+            result = await transport.handle_async_request(get(origin.url()))
+            with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+                await read_all(result)
+
+    run(main())
+
+
+def _closes_on_second_request() -> Handler:
+    """An origin that, like one whose idle timer just fired, drops a reused connection."""
+
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        if sum(1 for _ in range(request.connection)) and getattr(writer, "_served", False):
+            return False  # close without answering
+        writer._served = True  # type: ignore[attr-defined]
+        writer.write(response(request.target))
+        return True
+
+    return answer
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_stale_kept_alive_connection_is_retried_transparently(loop: str) -> None:
+    async def main() -> None:
+        async with Origin(_closes_on_second_request()) as origin, pooled() as transport:
+            first = await transport.handle_async_request(get(origin.url("/a")))
+            assert await read_all(first) == b"/a"
+            second = await transport.handle_async_request(get(origin.url("/b")))
+            assert await read_all(second) == b"/b"
+            assert origin.connections == 2
+
+    run(main(), loop)
+
+
+def test_stale_connection_is_not_retried_with_a_body() -> None:
+    async def main() -> None:
+        async with Origin(_closes_on_second_request()) as origin, pooled() as transport:
+            await read_all(await transport.handle_async_request(get(origin.url("/a"))))
+            request = get(origin.url("/b"), method="POST", stream=httpx.ByteStream(b"data"))
+            with pytest.raises(httpx.RemoteProtocolError):
+                await transport.handle_async_request(request)
+            assert origin.connections == 1
+
+    run(main())
+
+
+def test_pool_limit_waits_then_times_out() -> None:
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\npart")
+        await asyncio.Event().wait()
+        return False
+
+    async def main() -> None:
+        async with Origin(answer) as origin, pooled(max_connections=1) as transport:
+            held = await transport.handle_async_request(get(origin.url()))
+            timeouts = {"connect": 1.0, "read": 1.0, "write": 1.0, "pool": 0.1}
+            with pytest.raises(httpx.PoolTimeout):
+                await transport.handle_async_request(
+                    get(origin.url(), extensions={"timeout": timeouts})
+                )
+            await held.aclose()
+            assert origin.connections == 1
+
+    run(main())
+
+
+def test_keepalive_expiry_zero_never_reuses() -> None:
+    async def main() -> None:
+        async with Origin(echo_target) as origin, pooled(keepalive_expiry=0.0) as transport:
+            for _ in range(3):
+                await read_all(await transport.handle_async_request(get(origin.url())))
+            assert origin.connections == 3
+
+    run(main())
+
+
+def test_aclose_closes_idle_connections() -> None:
+    async def main() -> None:
+        async with Origin(echo_target) as origin:
+            transport = PooledTransport()
+            await read_all(await transport.handle_async_request(get(origin.url())))
+            await transport.aclose()
+            while origin.closed_by_client == 0:
+                await asyncio.sleep(0)  # the origin notices the close on its next read
+            assert origin.closed_by_client == 1
+            with pytest.raises(RuntimeError):
+                await transport.handle_async_request(get(origin.url()))
+
+    run(main())
+
+
+def test_unsupported_scheme() -> None:
+    async def main() -> None:
+        async with pooled() as transport:
+            with pytest.raises(httpx.UnsupportedProtocol):
+                await transport.handle_async_request(get(httpx.URL("ftp://127.0.0.1/")))
+
+    run(main())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_200_concurrent_requests_all_answered(loop: str) -> None:
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(0)
+        body = request.target * 50
+        writer.write(response(body))
+        return True
+
+    async def main() -> None:
+        async with Origin(answer) as origin, pooled(max_connections=50) as transport:
+
+            async def one(i: int) -> None:
+                result = await transport.handle_async_request(get(origin.url(f"/r/{i}")))
+                assert await read_all(result) == f"/r/{i}".encode() * 50
+
+            async with asyncio.TaskGroup() as group:
+                for i in range(200):
+                    group.create_task(one(i))
+            assert origin.connections <= 50
+            assert len(origin.requests) == 200
+
+    run(main(), loop)
+
+
+# -- https ---------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_https_origin(tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+
+    async def main() -> None:
+        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_context.load_cert_chain(cert, key)
+        origin = Origin(echo_target)
+        origin.server = await asyncio.start_server(
+            origin._serve, "127.0.0.1", 0, ssl=server_context
+        )
+        port = origin.server.sockets[0].getsockname()[1]
+        client_context = ssl.create_default_context(cafile=str(cert))
+        try:
+            async with pooled(ssl_context=client_context) as transport:
+                url = httpx.URL(f"https://127.0.0.1:{port}/secure")
+                for _ in range(2):
+                    result = await transport.handle_async_request(get(url))
+                    assert await read_all(result) == b"/secure"
+                assert origin.connections == 1
+        finally:
+            await origin.__aexit__()
+
+    run(main())
