@@ -19,9 +19,11 @@ from starlette.routing import Route
 
 from edge.accesslog import AccessLog
 from edge.config import EdgeConfig
+from edge.functions import FunctionRegistry
 from edge.metrics import ProxyMetrics, render_latest
 from edge.origins import Upstream, build_upstreams, close_upstreams
 from edge.pipeline import Pipeline
+from edge.triggers import TriggerRunner
 
 
 def create_app(
@@ -30,21 +32,30 @@ def create_app(
     upstreams: dict[str, Upstream] | None = None,
     metrics: ProxyMetrics | None = None,
     access_log: AccessLog | None = None,
+    functions: FunctionRegistry | None = None,
 ) -> Starlette:
     """The viewer-facing application for `config`."""
     live = upstreams if upstreams is not None else build_upstreams(config)
+    registry = functions
+    if registry is None and config.functions:
+        registry = FunctionRegistry(config)
     pipeline = Pipeline(
         config,
         live,
         metrics=metrics or ProxyMetrics(CollectorRegistry()),
         access_log=access_log or AccessLog(sys.stdout if config.server.access_log else None),
+        triggers=TriggerRunner.from_config(config, registry) if registry is not None else None,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         try:
+            if registry is not None:
+                await registry.start()
             yield
         finally:
+            if registry is not None:
+                await registry.aclose()
             await close_upstreams(live)
 
     app = Starlette(lifespan=lifespan)

@@ -37,12 +37,14 @@ def _fail_config(error: ConfigError) -> NoReturn:
     sys.exit(2)
 
 
-def _load(config_path: Path | None, origin: str | None) -> EdgeConfig:
+def _load(
+    config_path: Path | None, origin: str | None, hooks: dict[str, str] | None = None
+) -> EdgeConfig:
     try:
         if origin is not None:
             if config_path is not None:
                 raise click.UsageError("give either CONFIG or --origin, not both")
-            return config_for_origin(origin)
+            return config_for_origin(origin, hooks=hooks or {})
         return load_config(config_path or default_config_path())
     except ConfigError as error:
         _fail_config(error)
@@ -91,6 +93,30 @@ def main() -> None:
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes.")
 @click.option("--admin", help="HOST:PORT for /healthz and /metrics.")
 @click.option("--access-log/--no-access-log", default=None, help="One line per request on stdout.")
+@click.option(
+    "--viewer-request",
+    "viewer_request",
+    metavar="FILE.py::FUNC",
+    help="With --origin: a Python handler for viewer-request.",
+)
+@click.option(
+    "--origin-request",
+    "origin_request",
+    metavar="FILE.py::FUNC",
+    help="With --origin: a Python handler for origin-request.",
+)
+@click.option(
+    "--origin-response",
+    "origin_response",
+    metavar="FILE.py::FUNC",
+    help="With --origin: a Python handler for origin-response.",
+)
+@click.option(
+    "--viewer-response",
+    "viewer_response",
+    metavar="FILE.py::FUNC",
+    help="With --origin: a Python handler for viewer-response.",
+)
 def serve(
     config_path: Path | None,
     origin: str | None,
@@ -98,15 +124,28 @@ def serve(
     workers: int | None,
     admin: str | None,
     access_log: bool | None,
+    viewer_request: str | None,
+    origin_request: str | None,
+    origin_response: str | None,
+    viewer_response: str | None,
 ) -> None:
     """Start the edge with CONFIG (default: the bundled examples/edge.toml)."""
+    given = {
+        "viewer-request": viewer_request,
+        "origin-request": origin_request,
+        "origin-response": origin_response,
+        "viewer-response": viewer_response,
+    }
+    hooks = {trigger: target for trigger, target in given.items() if target}
+    if hooks and origin is None:
+        raise click.UsageError("--viewer-request and friends go with --origin")
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     config = _with_overrides(
-        _load(config_path, origin),
+        _load(config_path, origin, hooks),
         listen=listen,
         workers=workers,
         admin=admin,
@@ -171,6 +210,145 @@ def check(config_path: Path) -> None:
     resolved = config.model_dump(mode="json", by_alias=True, exclude_none=True)
     click.echo(json.dumps(resolved, indent=2))
     err_console.print(f"[green]ok[/]: {config_path} is valid")
+
+
+def _split_handler(target: str) -> tuple[Path, str]:
+    path, sep, function = target.rpartition("::")
+    if not sep or not path or not function.isidentifier():
+        raise click.BadParameter(f"expected FILE.py::FUNCTION, found {target!r}")
+    file = Path(path)
+    if not file.is_file():
+        raise click.BadParameter(f"no such file: {path}")
+    return file, function
+
+
+@main.command()
+@click.argument("target", metavar="FILE.py::FUNC")
+@click.option(
+    "--event",
+    "event_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False, allow_dash=True),
+    help="Event JSON file ('-': stdin).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.001, max=900),
+    default=3.0,
+    show_default=True,
+    help="Seconds before the environment is killed.",
+)
+@click.option(
+    "--memory",
+    type=click.IntRange(128, 10240),
+    default=128,
+    show_default=True,
+    help="Memory limit in MB.",
+)
+@click.option(
+    "--env",
+    "env_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An environment variable for the function (repeatable).",
+)
+def invoke(
+    target: str, event_path: Path | None, timeout: float, memory: int, env_pairs: tuple[str, ...]
+) -> None:
+    """Run one handler once in a real execution environment.
+
+    Prints the result JSON on stdout and the function's log on stderr; exits 1 when the
+    function failed (the error document is printed as the result, as Lambda returns it).
+    """
+    import asyncio
+
+    from sandbox.errors import FunctionError, SandboxError
+    from sandbox.python_worker.oneshot import invoke_handler_file
+
+    file, function = _split_handler(target)
+    if event_path is None or str(event_path) == "-":
+        event = sys.stdin.buffer.read() if event_path is not None else b"{}"
+    else:
+        event = event_path.read_bytes()
+    try:
+        json.loads(event)
+    except ValueError as exc:
+        raise click.BadParameter(f"the event is not JSON: {exc}") from None
+    environment = {}
+    for pair in env_pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected KEY=VALUE, found {pair!r}")
+        environment[key] = value
+    try:
+        result = asyncio.run(
+            invoke_handler_file(
+                file,
+                function,
+                event,
+                timeout_seconds=timeout,
+                memory_mb=memory,
+                environment=environment,
+            )
+        )
+    except FunctionError as error:
+        sys.stderr.write(error.log)
+        click.echo(error.payload_bytes.decode())
+        sys.exit(1)
+    except (SandboxError, ValueError) as error:
+        err_console.print(f"[bold red]error:[/] {error}", markup=True)
+        sys.exit(1)
+    sys.stderr.write(result.log)
+    click.echo(result.payload.decode())
+
+
+@main.command()
+@click.argument(
+    "trigger",
+    type=click.Choice(["viewer-request", "origin-request", "origin-response", "viewer-response"]),
+)
+@click.option("--uri", default="/", show_default=True, help="Request path.")
+@click.option("--method", default="GET", show_default=True, help="Request method.")
+@click.option("--querystring", default="", help="Raw query string, without '?'.")
+@click.option(
+    "--header",
+    "header_pairs",
+    multiple=True,
+    metavar="NAME:VALUE",
+    help="A request header (repeatable).",
+)
+@click.option(
+    "--status",
+    type=click.IntRange(100, 599),
+    default=200,
+    show_default=True,
+    help="Response status (response triggers).",
+)
+def events(
+    trigger: str,
+    uri: str,
+    method: str,
+    querystring: str,
+    header_pairs: tuple[str, ...],
+    status: int,
+) -> None:
+    """Print a valid sample Lambda@Edge event for TRIGGER (like `sam local generate-event`)."""
+    from edge.events import EventType, sample_event
+
+    headers = []
+    for pair in header_pairs:
+        name, sep, value = pair.partition(":")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME:VALUE, found {pair!r}")
+        headers.append((name.strip(), value.strip()))
+    document = sample_event(
+        EventType(trigger),
+        uri=uri,
+        method=method.upper(),
+        querystring=querystring,
+        headers=headers,
+        status=status,
+    )
+    click.echo(json.dumps(document, indent=2))
 
 
 if __name__ == "__main__":  # pragma: no cover

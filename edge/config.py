@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from edge.behaviors import METHOD_SETS, MethodSet
+from sandbox.python_worker.spec import check_environment
 
 
 class ConfigError(Exception):
@@ -74,6 +75,8 @@ class HttpOriginConfig(_Strict):
     """`[origins.NAME]` with `url`: an HTTP server."""
 
     url: str
+    # Another name this origin answers to when an origin-request function switches to it.
+    domain_name: str | None = None
     keep_host: bool = False
     headers: dict[HeaderName, str] = Field(default_factory=dict)
     connect_timeout: Seconds = 10.0
@@ -101,6 +104,9 @@ class DirectoryOriginConfig(_Strict):
     directory: Path
     index_document: str | None = "index.html"
     error_document: str | None = None
+    # The S3 bucket domain this origin stands for in Lambda@Edge events (and answers to when
+    # an origin-request function switches to it). Default: `<name>.s3.us-east-1.amazonaws.com`.
+    domain_name: str | None = None
 
     @property
     def kind(self) -> Literal["directory"]:
@@ -111,10 +117,58 @@ OriginConfig = HttpOriginConfig | DirectoryOriginConfig
 
 
 class FunctionAssociation(_Strict):
-    """A function attached to one trigger of a behavior."""
+    """A function attached to one trigger of a behavior (`name` or `name:qualifier`)."""
 
-    function: str
+    function: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?$")
     include_body: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.function.partition(":")[0]
+
+
+TRIGGERS = ("viewer-request", "origin-request", "origin-response", "viewer-response")
+Trigger = Literal["viewer-request", "origin-request", "origin-response", "viewer-response"]
+
+
+class FunctionConfig(_Strict):
+    """`[functions.NAME]`: a Lambda function the behaviors (and later origins) can call.
+
+    Python: `handler = "dir/module.function"` (relative to the config file), or `code = "dir"`
+    with `handler = "module.function"` as Lambda writes it.
+    """
+
+    runtime: Literal["python"] = "python"
+    handler: str = Field(pattern=r"^[^:]+\.[A-Za-z_][A-Za-z0-9_]*$")
+    code: Path | None = None
+    timeout: Annotated[float, Field(gt=0, le=900)] | None = None
+    memory: int = Field(default=128, ge=128, le=10_240)
+    environment: dict[str, str] = Field(default_factory=dict)
+    max_concurrency: int = Field(default=64, ge=0, le=10_000)
+    idle_timeout: Annotated[float, Field(gt=0)] = 300.0
+    provisioned: int = Field(default=0, ge=0)
+
+    @property
+    def code_dir_and_handler(self) -> tuple[Path, str]:
+        """(code directory, `module.function`)."""
+        if self.code is not None:
+            return self.code, self.handler
+        folder, slash, rest = self.handler.rpartition("/")
+        return (Path(folder) if slash else Path(".")), rest
+
+
+class LambdaEdgeConfig(_Strict):
+    """`[lambda_edge]`: CloudFront's limits for triggered functions, and what the event shows."""
+
+    viewer_timeout: Annotated[float, Field(gt=0, le=900)] = 5.0
+    origin_timeout: Annotated[float, Field(gt=0, le=900)] = 30.0
+    viewer_memory: int = Field(default=128, ge=128, le=10_240)
+    # Lambda@Edge refuses user environment variables; allowing them is an extension.
+    allow_environment: bool = False
+    # A viewer-response status change: False keeps the status and warns, True answers 502.
+    strict: bool = False
+    distribution_id: str = "EDFDVBD6EXAMPLE"
+    distribution_domain_name: str = "d111111abcdef8.cloudfront.net"
 
 
 Association = Annotated[str | FunctionAssociation, Field(union_mode="left_to_right")]
@@ -131,6 +185,13 @@ class BehaviorConfig(_Strict):
     origin_response: Association | None = Field(default=None, alias="origin-response")
     viewer_response: Association | None = Field(default=None, alias="viewer-response")
 
+    def association(self, trigger: str) -> FunctionAssociation | None:
+        """The function attached to `trigger`, normalised to a FunctionAssociation."""
+        value = getattr(self, trigger.replace("-", "_"))
+        if isinstance(value, str):
+            return FunctionAssociation(function=value)
+        return value  # type: ignore[no-any-return]
+
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
@@ -146,6 +207,8 @@ class EdgeConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     origins: dict[str, OriginConfig]
     behaviors: list[BehaviorConfig] = Field(default_factory=list)
+    functions: dict[str, FunctionConfig] = Field(default_factory=dict)
+    lambda_edge: LambdaEdgeConfig = Field(default_factory=LambdaEdgeConfig)
     source: str = Field(default="<memory>", exclude=True)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -197,6 +260,8 @@ def _known_fields(model: type[BaseModel]) -> list[str]:
 _MODELS_BY_LOC: dict[str, type[BaseModel]] = {
     "server": ServerConfig,
     "behaviors": BehaviorConfig,
+    "functions": FunctionConfig,
+    "lambda_edge": LambdaEdgeConfig,
 }
 
 
@@ -346,6 +411,61 @@ def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
                 f"behaviors[{index}].path: '*' is the default behavior and must come last, "
                 f"found it at position {index} of {len(config.behaviors)}"
             )
+    functions = sorted(config.functions)
+    edge = config.lambda_edge
+    for index, behavior in enumerate(config.behaviors):
+        for trigger in TRIGGERS:
+            association = behavior.association(trigger)
+            if association is None:
+                continue
+            where = f"behaviors[{index}].{trigger}"
+            if association.name not in config.functions:
+                close = difflib.get_close_matches(association.name, functions, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                known = ", ".join(repr(n) for n in functions) or "none are defined"
+                problems.append(
+                    f"{where}: expected one of the functions ({known}), "
+                    f"found {association.name!r}{hint}"
+                )
+                continue
+            if association.include_body and trigger.endswith("-response"):
+                problems.append(
+                    f"{where}.include_body: expected false (CloudFront allows include_body only "
+                    f"on viewer-request and origin-request), found true"
+                )
+            function = config.functions[association.name]
+            viewer = trigger.startswith("viewer")
+            limit = edge.viewer_timeout if viewer else edge.origin_timeout
+            if function.timeout is not None and function.timeout > limit:
+                problems.append(
+                    f"functions.{association.name}.timeout: expected at most {limit:g} s for a "
+                    f"function on {trigger} ({where}), found {function.timeout:g}"
+                )
+            if viewer and function.memory > edge.viewer_memory:
+                problems.append(
+                    f"functions.{association.name}.memory: expected at most "
+                    f"{edge.viewer_memory} MB for a function on {trigger} ({where}), "
+                    f"found {function.memory}"
+                )
+            if function.environment and not edge.allow_environment:
+                problems.append(
+                    f"functions.{association.name}.environment: expected none for a function "
+                    f"on a Lambda@Edge trigger ({where}); Lambda@Edge has no environment "
+                    f"variables (set lambda_edge.allow_environment = true to allow them), "
+                    f"found {len(function.environment)}"
+                )
+    for name, function in config.functions.items():
+        try:
+            check_environment(function.environment)
+        except ValueError as exc:
+            problems.append(f"functions.{name}.environment: {exc}")
+        code_dir, _ = function.code_dir_and_handler
+        folder = code_dir if code_dir.is_absolute() else config.base_dir / code_dir
+        if not folder.is_dir():
+            problems.append(
+                f"functions.{name}.handler: expected code in an existing directory, "
+                f"found {str(code_dir)!r} (looked at {folder})"
+            )
     paths = [b.path for b in config.behaviors]
     for index, path in enumerate(paths):
         if path in paths[:index]:
@@ -379,11 +499,19 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
         if isinstance(origin, DirectoryOriginConfig) and not origin.directory.is_absolute():
             origin = origin.model_copy(update={"directory": (base / origin.directory).resolve()})
         origins[name] = origin
+    functions: dict[str, FunctionConfig] = {}
+    for name, function in config.functions.items():
+        code_dir, handler = function.code_dir_and_handler
+        if not code_dir.is_absolute():
+            code_dir = (base / code_dir).resolve()
+        functions[name] = function.model_copy(update={"code": code_dir, "handler": handler})
     behaviors = list(config.behaviors)
     if not behaviors or behaviors[-1].path != "*":
         # CloudFront always has a default behavior; with one origin it is implied.
         behaviors.append(BehaviorConfig(path="*", origin=next(iter(origins))))
-    return config.model_copy(update={"origins": origins, "behaviors": behaviors})
+    return config.model_copy(
+        update={"origins": origins, "behaviors": behaviors, "functions": functions}
+    )
 
 
 def load_config(path: Path) -> EdgeConfig:
@@ -402,14 +530,28 @@ def load_config(path: Path) -> EdgeConfig:
     return parse_config(raw, source=source, base_dir=path.resolve().parent)
 
 
-def config_for_origin(target: str, *, base_dir: Path | None = None) -> EdgeConfig:
-    """The one-behavior configuration of `edge serve --origin URL|DIR`."""
+def config_for_origin(
+    target: str, *, hooks: Mapping[str, str] | None = None, base_dir: Path | None = None
+) -> EdgeConfig:
+    """The one-behavior configuration of `edge serve --origin URL|DIR [--viewer-request ...]`.
+
+    `hooks` maps a trigger to `FILE.py::FUNCTION`; each becomes a function of its own.
+    """
     origin: dict[str, Any] = {"url": target} if "://" in target else {"directory": target}
-    return parse_config(
-        {"origins": {"origin": origin}, "behaviors": [{"path": "*", "origin": "origin"}]},
-        source="--origin",
-        base_dir=base_dir or Path.cwd(),
-    )
+    behavior: dict[str, Any] = {"path": "*", "origin": "origin"}
+    functions: dict[str, Any] = {}
+    for trigger, spec in (hooks or {}).items():
+        file, sep, function = spec.rpartition("::")
+        if not sep or not file.endswith(".py"):
+            raise ConfigError(f"--{trigger}", [f"expected FILE.py::FUNCTION, found {spec!r}"])
+        path = Path(file)
+        name = f"{trigger}-{path.stem}".replace("_", "-")[:64]
+        functions[name] = {"handler": f"{path.parent / path.stem}.{function}"}
+        behavior[trigger] = name
+    raw: dict[str, Any] = {"origins": {"origin": origin}, "behaviors": [behavior]}
+    if functions:
+        raw["functions"] = functions
+    return parse_config(raw, source="--origin", base_dir=base_dir or Path.cwd())
 
 
 __all__ = [
@@ -418,7 +560,10 @@ __all__ = [
     "ConfigError",
     "DirectoryOriginConfig",
     "EdgeConfig",
+    "FunctionAssociation",
+    "FunctionConfig",
     "HttpOriginConfig",
+    "LambdaEdgeConfig",
     "OriginConfig",
     "ServerConfig",
     "config_for_origin",

@@ -10,7 +10,24 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from edge.events import LambdaValidationError
+from edge.triggers import TriggerFailed
 from origin_proxy.errors import OriginError, OriginInvalidResponse, OriginTimeout
+from sandbox.errors import (
+    FunctionCrashed,
+    FunctionError,
+    FunctionMemoryExceeded,
+    FunctionThrottled,
+    FunctionTimeout,
+    SandboxError,
+)
+
+# CloudFront's error-page sentences (lambda-edge-spec §4.1).
+_INVALID_FUNCTION = (
+    "The Lambda function associated with the CloudFront distribution is invalid or doesn't "
+    "have the required permissions."
+)
+_THROTTLED = "The Lambda function associated with the CloudFront distribution was throttled."
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +56,80 @@ REASONS = {
 }
 
 
+def _function_failure(exc: TriggerFailed) -> Failure:
+    """Lambda@Edge failures (spec §4.1, §15.1): validation -> 502; the rest -> 503."""
+    where = f"function {exc.function!r} at {exc.trigger}"
+    cause = exc.cause
+    if isinstance(cause, LambdaValidationError):
+        return Failure(
+            502,
+            "LambdaValidationError",
+            cause.rule,
+            cause.cloudfront_message,
+            f"{where}: invalid result: {cause}. Fix the function's return value.",
+        )
+    if isinstance(cause, FunctionThrottled):
+        return Failure(
+            503,
+            "LambdaLimitExceeded",
+            "Throttled",
+            _THROTTLED,
+            f"{where}: throttled ({cause.reason}): every execution environment was busy; "
+            "raise the function's max_concurrency or lower the load",
+        )
+    if isinstance(cause, FunctionTimeout):
+        hint = "make the handler faster or raise the function's timeout (trigger limits: "
+        hint += "5 s viewer, 30 s origin)"
+        return Failure(
+            503,
+            "LambdaExecutionError",
+            cause.error_type or "Sandbox.Timedout",
+            _INVALID_FUNCTION,
+            f"{where}: {cause.error_message}; {hint}",
+        )
+    if isinstance(cause, FunctionMemoryExceeded):
+        return Failure(
+            503,
+            "LambdaExecutionError",
+            cause.error_type or "Runtime.OutOfMemory",
+            _INVALID_FUNCTION,
+            f"{where}: {cause.error_message}; raise the function's memory or use less",
+        )
+    if isinstance(cause, FunctionCrashed):
+        return Failure(
+            503,
+            "LambdaExecutionError",
+            cause.error_type or "Runtime.ExitError",
+            _INVALID_FUNCTION,
+            f"{where}: the execution environment died: {cause.error_message}; "
+            "a fresh one serves the next request",
+        )
+    if isinstance(cause, FunctionError):
+        return Failure(
+            503,
+            "LambdaExecutionError",
+            cause.error_type or "Unhandled",
+            _INVALID_FUNCTION,
+            f"{where}: {cause.error_type}: {cause.error_message}; see the function's log "
+            "(REPORT and traceback) for this request",
+        )
+    if isinstance(cause, SandboxError):
+        return Failure(
+            503,
+            "LambdaExecutionError",
+            type(cause).__name__,
+            _INVALID_FUNCTION,
+            f"{where}: {cause}",
+        )
+    return Failure(
+        503, "LambdaExecutionError", type(cause).__name__, _INVALID_FUNCTION, f"{where}: {cause!r}"
+    )
+
+
 def failure_for(exc: BaseException) -> Failure:
     """Map an exception raised while serving a request to what the viewer gets."""
+    if isinstance(exc, TriggerFailed):
+        return _function_failure(exc)
     if isinstance(exc, OriginTimeout):
         return Failure(504, "Error", exc.detail, "The origin did not answer in time.", str(exc))
     if isinstance(exc, OriginInvalidResponse):

@@ -195,7 +195,10 @@ def test_dead_origin_gives_502_with_a_log_line_naming_it(
     assert response.headers["x-cache"] == "Error from edge-test"
     assert response.headers["x-edge-error"] == "OriginConnectError"
     request_id = response.headers["x-amz-cf-id"]
-    line = edge.wait_for(rf"{re.escape(request_id)}.*OriginConnectError.*origin 'dead'.*-> 502")
+    line = edge.wait_for(
+        rf"request {re.escape(request_id)} GET /dead/x: Error -> 502 OriginConnectError: "
+        r"origin 'dead': .*"
+    )
     assert "cannot connect" in line.group(0)
 
 
@@ -204,7 +207,11 @@ def test_slow_origin_gives_504(client: httpx.Client, edge: EdgeProcess) -> None:
     assert response.status_code == 504
     assert response.headers["x-cache"] == "Error from edge-test"
     assert response.headers["x-edge-error"] == "OriginCommError"
-    edge.wait_for(rf"{response.headers['x-amz-cf-id']}.*origin 'app'.*no read within 1.5 s.*-> 504")
+    request_id = re.escape(response.headers["x-amz-cf-id"])
+    edge.wait_for(
+        rf"request {request_id} GET /slow/5: Error -> 504 OriginCommError: "
+        r"origin 'app': no read within 1.5 s"
+    )
 
 
 def test_body_over_the_limit_gets_413(client: httpx.Client) -> None:

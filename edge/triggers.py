@@ -1,0 +1,103 @@
+"""Running one Lambda@Edge trigger: build the event, invoke the function, decode the result.
+
+Every failure comes out as `TriggerFailed`, carrying the trigger, the function and the cause
+(a sandbox error or a `LambdaValidationError`), so `edge.failures` can map it to CloudFront's
+status and tell the author what to fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from edge.config import EdgeConfig, FunctionAssociation
+from edge.events import (
+    EventConfig,
+    EventType,
+    LambdaValidationError,
+    Request,
+    Response,
+    ValidationPolicy,
+    build_event,
+    decode_result,
+)
+from edge.events.cloudfront_result import Outcome
+from edge.functions import FunctionRegistry
+from sandbox.errors import SandboxError
+
+logger = logging.getLogger("edge.functions")
+
+
+class TriggerFailed(Exception):
+    """A function at a trigger failed; `cause` says how."""
+
+    def __init__(
+        self, trigger: str, function: str, cause: BaseException, lambda_request_id: str = ""
+    ) -> None:
+        super().__init__(f"{function} at {trigger}: {cause}")
+        self.trigger = trigger
+        self.function = function
+        self.cause = cause
+        self.lambda_request_id = lambda_request_id
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerRunner:
+    """Runs functions at triggers with the distribution's settings."""
+
+    registry: FunctionRegistry
+    distribution_domain_name: str
+    distribution_id: str
+    viewer_timeout_seconds: float
+    origin_timeout_seconds: float
+    policy: ValidationPolicy
+
+    @classmethod
+    def from_config(cls, config: EdgeConfig, registry: FunctionRegistry) -> TriggerRunner:
+        edge = config.lambda_edge
+        return cls(
+            registry=registry,
+            distribution_domain_name=edge.distribution_domain_name,
+            distribution_id=edge.distribution_id,
+            viewer_timeout_seconds=edge.viewer_timeout,
+            origin_timeout_seconds=edge.origin_timeout,
+            policy=ValidationPolicy(strict_viewer_response_status=edge.strict),
+        )
+
+    async def run(
+        self,
+        trigger: EventType,
+        association: FunctionAssociation,
+        request: Request,
+        response: Response | None,
+        request_id: str,
+    ) -> Outcome:
+        """Invoke `association`'s function at `trigger`; the decoded outcome, or TriggerFailed."""
+        config = EventConfig(self.distribution_domain_name, self.distribution_id, request_id)
+        event = build_event(
+            trigger, config, request, response, include_body=association.include_body
+        )
+        limit = (
+            self.viewer_timeout_seconds
+            if trigger.startswith("viewer")
+            else self.origin_timeout_seconds
+        )
+        name = association.name
+        lambda_id = ""
+        try:
+            result = await self.registry.invoke(
+                name,
+                event.payload,
+                request_id="",
+                deadline=time.monotonic() + limit,
+                timeout_seconds=limit,
+            )
+            lambda_id = result.request_id
+            outcome = decode_result(event, result.payload, policy=self.policy)
+        except (SandboxError, LambdaValidationError) as exc:
+            lambda_id = lambda_id or getattr(exc, "request_id", "")
+            raise TriggerFailed(trigger, name, exc, lambda_id) from exc
+        for warning in outcome.warnings:
+            logger.warning("request %s: function %s at %s: %s", request_id, name, trigger, warning)
+        return outcome

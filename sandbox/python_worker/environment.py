@@ -1,0 +1,485 @@
+"""One execution environment, host side: a forked process that serves one invocation at a time.
+
+`ExecutionEnvironment.launch()` asks the zygote for a process; `invoke()` sends an event over
+the framed socket and waits for the answer until the deadline, with the event loop's native
+socket transport (uvloop or asyncio). Every way an invocation ends becomes either an
+`InvocationResult` or one `FunctionError` subclass, each with the invocation's complete log text
+in Lambda's format. A timeout kills the process at the deadline without waiting for it; an
+environment that timed out, crashed or ran out of memory is dead and must be discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sandbox.errors import (
+    FunctionCrashed,
+    FunctionError,
+    FunctionMemoryExceeded,
+    FunctionTimeout,
+    PoolClosed,
+)
+from sandbox.python_worker import log_lines
+from sandbox.python_worker.framing import (
+    KIND_ERROR,
+    KIND_INIT,
+    KIND_INVOKE,
+    KIND_RESULT,
+    Frame,
+    FrameDecoder,
+    FrameError,
+    encode_frame,
+)
+from sandbox.python_worker.launcher import SpawnedProcess, Zygote
+from sandbox.python_worker.spec import (
+    INITIALIZATION_ON_DEMAND,
+    INITIALIZATION_PROVISIONED,
+    FunctionSpec,
+    lambda_environment,
+    log_stream_name,
+)
+
+_LOST = "lost"
+_EXPIRED = "expired"
+_CRASH_STATUS_WAIT_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationResult:
+    """A successful invocation.
+
+    `payload` is the handler's result as JSON bytes (or its bytes, untouched). `log` is the
+    invocation's complete log text, START..REPORT, preceded on a cold start by what Init wrote.
+    `init_duration_ms` is set on the first invocation of an on-demand environment (cold start).
+    """
+
+    payload: bytes
+    log: str
+    request_id: str
+    duration_ms: float
+    billed_duration_ms: int
+    max_memory_used_mb: int
+    init_duration_ms: float | None
+    executed_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class _InitReport:
+    init_ms: float
+    start_ms: float
+    max_memory_mb: int
+    output: str
+    error: dict[str, Any] | None
+
+
+class _Connection(asyncio.Protocol):
+    """Feeds frames from the environment's socket to its `ExecutionEnvironment`."""
+
+    def __init__(self, environment: ExecutionEnvironment) -> None:
+        self._environment = environment
+        self._decoder = FrameDecoder()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self._decoder.feed(data)
+        except FrameError:
+            self._environment.kill()
+            return
+        for frame in frames:
+            self._environment._on_frame(frame)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._environment._on_lost()
+
+
+class ExecutionEnvironment:
+    """A Lambda execution environment backed by one process. Create with `launch()`."""
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        process: SpawnedProcess,
+        *,
+        provisioned: bool,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.spec = spec
+        self.process = process
+        self.provisioned = provisioned
+        self.last_used = 0.0
+        self.invocations = 0
+        self._loop = loop
+        self._transport: asyncio.Transport | None = None
+        self._init: _InitReport | None = None
+        self._waiter: asyncio.Future[Frame | str] | None = None
+        self._lost = False
+        self._killed = False
+        self._closed_by_owner = False
+        self._released = False
+        self._budget_seconds = 0.0
+
+    @property
+    def pid(self) -> int:
+        """The environment's process id."""
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        """True while the environment can take an invocation."""
+        return not (self._lost or self._killed) and (self._init is None or not self._init.error)
+
+    @property
+    def ready(self) -> bool:
+        """True once Init finished (successfully or not)."""
+        return self._init is not None
+
+    @property
+    def start_ms(self) -> float | None:
+        """Milliseconds from fork to the handler's module imported, as the child measured."""
+        return None if self._init is None else self._init.start_ms
+
+    @classmethod
+    async def launch(
+        cls, zygote: Zygote, spec: FunctionSpec, *, provisioned: bool = False
+    ) -> ExecutionEnvironment:
+        """Fork a new environment; Init (the handler's import) proceeds in the background."""
+        loop = asyncio.get_running_loop()
+        stream = log_stream_name(spec.version, uuid.uuid4().hex, time.time())
+        config = {
+            "code_dir": str(spec.code_dir.resolve()),
+            "handler": spec.handler,
+            "environ": lambda_environment(
+                spec,
+                stream_name=stream,
+                initialization_type=(
+                    INITIALIZATION_PROVISIONED if provisioned else INITIALIZATION_ON_DEMAND
+                ),
+            ),
+            "memory_mb": spec.memory_mb,
+            "max_result_bytes": spec.max_result_bytes,
+            "max_log_bytes": spec.max_log_bytes,
+        }
+        process = await zygote.spawn(config)
+        environment = cls(spec, process, provisioned=provisioned, loop=loop)
+        try:
+            transport, _ = await loop.create_unix_connection(
+                lambda: _Connection(environment), sock=process.sock
+            )
+        except BaseException:
+            process.kill()
+            process.sock.close()
+            raise
+        environment._transport = transport
+        return environment
+
+    # -- events from the connection -------------------------------------------------------
+
+    def _on_frame(self, frame: Frame) -> None:
+        if frame.kind == KIND_INIT and self._init is None:
+            meta = orjson.loads(frame.meta)
+            self._init = _InitReport(
+                init_ms=float(meta["i"]),
+                start_ms=float(meta["s"]),
+                max_memory_mb=int(meta["m"]),
+                output=str(meta["o"]),
+                error=orjson.loads(frame.blob) if frame.blob else None,
+            )
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(frame)
+
+    def _on_lost(self) -> None:
+        self._lost = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(_LOST)
+
+    def _on_deadline(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(_EXPIRED)
+
+    async def _next_event(self) -> Frame | str:
+        if self._lost:
+            return _LOST
+        waiter: asyncio.Future[Frame | str] = self._loop.create_future()
+        self._waiter = waiter
+        try:
+            return await waiter
+        finally:
+            self._waiter = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def wait_ready(self, timeout_seconds: float) -> bool:
+        """Wait for Init to finish; True if the environment can serve (used for pre-warming)."""
+        if self._init is None and not self._lost:
+            timer = self._loop.call_later(timeout_seconds, self._on_deadline)
+            try:
+                await self._next_event()
+            finally:
+                timer.cancel()
+        if self._init is None:
+            self.kill()
+        return self.alive
+
+    @property
+    def init_output(self) -> str:
+        """What Init wrote (for a pre-warmed environment, whose invocations do not show it)."""
+        return "" if self._init is None else self._init.output
+
+    def kill(self, *, closing: bool = False) -> None:
+        """Kill the process now. `closing`: the owner is shutting down (callers get PoolClosed)."""
+        self._closed_by_owner = self._closed_by_owner or closing
+        if not self._killed:
+            self._killed = True
+            self.process.kill()
+        if self._transport is not None:
+            self._transport.close()
+        else:
+            self.process.sock.close()
+
+    async def wait_exited(self) -> None:
+        """Wait until the process is gone and its temporary directory removed."""
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self.process.exited)
+        if not self._released:
+            self._released = True
+            self.process.release()
+
+    # -- invoking -------------------------------------------------------------------------
+
+    async def invoke(
+        self,
+        event: bytes,
+        *,
+        request_id: str,
+        deadline: float,
+        invoked_arn: str,
+        client_context: dict[str, Any] | None = None,
+        cognito_identity: dict[str, Any] | None = None,
+        timeout_seconds: float | None = None,
+    ) -> InvocationResult:
+        """Run one invocation; `deadline` is absolute, on `time.monotonic()`'s clock.
+
+        `timeout_seconds` is the budget a timeout message names (default: what is left until
+        `deadline`). Raises a `FunctionError` subclass for every failure of the function, with
+        its log.
+        """
+        started = time.monotonic()
+        self._budget_seconds = (
+            timeout_seconds if timeout_seconds is not None else max(0.0, deadline - started)
+        )
+        first = self.invocations == 0
+        self.invocations += 1
+        timer = self._loop.call_later(max(0.0, deadline - started), self._on_deadline)
+        try:
+            if self._init is None:
+                outcome = await self._next_event()
+                if isinstance(outcome, str):
+                    raise await self._failure(outcome, request_id, started, deadline, first)
+            init = self._init
+            assert init is not None
+            if init.error is not None:
+                raise self._init_failure(init, request_id, started)
+            meta: dict[str, Any] = {
+                "id": request_id,
+                "arn": invoked_arn,
+                "dl": int((time.time() + (deadline - time.monotonic())) * 1000),
+            }
+            if client_context is not None:
+                meta["cc"] = client_context
+            if cognito_identity is not None:
+                meta["ci"] = cognito_identity
+            transport = self._transport
+            assert transport is not None
+            transport.write(encode_frame(KIND_INVOKE, orjson.dumps(meta), event))
+            outcome = await self._next_event()
+            if isinstance(outcome, str):
+                raise await self._failure(outcome, request_id, started, deadline, first)
+        except asyncio.CancelledError:
+            # Nobody will read this invocation's answer: the environment cannot be trusted.
+            self.kill()
+            raise
+        finally:
+            timer.cancel()
+        return self._complete(outcome, request_id, first)
+
+    def _prefix(self, first: bool) -> str:
+        """Init's output opens the first invocation's log (not for pre-warmed environments)."""
+        if first and not self.provisioned and self._init is not None:
+            return self._init.output
+        return ""
+
+    def _init_duration(self, first: bool) -> float | None:
+        if first and not self.provisioned and self._init is not None:
+            return self._init.init_ms
+        return None
+
+    def _complete(self, frame: Frame, request_id: str, first: bool) -> InvocationResult:
+        meta = orjson.loads(frame.meta)
+        duration_ms = float(meta["d"])
+        memory_mb = int(meta["m"])
+        init_duration = self._init_duration(first)
+        spec = self.spec
+        if frame.kind == KIND_RESULT:
+            # The hot path: one f-string instead of the general helpers (same text).
+            init_part = "" if init_duration is None else f"Init Duration: {init_duration:.2f} ms\t"
+            billed = log_lines.billed_duration_ms(duration_ms)
+            log = (
+                f"{self._prefix(first)}START RequestId: {request_id} Version: {spec.version}\n"
+                f"{meta['o']}END RequestId: {request_id}\nREPORT RequestId: {request_id}\t"
+                f"Duration: {duration_ms:.2f} ms\tBilled Duration: {billed} ms\t"
+                f"Memory Size: {spec.memory_mb} MB\tMax Memory Used: {memory_mb} MB\t"
+                f"{init_part}\n"
+            )
+            return InvocationResult(
+                payload=frame.blob,
+                log=log,
+                request_id=request_id,
+                duration_ms=duration_ms,
+                billed_duration_ms=billed,
+                max_memory_used_mb=memory_mb,
+                init_duration_ms=init_duration,
+                executed_version=spec.version,
+            )
+        if frame.kind != KIND_ERROR:
+            self.kill()
+            raise FunctionCrashed(
+                {"errorType": "Runtime.ExitError", "errorMessage": "protocol error"},
+                request_id=request_id,
+            )
+        payload = orjson.loads(frame.blob)
+        if meta.get("k") == "memory":
+            self.kill()
+            message = f"RequestId: {request_id} Error: Runtime exited with error: out of memory"
+            payload = {"errorType": "Runtime.OutOfMemory", "errorMessage": message}
+            tail = f"{message}\nRuntime.OutOfMemory\n"
+            log = self._log(
+                request_id,
+                first,
+                meta["o"] + tail,
+                duration_ms,
+                spec.memory_mb,
+                status="error",
+                error_type="Runtime.OutOfMemory",
+            )
+            raise FunctionMemoryExceeded(
+                payload, log=log, request_id=request_id, duration_ms=duration_ms
+            )
+        log = self._log(request_id, first, meta["o"], duration_ms, memory_mb)
+        raise FunctionError(payload, log=log, request_id=request_id, duration_ms=duration_ms)
+
+    def _log(
+        self,
+        request_id: str,
+        first: bool,
+        output: str,
+        duration_ms: float,
+        memory_mb: int,
+        *,
+        status: str | None = None,
+        error_type: str | None = None,
+    ) -> str:
+        return "".join(
+            (
+                self._prefix(first),
+                log_lines.start_line(request_id, self.spec.version),
+                output,
+                log_lines.end_line(request_id),
+                log_lines.report_line(
+                    request_id,
+                    duration_ms=duration_ms,
+                    memory_size_mb=self.spec.memory_mb,
+                    max_memory_used_mb=memory_mb,
+                    init_duration_ms=self._init_duration(first),
+                    status=status,
+                    error_type=error_type,
+                ),
+            )
+        )
+
+    def _init_failure(self, init: _InitReport, request_id: str, started: float) -> FunctionError:
+        assert init.error is not None
+        duration_ms = (time.monotonic() - started) * 1000.0
+        error_type = str(init.error.get("errorType", ""))
+        log = "".join(
+            (
+                init.output,
+                log_lines.start_line(request_id, self.spec.version),
+                log_lines.end_line(request_id),
+                log_lines.report_line(
+                    request_id,
+                    duration_ms=duration_ms,
+                    memory_size_mb=self.spec.memory_mb,
+                    max_memory_used_mb=init.max_memory_mb,
+                    init_duration_ms=init.init_ms,
+                    status="error",
+                    error_type=error_type,
+                ),
+            )
+        )
+        self.kill()
+        return FunctionError(init.error, log=log, request_id=request_id, duration_ms=duration_ms)
+
+    async def _failure(
+        self, outcome: str, request_id: str, started: float, deadline: float, first: bool
+    ) -> FunctionError | PoolClosed:
+        """The error for an invocation whose process timed out or died."""
+        spec = self.spec
+        if self._closed_by_owner:
+            return PoolClosed("the pool was closed during the invocation")
+        if outcome == _EXPIRED:
+            memory_mb = self.process.peak_memory_mb()
+            self.kill()
+            now_epoch = time.time()
+            duration_ms = (time.monotonic() - started) * 1000.0
+            budget_seconds = self._budget_seconds
+            output = self.process.read_output(spec.max_log_bytes)
+            if self._init is None:
+                first = False  # Init never finished: nothing to report as an Init Duration
+            log = self._log(
+                request_id,
+                first,
+                output + log_lines.timeout_log_line(request_id, budget_seconds, now_epoch),
+                duration_ms,
+                memory_mb if memory_mb is not None else spec.memory_mb,
+                status="timeout",
+            )
+            payload = {
+                "errorMessage": log_lines.timeout_message(request_id, budget_seconds),
+                "errorType": "Sandbox.Timedout",
+            }
+            return FunctionTimeout(payload, log=log, request_id=request_id, duration_ms=duration_ms)
+        # The process died: its wait status (from the zygote) names how.
+        self.kill()
+        status: int | None = None
+        wait_seconds = min(_CRASH_STATUS_WAIT_SECONDS, max(0.05, deadline - time.monotonic()))
+        with contextlib.suppress(TimeoutError):
+            status = await asyncio.wait_for(asyncio.shield(self.process.exited), wait_seconds)
+        duration_ms = (time.monotonic() - started) * 1000.0
+        message = (
+            f"RequestId: {request_id} Error: Runtime exited with error: "
+            f"{log_lines.exit_reason(status)}"
+        )
+        if self._init is None:
+            first = False
+        output = self.process.read_output(spec.max_log_bytes)
+        log = self._log(
+            request_id,
+            first,
+            f"{output}{message}\nRuntime.ExitError\n",
+            duration_ms,
+            spec.memory_mb,
+            status="error",
+            error_type="Runtime.ExitError",
+        )
+        payload = {"errorType": "Runtime.ExitError", "errorMessage": message}
+        return FunctionCrashed(payload, log=log, request_id=request_id, duration_ms=duration_ms)

@@ -1,0 +1,271 @@
+"""The host's side of the zygote: start it, ask it for processes, learn how they end.
+
+`Zygote.launch()` starts the zygote (`zygote.py`) as a fresh interpreter; `spawn()` hands it a
+socket and a memfd for the new environment and gets back the child's pid and a pidfd (so a kill
+can never hit a recycled pid); each child's end arrives as a wait status on
+`SpawnedProcess.exited`, after the zygote has reaped it and removed its temporary directory.
+One zygote can serve many pools; it is bound to the event loop that launched it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sandbox.errors import SandboxError
+
+_SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
+_MAX_MESSAGE_BYTES = 1 << 16
+_STARTUP_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(eq=False)
+class SpawnedProcess:
+    """One forked environment process, as the host sees it.
+
+    `exited` resolves to the raw wait status once the zygote has reaped the process and removed
+    its temporary directory (None if the zygote itself went away first).
+    """
+
+    pid: int
+    pidfd: int
+    tmpdir: str
+    sock: socket.socket
+    memfd: int
+    exited: asyncio.Future[int | None] = field(repr=False)
+
+    def kill(self) -> None:
+        """SIGKILL the process (and its process group); a no-op once it has exited."""
+        if self.exited.done():
+            return
+        with contextlib.suppress(ProcessLookupError, OSError):
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def read_output(self, max_bytes: int) -> str:
+        """What the process wrote to fds 1/2 since its last drain (for timeouts and crashes)."""
+        try:
+            end = os.fstat(self.memfd).st_size
+            start = max(0, end - max_bytes)
+            data = os.pread(self.memfd, end - start, start)
+        except OSError:
+            return ""
+        return data.decode("utf-8", "replace")
+
+    def peak_memory_mb(self) -> int | None:
+        """The process's peak resident set (VmHWM), while it is alive."""
+        try:
+            with open(f"/proc/{self.pid}/status", "rb") as status:
+                for line in status:
+                    if line.startswith(b"VmHWM:"):
+                        return int(line.split()[1]) // 1024
+        except (OSError, ValueError):
+            return None
+        return None
+
+    def release(self) -> None:
+        """Close the host's descriptors (after the process has exited)."""
+        for fd in (self.pidfd, self.memfd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.pidfd = self.memfd = -1
+
+
+class Zygote:
+    """A running zygote process and its control channel. Use `await Zygote.launch()`."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        process: asyncio.subprocess.Process,
+        control: socket.socket,
+    ) -> None:
+        self._loop = loop
+        self._process = process
+        self._control = control
+        self._replies: collections.deque[asyncio.Future[tuple[dict[str, Any], list[int]]]] = (
+            collections.deque()
+        )
+        self._exits: dict[int, asyncio.Future[int | None]] = {}
+        self._early_exits: dict[int, int] = {}
+        self._ready: asyncio.Future[None] = loop.create_future()
+        self._closed = False
+        loop.add_reader(control.fileno(), self._on_readable)
+
+    @property
+    def pid(self) -> int:
+        """The zygote's pid."""
+        return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        """True until the zygote exited or was closed."""
+        return not self._closed and self._process.returncode is None
+
+    @classmethod
+    async def launch(cls) -> Zygote:
+        """Start a zygote as a fresh interpreter and wait until it has preloaded."""
+        loop = asyncio.get_running_loop()
+        host_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            code = (
+                "import sys; sys.path.insert(0, sys.argv[2]); "
+                "from sandbox.python_worker.zygote import serve; "
+                "serve(int(sys.argv[1]), sys.argv[2])"
+            )
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",
+                "-c",
+                code,
+                str(zygote_end.fileno()),
+                _SOURCE_ROOT,
+                pass_fds=(zygote_end.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        except BaseException:
+            host_end.close()
+            raise
+        finally:
+            zygote_end.close()
+        host_end.setblocking(False)
+        zygote = cls(loop, process, host_end)
+        try:
+            await asyncio.wait_for(asyncio.shield(zygote._ready), _STARTUP_TIMEOUT_SECONDS)
+        except BaseException:
+            await zygote.aclose()
+            raise
+        return zygote
+
+    async def spawn(self, config: dict[str, Any]) -> SpawnedProcess:
+        """Fork one environment running `runtime.run_environment` with `config`."""
+        if not self.alive:
+            raise SandboxError("the zygote is not running")
+        host_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        memfd = os.memfd_create("edge-env-output", os.MFD_CLOEXEC)
+        reply: asyncio.Future[tuple[dict[str, Any], list[int]]] = self._loop.create_future()
+        try:
+            message = orjson.dumps({"op": "spawn", "config": config})
+            self._replies.append(reply)
+            try:
+                socket.send_fds(self._control, [message], [child_sock.fileno(), memfd])
+            except OSError as exc:
+                self._replies.remove(reply)
+                raise SandboxError(f"cannot reach the zygote: {exc}") from exc
+        except BaseException:
+            host_sock.close()
+            os.close(memfd)
+            raise
+        finally:
+            child_sock.close()
+        try:
+            document, fds = await reply
+        except BaseException:
+            host_sock.close()
+            os.close(memfd)
+            if reply.done() and not reply.cancelled() and reply.exception() is None:
+                for fd in reply.result()[1]:
+                    os.close(fd)
+            raise
+        if document.get("op") != "spawned" or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            host_sock.close()
+            os.close(memfd)
+            raise SandboxError(f"the zygote could not start an environment: {document}")
+        pid = int(document["pid"])
+        exited: asyncio.Future[int | None] = self._loop.create_future()
+        if pid in self._early_exits:
+            exited.set_result(self._early_exits.pop(pid))
+        else:
+            self._exits[pid] = exited
+        host_sock.setblocking(False)
+        return SpawnedProcess(
+            pid=pid,
+            pidfd=fds[0],
+            tmpdir=str(document["tmpdir"]),
+            sock=host_sock,
+            memfd=memfd,
+            exited=exited,
+        )
+
+    def _on_readable(self) -> None:
+        while True:
+            try:
+                data, fds, _flags, _address = socket.recv_fds(self._control, _MAX_MESSAGE_BYTES, 4)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data, fds = b"", []
+            if not data:
+                self._on_lost()
+                return
+            self._dispatch(orjson.loads(data), fds)
+
+    def _dispatch(self, message: dict[str, Any], fds: list[int]) -> None:
+        op = message.get("op")
+        if op == "exited":
+            pid, status = int(message["pid"]), int(message["status"])
+            future = self._exits.pop(pid, None)
+            if future is None:
+                self._early_exits[pid] = status
+            elif not future.done():
+                future.set_result(status)
+        elif op == "ready":
+            if not self._ready.done():
+                self._ready.set_result(None)
+        elif self._replies:
+            reply = self._replies.popleft()
+            if reply.done():
+                for fd in fds:
+                    os.close(fd)
+            else:
+                reply.set_result((message, fds))
+        else:
+            for fd in fds:
+                os.close(fd)
+
+    def _on_lost(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(self._control.fileno())
+        self._control.close()
+        error = SandboxError("the zygote exited")
+        if not self._ready.done():
+            self._ready.set_exception(error)
+            self._ready.exception()  # retrieved: launch() reports it
+        while self._replies:
+            reply = self._replies.popleft()
+            if not reply.done():
+                reply.set_exception(error)
+        # Without the zygote nobody reaps or reports: the environments die with their sockets.
+        for future in self._exits.values():
+            if not future.done():
+                future.set_result(None)
+        self._exits.clear()
+
+    async def aclose(self) -> None:
+        """Stop the zygote: it kills and reaps every environment it still has, then exits."""
+        self._on_lost()
+        try:
+            await asyncio.wait_for(self._process.wait(), _STARTUP_TIMEOUT_SECONDS)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+            await self._process.wait()

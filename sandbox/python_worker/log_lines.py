@@ -1,0 +1,137 @@
+"""Lambda's log text for one invocation: START / END / REPORT lines and the runtime's own messages.
+
+Pure formatting (spec §12.2): no clock, no I/O; times are passed in. The formats are AWS's, byte
+for byte: REPORT fields are tab-separated with a trailing tab, Duration has two decimals, Billed
+Duration is whole milliseconds rounded up.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+# awslambdaric renders traceback indentation with NO-BREAK SPACEs so that log viewers keep it.
+_TRACE_INDENT = "\u00a0"
+
+
+def billed_duration_ms(duration_ms: float) -> int:
+    """Lambda bills whole milliseconds, rounded up, at least 1 (1 ms granularity since 2020)."""
+    return max(1, math.ceil(duration_ms))
+
+
+def start_line(request_id: str, version: str) -> str:
+    """`START RequestId: <id> Version: <version>`."""
+    return f"START RequestId: {request_id} Version: {version}\n"
+
+
+def end_line(request_id: str) -> str:
+    """`END RequestId: <id>`."""
+    return f"END RequestId: {request_id}\n"
+
+
+def report_line(
+    request_id: str,
+    *,
+    duration_ms: float,
+    memory_size_mb: int,
+    max_memory_used_mb: int,
+    init_duration_ms: float | None = None,
+    status: str | None = None,
+    error_type: str | None = None,
+) -> str:
+    """The REPORT line; `Init Duration` only on an environment's first invocation.
+
+    `status` (`timeout`, `error`) and `error_type` are what current Lambda appends when the
+    runtime itself failed the invocation.
+    """
+    fields = [
+        f"REPORT RequestId: {request_id}",
+        f"Duration: {duration_ms:.2f} ms",
+        f"Billed Duration: {billed_duration_ms(duration_ms)} ms",
+        f"Memory Size: {memory_size_mb} MB",
+        f"Max Memory Used: {max_memory_used_mb} MB",
+    ]
+    if init_duration_ms is not None:
+        fields.append(f"Init Duration: {init_duration_ms:.2f} ms")
+    if status is not None:
+        fields.append(f"Status: {status}")
+    if error_type is not None:
+        fields.append(f"Error Type: {error_type}")
+    return "\t".join(fields) + "\t\n"
+
+
+def utc_timestamp(epoch_seconds: float) -> str:
+    """ISO 8601 UTC with milliseconds and a `Z`, as Lambda's own log lines print times."""
+    whole = int(epoch_seconds)
+    millis = int((epoch_seconds - whole) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
+def timeout_message(request_id: str, timeout_seconds: float) -> str:
+    """The `errorMessage` of `Sandbox.Timedout` (`events/invoke-timeout-error-body.json`)."""
+    return f"RequestId: {request_id} Error: Task timed out after {timeout_seconds:.2f} seconds"
+
+
+def timeout_log_line(request_id: str, timeout_seconds: float, epoch_seconds: float) -> str:
+    """The line Lambda writes into the function's log when it times out."""
+    stamp = utc_timestamp(epoch_seconds)
+    return f"{stamp} {request_id} Task timed out after {timeout_seconds:.2f} seconds\n"
+
+
+def exit_reason(wait_status: int | None) -> str:
+    """How Lambda names a dead runtime: Go's `ProcessState` wording (`signal: killed`...)."""
+    if wait_status is None:
+        return "signal: killed"
+    if os.WIFSIGNALED(wait_status):
+        number = os.WTERMSIG(wait_status)
+        return f"signal: {_SIGNAL_NAMES.get(number, f'signal {number}')}"
+    return f"exit status {os.waitstatus_to_exitcode(wait_status)}"
+
+
+# The wording Go's syscall.Signal.String() uses, which is what Lambda's logs show.
+_SIGNAL_NAMES = {
+    1: "hangup",
+    2: "interrupt",
+    3: "quit",
+    4: "illegal instruction",
+    5: "trace/breakpoint trap",
+    6: "aborted",
+    7: "bus error",
+    8: "floating point exception",
+    9: "killed",
+    11: "segmentation fault",
+    13: "broken pipe",
+    15: "terminated",
+}
+
+
+def format_error_log(payload: Mapping[str, Any]) -> str:
+    """`[ERROR] <errorType>: <errorMessage>` + traceback, as the RIC logs an unhandled error."""
+    description = "[ERROR]"
+    error_type = payload.get("errorType")
+    error_message = payload.get("errorMessage")
+    if error_type:
+        description += f" {error_type}"
+    if error_message:
+        description += f"{':' if error_type else ''} {error_message}"
+    lines = [description]
+    stack_trace = payload.get("stackTrace")
+    if stack_trace is not None:
+        lines.append("Traceback (most recent call last):")
+        for element in stack_trace:
+            if element == "":
+                lines.append("")
+                continue
+            for line in str(element).splitlines():
+                stripped = line.lstrip(" ")
+                lines.append(_TRACE_INDENT * (len(line) - len(stripped)) + stripped)
+    return "\n".join(lines) + "\n"
+
+
+def log_tail(log: str, limit_bytes: int = 4096) -> bytes:
+    """The last `limit_bytes` of a log, as the Invoke API's `X-Amz-Log-Result` carries (§8.2)."""
+    data = log.encode("utf-8")
+    return data[-limit_bytes:] if len(data) > limit_bytes else data

@@ -1,0 +1,368 @@
+"""Inside an execution environment: the Lambda Python runtime loop of one forked process.
+
+What awslambdaric's bootstrap does, over our framed socket instead of the Runtime API: set up the
+process as Lambda's (environment, task root, limits, stdio, the root logger), import the
+handler once (Init), then serve invocations one at a time until the host closes the socket.
+
+Output capture: fds 1 and 2 are one memfd (one shared offset, so the interleaving of print(),
+logging, sys.stderr and raw os.write is kept). After each invocation the runtime reads and
+empties it, and sends the text with the result; the host can read the same memfd after a
+timeout or a crash. Imported by the zygote before it forks, so none of this costs an import per
+environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import decimal
+import importlib
+import io
+import logging
+import os
+import resource
+import signal
+import socket
+import sys
+import tempfile
+import time
+import traceback
+from typing import Any, NoReturn
+
+import orjson
+
+from sandbox.python_worker.context import EnvironmentFacts, LambdaContext
+from sandbox.python_worker.framing import (
+    HEADER,
+    KIND_ERROR,
+    KIND_INIT,
+    KIND_INVOKE,
+    KIND_RESULT,
+    encode_frame,
+)
+from sandbox.python_worker.log_lines import format_error_log
+
+_THIS_FILE = __file__
+
+# Read by the logging filter: the request being served ("" during Init), as the RIC does.
+_current_request_id = ""
+
+_MARSHAL_OPTIONS = (
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+# glibc's mallopt(M_ARENA_MAX): per-thread arenas reserve 64 MB of address space each, which
+# an RLIMIT_AS sized from the function's memory cannot afford.
+_M_ARENA_MAX = -8
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = _current_request_id
+        return True
+
+
+class _LambdaLogHandler(logging.Handler):
+    """The RIC's handler on the root logger: formatted records go to the function's stdout."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never fail the function
+            self.handleError(record)
+
+
+class _Fault(Exception):
+    """An error the runtime reports with its own errorType (Runtime.*)."""
+
+    def __init__(self, error_type: str, message: str, trace: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.trace = trace
+
+
+def run_environment(sock_fd: int, memfd: int, config: dict[str, Any], fork_time: float) -> NoReturn:
+    """Entry point in the forked child; never returns (the process ends with `os._exit`)."""
+    code = 1
+    try:
+        code = _serve(sock_fd, memfd, config, fork_time)
+    except SystemExit as exc:
+        # A handler calling sys.exit() ends the runtime, as in Lambda (Runtime.ExitError).
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - last resort: report and die, never return to the zygote
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _setup_process(memfd: int, config: dict[str, Any]) -> None:
+    os.setpgid(0, 0)  # own process group: a kill reaches the handler's subprocesses too
+    for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.dup2(memfd, 1)
+    os.dup2(memfd, 2)
+    os.close(memfd)
+    environ = config["environ"]
+    os.environ.clear()
+    os.environ.update(environ)
+    time.tzset()
+    # The zygote's tempfile has cached its own temp dir: make gettempdir() see TMPDIR.
+    tempfile.tempdir = None
+    code_dir = config["code_dir"]
+    os.chdir(code_dir)
+    sys.path.insert(0, code_dir)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 2)
+    limit = int(config["address_space_bytes"])
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    # §14: 1,024 file descriptors.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024), min(hard, 1024)))
+    sys.stdout = io.TextIOWrapper(
+        io.FileIO(1, "w", closefd=False), encoding="utf-8", line_buffering=True
+    )
+    sys.stderr = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+    )
+    _setup_logging()
+
+
+def _setup_logging() -> None:
+    # The RIC's text format; UTC times; the root level is left alone (WARNING unless the
+    # function or AWS_LAMBDA_LOG_LEVEL changes it), which is why logging.info needs setLevel.
+    logging.Formatter.converter = time.gmtime
+    handler = _LambdaLogHandler()
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+            "%Y-%m-%dT%H:%M:%S",
+        )
+    )
+    handler.addFilter(_RequestIdFilter())
+    root = logging.getLogger()
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+    if level in logging.getLevelNamesMapping():
+        root.setLevel(level)
+    root.addHandler(handler)
+
+
+def _drain_output(max_bytes: int) -> str:
+    """Everything written to fds 1/2 since the last drain; the memfd is emptied."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    end = os.lseek(1, 0, os.SEEK_CUR)
+    if end == 0:
+        return ""
+    if end > max_bytes:
+        data = os.pread(1, max_bytes, end - max_bytes)
+        prefix = f"[... {end - max_bytes} bytes of output dropped ...]\n"
+    else:
+        data = os.pread(1, end, 0)
+        prefix = ""
+    os.ftruncate(1, 0)
+    os.lseek(1, 0, os.SEEK_SET)
+    return prefix + data.decode("utf-8", "replace")
+
+
+def _max_memory_used_mb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def _error_document(
+    message: str, error_type: str, trace: list[str] | None, request_id: str
+) -> dict[str, Any]:
+    return {
+        "errorMessage": message,
+        "errorType": error_type,
+        "requestId": request_id,
+        "stackTrace": trace or [],
+    }
+
+
+def _user_frames(tb: Any) -> list[str]:
+    """The traceback without the runtime's own leading frames (as the RIC strips bootstrap)."""
+    frames = traceback.extract_tb(tb)
+    start = 0
+    while start < len(frames) and (
+        frames[start].filename == _THIS_FILE or frames[start].filename.startswith("<frozen ")
+    ):
+        start += 1
+    # Plain tuples, as the RIC passes: no 3.11 column carets in Lambda's stackTrace.
+    return traceback.format_list(
+        [(f.filename, f.lineno, f.name, f.line) for f in frames[start:]]  # type: ignore[misc]
+    )
+
+
+def _load_handler(handler: str) -> Any:
+    """Import the handler's module and return the function; raises `_Fault` like the RIC."""
+    try:
+        module_name, function_name = handler.rsplit(".", 1)
+    except ValueError as exc:
+        raise _Fault("Runtime.MalformedHandlerName", f"Bad handler '{handler}': {exc}") from None
+    if module_name.split(".")[0] in sys.builtin_module_names:
+        raise _Fault(
+            "Runtime.BuiltInModuleConflict",
+            f"Cannot use built-in module {module_name} as a handler module",
+        )
+    try:
+        module = importlib.import_module(module_name.replace("/", "."))
+    except ImportError as exc:
+        raise _Fault(
+            "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}"
+        ) from None
+    except SyntaxError as exc:
+        trace = [f'  File "{exc.filename}" Line {exc.lineno}\n    {exc.text}']
+        raise _Fault(
+            "Runtime.UserCodeSyntaxError",
+            f"Syntax error in module '{module_name}': {exc}",
+            trace,
+        ) from None
+    try:
+        return getattr(module, function_name)
+    except AttributeError:
+        raise _Fault(
+            "Runtime.HandlerNotFound",
+            f"Handler '{function_name}' missing on module '{module_name}'",
+        ) from None
+
+
+def _marshal_default(value: Any) -> Any:
+    # Lambda's marshaller writes Decimals as JSON numbers; anything else json cannot encode
+    # is an error with json's wording.
+    if isinstance(value, decimal.Decimal):
+        if value.is_nan():
+            return None
+        return orjson.Fragment(str(value))
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _marshal(result: Any) -> bytes:
+    if isinstance(result, bytes):
+        return result  # the RIC sends bytes through untouched
+    try:
+        return orjson.dumps(result, default=_marshal_default, option=_MARSHAL_OPTIONS)
+    except orjson.JSONEncodeError as exc:
+        cause = exc.__cause__ or exc
+        raise _Fault("Runtime.MarshalError", f"Unable to marshal response: {cause}") from None
+
+
+def _serve(sock_fd: int, memfd: int, config: dict[str, Any], fork_time: float) -> int:
+    _setup_process(memfd, config)
+    sock = socket.socket(fileno=sock_fd)
+    reader = sock.makefile("rb")
+    max_log_bytes = int(config["max_log_bytes"])
+
+    init_start = time.perf_counter()
+    handler: Any = None
+    init_error: dict[str, Any] | None = None
+    try:
+        handler = _load_handler(config["handler"])
+    except _Fault as fault:
+        init_error = _error_document(fault.message, fault.error_type, fault.trace, "")
+    except Exception as exc:  # noqa: BLE001 - any exception at import time is an init error
+        init_error = _error_document(
+            str(exc), type(exc).__name__, _user_frames(exc.__traceback__), ""
+        )
+    init_ms = (time.perf_counter() - init_start) * 1000.0
+    start_ms = (time.monotonic() - fork_time) * 1000.0
+    if init_error is not None:
+        sys.stdout.write(format_error_log(init_error))
+    meta = {
+        "i": init_ms,
+        "s": start_ms,
+        "m": _max_memory_used_mb(),
+        "o": _drain_output(max_log_bytes),
+    }
+    blob = orjson.dumps(init_error) if init_error is not None else b""
+    sock.sendall(encode_frame(KIND_INIT, orjson.dumps(meta), blob))
+    if init_error is not None:
+        return 1  # as the RIC: report the init error, then exit
+
+    max_result_bytes = int(config["max_result_bytes"])
+    facts = EnvironmentFacts.from_environ()
+    header_size = HEADER.size
+    while True:
+        header = reader.read(header_size)
+        if len(header) < header_size:
+            return 0  # the host closed the environment
+        body_length, kind, meta_length = HEADER.unpack(header)
+        body = reader.read(body_length)
+        if len(body) < body_length or kind != KIND_INVOKE:
+            return 0
+        reply = _invoke(handler, body[:meta_length], body[meta_length:], max_result_bytes, facts)
+        kind, meta, blob, exit_after = reply
+        meta["o"] = _drain_output(max_log_bytes)
+        sock.sendall(encode_frame(kind, orjson.dumps(meta), blob))
+        if exit_after:
+            return 1
+
+
+def _invoke(
+    handler: Any,
+    meta_bytes: bytes,
+    event_bytes: bytes,
+    max_result_bytes: int,
+    facts: EnvironmentFacts,
+) -> tuple[int, dict[str, Any], bytes, bool]:
+    """Run one invocation: (reply kind, reply meta, reply blob, whether to exit after)."""
+    global _current_request_id
+    started = time.perf_counter()
+    meta = orjson.loads(meta_bytes)
+    request_id = meta["id"]
+    _current_request_id = request_id
+    error: dict[str, Any] | None = None
+    kind_of_error = "function"
+    payload = b""
+    try:
+        context = LambdaContext(
+            aws_request_id=request_id,
+            invoked_function_arn=meta["arn"],
+            deadline_epoch_ms=meta["dl"],
+            client_context=meta.get("cc"),
+            cognito_identity=meta.get("ci"),
+            facts=facts,
+        )
+        try:
+            event = orjson.loads(event_bytes)
+        except orjson.JSONDecodeError as exc:
+            raise _Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}") from None
+        payload = _marshal(handler(event, context))
+        if len(payload) > max_result_bytes:
+            raise _Fault(
+                "Function.ResponseSizeTooLarge",
+                f"Response payload size ({len(payload)} bytes) exceeded maximum allowed "
+                f"payload size ({max_result_bytes} bytes).",
+            )
+    except _Fault as fault:
+        error = _error_document(fault.message, fault.error_type, fault.trace, request_id)
+    except MemoryError as exc:
+        # Free what the failed handler still holds through its frames before doing anything.
+        traceback.clear_frames(exc.__traceback__)
+        exc.__traceback__ = None
+        del exc
+        kind_of_error = "memory"
+        error = {"errorType": "Runtime.OutOfMemory", "errorMessage": ""}
+    except Exception as exc:  # noqa: BLE001 - the handler's exception is the function error
+        error = _error_document(
+            str(exc), type(exc).__name__, _user_frames(exc.__traceback__), request_id
+        )
+    duration_ms = (time.perf_counter() - started) * 1000.0
+    _current_request_id = ""
+    reply_meta: dict[str, Any] = {"d": duration_ms, "m": _max_memory_used_mb()}
+    if error is None:
+        return KIND_RESULT, reply_meta, payload, False
+    if kind_of_error == "function":
+        sys.stdout.write(format_error_log(error))
+    reply_meta["k"] = kind_of_error
+    return KIND_ERROR, reply_meta, orjson.dumps(error), kind_of_error == "memory"

@@ -1,0 +1,755 @@
+"""Benchmark of what one warm Python Lambda@Edge hook costs: under load, per call, per start.
+
+Run by hand from the repository root (pytest does not collect it):
+
+    python -m tests.benchmarks.hook_bench [--duration 10] [--rounds 1] [--only NAME ...]
+
+Three parts, measured one after the other in the same run (each round does all of them, so on a
+shared machine slow drift spreads over every figure):
+
+1. Through the edge under wrk load (the rows and the load of `proxy_bench`): `edge serve` with a
+   directory origin, and with the nginx origin, each without a function and with one Python
+   viewer-request function that adds a header. Shows req/s, p50/p99, the hook's share of the
+   throughput and what it adds per request (latency and server CPU, function processes included).
+2. The warm invocation round trip, in this process: `PythonFunctionPool.invoke` of a ~1 KB
+   viewer-request event, alone and with the edge's per-hook work around it (`build_event`,
+   `decode_result`, the Lambda log line written out).
+3. Starting an execution environment from a shared zygote up to the handler's module imported.
+
+The exit status is 1 only when something failed to install, start or answer; a missed target
+is reported, never an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+import orjson
+import uvloop
+from rich.markup import escape
+from rich.table import Table
+
+if __package__ in (None, ""):
+    # Run as a file: make the repository importable (tests.benchmarks, edge, sandbox).
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from edge.events import (
+    EdgeEvent,
+    EventConfig,
+    EventType,
+    Request,
+    UpdatedRequest,
+    build_event,
+    decode_result,
+    sample_event,
+)
+from sandbox.pool import PythonFunctionPool
+from sandbox.python_worker.environment import ExecutionEnvironment
+from sandbox.python_worker.framing import KIND_INVOKE, Frame, FrameDecoder, encode_frame
+from sandbox.python_worker.launcher import Zygote
+from sandbox.python_worker.spec import FunctionSpec
+from tests.benchmarks import proxy_bench as pb
+
+console = pb.console
+
+HANDLER_MODULE = "add_header"
+HANDLER_FUNCTION = "handler"
+# A plain Lambda@Edge viewer-request handler: add one header, return the request.
+HANDLER_SOURCE = '''\
+"""Viewer-request: add X-Hook: 1 to the request."""
+
+
+def handler(event, context):
+    request = event["Records"][0]["cf"]["request"]
+    request["headers"]["x-hook"] = [{"key": "X-Hook", "value": "1"}]
+    return request
+'''
+
+HOOK_RATIO_TARGET = 0.75  # with the hook, at least 75 % of the req/s without it
+INVOKE_P50_TARGET_US = 80.0
+START_P50_TARGET_MS = 10.0
+EVENT_TARGET_BYTES = 1024
+INIT_TIMEOUT_SECONDS = 10.0
+
+# What a browser sends (lower-case names, as an ASGI server hands them to the pipeline);
+# padded with X-Pad-N headers until the event reaches EVENT_TARGET_BYTES.
+VIEWER_HEADERS: tuple[tuple[str, str], ...] = (
+    ("host", "d111111abcdef8.cloudfront.net"),
+    (
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/120.0.0.0 Safari/537.36",
+    ),
+    ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+    ("accept-language", "en-GB,en;q=0.9"),
+    ("accept-encoding", "gzip, deflate, br"),
+    ("cookie", "session=5f2b8c1e9a7d4e3b; theme=dark"),
+)
+CLIENT_IP = "203.0.113.178"
+EVENT_CONFIG = EventConfig(
+    "d111111abcdef8.cloudfront.net",
+    "EDFDVBD6EXAMPLE",
+    "4TyzHTaYWb1GX1qTfsHhEqV6HUDd_BzoBZnwfnvQc_1oF26ClkoUSEQ==",
+)
+
+HTTP_ROWS = ("directory", "directory-hook", "proxy", "proxy-hook")
+INVOKE = "invoke"
+START = "start"
+
+
+class BenchFailed(Exception):
+    """A part of the benchmark could not run (a process did not start, a hook did not run)."""
+
+
+# --- the handler and the event -------------------------------------------------------------
+
+
+def write_handler(directory: Path) -> Path:
+    """The handler's file in `directory` (its code directory, readable by every process)."""
+    directory.mkdir(mode=0o755, exist_ok=True)
+    path = directory / f"{HANDLER_MODULE}.py"
+    path.write_text(HANDLER_SOURCE)
+    path.chmod(0o644)
+    return path
+
+
+def viewer_headers() -> list[tuple[str, str]]:
+    """VIEWER_HEADERS padded so that the viewer-request event is ~EVENT_TARGET_BYTES."""
+    headers = list(VIEWER_HEADERS)
+    while len(viewer_event_bytes(headers)) < EVENT_TARGET_BYTES:
+        headers.append((f"x-pad-{len(headers)}", "0123456789abcdef"))
+    return headers
+
+
+def viewer_event_bytes(headers: Sequence[tuple[str, str]]) -> bytes:
+    event = sample_event(
+        EventType.VIEWER_REQUEST, uri="/file", headers=headers, client_ip=CLIENT_IP
+    )
+    return orjson.dumps(event)
+
+
+def viewer_request(headers: Sequence[tuple[str, str]]) -> Request:
+    """The pipeline's view of the same request (what it hands to `build_event`)."""
+    return Request(client_ip=CLIENT_IP, method="GET", uri="/file", headers=headers)
+
+
+def function_spec(code_dir: Path, max_concurrency: int = 1) -> FunctionSpec:
+    # The viewer-request limit (5 s) as the timeout, as the edge uses for viewer triggers.
+    return FunctionSpec(
+        name="hook-bench-add-header",
+        handler=f"{HANDLER_MODULE}.{HANDLER_FUNCTION}",
+        code_dir=code_dir,
+        timeout_seconds=5.0,
+        max_concurrency=max_concurrency,
+    )
+
+
+def hook_ran(event: EdgeEvent, payload: bytes) -> bool:
+    outcome = decode_result(event, payload)
+    return isinstance(outcome, UpdatedRequest) and ("X-Hook", "1") in outcome.headers
+
+
+# --- statistics ----------------------------------------------------------------------------
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile (`fraction` 0.99 for p99) of a non-empty sample."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+@dataclass
+class Series:
+    """Samples of one figure (in `unit`s), kept per round so rounds can be compared."""
+
+    title: str
+    unit: str
+    what: str
+    rounds: list[list[float]] = field(default_factory=list)
+
+    @property
+    def samples(self) -> list[float]:
+        return [sample for one in self.rounds for sample in one]
+
+    def p50(self) -> float:
+        return statistics.median(self.samples)
+
+    def p99(self) -> float:
+        return percentile(self.samples, 0.99)
+
+    def round_p50s(self) -> list[float]:
+        return [statistics.median(one) for one in self.rounds if one]
+
+
+# --- part 1: through the edge under load ---------------------------------------------------
+
+
+def start_edge_row(bench: pb.Bench, name: str, *, nginx_origin: bool, hook: bool) -> pb.Started:
+    """`edge serve --origin ...`, with the handler on viewer-request when `hook`.
+
+    The function's START/END/REPORT lines go to the edge's stderr, which `Bench.spawn` sends to
+    the row's log file (truncated when the row starts again in the next round).
+    """
+    origin = bench.origin_url() if nginx_origin else str(bench.docroot)
+    args = ["--origin", origin]
+    if hook:
+        handler = write_handler(bench.root / "functions")
+        args += ["--viewer-request", f"{handler}::{HANDLER_FUNCTION}"]
+    started = bench.start_edge(name, *args, behind_origin=nginx_origin)
+    if hook:
+        # The hook must really run: one request, then its invocation's REPORT in the log (the
+        # edge writes and flushes it before it answers).
+        try:
+            pb.check(started.url + pb.FILE_PATH)
+        except pb.StartFailed:
+            for process in started.owned:
+                bench.stop(process)
+            raise
+        process = started.owned[0]
+        if "REPORT RequestId:" not in process.log.read_text(errors="replace"):
+            tail = process.log_tail()
+            bench.stop(process)
+            raise pb.StartFailed(f"{name}: the viewer-request function did not run:\n{tail}")
+    return started
+
+
+HTTP_TARGETS: tuple[pb.Target, ...] = (
+    pb.Target(
+        "directory",
+        "edge, directory origin, no function",
+        lambda bench: start_edge_row(bench, "directory", nginx_origin=False, hook=False),
+    ),
+    pb.Target(
+        "directory-hook",
+        "edge, directory origin, viewer-request hook",
+        lambda bench: start_edge_row(bench, "directory-hook", nginx_origin=False, hook=True),
+    ),
+    pb.Target(
+        "proxy",
+        "edge, nginx origin, no function",
+        lambda bench: start_edge_row(bench, "proxy", nginx_origin=True, hook=False),
+        needs_nginx=True,
+    ),
+    pb.Target(
+        "proxy-hook",
+        "edge, nginx origin, viewer-request hook",
+        lambda bench: start_edge_row(bench, "proxy-hook", nginx_origin=True, hook=True),
+        needs_nginx=True,
+    ),
+)
+
+# (label, with the hook, without it)
+HOOK_PAIRS: tuple[tuple[str, str, str], ...] = (
+    ("directory origin", "directory-hook", "directory"),
+    ("nginx origin", "proxy-hook", "proxy"),
+)
+
+
+def report_http(
+    results: dict[str, list[pb.Measurement]], failures: dict[str, str], rows: Sequence[pb.Target]
+) -> None:
+    pb.report(results, failures, rows)
+    for label, with_hook, without in HOOK_PAIRS:
+        if not results.get(with_hook) or not results.get(without):
+            continue
+        hooked, plain = pb.median_run(results[with_hook]), pb.median_run(results[without])
+        h, p = hooked.result, plain.result
+        ratio = h.requests_per_second / max(p.requests_per_second, 1e-9)
+        met = "[green]met[/]" if ratio >= HOOK_RATIO_TARGET else "[yellow]missed[/]"
+        by_cpu = plain.server_cpu_us_per_request / max(hooked.server_cpu_us_per_request, 1e-9)
+        # The edge's tree: the master, its workers, their zygotes and the environments.
+        processes = len(hooked.cpu_percent.get("edge", []))
+        console.print(
+            f"[bold]{label}[/]: with the hook {h.requests_per_second:,.0f} req/s, without"
+            f" {p.requests_per_second:,.0f}: {ratio:.1%} (target >= {HOOK_RATIO_TARGET:.0%}:"
+            f" {met}); {by_cpu:.1%} by server CPU per request"
+        )
+        console.print(
+            f"  p50 {h.p50_ms:.2f} ms vs {p.p50_ms:.2f} ms (+{h.p50_ms - p.p50_ms:.2f} ms),"
+            f" p99 {h.p99_ms:.2f} ms vs {p.p99_ms:.2f} ms (+{h.p99_ms - p.p99_ms:.2f} ms);"
+            f" server CPU +{hooked.server_cpu_us_per_request - plain.server_cpu_us_per_request:.0f}"
+            f" µs per request (edge, zygotes and environments: {processes} processes)"
+        )
+    if any(results.get(pair[1]) for pair in HOOK_PAIRS):
+        console.print(
+            "[dim]  Under wrk's closed loop (64 connections always busy) the added p50 is mostly"
+            " queueing: about connections / req/s. The added server CPU per request is the"
+            " hook's own cost.[/]"
+        )
+
+
+# --- part 2: the warm invocation round trip ------------------------------------------------
+
+
+class LogSink:
+    """The edge's default sink (`edge.functions.stderr_sink`: write, flush), to /dev/null,
+    switched on only for the series that includes it."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.active = False
+
+    def __call__(self, text: str) -> None:
+        if self.active:
+            self.out.write(text if text.endswith("\n") else text + "\n")
+            self.out.flush()
+
+
+# The floor under an invocation: the same frame to a process that only echoes it back, with the
+# runtime's I/O pattern (buffered read of header and body, one sendall) and none of its work.
+ECHO_SOURCE = """\
+import socket, struct, sys
+header = struct.Struct("!IBI")
+sock = socket.socket(fileno=int(sys.argv[1]))
+reader = sock.makefile("rb")
+while True:
+    head = reader.read(header.size)
+    if len(head) < header.size:
+        break
+    length, kind, meta_length = header.unpack(head)
+    body = reader.read(length)
+    sock.sendall(header.pack(length, 3, meta_length) + body)
+"""
+
+
+class _EchoProtocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.decoder = FrameDecoder()
+        self.waiter: asyncio.Future[Frame] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        for frame in self.decoder.feed(data):
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_result(frame)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("the echo process went away"))
+
+
+class EchoProcess:
+    """A fresh interpreter echoing frames over a socketpair, driven like an environment."""
+
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        transport: asyncio.Transport,
+        protocol: _EchoProtocol,
+    ) -> None:
+        self.process = process
+        self.transport = transport
+        self.protocol = protocol
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(cls) -> AsyncIterator[EchoProcess]:
+        host_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with host_end:
+            with child_end:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-I",
+                    "-c",
+                    ECHO_SOURCE,
+                    str(child_end.fileno()),
+                    pass_fds=(child_end.fileno(),),
+                    stdin=asyncio.subprocess.DEVNULL,
+                )
+            try:
+                host_end.setblocking(False)
+                loop = asyncio.get_running_loop()
+                transport, protocol = await loop.create_unix_connection(
+                    _EchoProtocol, sock=host_end.dup()
+                )
+                try:
+                    yield cls(process, transport, protocol)
+                finally:
+                    transport.close()  # EOF: the echo loop ends
+            finally:
+                try:
+                    await asyncio.wait_for(process.wait(), pb.STOP_TIMEOUT_SECONDS)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+    async def round_trip(self, frame: bytes) -> Frame:
+        waiter: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self.protocol.waiter = waiter
+        self.transport.write(frame)
+        return await waiter
+
+
+@dataclass
+class InvokeSeries:
+    floor: Series = field(
+        default_factory=lambda: Series(
+            "floor: echo the frame",
+            "µs",
+            "the same invoke frame to a process that only echoes it (buffered read, sendall),"
+            " over the same kind of socket and event loop: the OS and loop round trip",
+        )
+    )
+    invoke: Series = field(
+        default_factory=lambda: Series(
+            "pool.invoke(event bytes)",
+            "µs",
+            "PythonFunctionPool.invoke of a ready JSON event: frame out, handler, frame back,"
+            " the REPORT text built",
+        )
+    )
+    hook: Series = field(
+        default_factory=lambda: Series(
+            "+ build_event, decode_result",
+            "µs",
+            "Request -> build_event (orjson) -> invoke -> decode_result (validation): what"
+            " TriggerRunner.run does per hook",
+        )
+    )
+    logged: Series = field(
+        default_factory=lambda: Series(
+            "+ the log written",
+            "µs",
+            "the same, plus the START/END/REPORT text written and flushed to /dev/null, as the"
+            " edge's stderr sink does",
+        )
+    )
+
+
+async def measure_invocations(
+    code_dir: Path, count: int, warmup: int, into: InvokeSeries
+) -> tuple[int, int]:
+    """One round of the three series; returns the sizes of the two events (bytes)."""
+    headers = viewer_headers()
+    event_bytes = viewer_event_bytes(headers)
+    request = viewer_request(headers)
+    clock = time.perf_counter
+    with open(os.devnull, "w") as devnull:
+        sink = LogSink(devnull)
+        async with PythonFunctionPool(function_spec(code_dir), log_sink=sink) as pool:
+            check_event = build_event(EventType.VIEWER_REQUEST, EVENT_CONFIG, request)
+            result = await pool.invoke(check_event.payload)
+            if not hook_ran(check_event, result.payload):
+                raise BenchFailed(f"the handler did not add X-Hook: {result.payload[:200]!r}")
+            for _ in range(warmup):
+                await pool.invoke(event_bytes)
+
+            async def invoke_only() -> None:
+                await pool.invoke(event_bytes)
+
+            async def whole_hook() -> None:
+                event = build_event(EventType.VIEWER_REQUEST, EVENT_CONFIG, request)
+                answer = await pool.invoke(event.payload, deadline=time.monotonic() + 5.0)
+                decode_result(event, answer.payload)
+
+            async with EchoProcess.start() as echo:
+
+                async def echo_frame() -> None:
+                    await echo.round_trip(event_frame)
+
+                event_frame = encode_frame(KIND_INVOKE, b'{"id":""}', event_bytes)
+                # (series, call, log sink on): the calls alternate, so that drift on a shared
+                # machine reaches every series alike.
+                plan: tuple[tuple[Series, Callable[[], Awaitable[None]], bool], ...] = (
+                    (into.floor, echo_frame, False),
+                    (into.invoke, invoke_only, False),
+                    (into.hook, whole_hook, False),
+                    (into.logged, whole_hook, True),
+                )
+                for _, call, logging_on in plan:
+                    sink.active = logging_on
+                    for _ in range(warmup):
+                        await call()
+                samples: list[list[float]] = [[] for _ in plan]
+                for _ in range(count):
+                    for index, (_, call, logging_on) in enumerate(plan):
+                        sink.active = logging_on
+                        started = clock()
+                        await call()
+                        samples[index].append((clock() - started) * 1e6)
+                for (series, _, _), taken in zip(plan, samples, strict=True):
+                    series.rounds.append(taken)
+    return len(event_bytes), len(check_event.payload)
+
+
+# --- part 3: starting an execution environment ---------------------------------------------
+
+
+@dataclass
+class StartSeries:
+    host: Series = field(
+        default_factory=lambda: Series(
+            "launch -> ready (host)",
+            "ms",
+            "ExecutionEnvironment.launch + wait_ready as the host sees it: spawn request to the"
+            " zygote, mkdtemp, fork, pidfd back, socket connected, child setup (env, rlimits,"
+            " stdio, logging), handler imported, Init frame received",
+        )
+    )
+    child: Series = field(
+        default_factory=lambda: Series(
+            "fork -> module imported",
+            "ms",
+            "as the child measures it (start_ms): from just before os.fork in the zygote to the"
+            " handler's module imported; no host-side messaging",
+        )
+    )
+    init: Series = field(
+        default_factory=lambda: Series(
+            "Init Duration",
+            "ms",
+            "the REPORT's Init Duration: the handler's import alone",
+        )
+    )
+    cold: Series = field(
+        default_factory=lambda: Series(
+            "launch -> first result",
+            "ms",
+            "a cold invocation: launch -> ready, then the first invoke round trip",
+        )
+    )
+
+
+async def measure_starts(code_dir: Path, count: int, into: StartSeries) -> None:
+    """`count` environments, one at a time, from one zygote; each killed before the next."""
+    spec = function_spec(code_dir)
+    event = viewer_event_bytes(viewer_headers())
+    zygote = await Zygote.launch()
+    host, child, init, cold = [], [], [], []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            environment = await ExecutionEnvironment.launch(zygote, spec)
+            try:
+                if not await environment.wait_ready(INIT_TIMEOUT_SECONDS):
+                    raise BenchFailed("an execution environment did not finish Init")
+                ready = time.perf_counter()
+                result = await environment.invoke(
+                    event,
+                    request_id="hook-bench",
+                    deadline=time.monotonic() + spec.timeout_seconds,
+                    invoked_arn=spec.function_arn,
+                )
+                answered = time.perf_counter()
+            finally:
+                environment.kill()
+                await environment.wait_exited()
+            host.append((ready - started) * 1e3)
+            cold.append((answered - started) * 1e3)
+            if environment.start_ms is not None:
+                child.append(environment.start_ms)
+            if result.init_duration_ms is not None:
+                init.append(result.init_duration_ms)
+    finally:
+        await zygote.aclose()
+    into.host.rounds.append(host)
+    into.child.rounds.append(child)
+    into.init.rounds.append(init)
+    into.cold.rounds.append(cold)
+
+
+# --- report of parts 2 and 3 ---------------------------------------------------------------
+
+
+def report_series(
+    title: str, series: Sequence[Series], target: tuple[Series, float] | None
+) -> None:
+    rounds = max((len(s.rounds) for s in series), default=0)
+    table = Table(title=title, title_justify="left")
+    table.add_column("figure")
+    for column in ("p50", "p99", "n", *(("p50 per round",) if rounds > 1 else ())):
+        table.add_column(column, justify="right")
+    table.add_column("what it includes")
+    for one in series:
+        if not one.samples:
+            continue
+        digits = 0 if one.unit == "µs" else 2
+        per_round = (" / ".join(f"{p:.{digits}f}" for p in one.round_p50s()),) if rounds > 1 else ()
+        table.add_row(
+            one.title,
+            f"{one.p50():.{digits}f} {one.unit}",
+            f"{one.p99():.{digits}f} {one.unit}",
+            str(len(one.samples)),
+            *per_round,
+            one.what,
+        )
+    console.print(table)
+    if target is not None and target[0].samples:
+        goal_series, goal = target
+        p50 = goal_series.p50()
+        met = "[green]met[/]" if p50 <= goal else "[yellow]missed[/]"
+        console.print(
+            f"{goal_series.title}: p50 {p50:.{0 if goal_series.unit == 'µs' else 2}f}"
+            f" {goal_series.unit} (target <= {goal:g} {goal_series.unit}: {met})"
+        )
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    names = [*HTTP_ROWS, INVOKE, START]
+    parser.add_argument(
+        "--duration", type=pb._at_least(1), default=10, help="seconds per HTTP row (default 10)"
+    )
+    parser.add_argument(
+        "--warmup", type=pb._at_least(0), default=2, help="seconds before each (default 2)"
+    )
+    parser.add_argument("--connections", type=pb._at_least(2), default=64, help="wrk -c")
+    parser.add_argument("--workers", type=pb._at_least(1), default=2, help="edge workers")
+    parser.add_argument(
+        "--rounds", type=pb._at_least(1), default=1, help="do everything N times, interleaved"
+    )
+    parser.add_argument(
+        "--invocations",
+        type=pb._at_least(1),
+        default=5000,
+        help="timed invocations per series and round (default 5000)",
+    )
+    parser.add_argument(
+        "--starts",
+        type=pb._at_least(1),
+        default=200,
+        help="environments started per round (default 200)",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=names,
+        metavar="NAME",
+        help=f"run only this part (repeatable): {', '.join(names)}",
+    )
+    return parser.parse_args(argv)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally that stops the servers
+
+
+def run_async(make: Callable[[], Awaitable[object]]) -> None:
+    """Run on uvloop, the event loop the edge's workers use."""
+
+    async def main() -> None:
+        await make()
+
+    uvloop.run(main())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    wanted = set(args.only or [*HTTP_ROWS, INVOKE, START])
+    rows = [t for t in HTTP_TARGETS if t.name in wanted]
+    failures: dict[str, str] = {}
+
+    load: pb.Load | None = None
+    nginx: str | None = None
+    if rows:
+        wrk, nginx = pb.ensure_tools(any(t.needs_nginx for t in rows))
+        if wrk is None:
+            if pb.can_install():
+                console.print("[red]wrk could not be installed (see apt-get's output above)[/]")
+                return 1
+            console.print("[yellow]wrk is not installed and cannot be: skipping the HTTP rows[/]")
+            rows = []
+        else:
+            if nginx is None and any(t.needs_nginx for t in rows):
+                console.print("[yellow]nginx is not available: skipping the nginx-origin rows[/]")
+                rows = [t for t in rows if not t.needs_nginx]
+            load = pb.Load(wrk, 2, args.connections, args.duration, args.warmup)
+            console.print(
+                f"HTTP: wrk -t2 -c{load.connections} -d{load.duration_seconds}s --latency"
+                f" (after {load.warmup_seconds} s of warm-up), GET /file (1 KB);"
+                f" {args.workers} edge workers; {os.cpu_count()} CPUs"
+            )
+
+    results: dict[str, list[pb.Measurement]] = {t.name: [] for t in rows}
+    invocations, starts = InvokeSeries(), StartSeries()
+    event_sizes = (0, 0)
+    with tempfile.TemporaryDirectory(prefix="hook-bench-") as tmp:
+        bench = pb.Bench(Path(tmp), args.workers, nginx)
+        bench.prepare()
+        code_dir = bench.root / "functions"
+        write_handler(code_dir)
+        try:
+            for round_number in range(1, args.rounds + 1):
+                if args.rounds > 1:
+                    console.print(f"[dim]round {round_number} of {args.rounds}[/]")
+                live = [t for t in rows if t.name not in failures]
+                if live and load is not None:
+                    done, failed = pb.run_rows(bench, load, live, 1)
+                    for name, runs in done.items():
+                        results[name].extend(runs)
+                    failures.update(failed)
+                if INVOKE in wanted and INVOKE not in failures:
+                    console.print("warm invocations ...", end=" ")
+                    try:
+                        event_sizes = _run_invocations(code_dir, args.invocations, invocations)
+                    except Exception as exc:
+                        failures[INVOKE] = f"{type(exc).__name__}: {exc}"
+                        console.print("[red]failed[/]")
+                    else:
+                        console.print(
+                            f"p50 {statistics.median(invocations.invoke.rounds[-1]):.0f} µs"
+                        )
+                if START in wanted and START not in failures:
+                    console.print("environment starts ...", end=" ")
+                    try:
+                        run_async(lambda: measure_starts(code_dir, args.starts, starts))
+                    except Exception as exc:
+                        failures[START] = f"{type(exc).__name__}: {exc}"
+                        console.print("[red]failed[/]")
+                    else:
+                        console.print(f"p50 {statistics.median(starts.host.rounds[-1]):.2f} ms")
+        finally:
+            bench.close()
+
+    if rows:
+        report_http(results, {k: v for k, v in failures.items() if k in HTTP_ROWS}, rows)
+    if invocations.invoke.samples:
+        sent, built = event_sizes
+        report_series(
+            f"Warm invocation round trip, uvloop, one environment, sequential calls;"
+            f" sample_event {sent} B, build_event {built} B",
+            (invocations.floor, invocations.invoke, invocations.hook, invocations.logged),
+            (invocations.invoke, INVOKE_P50_TARGET_US),
+        )
+    if starts.host.samples:
+        report_series(
+            "Starting an execution environment from a shared, preloaded zygote",
+            (starts.host, starts.child, starts.init, starts.cold),
+            (starts.host, START_P50_TARGET_MS),
+        )
+    for name in (INVOKE, START):
+        if name in failures:
+            console.print(f"[red]{name} failed:[/] {escape(failures[name])}")
+    return 1 if failures else 0
+
+
+def _run_invocations(code_dir: Path, count: int, into: InvokeSeries) -> tuple[int, int]:
+    sizes: list[tuple[int, int]] = []
+
+    async def one_round() -> None:
+        sizes.append(await measure_invocations(code_dir, count, warmup=500, into=into))
+
+    run_async(one_round)
+    return sizes[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""The examples are tests: examples/edge.toml served as `edge serve` runs it, every example
+function driven through the real proxy, plus the author tools (`edge invoke`, `edge events`)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, EdgeProcess
+from tests.origin_app import OriginServer
+from tests.rawhttp import exchange, status_of
+
+EXAMPLES = REPO / "examples"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+    """The bundled demo, started with no configuration argument, as README's command does."""
+    tmp = tmp_path_factory.mktemp("demo")
+    process = EdgeProcess(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]).start(tmp)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def client(demo: EdgeProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=demo.url, timeout=30) as c:
+        yield c
+
+
+def test_demo_serves_the_site_with_security_headers(client: httpx.Client) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "<h1>Served by edge</h1>" in response.text
+    assert response.headers["strict-transport-security"].startswith("max-age=63072000")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["content-type"].startswith("text/html")
+
+
+def test_demo_missing_page_gets_the_error_document(client: httpx.Client) -> None:
+    response = client.get("/missing")
+    assert response.status_code == 404
+    assert "The demo site has no such page" in response.text
+
+
+def test_basic_auth(client: httpx.Client) -> None:
+    response = client.get("/private.html")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Basic realm="edge demo"'
+    assert response.headers["x-cache"] == "LambdaGeneratedResponse from edge"
+    wrong = base64.b64encode(b"demo:nope").decode()
+    assert (
+        client.get("/private.html", headers={"Authorization": f"Basic {wrong}"}).status_code == 401
+    )
+    response = client.get("/private.html", auth=("demo", "edge"))
+    assert response.status_code == 200
+    assert "Members only" in response.text
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
+        pytest.param("/old", "/", id="moved-page"),
+        pytest.param("/documentation?x=1", "/docs/?x=1", id="query-kept"),
+        pytest.param("/blog", "https://blog.example.com/", id="external"),
+        pytest.param("/docs///index.html", "/docs/index.html", id="slashes-collapse"),
+    ],
+)
+def test_redirects(client: httpx.Client, path: str, location: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 301
+    assert response.headers["location"] == location
+
+
+def test_leading_double_slash_is_collapsed(demo: EdgeProcess) -> None:
+    # An HTTP client would read `//docs` as a host: send the request line by hand.
+    port = int(demo.url.rsplit(":", 1)[1])
+    response = exchange(port, b"GET //docs///index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(response) == 301
+    assert b"\r\nlocation: /docs/index.html\r\n" in response
+
+
+def test_directory_uri_gets_its_index_document(client: httpx.Client) -> None:
+    response = client.get("/docs/")
+    assert response.status_code == 200
+    assert "<h1>Docs</h1>" in response.text
+
+
+def test_ab_testing_assigns_a_sticky_group(client: httpx.Client) -> None:
+    first = client.get("/experiment/")
+    assert first.status_code == 200
+    cookie = first.headers["set-cookie"]
+    group = cookie.split(";")[0].split("=")[1]
+    assert group in ("a", "b")
+    assert f"<h1>Variant {group.upper()}</h1>" in first.text
+    for _ in range(5):
+        client.cookies.clear()
+        again = client.get("/experiment/", headers={"Cookie": f"ab-group={group}"})
+        assert f"<h1>Variant {group.upper()}</h1>" in again.text
+        assert "set-cookie" not in again.headers
+    groups = set()
+    for _ in range(40):
+        client.cookies.clear()
+        groups.add(client.get("/experiment/").headers["set-cookie"].split(";")[0])
+    assert groups == {"ab-group=a", "ab-group=b"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"X-Origin": "beta"}, id="by-header"),
+        pytest.param({"Cookie": "theme=dark; origin=beta"}, id="by-cookie"),
+    ],
+)
+def test_origin_selection(client: httpx.Client, headers: dict[str, str]) -> None:
+    assert "Beta site" in client.get("/", headers=headers).text
+    assert "Served by edge" in client.get("/").text
+
+
+def test_custom_error_page_replaces_an_origin_5xx(
+    start_edge: Any, origin: OriginServer, tmp_path: Path
+) -> None:
+    config = f"""
+[origins.app]
+url = "{origin.url}"
+
+[[behaviors]]
+path = "*"
+origin = "app"
+origin-response = "custom-error-page"
+
+[functions.custom-error-page]
+handler = "{EXAMPLES}/functions/custom_error_page.handler"
+"""
+    edge: EdgeProcess = start_edge(config=config)
+    with httpx.Client(base_url=edge.url) as c:
+        broken = c.get("/status/503")
+        fine = c.get("/status/200")
+    assert broken.status_code == 503
+    assert "We'll be right back" in broken.text
+    assert "(503)" in broken.text
+    assert broken.headers["content-type"] == "text/html; charset=utf-8"
+    assert broken.headers["content-length"] == str(len(broken.content))
+    assert fine.text == "status 200"
+
+
+def test_demo_admin_listener(demo: EdgeProcess) -> None:
+    with httpx.Client(base_url=demo.admin_url) as admin:
+        assert admin.get("/healthz").status_code == 200
+        assert "edge_requests_total" in admin.get("/metrics").text
+
+
+def _edge(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+        input=stdin,
+    )
+
+
+def test_every_example_config_passes_edge_check() -> None:
+    configs = sorted(EXAMPLES.glob("**/*.toml"))
+    assert configs
+    for config in configs:
+        result = _edge("check", str(config))
+        assert result.returncode == 0, f"{config}: {result.stderr}"
+
+
+@pytest.mark.parametrize(
+    "trigger", ["viewer-request", "origin-request", "origin-response", "viewer-response"]
+)
+def test_edge_events_prints_a_valid_sample(trigger: str) -> None:
+    result = _edge("events", trigger, "--uri", "/x", "--header", "X-Test: 1", "--status", "404")
+    assert result.returncode == 0, result.stderr
+    cf = json.loads(result.stdout)["Records"][0]["cf"]
+    assert cf["config"]["eventType"] == trigger
+    assert cf["request"]["uri"] == "/x"
+    assert cf["request"]["headers"]["x-test"] == [{"key": "X-Test", "value": "1"}]
+    assert ("response" in cf) is trigger.endswith("response")
+    if "response" in cf:
+        assert cf["response"]["status"] == "404"
+    assert ("origin" in cf["request"]) is trigger.startswith("origin")
+
+
+def test_edge_invoke_runs_a_handler_and_prints_result_and_log(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(_edge("events", "viewer-request", "--uri", "/old").stdout)
+    result = _edge("invoke", "examples/functions/redirects.py::handler", "--event", str(event))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "301"
+    assert "START RequestId: " in result.stderr
+    assert "REPORT RequestId: " in result.stderr
+
+
+def test_edge_invoke_exits_1_with_lambdas_error_document(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(_edge("events", "viewer-request").stdout)
+    # security_headers expects a response event: KeyError on a request event
+    result = _edge(
+        "invoke", "examples/functions/security_headers.py::handler", "--event", str(event)
+    )
+    assert result.returncode == 1
+    error = json.loads(result.stdout)
+    assert error["errorType"] == "KeyError"
+    assert error["errorMessage"] == "'response'"
+    assert "[ERROR] KeyError: 'response'" in result.stderr
+
+
+def test_quick_hooks_without_a_config_file(start_edge: Any, origin: OriginServer) -> None:
+    hooks = REPO / "tests" / "edge_functions" / "hooks.py"
+    edge: EdgeProcess = start_edge(
+        "--origin",
+        origin.url,
+        "--viewer-request",
+        f"{hooks}::tag_request",
+        "--origin-response",
+        f"{hooks}::tag_response",
+    )
+    with httpx.Client(base_url=edge.url) as c:
+        response = c.get("/quick")
+    assert dict(response.json()["headers"])["x-viewer-request"] == "ran"
+    assert response.headers["x-origin-response"] == "ran"
