@@ -78,6 +78,7 @@ CONFIG = "\n\n".join(
         _behavior("/fail/notobject", origin_response="not-an-object"),
         _behavior("/throttle/*", viewer_request="sleep-briefly"),
         _behavior("/hang/*", viewer_request="hang"),
+        _behavior("/switch/*", origin_request="switch-origin"),
         _behavior("*"),
         _functions(
             tag_request="tag_request",
@@ -94,6 +95,7 @@ CONFIG = "\n\n".join(
             read_only_host="read_only_host",
             not_an_object="not_an_object",
             sleep_briefly={"handler": "sleep_briefly", "max_concurrency": 1},
+            switch_origin="switch_origin",
         ),
     ]
 )
@@ -232,6 +234,20 @@ def test_origin_request_event_shows_the_origin_and_the_forwarded_headers(
     assert request["headers"]["x-forwarded-for"][0]["value"] == "127.0.0.1"
     assert request["headers"]["via"][0]["value"] == "1.1 edge-fn"
     assert "x-forwarded-proto" not in request["headers"]  # disallowed: hidden (§3.1)
+
+
+def test_origin_request_switches_to_another_custom_origin(client: httpx.Client) -> None:
+    from tests.origin_app import running_origin
+
+    with running_origin() as other:
+        response = client.get("/switch/x?q=1", headers={"X-Switch-To": f"127.0.0.1:{other.port}"})
+        assert response.status_code == 200
+        seen = other.log.wait_for_target("/switched/switch/x?q=1")
+    headers = dict(seen["headers"])
+    assert headers["x-switched"] == "yes"
+    assert headers["host"] == f"127.0.0.1:{other.port}"
+    unswitched = client.get("/switch/y").json()
+    assert unswitched["target"] == "/switch/y"
 
 
 @pytest.mark.parametrize(

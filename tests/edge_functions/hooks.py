@@ -103,3 +103,25 @@ def read_only_host(event, context):
 
 def not_an_object(event, context):
     return ["not", "an", "object"]
+
+
+def switch_origin(event, context):
+    """origin-request: send the request to the custom origin named in X-Switch-To (host:port)."""
+    request = _cf(event)["request"]
+    target = request["headers"].get("x-switch-to")
+    if target:
+        host, _, port = target[0]["value"].partition(":")
+        request["origin"] = {
+            "custom": {
+                "customHeaders": {"x-switched": [{"key": "X-Switched", "value": "yes"}]},
+                "domainName": host,
+                "keepaliveTimeout": 5,
+                "path": "/switched",
+                "port": int(port),
+                "protocol": "http",
+                "readTimeout": 30,
+                "sslProtocols": ["TLSv1.2"],
+            }
+        }
+        request["headers"]["host"] = [{"key": "Host", "value": target[0]["value"]}]
+    return request

@@ -1,0 +1,82 @@
+"""The package layering of DESIGN.md, checked on the source: edge -> (sandbox, origin_proxy),
+and the pure modules stay pure."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in sorted((REPO / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(REPO))] = names
+    return found
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        pytest.param("origin_proxy", {"edge", "sandbox"}, id="origin_proxy-knows-no-functions"),
+        pytest.param("sandbox", {"edge", "origin_proxy"}, id="sandbox-knows-no-http"),
+    ],
+)
+def test_lower_packages_never_import_upward(package: str, forbidden: set[str]) -> None:
+    offenders = {
+        path: sorted(names & forbidden)
+        for path, names in _imports(package).items()
+        if names & forbidden
+    }
+    assert offenders == {}
+
+
+def test_event_translation_is_pure() -> None:
+    impure = {"httpx", "starlette", "anyio", "asyncio", "wasmtime", "hypercorn", "socket", "time"}
+    offenders = {
+        path: sorted(names & impure)
+        for path, names in _imports("edge/events").items()
+        if names & impure
+    }
+    assert offenders == {}
+
+
+@pytest.mark.parametrize("package", ["edge", "edge.events", "origin_proxy", "sandbox"])
+def test_public_surface_is_small_and_real(package: str) -> None:
+    module = importlib.import_module(package)
+    exported = module.__all__
+    assert len(exported) <= 25
+    assert exported == sorted(exported)
+    for name in exported:
+        assert getattr(module, name) is not None, name
+
+
+def test_top_level_layout() -> None:
+    allowed = {
+        "pyproject.toml",
+        "README.md",
+        "edge",
+        "sandbox",
+        "origin_proxy",
+        "tests",
+        "examples",
+    }
+    present = {
+        p.name
+        for p in REPO.iterdir()
+        if not p.name.startswith(".")
+        and p.name not in {"build", "dist"}
+        and not p.name.endswith(".egg-info")
+    }
+    assert present <= allowed, present - allowed
+    assert Path(REPO / ".ci" / "run").is_file()
