@@ -7,9 +7,10 @@ pipeline; the admin app serves `/healthz` and `/metrics` on its own address.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -25,6 +26,9 @@ from edge.origins import Upstream, build_upstreams, close_upstreams
 from edge.pipeline import Pipeline
 from edge.triggers import TriggerRunner
 
+# How stale /metrics may be with several workers (one worker flushes on every scrape).
+METRICS_FLUSH_SECONDS = 0.5
+
 
 def create_app(
     config: EdgeConfig,
@@ -36,27 +40,37 @@ def create_app(
 ) -> Starlette:
     """The viewer-facing application for `config`."""
     live = upstreams if upstreams is not None else build_upstreams(config)
+    recorder = metrics or ProxyMetrics(CollectorRegistry())
     registry = functions
     if registry is None and config.functions:
         registry = FunctionRegistry(config)
     pipeline = Pipeline(
         config,
         live,
-        metrics=metrics or ProxyMetrics(CollectorRegistry()),
+        metrics=recorder,
         access_log=access_log or AccessLog(sys.stdout if config.server.access_log else None),
         triggers=TriggerRunner.from_config(config, registry) if registry is not None else None,
     )
 
+    async def flush_metrics() -> None:
+        while True:
+            await asyncio.sleep(METRICS_FLUSH_SECONDS)
+            recorder.flush()
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        try:
-            if registry is not None:
-                await registry.start()
-            yield
-        finally:
-            if registry is not None:
-                await registry.aclose()
-            await close_upstreams(live)
+        async with asyncio.TaskGroup() as tasks:
+            flusher = tasks.create_task(flush_metrics())
+            try:
+                if registry is not None:
+                    await registry.start()
+                yield
+            finally:
+                flusher.cancel()
+                recorder.flush()
+                if registry is not None:
+                    await registry.aclose()
+                await close_upstreams(live)
 
     app = Starlette(lifespan=lifespan)
     app.router.default = pipeline
@@ -64,14 +78,22 @@ def create_app(
     return app
 
 
-def create_admin_app(registry: CollectorRegistry | None = None) -> Starlette:
-    """Health and metrics, for operators, on a separate listener."""
+def create_admin_app(
+    registry: CollectorRegistry | None = None, *, flush: Callable[[], None] | None = None
+) -> Starlette:
+    """Health and metrics, for operators, on a separate listener.
+
+    `registry`: this process's metrics (one worker); None: all workers' (multiprocess mode).
+    `flush` moves what the proxy recorded into the registry before a scrape.
+    """
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok\n")
 
     async def metrics(_: Request) -> Response:
+        if flush is not None:
+            flush()
         if registry is not None:
             return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
         body, content_type = render_latest()

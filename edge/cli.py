@@ -181,12 +181,14 @@ def run_server(config: EdgeConfig) -> int:
             max_header_bytes=server.max_header_bytes,
         )
 
+        # One worker: the proxy and the admin listener share a process and its metrics.
+        shared = ProxyMetrics(registry) if registry is not None else None
+
         def app_factory() -> Any:
-            metrics = ProxyMetrics(registry if registry is not None else CollectorRegistry())
-            return create_app(config, metrics=metrics)
+            return create_app(config, metrics=shared or ProxyMetrics(CollectorRegistry()))
 
         def admin_factory() -> Any:
-            return create_admin_app(registry)
+            return create_admin_app(registry, flush=shared.flush if shared else None)
 
         def ready(listen: Any, admin: Any) -> None:
             _banner(config, str(listen), str(admin) if admin else None)

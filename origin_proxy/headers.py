@@ -39,9 +39,12 @@ def connection_listed(headers: Headers) -> frozenset[bytes]:
 
 
 def strip_hop_by_hop(headers: Headers) -> Headers:
-    """`headers` without hop-by-hop fields, keeping order."""
-    listed = connection_listed(headers)
-    drop = HOP_BY_HOP | listed if listed else HOP_BY_HOP
+    """`headers` without hop-by-hop fields, keeping order (a new list)."""
+    present = HOP_BY_HOP.intersection([name for name, _ in headers])
+    if not present:  # the common case, kept cheap: nothing to drop
+        return list(headers)
+    listed = connection_listed(headers) if b"connection" in present else frozenset()
+    drop = HOP_BY_HOP | listed
     return [(name, value) for name, value in headers if name not in drop]
 
 
