@@ -49,7 +49,9 @@ def create_app(
         live,
         metrics=recorder,
         access_log=access_log or AccessLog(sys.stdout if config.server.access_log else None),
-        triggers=TriggerRunner.from_config(config, registry) if registry is not None else None,
+        triggers=(
+            TriggerRunner.from_config(config, registry, recorder) if registry is not None else None
+        ),
     )
 
     async def flush_metrics() -> None:

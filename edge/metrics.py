@@ -83,6 +83,25 @@ class ProxyMetrics:
         self.origin_errors = Counter(
             "edge_origin_errors", "Origin failures by cause", ["origin", "detail"], registry=reg
         )
+        self.function_invocations = Counter(
+            "edge_function_invocations",
+            "Function invocations by trigger",
+            ["function", "trigger"],
+            registry=reg,
+        )
+        self.function_errors = Counter(
+            "edge_function_errors",
+            "Failed function invocations by kind (X-Cache kind and cause)",
+            ["function", "trigger", "kind"],
+            registry=reg,
+        )
+        self.function_seconds = Histogram(
+            "edge_function_duration_seconds",
+            "Function invocation round trip, as the pipeline waited for it",
+            ["function"],
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
         self._counts: dict[tuple[Any, ...], float] = {}
         self._histograms: dict[tuple[Any, ...], _Histogram] = {}
         self._bounds = list(_LATENCY_BUCKETS)
@@ -110,6 +129,17 @@ class ProxyMetrics:
     def record_origin_error(self, origin: str, detail: str) -> None:
         key = (self.origin_errors, origin, detail)
         self._counts[key] = self._counts.get(key, 0) + 1
+
+    def record_function(
+        self, function: str, trigger: str, seconds: float, error_kind: str | None
+    ) -> None:
+        counts = self._counts
+        key: tuple[Any, ...] = (self.function_invocations, function, trigger)
+        counts[key] = counts.get(key, 0) + 1
+        if error_kind is not None:
+            key = (self.function_errors, function, trigger, error_kind)
+            counts[key] = counts.get(key, 0) + 1
+        self._observe(self.function_seconds, function, seconds)
 
     def flush(self) -> None:
         """Move what was recorded into the prometheus-client metrics."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from edge.config import EdgeConfig, FunctionAssociation
 from edge.events import (
@@ -27,6 +28,12 @@ from edge.functions import FunctionRegistry
 from sandbox.errors import SandboxError
 
 logger = logging.getLogger("edge.functions")
+
+
+class FunctionMetricsSink(Protocol):
+    def record_function(
+        self, function: str, trigger: str, seconds: float, error_kind: str | None
+    ) -> None: ...
 
 
 class TriggerFailed(Exception):
@@ -52,9 +59,15 @@ class TriggerRunner:
     viewer_timeout_seconds: float
     origin_timeout_seconds: float
     policy: ValidationPolicy
+    metrics: FunctionMetricsSink | None = None
 
     @classmethod
-    def from_config(cls, config: EdgeConfig, registry: FunctionRegistry) -> TriggerRunner:
+    def from_config(
+        cls,
+        config: EdgeConfig,
+        registry: FunctionRegistry,
+        metrics: FunctionMetricsSink | None = None,
+    ) -> TriggerRunner:
         edge = config.lambda_edge
         return cls(
             registry=registry,
@@ -63,6 +76,7 @@ class TriggerRunner:
             viewer_timeout_seconds=edge.viewer_timeout,
             origin_timeout_seconds=edge.origin_timeout,
             policy=ValidationPolicy(strict_viewer_response_status=edge.strict),
+            metrics=metrics,
         )
 
     async def run(
@@ -85,6 +99,7 @@ class TriggerRunner:
         )
         name = association.name
         lambda_id = ""
+        started = time.perf_counter()
         try:
             result = await self.registry.invoke(
                 name,
@@ -97,7 +112,14 @@ class TriggerRunner:
             outcome = decode_result(event, result.payload, policy=self.policy)
         except (SandboxError, LambdaValidationError) as exc:
             lambda_id = lambda_id or getattr(exc, "request_id", "")
+            if self.metrics is not None:
+                kind = getattr(exc, "rule", None) or getattr(exc, "error_type", None)
+                self.metrics.record_function(
+                    name, trigger, time.perf_counter() - started, kind or type(exc).__name__
+                )
             raise TriggerFailed(trigger, name, exc, lambda_id) from exc
+        if self.metrics is not None:
+            self.metrics.record_function(name, trigger, time.perf_counter() - started, None)
         for warning in outcome.warnings:
             logger.warning("request %s: function %s at %s: %s", request_id, name, trigger, warning)
         return outcome

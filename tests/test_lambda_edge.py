@@ -106,7 +106,9 @@ def edge(origin: OriginServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
     tmp = tmp_path_factory.mktemp("edge-fn")
     config = tmp / "edge.toml"
     config.write_text(CONFIG.replace("{origin}", origin.url))
-    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0"]).start(tmp)
+    process = EdgeProcess(
+        [str(config), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
+    ).start(tmp)
     yield process
     process.stop()
 
@@ -383,3 +385,21 @@ def test_function_logs_are_lambda_shaped(client: httpx.Client, edge: EdgeProcess
         r"REPORT RequestId: [0-9a-f-]{36}\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms\t"
         r"Memory Size: 128 MB\tMax Memory Used: \d+ MB\t"
     )
+
+
+def test_function_metrics(client: httpx.Client, edge: EdgeProcess) -> None:
+    client.get("/all/metrics")
+    client.get("/fail/raise")
+    with httpx.Client(base_url=edge.admin_url) as admin:
+        metrics = admin.get("/metrics").text
+    assert re.search(
+        r'edge_function_invocations_total\{function="tag-request",trigger="viewer-request"\} '
+        r"[1-9]",
+        metrics,
+    )
+    assert re.search(
+        r'edge_function_errors_total\{function="raise-error",kind="KeyError",'
+        r'trigger="viewer-request"\} [1-9]',
+        metrics,
+    )
+    assert 'edge_function_duration_seconds_count{function="tag-response"}' in metrics
