@@ -1186,9 +1186,9 @@ BODY_CASES = [
     pytest.param(
         VR,
         {"action": "replace", "encoding": "text", "data": "x" * (40 * KB + 1)},
+        b"x" * (40 * KB),
         None,
-        "body-too-large",
-        id="text-over-40KB",
+        id="text-over-40KB-truncated",
     ),
     pytest.param(
         VR,
@@ -1200,16 +1200,16 @@ BODY_CASES = [
     pytest.param(
         VR,
         {"action": "replace", "data": _b64(b"x" * (40 * KB + 3))},
+        b"x" * (40 * KB),
         None,
-        "body-too-large",
-        id="base64-over-53.2KB",
+        id="base64-over-53.2KB-truncated",
     ),
     pytest.param(
         OR,
         {"action": "replace", "encoding": "text", "data": "x" * (MB + 1)},
+        b"x" * MB,
         None,
-        "body-too-large",
-        id="origin-text-over-1MB",
+        id="origin-text-over-1MB-truncated",
     ),
     pytest.param(
         OR, {"action": "replace", "data": "not base64!"}, None, "body-base64", id="bad-base64"

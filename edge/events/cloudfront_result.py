@@ -311,11 +311,12 @@ def _decode_request_body(
     if encoding == "text":
         body = data.encode("utf-8")
         if len(body) > limit:
-            fail(
-                "body-too-large",
-                f"{trigger} result: the replacement body is {len(body)} bytes of text; the "
-                f"limit is {limit}.",
+            # §1.4: CloudFront truncates a replacement body at the limit; it does not reject it.
+            warnings.append(
+                f"{trigger} result: the replacement body is {len(body)} bytes of text; "
+                f"CloudFront truncates it at {limit} bytes, and so did the edge."
             )
+            body = body[:limit]
         return body
     if encoding != "base64":
         fail(
@@ -324,13 +325,14 @@ def _decode_request_body(
         )
     # §1.4: AWS states the base64 limits as 53.2 KB / 1.33 MB, i.e. the text limits encoded.
     b64_limit = (limit + 2) // 3 * 4
+    decoded = _b64decode(data, "request.body.data", trigger)
     if len(data) > b64_limit:
-        fail(
-            "body-too-large",
+        warnings.append(
             f"{trigger} result: the replacement body is {len(data)} characters of base64; "
-            f"the limit is {b64_limit}.",
+            f"CloudFront truncates it at {b64_limit}, and so did the edge."
         )
-    return _b64decode(data, "request.body.data", trigger)
+        decoded = decoded[:limit]
+    return decoded
 
 
 # -- responses -------------------------------------------------------------------------------
