@@ -280,11 +280,22 @@ def report_http(
             f" {met}); {by_cpu:.1%} by server CPU per request"
         )
         console.print(
-            f"  p50 {h.p50_ms:.2f} ms vs {p.p50_ms:.2f} ms (+{h.p50_ms - p.p50_ms:.2f} ms),"
-            f" p99 {h.p99_ms:.2f} ms vs {p.p99_ms:.2f} ms (+{h.p99_ms - p.p99_ms:.2f} ms);"
-            f" server CPU +{hooked.server_cpu_us_per_request - plain.server_cpu_us_per_request:.0f}"
+            f"  p50 {h.p50_ms:.2f} ms vs {p.p50_ms:.2f} ms ({h.p50_ms - p.p50_ms:+.2f} ms),"
+            f" p99 {h.p99_ms:.2f} ms vs {p.p99_ms:.2f} ms ({h.p99_ms - p.p99_ms:+.2f} ms);"
+            f" server CPU {hooked.server_cpu_us_per_request - plain.server_cpu_us_per_request:+.0f}"
             f" µs per request (edge, zygotes and environments: {processes} processes)"
         )
+        pairs = list(zip(results[with_hook], results[without], strict=False))
+        if len(pairs) > 1:
+            # Rows of one round ran back to back: their ratio cancels drift between rounds.
+            per_round = [
+                a.result.requests_per_second / max(b.result.requests_per_second, 1e-9)
+                for a, b in pairs
+            ]
+            console.print(
+                f"  ratio per round: {' / '.join(f'{r:.0%}' for r in per_round)}"
+                f" (median {statistics.median(per_round):.1%})"
+            )
     if any(results.get(pair[1]) for pair in HOOK_PAIRS):
         console.print(
             "[dim]  Under wrk's closed loop (64 connections always busy) the added p50 is mostly"
@@ -650,6 +661,16 @@ def run_async(make: Callable[[], Awaitable[object]]) -> None:
     uvloop.run(main())
 
 
+def _run_invocations(code_dir: Path, count: int, into: InvokeSeries) -> tuple[int, int]:
+    sizes: list[tuple[int, int]] = []
+
+    async def one_round() -> None:
+        sizes.append(await measure_invocations(code_dir, count, warmup=500, into=into))
+
+    run_async(one_round)
+    return sizes[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -739,16 +760,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in failures:
             console.print(f"[red]{name} failed:[/] {escape(failures[name])}")
     return 1 if failures else 0
-
-
-def _run_invocations(code_dir: Path, count: int, into: InvokeSeries) -> tuple[int, int]:
-    sizes: list[tuple[int, int]] = []
-
-    async def one_round() -> None:
-        sizes.append(await measure_invocations(code_dir, count, warmup=500, into=into))
-
-    run_async(one_round)
-    return sizes[0]
 
 
 if __name__ == "__main__":
