@@ -350,3 +350,53 @@ def test_one_line_proxy_to_a_directory(start_edge: Any, tmp_path: Path) -> None:
     assert response.status_code == 200
     assert response.text == "<h1>home</h1>"
     assert response.headers["via"] == "1.1 edge"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param(b"/../secret.txt", id="dot-dot"),
+        pytest.param(b"/sub/../../secret.txt", id="dot-dot-after-dir"),
+        pytest.param(b"/%2e%2e/secret.txt", id="encoded-dots"),
+        pytest.param(b"/%2E%2e/secret.txt", id="encoded-dots-mixed-case"),
+        pytest.param(b"/..%2fsecret.txt", id="encoded-slash"),
+        pytest.param(b"/..%5csecret.txt", id="encoded-backslash"),
+        pytest.param(b"/..\\secret.txt", id="backslash"),
+        pytest.param(b"/secret.txt%00.html", id="nul-byte"),
+        pytest.param(b"/outside-link", id="symlink-out-of-root"),
+        pytest.param(b"/sub/%2e%2e/%2e%2e/secret.txt", id="encoded-dots-nested"),
+    ],
+)
+def test_directory_origin_never_serves_outside_its_root(
+    target: bytes, site_edge: EdgeProcess
+) -> None:
+    port = int(site_edge.url.rsplit(":", 1)[1])
+    response = exchange(port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(response) in (403, 404)
+    assert b"top secret" not in response
+
+
+@pytest.fixture(scope="module")
+def site_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+    tmp = tmp_path_factory.mktemp("site")
+    (tmp / "secret.txt").write_text("top secret")
+    root = tmp / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "index.html").write_text("home")
+    (root / "outside-link").symlink_to(tmp / "secret.txt")
+    process = EdgeProcess(["--origin", str(root), "--listen", "127.0.0.1:0"]).start(tmp)
+    yield process
+    process.stop()
+
+
+def test_directory_origin_through_the_edge(site_edge: EdgeProcess) -> None:
+    with httpx.Client(base_url=site_edge.url) as c:
+        home = c.get("/")
+        assert home.text == "home"
+        etag = home.headers["etag"]
+        assert c.get("/", headers={"If-None-Match": etag}).status_code == 304
+        partial = c.get("/index.html", headers={"Range": "bytes=1-2"})
+        assert partial.status_code == 206
+        assert partial.text == "om"
+        assert c.get("/index.html", headers={"Range": "bytes=9-"}).status_code == 416
+        assert c.head("/index.html").headers["content-length"] == "4"
