@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from edge.behaviors import METHOD_SETS, MethodSet
@@ -135,25 +136,41 @@ class FunctionConfig(_Strict):
     """`[functions.NAME]`: a Lambda function the behaviors (and later origins) can call.
 
     Python: `handler = "dir/module.function"` (relative to the config file), or `code = "dir"`
-    with `handler = "module.function"` as Lambda writes it.
+    with `handler = "module.function"` as Lambda writes it. WASM: `module = "path/fn.wasm"`
+    (or `.wat`), `abi = "core" | "wasi"`.
     """
 
-    runtime: Literal["python"] = "python"
-    handler: str = Field(pattern=r"^[^:]+\.[A-Za-z_][A-Za-z0-9_]*$")
+    runtime: Literal["python", "wasm"] = "python"
+    handler: str | None = Field(default=None, pattern=r"^[^:]+\.[A-Za-z_][A-Za-z0-9_]*$")
     code: Path | None = None
+    module: Path | None = None
+    abi: Literal["core", "wasi"] = "core"
+    reuse_instance: bool = False
+    fuel: int | None = Field(default=None, gt=0)
     timeout: Annotated[float, Field(gt=0, le=900)] | None = None
     memory: int = Field(default=128, ge=128, le=10_240)
     environment: dict[str, str] = Field(default_factory=dict)
     max_concurrency: int = Field(default=64, ge=0, le=10_000)
+    # Seconds an invocation may wait for a busy environment before it is throttled (0: never).
+    max_wait: Annotated[float, Field(ge=0, le=900)] = 0.0
     idle_timeout: Annotated[float, Field(gt=0)] = 300.0
     provisioned: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _runtime_fields(self) -> FunctionConfig:
+        if self.runtime == "python" and self.handler is None:
+            raise ValueError('a python function needs handler = "dir/module.function"')
+        if self.runtime == "wasm" and self.module is None:
+            raise ValueError('a wasm function needs module = "path/to/function.wasm"')
+        return self
 
     @property
     def code_dir_and_handler(self) -> tuple[Path, str]:
         """(code directory, `module.function`)."""
+        handler = self.handler or ""
         if self.code is not None:
-            return self.code, self.handler
-        folder, slash, rest = self.handler.rpartition("/")
+            return self.code, handler
+        folder, slash, rest = handler.rpartition("/")
         return (Path(folder) if slash else Path(".")), rest
 
 
@@ -459,6 +476,15 @@ def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
             check_environment(function.environment)
         except ValueError as exc:
             problems.append(f"functions.{name}.environment: {exc}")
+        if function.runtime == "wasm" and function.module is not None:
+            module = function.module
+            found = module if module.is_absolute() else config.base_dir / module
+            if not found.is_file():
+                problems.append(
+                    f"functions.{name}.module: expected an existing .wasm or .wat file, "
+                    f"found {str(module)!r} (looked at {found})"
+                )
+            continue
         code_dir, _ = function.code_dir_and_handler
         folder = code_dir if code_dir.is_absolute() else config.base_dir / code_dir
         if not folder.is_dir():
@@ -501,6 +527,10 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
         origins[name] = origin
     functions: dict[str, FunctionConfig] = {}
     for name, function in config.functions.items():
+        if function.runtime == "wasm" and function.module is not None:
+            module = function.module if function.module.is_absolute() else base / function.module
+            functions[name] = function.model_copy(update={"module": module.resolve()})
+            continue
         code_dir, handler = function.code_dir_and_handler
         if not code_dir.is_absolute():
             code_dir = (base / code_dir).resolve()

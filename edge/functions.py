@@ -1,8 +1,10 @@
-"""The function registry: one execution-environment pool per configured function.
+"""The function registry: one runtime object per configured function, behind one door.
 
-Pools start with the app (their zygote is forked from a fresh interpreter once, so the first
-request does not pay for it) and stop with it. Each invocation's Lambda log (START .. REPORT)
-goes to the log sink, by default the edge's stderr, as Lambda writes it to CloudWatch.
+Python functions get an execution-environment pool each; all pools fork their environments
+from one shared zygote, started with the app (one fresh interpreter per edge process, not one
+per function), and stop with it. WASM functions share one wasmtime engine and its compiled
+module cache. Each invocation's Lambda log (START .. REPORT) goes to the log sink, by default
+the edge's stderr, as Lambda writes it to CloudWatch.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from edge.config import EdgeConfig, FunctionConfig
 from sandbox.pool import PythonFunctionPool
-from sandbox.python_worker.launcher import Zygote
 from sandbox.python_worker.environment import InvocationResult
+from sandbox.python_worker.launcher import Zygote
 from sandbox.python_worker.spec import FunctionSpec
+from sandbox.wasm import WasmEngine, WasmFunction, WasmFunctionSpec
 
 LogSink = Callable[[str], None]
 
@@ -25,18 +29,27 @@ def stderr_sink(text: str) -> None:
     sys.stderr.flush()
 
 
+class Runtime(Protocol):
+    """What the registry needs of a function's runtime (both sandboxes provide it)."""
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class FunctionInfo:
     """What the pipeline needs to know of a function besides invoking it."""
 
     name: str
+    runtime: str
     version: str
     memory_mb: int
     timeout_seconds: float | None  # None: the trigger's limit
 
 
 def spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> FunctionSpec:
-    """The sandbox's description of function `name` (config already resolved paths)."""
+    """The Python sandbox's description of function `name` (config already resolved paths)."""
     code_dir, handler = function.code_dir_and_handler
     return FunctionSpec(
         name=name,
@@ -48,42 +61,90 @@ def spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> 
         max_concurrency=function.max_concurrency,
         idle_seconds=function.idle_timeout,
         provisioned=min(function.provisioned, function.max_concurrency),
+        max_wait_seconds=function.max_wait,
+    )
+
+
+def wasm_spec_for(
+    name: str, function: FunctionConfig, *, timeout_seconds: float
+) -> WasmFunctionSpec:
+    """The WASM sandbox's description of function `name`."""
+    assert function.module is not None
+    return WasmFunctionSpec(
+        name=name,
+        module=function.module,
+        abi=function.abi,
+        memory_mb=function.memory,
+        timeout_seconds=function.timeout or timeout_seconds,
+        environment=dict(function.environment),
+        max_concurrency=function.max_concurrency,
+        reuse_instance=function.reuse_instance,
+        fuel=function.fuel,
     )
 
 
 class FunctionRegistry:
-    """Pools by function name; `invoke` is the one door to the sandbox.
+    """Runtimes by function name; `invoke` is the one door to the sandboxes."""
 
-    All pools fork their environments from one shared zygote, started by `start()` (one
-    fresh interpreter for the whole edge process, not one per function).
-    """
-
-    def __init__(self, config: EdgeConfig, *, log_sink: LogSink | None = stderr_sink) -> None:
-        self._specs: dict[str, FunctionSpec] = {}
-        self._pools: dict[str, PythonFunctionPool] = {}
+    def __init__(
+        self,
+        config: EdgeConfig,
+        *,
+        log_sink: LogSink | None = stderr_sink,
+        wasm_cache_dir: str | None = None,
+    ) -> None:
+        self._python_specs: dict[str, FunctionSpec] = {}
+        self._wasm_specs: dict[str, WasmFunctionSpec] = {}
+        self._runtimes: dict[str, Any] = {}
         self._log_sink = log_sink
         self._zygote: Zygote | None = None
+        self._engine: WasmEngine | None = None
+        self._wasm_cache_dir = wasm_cache_dir
         self.info: dict[str, FunctionInfo] = {}
         # A function used on origin triggers may run up to the origin limit; the trigger's own
         # limit is applied per invocation as a deadline.
         longest = max(config.lambda_edge.viewer_timeout, config.lambda_edge.origin_timeout)
         for name, function in config.functions.items():
-            spec = spec_for(name, function, timeout_seconds=longest)
-            self._specs[name] = spec
-            self.info[name] = FunctionInfo(name, spec.version, function.memory, function.timeout)
+            if function.runtime == "wasm":
+                wasm = wasm_spec_for(name, function, timeout_seconds=longest)
+                self._wasm_specs[name] = wasm
+                version = wasm.version
+            else:
+                spec = spec_for(name, function, timeout_seconds=longest)
+                self._python_specs[name] = spec
+                version = spec.version
+            self.info[name] = FunctionInfo(
+                name, function.runtime, version, function.memory, function.timeout
+            )
 
     @property
-    def pools(self) -> Mapping[str, PythonFunctionPool]:
-        return self._pools
+    def runtimes(self) -> Mapping[str, Any]:
+        return self._runtimes
 
     async def start(self) -> None:
-        if self._specs and self._zygote is None:
+        if self._python_specs and self._zygote is None:
             self._zygote = await Zygote.launch()
-        for name, spec in self._specs.items():
-            if name not in self._pools:
+        if self._wasm_specs and self._engine is None:
+            self._engine = WasmEngine(cache_dir=self._wasm_cache_dir)
+        for name, spec in self._python_specs.items():
+            if name not in self._runtimes:
                 pool = PythonFunctionPool(spec, log_sink=self._log_sink, zygote=self._zygote)
-                self._pools[name] = pool
+                self._runtimes[name] = pool
                 await pool.start()
+        for name, wasm in self._wasm_specs.items():
+            if name not in self._runtimes:
+                assert self._engine is not None
+                function = WasmFunction(wasm, engine=self._engine, log_sink=self._log_sink)
+                self._runtimes[name] = function
+                await function.start()
+
+    def has_entry(self, name: str, entry: str) -> bool:
+        """False when function `name` cannot handle `entry` (a WASM module without that
+        export): the caller continues unchanged without building an event."""
+        runtime = self._runtimes.get(name)
+        if isinstance(runtime, WasmFunction):
+            return runtime.has_entry(entry)
+        return True
 
     async def invoke(
         self,
@@ -93,15 +154,32 @@ class FunctionRegistry:
         request_id: str,
         deadline: float,
         timeout_seconds: float | None = None,
+        entry: str = "handler",
     ) -> InvocationResult:
-        """Run function `name` once; raises the sandbox's errors (see sandbox.errors)."""
-        return await self._pools[name].invoke(
+        """Run function `name` once; raises the sandbox's errors (see sandbox.errors).
+
+        A WASM result with an empty payload means "continue unchanged" (see ABI.md).
+        """
+        runtime = self._runtimes[name]
+        if isinstance(runtime, WasmFunction):
+            return await runtime.invoke(
+                event,
+                entry=entry,
+                request_id=request_id or None,
+                deadline=deadline,
+                timeout_seconds=timeout_seconds,
+            )
+        result: InvocationResult = await runtime.invoke(
             event, request_id=request_id, deadline=deadline, timeout_seconds=timeout_seconds
         )
+        return result
 
     async def aclose(self) -> None:
-        for pool in self._pools.values():
-            await pool.aclose()
+        for runtime in self._runtimes.values():
+            await runtime.aclose()
         if self._zygote is not None:
             await self._zygote.aclose()
             self._zygote = None
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None

@@ -400,9 +400,9 @@ class Pipeline:
             )
             if isinstance(outcome, GeneratedResponse):
                 return self._generated(outcome, "LambdaGeneratedResponse")
-            assert isinstance(outcome, UpdatedRequest)
-            viewer_headers = list(outcome.headers)
-            self._apply_request(request, outcome, viewer_headers)
+            if isinstance(outcome, UpdatedRequest):
+                viewer_headers = list(outcome.headers)
+                self._apply_request(request, outcome, viewer_headers)
 
         # 4. (cache lookup: a later issue.)
 
@@ -430,8 +430,7 @@ class Pipeline:
             if isinstance(outcome, GeneratedResponse):
                 answer = self._generated(outcome, "Miss")
                 generated_at_origin = True
-            else:
-                assert isinstance(outcome, UpdatedRequest)
+            elif isinstance(outcome, UpdatedRequest):
                 self._apply_request(request, outcome, None)
                 origin_headers = _to_byte_headers(outcome.headers)
                 # X-Forwarded-Proto is hidden from functions (§3.1) but still goes to the origin.
@@ -504,6 +503,8 @@ class Pipeline:
         except BaseException:
             await answer.close()
             raise
+        if outcome is None:  # continue unchanged
+            return answer
         assert isinstance(outcome, UpdatedResponse)
         headers = _to_byte_headers(outcome.headers)
         if outcome.body is None:

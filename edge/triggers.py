@@ -86,8 +86,15 @@ class TriggerRunner:
         request: Request,
         response: Response | None,
         request_id: str,
-    ) -> Outcome:
-        """Invoke `association`'s function at `trigger`; the decoded outcome, or TriggerFailed."""
+    ) -> Outcome | None:
+        """Invoke `association`'s function at `trigger`; the decoded outcome, or TriggerFailed.
+
+        None means "continue unchanged": a WASM function without an entry point for this
+        trigger (no event is even built) or one that returned nothing.
+        """
+        entry = trigger.value.replace("-", "_")
+        if not self.registry.has_entry(association.name, entry):
+            return None
         config = EventConfig(self.distribution_domain_name, self.distribution_id, request_id)
         event = build_event(
             trigger, config, request, response, include_body=association.include_body
@@ -107,8 +114,13 @@ class TriggerRunner:
                 request_id="",
                 deadline=time.monotonic() + limit,
                 timeout_seconds=limit,
+                entry=entry,
             )
             lambda_id = result.request_id
+            if not result.payload:
+                if self.metrics is not None:
+                    self.metrics.record_function(name, trigger, time.perf_counter() - started, None)
+                return None
             outcome = decode_result(event, result.payload, policy=self.policy)
         except (SandboxError, LambdaValidationError) as exc:
             lambda_id = lambda_id or getattr(exc, "request_id", "")

@@ -1,0 +1,22 @@
+"""WASM functions on wasmtime: a shared engine with a compiled-module cache, and per-function
+slots that run each invocation in a fresh (or per-slot warm) instance with enforced limits.
+
+The ABI for guest authors is `ABI.md` in this directory (C header: `edge_abi.h`).
+"""
+
+from sandbox.wasm.abi import CONTINUE
+from sandbox.wasm.engine import CacheStats, WasmEngine, default_cache_dir
+from sandbox.wasm.errors import WasmModuleError
+from sandbox.wasm.function import WasmFunction, WasmStats
+from sandbox.wasm.spec import WasmFunctionSpec
+
+__all__ = [
+    "CONTINUE",
+    "CacheStats",
+    "WasmEngine",
+    "WasmFunction",
+    "WasmFunctionSpec",
+    "WasmModuleError",
+    "WasmStats",
+    "default_cache_dir",
+]
