@@ -1,0 +1,144 @@
+"""WASM functions at the four triggers, through the real proxy and real wasmtime: the pipeline
+cannot tell them from Python functions (same statuses, headers and log lines)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import EdgeProcess
+from tests.origin_app import OriginServer
+
+WAT = Path(__file__).resolve().parent / "wasm"
+
+CONFIG = """
+[server]
+name = "edge-wasm"
+
+[origins.app]
+url = "{origin}"
+
+[[behaviors]]
+path = "/generate/*"
+origin = "app"
+viewer-request = "echo"
+
+[[behaviors]]
+path = "/pass/*"
+origin = "app"
+origin-request = "echo"      # no origin_request export: continue unchanged
+origin-response = "echo"     # returns 0: continue unchanged
+
+[[behaviors]]
+path = "/invalid/*"
+origin = "app"
+viewer-response = "echo"     # returns the text "1": not a JSON object
+
+[[behaviors]]
+path = "/trap/*"
+origin = "app"
+origin-request = "limits"    # unreachable
+
+[[behaviors]]
+path = "/memory/*"
+origin = "app"
+viewer-request = "limits"    # grows memory past its cap
+
+[[behaviors]]
+path = "/outside/*"
+origin = "app"
+origin-response = "limits"   # a result pointer outside memory
+
+[[behaviors]]
+path = "/loop/*"
+origin = "app"
+viewer-response = "spin"     # the fuel-bounded loop, with a tiny fuel cap
+
+[[behaviors]]
+path = "*"
+origin = "app"
+
+[functions.echo]
+runtime = "wasm"
+module = "{wat}/echo.wat"
+
+[functions.limits]
+runtime = "wasm"
+module = "{wat}/limits.wat"
+timeout = 1
+
+[functions.spin]
+runtime = "wasm"
+module = "{wat}/limits.wat"
+fuel = 10000
+"""
+
+
+@pytest.fixture(scope="module")
+def edge(origin: OriginServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+    tmp = tmp_path_factory.mktemp("edge-wasm")
+    config = tmp / "edge.toml"
+    config.write_text(CONFIG.format(origin=origin.url, wat=WAT))
+    process = EdgeProcess(
+        [str(config), "--listen", "127.0.0.1:0"],
+        env={"XDG_CACHE_HOME": str(tmp / "cache")},
+    ).start(tmp)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def client(edge: EdgeProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=edge.url, timeout=30) as c:
+        yield c
+
+
+def test_generated_response_from_a_wasm_viewer_request(
+    client: httpx.Client, origin: OriginServer
+) -> None:
+    before = len(origin.log.requests)
+    response = client.get("/generate/x")
+    assert response.status_code == 200
+    assert response.headers["x-cache"] == "LambdaGeneratedResponse from edge-wasm"
+    assert len(origin.log.requests) == before
+
+
+def test_missing_entry_point_and_zero_result_continue_unchanged(client: httpx.Client) -> None:
+    response = client.get("/pass/x?y=1")
+    assert response.status_code == 200
+    assert response.json()["target"] == "/pass/x?y=1"
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "kind", "detail"),
+    [
+        pytest.param("/invalid/x", 502, "LambdaValidationError", "json-not-object", id="not-json"),
+        pytest.param("/trap/x", 503, "LambdaExecutionError", "Runtime.Trap", id="trap"),
+        pytest.param("/memory/x", 503, "LambdaExecutionError", "Runtime.OutOfMemory", id="memory"),
+        pytest.param(
+            "/outside/x", 503, "LambdaExecutionError", "Runtime.AbiViolation", id="out-of-bounds"
+        ),
+        pytest.param("/loop/x", 503, "LambdaExecutionError", "Runtime.OutOfFuel", id="fuel"),
+    ],
+)
+def test_wasm_failures_map_like_python_failures(
+    client: httpx.Client, edge: EdgeProcess, path: str, status: int, kind: str, detail: str
+) -> None:
+    response = client.get(path)
+    assert response.status_code == status
+    assert response.headers["x-cache"] == f"{kind} from edge-wasm"
+    assert response.headers["x-edge-error"] == detail
+    request_id = re.escape(response.headers["x-amz-cf-id"])
+    edge.wait_for(rf"request {request_id} GET {re.escape(path)}: {kind} -> {status}")
+
+
+def test_wasm_logs_are_lambda_shaped(client: httpx.Client, edge: EdgeProcess) -> None:
+    client.get("/generate/logs")
+    edge.wait_for(
+        r"REPORT RequestId: [0-9a-f-]{36}\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms\t"
+        r"Memory Size: 128 MB\tMax Memory Used: \d+ MB\t"
+    )
