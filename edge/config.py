@@ -155,6 +155,27 @@ class FunctionConfig(_Strict):
     max_wait: Annotated[float, Field(ge=0, le=900)] = 0.0
     idle_timeout: Annotated[float, Field(gt=0)] = 300.0
     provisioned: int = Field(default=0, ge=0)
+    # Lambda's reserved concurrency: a cap for this function, carved out of the node's limit.
+    reserved_concurrency: int | None = Field(default=None, ge=0)
+    # Asynchronous invocation (Lambda's event invoke config, spec §9).
+    maximum_retry_attempts: int = Field(default=2, ge=0, le=2)
+    maximum_event_age: int = Field(default=21_600, ge=60, le=21_600)
+    # Destinations: "function:NAME", "file:PATH.jsonl" or "http(s)://URL".
+    on_success: str | None = None
+    on_failure: str | None = None
+    dead_letter: str | None = None
+
+    @field_validator("on_success", "on_failure", "dead_letter")
+    @classmethod
+    def _destination(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("function:", "file:", "http://", "https://")):
+            raise ValueError(
+                "expected a destination 'function:NAME', 'file:PATH.jsonl' or an http(s):// "
+                f"URL, found {value!r}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _runtime_fields(self) -> FunctionConfig:
@@ -172,6 +193,19 @@ class FunctionConfig(_Strict):
             return self.code, handler
         folder, slash, rest = handler.rpartition("/")
         return (Path(folder) if slash else Path(".")), rest
+
+
+class InvokeConfig(_Strict):
+    """`[invoke]`: Lambda's Invoke API on the admin listener, and asynchronous invocation."""
+
+    # Concurrent executions across all functions of this node (Lambda's account limit).
+    node_concurrency: int = Field(default=1000, ge=1, le=100_000)
+    # The durable queue of accepted asynchronous events (SQLite); relative to edge.toml.
+    queue_path: Path = Path(".edge/async-queue.sqlite3")
+    sync_payload_bytes: int = Field(default=6 * 1024 * 1024, ge=1)
+    async_payload_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Waits before the 2nd and 3rd attempt after a function error (Lambda: ~1 and ~2 minutes).
+    retry_delays: tuple[float, float] = (60.0, 120.0)
 
 
 class LambdaEdgeConfig(_Strict):
@@ -226,6 +260,7 @@ class EdgeConfig(_Strict):
     behaviors: list[BehaviorConfig] = Field(default_factory=list)
     functions: dict[str, FunctionConfig] = Field(default_factory=dict)
     lambda_edge: LambdaEdgeConfig = Field(default_factory=LambdaEdgeConfig)
+    invoke: InvokeConfig = Field(default_factory=InvokeConfig)
     source: str = Field(default="<memory>", exclude=True)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -279,6 +314,7 @@ _MODELS_BY_LOC: dict[str, type[BaseModel]] = {
     "behaviors": BehaviorConfig,
     "functions": FunctionConfig,
     "lambda_edge": LambdaEdgeConfig,
+    "invoke": InvokeConfig,
 }
 
 
@@ -539,8 +575,16 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
     if not behaviors or behaviors[-1].path != "*":
         # CloudFront always has a default behavior; with one origin it is implied.
         behaviors.append(BehaviorConfig(path="*", origin=next(iter(origins))))
+    invoke = config.invoke
+    if not invoke.queue_path.is_absolute():
+        invoke = invoke.model_copy(update={"queue_path": (base / invoke.queue_path).resolve()})
     return config.model_copy(
-        update={"origins": origins, "behaviors": behaviors, "functions": functions}
+        update={
+            "origins": origins,
+            "behaviors": behaviors,
+            "functions": functions,
+            "invoke": invoke,
+        }
     )
 
 
@@ -593,6 +637,7 @@ __all__ = [
     "FunctionAssociation",
     "FunctionConfig",
     "HttpOriginConfig",
+    "InvokeConfig",
     "LambdaEdgeConfig",
     "OriginConfig",
     "ServerConfig",
