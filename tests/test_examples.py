@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -36,8 +37,60 @@ def client(demo: EdgeProcess) -> Iterator[httpx.Client]:
         yield c
 
 
-def test_demo_serves_the_site_with_security_headers(client: httpx.Client) -> None:
-    response = client.get("/")
+# The examples that exist in every runtime: Python under examples/functions/, C and Zig under
+# examples/wasm/ (built from source by the test). The same tests run against each.
+WASM_FUNCTIONS = {
+    "security-headers": "security_headers",
+    "redirects": "redirects",
+    "ab-testing-request": "ab_testing",
+    "ab-testing-response": "ab_testing",
+}
+
+
+def _wasm_demo_config(language: str, out_dir: Path) -> str:
+    from tests.wasm_guests.build import build_all, find_guest
+
+    modules = build_all(out_dir)
+    text = (EXAMPLES / "edge.toml").read_text()
+    text = text.replace('directory = "site/', f'directory = "{EXAMPLES}/site/')
+    text = text.replace('handler = "functions/', f'handler = "{EXAMPLES}/functions/')
+    for name, guest in WASM_FUNCTIONS.items():
+        module = modules[find_guest(guest, language)]  # type: ignore[arg-type]
+        text = re.sub(
+            rf'(\[functions\.{re.escape(name)}\]\n)handler = "[^"]*"\n',
+            rf'\1runtime = "wasm"\nmodule = "{module}"\n',
+            text,
+        )
+    return text
+
+
+@pytest.fixture(scope="module", params=["python", "c", "zig"])
+def any_demo(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EdgeProcess]:
+    """The demo with its security-headers, redirects and A/B functions in one runtime."""
+    if request.param == "python":
+        yield request.getfixturevalue("demo")
+        return
+    tmp = tmp_path_factory.mktemp(f"demo-{request.param}")
+    config = tmp / "edge.toml"
+    config.write_text(_wasm_demo_config(request.param, REPO / "examples" / "wasm" / "build"))
+    process = EdgeProcess(
+        [str(config), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"],
+        env={"XDG_CACHE_HOME": str(tmp / "cache")},
+    ).start(tmp)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def any_client(any_demo: EdgeProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=any_demo.url, timeout=30) as c:
+        yield c
+
+
+def test_demo_serves_the_site_with_security_headers(any_client: httpx.Client) -> None:
+    response = any_client.get("/")
     assert response.status_code == 200
     assert "<h1>Served by edge</h1>" in response.text
     assert response.headers["strict-transport-security"].startswith("max-age=63072000")
@@ -76,42 +129,42 @@ def test_basic_auth(client: httpx.Client) -> None:
         pytest.param("/docs///index.html", "/docs/index.html", id="slashes-collapse"),
     ],
 )
-def test_redirects(client: httpx.Client, path: str, location: str) -> None:
-    response = client.get(path)
+def test_redirects(any_client: httpx.Client, path: str, location: str) -> None:
+    response = any_client.get(path)
     assert response.status_code == 301
     assert response.headers["location"] == location
 
 
-def test_leading_double_slash_is_collapsed(demo: EdgeProcess) -> None:
+def test_leading_double_slash_is_collapsed(any_demo: EdgeProcess) -> None:
     # An HTTP client would read `//docs` as a host: send the request line by hand.
-    port = int(demo.url.rsplit(":", 1)[1])
+    port = int(any_demo.url.rsplit(":", 1)[1])
     response = exchange(port, b"GET //docs///index.html HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status_of(response) == 301
     assert b"\r\nlocation: /docs/index.html\r\n" in response
 
 
-def test_directory_uri_gets_its_index_document(client: httpx.Client) -> None:
-    response = client.get("/docs/")
+def test_directory_uri_gets_its_index_document(any_client: httpx.Client) -> None:
+    response = any_client.get("/docs/")
     assert response.status_code == 200
     assert "<h1>Docs</h1>" in response.text
 
 
-def test_ab_testing_assigns_a_sticky_group(client: httpx.Client) -> None:
-    first = client.get("/experiment/")
+def test_ab_testing_assigns_a_sticky_group(any_client: httpx.Client) -> None:
+    first = any_client.get("/experiment/")
     assert first.status_code == 200
     cookie = first.headers["set-cookie"]
     group = cookie.split(";")[0].split("=")[1]
     assert group in ("a", "b")
     assert f"<h1>Variant {group.upper()}</h1>" in first.text
     for _ in range(5):
-        client.cookies.clear()
-        again = client.get("/experiment/", headers={"Cookie": f"ab-group={group}"})
+        any_client.cookies.clear()
+        again = any_client.get("/experiment/", headers={"Cookie": f"ab-group={group}"})
         assert f"<h1>Variant {group.upper()}</h1>" in again.text
         assert "set-cookie" not in again.headers
     groups = set()
     for _ in range(40):
-        client.cookies.clear()
-        groups.add(client.get("/experiment/").headers["set-cookie"].split(";")[0])
+        any_client.cookies.clear()
+        groups.add(any_client.get("/experiment/").headers["set-cookie"].split(";")[0])
     assert groups == {"ab-group=a", "ab-group=b"}
 
 

@@ -1,0 +1,1 @@
+"""Helpers that build the example WASM guests from source and run them in tests."""
