@@ -663,7 +663,7 @@ async def measure_wasm(count: int, into: dict[str, Series]) -> None:
     """Per-invocation p50 of the WASM runtime for a ~1 KB viewer-request event, fresh and
     reused instance, each including the thread hand-off, the copy in and out, and the host's
     JSON work on both sides (build_event, decode_result)."""
-    from edge.events import EventConfig, build_event, decode_result
+    from edge.events import EventConfig, EventType, build_event, decode_result
     from sandbox.wasm import WasmEngine, WasmFunction, WasmFunctionSpec
 
     module = wasm_hook_module()
@@ -681,7 +681,7 @@ async def measure_wasm(count: int, into: dict[str, Series]) -> None:
                     samples: list[float] = []
                     for index in range(count + 200):
                         started = time.perf_counter()
-                        event = build_event("viewer-request", config, request)
+                        event = build_event(EventType.VIEWER_REQUEST, config, request)
                         result = await function.invoke(event.payload, entry="viewer_request")
                         if result.payload:  # empty: the guest continued unchanged
                             decode_result(event, result.payload)
