@@ -21,6 +21,7 @@ from starlette.routing import Route
 from edge.accesslog import AccessLog
 from edge.config import EdgeConfig
 from edge.functions import FunctionRegistry
+from edge.invoke import InvokeService
 from edge.metrics import ProxyMetrics, render_latest
 from edge.origins import Upstream, build_upstreams, close_upstreams
 from edge.pipeline import Pipeline
@@ -39,11 +40,11 @@ def create_app(
     functions: FunctionRegistry | None = None,
 ) -> Starlette:
     """The viewer-facing application for `config`."""
-    live = upstreams if upstreams is not None else build_upstreams(config)
-    recorder = metrics or ProxyMetrics(CollectorRegistry())
     registry = functions
     if registry is None and config.functions:
         registry = FunctionRegistry(config)
+    live = upstreams if upstreams is not None else build_upstreams(config, registry)
+    recorder = metrics or ProxyMetrics(CollectorRegistry())
     pipeline = Pipeline(
         config,
         live,
@@ -81,14 +82,20 @@ def create_app(
 
 
 def create_admin_app(
-    registry: CollectorRegistry | None = None, *, flush: Callable[[], None] | None = None
+    registry: CollectorRegistry | None = None,
+    *,
+    flush: Callable[[], None] | None = None,
+    invoke: InvokeService | None = None,
 ) -> Starlette:
-    """Health and metrics, for operators, on a separate listener.
+    """Health, metrics and (with `invoke`) Lambda's Invoke API, on a separate listener.
 
     `registry`: this process's metrics (one worker); None: all workers' (multiprocess mode).
-    `flush` moves what the proxy recorded into the registry before a scrape.
+    `flush` moves what the proxy recorded into the registry before a scrape. `invoke` runs
+    while the app does (its lifespan) and adds its own metrics to every scrape.
     """
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from edge.invoke import invoke_routes
 
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -97,8 +104,23 @@ def create_admin_app(
         if flush is not None:
             flush()
         if registry is not None:
-            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-        body, content_type = render_latest()
-        return Response(body, media_type=content_type)
+            body = generate_latest(registry)
+        else:
+            body, _type = render_latest()
+        if invoke is not None:
+            await invoke.refresh_metrics()
+            body += generate_latest(invoke.metrics_registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics)])
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if invoke is None:
+            yield
+            return
+        async with invoke.running():
+            yield
+
+    routes = [Route("/healthz", healthz), Route("/metrics", metrics)]
+    if invoke is not None:
+        routes += invoke_routes(invoke)
+    return Starlette(routes=routes, lifespan=lifespan)

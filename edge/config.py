@@ -114,7 +114,23 @@ class DirectoryOriginConfig(_Strict):
         return "directory"
 
 
-OriginConfig = HttpOriginConfig | DirectoryOriginConfig
+class FunctionOriginConfig(_Strict):
+    """`[origins.NAME]` with `function`: a Lambda function is the origin, called the way an
+    Application Load Balancer calls a Lambda target (ALB event in, ALB response out)."""
+
+    function: str
+    multi_value_headers: bool = False
+    target_group_arn: str = (
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/edge/0123456789abcdef"
+    )
+    domain_name: str | None = None
+
+    @property
+    def kind(self) -> Literal["function"]:
+        return "function"
+
+
+OriginConfig = HttpOriginConfig | DirectoryOriginConfig | FunctionOriginConfig
 
 
 class FunctionAssociation(_Strict):
@@ -325,7 +341,11 @@ def _model_for(loc: Sequence[int | str]) -> type[BaseModel] | None:
         return EdgeConfig
     top = parents[0]
     if top == "origins":
-        return HttpOriginConfig if "HttpOriginConfig" in parents else DirectoryOriginConfig
+        if "HttpOriginConfig" in parents:
+            return HttpOriginConfig
+        if "FunctionOriginConfig" in parents:
+            return FunctionOriginConfig
+        return DirectoryOriginConfig
     if top == "behaviors" and "FunctionAssociation" in parents:
         return FunctionAssociation
     return _MODELS_BY_LOC.get(top)
@@ -335,7 +355,14 @@ def _describe(error: Mapping[str, Any]) -> str:
     loc = [
         f'"{p}"' if isinstance(p, str) and not _IDENT.fullmatch(p) else p
         for p in error["loc"]
-        if p not in ("HttpOriginConfig", "DirectoryOriginConfig", "str", "FunctionAssociation")
+        if p
+        not in (
+            "HttpOriginConfig",
+            "DirectoryOriginConfig",
+            "FunctionOriginConfig",
+            "str",
+            "FunctionAssociation",
+        )
         and p != "[key]"
     ]
     where = _loc_path(loc) or "(top level)"
@@ -385,6 +412,8 @@ def _origin_kind_of(raw: Mapping[str, Any], name: str) -> str | None:
             return "HttpOriginConfig"
         if "directory" in table:
             return "DirectoryOriginConfig"
+        if "function" in table:
+            return "FunctionOriginConfig"
     return None
 
 
@@ -439,11 +468,14 @@ def _check_origin_shapes(raw: Mapping[str, Any]) -> list[str]:
                 f"origins.{name}: expected a name of letters, digits, '-', '_' and '.', "
                 f"found {name!r}"
             )
-        elif isinstance(table, Mapping) and ("url" in table) == ("directory" in table):
+        elif (
+            isinstance(table, Mapping)
+            and sum(kind in table for kind in ("url", "directory", "function")) != 1
+        ):
             keys = ", ".join(repr(k) for k in table) or "no keys"
             problems.append(
-                f"origins.{name}: expected exactly one of 'url' (an HTTP origin) or "
-                f"'directory' (a local folder), found {keys}"
+                f"origins.{name}: expected exactly one of 'url' (an HTTP origin), "
+                f"'directory' (a local folder) or 'function' (a Lambda function), found {keys}"
             )
     return problems
 
@@ -541,6 +573,14 @@ def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
             f"more than one origin), found none among {len(config.behaviors)} behaviors"
         )
     for name, origin in config.origins.items():
+        if isinstance(origin, FunctionOriginConfig) and origin.function not in config.functions:
+            close = difflib.get_close_matches(origin.function, functions, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            known = ", ".join(repr(n) for n in functions) or "none are defined"
+            problems.append(
+                f"origins.{name}.function: expected one of the functions ({known}), "
+                f"found {origin.function!r}{hint}"
+            )
         if isinstance(origin, DirectoryOriginConfig):
             folder = (
                 origin.directory
@@ -636,6 +676,7 @@ __all__ = [
     "EdgeConfig",
     "FunctionAssociation",
     "FunctionConfig",
+    "FunctionOriginConfig",
     "HttpOriginConfig",
     "InvokeConfig",
     "LambdaEdgeConfig",

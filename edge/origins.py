@@ -12,9 +12,15 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from edge.config import DirectoryOriginConfig, EdgeConfig, HttpOriginConfig
+from edge.config import (
+    DirectoryOriginConfig,
+    EdgeConfig,
+    FunctionOriginConfig,
+    HttpOriginConfig,
+)
 from edge.events import CustomOrigin, S3Origin
 from edge.events.cloudfront import Origin as EventOrigin
+from edge.functions import FunctionRegistry
 from origin_proxy.client import HttpOrigin
 from origin_proxy.message import OriginRequest, OriginResponse
 
@@ -99,14 +105,45 @@ def _directory_upstream(name: str, settings: DirectoryOriginConfig) -> Upstream:
     )
 
 
-def build_upstreams(config: EdgeConfig) -> dict[str, Upstream]:
-    """One live origin per configured origin (HTTP clients are created, not yet connected)."""
+def _function_upstream(
+    name: str, settings: FunctionOriginConfig, config: EdgeConfig, registry: FunctionRegistry
+) -> Upstream:
+    from edge.function_origin import FunctionOrigin
+
+    function = config.functions[settings.function]
+    domain = settings.domain_name or f"{name.lower()}.elb.localhost"
+    return Upstream(
+        name=name,
+        origin=FunctionOrigin(
+            name,
+            settings.function,
+            registry,
+            multi_value=settings.multi_value_headers,
+            target_group_arn=settings.target_group_arn,
+            timeout_seconds=function.timeout,
+        ),
+        # Lambda@Edge events describe it as the custom origin an ALB would be.
+        event_origin=CustomOrigin(domain_name=domain, port=80, protocol="http"),
+        forwards_headers=False,
+        aliases=frozenset({domain.lower()}),
+    )
+
+
+def build_upstreams(
+    config: EdgeConfig, registry: FunctionRegistry | None = None
+) -> dict[str, Upstream]:
+    """One live origin per configured origin (HTTP clients are created, not yet connected).
+    Function origins need the function registry."""
     upstreams: dict[str, Upstream] = {}
     for name, settings in config.origins.items():
         if isinstance(settings, HttpOriginConfig):
             upstreams[name] = _http_upstream(name, settings)
         elif isinstance(settings, DirectoryOriginConfig):
             upstreams[name] = _directory_upstream(name, settings)
+        elif isinstance(settings, FunctionOriginConfig):
+            if registry is None:
+                raise ValueError(f"origin {name!r} is a function: a function registry is needed")
+            upstreams[name] = _function_upstream(name, settings, config, registry)
     return upstreams
 
 

@@ -107,6 +107,7 @@ class ViewerRequest:
     content_length: int | None
     client_ip: str
     scheme: str
+    listener_port: int = 80
 
 
 @dataclass(slots=True)
@@ -314,6 +315,7 @@ class Pipeline:
                 content_length=None if chunked else length,
                 client_ip=client_ip,
                 scheme=scope.get("scheme", "http"),
+                listener_port=(scope.get("server") or ("", 80))[1] or 80,
             )
             if behavior.has_functions:
                 answer = await self._through_functions(behavior, request, request_id)
@@ -593,6 +595,9 @@ class Pipeline:
             headers=headers,
             body=request.body,
             content_length=request.content_length,
+            client_ip=request.client_ip,
+            scheme=request.scheme,
+            listener_port=request.listener_port,
         )
         asked = time.perf_counter()
         response: OriginResponse = await upstream.origin.fetch(outgoing)

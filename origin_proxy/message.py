@@ -48,6 +48,10 @@ class OriginRequest:
     headers: Headers
     body: AsyncIterator[bytes] | None = None
     content_length: int | None = None
+    # Who asked, for origins that present the viewer themselves (function origins).
+    client_ip: str = ""
+    scheme: str = "http"
+    listener_port: int = 80
 
 
 @dataclass(slots=True)

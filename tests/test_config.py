@@ -51,9 +51,14 @@ HTTP = {"url": "http://127.0.0.1:9"}
         pytest.param({}, "origins: required key is missing", id="origins-missing"),
         pytest.param(
             {"origins": {"a": {"url": "http://x", "directory": "."}}},
-            "origins.a: expected exactly one of 'url' (an HTTP origin) or 'directory' "
-            "(a local folder), found 'url', 'directory'",
+            "origins.a: expected exactly one of 'url' (an HTTP origin), 'directory' "
+            "(a local folder) or 'function' (a Lambda function), found 'url', 'directory'",
             id="origin-of-two-kinds",
+        ),
+        pytest.param(
+            {"origins": {"a": {"function": "nope"}}},
+            "origins.a.function: expected one of the functions (none are defined), found 'nope'",
+            id="function-origin-unknown-function",
         ),
         pytest.param(
             {"origins": {"a": {"url": "ftp://x"}}},

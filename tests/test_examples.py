@@ -53,7 +53,7 @@ def _wasm_demo_config(language: str, out_dir: Path) -> str:
     modules = build_all(out_dir)
     text = (EXAMPLES / "edge.toml").read_text()
     text = text.replace('directory = "site/', f'directory = "{EXAMPLES}/site/')
-    text = text.replace('handler = "functions/', f'handler = "{EXAMPLES}/functions/')
+    text = re.sub(r'handler = "(?!/)', f'handler = "{EXAMPLES}/', text)
     for name, guest in WASM_FUNCTIONS.items():
         module = modules[find_guest(guest, language)]  # type: ignore[arg-type]
         text = re.sub(

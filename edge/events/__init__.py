@@ -1,5 +1,16 @@
 """Wire formats between the edge and its functions: pure translation and validation, no I/O."""
 
+from edge.events.alb import (
+    AlbBadRequest,
+    AlbError,
+    AlbInvalidResponse,
+    AlbRequest,
+    AlbRequestTooLarge,
+    AlbResponse,
+    build_alb_event,
+    decode_alb_response,
+    new_trace_root,
+)
 from edge.events.cloudfront import (
     CustomOrigin,
     EdgeEvent,
@@ -21,6 +32,12 @@ from edge.events.cloudfront_result import (
 from edge.events.cloudfront_rules import EventType
 
 __all__ = [
+    "AlbBadRequest",
+    "AlbError",
+    "AlbInvalidResponse",
+    "AlbRequest",
+    "AlbRequestTooLarge",
+    "AlbResponse",
     "CustomOrigin",
     "EdgeEvent",
     "EventConfig",
@@ -33,7 +50,10 @@ __all__ = [
     "UpdatedRequest",
     "UpdatedResponse",
     "ValidationPolicy",
+    "build_alb_event",
     "build_event",
+    "decode_alb_response",
     "decode_result",
+    "new_trace_root",
     "sample_event",
 ]

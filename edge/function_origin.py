@@ -1,0 +1,154 @@
+"""A Lambda function as the origin, called the way an Application Load Balancer calls a
+Lambda target (lambda-edge-spec §7): the request becomes an ALB event, the function's answer
+becomes the HTTP response.
+
+Failures are answered the way an ALB answers them (§7.4: 502 for an invalid, oversized,
+failed, timed-out or throttled function; 413 for a request body over 1 MB), as an origin
+response, so origin-response functions and the access log see them like any origin 5xx; the
+ALB's `error_reason` goes to the log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+
+from edge.events.alb import (
+    AlbError,
+    AlbRequest,
+    build_alb_event,
+    decode_alb_response,
+    new_trace_root,
+)
+from edge.functions import FunctionRegistry
+from origin_proxy.message import OriginRequest, OriginResponse, single_chunk
+from sandbox.errors import (
+    FunctionError,
+    FunctionThrottled,
+    FunctionTimeout,
+    PayloadTooLarge,
+    SandboxError,
+)
+
+logger = logging.getLogger("edge.function_origin")
+
+# §7.4: what the load balancer answers, and the access log's error_reason.
+_REASONS = {
+    FunctionThrottled: (502, "LambdaThrottling"),
+    FunctionTimeout: (502, "LambdaTimeout"),
+    PayloadTooLarge: (502, "LambdaResponseTooLarge"),
+}
+_BODY_LIMIT_BYTES = 1024 * 1024
+_DEFAULT_TIMEOUT_SECONDS = 3.0  # Lambda's default when the function sets none
+
+
+async def _read_limited(body: AsyncIterator[bytes] | None, limit: int) -> tuple[bytes, bool]:
+    """(the body, whether it was over `limit`); reading stops early past the limit."""
+    if body is None:
+        return b"", False
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in body:
+        size += len(chunk)
+        if size > limit:
+            return b"", True
+        parts.append(chunk)
+    return b"".join(parts), False
+
+
+def _encode(value: str) -> bytes:
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
+class FunctionOrigin:
+    """Function `function` behind an ALB-style target group."""
+
+    def __init__(
+        self,
+        name: str,
+        function: str,
+        registry: FunctionRegistry,
+        *,
+        multi_value: bool,
+        target_group_arn: str,
+        timeout_seconds: float | None,
+    ) -> None:
+        self.name = name
+        self.function = function
+        self.registry = registry
+        self.multi_value = multi_value
+        self.target_group_arn = target_group_arn
+        self.timeout_seconds = timeout_seconds or _DEFAULT_TIMEOUT_SECONDS
+
+    def _answer(self, status: int, reason_code: str, detail: str) -> OriginResponse:
+        logger.error(
+            "function origin %r (function %r): %s %s -> %d",
+            self.name,
+            self.function,
+            reason_code,
+            detail,
+            status,
+        )
+        body = f"{status} {reason_code}\n".encode()
+        return OriginResponse(
+            status=status,
+            headers=[
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-edge-error", reason_code.encode()),
+            ],
+            body=single_chunk(body),
+        )
+
+    async def fetch(self, request: OriginRequest) -> OriginResponse:
+        body, too_large = await _read_limited(request.body, _BODY_LIMIT_BYTES)
+        if too_large:
+            return self._answer(413, "LambdaRequestTooLarge", "request body over 1 MB")
+        path, _, query = request.target.partition(b"?")
+        alb_request = AlbRequest(
+            method=request.method,
+            path=path.decode("latin-1"),
+            client_ip=request.client_ip,
+            query_string=query.decode("latin-1"),
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers],
+            body=body,
+            listener_port=request.listener_port,
+            protocol="https" if request.scheme == "https" else "http",
+        )
+        try:
+            event = build_alb_event(
+                alb_request,
+                multi_value=self.multi_value,
+                target_group_arn=self.target_group_arn,
+                trace_id=new_trace_root(int(time.time()), os.urandom(12).hex()),
+            )
+            result = await self.registry.invoke(
+                self.function,
+                event,
+                request_id="",
+                deadline=time.monotonic() + self.timeout_seconds,
+                timeout_seconds=self.timeout_seconds,
+            )
+            response = decode_alb_response(result.payload, multi_value=self.multi_value)
+        except AlbError as exc:
+            return self._answer(exc.status, exc.reason_code, exc.detail)
+        except FunctionError as exc:
+            status, code = _REASONS.get(type(exc), (502, "LambdaUnhandled"))
+            return self._answer(status, code, f"{exc.error_type}: {exc.error_message}")
+        except SandboxError as exc:
+            status, code = _REASONS.get(type(exc), (502, "LambdaServiceException"))
+            return self._answer(status, code, str(exc))
+        return OriginResponse(
+            status=response.status,
+            headers=[(k.lower().encode("latin-1"), _encode(v)) for k, v in response.headers],
+            body=single_chunk(response.body),
+            reason=response.reason.encode("latin-1", "replace"),
+        )
+
+    async def aclose(self) -> None:
+        return None
