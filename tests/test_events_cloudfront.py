@@ -1465,4 +1465,4 @@ def test_public_surface() -> None:
     assert {"build_event", "decode_result", "sample_event", "LambdaValidationError"} <= set(
         edge.events.__all__
     )
-    assert len(edge.events.__all__) <= 16
+    assert len(edge.events.__all__) <= 30

@@ -1,0 +1,22 @@
+"""The CDN cache: RFC 9111 rules and CloudFront cache policies (`policy`), a byte-bounded store
+with a disk tier (`store`), request collapsing (`collapse`) and the layer the pipeline calls
+(`layer`)."""
+
+from origin_proxy.cache.collapse import Collapser, Flight
+from origin_proxy.cache.layer import HttpCache, Lookup, Outcome
+from origin_proxy.cache.policy import CacheKey, CachePolicy
+from origin_proxy.cache.store import CacheStats, CacheStore, Entry, StoreWriter
+
+__all__ = [
+    "CacheKey",
+    "CachePolicy",
+    "CacheStats",
+    "CacheStore",
+    "Collapser",
+    "Entry",
+    "Flight",
+    "HttpCache",
+    "Lookup",
+    "Outcome",
+    "StoreWriter",
+]

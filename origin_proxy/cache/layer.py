@@ -1,0 +1,391 @@
+"""The cache as the request pipeline uses it: look up, serve, validate, store, invalidate.
+
+A thin shell over the pure rules of `policy` and the state of `store` and `collapse`; the only
+clock read is the injected `clock` (epoch seconds). The pipeline's part, in order:
+
+1. `lookup(...)` after viewer-request. Its `Outcome` says what to do:
+   HIT / STALE -> `serve(lookup)` (X-Cache: Hit); STALE with `lookup.refresh` also wants a
+   background refresh. GATEWAY_TIMEOUT -> answer 504 (only-if-cached). MISS / REVALIDATE /
+   PASS -> go to the origin with `lookup.forward_headers`.
+2. When the origin answers a REVALIDATE (or a refresh) with 304: `validated(...)` gives the
+   response to send (X-Cache: RefreshHit).
+3. When the origin fails or answers 5xx and `lookup.entry` is set: `stale_on_error(lookup)`
+   may give a stale response to send instead.
+4. Otherwise, after origin-response: `store(...)` gives a `StoreWriter` (or None); stream the
+   body through `writer.tee(body)`.
+5. After any unsafe request: `invalidate_after(...)`.
+6. Always, when done with a lookup: `lookup.release()` (a no-op once a writer or `validated`
+   took the flight over), so requests collapsed onto this one never wait for nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from origin_proxy.cache.collapse import Collapser, Flight
+from origin_proxy.cache.directives import combined
+from origin_proxy.cache.policy import (
+    Action,
+    CacheKey,
+    CachePolicy,
+    RequestDirectives,
+    answer_conditions,
+    assess_response,
+    cache_key,
+    compute_freshness,
+    conditional_headers,
+    decide,
+    invalidated_paths,
+    normalize_request_headers,
+    parse_request_directives,
+    update_from_304,
+    usable_on_error,
+)
+from origin_proxy.cache.store import CacheStats, CacheStore, Entry, StoreWriter
+from origin_proxy.directory import parse_byte_range, parse_entity_tags, parse_http_date
+from origin_proxy.message import Headers, OriginResponse
+
+__all__ = ["HttpCache", "Lookup", "Outcome"]
+
+# RFC 9110 §15.4.5: what a 304 carries of the stored response's fields.
+_NOT_MODIFIED_FIELDS: Final = frozenset(
+    {b"cache-control", b"content-location", b"date", b"etag", b"expires", b"vary",
+     b"last-modified"}
+)  # fmt: skip
+_REASONS: Final = {
+    200: b"OK",
+    206: b"Partial Content",
+    304: b"Not Modified",
+    412: b"Precondition Failed",
+    416: b"Range Not Satisfiable",
+}
+
+
+class Outcome(enum.Enum):
+    HIT = "hit"  # serve the stored response
+    STALE = "stale"  # serve it stale (max-stale, stale-while-revalidate)
+    REVALIDATE = "revalidate"  # ask the origin; a 304 keeps the stored response
+    MISS = "miss"  # nothing stored: fetch
+    PASS = "pass"  # not a request for the cache (method, no-store, caching disabled)
+    GATEWAY_TIMEOUT = "gateway-timeout"  # only-if-cached and nothing usable (RFC 9111 §5.2.1.7)
+
+
+@dataclass(slots=True, eq=False)
+class Lookup:
+    """One request's dealings with the cache.
+
+    `request_headers` are the viewer's, normalised by the policy (Accept-Encoding);
+    `forward_headers` are what to send to the origin: the same, plus this cache's validators
+    when `validating`. `flight` is set when this request fetches on behalf of others waiting
+    for the same key; `refresh` when a STALE answer should be refreshed in the background by
+    this request (it then owns the flight).
+    """
+
+    outcome: Outcome
+    policy: CachePolicy
+    method: str
+    key: CacheKey | None
+    request_headers: Headers
+    forward_headers: Headers
+    directives: RequestDirectives
+    entry: Entry | None = None
+    age_seconds: float = 0.0
+    validating: bool = False
+    refresh: bool = False
+    flight: Flight | None = None
+    request_time: float = 0.0
+
+    def release(self) -> None:
+        """Let requests waiting on this one go (their own way). Idempotent."""
+        if self.flight is not None:
+            self.flight.release(False)
+
+
+class HttpCache:
+    """The cache of one edge: a store, request collapsing and a clock (epoch seconds)."""
+
+    def __init__(
+        self,
+        store: CacheStore,
+        *,
+        collapser: Collapser | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.collapser = collapser
+        self.clock = clock
+
+    # -- 1. lookup ---------------------------------------------------------------------------
+
+    async def lookup(
+        self, policy: CachePolicy, method: str, path: bytes, query: bytes, headers: Headers
+    ) -> Lookup:
+        """What to do for a viewer request (after viewer-request, before origin-request)."""
+        normalized = normalize_request_headers(policy, headers)
+        directives = parse_request_directives(policy, normalized)
+        if method not in ("GET", "HEAD") or not policy.enabled or directives.no_store:
+            return Lookup(Outcome.PASS, policy, method, None, normalized, normalized, directives)
+        key = cache_key(policy, path, query, normalized)
+        found = self._consult(policy, method, key, normalized, directives)
+        collapser = self.collapser
+        if collapser is None or method != "GET":
+            return self._count(found)
+        if found.outcome is Outcome.STALE:
+            if found.refresh:
+                found.flight = collapser.lead(key)
+                found.refresh = found.flight is not None  # somebody is refreshing already
+            return self._count(found)
+        if found.outcome not in (Outcome.MISS, Outcome.REVALIDATE):
+            return self._count(found)
+        flight = await collapser.join(key)
+        if flight is not None:
+            found.flight = flight
+            return self._count(found)
+        # Another request fetched this key meanwhile: its answer may be stored now.
+        self.store.stats.collapsed += 1
+        again = self._consult(policy, method, key, normalized, directives)
+        if again.outcome is Outcome.STALE:
+            again.refresh = False
+        return self._count(again)
+
+    def _consult(
+        self,
+        policy: CachePolicy,
+        method: str,
+        key: CacheKey,
+        headers: Headers,
+        directives: RequestDirectives,
+    ) -> Lookup:
+        now = self.clock()
+        entry = self.store.select(key, headers)
+        look = Lookup(Outcome.MISS, policy, method, key, headers, headers, directives)
+        look.request_time = now
+        if entry is None:
+            if directives.only_if_cached:
+                look.outcome = Outcome.GATEWAY_TIMEOUT
+            return look
+        look.entry = entry
+        decision = decide(entry.freshness, directives, now)
+        look.age_seconds = decision.age
+        if decision.action is Action.FRESH:
+            look.outcome = Outcome.HIT
+            return look
+        if decision.action in (Action.STALE, Action.STALE_WHILE_REVALIDATE):
+            look.outcome = Outcome.STALE
+            if decision.action is Action.STALE_WHILE_REVALIDATE and not directives.only_if_cached:
+                look.refresh = True
+                self._add_validators(look, entry)
+            return look
+        if directives.only_if_cached:
+            look.outcome = Outcome.GATEWAY_TIMEOUT
+            return look
+        look.outcome = Outcome.REVALIDATE
+        self._add_validators(look, entry)
+        return look
+
+    @staticmethod
+    def _add_validators(look: Lookup, entry: Entry) -> None:
+        conditional = conditional_headers(look.request_headers, entry.headers)
+        if conditional is not None:
+            look.forward_headers = conditional
+            look.validating = True
+
+    def _count(self, look: Lookup) -> Lookup:
+        stats = self.store.stats
+        if look.outcome is Outcome.HIT:
+            stats.hits += 1
+        elif look.outcome is Outcome.STALE:
+            stats.hits += 1
+            stats.stale_hits += 1
+        elif look.outcome in (Outcome.MISS, Outcome.REVALIDATE):
+            stats.misses += 1
+        return look
+
+    # -- serving -----------------------------------------------------------------------------
+
+    def serve(self, lookup: Lookup) -> OriginResponse | None:
+        """The response for a HIT or STALE lookup: with `Age`, answering the viewer's own
+        conditions (304/412) and a single Range (206/416). None when the stored body has gone
+        meanwhile (then fetch as on a miss, with `lookup.request_headers`)."""
+        if lookup.entry is None:
+            return None
+        return self._respond(lookup.entry, lookup.method, lookup.request_headers)
+
+    def _respond(
+        self, entry: Entry, method: str, request_headers: Headers
+    ) -> OriginResponse | None:
+        now = self.clock()
+        age = (b"age", entry.freshness.age_header(now))
+        verdict = answer_conditions(request_headers, entry.status, entry.headers)
+        if verdict == 304:
+            kept = [(n, v) for n, v in entry.headers if n in _NOT_MODIFIED_FIELDS]
+            kept.append(age)
+            return OriginResponse(304, kept, reason=_REASONS[304])
+        if verdict == 412:
+            return OriginResponse(412, [(b"content-length", b"0")], reason=_REASONS[412])
+        headers = [(n, v) for n, v in entry.headers if n != b"content-length"]
+        headers.append(age)
+        status, reason = entry.status, entry.reason
+        size = entry.body_bytes
+        start, stop = 0, size
+        if method == "GET" and status == 200:
+            selected = _requested_range(request_headers, entry, size)
+            if selected == "unsatisfiable":
+                headers.append((b"content-range", b"bytes */%d" % size))
+                headers.append((b"content-length", b"0"))
+                return OriginResponse(416, headers, reason=_REASONS[416])
+            if selected is not None:
+                start, stop = selected
+                status, reason = 206, _REASONS[206]
+                headers.append((b"content-range", b"bytes %d-%d/%d" % (start, stop - 1, size)))
+        if status != 204 and not 100 <= status < 200 and status != 304:
+            headers.append((b"content-length", b"%d" % (stop - start)))
+        if method == "HEAD" or stop == start:
+            return OriginResponse(status, headers, reason=reason)
+        opened = self.store.open_body(entry, start, stop)
+        if opened is None:
+            return None
+        body, close = opened
+        return OriginResponse(status, headers, body, reason, close)
+
+    # -- 2. validation -----------------------------------------------------------------------
+
+    def validated(
+        self, lookup: Lookup, not_modified_headers: Headers, response_time: float | None = None
+    ) -> OriginResponse | None:
+        """The origin answered this cache's validators with 304 (RFC 9111 §4.3.3): freshen the
+        stored response and answer from it. None when that is impossible (it was removed, or the
+        304 names another representation): then fetch again with `lookup.request_headers`."""
+        entry = lookup.entry
+        if entry is None or not lookup.validating:
+            lookup.release()
+            return None
+        now = self.clock() if response_time is None else response_time
+        new_tag = combined(not_modified_headers, b"etag")
+        old_tag = combined(entry.headers, b"etag")
+        if new_tag is not None and old_tag is not None and new_tag.strip() != old_tag.strip():
+            # §4.3.4: a 304 for another representation does not update this one.
+            self.store.remove(entry)
+            lookup.release()
+            return None
+        headers = update_from_304(entry.headers, not_modified_headers, now)
+        freshness = compute_freshness(
+            lookup.policy, entry.status, headers, lookup.request_time, now,
+            age=_age_of(not_modified_headers),
+        )  # fmt: skip
+        fresh = self.store.replace(entry, headers, freshness)
+        if fresh is None:
+            lookup.release()
+            return None
+        lookup.entry = fresh
+        if lookup.flight is not None:
+            lookup.flight.release(True)
+            lookup.flight = None
+        self.store.stats.refresh_hits += 1
+        return self._respond(fresh, lookup.method, lookup.request_headers)
+
+    # -- 3. errors ---------------------------------------------------------------------------
+
+    def stale_on_error(self, lookup: Lookup) -> OriginResponse | None:
+        """A stale stored response to send instead of an origin error (5xx, unreachable,
+        timeout) when stale-if-error allows it (RFC 5861 §4), else None."""
+        entry = lookup.entry
+        lookup.release()
+        if entry is None or not usable_on_error(entry.freshness, lookup.directives, self.clock()):
+            return None
+        self.store.stats.stale_hits += 1
+        return self._respond(entry, lookup.method, lookup.request_headers)
+
+    # -- 4. storing --------------------------------------------------------------------------
+
+    def store_response(
+        self,
+        lookup: Lookup,
+        status: int,
+        reason: bytes,
+        response_headers: Headers,
+        response_time: float | None = None,
+    ) -> StoreWriter | None:
+        """A writer that stores the origin's answer while it streams, or None when it is not
+        to be stored. Either way the lookup's flight is released when the outcome is known."""
+        if lookup.key is None:
+            lookup.release()
+            return None
+        now = self.clock() if response_time is None else response_time
+        storable = assess_response(
+            lookup.policy, lookup.method, status, lookup.request_headers, response_headers,
+            lookup.request_time, now,
+        )  # fmt: skip
+        if isinstance(storable, str):
+            lookup.release()
+            return None
+        length = _content_length(response_headers)
+        # The writer takes the flight over: waiters go when the entry is visible (or not kept).
+        flight, lookup.flight = lookup.flight, None
+        return self.store.begin(
+            lookup.key, status, reason, storable, lookup.request_headers,
+            content_length=length,
+            on_done=None if flight is None else flight.release,
+        )  # fmt: skip
+
+    # -- 5. invalidation ---------------------------------------------------------------------
+
+    def invalidate_after(
+        self,
+        method: str,
+        status: int,
+        path: bytes,
+        authority: bytes | None,
+        response_headers: Headers,
+    ) -> int:
+        """RFC 9111 §4.4: after a successful unsafe request, drop what it may have changed."""
+        targets = invalidated_paths(method, status, path, authority, response_headers)
+        return sum(self.store.remove_path(target) for target in targets)
+
+    def invalidate(self, pattern: str | bytes) -> int:
+        """A CloudFront invalidation: an exact path or a `prefix*`; the number removed."""
+        return self.store.invalidate(pattern)
+
+    def stats(self) -> CacheStats:
+        return self.store.snapshot()
+
+
+def _age_of(headers: Headers) -> int:
+    value = combined(headers, b"age")
+    return int(value) if value is not None and value.strip().isdigit() else 0
+
+
+def _content_length(headers: Headers) -> int | None:
+    value = combined(headers, b"content-length")
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value)
+
+
+def _requested_range(
+    request_headers: Headers, entry: Entry, size: int
+) -> tuple[int, int] | Literal["unsatisfiable"] | None:
+    value = combined(request_headers, b"range")
+    if value is None:
+        return None
+    if_range = combined(request_headers, b"if-range")
+    if if_range is not None and not _if_range_holds(if_range.strip(), entry.headers):
+        return None  # RFC 9110 §13.1.5: the representation changed, send all of it
+    return parse_byte_range(value, size)
+
+
+def _if_range_holds(value: bytes, headers: Headers) -> bool:
+    if value[:1] == b'"' or value[:2] == b"W/":
+        etag = combined(headers, b"etag")
+        tags = parse_entity_tags(value)
+        # A strong comparison: a weak tag never holds.
+        return len(tags) == 1 and not tags[0][0] and etag is not None and tags[0][1] == etag.strip()
+    last_modified = combined(headers, b"last-modified")
+    since = parse_http_date(value)
+    return (
+        last_modified is not None and since is not None and parse_http_date(last_modified) == since
+    )
