@@ -19,13 +19,15 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from edge.accesslog import AccessLog
+from edge.caching import build_cache
 from edge.config import EdgeConfig
-from edge.functions import FunctionRegistry
+from edge.functions import FunctionRegistry, Limiter
 from edge.invoke import InvokeService
 from edge.metrics import ProxyMetrics, render_latest
 from edge.origins import Upstream, build_upstreams, close_upstreams
 from edge.pipeline import Pipeline
 from edge.triggers import TriggerRunner
+from origin_proxy.cache.layer import HttpCache
 
 # How stale /metrics may be with several workers (one worker flushes on every scrape).
 METRICS_FLUSH_SECONDS = 0.5
@@ -38,11 +40,14 @@ def create_app(
     metrics: ProxyMetrics | None = None,
     access_log: AccessLog | None = None,
     functions: FunctionRegistry | None = None,
+    cache: HttpCache | None = None,
+    limiter: Limiter | None = None,
 ) -> Starlette:
-    """The viewer-facing application for `config`."""
+    """The viewer-facing application for `config`. `limiter` admits function invocations by
+    concurrency (shared with the admin listener's Invoke API when in the same process)."""
     registry = functions
     if registry is None and config.functions:
-        registry = FunctionRegistry(config)
+        registry = FunctionRegistry(config, limiter=limiter)
     live = upstreams if upstreams is not None else build_upstreams(config, registry)
     recorder = metrics or ProxyMetrics(CollectorRegistry())
     pipeline = Pipeline(
@@ -53,6 +58,7 @@ def create_app(
         triggers=(
             TriggerRunner.from_config(config, registry, recorder) if registry is not None else None
         ),
+        cache=cache if cache is not None else build_cache(config.cache),
     )
 
     async def flush_metrics() -> None:
@@ -64,11 +70,13 @@ def create_app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with asyncio.TaskGroup() as tasks:
             flusher = tasks.create_task(flush_metrics())
+            pipeline.background = tasks
             try:
                 if registry is not None:
                     await registry.start()
                 yield
             finally:
+                pipeline.background = None
                 flusher.cancel()
                 recorder.flush()
                 if registry is not None:

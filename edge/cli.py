@@ -169,6 +169,7 @@ def run_server(config: EdgeConfig) -> int:
 
         from edge import server as server_module
         from edge.app import create_admin_app, create_app
+        from edge.invoke import ConcurrencyLimiter, InvokeService
         from edge.metrics import ProxyMetrics
 
         registry = None if multiproc_dir else CollectorRegistry()
@@ -184,11 +185,23 @@ def run_server(config: EdgeConfig) -> int:
         # One worker: the proxy and the admin listener share a process and its metrics.
         shared = ProxyMetrics(registry) if registry is not None else None
 
+        # The node's concurrency limit. With one worker the viewer app shares this process, so
+        # its edge triggers take leases from the same limiter as the Invoke API. (Several
+        # workers: each process counts its own; a node-wide count needs shared state.)
+        limiter = ConcurrencyLimiter.from_config(config)
+
         def app_factory() -> Any:
-            return create_app(config, metrics=shared or ProxyMetrics(CollectorRegistry()))
+            return create_app(
+                config, metrics=shared or ProxyMetrics(CollectorRegistry()), limiter=limiter
+            )
 
         def admin_factory() -> Any:
-            return create_admin_app(registry, flush=shared.flush if shared else None)
+            # Built after any fork: the Invoke API's functions and queue live in this process.
+            return create_admin_app(
+                registry,
+                flush=shared.flush if shared else None,
+                invoke=InvokeService(config, limiter=limiter),
+            )
 
         def ready(listen: Any, admin: Any) -> None:
             _banner(config, str(listen), str(admin) if admin else None)

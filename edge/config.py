@@ -133,6 +133,34 @@ class FunctionOriginConfig(_Strict):
 OriginConfig = HttpOriginConfig | DirectoryOriginConfig | FunctionOriginConfig
 
 
+class CachePolicyConfig(_Strict):
+    """A behavior's cache policy, CloudFront-style (`cache = { ... }`)."""
+
+    min_ttl: Annotated[float, Field(ge=0)] = 0.0
+    # None: the origin's headers decide, with RFC 9111's heuristic when they say nothing.
+    default_ttl: Annotated[float, Field(ge=0)] | None = None
+    max_ttl: Annotated[float, Field(ge=0)] | None = None
+    query_strings: Literal["none", "all"] | list[str] = "all"
+    headers: list[str] = Field(default_factory=list)
+    cookies: Literal["none", "all"] | list[str] = "none"
+    compress: bool = False
+
+
+CachePolicyName = Literal["rfc9111", "caching-optimized", "disabled"]
+
+
+class CacheConfig(_Strict):
+    """`[cache]`: the store every behavior's policy uses."""
+
+    memory_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    # Bodies larger than this go to the disk tier (when there is one).
+    memory_object_max_bytes: int = Field(default=1024 * 1024, ge=0)
+    disk_directory: Path | None = None
+    disk_bytes: int = Field(default=0, ge=0)
+    # How long concurrent misses for one key wait for the request that fetches it.
+    collapse_wait: Annotated[float, Field(ge=0, le=300)] = 30.0
+
+
 class FunctionAssociation(_Strict):
     """A function attached to one trigger of a behavior (`name` or `name:qualifier`)."""
 
@@ -247,6 +275,9 @@ class BehaviorConfig(_Strict):
     path: str = Field(min_length=1, max_length=255)
     origin: str
     methods: MethodSet = "all"
+    # "rfc9111" (the default: the origin's headers decide), "caching-optimized",
+    # "disabled", or a policy table.
+    cache: CachePolicyName | CachePolicyConfig = "rfc9111"
     viewer_request: Association | None = Field(default=None, alias="viewer-request")
     origin_request: Association | None = Field(default=None, alias="origin-request")
     origin_response: Association | None = Field(default=None, alias="origin-response")
@@ -277,6 +308,7 @@ class EdgeConfig(_Strict):
     functions: dict[str, FunctionConfig] = Field(default_factory=dict)
     lambda_edge: LambdaEdgeConfig = Field(default_factory=LambdaEdgeConfig)
     invoke: InvokeConfig = Field(default_factory=InvokeConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
     source: str = Field(default="<memory>", exclude=True)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -331,6 +363,7 @@ _MODELS_BY_LOC: dict[str, type[BaseModel]] = {
     "functions": FunctionConfig,
     "lambda_edge": LambdaEdgeConfig,
     "invoke": InvokeConfig,
+    "cache": CacheConfig,
 }
 
 
@@ -615,6 +648,9 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
     if not behaviors or behaviors[-1].path != "*":
         # CloudFront always has a default behavior; with one origin it is implied.
         behaviors.append(BehaviorConfig(path="*", origin=next(iter(origins))))
+    cache = config.cache
+    if cache.disk_directory is not None and not cache.disk_directory.is_absolute():
+        cache = cache.model_copy(update={"disk_directory": (base / cache.disk_directory).resolve()})
     invoke = config.invoke
     if not invoke.queue_path.is_absolute():
         invoke = invoke.model_copy(update={"queue_path": (base / invoke.queue_path).resolve()})
@@ -624,6 +660,7 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
             "behaviors": behaviors,
             "functions": functions,
             "invoke": invoke,
+            "cache": cache,
         }
     )
 

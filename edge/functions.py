@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +28,12 @@ LogSink = Callable[[str], None]
 def stderr_sink(text: str) -> None:
     sys.stderr.write(text if text.endswith("\n") else text + "\n")
     sys.stderr.flush()
+
+
+class Limiter(Protocol):
+    """Admission by concurrency (edge.invoke.ConcurrencyLimiter)."""
+
+    def acquire(self, name: str) -> AbstractContextManager[None]: ...
 
 
 class Runtime(Protocol):
@@ -92,7 +99,9 @@ class FunctionRegistry:
         *,
         log_sink: LogSink | None = stderr_sink,
         wasm_cache_dir: str | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
+        self._limiter = limiter
         self._python_specs: dict[str, FunctionSpec] = {}
         self._wasm_specs: dict[str, WasmFunctionSpec] = {}
         self._runtimes: dict[str, Any] = {}
@@ -160,6 +169,21 @@ class FunctionRegistry:
 
         A WASM result with an empty payload means "continue unchanged" (see ABI.md).
         """
+        if self._limiter is not None:
+            # Lambda's concurrency: the function's reserved share and the node-wide limit.
+            with self._limiter.acquire(name):
+                return await self._invoke(name, event, request_id, deadline, timeout_seconds, entry)
+        return await self._invoke(name, event, request_id, deadline, timeout_seconds, entry)
+
+    async def _invoke(
+        self,
+        name: str,
+        event: bytes,
+        request_id: str,
+        deadline: float,
+        timeout_seconds: float | None,
+        entry: str,
+    ) -> InvocationResult:
         runtime = self._runtimes[name]
         if isinstance(runtime, WasmFunction):
             return await runtime.invoke(

@@ -19,16 +19,18 @@ response has gone out aborts the connection instead of becoming a fake error pag
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from edge.accesslog import AccessLog
 from edge.behaviors import METHOD_SETS, PathMatcher
+from edge.caching import policy_for
 from edge.config import BehaviorConfig, EdgeConfig, FunctionAssociation
 from edge.events import (
     CustomOrigin,
@@ -45,6 +47,8 @@ from edge.failures import Failure, error_page, failure_for, request_refused
 from edge.metrics import ProxyMetrics
 from edge.origins import Upstream, resolve_switched_origin
 from edge.triggers import TriggerFailed, TriggerRunner
+from origin_proxy.cache.layer import HttpCache, Lookup, Outcome
+from origin_proxy.cache.policy import CachePolicy
 from origin_proxy.errors import OriginError
 from origin_proxy.headers import (
     forward_request_headers,
@@ -84,6 +88,7 @@ class Behavior:
     origin_request: FunctionAssociation | None = None
     origin_response: FunctionAssociation | None = None
     viewer_response: FunctionAssociation | None = None
+    policy: CachePolicy = field(default_factory=CachePolicy.rfc9111)
 
     @property
     def has_functions(self) -> bool:
@@ -120,6 +125,35 @@ class Answer:
     close: Callable[[], Awaitable[None]]
     result: str  # the X-Cache kind: "Miss", "Error", "LambdaGeneratedResponse"
     reason: bytes = b""
+
+
+# The validators this cache adds to a revalidation (dropped to fetch a response whole).
+_VALIDATORS = frozenset({b"if-none-match", b"if-modified-since"})
+
+
+def _answer_from(response: OriginResponse, result: str) -> Answer:
+    return Answer(
+        status=response.status,
+        headers=list(response.headers),
+        body=response.body,
+        close=response.close,
+        result=result,
+        reason=response.reason,
+    )
+
+
+def _plain_answer(status: int, reason: bytes, body: bytes) -> Answer:
+    return Answer(
+        status=status,
+        headers=[
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        body=single_chunk(body),
+        close=_nothing,
+        result="Error",
+        reason=reason,
+    )
 
 
 def new_request_id() -> str:
@@ -224,8 +258,12 @@ class Pipeline:
         metrics: ProxyMetrics,
         access_log: AccessLog,
         triggers: TriggerRunner | None = None,
+        cache: HttpCache | None = None,
     ) -> None:
         self.config = config
+        self.cache = cache
+        # Background work (stale-while-revalidate refreshes): the app's lifespan sets it.
+        self.background: asyncio.TaskGroup | None = None
         self.upstreams = upstreams
         self.metrics = metrics
         self.access_log = access_log
@@ -239,7 +277,7 @@ class Pipeline:
         self.behaviors = PathMatcher([(b.path, self._behavior(b)) for b in config.behaviors])
         self._x_cache = {
             kind: f"{kind} from {server.name}".encode()
-            for kind in ("Miss", "Error", "LambdaGeneratedResponse")
+            for kind in ("Hit", "RefreshHit", "Miss", "Error", "LambdaGeneratedResponse")
         }
 
     def _behavior(self, behavior: BehaviorConfig) -> Behavior:
@@ -251,6 +289,7 @@ class Pipeline:
             origin_request=behavior.association("origin-request"),
             origin_response=behavior.association("origin-response"),
             viewer_response=behavior.association("viewer-response"),
+            policy=policy_for(behavior),
         )
         if built.has_functions and self.triggers is None:
             raise ValueError(f"behavior {behavior.path!r} has functions but no function runtime")
@@ -317,14 +356,7 @@ class Pipeline:
                 scheme=scope.get("scheme", "http"),
                 listener_port=(scope.get("server") or ("", 80))[1] or 80,
             )
-            if behavior.has_functions:
-                answer = await self._through_functions(behavior, request, request_id)
-            else:
-                answer = await self._fetch(
-                    behavior.upstream,
-                    request,
-                    self._origin_headers(behavior.upstream, request, custom=True),
-                )
+            answer = await self._journey(behavior, request, request_id)
             # 10. To the viewer.
             await self._send_answer(send, answer, method, request_id, sent)
         except (BodyTooLarge, ViewerDisconnected) as exc:
@@ -376,17 +408,15 @@ class Pipeline:
 
     # -- the triggers, in CloudFront's order ------------------------------------------------
 
-    async def _through_functions(
-        self, behavior: Behavior, request: ViewerRequest, request_id: str
-    ) -> Answer:
-        assert self.triggers is not None
-        run = self.triggers.run
-        upstream = behavior.upstream
-        viewer_headers = _to_str_headers(request.headers)
+    async def _journey(self, behavior: Behavior, request: ViewerRequest, request_id: str) -> Answer:
+        """Steps 3 to 9 for one request (the functions and the cache are each optional)."""
+        viewer_headers: list[tuple[str, str]] = []
 
         # 3. viewer-request.
         if behavior.viewer_request is not None:
+            assert self.triggers is not None
             association = behavior.viewer_request
+            viewer_headers = _to_str_headers(request.headers)
             body, truncated = await self._expose_body(request, association, "viewer-request")
             event_request = Request(
                 client_ip=request.client_ip,
@@ -397,7 +427,7 @@ class Pipeline:
                 body=body,
                 body_truncated=truncated,
             )
-            outcome = await run(
+            outcome = await self.triggers.run(
                 EventType.VIEWER_REQUEST, association, event_request, None, request_id
             )
             if isinstance(outcome, GeneratedResponse):
@@ -405,33 +435,87 @@ class Pipeline:
             if isinstance(outcome, UpdatedRequest):
                 viewer_headers = list(outcome.headers)
                 self._apply_request(request, outcome, viewer_headers)
+        elif behavior.viewer_response is not None:
+            viewer_headers = _to_str_headers(request.headers)
 
-        # 4. (cache lookup: a later issue.)
+        # 4. The cache: a fresh hit skips the origin side; viewer-response still runs.
+        look: Lookup | None = None
+        if self.cache is not None:
+            look = await self.cache.lookup(
+                behavior.policy, request.method, request.path, request.query, request.headers
+            )
+        try:
+            answer = await self._from_cache_or_origin(behavior, request, look, request_id)
+        finally:
+            if look is not None:
+                look.release()
+
+        # 9. viewer-response: not for errors (judged on the final status, §5 [inferred]).
+        if behavior.viewer_response is not None and answer.status < 400:
+            answer = await self._response_trigger(
+                EventType.VIEWER_RESPONSE,
+                behavior.viewer_response,
+                answer,
+                Request(
+                    client_ip=request.client_ip,
+                    method=request.method,
+                    uri=_uri_str(request.path),
+                    querystring=_uri_str(request.query),
+                    headers=viewer_headers,
+                ),
+                request_id,
+            )
+        return answer
+
+    async def _from_cache_or_origin(
+        self, behavior: Behavior, request: ViewerRequest, look: Lookup | None, request_id: str
+    ) -> Answer:
+        cache = self.cache
+        if cache is not None and look is not None:
+            if look.outcome in (Outcome.HIT, Outcome.STALE):
+                served = cache.serve(look)
+                if served is not None:
+                    if look.refresh:
+                        self._refresh_later(behavior, request, look)
+                    return _answer_from(served, "Hit")
+            elif look.outcome is Outcome.GATEWAY_TIMEOUT:
+                # RFC 9111 §5.2.1.7: only-if-cached and nothing usable stored.
+                return _plain_answer(504, b"Gateway Timeout", b"504 only-if-cached: not cached\n")
+            if look.outcome is not Outcome.PASS:
+                request.headers = look.forward_headers
+        return await self._origin_side(behavior, request, look, request_id)
+
+    async def _origin_side(
+        self, behavior: Behavior, request: ViewerRequest, look: Lookup | None, request_id: str
+    ) -> Answer:
+        """Steps 5 to 8: origin-request, the origin, origin-response, the cache store."""
+        cache = self.cache
+        upstream = behavior.upstream
 
         # 5. origin-request.
         origin_headers = self._origin_headers(upstream, request, custom=False)
-        generated_at_origin = False
-        event_origin = self._event_origin(upstream)
+        event_origin = upstream.event_origin
+        answer: Answer | None = None
         if behavior.origin_request is not None:
+            assert self.triggers is not None
             association = behavior.origin_request
             body, truncated = await self._expose_body(request, association, "origin-request")
-            shown_headers = _to_str_headers(origin_headers)
             event_request = Request(
                 client_ip=request.client_ip,
                 method=request.method,
                 uri=_uri_str(request.path),
                 querystring=_uri_str(request.query),
-                headers=shown_headers,
+                headers=_to_str_headers(origin_headers),
                 body=body,
                 body_truncated=truncated,
                 origin=event_origin,
             )
-            outcome = await run(
+            outcome = await self.triggers.run(
                 EventType.ORIGIN_REQUEST, association, event_request, None, request_id
             )
             if isinstance(outcome, GeneratedResponse):
+                # Generated here: cached like an origin's answer; origin-response is skipped.
                 answer = self._generated(outcome, "Miss")
-                generated_at_origin = True
             elif isinstance(outcome, UpdatedRequest):
                 self._apply_request(request, outcome, None)
                 origin_headers = _to_byte_headers(outcome.headers)
@@ -440,13 +524,34 @@ class Pipeline:
                 if outcome.origin is not None:
                     upstream = resolve_switched_origin(self.upstreams, outcome.origin)
                     event_origin = outcome.origin
-        if not generated_at_origin:
+
+        if answer is None:
             custom = self._custom_headers(upstream, event_origin)
             if custom:
                 names = {name for name, _ in custom}
                 origin_headers = [(k, v) for k, v in origin_headers if k not in names] + custom
-            # 6. The origin.
-            answer = await self._fetch(upstream, request, origin_headers)
+            # 6. The origin (a stored response may stand in when it fails: stale-if-error).
+            try:
+                answer = await self._fetch(upstream, request, origin_headers)
+            except OriginError:
+                stale = cache.stale_on_error(look) if cache and look and look.entry else None
+                if stale is None:
+                    raise
+                return _answer_from(stale, "Hit")
+            if cache is not None and look is not None:
+                if look.validating and answer.status == 304:
+                    await answer.close()
+                    refreshed = cache.validated(look, answer.headers)
+                    if refreshed is not None:
+                        return _answer_from(refreshed, "RefreshHit")
+                    # The stored response no longer matches: fetch it whole.
+                    plain = [(k, v) for k, v in origin_headers if k not in _VALIDATORS]
+                    answer = await self._fetch(upstream, request, plain)
+                elif answer.status >= 500 and look.entry is not None:
+                    stale = cache.stale_on_error(look)
+                    if stale is not None:
+                        await answer.close()
+                        return _answer_from(stale, "Hit")
 
             # 7. origin-response.
             if behavior.origin_response is not None:
@@ -465,24 +570,65 @@ class Pipeline:
                     request_id,
                 )
 
-        # 8. (cache store: a later issue.)
-
-        # 9. viewer-response: not for errors (judged on the final status, §5 [inferred]).
-        if behavior.viewer_response is not None and answer.status < 400:
-            answer = await self._response_trigger(
-                EventType.VIEWER_RESPONSE,
-                behavior.viewer_response,
-                answer,
-                Request(
-                    client_ip=request.client_ip,
-                    method=request.method,
-                    uri=_uri_str(request.path),
-                    querystring=_uri_str(request.query),
-                    headers=viewer_headers,
-                ),
-                request_id,
-            )
+        # 8. The cache store (what origin-response left is what is cached).
+        if cache is not None and look is not None:
+            if look.outcome is Outcome.PASS:
+                if request.method not in ("GET", "HEAD", "OPTIONS"):
+                    cache.invalidate_after(
+                        request.method, answer.status, request.path, None, answer.headers
+                    )
+            else:
+                writer = cache.store_response(look, answer.status, answer.reason, answer.headers)
+                if writer is not None:
+                    answer.body = writer.tee(answer.body)
         return answer
+
+    def _refresh_later(self, behavior: Behavior, request: ViewerRequest, look: Lookup) -> None:
+        """stale-while-revalidate: refresh the stored response in the background (this request
+        was handed the flight; the others keep being served stale meanwhile)."""
+        tasks = self.background
+        if tasks is None or self.cache is None:
+            return
+        flight, look.flight = look.flight, None
+        snapshot = ViewerRequest(
+            method="GET",
+            path=request.path,
+            query=request.query,
+            headers=list(look.forward_headers),
+            body=None,
+            content_length=None,
+            client_ip=request.client_ip,
+            scheme=request.scheme,
+            listener_port=request.listener_port,
+        )
+        refresh = Lookup(
+            Outcome.REVALIDATE, look.policy, "GET", look.key, look.request_headers,
+            look.forward_headers, look.directives, entry=look.entry,
+            age_seconds=look.age_seconds, validating=look.validating, flight=flight,
+            request_time=look.request_time,
+        )  # fmt: skip
+        tasks.create_task(self._refresh(behavior, snapshot, refresh))
+
+    async def _refresh(self, behavior: Behavior, request: ViewerRequest, look: Lookup) -> None:
+        cache = self.cache
+        assert cache is not None
+        try:
+            upstream = behavior.upstream
+            headers = self._origin_headers(upstream, request, custom=True)
+            answer = await self._fetch(upstream, request, headers)
+            try:
+                if look.validating and answer.status == 304:
+                    cache.validated(look, answer.headers)
+                    return
+                writer = cache.store_response(look, answer.status, answer.reason, answer.headers)
+                if writer is not None:
+                    await writer.drain(answer.body)
+            finally:
+                await answer.close()
+        except Exception as exc:  # noqa: BLE001 - a failed refresh keeps serving the stale copy
+            logger.warning("background refresh of %s failed: %r", request.path, exc)
+        finally:
+            look.release()
 
     async def _response_trigger(
         self,
@@ -561,9 +707,6 @@ class Pipeline:
             if request.body is None and request.method not in ("GET", "HEAD"):
                 request.body = single_chunk(b"")
                 request.content_length = 0
-
-    def _event_origin(self, upstream: Upstream) -> EventOrigin:
-        return upstream.event_origin
 
     def _custom_headers(
         self, upstream: Upstream, event_origin: EventOrigin

@@ -79,6 +79,7 @@ CONFIG = "\n\n".join(
         _behavior("/throttle/*", viewer_request="sleep-briefly"),
         _behavior("/hang/*", viewer_request="hang"),
         _behavior("/switch/*", origin_request="switch-origin"),
+        _behavior("/reserved/*", viewer_request="reserved-zero"),
         _behavior("*"),
         _functions(
             tag_request="tag_request",
@@ -96,6 +97,7 @@ CONFIG = "\n\n".join(
             not_an_object="not_an_object",
             sleep_briefly={"handler": "sleep_briefly", "max_concurrency": 1},
             switch_origin="switch_origin",
+            reserved_zero={"handler": "tag_request", "reserved_concurrency": 0},
         ),
     ]
 )
@@ -106,9 +108,9 @@ def edge(origin: OriginServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
     tmp = tmp_path_factory.mktemp("edge-fn")
     config = tmp / "edge.toml"
     config.write_text(CONFIG.replace("{origin}", origin.url))
-    process = EdgeProcess(
-        [str(config), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
-    ).start(tmp)
+    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]).start(
+        tmp
+    )
     yield process
     process.stop()
 
@@ -403,3 +405,9 @@ def test_function_metrics(client: httpx.Client, edge: EdgeProcess) -> None:
         metrics,
     )
     assert 'edge_function_duration_seconds_count{function="tag-response"}' in metrics
+
+
+def test_reserved_concurrency_zero_throttles_every_edge_invocation(client: httpx.Client) -> None:
+    response = client.get("/reserved/x")
+    assert response.status_code == 503
+    assert response.headers["x-cache"] == "LambdaLimitExceeded from edge-fn"

@@ -1,0 +1,255 @@
+"""Lambda's Invoke HTTP API on the admin listener: Invoke, GetFunction, ListFunctions.
+
+Enough of AWS's REST-JSON protocol (spec §8) that boto3's `lambda` client and the AWS CLI work
+with `endpoint_url`: the paths, the `X-Amz-*` headers, the status per invocation type, and the
+error shapes of `edge.invoke.errors`. Every response carries `x-amzn-RequestId`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import math
+import platform
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edge.config import FunctionConfig
+from edge.invoke import errors
+from edge.invoke.errors import InvokeApiError
+from edge.invoke.names import ACCOUNT_ID, LATEST, function_arn, parse_function_name
+from edge.invoke.service import InvokeService
+from sandbox.errors import FunctionError, SandboxError
+from sandbox.pool import new_request_id
+from sandbox.python_worker.log_lines import log_tail
+
+API_PREFIX = "/2015-03-31/functions"
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+LOG_TYPES = ("None", "Tail")
+# Spec §14: `X-Amz-Client-Context` at most 3,583 bytes of base64.
+CLIENT_CONTEXT_BYTES = 3583
+LOG_TAIL_BYTES = 4096
+_JSON = "application/json"
+
+Handler = Callable[[Request, str], Awaitable[Response]]
+
+
+def _error_response(error: InvokeApiError, request_id: str) -> Response:
+    headers = {"x-amzn-RequestId": request_id, "X-Amzn-ErrorType": error.error_type}
+    headers.update(error.headers)
+    return Response(orjson.dumps(error.body()), error.status, headers, media_type=_JSON)
+
+
+def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        request_id = new_request_id()
+        try:
+            return await handler(request, request_id)
+        except InvokeApiError as error:
+            return _error_response(error, request_id)
+
+    return endpoint
+
+
+async def _read_body(request: Request, limit_bytes: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
+        raise errors.request_too_large(int(declared), limit_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit_bytes:
+            raise errors.request_too_large(size, limit_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _runtime_name(function: FunctionConfig) -> str:
+    if function.runtime == "wasm":
+        return "provided"
+    return f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _code_sha256(function: FunctionConfig) -> tuple[str, int]:
+    """Base64 SHA-256 and size of the code (the module file; for Python, the handler file)."""
+    digest = hashlib.sha256()
+    size = 0
+    path = function.module
+    if path is None and function.code is not None and function.handler:
+        module = function.handler.rpartition(".")[0].replace(".", "/")
+        path = function.code / f"{module}.py"
+    if path is not None:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            data = b""
+        digest.update(data)
+        size = len(data)
+    return base64.b64encode(digest.digest()).decode(), size
+
+
+class FunctionDescriptions:
+    """The `FunctionConfiguration` documents of GetFunction / ListFunctions, built once."""
+
+    def __init__(self, service: InvokeService) -> None:
+        self._service = service
+        self._cache: dict[str, dict[str, Any]] = {}
+        started = datetime.datetime.now(datetime.UTC)
+        # Lambda's LastModified format: 2019-10-26T18:50:52.000+0000.
+        self._modified = started.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+    def configuration(self, name: str) -> dict[str, Any]:
+        cached = self._cache.get(name)
+        if cached is not None:
+            return cached
+        function = self._service.config.functions[name]
+        sha, size = _code_sha256(function)
+        handler = function.handler if function.runtime == "python" else "handler"
+        document: dict[str, Any] = {
+            "FunctionName": name,
+            "FunctionArn": function_arn(name),
+            "Runtime": _runtime_name(function),
+            "Role": f"arn:aws:iam::{ACCOUNT_ID}:role/edge-function",
+            "Handler": handler or "",
+            "CodeSize": size,
+            "Description": "",
+            "Timeout": math.ceil(self._service.timeout_of(name)),
+            "MemorySize": function.memory,
+            "LastModified": self._modified,
+            "CodeSha256": sha,
+            "Version": LATEST,
+            "TracingConfig": {"Mode": "PassThrough"},
+            "RevisionId": sha[:8],
+            "State": "Active",
+            "LastUpdateStatus": "Successful",
+            "PackageType": "Zip",
+            "Architectures": ["arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"],
+            "EphemeralStorage": {"Size": 512},
+            "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{name}"},
+        }
+        if function.environment:
+            document["Environment"] = {"Variables": dict(function.environment)}
+        if function.dead_letter:
+            document["DeadLetterConfig"] = {"TargetArn": function.dead_letter}
+        self._cache[name] = document
+        return document
+
+
+def invoke_routes(service: InvokeService) -> list[Route]:
+    """The API's routes, to mount on the admin app."""
+    descriptions = FunctionDescriptions(service)
+
+    def resolve(request: Request) -> tuple[str, str]:
+        try:
+            ref = parse_function_name(
+                request.path_params["name"], request.query_params.get("Qualifier")
+            )
+        except ValueError as exc:
+            raise errors.invalid_parameter(str(exc)) from None
+        # Only $LATEST exists until versions and aliases are published.
+        if service.function_config(ref.name) is None or ref.version != LATEST:
+            raise errors.function_not_found(ref.name, ref.qualifier)
+        return ref.name, ref.version
+
+    async def invoke(request: Request, request_id: str) -> Response:
+        name, version = resolve(request)
+        headers = request.headers
+        invocation_type = headers.get("x-amz-invocation-type", "RequestResponse")
+        if invocation_type not in INVOCATION_TYPES:
+            raise errors.invalid_parameter(
+                f"1 validation error detected: Value '{invocation_type}' at 'invocationType' "
+                f"failed to satisfy constraint: Member must satisfy enum value set: "
+                f"[{', '.join(INVOCATION_TYPES)}]"
+            )
+        log_type = headers.get("x-amz-log-type", "None")
+        if log_type not in LOG_TYPES:
+            raise errors.invalid_parameter(
+                f"1 validation error detected: Value '{log_type}' at 'logType' failed to "
+                f"satisfy constraint: Member must satisfy enum value set: [Tail, None]"
+            )
+        if len(headers.get("x-amz-client-context", "")) > CLIENT_CONTEXT_BYTES:
+            raise errors.invalid_parameter(
+                f"Client context must be at most {CLIENT_CONTEXT_BYTES} bytes of base64"
+            )
+        limits = service.config.invoke
+        asynchronous = invocation_type == "Event"
+        limit = limits.async_payload_bytes if asynchronous else limits.sync_payload_bytes
+        payload = await _read_body(request, limit) or b"{}"
+        try:
+            orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise errors.invalid_content(f"Could not parse request body into json: {exc}") from None
+        base = {"x-amzn-RequestId": request_id}
+        if invocation_type == "DryRun":
+            return Response(b"", 204, base)
+        if asynchronous:
+            await service.enqueue(name, version, payload, request_id)
+            return Response(b"", 202, base)
+        try:
+            result = await service.invoke(name, payload, request_id)
+        except FunctionError as error:
+            # Spec §8.2: a function error is still a 200, flagged by X-Amz-Function-Error.
+            failed = {
+                **base,
+                "X-Amz-Function-Error": "Unhandled",
+                "X-Amz-Executed-Version": version,
+            }
+            if log_type == "Tail":
+                failed["X-Amz-Log-Result"] = base64.b64encode(
+                    log_tail(error.log, LOG_TAIL_BYTES)
+                ).decode()
+            return Response(error.payload_bytes, 200, failed, media_type=_JSON)
+        except SandboxError as error:
+            raise errors.from_sandbox(error) from None
+        ok = {**base, "X-Amz-Executed-Version": result.executed_version or version}
+        if log_type == "Tail":
+            ok["X-Amz-Log-Result"] = base64.b64encode(log_tail(result.log, LOG_TAIL_BYTES)).decode()
+        return Response(result.payload, 200, ok, media_type=_JSON)
+
+    async def get_function(request: Request, request_id: str) -> Response:
+        name, _ = resolve(request)
+        function = service.config.functions[name]
+        document: dict[str, Any] = {
+            "Configuration": descriptions.configuration(name),
+            "Code": {"RepositoryType": "S3", "Location": ""},
+            "Tags": {},
+        }
+        if function.reserved_concurrency is not None:
+            document["Concurrency"] = {
+                "ReservedConcurrentExecutions": function.reserved_concurrency
+            }
+        return Response(
+            orjson.dumps(document), 200, {"x-amzn-RequestId": request_id}, media_type=_JSON
+        )
+
+    async def list_functions(request: Request, request_id: str) -> Response:
+        names = sorted(service.config.functions)
+        marker = request.query_params.get("Marker")
+        start = int(marker) if marker and marker.isdigit() else 0
+        max_items_text = request.query_params.get("MaxItems", "50")
+        if not max_items_text.isdigit() or not 1 <= int(max_items_text) <= 10_000:
+            raise errors.invalid_parameter("MaxItems must be between 1 and 10000")
+        end = start + int(max_items_text)
+        document: dict[str, Any] = {
+            "Functions": [descriptions.configuration(n) for n in names[start:end]]
+        }
+        if end < len(names):
+            document["NextMarker"] = str(end)
+        return Response(
+            orjson.dumps(document), 200, {"x-amzn-RequestId": request_id}, media_type=_JSON
+        )
+
+    return [
+        Route(f"{API_PREFIX}/{{name}}/invocations", _endpoint(invoke), methods=["POST"]),
+        Route(f"{API_PREFIX}/", _endpoint(list_functions), methods=["GET"]),
+        Route(API_PREFIX, _endpoint(list_functions), methods=["GET"]),
+        Route(f"{API_PREFIX}/{{name}}", _endpoint(get_function), methods=["GET"]),
+    ]

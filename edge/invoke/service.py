@@ -1,0 +1,148 @@
+"""The invocation service: one object the admin app holds for the Invoke API.
+
+It owns (or is given) the function registry, shares the concurrency limiter with whoever else
+invokes functions in this process, and runs the durable queue, the dispatcher and the outbox
+for asynchronous invocations while `running()` is entered (the admin app's lifespan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from prometheus_client import CollectorRegistry
+
+from edge.config import EdgeConfig, FunctionConfig
+from edge.functions import FunctionRegistry, LogSink, stderr_sink
+from edge.invoke.concurrency import ConcurrencyLimiter
+from edge.invoke.destinations import Outbox
+from edge.invoke.dispatcher import Dispatcher
+from edge.invoke.metrics import InvokeMetrics
+from edge.invoke.queue import EventQueue, NewEvent
+from sandbox.errors import FunctionThrottled
+from sandbox.python_worker.environment import InvocationResult
+
+logger = logging.getLogger("edge.invoke")
+
+# Lambda's default timeout when a function sets none (spec §14).
+DEFAULT_TIMEOUT_SECONDS = 3.0
+
+
+class InvokeService:
+    """Sync and async invocation of the configured functions, under one concurrency limit."""
+
+    def __init__(
+        self,
+        config: EdgeConfig,
+        *,
+        limiter: ConcurrencyLimiter | None = None,
+        functions: FunctionRegistry | None = None,
+        log_sink: LogSink | None = stderr_sink,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.limiter = limiter or ConcurrencyLimiter.from_config(config)
+        self._owns_registry = functions is None
+        self.registry = functions or FunctionRegistry(config, log_sink=log_sink)
+        self._clock = clock
+        self.queue = EventQueue(config.invoke.queue_path)
+        self.outbox = Outbox(self.queue, base_dir=config.base_dir, clock=clock)
+        self.dispatcher = Dispatcher(
+            self.queue,
+            self.limiter,
+            self.run_function,
+            config.functions,
+            config.invoke,
+            on_finished=self.outbox.wake,
+            clock=clock,
+        )
+        self.metrics = InvokeMetrics(
+            self.limiter, dispatcher=self.dispatcher, outbox=self.outbox, clock=clock
+        )
+        self.metrics_registry = CollectorRegistry()
+        self.metrics_registry.register(self.metrics)
+        self._queue_open = False
+        self._registry_started = not self._owns_registry
+        self._start_lock = asyncio.Lock()
+
+    def function_config(self, name: str) -> FunctionConfig | None:
+        return self.config.functions.get(name)
+
+    def timeout_of(self, name: str) -> float:
+        """A direct invocation's timeout: the function's own, or Lambda's default 3 s."""
+        return self.config.functions[name].timeout or DEFAULT_TIMEOUT_SECONDS
+
+    async def run_function(self, name: str, payload: bytes, request_id: str) -> InvocationResult:
+        """Invoke `name` once with its timeout, without admission (the caller holds a lease)."""
+        if not self._registry_started:
+            await self._start_registry()
+        timeout = self.timeout_of(name)
+        try:
+            return await self.registry.invoke(
+                name,
+                payload,
+                request_id=request_id,
+                deadline=time.monotonic() + timeout,
+                timeout_seconds=timeout,
+            )
+        except FunctionThrottled as throttled:
+            self.limiter.note_throttle(name, throttled.reason)
+            raise
+
+    async def _start_registry(self) -> None:
+        # Started on first use: an admin listener that never invokes costs no zygote.
+        async with self._start_lock:
+            if not self._registry_started:
+                await self.registry.start()
+                self._registry_started = True
+
+    async def invoke(self, name: str, payload: bytes, request_id: str) -> InvocationResult:
+        """A synchronous invocation: admitted by the limiter (FunctionThrottled if not)."""
+        with self.limiter.acquire(name):
+            return await self.run_function(name, payload, request_id)
+
+    async def enqueue(self, name: str, qualifier: str, payload: bytes, request_id: str) -> None:
+        """Accept an asynchronous invocation: returns once the event is durably stored."""
+        await self.queue.put(NewEvent(request_id, name, qualifier, payload), self._clock())
+        self.dispatcher.wake()
+
+    async def refresh_metrics(self) -> None:
+        """Read the queue's depth and oldest event for the next scrape."""
+        if self._queue_open:
+            self.metrics.queue_stats = await self.queue.stats()
+
+    @contextlib.asynccontextmanager
+    async def running(self, *, drain_seconds: float = 10.0) -> AsyncIterator[None]:
+        """Start the functions and (with any function configured) the async machinery."""
+        try:
+            if not self.config.functions:
+                yield
+                return
+            recovered = await self.queue.open()
+            self._queue_open = True
+            if recovered:
+                logger.warning(
+                    "async queue %s: %d event(s) were running when the edge stopped; "
+                    "they run again",
+                    self.config.invoke.queue_path,
+                    recovered,
+                )
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(self.dispatcher.run())
+                    tasks.create_task(self.outbox.run())
+                    try:
+                        yield
+                    finally:
+                        await self.dispatcher.stop(drain_seconds)
+                        await self.outbox.stop()
+            finally:
+                await self.outbox.aclose()
+                self._queue_open = False
+                await self.queue.close()
+        finally:
+            if self._owns_registry and self._registry_started:
+                await self.registry.aclose()
