@@ -10,18 +10,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 
+import orjson
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from edge.accesslog import AccessLog
 from edge.caching import build_cache
 from edge.config import EdgeConfig
 from edge.functions import FunctionRegistry, Limiter
+from edge.invalidation import InvalidationJournal, check_paths
 from edge.invoke import InvokeService
 from edge.metrics import ProxyMetrics, render_latest
 from edge.origins import Upstream, build_upstreams, close_upstreams
@@ -42,6 +46,7 @@ def create_app(
     functions: FunctionRegistry | None = None,
     cache: HttpCache | None = None,
     limiter: Limiter | None = None,
+    journal: InvalidationJournal | None = None,
 ) -> Starlette:
     """The viewer-facing application for `config`. `limiter` admits function invocations by
     concurrency (shared with the admin listener's Invoke API when in the same process)."""
@@ -70,6 +75,11 @@ def create_app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with asyncio.TaskGroup() as tasks:
             flusher = tasks.create_task(flush_metrics())
+            follower = (
+                tasks.create_task(journal.follow(pipeline.cache.invalidate))
+                if journal is not None and pipeline.cache is not None
+                else None
+            )
             pipeline.background = tasks
             try:
                 if registry is not None:
@@ -78,6 +88,8 @@ def create_app(
             finally:
                 pipeline.background = None
                 flusher.cancel()
+                if follower is not None:
+                    follower.cancel()
                 recorder.flush()
                 if registry is not None:
                     await registry.aclose()
@@ -94,6 +106,8 @@ def create_admin_app(
     *,
     flush: Callable[[], None] | None = None,
     invoke: InvokeService | None = None,
+    invalidate: Callable[[str], int] | None = None,
+    journal: InvalidationJournal | None = None,
 ) -> Starlette:
     """Health, metrics and (with `invoke`) Lambda's Invoke API, on a separate listener.
 
@@ -107,6 +121,33 @@ def create_admin_app(
 
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok\n")
+
+    async def invalidations(request: Request) -> Response:
+        """CloudFront-style invalidation: `{"paths": ["/a.html", "/images/*"]}`."""
+        try:
+            document = orjson.loads(await request.body())
+            paths = check_paths(document.get("paths") if isinstance(document, dict) else None)
+        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            return JSONResponse({"error": f"invalid invalidation request: {exc}"}, 400)
+        started = time.perf_counter()
+        if invalidate is not None:
+            removed: int | None = sum(invalidate(path) for path in paths)
+            entry_id = uuid.uuid4().hex[:14].upper()
+        elif journal is not None:
+            removed = None  # each worker applies it and logs its own count
+            entry_id = journal.append(paths)
+        else:
+            return JSONResponse({"error": "this edge has no cache to invalidate"}, 409)
+        return JSONResponse(
+            {
+                "id": entry_id,
+                "status": "Completed" if removed is not None else "InProgress",
+                "paths": paths,
+                "invalidated": removed,
+                "milliseconds": round((time.perf_counter() - started) * 1000, 3),
+            },
+            201,
+        )
 
     async def metrics(_: Request) -> Response:
         if flush is not None:
@@ -128,7 +169,11 @@ def create_admin_app(
         async with invoke.running():
             yield
 
-    routes = [Route("/healthz", healthz), Route("/metrics", metrics)]
+    routes = [
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+        Route("/invalidations", invalidations, methods=["POST"]),
+    ]
     if invoke is not None:
         routes += invoke_routes(invoke)
     return Starlette(routes=routes, lifespan=lifespan)

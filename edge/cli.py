@@ -169,6 +169,7 @@ def run_server(config: EdgeConfig) -> int:
 
         from edge import server as server_module
         from edge.app import create_admin_app, create_app
+        from edge.invalidation import InvalidationJournal
         from edge.invoke import ConcurrencyLimiter, InvokeService
         from edge.metrics import ProxyMetrics
 
@@ -190,10 +191,27 @@ def run_server(config: EdgeConfig) -> int:
         # workers: each process counts its own; a node-wide count needs shared state.)
         limiter = ConcurrencyLimiter.from_config(config)
 
+        # Invalidations: one worker shares the admin's process (a direct call, with a count);
+        # several follow a journal the admin appends to.
+        journal = (
+            InvalidationJournal(Path(multiproc_dir) / "invalidations.jsonl")
+            if multiproc_dir
+            else None
+        )
+        caches: list[Any] = []
+
         def app_factory() -> Any:
-            return create_app(
-                config, metrics=shared or ProxyMetrics(CollectorRegistry()), limiter=limiter
+            app = create_app(
+                config,
+                metrics=shared or ProxyMetrics(CollectorRegistry()),
+                limiter=limiter,
+                journal=journal,
             )
+            caches.append(app.state.pipeline.cache)
+            return app
+
+        def invalidate(path: str) -> int:
+            return sum(cache.invalidate(path) for cache in caches if cache is not None)
 
         def admin_factory() -> Any:
             # Built after any fork: the Invoke API's functions and queue live in this process.
@@ -201,6 +219,8 @@ def run_server(config: EdgeConfig) -> int:
                 registry,
                 flush=shared.flush if shared else None,
                 invoke=InvokeService(config, limiter=limiter),
+                invalidate=None if journal else invalidate,
+                journal=journal,
             )
 
         def ready(listen: Any, admin: Any) -> None:
@@ -364,6 +384,36 @@ def events(
         status=status,
     )
     click.echo(json.dumps(document, indent=2))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--admin",
+    default="127.0.0.1:9180",
+    show_default=True,
+    help="The edge's admin listener, HOST:PORT.",
+)
+def invalidate(paths: tuple[str, ...], admin: str) -> None:
+    """Invalidate cached responses: exact PATHS or prefixes ending in '*' ('/images/*')."""
+    import httpx
+
+    try:
+        with httpx.Client(base_url=f"http://{admin}", timeout=30) as client:
+            response = client.post("/invalidations", json={"paths": list(paths)})
+    except httpx.HTTPError as exc:
+        err_console.print(f"[bold red]error:[/] cannot reach the admin listener {admin}: {exc}")
+        sys.exit(1)
+    document = response.json()
+    if response.status_code != 201:
+        err_console.print(f"[bold red]error:[/] {document.get('error', response.text)}")
+        sys.exit(1)
+    count = document["invalidated"]
+    what = f"{count} cached responses removed" if count is not None else "sent to every worker"
+    click.echo(
+        f"invalidation {document['id']}: {', '.join(document['paths'])}: {what} "
+        f"({document['milliseconds']} ms)"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -83,6 +83,18 @@ class ProxyMetrics:
         self.origin_errors = Counter(
             "edge_origin_errors", "Origin failures by cause", ["origin", "detail"], registry=reg
         )
+        self.cache_results = Counter(
+            "edge_cache_results",
+            "Requests by X-Cache result (Hit, RefreshHit, Miss, Error, ...)",
+            ["behavior", "result"],
+            registry=reg,
+        )
+        self.cache_result_bytes = Counter(
+            "edge_cache_result_body_bytes",
+            "Body bytes sent to viewers by X-Cache result",
+            ["behavior", "result"],
+            registry=reg,
+        )
         self.function_invocations = Counter(
             "edge_function_invocations",
             "Function invocations by trigger",
@@ -114,12 +126,19 @@ class ProxyMetrics:
         histogram.counts[bisect_left(self._bounds, seconds)] += 1
         histogram.total += seconds
 
-    def record_request(self, behavior: str, status: int, body_bytes: int, seconds: float) -> None:
+    def record_request(
+        self, behavior: str, status: int, body_bytes: int, seconds: float, result: str = "-"
+    ) -> None:
+        """One answered request; `result` is its X-Cache kind (Hit, RefreshHit, Miss, ...)."""
         counts = self._counts
         key: tuple[Any, ...] = (self.requests, behavior, status)
         counts[key] = counts.get(key, 0) + 1
+        key = (self.cache_results, behavior, result)
+        counts[key] = counts.get(key, 0) + 1
         if body_bytes:
             key = (self.response_bytes, behavior)
+            counts[key] = counts.get(key, 0) + body_bytes
+            key = (self.cache_result_bytes, behavior, result)
             counts[key] = counts.get(key, 0) + body_bytes
         self._observe(self.request_seconds, behavior, seconds)
 

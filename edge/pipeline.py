@@ -392,7 +392,9 @@ class Pipeline:
             await self._send_failure(send, failure, request_id, method, sent)
         finally:
             elapsed = time.perf_counter() - started
-            self.metrics.record_request(behavior_name, sent.status, sent.body_bytes, elapsed)
+            self.metrics.record_request(
+                behavior_name, sent.status, sent.body_bytes, elapsed, sent.result
+            )
             self.access_log.write(
                 client=client_ip,
                 method=method,

@@ -128,6 +128,23 @@ def make_origin_app(log: OriginLog) -> Any:
             )
             await send({"type": "http.response.body", "body": body})
             return
+        if parts[0] == "cacheable":
+            # A cacheable answer that says how many times the origin was asked for it.
+            seen = sum(1 for r in log.requests if r["target"] == entry["target"])
+            body = f"{entry['target']} #{seen}".encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"cache-control", b"max-age=60"),
+                        (b"content-type", b"text/plain"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
         if parts[0] == "hop":
             await send(
                 {
