@@ -130,7 +130,27 @@ class FunctionOriginConfig(_Strict):
         return "function"
 
 
-OriginConfig = HttpOriginConfig | DirectoryOriginConfig | FunctionOriginConfig
+FailoverStatus = Literal[400, 403, 404, 416, 500, 502, 503, 504]
+_DEFAULT_FAILOVER: tuple[FailoverStatus, ...] = (500, 502, 503, 504)
+
+
+class OriginGroupConfig(_Strict):
+    """`[origins.NAME]` with `primary` and `secondary`: CloudFront's origin group. GET, HEAD
+    and OPTIONS requests go to the secondary when the primary answers one of
+    `failover_statuses`, cannot be reached or times out."""
+
+    primary: str
+    secondary: str
+    failover_statuses: list[FailoverStatus] = Field(
+        default_factory=lambda: list(_DEFAULT_FAILOVER), min_length=1
+    )
+
+    @property
+    def kind(self) -> Literal["group"]:
+        return "group"
+
+
+OriginConfig = HttpOriginConfig | DirectoryOriginConfig | FunctionOriginConfig | OriginGroupConfig
 
 
 class CachePolicyConfig(_Strict):
@@ -378,6 +398,8 @@ def _model_for(loc: Sequence[int | str]) -> type[BaseModel] | None:
             return HttpOriginConfig
         if "FunctionOriginConfig" in parents:
             return FunctionOriginConfig
+        if "OriginGroupConfig" in parents:
+            return OriginGroupConfig
         return DirectoryOriginConfig
     if top == "behaviors" and "FunctionAssociation" in parents:
         return FunctionAssociation
@@ -393,6 +415,8 @@ def _describe(error: Mapping[str, Any]) -> str:
             "HttpOriginConfig",
             "DirectoryOriginConfig",
             "FunctionOriginConfig",
+            "OriginGroupConfig",
+            "OriginGroupConfig",
             "str",
             "FunctionAssociation",
         )
@@ -447,6 +471,8 @@ def _origin_kind_of(raw: Mapping[str, Any], name: str) -> str | None:
             return "DirectoryOriginConfig"
         if "function" in table:
             return "FunctionOriginConfig"
+        if "primary" in table:
+            return "OriginGroupConfig"
     return None
 
 
@@ -503,12 +529,13 @@ def _check_origin_shapes(raw: Mapping[str, Any]) -> list[str]:
             )
         elif (
             isinstance(table, Mapping)
-            and sum(kind in table for kind in ("url", "directory", "function")) != 1
+            and sum(kind in table for kind in ("url", "directory", "function", "primary")) != 1
         ):
             keys = ", ".join(repr(k) for k in table) or "no keys"
             problems.append(
                 f"origins.{name}: expected exactly one of 'url' (an HTTP origin), "
-                f"'directory' (a local folder) or 'function' (a Lambda function), found {keys}"
+                f"'directory' (a local folder), 'function' (a Lambda function) or 'primary' "
+                f"with 'secondary' (an origin group), found {keys}"
             )
     return problems
 
@@ -606,6 +633,18 @@ def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
             f"more than one origin), found none among {len(config.behaviors)} behaviors"
         )
     for name, origin in config.origins.items():
+        if isinstance(origin, OriginGroupConfig):
+            for role in ("primary", "secondary"):
+                member = getattr(origin, role)
+                target = config.origins.get(member)
+                if target is None or isinstance(target, OriginGroupConfig) or member == name:
+                    plain = sorted(
+                        n for n, o in config.origins.items() if not isinstance(o, OriginGroupConfig)
+                    )
+                    problems.append(
+                        f"origins.{name}.{role}: expected one of the origins "
+                        f"{', '.join(repr(n) for n in plain)} (not a group), found {member!r}"
+                    )
         if isinstance(origin, FunctionOriginConfig) and origin.function not in config.functions:
             close = difflib.get_close_matches(origin.function, functions, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -9,7 +9,7 @@ configured origins by domain name; an unknown custom origin gets a client of its
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from edge.config import (
@@ -17,6 +17,7 @@ from edge.config import (
     EdgeConfig,
     FunctionOriginConfig,
     HttpOriginConfig,
+    OriginGroupConfig,
 )
 from edge.events import CustomOrigin, S3Origin
 from edge.events.cloudfront import Origin as EventOrigin
@@ -48,6 +49,8 @@ class Upstream:
     custom_headers: tuple[tuple[bytes, bytes], ...] = ()
     forwards_headers: bool = True  # False for local origins: no X-Forwarded-* needed
     aliases: frozenset[str] = field(default_factory=frozenset)
+    # An origin group: the secondary and the statuses that send a request to it.
+    failover: tuple[Upstream, frozenset[int]] | None = None
 
     def target_for(self, path: bytes, query: bytes) -> bytes:
         target = self.path_prefix + path if self.path_prefix else path
@@ -144,6 +147,14 @@ def build_upstreams(
             if registry is None:
                 raise ValueError(f"origin {name!r} is a function: a function registry is needed")
             upstreams[name] = _function_upstream(name, settings, config, registry)
+    for name, settings in config.origins.items():
+        if isinstance(settings, OriginGroupConfig):
+            primary = upstreams[settings.primary]
+            upstreams[name] = replace(
+                primary,
+                name=name,
+                failover=(upstreams[settings.secondary], frozenset(settings.failover_statuses)),
+            )
     return upstreams
 
 

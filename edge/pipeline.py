@@ -127,6 +127,8 @@ class Answer:
     reason: bytes = b""
 
 
+_FAILOVER_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 # The validators this cache adds to a revalidation (dropped to fetch a response whole).
 _VALIDATORS = frozenset({b"if-none-match", b"if-modified-since"})
 
@@ -734,6 +736,29 @@ class Pipeline:
         )
 
     async def _fetch(self, upstream: Upstream, request: ViewerRequest, headers: Headers) -> Answer:
+        """Ask `upstream`; for an origin group, fail over to the secondary on a configured
+        status, a connection error or a timeout, for GET, HEAD and OPTIONS (CloudFront)."""
+        if upstream.failover is None or request.method not in _FAILOVER_METHODS:
+            return await self._fetch_one(upstream, request, headers)
+        secondary, statuses = upstream.failover
+        try:
+            answer = await self._fetch_one(upstream, request, headers)
+        except OriginError as exc:
+            logger.warning("origin group %s: primary failed (%s); trying %s",
+                           upstream.name, exc, secondary.name)  # fmt: skip
+        else:
+            if answer.status not in statuses:
+                return answer
+            await answer.close()
+            logger.warning("origin group %s: primary answered %d; trying %s",
+                           upstream.name, answer.status, secondary.name)  # fmt: skip
+        return await self._fetch_one(
+            secondary, request, self._origin_headers(secondary, request, custom=True)
+        )
+
+    async def _fetch_one(
+        self, upstream: Upstream, request: ViewerRequest, headers: Headers
+    ) -> Answer:
         outgoing = OriginRequest(
             method=request.method,
             target=upstream.target_for(request.path, request.query),

@@ -52,8 +52,25 @@ HTTP = {"url": "http://127.0.0.1:9"}
         pytest.param(
             {"origins": {"a": {"url": "http://x", "directory": "."}}},
             "origins.a: expected exactly one of 'url' (an HTTP origin), 'directory' "
-            "(a local folder) or 'function' (a Lambda function), found 'url', 'directory'",
+            "(a local folder), 'function' (a Lambda function) or 'primary' with 'secondary' "
+            "(an origin group), found 'url', 'directory'",
             id="origin-of-two-kinds",
+        ),
+        pytest.param(
+            {"origins": {"a": HTTP, "g": {"primary": "a", "secondary": "b"}}},
+            "origins.g.secondary: expected one of the origins 'a' (not a group), found 'b'",
+            id="origin-group-unknown-member",
+        ),
+        pytest.param(
+            {
+                "origins": {
+                    "a": HTTP,
+                    "g": {"primary": "a", "secondary": "a", "failover_statuses": [418]},
+                }
+            },
+            "origins.g.failover_statuses[0]: expected one of 400, 403, 404, 416, 500, 502, 503 "
+            "or 504, found 418",
+            id="origin-group-status",
         ),
         pytest.param(
             {"origins": {"a": {"function": "nope"}}},
