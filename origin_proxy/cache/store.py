@@ -511,7 +511,13 @@ class StoreWriter:
         ):
             self.abort()
             return
-        spill = self._fd < 0 and total > store.memory_object_max_bytes
+        # A body declared too large for memory goes to disk from its first byte, rather than
+        # squeezing other entries out of memory on the way.
+        declared_large = (
+            self._content_length is not None
+            and self._content_length > store.memory_object_max_bytes
+        )
+        spill = self._fd < 0 and (declared_large or total > store.memory_object_max_bytes)
         if spill and not self._spill_to_disk():
             self.abort()
             return
@@ -525,12 +531,20 @@ class StoreWriter:
             except OSError:
                 self.abort()
                 return
-        else:
-            if not store._reserve_memory(size):
-                self.abort()
-                return
+        elif store._reserve_memory(size):
             self._memory_reserved += size
             self._chunks.append(chunk)
+        elif self._spill_to_disk() and store._reserve_disk(size):
+            # Memory is full but the disk tier has room: continue there.
+            self._disk_reserved += size
+            try:
+                _write_all(self._fd, chunk)
+            except OSError:
+                self.abort()
+                return
+        else:
+            self.abort()
+            return
         self._bytes = total
         if self._content_length is not None and total == self._content_length:
             self.commit()
