@@ -18,12 +18,21 @@ or to answer; a missed target is reported, never an error.
 A row is one `Target`: a name, a title and a function that starts the server and returns its
 URL (see TARGETS). `Bench.start_edge` takes any `edge serve` arguments, so rows for hooks or
 cache hits are one entry each.
+
+Caching is explicit in every edge row. The plain proxy and directory rows run with
+`cache = "disabled"`: with the default policy the edge would cache the 1 KB file heuristically
+(RFC 9111 §4.2.2, from its Last-Modified), turning them into a mix of hits and misses that shifts
+with the file's age. The cache-hit rows (nginx `proxy_cache`, the edge's cache) forward to a
+location of the origin that sends `Cache-Control: max-age=3600` and logs every request; each is
+warmed until a probe shows a hit, and the report says how many requests reached the origin
+during the measured run (0: every measured request was a hit).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import resource
@@ -37,6 +46,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
 from types import FrameType
 
@@ -47,6 +57,13 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[2]
 BODY = (b"0123456789abcdef" * 64)[:1024]
 FILE_PATH = "/file"
+# The origin's location whose responses are fresh for an hour (RFC 9111 §5.2.2.1 max-age).
+CACHEABLE_PREFIX = "/cacheable"
+CACHEABLE_LOG = "cacheable-access.log"
+# Fresh connections per probe: enough for every worker of a server to be warmed (the kernel
+# spreads new connections over SO_REUSEPORT sockets by hash).
+PROBE_ATTEMPTS = 64
+PROBE_HITS_IN_A_ROW = 8
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
 # /usr/sbin is not on every PATH (a non-login root shell, a venv's activate script).
@@ -207,6 +224,9 @@ class Started:
     owned: tuple[Process, ...]
     # (label, root PID): the CPU of each process tree is sampled during the measured run.
     watched: tuple[tuple[str, int], ...]
+    # Cache-hit rows: how many requests the origin has served them so far (sampled around
+    # the measured run, where it must not grow).
+    count_origin_fetches: Callable[[], int] | None = None
 
 
 @dataclass
@@ -318,13 +338,33 @@ class Bench:
         raise AssertionError("unreachable")
 
     def origin_url(self) -> str:
-        """The nginx origin serving the docroot; started on first use, stopped at the end."""
+        """The nginx origin serving the docroot; started on first use, stopped at the end.
+
+        Under CACHEABLE_PREFIX it serves the same files fresh for an hour (`expires 1h` sends
+        Cache-Control: max-age=3600) and logs each request, so a cache-hit row can show that
+        none reached it. The plain location keeps sending no freshness information.
+        """
         if self._origin is None:
-            process, port = self.start_nginx(
-                "nginx-origin", f"        location / {{ root {self.docroot}; }}"
+            locations = (
+                f"        location / {{ root {self.docroot}; }}\n"
+                f"        location {CACHEABLE_PREFIX}/ {{ alias {self.docroot}/; expires 1h;"
+                f" access_log {self.root / 'nginx-origin' / CACHEABLE_LOG}; }}"
             )
+            process, port = self.start_nginx("nginx-origin", locations)
             self._origin, self._origin_url = process, f"http://127.0.0.1:{port}"
         return self._origin_url
+
+    def cacheable_origin_url(self) -> str:
+        """The origin's URL for responses a cache may keep (same files, same bodies)."""
+        return self.origin_url() + CACHEABLE_PREFIX
+
+    def cacheable_fetches(self) -> int:
+        """Requests the origin has served under CACHEABLE_PREFIX (one log line each)."""
+        try:
+            with (self.root / "nginx-origin" / CACHEABLE_LOG).open("rb") as log:
+                return sum(1 for _ in log)
+        except FileNotFoundError:
+            return 0
 
     def origin_watch(self) -> tuple[tuple[str, int], ...]:
         return (("origin", self._origin.pid),) if self._origin else ()
@@ -343,6 +383,25 @@ class Bench:
             (process,),
             (("edge", process.pid), *(self.origin_watch() if behind_origin else ())),
         )
+
+    def start_edge_uncached(self, name: str, origin: dict[str, str]) -> Started:
+        """The edge with one behavior to `origin` (a `[origins.*]` table) and its cache off."""
+        config = self.root / f"{name}.toml"
+        table = "".join(f"{key} = {json.dumps(value)}\n" for key, value in origin.items())
+        config.write_text(
+            f'[origins.origin]\n{table}\n[[behaviors]]\npath = "*"\norigin = "origin"\n'
+            'cache = "disabled"\n'
+        )
+        started = self.start_edge(name, str(config), behind_origin="url" in origin)
+        try:
+            # Every request must go to the origin: not even a second one may be a hit.
+            for _ in range(2):
+                expect_header(started.url + FILE_PATH, "x-cache", "Miss from edge")
+        except StartFailed:
+            for process in started.owned:
+                self.stop(process)
+            raise
+        return started
 
     def start_hello(self) -> Started:
         """A bare Starlette app answering BODY, under edge.server (the edge's server settings)."""
@@ -371,6 +430,48 @@ def start_nginx_proxy(bench: Bench) -> Started:
     )
 
 
+def start_nginx_cache(bench: Bench) -> Started:
+    """nginx as a caching reverse proxy in front of the origin's cacheable location, warmed."""
+    origin = bench.origin_url().removeprefix("http://")
+    cache_dir = bench.root / "nginx-cache" / "cache"
+    http_extra = (
+        f"    upstream origin {{ server {origin}; keepalive 64; }}\n"
+        f"    proxy_cache_path {cache_dir} levels=1:2 keys_zone=bench:1m max_size=64m"
+        " inactive=1h use_temp_path=off;"
+    )
+    # The origin's Cache-Control: max-age decides the freshness (nginx honours it by default).
+    location = (
+        f"        location / {{ proxy_pass http://origin{CACHEABLE_PREFIX}/;"
+        ' proxy_http_version 1.1; proxy_set_header Connection "";'
+        " proxy_cache bench; add_header X-Cache-Status $upstream_cache_status; }"
+    )
+    process, port = bench.start_nginx("nginx-cache", location, http_extra)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        warm_until_hit(url + FILE_PATH, "x-cache-status", "HIT")
+    except StartFailed:
+        bench.stop(process)
+        raise
+    return Started(
+        url, (process,), (("nginx", process.pid), *bench.origin_watch()), bench.cacheable_fetches
+    )
+
+
+def start_edge_cache(bench: Bench) -> Started:
+    """`edge serve --origin http://<origin>/cacheable`: the default policy (RFC 9111) keeps the
+    origin's max-age=3600 responses; warmed until a probe shows a hit."""
+    started = bench.start_edge(
+        "edge-cache", "--origin", bench.cacheable_origin_url(), behind_origin=True
+    )
+    try:
+        warm_until_hit(started.url + FILE_PATH, "x-cache", "Hit from edge")
+    except StartFailed:
+        for process in started.owned:
+            bench.stop(process)
+        raise
+    return Started(started.url, started.owned, started.watched, bench.cacheable_fetches)
+
+
 @dataclass(frozen=True)
 class Target:
     """One row: `start` returns a server answering GET {url}/file with BODY."""
@@ -384,19 +485,21 @@ class Target:
 TARGETS: tuple[Target, ...] = (
     Target("nginx-origin", "nginx origin direct", start_nginx_origin, needs_nginx=True),
     Target("nginx-proxy", "nginx proxy", start_nginx_proxy, needs_nginx=True),
+    Target("nginx-cache", "nginx proxy_cache hits", start_nginx_cache, needs_nginx=True),
     Target(
         "edge-proxy",
-        "edge proxy (HTTP origin)",
-        lambda bench: bench.start_edge(
-            "edge-proxy", "--origin", bench.origin_url(), behind_origin=True
-        ),
+        "edge proxy (HTTP origin, cache off)",
+        lambda bench: bench.start_edge_uncached("edge-proxy", {"url": bench.origin_url()}),
         needs_nginx=True,
     ),
     Target(
         "edge-directory",
-        "edge directory origin",
-        lambda bench: bench.start_edge("edge-directory", "--origin", str(bench.docroot)),
+        "edge directory origin (cache off)",
+        lambda bench: bench.start_edge_uncached(
+            "edge-directory", {"directory": str(bench.docroot)}
+        ),
     ),
+    Target("edge-cache", "edge cache hits", start_edge_cache, needs_nginx=True),
     Target("hello", "bare hello ceiling", Bench.start_hello),
 )
 
@@ -405,6 +508,9 @@ RATIOS: tuple[tuple[str, str, str, float | None], ...] = (
     ("edge proxy / nginx proxy", "edge-proxy", "nginx-proxy", None),
     ("edge proxy / hello ceiling", "edge-proxy", "hello", 0.5),
     ("edge directory / hello ceiling", "edge-directory", "hello", 0.8),
+    ("edge cache hits / nginx proxy_cache hits", "edge-cache", "nginx-cache", None),
+    ("edge cache hits / hello ceiling", "edge-cache", "hello", None),
+    ("edge cache hits / edge directory", "edge-cache", "edge-directory", None),
 )
 
 
@@ -491,6 +597,8 @@ class Measurement:
     # CPU time of the row's own server (the first watched tree) per request: steadier than
     # req/s when other work competes for the cores.
     server_cpu_us_per_request: float
+    # Cache-hit rows: requests that reached the origin during the measured run (0 = all hits).
+    origin_fetches: int | None = None
 
 
 Results = tuple[dict[str, list[Measurement]], dict[str, str]]  # runs by row; failures by row
@@ -500,10 +608,17 @@ def all_cpu_ticks() -> dict[int, int]:
     return {int(e.name): cpu_ticks(int(e.name)) for e in os.scandir("/proc") if e.name.isdigit()}
 
 
-def measure(load: Load, url: str, watched: Sequence[tuple[str, int]]) -> Measurement:
-    """Warm up, then one measured wrk run while sampling the CPU time of every process."""
+def measure(
+    load: Load,
+    url: str,
+    watched: Sequence[tuple[str, int]],
+    count_origin_fetches: Callable[[], int] | None = None,
+) -> Measurement:
+    """Warm up, then one measured wrk run while sampling the CPU time of every process (and,
+    for a cache-hit row, the origin's request count)."""
     if load.warmup_seconds > 0:
         load.run(url, load.warmup_seconds)
+    fetches_before = count_origin_fetches() if count_origin_fetches else 0
     trees = {label: descendants(pid) for label, pid in watched}
     ours = {pid for pids in trees.values() for pid in pids} | {os.getpid()}
     before = all_cpu_ticks()
@@ -513,6 +628,7 @@ def measure(load: Load, url: str, watched: Sequence[tuple[str, int]]) -> Measure
     elapsed = time.monotonic() - started
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     after = all_cpu_ticks()
+    fetches = count_origin_fetches() - fetches_before if count_origin_fetches else None
 
     ticks_per_second = os.sysconf("SC_CLK_TCK")
 
@@ -538,19 +654,51 @@ def measure(load: Load, url: str, watched: Sequence[tuple[str, int]]) -> Measure
         100 * wrk_seconds / elapsed,
         percent(others),
         1e6 * server_seconds / max(result.requests, 1),
+        fetches,
     )
 
 
-def check(url: str) -> None:
-    """One GET before the load: a server that answers wrongly fails here, not in wrk's counts."""
+def check(url: str) -> Message:
+    """One GET before the load: a server that answers wrongly fails here, not in wrk's counts.
+
+    Returns the response's headers. Each call is a new connection (urllib does not keep any).
+    """
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
             body = response.read()
             status = response.status
+            headers: Message = response.headers
     except OSError as exc:
         raise StartFailed(f"GET {url} failed: {exc}") from None
     if status != 200 or body != BODY:
         raise StartFailed(f"GET {url}: status {status}, {len(body)} bytes, not the 1 KB file")
+    return headers
+
+
+def expect_header(url: str, name: str, value: str) -> None:
+    """One checked GET whose response must carry `name: value`."""
+    seen = check(url).get(name)
+    if seen != value:
+        raise StartFailed(f"GET {url}: {name} is {seen!r}, expected {value!r}")
+
+
+def warm_until_hit(url: str, name: str, hit: str) -> None:
+    """GET on new connections until PROBE_HITS_IN_A_ROW answers in a row say `name: hit`.
+
+    The first answers of each worker are misses that fill its cache; new connections reach
+    every worker (SO_REUSEPORT), so a run of hits means the workers are warm.
+    """
+    in_a_row, seen = 0, []
+    for _ in range(PROBE_ATTEMPTS):
+        value = check(url).get(name)
+        seen.append(value)
+        in_a_row = in_a_row + 1 if value == hit else 0
+        if in_a_row == PROBE_HITS_IN_A_ROW:
+            return
+    raise StartFailed(
+        f"GET {url}: no {PROBE_HITS_IN_A_ROW} answers in a row with {name}: {hit} in"
+        f" {PROBE_ATTEMPTS} (last seen: {', '.join(map(repr, seen[-PROBE_HITS_IN_A_ROW:]))})"
+    )
 
 
 # --- tools ---------------------------------------------------------------------------------
@@ -682,6 +830,22 @@ def report(
         console.print(f"{label}: {ratio:.1%} by req/s{verdict}; {by_cpu:.1%} by CPU per request")
 
     for target in targets:
+        counted = [run for run in results.get(target.name, []) if run.origin_fetches is not None]
+        if not counted:
+            continue
+        fetches = sum(run.origin_fetches or 0 for run in counted)
+        requests = sum(run.result.requests for run in counted)
+        if fetches == 0:
+            console.print(
+                f"{target.title}: 0 origin fetches in {requests:,} measured requests (all hits)"
+            )
+        else:
+            console.print(
+                f"[yellow]{target.title}: {fetches:,} origin fetches in {requests:,} measured"
+                " requests (not all hits)[/]"
+            )
+
+    for target in targets:
         for run in results.get(target.name, []):
             r = run.result
             if r.errors:
@@ -754,7 +918,9 @@ def run_rows(bench: Bench, load: Load, targets: Sequence[Target], rounds: int) -
                 started = target.start(bench)
                 try:
                     check(started.url + FILE_PATH)
-                    run = measure(load, started.url + FILE_PATH, started.watched)
+                    run = measure(
+                        load, started.url + FILE_PATH, started.watched, started.count_origin_fetches
+                    )
                 finally:
                     for process in started.owned:
                         bench.stop(process)
