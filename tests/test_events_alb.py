@@ -7,9 +7,11 @@ out here so the suite does not depend on files outside the repository.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import importlib
 import json
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -35,6 +37,21 @@ from edge.events.alb import (
 )
 from edge.events.alb_rules import ALB_FAILURES, AlbCondition
 from tests.alb_functions import BINARY_BODY
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_the_loop_mangum_installs() -> Iterator[None]:
+    """Mangum creates and installs an event loop when a handler is built (Lambda reuses it
+    across invocations). Close it when this module is done: left open, it is collected later
+    in some other test, as an unclosed-socket warning."""
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    if not loop.is_running():
+        loop.close()
+    asyncio.set_event_loop(None)
+
 
 MB = 1024 * 1024
 ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/lambda-target/abcdefgh"
