@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
 
 from edge.accesslog import AccessLog
@@ -156,6 +157,26 @@ def _plain_answer(status: int, reason: bytes, body: bytes) -> Answer:
         result="Error",
         reason=reason,
     )
+
+
+_date_cache: list[Any] = [0, b""]
+
+
+def http_date_now() -> bytes:
+    """The current time as an IMF-fixdate (RFC 9110 §5.6.7), formatted once a second."""
+    now = int(time.time())
+    if now != _date_cache[0]:
+        _date_cache[0] = now
+        _date_cache[1] = formatdate(now, usegmt=True).encode()
+    value: bytes = _date_cache[1]
+    return value
+
+
+def _with_date(headers: Headers) -> None:
+    for name, _ in headers:
+        if name == b"date":
+            return
+    headers.append((b"date", http_date_now()))
 
 
 def new_request_id() -> str:
@@ -807,6 +828,7 @@ class Pipeline:
                 result = "Error"
             headers.append((b"x-cache", self._x_cache[result]))
             headers.append((b"x-amz-cf-id", request_id.encode()))
+            _with_date(headers)
             sent.result = result
             sent.status = answer.status
             await send({"type": "http.response.start", "status": answer.status, "headers": headers})
@@ -846,6 +868,7 @@ class Pipeline:
             (b"x-cache", f"{failure.kind} from {self.edge_name}".encode()),
             (b"x-edge-error", failure.detail.encode()),
             (b"x-amz-cf-id", request_id.encode()),
+            (b"date", http_date_now()),
         ]
         if failure.status in (413, 431):
             headers.append((b"connection", b"close"))

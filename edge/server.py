@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hypercorn.asyncio.run import worker_serve
@@ -67,6 +67,8 @@ class ServerOptions:
     max_header_bytes: int = 20 * 1024
     backlog: int = 2048
     use_uvloop: bool = True
+    # The first app served is the proxy, which sets Date itself.
+    proxy_first: bool = True
 
 
 def bind_socket(listen: Listen, *, reuse_port: bool) -> socket.socket:
@@ -142,10 +144,17 @@ async def serve_sockets(
     options: ServerOptions,
     shutdown: asyncio.Event,
 ) -> None:
-    """Serve each app on its socket until `shutdown` is set, then drain in-flight requests."""
-    config = hypercorn_config(options)
+    """Serve each app on its socket until `shutdown` is set, then drain in-flight requests.
+
+    The first app is the proxy: it writes its own `Date` (an origin's is forwarded, so the
+    server must not add a second one, RFC 9110 §6.6.1); the others get hypercorn's.
+    """
+    proxy_config = hypercorn_config(options)
+    proxy_config.include_date_header = False
+    other_config = hypercorn_config(options)
     async with asyncio.TaskGroup() as group:
-        for app, sock in apps:
+        for index, (app, sock) in enumerate(apps):
+            config = proxy_config if index == 0 and options.proxy_first else other_config
             sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
             group.create_task(
                 worker_serve(
@@ -279,7 +288,10 @@ def _run_forked(
         loop.call_soon(ready)
         async with asyncio.TaskGroup() as group:
             if admin_factory is not None and admin_sock is not None:
-                group.create_task(serve_sockets([(admin_factory(), admin_sock)], options, shutdown))
+                admin_only = replace(options, proxy_first=False)
+                group.create_task(
+                    serve_sockets([(admin_factory(), admin_sock)], admin_only, shutdown)
+                )
             waiter = group.create_task(shutdown.wait())
             done, _ = await asyncio.wait({watcher, waiter}, return_when=asyncio.FIRST_COMPLETED)
             if watcher in done:

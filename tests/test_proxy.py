@@ -400,3 +400,11 @@ def test_directory_origin_through_the_edge(site_edge: EdgeProcess) -> None:
         assert partial.text == "om"
         assert c.get("/index.html", headers={"Range": "bytes=9-"}).status_code == 416
         assert c.head("/index.html").headers["content-length"] == "4"
+
+
+def test_exactly_one_date_header(client: httpx.Client, edge: EdgeProcess) -> None:
+    # The origin sends a Date; the edge forwards it and adds none of its own (RFC 9110 §6.6.1).
+    forwarded = client.get("/status/200")
+    assert len(forwarded.headers.get_list("date")) == 1
+    refused = client.request("TRACE", "/x")
+    assert len(refused.headers.get_list("date")) == 1
