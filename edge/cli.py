@@ -181,6 +181,7 @@ def run_server(config: EdgeConfig) -> int:
             graceful_timeout_seconds=server.graceful_timeout,
             keep_alive_timeout_seconds=server.keep_alive_timeout,
             max_header_bytes=server.max_header_bytes,
+            proxy_first=True,
         )
 
         # One worker: the proxy and the admin listener share a process and its metrics.

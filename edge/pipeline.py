@@ -465,7 +465,7 @@ class Pipeline:
 
         # 4. The cache: a fresh hit skips the origin side; viewer-response still runs.
         look: Lookup | None = None
-        if self.cache is not None:
+        if self.cache is not None and behavior.policy.enabled:
             look = await self.cache.lookup(
                 behavior.policy, request.method, request.path, request.query, request.headers
             )

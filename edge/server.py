@@ -67,8 +67,8 @@ class ServerOptions:
     max_header_bytes: int = 20 * 1024
     backlog: int = 2048
     use_uvloop: bool = True
-    # The first app served is the proxy, which sets Date itself.
-    proxy_first: bool = True
+    # The first app served is the edge's proxy, which sets Date itself (the CLI says so).
+    proxy_first: bool = False
 
 
 def bind_socket(listen: Listen, *, reuse_port: bool) -> socket.socket:
