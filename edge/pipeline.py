@@ -261,6 +261,27 @@ def _to_byte_headers(headers: Any) -> Headers:
     return [(k.lower().encode("latin-1"), _encode_value(v)) for k, v in headers]
 
 
+def _event_request(
+    request: ViewerRequest,
+    headers: Any,
+    *,
+    body: bytes = b"",
+    body_truncated: bool = False,
+    origin: EventOrigin | None = None,
+) -> Request:
+    """The request as a Lambda@Edge event shows it, with `headers` as the trigger sees them."""
+    return Request(
+        client_ip=request.client_ip,
+        method=request.method,
+        uri=_uri_str(request.path),
+        querystring=_uri_str(request.query),
+        headers=headers,
+        body=body,
+        body_truncated=body_truncated,
+        origin=origin,
+    )
+
+
 def _uri_str(path: bytes) -> str:
     # lambda-edge-spec §1.2: uri and querystring reach functions as UTF-8; other bytes are
     # taken as ISO-8859-1.
@@ -443,14 +464,8 @@ class Pipeline:
             association = behavior.viewer_request
             viewer_headers = _to_str_headers(request.headers)
             body, truncated = await self._expose_body(request, association, "viewer-request")
-            event_request = Request(
-                client_ip=request.client_ip,
-                method=request.method,
-                uri=_uri_str(request.path),
-                querystring=_uri_str(request.query),
-                headers=viewer_headers,
-                body=body,
-                body_truncated=truncated,
+            event_request = _event_request(
+                request, viewer_headers, body=body, body_truncated=truncated
             )
             outcome = await self.triggers.run(
                 EventType.VIEWER_REQUEST, association, event_request, None, request_id
@@ -481,13 +496,7 @@ class Pipeline:
                 EventType.VIEWER_RESPONSE,
                 behavior.viewer_response,
                 answer,
-                Request(
-                    client_ip=request.client_ip,
-                    method=request.method,
-                    uri=_uri_str(request.path),
-                    querystring=_uri_str(request.query),
-                    headers=viewer_headers,
-                ),
+                _event_request(request, viewer_headers),
                 request_id,
             )
         return answer
@@ -525,12 +534,9 @@ class Pipeline:
             assert self.triggers is not None
             association = behavior.origin_request
             body, truncated = await self._expose_body(request, association, "origin-request")
-            event_request = Request(
-                client_ip=request.client_ip,
-                method=request.method,
-                uri=_uri_str(request.path),
-                querystring=_uri_str(request.query),
-                headers=_to_str_headers(origin_headers),
+            event_request = _event_request(
+                request,
+                _to_str_headers(origin_headers),
                 body=body,
                 body_truncated=truncated,
                 origin=event_origin,
@@ -584,14 +590,7 @@ class Pipeline:
                     EventType.ORIGIN_RESPONSE,
                     behavior.origin_response,
                     answer,
-                    Request(
-                        client_ip=request.client_ip,
-                        method=request.method,
-                        uri=_uri_str(request.path),
-                        querystring=_uri_str(request.query),
-                        headers=_to_str_headers(origin_headers),
-                        origin=event_origin,
-                    ),
+                    _event_request(request, _to_str_headers(origin_headers), origin=event_origin),
                     request_id,
                 )
 
