@@ -518,36 +518,26 @@ class StoreWriter:
             and self._content_length > store.memory_object_max_bytes
         )
         spill = self._fd < 0 and (declared_large or total > store.memory_object_max_bytes)
-        if spill and not self._spill_to_disk():
-            self.abort()
-            return
-        if self._fd >= 0:
-            if not store._reserve_disk(size):
-                self.abort()
-                return
-            self._disk_reserved += size
-            try:
-                _write_all(self._fd, chunk)
-            except OSError:
-                self.abort()
-                return
-        elif store._reserve_memory(size):
+        if self._fd < 0 and not spill and store._reserve_memory(size):
             self._memory_reserved += size
             self._chunks.append(chunk)
-        elif self._spill_to_disk() and store._reserve_disk(size):
-            # Memory is full but the disk tier has room: continue there.
-            self._disk_reserved += size
-            try:
-                _write_all(self._fd, chunk)
-            except OSError:
-                self.abort()
-                return
-        else:
+        elif not (self._fd >= 0 or self._spill_to_disk()) or not self._write_to_disk(chunk):
+            # Neither tier can take it (memory full and no disk tier with room, or an error).
             self.abort()
             return
         self._bytes = total
         if self._content_length is not None and total == self._content_length:
             self.commit()
+
+    def _write_to_disk(self, chunk: bytes) -> bool:
+        if not self._store._reserve_disk(len(chunk)):
+            return False
+        self._disk_reserved += len(chunk)
+        try:
+            _write_all(self._fd, chunk)
+        except OSError:
+            return False
+        return True
 
     def commit(self) -> Entry | None:
         """The body is complete: store the entry (None if it could not be kept)."""
