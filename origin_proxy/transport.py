@@ -93,8 +93,14 @@ def _closes_connection(headers: _Headers, http_version: str) -> bool:
 
 
 def _has_body_framing(headers: _Headers) -> bool:
-    """Whether a response delimits its body itself, rather than by closing (RFC 9112 §6.3)."""
-    return any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in headers)
+    """Whether a response delimits its body itself, rather than by closing (RFC 9112 §6.3):
+    a Transfer-Encoding whose final coding is chunked, or else a Content-Length. A response
+    whose Transfer-Encoding ends in another coding is read until the connection closes."""
+    codings = [value for name, value in headers if name.lower() == b"transfer-encoding"]
+    if codings:
+        final = b",".join(codings).rsplit(b",", 1)[-1]
+        return final.strip(b" \t").lower() == b"chunked"
+    return any(name.lower() == b"content-length" for name, _ in headers)
 
 
 class _Connection(asyncio.Protocol):

@@ -486,6 +486,7 @@ def test_update_from_304_replaces_fields_but_not_framing() -> None:
     stored = h(
         ("Content-Type", "text/plain"),
         ("Content-Length", "10"),
+        ("Content-MD5", "rL0Y20zC+Fzt72VPzMSk2A=="),
         ("Test-Header", "A"),
         ("Kept", "yes"),
         ("Date", date(0)),
@@ -493,6 +494,7 @@ def test_update_from_304_replaces_fields_but_not_framing() -> None:
     not_modified = h(
         ("Content-Type", "text/plain;charset=utf-8"),
         ("Content-Length", "0"),
+        ("Content-MD5", "N7UdGUp1E+RbVvZSTy1R8g=="),
         ("Test-Header", "B"),
         ("Cache-Control", "max-age=3600"),
         ("Connection", "close"),
@@ -501,6 +503,7 @@ def test_update_from_304_replaces_fields_but_not_framing() -> None:
     assert updated[b"content-type"] == b"text/plain;charset=utf-8"
     assert updated[b"test-header"] == b"B"
     assert updated[b"content-length"] == b"10"  # §3.2: never from a 304
+    assert updated[b"content-md5"] == b"rL0Y20zC+Fzt72VPzMSk2A=="  # the stored body's digest
     assert updated[b"kept"] == b"yes"
     assert updated[b"date"] == date(50).encode()  # the 304 had no Date: its receipt time
     assert b"connection" not in updated

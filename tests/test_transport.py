@@ -341,6 +341,23 @@ def test_body_read_until_close_and_connection_not_reused() -> None:
     run(main())
 
 
+@pytest.mark.parametrize(
+    "coding", [b"gzip", b"x-custom-coding", b"chunked, gzip"], ids=["gzip", "unknown", "gzip-last"]
+)
+def test_body_with_a_final_coding_other_than_chunked_is_read_until_close(coding: bytes) -> None:
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        # RFC 9112 §6.3: Transfer-Encoding without chunked last: the body ends at the close.
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: " + coding + b"\r\n\r\nuntil the end")
+        return False
+
+    async def main() -> None:
+        async with Origin(answer) as origin, pooled() as transport:
+            result = await transport.handle_async_request(get(origin.url()))
+            assert await read_all(result) == b"until the end"
+
+    run(main())
+
+
 def test_http10_origin_without_keep_alive_gets_a_new_connection() -> None:
     async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
         writer.write(b"HTTP/1.0 200 OK\r\ncontent-length: 3\r\n\r\nold")

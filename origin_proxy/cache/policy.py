@@ -79,11 +79,13 @@ _UNDERSTOOD: Final = frozenset(
      503, 504}
 )  # fmt: skip
 
-# RFC 9111 §3.2: fields a 304 must not replace in the stored response (the stored body's own
-# framing, and Age, which is recomputed from the new exchange).
+# RFC 9111 §3.2: fields a 304 must not replace in the stored response: the stored body's own
+# framing and its digest (Content-MD5 describes the stored bytes; a new value would make them
+# look corrupt), and Age, which is recomputed from the new exchange.
 _NOT_UPDATED: Final = frozenset(
-    {b"content-length", b"content-encoding", b"content-range", b"transfer-encoding", b"age"}
-)
+    {b"content-length", b"content-encoding", b"content-range", b"content-md5",
+     b"transfer-encoding", b"age"}
+)  # fmt: skip
 
 _CONDITION_FIELDS: Final = frozenset(
     {b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range",
