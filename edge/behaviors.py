@@ -12,13 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
-MethodSet = Literal["get-head", "get-head-options", "all"]
+MethodSet = Literal["get-head", "get-head-options", "all", "any"]
 
-# CloudFront's three AllowedMethods sets.
-METHOD_SETS: dict[str, frozenset[str]] = {
+# CloudFront's three AllowedMethods sets, and "any": every method, extension methods such as
+# PROPFIND or M-SEARCH included, as a generic proxy forwards them (CloudFront has no such
+# setting; `edge serve --origin URL` uses it). None stands for "no restriction".
+METHOD_SETS: dict[str, frozenset[str] | None] = {
     "get-head": frozenset({"GET", "HEAD"}),
     "get-head-options": frozenset({"GET", "HEAD", "OPTIONS"}),
     "all": frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}),
+    "any": None,
 }
 
 

@@ -728,7 +728,8 @@ def config_for_origin(
     `hooks` maps a trigger to `FILE.py::FUNCTION`; each becomes a function of its own.
     """
     origin: dict[str, Any] = {"url": target} if "://" in target else {"directory": target}
-    behavior: dict[str, Any] = {"path": "*", "origin": "origin"}
+    # A generic caching proxy forwards every method, extension methods included.
+    behavior: dict[str, Any] = {"path": "*", "origin": "origin", "methods": "any"}
     functions: dict[str, Any] = {}
     for trigger, spec in (hooks or {}).items():
         file, sep, function = spec.rpartition("::")

@@ -83,7 +83,7 @@ class Behavior:
     """A behavior ready to serve: its pattern, methods, upstream and functions."""
 
     path: str
-    methods: frozenset[str]
+    methods: frozenset[str] | None  # None: any method
     upstream: Upstream
     viewer_request: FunctionAssociation | None = None
     origin_request: FunctionAssociation | None = None
@@ -374,7 +374,7 @@ class Pipeline:
             # 2. The behavior and its methods.
             if behavior is None:  # pragma: no cover - the default behavior matches everything
                 return
-            if method not in behavior.methods:
+            if behavior.methods is not None and method not in behavior.methods:
                 refusal = request_refused(
                     403, "MethodNotAllowed", f"The method {method} is not allowed for this path."
                 )

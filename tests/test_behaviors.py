@@ -56,7 +56,8 @@ def test_first_match_in_listed_order_wins() -> None:
         pytest.param(
             "all", {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}, id="all-seven"
         ),
+        pytest.param("any", None, id="any-no-restriction"),
     ],
 )
-def test_cloudfront_method_sets(name: str, methods: set[str]) -> None:
+def test_cloudfront_method_sets(name: str, methods: set[str] | None) -> None:
     assert METHOD_SETS[name] == methods

@@ -659,6 +659,8 @@ def test_only_if_cached_with_nothing_stored_is_504(
         pytest.param("PUT", 204, True, id="put"),
         pytest.param("DELETE", 200, True, id="delete"),
         pytest.param("PATCH", 200, True, id="patch"),
+        # `edge serve --origin` forwards extension methods; any unsafe one invalidates.
+        pytest.param("M-SEARCH", 200, True, id="extension-method"),
         pytest.param("POST", 500, False, id="failed-post-keeps-it"),
     ],
 )

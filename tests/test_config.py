@@ -111,7 +111,7 @@ HTTP = {"url": "http://127.0.0.1:9"}
         ),
         pytest.param(
             {"origins": {"a": HTTP}, "behaviors": [{"path": "*", "origin": "a", "methods": "GET"}]},
-            "behaviors[0].methods: expected one of 'get-head', 'get-head-options' or 'all', "
+            "behaviors[0].methods: expected one of 'get-head', 'get-head-options', 'all' or 'any', "
             "found 'GET'",
             id="behavior-method-set",
         ),
