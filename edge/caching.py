@@ -22,8 +22,13 @@ def build_cache(config: CacheConfig) -> HttpCache:
     return HttpCache(store, collapser=Collapser(wait_seconds=config.collapse_wait))
 
 
-def policy_for(behavior: BehaviorConfig) -> CachePolicy:
-    """The behavior's cache policy (CloudFront's managed policies by name, or its own)."""
+def policy_for(behavior: BehaviorConfig, *, device: str = "edge") -> CachePolicy:
+    """The behavior's cache policy (CloudFront's managed policies by name, or its own).
+    `device` is the name Surrogate-Control directives target this cache by (the server's)."""
+    return replace(_policy(behavior), surrogate_device=device)
+
+
+def _policy(behavior: BehaviorConfig) -> CachePolicy:
     setting = behavior.cache
     if setting == "rfc9111":
         # A plain shared cache: the whole URI, query included, is the key (RFC 9111 §2).

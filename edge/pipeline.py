@@ -134,6 +134,22 @@ _FAILOVER_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _VALIDATORS = frozenset({b"if-none-match", b"if-modified-since"})
 
 
+# RFC 5861 §4's errors: the origin answers, but cannot serve the object now.
+_ORIGIN_ERRORS = frozenset({500, 502, 503, 504})
+
+
+def _announce_surrogate(policy: CachePolicy, headers: Headers) -> Headers:
+    """Surrogate-Capability (W3C Edge Architecture 1.0): tells the origin that this cache
+    understands Surrogate-Control, and the device name its targeted directives use."""
+    device = policy.surrogate_device
+    if device is None or not policy.enabled:
+        return headers
+    capability = (b"surrogate-capability", device.encode("latin-1") + b'="Surrogate/1.0"')
+    kept = [(name, value) for name, value in headers if name != b"surrogate-capability"]
+    kept.append(capability)
+    return kept
+
+
 def _answer_from(response: OriginResponse, result: str) -> Answer:
     return Answer(
         status=response.status,
@@ -318,6 +334,7 @@ class Pipeline:
         self.max_url_bytes = server.max_url_bytes
         self.max_body_bytes = server.max_body_bytes
         self.max_header_bytes = server.max_header_bytes
+        self.server_name = server.name
         self.behaviors = PathMatcher([(b.path, self._behavior(b)) for b in config.behaviors])
         self._x_cache = {
             kind: f"{kind} from {server.name}".encode()
@@ -333,7 +350,7 @@ class Pipeline:
             origin_request=behavior.association("origin-request"),
             origin_response=behavior.association("origin-response"),
             viewer_response=behavior.association("viewer-response"),
-            policy=policy_for(behavior),
+            policy=policy_for(behavior, device=self.server_name),
         )
         if built.has_functions and self.triggers is None:
             raise ValueError(f"behavior {behavior.path!r} has functions but no function runtime")
@@ -561,6 +578,8 @@ class Pipeline:
             if custom:
                 names = {name for name, _ in custom}
                 origin_headers = [(k, v) for k, v in origin_headers if k not in names] + custom
+            if look is not None:
+                origin_headers = _announce_surrogate(behavior.policy, origin_headers)
             # 6. The origin (a stored response may stand in when it fails: stale-if-error).
             try:
                 answer = await self._fetch(upstream, request, origin_headers)
@@ -578,7 +597,12 @@ class Pipeline:
                     # The stored response no longer matches: fetch it whole.
                     plain = [(k, v) for k, v in origin_headers if k not in _VALIDATORS]
                     answer = await self._fetch(upstream, request, plain)
-                elif answer.status >= 500 and look.entry is not None:
+                elif request.method == "HEAD" and answer.status == 200 and look.entry is not None:
+                    refreshed = cache.freshened_by_head(look, answer.headers)
+                    if refreshed is not None:
+                        await answer.close()
+                        return _answer_from(refreshed, "RefreshHit")
+                elif answer.status in _ORIGIN_ERRORS and look.entry is not None:
                     stale = cache.stale_on_error(look)
                     if stale is not None:
                         await answer.close()
@@ -639,6 +663,7 @@ class Pipeline:
         try:
             upstream = behavior.upstream
             headers = self._origin_headers(upstream, request, custom=True)
+            headers = _announce_surrogate(behavior.policy, headers)
             answer = await self._fetch(upstream, request, headers)
             try:
                 if look.validating and answer.status == 304:

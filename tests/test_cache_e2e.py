@@ -226,7 +226,23 @@ STORABLE = [
     pytest.param(500, [], {}, False, id="500-without-freshness-s3"),
     pytest.param(404, [("Cache-Control", "max-age=600")], {}, True, id="404-with-max-age-s3"),
     pytest.param(200, [("Cache-Control", "max-age=600"), ("Vary", "*")], {}, False, id="vary-*"),
-]
+    pytest.param(
+        200, [("Cache-Control", "no-store"), ("CDN-Cache-Control", "max-age=600")], {}, True,
+        id="cdn-cache-control-rfc9213",
+    ),
+    pytest.param(
+        200, [("Cache-Control", "no-store"), ("Surrogate-Control", "max-age=600;edge")], {}, True,
+        id="surrogate-control-for-this-device",
+    ),
+    pytest.param(
+        200, [("Cache-Control", "max-age=600"), ("Surrogate-Control", "no-store")], {}, False,
+        id="surrogate-control-no-store",
+    ),
+    pytest.param(
+        200, [("Cache-Control", "no-store"), ("Surrogate-Control", "max-age=600;other")], {},
+        False, id="surrogate-control-for-another-device",
+    ),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("status", "reply_headers", "request_headers", "stored"), STORABLE)
@@ -253,6 +269,16 @@ def test_stored_or_not(
     else:
         assert _x_cache(second) != HIT
         assert cache_origin.count(path) == 2
+
+
+def test_origin_is_told_the_surrogate_device_name(
+    client: httpx.Client, cache_origin: CacheOrigin
+) -> None:
+    """Surrogate-Capability names this cache, so the origin can target Surrogate-Control."""
+    path = "/surrogate/capability"
+    cache_origin.script(path, _cacheable(b"x"))
+    _get(client, path)
+    assert cache_origin.seen(path)[0].headers["surrogate-capability"] == 'edge="Surrogate/1.0"'
 
 
 @pytest.mark.parametrize(
@@ -341,6 +367,44 @@ def test_head_is_answered_from_a_stored_get(
     assert head.headers["content-type"] == "text/plain"
     assert head.content == b""
     assert cache_origin.count(path) == 1
+
+
+def test_head_answered_by_the_origin_freshens_the_stored_get(
+    client: httpx.Client, cache_origin: CacheOrigin
+) -> None:
+    """RFC 9111 §4.3.5: a HEAD's 200 updates the stale stored GET it matches."""
+    path = "/head/freshens"
+    cache_origin.script(
+        path,
+        # Age 5 > max-age 1: stale the moment it is stored.
+        Reply(200, [("Cache-Control", "max-age=1"), ("Age", "5"), ("Template-A", "1")], b"body"),
+        Reply(200, [("Cache-Control", "max-age=600"), ("Template-B", "2")], b"body"),
+    )
+    assert _get(client, path).content == b"body"
+    head = client.head(path)
+    assert (head.status_code, _x_cache(head)) == (200, REFRESH_HIT)
+    assert (head.headers["template-a"], head.headers["template-b"]) == ("1", "2")
+    after = _get(client, path)
+    assert (_x_cache(after), after.content, after.headers["template-b"]) == (HIT, b"body", "2")
+    assert [seen.method for seen in cache_origin.seen(path)] == ["GET", "HEAD"]
+
+
+def test_head_showing_another_representation_drops_the_stored_get(
+    client: httpx.Client, cache_origin: CacheOrigin
+) -> None:
+    """RFC 9111 §4.3.5: a HEAD whose ETag differs says the stored GET is no longer current."""
+    path = "/head/changed"
+    cache_origin.script(
+        path,
+        Reply(200, [("Cache-Control", "max-age=1"), ("Age", "5"), ("ETag", '"v1"')], b"old"),
+        Reply(200, [("Cache-Control", "max-age=600"), ("ETag", '"v2"')], b"new"),
+        Reply(200, [("Cache-Control", "max-age=600"), ("ETag", '"v2"')], b"new"),
+    )
+    assert _get(client, path).content == b"old"
+    head = client.head(path)
+    assert (head.status_code, head.headers["etag"], _x_cache(head)) == (200, '"v2"', MISS)
+    after = _get(client, path)
+    assert (_x_cache(after), after.content) == (MISS, b"new")
 
 
 def test_query_string_is_part_of_the_key(client: httpx.Client, cache_origin: CacheOrigin) -> None:
@@ -509,9 +573,27 @@ STALE_ON_FAILURE = [
         "max-age=10, stale-if-error=600", Reply(drop=True), (200,), True,
         id="stale-if-error-origin-down-rfc5861-s4",
     ),
+    # CloudFront's way (the policy's serve_stale_on_error): an expired copy stands in for a
+    # failing origin even without stale-if-error; RFC 9111 §4.2.4 allows it when disconnected.
     pytest.param(
-        "max-age=10", Reply(500, [], b"boom"), (500,), False,
-        id="no-stale-if-error-500-passes",
+        "max-age=10", Reply(503, [], b"busy"), (200,), True,
+        id="stale-on-503-like-cloudfront",
+    ),
+    pytest.param(
+        "max-age=10", Reply(drop=True), (200,), True,
+        id="stale-when-the-origin-closes",
+    ),
+    pytest.param(
+        "max-age=10", Reply(501, [], b"no such method"), (501,), False,
+        id="501-is-an-answer-not-an-outage",
+    ),
+    pytest.param(
+        "max-age=10, no-cache", Reply(503, [], b"busy"), (503,), False,
+        id="no-cache-never-unvalidated-s5.2.2.4",
+    ),
+    pytest.param(
+        "s-maxage=10", Reply(drop=True), (502, 504), False,
+        id="s-maxage-is-proxy-revalidate-s5.2.2.10",
     ),
     pytest.param(
         "max-age=10", Reply(500, [], b"boom"), (200,), True,

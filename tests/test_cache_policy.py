@@ -14,6 +14,7 @@ from origin_proxy.cache.directives import (
     parse_age,
     parse_cache_control,
     parse_cdn_cache_control,
+    parse_surrogate_control,
     split_list,
 )
 from origin_proxy.cache.policy import (
@@ -114,6 +115,32 @@ def test_parse_cdn_cache_control(lines: list[str], expected: dict[str, str | Non
 
 
 @pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        pytest.param(["max-age=3600"], {"max-age": "3600"}, id="untargeted-applies"),
+        pytest.param(["MaX-aGe=3600"], {"max-age": "3600"}, id="names-case-insensitive"),
+        pytest.param(["max-age=3600;edge"], {"max-age": "3600"}, id="targeted-at-this-device"),
+        pytest.param(["max-age=3600;EDGE"], {"max-age": "3600"}, id="target-case-insensitive"),
+        pytest.param(["max-age=3600;not-for-you"], None, id="other-device-ignored"),
+        pytest.param(["max-age=60, max-age=3600;edge"], {"max-age": "3600"},
+                     id="targeted-beats-untargeted"),
+        pytest.param(["max-age=60+600"], {"max-age": "60", "stale-if-error": "600"},
+                     id="plus-is-a-stale-window"),
+        pytest.param(["foobar, max-age=3600"], {"foobar": None, "max-age": "3600"},
+                     id="extension-kept"),
+        pytest.param(["max-age =100"], None, id="space-before-equals-ignored"),
+        pytest.param(["max-age= 100"], None, id="space-after-equals-ignored"),
+        pytest.param(["max-age=abc"], None, id="non-numeric-ignored"),
+        pytest.param(["no-store"], {"no-store": None}, id="no-store"),
+        pytest.param(['content="ESI/1.0"'], {"content": "ESI/1.0"}, id="quoted-argument"),
+        pytest.param([], None, id="absent"),
+    ],
+)  # fmt: skip
+def test_parse_surrogate_control(lines: list[str], expected: dict[str, str | None] | None) -> None:
+    assert parse_surrogate_control((line.encode() for line in lines), "edge") == expected
+
+
+@pytest.mark.parametrize(
     ("ages", "expected"),
     [
         pytest.param(["15"], 15, id="integer"),
@@ -193,6 +220,14 @@ def test_split_list_keeps_quoted_commas() -> None:
                      200, "GET", RFC, None, id="cdn-cache-control-wins-rfc9213"),
         pytest.param([("Cache-Control", "max-age=60"), ("CDN-Cache-Control", "no-store")], (),
                      200, "GET", RFC, "no-store", id="cdn-cache-control-no-store"),
+        pytest.param([("Cache-Control", "no-store"), ("Surrogate-Control", "max-age=60")], (),
+                     200, "GET", RFC, None, id="surrogate-control-wins"),
+        pytest.param([("Cache-Control", "max-age=60"), ("Surrogate-Control", "no-store")], (),
+                     200, "GET", RFC, "no-store", id="surrogate-control-no-store"),
+        pytest.param([("Cache-Control", "no-store"), ("Surrogate-Control", "max-age=60;cdn")],
+                     (), 200, "GET", RFC, "no-store", id="surrogate-control-for-another-device"),
+        pytest.param([("Surrogate-Control", "no-store"), ("CDN-Cache-Control", "max-age=60")],
+                     (), 200, "GET", RFC, None, id="cdn-cache-control-before-surrogate-control"),
     ],
 )  # fmt: skip
 def test_storability(
@@ -270,12 +305,29 @@ def test_stored_headers_omit_hop_by_hop_connection_listed_and_no_cache_fields() 
                      "revalidate", id="expires-past"),
         pytest.param([("Expires", "0"), ("Date", date(0)), ("ETag", '"x"')], {}, "revalidate",
                      id="invalid-expires-is-past-5.3"),
-        pytest.param([("Expires", "Thu, 18 Aug 2050 02:01:18 UTC"), ("ETag", '"x"')], {},
-                     "revalidate", id="expires-utc-invalid"),
-        pytest.param([("Expires", "Thu, 18 Aug 50 02:01:18 GMT"), ("ETag", '"x"')], {},
-                     "revalidate", id="expires-two-digit-year-invalid"),
+        # RFC 9110 §5.6.7: recipients are robust with timestamps; near-misses still read.
+        pytest.param([("Expires", "Thu, 18 Aug 2050 02:01:18 UTC")], {}, "fresh",
+                     id="expires-utc-read-robustly"),
+        pytest.param([("Expires", "Thu, 18 Aug 2050 02:01:18 AEST")], {}, "fresh",
+                     id="expires-other-zone"),
+        pytest.param([("Expires", "Thu, 18 Aug 50 02:01:18 GMT")], {}, "fresh",
+                     id="expires-two-digit-year"),
+        pytest.param([("Expires", "Thu 18 Aug 2050 02:01:18 GMT")], {}, "fresh",
+                     id="expires-no-comma"),
+        pytest.param([("Expires", "Thu, 18-Aug-2050 02:01:18 GMT")], {}, "fresh",
+                     id="expires-dashes"),
+        pytest.param([("Expires", "Thu, 18 Aug 2050 2.01.18 GMT")], {}, "fresh",
+                     id="expires-periods-one-digit-hour"),
+        pytest.param([("Expires", "Sun 21 Nov 2286 04:46:39 GMT")], {}, "fresh",
+                     id="expires-far-future"),
         pytest.param([("Expires", "THU, 18 AUG 2050 02:01:18 gMT")], {}, "fresh",
                      id="expires-wrong-case-accepted"),
+        pytest.param([("Expires", "Thu, 18 Aug 2050"), ("ETag", '"x"')], {}, "revalidate",
+                     id="expires-without-time-invalid"),
+        pytest.param([("Expires", "Thu, 31 Feb 2050 02:01:18 GMT"), ("ETag", '"x"')], {},
+                     "revalidate", id="expires-impossible-day-invalid"),
+        pytest.param([("Expires", "-1"), ("ETag", '"x"')], {}, "revalidate",
+                     id="expires-number-invalid"),
         pytest.param([("Expires", date(300)), ("Date", date(400)), ("ETag", '"x"')], {},
                      "revalidate", id="expires-before-date"),
         pytest.param([("Date", "foo"), ("Expires", date(10))], {}, "fresh",
@@ -369,6 +421,11 @@ def test_stale_if_error_window() -> None:
         RFC, 200, h(("Cache-Control", "max-age=2, stale-if-error=60, must-revalidate")), T0, T0
     )
     assert not usable_on_error(strict, none, T0 + 30)
+    # CloudFront's way: at any age, unless the response forbids serving it stale.
+    assert usable_on_error(freshness, none, T0 + 86400, unbounded=True)
+    assert not usable_on_error(strict, none, T0 + 30, unbounded=True)
+    no_cache = compute_freshness(RFC, 200, h(("Cache-Control", "max-age=2, no-cache")), T0, T0)
+    assert not usable_on_error(no_cache, none, T0 + 30, unbounded=True)
 
 
 def test_request_directives() -> None:
@@ -476,7 +533,7 @@ def test_conditional_request_from_stored_validators() -> None:
     out = conditional_headers(request, stored)
     assert out == h(
         ("Abc", "123"),  # Vary'd fields are sent with the validation (§4.3.1)
-        ("If-None-Match", '"abcdef"'),  # an unquoted tag is sent quoted
+        ("If-None-Match", "abcdef"),  # as the origin wrote it, even unquoted
         ("If-Modified-Since", date(-100)),
     )
     assert conditional_headers(request, h(("Content-Type", "text/plain"))) is None
@@ -531,6 +588,28 @@ def test_viewer_conditions_on_stored_response(
 ) -> None:
     stored = h(("ETag", '"abc"'), ("Last-Modified", date(-3000)), ("Date", date(0)))
     assert answer_conditions(h(*request_headers), 200, stored) == expected
+
+
+@pytest.mark.parametrize(
+    ("stored_tag", "asked", "expected"),
+    [
+        pytest.param('"abc"', "abc", 304, id="unquoted-asks-for-quoted"),
+        pytest.param("abc", "abc", 304, id="unquoted-both"),
+        pytest.param("abc", '"abc"', 304, id="quoted-asks-for-unquoted"),
+        pytest.param('w/"abc"', 'w/"abc"', 304, id="lower-case-weak-prefix"),
+        pytest.param('W\\"abc"', 'W\\"abc"', 304, id="backslash-weak-prefix"),
+        pytest.param('W"abc"', 'W"abc"', 304, id="weak-prefix-without-slash"),
+        pytest.param('"abc\xfc"', '"abc\xfc"', 304, id="obs-text"),
+        pytest.param('"abc"', "abd", None, id="other-content-no-match"),
+        pytest.param('"abc"', '""', None, id="empty-never-matches"),
+    ],
+)  # fmt: skip
+def test_malformed_entity_tags_are_compared_robustly(
+    stored_tag: str, asked: str, expected: int | None
+) -> None:
+    """RFC 9110 §5.6.7: a recipient is robust; If-None-Match is a weak comparison anyway."""
+    stored = h(("ETag", stored_tag), ("Date", date(0)))
+    assert answer_conditions(h(("If-None-Match", asked)), 200, stored) == expected
 
 
 def test_if_modified_since_uses_date_without_last_modified() -> None:

@@ -1,6 +1,6 @@
 """Parsing the header fields a cache reads: Cache-Control (RFC 9111 §5.2), CDN-Cache-Control
-(RFC 9213, a Structured Field dictionary), Age (§5.1), Vary (RFC 9110 §12.5.5) and list values.
-Pure: bytes in, plain values out.
+(RFC 9213, a Structured Field dictionary), Surrogate-Control (W3C Edge Architecture 1.0), Age
+(§5.1), Vary (RFC 9110 §12.5.5) and list values. Pure: bytes in, plain values out.
 
 Directives come out as a dict from lower-case name to argument: None for a bare directive, the
 (unquoted) argument otherwise, and `MALFORMED` ("") when the directive is present but its
@@ -25,6 +25,7 @@ __all__ = [
     "parse_age",
     "parse_cache_control",
     "parse_cdn_cache_control",
+    "parse_surrogate_control",
     "split_list",
 ]
 
@@ -164,6 +165,54 @@ def field_names(headers: Headers, name: bytes) -> list[bytes]:
         if key == name:
             names.extend(element.lower() for element in split_list(value))
     return names
+
+
+# -- Surrogate-Control (W3C Edge Architecture Specification 1.0) ----------------------------------
+
+
+def parse_surrogate_control(values: Iterable[bytes], device: str) -> Directives | None:
+    """The Surrogate-Control directives meant for the surrogate named `device`, or None when
+    none applies (then Cache-Control does).
+
+    A directive may name its target after a semicolon (`max-age=60;edge`): one aimed at another
+    device is skipped, and one aimed at `device` wins over an untargeted one. `max-age=N+M`
+    gives the lifetime N and M more seconds in which the stale copy may stand in for a failed
+    origin (stale-if-error). Names are case-insensitive; a directive that cannot be read
+    (`max-age =5`, `max-age=abc`) is ignored rather than guessed at.
+    """
+    general: Directives = {}
+    targeted: Directives = {}
+    wanted = device.lower()
+    for value in values:
+        for element in split_list(value):
+            directive, _, target = element.partition(b";")
+            target = target.strip(_OWS).lower()
+            if target and target.decode("latin-1") != wanted:
+                continue
+            name, equals, argument = directive.partition(b"=")
+            if not _is_token(name):
+                continue
+            key = name.decode("latin-1").lower()
+            into = targeted if target else general
+            if key in into:
+                continue
+            if not equals:
+                into[key] = None
+                continue
+            if key == "max-age":
+                lifetime, plus, extra = argument.partition(b"+")
+                if not lifetime.isdigit() or (plus and not extra.isdigit()):
+                    continue
+                into[key] = lifetime.decode("ascii")
+                if plus:
+                    into["stale-if-error"] = extra.decode("ascii")
+            elif _is_token(argument):
+                into[key] = argument.decode("latin-1")
+            elif (unquoted := _unquote(argument)) is not None:
+                into[key] = unquoted.decode("latin-1")
+    if targeted:
+        general.update(targeted)
+    return general or None
 
 
 # -- CDN-Cache-Control: an RFC 8941 dictionary --------------------------------------------------

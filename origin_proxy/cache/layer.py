@@ -288,14 +288,45 @@ class HttpCache:
         self.store.stats.refresh_hits += 1
         return self._respond(fresh, lookup.method, lookup.request_headers)
 
+    def freshened_by_head(
+        self, lookup: Lookup, head_headers: Headers, response_time: float | None = None
+    ) -> OriginResponse | None:
+        """A HEAD went to the origin for a stored GET and got 200 (RFC 9111 §4.3.5): when the
+        HEAD's validators and Content-Length agree with the stored response, its fields update
+        it as a 304's would, and the answer comes from it; otherwise the stored response can
+        no longer be trusted and is removed. None: answer with the origin's HEAD response."""
+        entry = lookup.entry
+        if entry is None or lookup.method != "HEAD" or entry.status != 200:
+            return None
+        now = self.clock() if response_time is None else response_time
+        if not _head_matches(entry, head_headers):
+            self.store.remove(entry)
+            return None
+        headers = update_from_304(entry.headers, head_headers, now)
+        freshness = compute_freshness(
+            lookup.policy, entry.status, headers, lookup.request_time, now,
+            age=_age_of(head_headers),
+        )  # fmt: skip
+        fresh = self.store.replace(entry, headers, freshness)
+        if fresh is None:
+            return None
+        lookup.entry = fresh
+        self.store.stats.refresh_hits += 1
+        return self._respond(fresh, "HEAD", lookup.request_headers)
+
     # -- 3. errors ---------------------------------------------------------------------------
 
     def stale_on_error(self, lookup: Lookup) -> OriginResponse | None:
         """A stale stored response to send instead of an origin error (5xx, unreachable,
-        timeout) when stale-if-error allows it (RFC 5861 §4), else None."""
+        timeout) when the policy or stale-if-error allows it (RFC 5861 §4), else None."""
         entry = lookup.entry
         lookup.release()
-        if entry is None or not usable_on_error(entry.freshness, lookup.directives, self.clock()):
+        if entry is None or not usable_on_error(
+            entry.freshness,
+            lookup.directives,
+            self.clock(),
+            unbounded=lookup.policy.serve_stale_on_error,
+        ):
             return None
         self.store.stats.stale_hits += 1
         return self._respond(entry, lookup.method, lookup.request_headers)
@@ -357,6 +388,19 @@ class HttpCache:
 def _age_of(headers: Headers) -> int:
     value = combined(headers, b"age")
     return int(value) if value is not None and value.strip().isdigit() else 0
+
+
+def _head_matches(entry: Entry, head_headers: Headers) -> bool:
+    # §4.3.5: every validator the HEAD response carries, and its Content-Length if any, must
+    # be the stored response's.
+    for name in (b"etag", b"last-modified"):
+        received = combined(head_headers, name)
+        if received is not None:
+            stored = combined(entry.headers, name)
+            if stored is None or stored.strip() != received.strip():
+                return False
+    length = _content_length(head_headers)
+    return length is None or length == entry.body_bytes
 
 
 def _content_length(headers: Headers) -> int | None:

@@ -18,8 +18,10 @@ The steps, in the order a request meets them:
 
 from __future__ import annotations
 
+import datetime
 import enum
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -33,6 +35,7 @@ from origin_proxy.cache.directives import (
     parse_age,
     parse_cache_control,
     parse_cdn_cache_control,
+    parse_surrogate_control,
     split_list,
 )
 from origin_proxy.directory import format_http_date, parse_entity_tags, parse_http_date
@@ -118,6 +121,16 @@ class CachePolicy:
     request headers whose values are part of the key; `compress` puts the viewer's
     Accept-Encoding, reduced to br / gzip / identity, in the key (CloudFront's
     EnableAcceptEncodingBrotli/Gzip).
+
+    Targeted fields: with `honor_cdn_cache_control`, a valid CDN-Cache-Control (RFC 9213)
+    replaces Cache-Control; else, with a `surrogate_device` name, the Surrogate-Control
+    directives meant for it (untargeted or `;name`) do, and requests to the origin announce
+    the device in Surrogate-Capability (W3C Edge Architecture 1.0).
+
+    `serve_stale_on_error`: as CloudFront does, an expired stored response stands in for an
+    origin that fails (unreachable, timeout, 500/502/503/504) unless the response forbids serving
+    it stale (must-revalidate, proxy-revalidate, s-maxage, no-cache). Without it, only a
+    stale-if-error window allows that (RFC 5861 §4).
     """
 
     name: str = "custom"
@@ -132,6 +145,8 @@ class CachePolicy:
     compress: bool = False
     honor_request_directives: bool = True
     honor_cdn_cache_control: bool = True
+    surrogate_device: str | None = "edge"
+    serve_stale_on_error: bool = True
     heuristic_fraction: float = 0.1
     heuristic_max_seconds: float = 86400.0
 
@@ -376,13 +391,21 @@ class Freshness:
 
 def response_directives(policy: CachePolicy, headers: Headers) -> Directives:
     """The response's caching directives: CDN-Cache-Control's when present and valid (RFC 9213
-    §2: a CDN then ignores Cache-Control), else Cache-Control's."""
+    §2: a CDN then ignores Cache-Control), else Surrogate-Control's meant for this cache, else
+    Cache-Control's."""
     if policy.honor_cdn_cache_control:
         cdn = parse_cdn_cache_control(
             value for name, value in headers if name == b"cdn-cache-control"
         )
         if cdn is not None:
             return cdn
+    if policy.surrogate_device is not None:
+        surrogate = parse_surrogate_control(
+            (value for name, value in headers if name == b"surrogate-control"),
+            policy.surrogate_device,
+        )
+        if surrogate is not None:
+            return surrogate
     return parse_cache_control(value for name, value in headers if name == b"cache-control")
 
 
@@ -399,22 +422,65 @@ def _first(headers: Headers, name: bytes) -> bytes | None:
 
 
 def _parse_date(value: bytes | None) -> float | None:
-    """An HTTP-date, also in the wrong letter case (`THU, 18 AUG 2050 ... gMT`), which caches
-    commonly accept; any other deviation makes it invalid."""
+    """An HTTP-date (RFC 9110 §5.6.7), read robustly as that section encourages: besides the
+    three standard formats, the common near-misses (letter case, no comma after the day name,
+    `18-Aug-2050`, `2.01.18`, a one-digit hour, a two-digit year, `UTC` or another zone).
+    What has no day, month name, year and time in it stays invalid (`0`, `-1`, garbage)."""
     if value is None:
         return None
     parsed = parse_http_date(value)
-    if parsed is None and any(65 <= byte <= 90 or 97 <= byte <= 122 for byte in value):
-        words = [
-            (b"GMT" if word.upper() == b"GMT" else word.capitalize())
-            if word.rstrip(b",").isalpha()
-            else word
-            for word in value.split(b" ")
-        ]
-        fixed = b" ".join(words)
-        if fixed != value:
-            parsed = parse_http_date(fixed)
-    return None if parsed is None else float(parsed)
+    if parsed is not None:
+        return float(parsed)
+    return _parse_date_leniently(value)
+
+
+_LENIENT_DATE: Final = re.compile(
+    rb"^\s*(?:[a-z]{3,9},?\s+)?(\d{1,2})[\s-]+([a-z]{3})[a-z]*[\s-]+(\d{4}|\d{2})"
+    rb"\s+(\d{1,2})[:.](\d{2})[:.](\d{2})\s*([a-z]{1,5}|[+-]\d{4})?\s*$",
+    re.IGNORECASE,
+)
+_MONTH_NUMBERS: Final = {
+    name: number
+    for number, name in enumerate(
+        (b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
+         b"dec"),
+        start=1,
+    )
+}  # fmt: skip
+# Zone names seen in the wild, as hours east of UTC; an unknown name is taken as GMT.
+_ZONES: Final = {
+    b"gmt": 0, b"ut": 0, b"utc": 0, b"z": 0, b"est": -5, b"edt": -4, b"cst": -6, b"cdt": -5,
+    b"mst": -7, b"mdt": -6, b"pst": -8, b"pdt": -7, b"cet": 1, b"cest": 2, b"bst": 1,
+    b"aest": 10, b"aedt": 11, b"jst": 9,
+}  # fmt: skip
+
+
+def _parse_date_leniently(value: bytes) -> float | None:
+    match = _LENIENT_DATE.match(value)
+    if match is None:
+        return None
+    day, month_name, year_text, hour, minute, second, zone = match.groups()
+    month = _MONTH_NUMBERS.get(month_name.lower())
+    if month is None:
+        return None
+    year = int(year_text)
+    if len(year_text) == 2:
+        year += 2000 if year < 70 else 1900  # RFC 9110 §5.6.7's rule, as mail software does
+    offset = 0
+    if zone:
+        if zone[:1] in b"+-":
+            sign = -1 if zone[:1] == b"-" else 1
+            offset = sign * (int(zone[1:3]) * 3600 + int(zone[3:5]) * 60)
+        else:
+            offset = _ZONES.get(zone.lower(), 0) * 3600
+    try:
+        moment = datetime.datetime(
+            year, month, int(day), int(hour), int(minute), int(second),
+            tzinfo=datetime.UTC,
+        )  # fmt: skip
+    except ValueError:
+        return None
+    return moment.timestamp() - offset
 
 
 def explicit_lifetime(
@@ -650,11 +716,17 @@ def decide(freshness: Freshness, request: RequestDirectives, now: float) -> Deci
     return Decision(Action.REVALIDATE, age)
 
 
-def usable_on_error(freshness: Freshness, request: RequestDirectives, now: float) -> bool:
-    """RFC 5861 §4: whether a stale response may stand in for an origin error (5xx or no
-    answer) at `now`. must-revalidate and friends forbid it (RFC 9111 §5.2.2.2)."""
-    if freshness.never_stale:
+def usable_on_error(
+    freshness: Freshness, request: RequestDirectives, now: float, *, unbounded: bool = False
+) -> bool:
+    """Whether a stale response may stand in for an origin error (5xx or no answer) at `now`:
+    within a stale-if-error window (RFC 5861 §4), or at any age when `unbounded` (CloudFront's
+    way, the policy's `serve_stale_on_error`). must-revalidate and friends forbid it (RFC 9111
+    §5.2.2.2), and so does an unqualified no-cache (§5.2.2.4: never used unvalidated)."""
+    if freshness.never_stale or freshness.always_revalidate:
         return False
+    if unbounded:
+        return True
     window = max(freshness.stale_if_error, float(request.stale_if_error or 0))
     return freshness.age(now) - freshness.lifetime <= window
 
@@ -672,10 +744,9 @@ def conditional_headers(request_headers: Headers, stored_headers: Headers) -> He
         return None
     out = [(name, value) for name, value in request_headers if name not in _CONDITION_FIELDS]
     if etag is not None:
-        etag = etag.strip()
-        if not parse_entity_tags(etag):
-            etag = b'"' + etag.strip(b'"') + b'"'  # an unquoted tag, sent as a valid one
-        out.append((b"if-none-match", etag))
+        # Sent back as the origin wrote it, even when it is not a valid entity-tag (unquoted):
+        # origins compare their own tags as strings.
+        out.append((b"if-none-match", etag.strip()))
     if last_modified is not None:
         out.append((b"if-modified-since", last_modified))
     return out
@@ -701,6 +772,19 @@ def update_from_304(
 
 def _opaque(tag: bytes) -> bytes:
     return tag[2:] if tag[:2] in (b"W/", b"w/") else tag
+
+
+def _loose_tag(tag: bytes) -> bytes:
+    """The opaque content of an entity-tag however it was (mis)written: weak prefix in any
+    spelling (`W/`, `w/`, `W\\`, `W`) and quotes removed."""
+    tag = tag.strip()
+    if tag[:2] in (b"W/", b"w/", b"W\\", b"w\\"):
+        tag = tag[2:]
+    elif tag[:2] in (b'W"', b'w"'):
+        tag = tag[1:]
+    if len(tag) >= 2 and tag[:1] == b'"' and tag[-1:] == b'"':
+        tag = tag[1:-1]
+    return tag
 
 
 def answer_conditions(request_headers: Headers, status: int, stored_headers: Headers) -> int | None:
@@ -732,6 +816,11 @@ def answer_conditions(request_headers: Headers, status: int, stored_headers: Hea
         if etag is not None and any(
             _opaque(tag) == _opaque(etag) for _, tag in parse_entity_tags(if_none_match)
         ):
+            return 304
+        # RFC 9110 §5.6.7 asks recipients to be robust: one malformed tag (unquoted, `w/"x"`,
+        # `W"x"`) still matches a stored tag with the same opaque content.
+        loose = _loose_tag(if_none_match)
+        if etag is not None and b"," not in if_none_match and loose and loose == _loose_tag(etag):
             return 304
         return None
     since = _parse_date(_first(request_headers, b"if-modified-since"))

@@ -40,15 +40,16 @@ START_TIMEOUT_SECONDS = 30.0
 RUN_TIMEOUT_SECONDS = 600.0
 
 # The suite's result logic, run by node over its own test definitions and a results file.
-SUMMARIZE_JS = """
+SUMMARIZE_JS = r"""
 import fs from 'fs'
 import tests from './tests/index.mjs'
 import surrogate from './tests/surrogate-control.mjs'
 import { determineTestResult } from './lib/display.mjs'
 tests.push(surrogate)
 // determineTestResult answers with its display row; [2] is the symbol shown.
-const names = { '-': 'untested', '\u2705': 'pass', '\u26d4\ufe0f': 'fail', '\u26a0\ufe0f': 'optional_fail',
-  Y: 'yes', N: 'no', '\ud83d\udd39': 'setup_fail', '\u2049\ufe0f': 'harness_fail',
+const names = { '-': 'untested', '\u2705': 'pass', '\u26d4\ufe0f': 'fail',
+  '\u26a0\ufe0f': 'optional_fail', Y: 'yes', N: 'no', '\ud83d\udd39': 'setup_fail',
+  '\u2049\ufe0f': 'harness_fail',
   '\u26aa\ufe0f': 'dependency_fail', '\u21bb': 'retry' }
 const results = JSON.parse(fs.readFileSync(process.argv[2]))
 const rows = []
@@ -137,11 +138,16 @@ def run_suite(package: Path, test_id: str, workdir: Path) -> tuple[str, str]:
         with edge_log.open("wb") as log:
             edge = subprocess.Popen(
                 [
-                    sys.executable, "-m", "edge.cli", "serve",
-                    "--origin", f"http://127.0.0.1:{origin_port}",
-                    "--listen", f"127.0.0.1:{edge_port}",
+                    sys.executable,
+                    "-m",
+                    "edge.cli",
+                    "serve",
+                    "--origin",
+                    f"http://127.0.0.1:{origin_port}",
+                    "--listen",
+                    f"127.0.0.1:{edge_port}",
                     "--no-access-log",
-                ],  # fmt: skip
+                ],
                 cwd=REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,
