@@ -407,6 +407,38 @@ def test_head_showing_another_representation_drops_the_stored_get(
     assert (_x_cache(after), after.content) == (MISS, b"new")
 
 
+def test_a_stored_part_answers_ranges_inside_it(
+    client: httpx.Client, cache_origin: CacheOrigin
+) -> None:
+    """RFC 9111 §3.3: a 206 may be stored and used for later requests for bytes it holds."""
+    path = "/partial/stored"
+    cache_origin.script(
+        path,
+        Reply(
+            206, [("Cache-Control", "max-age=600"), ("Content-Range", "bytes 4-9/10")], b"456789"
+        ),
+        Reply(200, [("Cache-Control", "max-age=600")], b"0123456789"),
+    )
+    first = _get(client, path, {"Range": "bytes=-6"})
+    assert (first.status_code, first.content, _x_cache(first)) == (206, b"456789", MISS)
+    for asked, content, content_range in [
+        ("bytes=-6", b"456789", "bytes 4-9/10"),
+        ("bytes=6-8", b"678", "bytes 6-8/10"),
+        ("bytes=7-", b"789", "bytes 7-9/10"),
+        ("bytes=-1", b"9", "bytes 9-9/10"),
+    ]:
+        part = _get(client, path, {"Range": asked})
+        assert (part.status_code, part.content, _x_cache(part)) == (206, content, HIT)
+        assert part.headers["content-range"] == content_range
+    assert cache_origin.count(path) == 1
+    # Bytes it does not hold, or the whole: the origin is asked, and the whole is kept.
+    whole = _get(client, path)
+    assert (whole.status_code, whole.content, _x_cache(whole)) == (200, b"0123456789", MISS)
+    head = _get(client, path, {"Range": "bytes=0-1"})
+    assert (head.status_code, head.content, _x_cache(head)) == (206, b"01", HIT)
+    assert cache_origin.count(path) == 2
+
+
 def test_query_string_is_part_of_the_key(client: httpx.Client, cache_origin: CacheOrigin) -> None:
     """RFC 9111 §2: the primary key is the target URI, query included."""
     path = "/query/page"

@@ -32,6 +32,7 @@ from origin_proxy.cache.policy import (
     normalize_request_headers,
     parse_request_directives,
     selecting_values,
+    stored_range,
     update_from_304,
     usable_on_error,
     vary_names,
@@ -197,7 +198,9 @@ def test_split_list_keeps_quoted_commas() -> None:
         pytest.param([("Vary", ""), ("Vary", "*"), ("Cache-Control", "max-age=60")], (), 200,
                      "GET", RFC, "Vary: *", id="vary-star-second-line"),
         pytest.param([("Cache-Control", "max-age=60")], (), 206, "GET", RFC,
-                     "status 206 is not stored", id="partial-content-not-stored"),
+                     "206 without one complete Content-Range", id="part-without-range-not-stored"),
+        pytest.param([("Cache-Control", "max-age=60"), ("Content-Range", "bytes 0-1/10")], (),
+                     206, "GET", RFC, None, id="part-stored-3.3"),
         pytest.param([("Last-Modified", date(-86400)), ("Date", date(0))], (), 201, "GET", RFC,
                      "status 201 without explicit freshness", id="heuristic-201-not-cacheable"),
         pytest.param([("Last-Modified", date(-86400)), ("Date", date(0))], (), 404, "GET", RFC,
@@ -651,3 +654,20 @@ def test_policy_validation() -> None:
         CachePolicy(min_ttl=10, max_ttl=5, default_ttl=None)
     assert CachePolicy(headers=("B", "a", "b")).headers == ("a", "b")
     assert not CachePolicy.caching_disabled().enabled
+
+
+@pytest.mark.parametrize(
+    ("content_range", "expected"),
+    [
+        pytest.param("bytes 4-9/10", (4, 10, 10), id="part"),
+        pytest.param("bytes 0-9/10", (0, 10, 10), id="all-of-it"),
+        pytest.param("bytes 4-9/*", None, id="unknown-total"),
+        pytest.param("bytes 9-4/10", None, id="backwards"),
+        pytest.param("bytes 4-10/10", None, id="past-the-end"),
+        pytest.param("items 4-9/10", None, id="other-unit"),
+        pytest.param(None, None, id="absent"),
+    ],
+)
+def test_stored_range(content_range: str | None, expected: tuple[int, int, int] | None) -> None:
+    headers = h() if content_range is None else h(("Content-Range", content_range))
+    assert stored_range(headers) == expected

@@ -637,3 +637,14 @@ def test_compressed_policy_keys_and_forwards_one_coding() -> None:
         assert kind == "Miss"
 
     asyncio.run(scenario())
+
+
+def test_a_stored_part_never_replaces_the_whole_response() -> None:
+    store = CacheStore(memory_bytes=1 << 20)
+    key = CacheKey(b"/whole")
+    put(store, "/whole", b"0123456789")
+    part = storable(("Cache-Control", "max-age=600"), ("Content-Range", "bytes 0-1/10"))
+    assert store.store(key, 206, b"Partial Content", part, [], b"01") is None
+    kept = store.select(key, [])
+    assert kept is not None
+    assert (kept.status, kept.body) == (200, b"0123456789")

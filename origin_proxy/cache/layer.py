@@ -42,6 +42,7 @@ from origin_proxy.cache.policy import (
     invalidated_paths,
     normalize_request_headers,
     parse_request_directives,
+    stored_range,
     update_from_304,
     usable_on_error,
 )
@@ -162,6 +163,8 @@ class HttpCache:
     ) -> Lookup:
         now = self.clock()
         entry = self.store.select(key, headers)
+        if entry is not None and entry.status == 206 and _part_for(headers, entry) is None:
+            entry = None  # a stored part answers only Range requests inside it
         look = Lookup(Outcome.MISS, policy, method, key, headers, headers, directives)
         look.request_time = now
         if entry is None:
@@ -227,6 +230,8 @@ class HttpCache:
             return OriginResponse(304, kept, reason=_REASONS[304])
         if verdict == 412:
             return OriginResponse(412, [(b"content-length", b"0")], reason=_REASONS[412])
+        if entry.status == 206:
+            return self._respond_part(entry, method, request_headers, age)
         headers = [(n, v) for n, v in entry.headers if n != b"content-length"]
         headers.append(age)
         status, reason = entry.status, entry.reason
@@ -251,6 +256,30 @@ class HttpCache:
             return None
         body, close = opened
         return OriginResponse(status, headers, body, reason, close)
+
+    def _respond_part(
+        self, entry: Entry, method: str, request_headers: Headers, age: tuple[bytes, bytes]
+    ) -> OriginResponse | None:
+        # A stored 206 (RFC 9111 §3.3): the requested range, cut from the stored part.
+        part = _part_for(request_headers, entry)
+        if part is None:
+            return None
+        start, stop, complete = part
+        headers = [
+            (n, v) for n, v in entry.headers if n not in (b"content-length", b"content-range")
+        ]
+        headers.append(age)
+        headers.append((b"content-range", b"bytes %d-%d/%d" % (start, stop - 1, complete)))
+        headers.append((b"content-length", b"%d" % (stop - start)))
+        if method == "HEAD":
+            return OriginResponse(206, headers, reason=_REASONS[206])
+        first = stored_range(entry.headers)
+        assert first is not None  # only such parts are stored
+        opened = self.store.open_body(entry, start - first[0], stop - first[0])
+        if opened is None:
+            return None
+        body, close = opened
+        return OriginResponse(206, headers, body, _REASONS[206], close)
 
     # -- 2. validation -----------------------------------------------------------------------
 
@@ -408,6 +437,24 @@ def _content_length(headers: Headers) -> int | None:
     if value is None or not value.strip().isdigit():
         return None
     return int(value)
+
+
+def _part_for(request_headers: Headers, entry: Entry) -> tuple[int, int, int] | None:
+    """The Range a request asks for as (start, stop, complete), when a stored part holds it."""
+    stored = stored_range(entry.headers)
+    value = combined(request_headers, b"range")
+    if stored is None or value is None or combined(request_headers, b"if-range") is not None:
+        return None
+    first, last, complete = stored
+    if last - first != entry.body_bytes:
+        return None
+    wanted = parse_byte_range(value, complete)
+    if wanted is None or wanted == "unsatisfiable":
+        return None
+    start, stop = wanted
+    if first <= start and stop <= last:
+        return start, stop, complete
+    return None
 
 
 def _requested_range(

@@ -64,6 +64,7 @@ __all__ = [
     "parse_request_directives",
     "response_directives",
     "selecting_values",
+    "stored_range",
     "update_from_304",
     "usable_on_error",
     "vary_names",
@@ -606,8 +607,11 @@ def assess_response(
     if method != "GET":
         # §3: only GET is stored here; HEAD is answered from a stored GET (§4.3.5 allows it).
         return f"method {method} is not stored"
-    if status < 200 or status in (206, 304):
+    if status < 200 or status == 304:
         return f"status {status} is not stored"
+    if status == 206 and stored_range(response_headers) is None:
+        # §3.3: a part is stored only when it says which bytes of how many it holds.
+        return "206 without one complete Content-Range"
     directives = response_directives(policy, response_headers)
     overridden = policy.min_ttl > 0  # CloudFront: a min TTL overrides no-store and private
     request_cc = parse_request_directives(policy, request_headers)
@@ -654,6 +658,25 @@ def assess_response(
         # Never fresh and nothing to validate with: storing it could never save a fetch.
         return "no freshness and no validator"
     return Storable(freshness, headers, vary)
+
+
+def stored_range(headers: Headers) -> tuple[int, int, int] | None:
+    """A 206's single `Content-Range: bytes first-last/complete` as (first, last + 1,
+    complete), or None when there is none, or it is a multipart answer or has no known total."""
+    value = combined(headers, b"content-range")
+    if value is None:
+        return None
+    unit, _, spec = value.strip().partition(b" ")
+    span, _, total = spec.strip().partition(b"/")
+    first, dash, last = span.partition(b"-")
+    if unit.lower() != b"bytes" or not dash:
+        return None
+    if not (first.isdigit() and last.isdigit() and total.isdigit()):
+        return None
+    start, stop, complete = int(first), int(last) + 1, int(total)
+    if not start < stop <= complete:
+        return None
+    return start, stop, complete
 
 
 def _headers_to_store(headers: Headers, directives: Directives, response_time: float) -> Headers:

@@ -401,6 +401,9 @@ class CacheStore:
         variant = entry.variant
         variants = self._variants.setdefault(entry.key, {})
         previous = variants.get(variant)
+        if previous is not None and entry.status == 206 and previous.status != 206:
+            self._drop_new(entry)  # a part never replaces a whole response
+            return None
         if previous is not None:
             self._forget(previous)  # a newer response for the same variant replaces it
             variants = self._variants.setdefault(entry.key, {})
