@@ -51,4 +51,5 @@ def _policy(behavior: BehaviorConfig) -> CachePolicy:
         cookies="list" if isinstance(cookies, list) else cookies,
         cookie_names=tuple(cookies) if isinstance(cookies, list) else (),
         compress=setting.compress,
+        serve_stale_on_error=setting.serve_stale_on_error,
     )

@@ -164,6 +164,9 @@ class CachePolicyConfig(_Strict):
     headers: list[str] = Field(default_factory=list)
     cookies: Literal["none", "all"] | list[str] = "none"
     compress: bool = False
+    # An expired stored copy stands in for a failing origin (CloudFront's way); false: only
+    # within a stale-if-error window (RFC 5861).
+    serve_stale_on_error: bool = True
 
 
 CachePolicyName = Literal["rfc9111", "caching-optimized", "disabled"]

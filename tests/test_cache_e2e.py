@@ -94,6 +94,11 @@ origin = "o"
 cache = "disabled"
 
 [[behaviors]]
+path = "/cf-strict/*"
+origin = "o"
+cache = {{ serve_stale_on_error = false }}
+
+[[behaviors]]
 path = "*"
 origin = "o"
 
@@ -949,6 +954,29 @@ def test_cloudfront_policy(
     ]
     assert results == [expected for _, _, expected in steps]
     assert cache_origin.count(path) == origin_count
+
+
+@pytest.mark.parametrize(
+    ("path", "cache_control", "stale"),
+    [
+        pytest.param("/cf-strict/plain", "max-age=10", False, id="strict-no-window"),
+        pytest.param("/cf-strict/window", "max-age=10, stale-if-error=600", True,
+                     id="strict-within-stale-if-error"),
+        pytest.param("/cf-default/on-error", "max-age=10", True, id="default-serves-stale"),
+    ],
+)  # fmt: skip
+def test_serve_stale_on_error_setting(
+    cloudfront_client: httpx.Client, cache_origin: CacheOrigin, path: str, cache_control: str,
+    stale: bool,
+) -> None:  # fmt: skip
+    """`serve_stale_on_error = false` keeps to RFC 5861's stale-if-error windows."""
+    cache_origin.script(
+        path, Reply(200, [("Cache-Control", cache_control), ("Age", "20")], b"old"),
+        Reply(503, [], b"busy"),
+    )  # fmt: skip
+    assert _get(cloudfront_client, path).content == b"old"
+    answer = _get(cloudfront_client, path)
+    assert (answer.status_code, answer.content) == ((200, b"old") if stale else (503, b"busy"))
 
 
 # -- the store's budgets ---------------------------------------------------------------------------
