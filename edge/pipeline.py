@@ -653,29 +653,25 @@ class Pipeline:
             Outcome.REVALIDATE, look.policy, "GET", look.key, look.request_headers,
             look.forward_headers, look.directives, entry=look.entry,
             age_seconds=look.age_seconds, validating=look.validating, flight=flight,
-            request_time=look.request_time,
+            request_time=self.cache.clock(),
         )  # fmt: skip
         tasks.create_task(self._refresh(behavior, snapshot, refresh))
 
     async def _refresh(self, behavior: Behavior, request: ViewerRequest, look: Lookup) -> None:
-        cache = self.cache
-        assert cache is not None
+        # The origin side as a miss would run it: origin-request, the origin, origin-response
+        # and the store; the answer is only drained (that is what stores it).
+        request_id = new_request_id()
         try:
-            upstream = behavior.upstream
-            headers = self._origin_headers(upstream, request, custom=True)
-            headers = _announce_surrogate(behavior.policy, headers)
-            answer = await self._fetch(upstream, request, headers)
+            answer = await self._origin_side(behavior, request, look, request_id)
             try:
-                if look.validating and answer.status == 304:
-                    cache.validated(look, answer.headers)
-                    return
-                writer = cache.store_response(look, answer.status, answer.reason, answer.headers)
-                if writer is not None:
-                    await writer.drain(answer.body)
+                async for _ in answer.body:
+                    pass
             finally:
                 await answer.close()
         except Exception as exc:  # noqa: BLE001 - a failed refresh keeps serving the stale copy
-            logger.warning("background refresh of %s failed: %r", request.path, exc)
+            logger.warning(
+                "request %s: background refresh of %s failed: %r", request_id, request.path, exc
+            )
         finally:
             look.release()
 
