@@ -126,6 +126,7 @@ class Answer:
     close: Callable[[], Awaitable[None]]
     result: str  # the X-Cache kind: "Miss", "Error", "LambdaGeneratedResponse"
     reason: bytes = b""
+    storing: bool = False  # the body streams into the cache as it is read
 
 
 _FAILOVER_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -629,6 +630,7 @@ class Pipeline:
                 writer = cache.store_response(look, answer.status, answer.reason, answer.headers)
                 if writer is not None:
                     answer.body = writer.tee(answer.body)
+                    answer.storing = True
         return answer
 
     def _refresh_later(self, behavior: Behavior, request: ViewerRequest, look: Lookup) -> None:
@@ -706,8 +708,15 @@ class Pipeline:
             answer.reason = outcome.status_description.encode("latin-1", "replace")
             return answer
         # The body is replaced: the origin's framing no longer applies (content-length is
-        # recomputed; an encoding the function did not set itself is dropped).
-        await answer.close()
+        # recomputed; an encoding the function did not set itself is dropped). A body on its
+        # way into the cache is still read to the end: viewer-response changes what this
+        # viewer gets, not what is stored (as in CloudFront).
+        try:
+            if answer.storing:
+                async for _ in answer.body:
+                    pass
+        finally:
+            await answer.close()
         origin_encoding = [v for k, v in answer.headers if k == b"content-encoding"]
         headers = [
             (k, v)

@@ -25,6 +25,11 @@ CONFIG = """
 url = "{url}"
 
 [[behaviors]]
+path = "/personal/*"
+origin = "o"
+viewer-response = "personalise"
+
+[[behaviors]]
 path = "*"
 origin = "o"
 origin-request = "tag-request"
@@ -36,6 +41,9 @@ handler = "{hooks}.tag_request"
 
 [functions.tag-response]
 handler = "{hooks}.tag_response"
+
+[functions.personalise]
+handler = "{hooks}.personalise_body"
 """
 
 
@@ -94,3 +102,16 @@ def test_a_background_refresh_runs_the_origin_side_functions(
     assert latest.headers["x-cache"] == "Hit from edge"
     assert latest.headers["x-origin-response"] == "ran"  # origin-response ran on the refresh
     assert cache_origin.count(path) == 2
+
+
+def test_a_body_replaced_by_viewer_response_still_stores_the_origins(
+    client: httpx.Client, cache_origin: CacheOrigin
+) -> None:
+    path = "/personal/page"
+    cache_origin.script(path, Reply(200, [("Cache-Control", "max-age=600")], b"for everyone"))
+    answers = [client.get(path) for _ in range(2)]
+    assert [(a.content, a.headers["x-cache"]) for a in answers] == [
+        (b"just for you", "Miss from edge"),
+        (b"just for you", "Hit from edge"),
+    ]
+    assert cache_origin.count(path) == 1

@@ -125,3 +125,10 @@ def switch_origin(event, context):
         }
         request["headers"]["host"] = [{"key": "Host", "value": target[0]["value"]}]
     return request
+
+
+def personalise_body(event, context):
+    """viewer-response: replace the body for this viewer."""
+    response = _cf(event)["response"]
+    response["body"] = "just for you"
+    return response
