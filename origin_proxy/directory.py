@@ -601,9 +601,12 @@ def format_http_date(epoch_seconds: int) -> bytes:
 def parse_http_date(value: bytes) -> int | None:
     """RFC 9110 §5.6.7: an HTTP-date in any of its three formats, as epoch seconds, or None."""
     try:
-        parts = value.decode("ascii").split()
+        text = value.decode("ascii")
     except UnicodeDecodeError:
         return None
+    parts = text.split()
+    if " ".join(parts) != text and not (len(parts) == 5 and parts[0] in _DAY_NAMES):
+        return None  # one space between the parts (only asctime pads its day with one)
     if len(parts) == 6 and parts[5] == "GMT" and parts[0][:-1] in _DAY_NAMES:
         # IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
         if parts[0][-1] != "," or len(parts[1]) != 2 or len(parts[3]) != 4:

@@ -147,12 +147,13 @@ def delta_seconds(argument: str | None) -> int | None:
 
 
 def parse_age(headers: Headers) -> int:
-    """RFC 9111 §5.1: the Age value in seconds; 0 when absent or not one non-negative integer
-    (a list such as `7200, 0` is ambiguous, so it is ignored rather than guessed at)."""
+    """RFC 9111 §5.1: the Age value in seconds. Of a list (`7200, 0`, or several lines) the
+    first member counts; an invalid one (`abc`, `-1`, `1.5`, `10;x`) is ignored, as is no
+    Age at all: 0."""
     value = combined(headers, b"age")
     if value is None:
         return 0
-    value = value.strip(_OWS)
+    value = value.split(b",", 1)[0].strip(_OWS)
     if not value.isdigit():
         return 0
     return DELTA_SECONDS_MAX if len(value) > 10 else min(int(value), DELTA_SECONDS_MAX)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from origin_proxy.cache.collapse import Collapser, Flight
-from origin_proxy.cache.directives import combined
+from origin_proxy.cache.directives import combined, parse_age
 from origin_proxy.cache.policy import (
     Action,
     CacheKey,
@@ -301,10 +301,15 @@ class HttpCache:
             self.store.remove(entry)
             lookup.release()
             return None
+        if entry.status == 206:
+            # A stored part depends on its Content-Range: the 304 does not get to change it.
+            not_modified_headers = [
+                (name, value) for name, value in not_modified_headers if name != b"content-range"
+            ]
         headers = update_from_304(entry.headers, not_modified_headers, now)
         freshness = compute_freshness(
             lookup.policy, entry.status, headers, lookup.request_time, now,
-            age=_age_of(not_modified_headers),
+            age=parse_age(not_modified_headers),
         )  # fmt: skip
         fresh = self.store.replace(entry, headers, freshness)
         if fresh is None:
@@ -334,7 +339,7 @@ class HttpCache:
         headers = update_from_304(entry.headers, head_headers, now)
         freshness = compute_freshness(
             lookup.policy, entry.status, headers, lookup.request_time, now,
-            age=_age_of(head_headers),
+            age=parse_age(head_headers),
         )  # fmt: skip
         fresh = self.store.replace(entry, headers, freshness)
         if fresh is None:
@@ -412,11 +417,6 @@ class HttpCache:
 
     def stats(self) -> CacheStats:
         return self.store.snapshot()
-
-
-def _age_of(headers: Headers) -> int:
-    value = combined(headers, b"age")
-    return int(value) if value is not None and value.strip().isdigit() else 0
 
 
 def _head_matches(entry: Entry, head_headers: Headers) -> bool:

@@ -18,10 +18,8 @@ The steps, in the order a request meets them:
 
 from __future__ import annotations
 
-import datetime
 import enum
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -83,13 +81,11 @@ _UNDERSTOOD: Final = frozenset(
      503, 504}
 )  # fmt: skip
 
-# RFC 9111 §3.2: fields a 304 must not replace in the stored response: the stored body's own
-# framing and its digest (Content-MD5 describes the stored bytes; a new value would make them
-# look corrupt), and Age, which is recomputed from the new exchange.
-_NOT_UPDATED: Final = frozenset(
-    {b"content-length", b"content-encoding", b"content-range", b"content-md5",
-     b"transfer-encoding", b"age"}
-)  # fmt: skip
+# RFC 9111 §3.2: fields a 304 must not replace in the stored response: Content-Length (the
+# stored body's own), and Age, which is recomputed from the new exchange. Everything else is
+# updated; this cache stores bodies as received, so it depends on no other field (except a
+# stored part's Content-Range, which `HttpCache.validated` keeps).
+_NOT_UPDATED: Final = frozenset({b"content-length", b"transfer-encoding", b"age"})
 
 _CONDITION_FIELDS: Final = frozenset(
     {b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range",
@@ -423,65 +419,25 @@ def _first(headers: Headers, name: bytes) -> bytes | None:
 
 
 def _parse_date(value: bytes | None) -> float | None:
-    """An HTTP-date (RFC 9110 §5.6.7), read robustly as that section encourages: besides the
-    three standard formats, the common near-misses (letter case, no comma after the day name,
-    `18-Aug-2050`, `2.01.18`, a one-digit hour, a two-digit year, `UTC` or another zone).
-    What has no day, month name, year and time in it stays invalid (`0`, `-1`, garbage)."""
+    """An HTTP-date (RFC 9110 §5.6.7) in one of its three formats, also in the wrong letter
+    case (`THU, 18 AUG 2050 ... gMT`), which caches commonly accept. Any other deviation (no
+    comma, `UTC`, a two-digit year, dashes, a one-digit hour, extra spaces) makes it invalid:
+    an invalid Expires means "already expired" (RFC 9111 §5.3), and guessing at what a broken
+    date meant would keep a response fresh that its origin may have wanted expired."""
     if value is None:
         return None
     parsed = parse_http_date(value)
-    if parsed is not None:
-        return float(parsed)
-    return _parse_date_leniently(value)
-
-
-_LENIENT_DATE: Final = re.compile(
-    rb"^\s*(?:[a-z]{3,9},?\s+)?(\d{1,2})[\s-]+([a-z]{3})[a-z]*[\s-]+(\d{4}|\d{2})"
-    rb"\s+(\d{1,2})[:.](\d{2})[:.](\d{2})\s*([a-z]{1,5}|[+-]\d{4})?\s*$",
-    re.IGNORECASE,
-)
-_MONTH_NUMBERS: Final = {
-    name: number
-    for number, name in enumerate(
-        (b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
-         b"dec"),
-        start=1,
-    )
-}  # fmt: skip
-# Zone names seen in the wild, as hours east of UTC; an unknown name is taken as GMT.
-_ZONES: Final = {
-    b"gmt": 0, b"ut": 0, b"utc": 0, b"z": 0, b"est": -5, b"edt": -4, b"cst": -6, b"cdt": -5,
-    b"mst": -7, b"mdt": -6, b"pst": -8, b"pdt": -7, b"cet": 1, b"cest": 2, b"bst": 1,
-    b"aest": 10, b"aedt": 11, b"jst": 9,
-}  # fmt: skip
-
-
-def _parse_date_leniently(value: bytes) -> float | None:
-    match = _LENIENT_DATE.match(value)
-    if match is None:
-        return None
-    day, month_name, year_text, hour, minute, second, zone = match.groups()
-    month = _MONTH_NUMBERS.get(month_name.lower())
-    if month is None:
-        return None
-    year = int(year_text)
-    if len(year_text) == 2:
-        year += 2000 if year < 70 else 1900  # RFC 9110 §5.6.7's rule, as mail software does
-    offset = 0
-    if zone:
-        if zone[:1] in b"+-":
-            sign = -1 if zone[:1] == b"-" else 1
-            offset = sign * (int(zone[1:3]) * 3600 + int(zone[3:5]) * 60)
-        else:
-            offset = _ZONES.get(zone.lower(), 0) * 3600
-    try:
-        moment = datetime.datetime(
-            year, month, int(day), int(hour), int(minute), int(second),
-            tzinfo=datetime.UTC,
-        )  # fmt: skip
-    except ValueError:
-        return None
-    return moment.timestamp() - offset
+    if parsed is None and any(65 <= byte <= 90 or 97 <= byte <= 122 for byte in value):
+        words = [
+            (b"GMT" if word.upper() == b"GMT" else word.capitalize())
+            if word.rstrip(b",").isalpha()
+            else word
+            for word in value.split(b" ")
+        ]
+        fixed = b" ".join(words)
+        if fixed != value:
+            parsed = parse_http_date(fixed)
+    return None if parsed is None else float(parsed)
 
 
 def explicit_lifetime(

@@ -14,7 +14,9 @@ What it does, all on 127.0.0.1:
    (its `determineTestResult`: pass, "yes" checks, failures by kind, dependency failures), the
    raw number of tests that returned true, and every test that did not pass, with its reason.
 
-`--id` runs one test with the suite's verbose dump, to see the exchange. Node.js (>= 14.8) and
+`--id` runs one test with the suite's verbose dump, to see the exchange. `--package DIR` runs
+an unpacked suite instead of the npm release, e.g. the 0.4.5 harness with a newer checkout's
+tests/ in place of its own (the harness must know the keys those tests use). Node.js (>= 14.8) and
 npm must be installed; the script says so and exits 2 when they are not.
 """
 
@@ -45,7 +47,8 @@ import fs from 'fs'
 import tests from './tests/index.mjs'
 import surrogate from './tests/surrogate-control.mjs'
 import { determineTestResult } from './lib/display.mjs'
-tests.push(surrogate)
+// As the suite's own cli.mjs does (0.4.5 adds Surrogate-Control to its default list).
+if (fs.readFileSync('cli.mjs', 'utf8').includes('tests.push(surrogate)')) tests.push(surrogate)
 // determineTestResult answers with its display row; [2] is the symbol shown.
 const names = { '-': 'untested', '\u2705': 'pass', '\u26d4\ufe0f': 'fail',
   '\u26a0\ufe0f': 'optional_fail', Y: 'yes', N: 'no', '\ud83d\udd39': 'setup_fail',
@@ -195,12 +198,17 @@ def main() -> int:
     parser.add_argument("--version", default="0.4.5", help="http-cache-tests release")
     parser.add_argument("--id", default="", help="run one test, with the suite's dump")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument(
+        "--package",
+        type=Path,
+        help="an unpacked suite to run instead of the npm release (e.g. a newer checkout)",
+    )
     args = parser.parse_args()
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
             print(f"{tool} is needed to run the suite and is not on PATH", file=sys.stderr)
             return 2
-    package = fetch_suite(args.version)
+    package = args.package.resolve() if args.package else fetch_suite(args.version)
     with tempfile.TemporaryDirectory(prefix="edge-cache-tests-") as temp:
         workdir = Path(temp)
         started = time.monotonic()
@@ -218,7 +226,8 @@ def main() -> int:
         rows = summarize(package, results_file)
     counts = Counter(str(row["verdict"]) for row in rows)
     raw_true = sum(1 for row in rows if row["raw"] is True)
-    print(f"http-cache-tests {args.version} against edge serve --origin ({elapsed:.0f} s)")
+    suite = str(args.package) if args.package else f"http-cache-tests {args.version}"
+    print(f"{suite} against edge serve --origin ({elapsed:.0f} s)")
     print(f"tests defined: {len(rows)}; ran: {sum(1 for row in rows if row['raw'] is not None)}")
     for verdict, count in counts.most_common():
         print(f"  {verdict:16} {count}")
