@@ -151,6 +151,17 @@ def _announce_surrogate(policy: CachePolicy, headers: Headers) -> Headers:
     return kept
 
 
+def _send_age(answer: Answer, initial_age: float) -> None:
+    """RFC 9111 §5.1 / §4.2.3: a stored response goes out with the age this cache gives it (the
+    origin's Age plus the time the answer took, or what its Date says), as on later hits; a
+    response with no age to speak of (under a second, no Age from the origin) gets none."""
+    had_age = any(name == b"age" for name, _ in answer.headers)
+    if not had_age and initial_age < 1:
+        return
+    answer.headers = [(name, value) for name, value in answer.headers if name != b"age"]
+    answer.headers.append((b"age", b"%d" % int(initial_age)))
+
+
 def _answer_from(response: OriginResponse, result: str) -> Answer:
     return Answer(
         status=response.status,
@@ -631,6 +642,7 @@ class Pipeline:
                 if writer is not None:
                     answer.body = writer.tee(answer.body)
                     answer.storing = True
+                    _send_age(answer, writer.initial_age)
         return answer
 
     def _refresh_later(self, behavior: Behavior, request: ViewerRequest, look: Lookup) -> None:

@@ -341,6 +341,26 @@ def test_hit_carries_age_from_the_origin_and_residence(
     assert 100 <= int(hit.headers["age"]) < 110
 
 
+def test_a_stored_miss_carries_the_age_a_hit_would(
+    client: httpx.Client, cache_origin: CacheOrigin
+) -> None:
+    """RFC 9111 §4.2.3: the time the origin took counts (response_delay); the origin's own Age
+    is corrected, never dropped."""
+    slow, aged = "/age/slow-origin", "/age/origin-says"
+    cache_origin.script(
+        slow, Reply(200, [("Cache-Control", "max-age=600")], b"s", delay_seconds=1.2)
+    )
+    cache_origin.script(aged, Reply(200, [("Cache-Control", "max-age=600"), ("Age", "100")], b"a"))
+    first = _get(client, slow)
+    assert (_x_cache(first), int(first.headers["age"])) == (MISS, 1)
+    second = _get(client, aged)
+    assert _x_cache(second) == MISS
+    assert 100 <= int(second.headers["age"]) <= 101
+    cache_origin.script("/age/quick", _cacheable(b"q"))
+    quick = _get(client, "/age/quick")
+    assert (_x_cache(quick), quick.headers.get("age")) == (MISS, None)
+
+
 def test_hit_age_starts_near_zero(client: httpx.Client, cache_origin: CacheOrigin) -> None:
     path = "/age/fresh"
     cache_origin.script(path, _cacheable(b"b"))

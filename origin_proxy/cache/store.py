@@ -502,6 +502,11 @@ class StoreWriter:
         self.done = False
         self.entry: Entry | None = None
 
+    @property
+    def initial_age(self) -> float:
+        """The response's corrected initial age (RFC 9111 §4.2.3) as this cache judged it."""
+        return self._entry.freshness.initial_age
+
     def write(self, chunk: bytes) -> None:
         """Add the next chunk; commits by itself at the declared last byte."""
         if self.done or not chunk:
