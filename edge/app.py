@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -20,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from edge.accesslog import AccessLog
 from edge.caching import build_cache
@@ -95,10 +97,25 @@ def create_app(
                     await registry.aclose()
                 await close_upstreams(live)
 
-    app = Starlette(lifespan=lifespan)
+    app = _EdgeApp(pipeline, lifespan=lifespan)
     app.router.default = pipeline
     app.state.pipeline = pipeline
     return app
+
+
+class _EdgeApp(Starlette):
+    """Starlette for the lifespan; HTTP requests go straight to the pipeline, which handles its
+    own errors, past Starlette's three middleware layers (about 15 µs a request)."""
+
+    def __init__(self, pipeline: Pipeline, **options: Any) -> None:
+        super().__init__(**options)
+        self.pipeline = pipeline
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.pipeline(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_admin_app(

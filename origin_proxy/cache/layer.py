@@ -301,11 +301,6 @@ class HttpCache:
             self.store.remove(entry)
             lookup.release()
             return None
-        if entry.status == 206:
-            # A stored part depends on its Content-Range: the 304 does not get to change it.
-            not_modified_headers = [
-                (name, value) for name, value in not_modified_headers if name != b"content-range"
-            ]
         headers = update_from_304(entry.headers, not_modified_headers, now)
         freshness = compute_freshness(
             lookup.policy, entry.status, headers, lookup.request_time, now,

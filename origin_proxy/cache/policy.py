@@ -81,11 +81,19 @@ _UNDERSTOOD: Final = frozenset(
      503, 504}
 )  # fmt: skip
 
-# RFC 9111 §3.2: fields a 304 must not replace in the stored response: Content-Length (the
-# stored body's own), and Age, which is recomputed from the new exchange. Everything else is
-# updated; this cache stores bodies as received, so it depends on no other field (except a
-# stored part's Content-Range, which `HttpCache.validated` keeps).
-_NOT_UPDATED: Final = frozenset({b"content-length", b"transfer-encoding", b"age"})
+# RFC 9111 §3.2: fields a 304 must not replace in the stored response: Content-Length, and the
+# fields the stored bytes depend on (§3.2 allows keeping those "to assure integrity"): their
+# coding, the part they are, their digest. A 304 cannot change the bytes held, so nor what
+# describes them. Age is recomputed from the new exchange.
+_NOT_UPDATED: Final = frozenset(
+    {b"content-length", b"content-encoding", b"content-range", b"content-md5",
+     b"transfer-encoding", b"age"}
+)  # fmt: skip
+
+# RFC 9110 §13.1: the preconditions a viewer may send.
+_CONDITIONS: Final = frozenset(
+    {b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since"}
+)
 
 _CONDITION_FIELDS: Final = frozenset(
     {b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range",
@@ -771,6 +779,8 @@ def answer_conditions(request_headers: Headers, status: int, stored_headers: Hea
     full). Only for 2xx stored responses; the viewer's conditions come first."""
     if not 200 <= status < 300:
         return None
+    if not any(name in _CONDITIONS for name, _ in request_headers):
+        return None  # the common case, a plain request: nothing to parse
     etag = _first(stored_headers, b"etag")
     etag = None if etag is None else etag.strip()
     last_modified = _parse_date(_first(stored_headers, b"last-modified"))
