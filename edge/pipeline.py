@@ -162,6 +162,12 @@ def _send_age(answer: Answer, initial_age: float) -> None:
     answer.headers.append((b"age", b"%d" % int(initial_age)))
 
 
+async def _read_to_end(body: AsyncIterator[bytes]) -> None:
+    """Read a body nobody will be sent, for its side effect (a cache store it streams into)."""
+    async for _ in body:
+        pass
+
+
 def _answer_from(response: OriginResponse, result: str) -> Answer:
     return Answer(
         status=response.status,
@@ -678,8 +684,7 @@ class Pipeline:
         try:
             answer = await self._origin_side(behavior, request, look, request_id)
             try:
-                async for _ in answer.body:
-                    pass
+                await _read_to_end(answer.body)
             finally:
                 await answer.close()
         except Exception as exc:  # noqa: BLE001 - a failed refresh keeps serving the stale copy
@@ -725,8 +730,7 @@ class Pipeline:
         # viewer gets, not what is stored (as in CloudFront).
         try:
             if answer.storing:
-                async for _ in answer.body:
-                    pass
+                await _read_to_end(answer.body)
         finally:
             await answer.close()
         origin_encoding = [v for k, v in answer.headers if k == b"content-encoding"]

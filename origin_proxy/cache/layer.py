@@ -264,7 +264,7 @@ class HttpCache:
         part = _part_for(request_headers, entry)
         if part is None:
             return None
-        start, stop, complete = part
+        start, stop, complete, offset = part
         headers = [
             (n, v) for n, v in entry.headers if n not in (b"content-length", b"content-range")
         ]
@@ -273,9 +273,7 @@ class HttpCache:
         headers.append((b"content-length", b"%d" % (stop - start)))
         if method == "HEAD":
             return OriginResponse(206, headers, reason=_REASONS[206])
-        first = stored_range(entry.headers)
-        assert first is not None  # only such parts are stored
-        opened = self.store.open_body(entry, start - first[0], stop - first[0])
+        opened = self.store.open_body(entry, start - offset, stop - offset)
         if opened is None:
             return None
         body, close = opened
@@ -301,21 +299,30 @@ class HttpCache:
             self.store.remove(entry)
             lookup.release()
             return None
-        headers = update_from_304(entry.headers, not_modified_headers, now)
-        freshness = compute_freshness(
-            lookup.policy, entry.status, headers, lookup.request_time, now,
-            age=parse_age(not_modified_headers),
-        )  # fmt: skip
-        fresh = self.store.replace(entry, headers, freshness)
+        fresh = self._freshen(lookup, entry, not_modified_headers, now)
         if fresh is None:
             lookup.release()
             return None
-        lookup.entry = fresh
         if lookup.flight is not None:
             lookup.flight.release(True)
             lookup.flight = None
-        self.store.stats.refresh_hits += 1
         return self._respond(fresh, lookup.method, lookup.request_headers)
+
+    def _freshen(
+        self, lookup: Lookup, entry: Entry, new_headers: Headers, now: float
+    ) -> Entry | None:
+        """Update a stored response with the fields of a 304 or a HEAD's 200 (§3.2, §4.3.4,
+        §4.3.5) and its freshness from them; None when it is no longer stored."""
+        headers = update_from_304(entry.headers, new_headers, now)
+        freshness = compute_freshness(
+            lookup.policy, entry.status, headers, lookup.request_time, now,
+            age=parse_age(new_headers),
+        )  # fmt: skip
+        fresh = self.store.replace(entry, headers, freshness)
+        if fresh is not None:
+            lookup.entry = fresh
+            self.store.stats.refresh_hits += 1
+        return fresh
 
     def freshened_by_head(
         self, lookup: Lookup, head_headers: Headers, response_time: float | None = None
@@ -331,16 +338,9 @@ class HttpCache:
         if not _head_matches(entry, head_headers):
             self.store.remove(entry)
             return None
-        headers = update_from_304(entry.headers, head_headers, now)
-        freshness = compute_freshness(
-            lookup.policy, entry.status, headers, lookup.request_time, now,
-            age=parse_age(head_headers),
-        )  # fmt: skip
-        fresh = self.store.replace(entry, headers, freshness)
+        fresh = self._freshen(lookup, entry, head_headers, now)
         if fresh is None:
             return None
-        lookup.entry = fresh
-        self.store.stats.refresh_hits += 1
         return self._respond(fresh, "HEAD", lookup.request_headers)
 
     # -- 3. errors ---------------------------------------------------------------------------
@@ -434,8 +434,9 @@ def _content_length(headers: Headers) -> int | None:
     return int(value)
 
 
-def _part_for(request_headers: Headers, entry: Entry) -> tuple[int, int, int] | None:
-    """The Range a request asks for as (start, stop, complete), when a stored part holds it."""
+def _part_for(request_headers: Headers, entry: Entry) -> tuple[int, int, int, int] | None:
+    """The Range a request asks for as (start, stop, complete, first byte of the stored part),
+    when a stored part holds it."""
     stored = stored_range(entry.headers)
     value = combined(request_headers, b"range")
     if stored is None or value is None or combined(request_headers, b"if-range") is not None:
@@ -448,7 +449,7 @@ def _part_for(request_headers: Headers, entry: Entry) -> tuple[int, int, int] | 
         return None
     start, stop = wanted
     if first <= start and stop <= last:
-        return start, stop, complete
+        return start, stop, complete, first
     return None
 
 

@@ -606,12 +606,6 @@ class StoreWriter:
             if aclose is not None:
                 await aclose()
 
-    async def drain(self, body: AsyncIterator[bytes]) -> Entry | None:
-        """Store `body` without sending it anywhere (a background refresh)."""
-        async for _ in self.tee(body):
-            pass
-        return self.entry
-
     def _spill_to_disk(self) -> bool:
         store = self._store
         if store.disk_directory is None or store.disk_budget <= 0:
