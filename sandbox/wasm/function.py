@@ -16,7 +16,6 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from sandbox.errors import (
     PayloadTooLarge,
     PoolClosed,
 )
-from sandbox.pool import THROTTLE_REASON, new_request_id
+from sandbox.pool import THROTTLE_REASON, LogSink, new_request_id
 from sandbox.python_worker import log_lines
 from sandbox.python_worker.environment import InvocationResult
 from sandbox.wasm import abi
@@ -39,8 +38,6 @@ from sandbox.wasm.errors import WasmModuleError
 from sandbox.wasm.instance import LinkedModule, ModuleAbiError
 from sandbox.wasm.invocation import FUEL_ERROR, InvocationRequest, SlotState, run_invocation
 from sandbox.wasm.spec import WasmFunctionSpec
-
-LogSink = Callable[[str], None]
 
 _Job = tuple[InvocationRequest, "asyncio.Future[InvocationResult]", asyncio.AbstractEventLoop]
 
