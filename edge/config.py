@@ -59,6 +59,11 @@ class ServerConfig(_Strict):
     max_url_bytes: int = Field(default=8 * 1024, ge=256, le=1024 * 1024)
     graceful_timeout: Seconds = 30.0
     keep_alive_timeout: Seconds = 60.0
+    # Seconds a request body may pause between two chunks before the viewer gets 408.
+    client_body_timeout: Seconds = 30.0
+    # "reject": a path with %2F or %5C gets 400 (origins disagree on what it means); "keep":
+    # matched and forwarded as written.
+    escaped_slashes: Literal["reject", "keep"] = "reject"
     access_log: bool = True
 
     @field_validator("listen", "admin")
@@ -167,6 +172,10 @@ class CachePolicyConfig(_Strict):
     # An expired stored copy stands in for a failing origin (CloudFront's way); false: only
     # within a stale-if-error window (RFC 5861).
     serve_stale_on_error: bool = True
+    # A response with Set-Cookie is stored (and its cookie replayed on every hit to viewers
+    # with the same keyed cookies, as CloudFront does when it forwards cookies). Default: not
+    # stored, so one viewer's cookie never reaches another.
+    cache_set_cookie: bool = False
 
 
 CachePolicyName = Literal["rfc9111", "caching-optimized", "disabled"]
