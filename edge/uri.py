@@ -145,8 +145,25 @@ def _remove_dot_segments(path: bytes) -> bytes:
     return normal
 
 
+# Hosts repeat from request to request: their normal forms are remembered, within a bound (a
+# viewer sending endless distinct hosts only empties it).
+_NORMAL_HOSTS: dict[tuple[bytes, str], bytes] = {}
+_NORMAL_HOSTS_MAX = 1024
+
+
 def normalize_host(value: bytes, *, scheme: str) -> bytes:
     """The normal form of a Host value; raises TargetRefused for one that is not a host."""
+    known = _NORMAL_HOSTS.get((value, scheme))
+    if known is not None:
+        return known
+    normal = _normalize_host(value, scheme)
+    if len(_NORMAL_HOSTS) >= _NORMAL_HOSTS_MAX:
+        _NORMAL_HOSTS.clear()
+    _NORMAL_HOSTS[(value, scheme)] = normal
+    return normal
+
+
+def _normalize_host(value: bytes, scheme: str) -> bytes:
     match = _HOST.fullmatch(value.strip(b" \t"))
     if match is None or not match.group("name"):
         raise TargetRefused("InvalidHost", "The Host header is not a valid host.")
