@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -211,8 +212,12 @@ def run_server(config: EdgeConfig) -> int:
             caches.append(app.state.pipeline.cache)
             return app
 
-        def invalidate(path: str) -> int:
-            return sum(cache.invalidate(path) for cache in caches if cache is not None)
+        async def invalidate(paths: Sequence[str]) -> int:
+            removed = 0
+            for cache in caches:
+                if cache is not None:
+                    removed += await cache.invalidate_paths(paths)
+            return removed
 
         def admin_factory() -> Any:
             # Built after any fork: the Invoke API's functions and queue live in this process.
