@@ -2,7 +2,8 @@
 
 `create_app` takes the edges of the world as arguments (origins, metrics, access log), so tests
 can inject their own; only the CLI builds the real ones. Every viewer path goes to the
-pipeline; the admin app serves `/healthz` and `/metrics` on its own address.
+pipeline; the admin app serves `/healthz`, `/metrics`, `/invalidations` and Lambda's Invoke
+API on its own address, every request first through `AdminGuard` (Host, Origin, signature).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from edge.accesslog import AccessLog
+from edge.admin_guard import AdminAccess, AdminGuard
 from edge.caching import build_cache
 from edge.config import EdgeConfig
 from edge.functions import FunctionRegistry, Limiter
@@ -132,6 +135,7 @@ def create_admin_app(
     invoke: InvokeService | None = None,
     invalidate: Callable[[Sequence[str]], Awaitable[int]] | None = None,
     journal: InvalidationJournal | None = None,
+    access: AdminAccess | None = None,
 ) -> Starlette:
     """Health, metrics, invalidations and (with `invoke`) Lambda's Invoke API, on a separate
     listener.
@@ -140,7 +144,8 @@ def create_admin_app(
     `flush` moves what the proxy recorded into the registry before a scrape. `invoke` runs
     while the app does (its lifespan) and adds its own metrics to every scrape. `invalidate`
     applies a batch of paths to this process's caches; without it, `journal` takes them to
-    the workers.
+    the workers. `access` says who may use the listener (default: the Host and Origin checks,
+    no signature); every request passes `AdminGuard` before any route.
     """
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -206,9 +211,15 @@ def create_admin_app(
         Route("/metrics", metrics),
         Route("/invalidations", invalidations, methods=["POST"]),
     ]
+    body_limits = [MAX_INVALIDATION_BODY_BYTES]
     if invoke is not None:
         routes += invoke_routes(invoke)
-    return Starlette(routes=routes, lifespan=lifespan)
+        body_limits += [
+            invoke.config.invoke.sync_payload_bytes,
+            invoke.config.invoke.async_payload_bytes,
+        ]
+    guard = Middleware(AdminGuard, access=access or AdminAccess(), max_body_bytes=max(body_limits))
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
 
 
 # CloudFront's statuses for the errors of CreateInvalidation (the others are 400).
@@ -216,9 +227,11 @@ _INVALIDATION_STATUS = {"BatchTooLarge": 413}
 
 
 def _refused(code: str, message: str) -> Response:
+    status = _INVALIDATION_STATUS.get(code, 400)
+    # A body refused for its size is left unread: the connection cannot carry another request.
+    headers = {"Connection": "close"} if status == 413 else None
     return JSONResponse(
-        {"error": f"invalid invalidation request: {message}", "code": code},
-        _INVALIDATION_STATUS.get(code, 400),
+        {"error": f"invalid invalidation request: {message}", "code": code}, status, headers
     )
 
 
