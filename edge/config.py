@@ -284,6 +284,75 @@ class InvokeConfig(_Strict):
     retry_delays: tuple[float, float] = (60.0, 120.0)
 
 
+class AdminConfig(_Strict):
+    """`[admin]`: who may use the admin listener (its address is `server.admin`).
+
+    With `access_key_id` and a secret (from the environment variable or the file named here,
+    never from this file), every request but /healthz must carry an AWS Signature Version 4
+    made with that key, as boto3 and the AWS CLI send.
+    """
+
+    # Host names the listener answers to besides its IP addresses and localhost:
+    # "edge.internal", ".example.com" (the domain and its subdomains), or "*" (any).
+    allowed_hosts: tuple[str, ...] = ()
+    # Browser origins allowed to send requests ("https://admin.example.com").
+    allowed_origins: tuple[str, ...] = ()
+    access_key_id: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_+.@-]+$"
+    )
+    secret_access_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # Relative to edge.toml.
+    secret_access_key_file: Path | None = None
+    # Let /metrics be scraped without a signature (Prometheus cannot sign).
+    unsigned_metrics: bool = False
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if not re.fullmatch(r"\*|\.?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", host):
+                raise ValueError(
+                    f'expected host names without port ("edge.internal", ".example.com" '
+                    f'or "*"), found {host!r}'
+                )
+        return tuple(host.lower() for host in value)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.path not in ("", "/")
+                or parts.query
+                or parts.fragment
+            ):
+                raise ValueError(
+                    f'expected an origin such as "https://admin.example.com" (scheme, host, '
+                    f"optional port; no path), found {origin!r}"
+                )
+        # A browser's Origin has no trailing slash.
+        return tuple(origin.lower().removesuffix("/") for origin in value)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> AdminConfig:
+        sources = [
+            key
+            for key in ("secret_access_key_env", "secret_access_key_file")
+            if getattr(self, key) is not None
+        ]
+        if self.access_key_id is not None and len(sources) != 1:
+            raise ValueError(
+                "access_key_id needs exactly one of secret_access_key_env (an environment "
+                f"variable's name) or secret_access_key_file, found {sources or 'neither'}"
+            )
+        if self.access_key_id is None and sources:
+            raise ValueError(f"{sources[0]} needs access_key_id, found none")
+        return self
+
+
 class LambdaEdgeConfig(_Strict):
     """`[lambda_edge]`: CloudFront's limits for triggered functions, and what the event shows."""
 
@@ -341,6 +410,7 @@ class EdgeConfig(_Strict):
     lambda_edge: LambdaEdgeConfig = Field(default_factory=LambdaEdgeConfig)
     invoke: InvokeConfig = Field(default_factory=InvokeConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    admin: AdminConfig = Field(default_factory=AdminConfig)
     source: str = Field(default="<memory>", exclude=True)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -396,6 +466,7 @@ _MODELS_BY_LOC: dict[str, type[BaseModel]] = {
     "lambda_edge": LambdaEdgeConfig,
     "invoke": InvokeConfig,
     "cache": CacheConfig,
+    "admin": AdminConfig,
 }
 
 
@@ -759,6 +830,7 @@ def config_for_origin(
 
 __all__ = [
     "METHOD_SETS",
+    "AdminConfig",
     "BehaviorConfig",
     "ConfigError",
     "DirectoryOriginConfig",
