@@ -5,10 +5,10 @@ process as Lambda's (environment, task root, limits, stdio, the root logger), im
 handler once (Init), then serve invocations one at a time until the host closes the socket.
 
 Output capture: fds 1 and 2 are one memfd (one shared offset, so the interleaving of print(),
-logging, sys.stderr and raw os.write is kept). After each invocation the runtime reads and
-empties it, and sends the text with the result; the host can read the same memfd after a
-timeout or a crash. Imported by the zygote before it forks, so none of this costs an import per
-environment.
+logging, sys.stderr and raw os.write is kept). After each invocation the runtime reads the
+tail of it, empties it, and sends those bytes with the result; the host can read the same memfd
+after a timeout or a crash. Imported by the zygote before it forks, so none of this costs an
+import per environment.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from sandbox.python_worker.framing import (
     KIND_RESULT,
     encode_frame,
 )
-from sandbox.python_worker.log_lines import format_error_log
+from sandbox.python_worker.log_lines import dropped_marker, format_error_log
 
 _THIS_FILE = __file__
 
@@ -155,24 +155,25 @@ def _setup_logging() -> None:
     root.addHandler(handler)
 
 
-def _drain_output(max_bytes: int) -> str:
-    """Everything written to fds 1/2 since the last drain; the memfd is emptied."""
+def _drain_output(max_bytes: int) -> bytes:
+    """The last `max_bytes` written to fds 1/2 since the last drain (after a marker line when
+    more was written); the memfd is emptied."""
     with contextlib.suppress(Exception):
         sys.stdout.flush()
     with contextlib.suppress(Exception):
         sys.stderr.flush()
     end = os.lseek(1, 0, os.SEEK_CUR)
     if end == 0:
-        return ""
+        return b""
     if end > max_bytes:
         data = os.pread(1, max_bytes, end - max_bytes)
-        prefix = f"[... {end - max_bytes} bytes of output dropped ...]\n"
+        prefix = dropped_marker(end - max_bytes).encode()
     else:
         data = os.pread(1, end, 0)
-        prefix = ""
+        prefix = b""
     os.ftruncate(1, 0)
     os.lseek(1, 0, os.SEEK_SET)
-    return prefix + data.decode("utf-8", "replace")
+    return prefix + data
 
 
 def _max_memory_used_mb() -> int:
@@ -278,14 +279,10 @@ def _serve(sock_fd: int, memfd: int, config: dict[str, Any], fork_time: float) -
     start_ms = (time.monotonic() - fork_time) * 1000.0
     if init_error is not None:
         sys.stdout.write(format_error_log(init_error))
-    meta = {
-        "i": init_ms,
-        "s": start_ms,
-        "m": _max_memory_used_mb(),
-        "o": _drain_output(max_log_bytes),
-    }
+    meta = {"i": init_ms, "s": start_ms, "m": _max_memory_used_mb()}
     blob = orjson.dumps(init_error) if init_error is not None else b""
-    sock.sendall(encode_frame(KIND_INIT, orjson.dumps(meta), blob))
+    log = _drain_output(max_log_bytes)
+    sock.sendall(encode_frame(KIND_INIT, orjson.dumps(meta), blob, log))
     if init_error is not None:
         return 1  # as the RIC: report the init error, then exit
 
@@ -296,14 +293,16 @@ def _serve(sock_fd: int, memfd: int, config: dict[str, Any], fork_time: float) -
         header = reader.read(header_size)
         if len(header) < header_size:
             return 0  # the host closed the environment
-        body_length, kind, meta_length = HEADER.unpack(header)
+        kind, meta_length, log_length, blob_length = HEADER.unpack(header)
+        body_length = meta_length + log_length + blob_length
         body = reader.read(body_length)
         if len(body) < body_length or kind != KIND_INVOKE:
             return 0
-        reply = _invoke(handler, body[:meta_length], body[meta_length:], max_result_bytes, facts)
+        event = body[meta_length + log_length :]
+        reply = _invoke(handler, body[:meta_length], event, max_result_bytes, facts)
         kind, meta, blob, exit_after = reply
-        meta["o"] = _drain_output(max_log_bytes)
-        sock.sendall(encode_frame(kind, orjson.dumps(meta), blob))
+        log = _drain_output(max_log_bytes)
+        sock.sendall(encode_frame(kind, orjson.dumps(meta), blob, log))
         if exit_after:
             return 1
 
