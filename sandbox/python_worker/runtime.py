@@ -5,10 +5,11 @@ process as Lambda's (environment, task root, limits, stdio, the root logger), im
 handler once (Init), then serve invocations one at a time until the host closes the socket.
 
 Output capture: fds 1 and 2 are one memfd (one shared offset, so the interleaving of print(),
-logging, sys.stderr and raw os.write is kept). After each invocation the runtime reads the
-tail of it, empties it, and sends those bytes with the result; the host can read the same memfd
-after a timeout or a crash. Imported by the zygote before it forks, so none of this costs an
-import per environment.
+logging, sys.stderr and raw os.write is kept), under `sys.stdout`/`sys.stderr` writers that
+keep it near the log limit (`output.py`). After each invocation the runtime reads the tail of
+it, empties it, and sends those bytes with the result; the host can read the same memfd after a
+timeout or a crash. Imported by the zygote before it forks, so none of this costs an import per
+environment.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import contextlib
 import ctypes
 import decimal
 import importlib
-import io
 import logging
 import os
 import resource
@@ -40,12 +40,16 @@ from sandbox.python_worker.framing import (
     KIND_RESULT,
     encode_frame,
 )
-from sandbox.python_worker.log_lines import dropped_marker, format_error_log
+from sandbox.python_worker.log_lines import format_error_log
+from sandbox.python_worker.output import OutputTail, bounded_stdio
 
 _THIS_FILE = __file__
 
 # Read by the logging filter: the request being served ("" during Init), as the RIC does.
 _current_request_id = ""
+
+# fds 1/2 as `sys.stdout`/`sys.stderr` write them (set up once per environment).
+_output: OutputTail | None = None
 
 _MARSHAL_OPTIONS = (
     orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -124,16 +128,14 @@ def _setup_process(memfd: int, config: dict[str, Any]) -> None:
     # §14: 1,024 file descriptors.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024), min(hard, 1024)))
-    sys.stdout = io.TextIOWrapper(
-        io.FileIO(1, "w", closefd=False), encoding="utf-8", line_buffering=True
-    )
-    sys.stderr = io.TextIOWrapper(
-        io.FileIO(2, "w", closefd=False),
-        encoding="utf-8",
-        errors="backslashreplace",
-        line_buffering=True,
-    )
+    _install_output(int(config["max_log_bytes"]))
     _setup_logging()
+
+
+def _install_output(max_log_bytes: int) -> None:
+    """`sys.stdout`/`sys.stderr` on fds 1/2, through the writer that bounds the memfd."""
+    global _output
+    _output, sys.stdout, sys.stderr = bounded_stdio(max_log_bytes)
 
 
 def _setup_logging() -> None:
@@ -162,18 +164,8 @@ def _drain_output(max_bytes: int) -> bytes:
         sys.stdout.flush()
     with contextlib.suppress(Exception):
         sys.stderr.flush()
-    end = os.lseek(1, 0, os.SEEK_CUR)
-    if end == 0:
-        return b""
-    if end > max_bytes:
-        data = os.pread(1, max_bytes, end - max_bytes)
-        prefix = dropped_marker(end - max_bytes).encode()
-    else:
-        data = os.pread(1, end, 0)
-        prefix = b""
-    os.ftruncate(1, 0)
-    os.lseek(1, 0, os.SEEK_SET)
-    return prefix + data
+    assert _output is not None
+    return _output.drain(max_bytes)
 
 
 def _max_memory_used_mb() -> int:
