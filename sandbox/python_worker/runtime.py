@@ -8,8 +8,9 @@ Output capture: fds 1 and 2 are one memfd (one shared offset, so the interleavin
 logging, sys.stderr and raw os.write is kept), under `sys.stdout`/`sys.stderr` writers that
 keep it near the log limit (`output.py`). After each invocation the runtime reads the tail of
 it, empties it, and sends those bytes with the result; the host can read the same memfd after a
-timeout or a crash. Imported by the zygote before it forks, so none of this costs an import per
-environment.
+timeout or a crash. Results are encoded by `marshaller.py`, which never lets orjson's buffer
+outgrow the process's limits. Imported by the zygote before it forks, so none of this costs an
+import per environment.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from sandbox.python_worker.framing import (
     encode_frame,
 )
 from sandbox.python_worker.log_lines import format_error_log
+from sandbox.python_worker.marshaller import marshal_within
 from sandbox.python_worker.output import OutputTail, bounded_stdio
 
 _THIS_FILE = __file__
@@ -50,6 +52,20 @@ _current_request_id = ""
 
 # fds 1/2 as `sys.stdout`/`sys.stderr` write them (set up once per environment).
 _output: OutputTail | None = None
+
+# A result reaches orjson in one call without the marshaller's size walk while the process's
+# peak RSS is within 1/64 of its memory of where it was before Init: no string or data that
+# large can exist without the process having touched as much memory (what it can reuse of the
+# zygote's free heap is ~0.5 MiB), and orjson's reservation (~16x a string's length) then fits
+# in the function's memory many times over. Set in `_serve`.
+_FAST_MARSHAL_SHARE = 64
+_fast_marshal_ceiling_kib = 0
+
+# An error document is kept under the result limit (the host refuses a larger frame): its
+# message and stack trace are clipped to this share of it, in characters (JSON writes at most
+# 6 bytes per character, for a control character).
+_ERROR_TEXT_SHARE = 8
+_ERROR_TYPE_MAX_CHARS = 256
 
 _MARSHAL_OPTIONS = (
     orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -168,8 +184,12 @@ def _drain_output(max_bytes: int) -> bytes:
     return _output.drain(max_bytes)
 
 
+def _peak_rss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _max_memory_used_mb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    return _peak_rss_kib() // 1024
 
 
 def _error_document(
@@ -240,18 +260,91 @@ def _marshal_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _marshal(result: Any) -> bytes:
+def _too_large(size_bytes: int, max_bytes: int) -> _Fault:
+    return _Fault(
+        "Function.ResponseSizeTooLarge",
+        f"Response payload size ({size_bytes} bytes) exceeded maximum allowed payload size "
+        f"({max_bytes} bytes).",
+    )
+
+
+def _marshal(result: Any, max_bytes: int) -> bytes:
+    """The result's JSON, or `_Fault`: Runtime.MarshalError, Function.ResponseSizeTooLarge."""
     if isinstance(result, bytes):
+        if len(result) > max_bytes:
+            raise _too_large(len(result), max_bytes)
         return result  # the RIC sends bytes through untouched
     try:
-        return orjson.dumps(result, default=_marshal_default, option=_MARSHAL_OPTIONS)
+        encoded = marshal_within(
+            result,
+            max_bytes,
+            default=_marshal_default,
+            option=_MARSHAL_OPTIONS,
+            known_small=_peak_rss_kib() <= _fast_marshal_ceiling_kib,
+        )
     except orjson.JSONEncodeError as exc:
         cause = exc.__cause__ or exc
         raise _Fault("Runtime.MarshalError", f"Unable to marshal response: {cause}") from None
+    if isinstance(encoded, int):
+        raise _too_large(encoded, max_bytes)
+    return encoded
+
+
+def _clip(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]} [... {len(text) - max_chars} characters dropped ...]"
+
+
+def _encodable(text: str) -> str:
+    # What orjson refuses in a str is a lone surrogate: written out as its escape instead.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _marshal_error(error: dict[str, Any], max_bytes: int) -> bytes | int:
+    try:
+        return marshal_within(error, max_bytes, default=_marshal_default, option=_MARSHAL_OPTIONS)
+    except orjson.JSONEncodeError:
+        error["errorMessage"] = _encodable(error["errorMessage"])
+        error["errorType"] = _encodable(error["errorType"])
+        if "stackTrace" in error:
+            error["stackTrace"] = [_encodable(line) for line in error["stackTrace"]]
+        return marshal_within(error, max_bytes, default=_marshal_default, option=_MARSHAL_OPTIONS)
+
+
+def _bounded_error(error: dict[str, Any], max_bytes: int) -> tuple[dict[str, Any], bytes]:
+    """The error document as sent (and logged), and its JSON, within `max_bytes`: when the whole
+    would not fit, the message keeps its head and the stack trace its innermost frames."""
+    encoded = _marshal_error(error, max_bytes)
+    if isinstance(encoded, bytes):
+        return error, encoded
+    budget = max(16, max_bytes // _ERROR_TEXT_SHARE // 6)
+    trace: list[str] = []
+    for line in reversed(error.get("stackTrace") or []):
+        budget_left = budget - sum(map(len, trace))
+        if budget_left <= 0:
+            break
+        trace.insert(0, _clip(line, budget_left))
+    clipped = {
+        **error,
+        "errorMessage": _clip(error["errorMessage"], budget),
+        "errorType": _clip(error["errorType"], _ERROR_TYPE_MAX_CHARS),
+        "stackTrace": trace,
+    }
+    encoded = _marshal_error(clipped, max_bytes)
+    if isinstance(encoded, bytes):
+        return clipped, encoded
+    # Only a result limit of a few dozen bytes gets here: say so in the fewest bytes.
+    minimal = {"errorMessage": "", "errorType": clipped["errorType"][:32]}
+    return minimal, orjson.dumps(minimal)
 
 
 def _serve(sock_fd: int, memfd: int, config: dict[str, Any], fork_time: float) -> int:
+    global _fast_marshal_ceiling_kib
     _setup_process(memfd, config)
+    _fast_marshal_ceiling_kib = _peak_rss_kib() + int(config["memory_mb"]) * 1024 // (
+        _FAST_MARSHAL_SHARE
+    )
     sock = socket.socket(fileno=sock_fd)
     reader = sock.makefile("rb")
     max_log_bytes = int(config["max_log_bytes"])
@@ -269,16 +362,17 @@ def _serve(sock_fd: int, memfd: int, config: dict[str, Any], fork_time: float) -
         )
     init_ms = (time.perf_counter() - init_start) * 1000.0
     start_ms = (time.monotonic() - fork_time) * 1000.0
+    max_result_bytes = int(config["max_result_bytes"])
+    blob = b""
     if init_error is not None:
+        init_error, blob = _bounded_error(init_error, max_result_bytes)
         sys.stdout.write(format_error_log(init_error))
     meta = {"i": init_ms, "s": start_ms, "m": _max_memory_used_mb()}
-    blob = orjson.dumps(init_error) if init_error is not None else b""
     log = _drain_output(max_log_bytes)
     sock.sendall(encode_frame(KIND_INIT, orjson.dumps(meta), blob, log))
     if init_error is not None:
         return 1  # as the RIC: report the init error, then exit
 
-    max_result_bytes = int(config["max_result_bytes"])
     facts = EnvironmentFacts.from_environ()
     header_size = HEADER.size
     while True:
@@ -328,13 +422,7 @@ def _invoke(
             event = orjson.loads(event_bytes)
         except orjson.JSONDecodeError as exc:
             raise _Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}") from None
-        payload = _marshal(handler(event, context))
-        if len(payload) > max_result_bytes:
-            raise _Fault(
-                "Function.ResponseSizeTooLarge",
-                f"Response payload size ({len(payload)} bytes) exceeded maximum allowed "
-                f"payload size ({max_result_bytes} bytes).",
-            )
+        payload = _marshal(handler(event, context), max_result_bytes)
     except _Fault as fault:
         error = _error_document(fault.message, fault.error_type, fault.trace, request_id)
     except MemoryError as exc:
@@ -353,7 +441,8 @@ def _invoke(
     reply_meta: dict[str, Any] = {"d": duration_ms, "m": _max_memory_used_mb()}
     if error is None:
         return KIND_RESULT, reply_meta, payload, False
+    error, blob = _bounded_error(error, max_result_bytes)
     if kind_of_error == "function":
         sys.stdout.write(format_error_log(error))
     reply_meta["k"] = kind_of_error
-    return KIND_ERROR, reply_meta, orjson.dumps(error), kind_of_error == "memory"
+    return KIND_ERROR, reply_meta, blob, kind_of_error == "memory"
