@@ -214,12 +214,14 @@ class ExecutionEnvironment:
             try:
                 meta = orjson.loads(frame.meta)
                 error = orjson.loads(frame.blob) if frame.blob else None
+                if not (error is None or isinstance(error, dict)):
+                    raise TypeError("an init error is a JSON object")
                 self._init = _InitReport(
                     init_ms=float(meta["i"]),
                     start_ms=float(meta["s"]),
                     max_memory_mb=int(meta["m"]),
                     output=_output_text(frame),
-                    error=error if isinstance(error, dict) or error is None else {},
+                    error=error,
                 )
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 self._on_violation(FrameError("an Init report that cannot be read", kind=KIND_INIT))
