@@ -329,6 +329,16 @@ def test_printing_300_mib_keeps_the_output_file_near_the_log_limit(
     assert "dropped" not in after
 
 
+@pytest.mark.parametrize("stream", ["stderr", "__stdout__", "__stderr__"])
+def test_every_python_stream_of_fds_1_and_2_is_bounded(
+    pool_of: Callable[..., Pool], stream: str
+) -> None:
+    result = pool_of("print_a_lot").invoke({"mb": 20, "stream": stream})
+    assert orjson.loads(result.payload)["largest_stdout_bytes"] <= 2 * LOG_LIMIT
+    dropped, _ = dropped_and_kept(result.log)
+    assert dropped > 19 * MIB
+
+
 def test_output_read_after_a_timeout_is_bounded_and_marked(pool_of: Callable[..., Pool]) -> None:
     pool = pool_of("print_then_hang", timeout_seconds=1.0)
     error = pool.failure({"mb": 50})

@@ -149,9 +149,14 @@ def _setup_process(memfd: int, config: dict[str, Any]) -> None:
 
 
 def _install_output(max_log_bytes: int) -> None:
-    """`sys.stdout`/`sys.stderr` on fds 1/2, through the writer that bounds the memfd."""
+    """`sys.stdout`/`sys.stderr` on fds 1/2, through the writer that bounds the memfd.
+
+    `sys.__stdout__`/`sys.__stderr__` too: they are the zygote's streams on the same fds, and
+    `print(..., file=sys.__stderr__)` would otherwise bypass the bound."""
     global _output
     _output, sys.stdout, sys.stderr = bounded_stdio(max_log_bytes)
+    # typeshed calls them Final: they are, for code that only reads them.
+    sys.__stdout__, sys.__stderr__ = sys.stdout, sys.stderr  # type: ignore[misc]
 
 
 def _setup_logging() -> None:

@@ -86,11 +86,13 @@ def forge_garbage_answer(event, context):
 
 
 def print_a_lot(event, context):
-    """Print `mb` MiB in 1 MiB lines; report how large stdout's file grew."""
+    """Print `mb` MiB in 1 MiB lines (to `stream`, a name in `sys`); report how large stdout's
+    file grew."""
     line = "z" * (MIB - 1)
+    stream = getattr(sys, event.get("stream", "stdout"))
     largest = 0
     for _ in range(int(event.get("mb", 300))):
-        print(line)
+        print(line, file=stream)
         largest = max(largest, os.fstat(1).st_size)
     sys.stderr.write("the last line\n")
     return {"largest_stdout_bytes": largest}
