@@ -104,6 +104,17 @@ def _function_failure(exc: TriggerFailed) -> Failure:
             f"{where}: the execution environment died: {cause.error_message}; "
             "a fresh one serves the next request",
         )
+    if isinstance(cause, FunctionError) and cause.error_type == "Function.ResponseSizeTooLarge":
+        # Lambda refuses the result before CloudFront sees it: an execution error, not a
+        # validation error (that one is for results CloudFront reads and rejects, §2.6).
+        return Failure(
+            503,
+            "LambdaExecutionError",
+            cause.error_type,
+            _INVALID_FUNCTION,
+            f"{where}: {cause.error_message} Return less: a Lambda@Edge result is at most "
+            "40 KB (viewer triggers) or 1 MB (origin triggers) of generated response",
+        )
     if isinstance(cause, FunctionError):
         return Failure(
             503,
