@@ -8,17 +8,25 @@ from origin_proxy.directory import DirectoryOrigin
 from origin_proxy.errors import (
     OriginDnsError,
     OriginError,
+    OriginHeadersTooLarge,
     OriginInvalidResponse,
     OriginTimeout,
     OriginUnreachable,
 )
+from origin_proxy.limits import (
+    DEFAULT_MAX_RESPONSE_HEADER_BYTES,
+    DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
+)
 from origin_proxy.message import OriginRequest, OriginResponse
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_HEADER_BYTES",
+    "DEFAULT_MAX_RESPONSE_HEADER_FIELDS",
     "DirectoryOrigin",
     "HttpOrigin",
     "OriginDnsError",
     "OriginError",
+    "OriginHeadersTooLarge",
     "OriginInvalidResponse",
     "OriginRequest",
     "OriginResponse",

@@ -22,12 +22,18 @@ import httpx
 from origin_proxy.errors import (
     OriginDnsError,
     OriginError,
+    OriginHeadersTooLarge,
     OriginInvalidResponse,
     OriginTimeout,
     OriginUnreachable,
 )
 from origin_proxy.headers import encode_custom_headers
+from origin_proxy.limits import (
+    DEFAULT_MAX_RESPONSE_HEADER_BYTES,
+    DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
+)
 from origin_proxy.message import OriginRequest, OriginResponse
+from origin_proxy.transport import PooledTransport, ResponseHeadTooLarge
 
 
 class _BodyStream(httpx.AsyncByteStream):
@@ -50,21 +56,6 @@ class _BodyStream(httpx.AsyncByteStream):
 _EMPTY = httpx.ByteStream(b"")
 
 
-def _make_transport(max_connections: int, connect: float, read: float) -> httpx.AsyncBaseTransport:
-    try:
-        from origin_proxy.transport import PooledTransport
-    except ImportError:  # pragma: no cover - only while the fast transport is absent
-        return httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
-        )
-    return PooledTransport(
-        max_connections=max_connections,
-        max_keepalive=min(max_connections, 256),
-        connect_timeout=connect,
-        read_timeout=read,
-    )
-
-
 class HttpOrigin:
     """An HTTP origin at `url` (scheme, host, port and an optional path prefix)."""
 
@@ -78,6 +69,8 @@ class HttpOrigin:
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
         max_connections: int = 512,
+        max_response_header_bytes: int = DEFAULT_MAX_RESPONSE_HEADER_BYTES,
+        max_response_header_fields: int = DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         parts = urlsplit(url)
@@ -105,8 +98,13 @@ class HttpOrigin:
             "write": read_timeout,
             "pool": connect_timeout,
         }
-        self._transport = transport or _make_transport(
-            max_connections, connect_timeout, read_timeout
+        self._transport = transport or PooledTransport(
+            max_connections=max_connections,
+            max_keepalive=min(max_connections, 256),
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_response_header_bytes=max_response_header_bytes,
+            max_response_header_fields=max_response_header_fields,
         )
         self.client = httpx.AsyncClient(
             transport=self._transport,
@@ -176,6 +174,8 @@ class HttpOrigin:
             if _is_dns_failure(exc):
                 return OriginDnsError(self.name, f"cannot resolve {self.hostname}: {cause}")
             return OriginUnreachable(self.name, f"cannot connect to {self.url}: {cause}")
+        if isinstance(exc, ResponseHeadTooLarge):
+            return OriginHeadersTooLarge(self.name, f"{self.url}: {exc}")
         if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
             return OriginInvalidResponse(self.name, f"{self.url}: {cause}")
         if isinstance(exc, OSError):

@@ -40,3 +40,9 @@ class OriginInvalidResponse(OriginError):
     """The origin answered something that is not HTTP."""
 
     detail = "OriginInvalidResponseError"
+
+
+class OriginHeadersTooLarge(OriginInvalidResponse):
+    """The origin's response head passed the edge's size or field-count limit."""
+
+    detail = "OriginHeadersTooLarge"

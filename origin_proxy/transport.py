@@ -19,7 +19,12 @@ from typing import Any, Final, cast
 import httptools
 import httpx
 
-__all__ = ["PooledTransport"]
+from origin_proxy.limits import (
+    DEFAULT_MAX_RESPONSE_HEADER_BYTES,
+    DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
+)
+
+__all__ = ["PooledTransport", "ResponseHeadTooLarge"]
 
 # Unread response body bytes held per connection before the socket stops being read, and the
 # level the consumer must drain to before reading resumes: a slow consumer never makes us
@@ -67,6 +72,11 @@ def _fast_headers_work() -> bool:
 _make_headers = _make_headers_fast if _fast_headers_work() else _make_headers_plain
 
 
+class ResponseHeadTooLarge(httpx.RemoteProtocolError):
+    """The origin's response head (or its chunk framing and trailer section) passed the
+    transport's limits; the connection is dropped without reading further."""
+
+
 class _HeadResponseEndError(Exception):
     """Raised from the parser callback to stop parsing after the headers of a HEAD response."""
 
@@ -92,6 +102,13 @@ def _closes_connection(headers: _Headers, http_version: str) -> bool:
     return close
 
 
+def _head_size(reason: bytes, headers: _Headers) -> int:
+    """The size of a response head as written: status line, fields, blank line."""
+    return (
+        len(b"HTTP/1.1 200 \r\n") + len(reason) + sum(4 + len(n) + len(v) for n, v in headers) + 2
+    )
+
+
 def _has_body_framing(headers: _Headers) -> bool:
     """Whether a response delimits its body itself, rather than by closing (RFC 9112 §6.3):
     a Transfer-Encoding whose final coding is chunked, or else a Content-Length. A response
@@ -108,6 +125,8 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = (
         "_loop",
+        "_max_head_bytes",
+        "_max_header_fields",
         "_pool",
         "body_waiter",
         "buffered",
@@ -115,13 +134,16 @@ class _Connection(asyncio.Protocol):
         "complete",
         "drain_waiter",
         "error",
+        "framing_bytes",
         "got_data",
+        "head_bytes",
         "head_waiter",
         "headers",
         "headers_done",
         "http_version",
         "idle_since",
         "in_exchange",
+        "interim_bytes",
         "is_head",
         "keep_alive",
         "key",
@@ -139,6 +161,8 @@ class _Connection(asyncio.Protocol):
     def __init__(self, pool: PooledTransport, key: _Key, loop: asyncio.AbstractEventLoop) -> None:
         self._pool = pool
         self._loop = loop
+        self._max_head_bytes = pool._max_response_header_bytes
+        self._max_header_fields = pool._max_response_header_fields
         self.key = key
         self.transport: asyncio.Transport | None = None
         self.parser: Any = httptools.HttpResponseParser(self)
@@ -160,6 +184,11 @@ class _Connection(asyncio.Protocol):
         self.http_version = _HTTP_11
         self.headers: _Headers = []
         self.headers_done = False
+        # Bytes read before the final head ended (interim heads included), the exact size of
+        # the interim heads, and bytes since the last read that carried body data.
+        self.head_bytes = 0
+        self.interim_bytes = 0
+        self.framing_bytes = 0
         self.got_data = False
         self.complete = False
         self.keep_alive = False
@@ -181,6 +210,31 @@ class _Connection(asyncio.Protocol):
             self._pool._discard(self)
             return
         self.got_data = True
+        limit = self._max_head_bytes
+        if self.headers_done:
+            # Body bytes are bounded by flow control (on_body). What is neither head nor body
+            # (chunk framing, a trailer section the parser keeps until a field ends) is counted
+            # from the last read that carried body data.
+            buffered = self.buffered
+            if self._feed(data) and self.buffered == buffered and not self.complete:
+                self.framing_bytes += len(data)
+                if self.framing_bytes > limit:
+                    self._fail(
+                        ResponseHeadTooLarge(
+                            f"origin sent over {limit} bytes of chunk framing or trailer fields"
+                        )
+                    )
+            else:
+                self.framing_bytes = 0
+            return
+        # Before the head ends every byte read belongs to a head, so counting reads bounds
+        # what the parser holds, a field it has not seen the end of included.
+        self.head_bytes += len(data)
+        if self._feed(data) and not self.headers_done and self.head_bytes > limit:
+            self._fail(ResponseHeadTooLarge(f"origin sent a response head over {limit} bytes"))
+
+    def _feed(self, data: bytes) -> bool:
+        """Parse `data`; False when that ended the exchange."""
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -190,6 +244,8 @@ class _Connection(asyncio.Protocol):
             elif isinstance(cause, _UnexpectedMessageError):
                 self.keep_alive = False
                 self._pool._discard(self)
+            elif isinstance(cause, ResponseHeadTooLarge):
+                self._fail(cause)
             else:
                 self._fail(httpx.RemoteProtocolError(f"invalid HTTP response from origin: {exc}"))
         except httptools.HttpParserUpgrade:
@@ -197,6 +253,9 @@ class _Connection(asyncio.Protocol):
             self._fail(httpx.RemoteProtocolError("origin switched protocols (101), unsupported"))
         except httptools.HttpParserError as exc:
             self._fail(httpx.RemoteProtocolError(f"invalid HTTP response from origin: {exc}"))
+        else:
+            return True
+        return False
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close itself; connection_lost does the bookkeeping
@@ -246,18 +305,35 @@ class _Connection(asyncio.Protocol):
         if self.complete:
             raise _UnexpectedMessageError
         self.headers = []
+        self.reason = b""
 
     def on_status(self, reason: bytes) -> None:
-        self.reason = reason
+        self.reason += reason  # the parser passes a reason split over reads in parts
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        if self.headers_done:
+            return  # a trailer field (RFC 9110 §6.5): not forwarded; counted as framing
+        headers = self.headers
+        headers.append((name, value))
+        if len(headers) > self._max_header_fields:
+            raise ResponseHeadTooLarge(
+                f"origin sent over {self._max_header_fields} header fields in a response head"
+            )
 
     def on_headers_complete(self) -> None:
         parser = self.parser
         status = parser.get_status_code()
+        if self.head_bytes > self._max_head_bytes:
+            # The reads passed the limit, perhaps only with body bytes: measure the heads.
+            size = self.interim_bytes + _head_size(self.reason, self.headers)
+            if size > self._max_head_bytes:
+                raise ResponseHeadTooLarge(
+                    f"origin sent a response head over {self._max_head_bytes} bytes"
+                )
         if status < 200:
-            # RFC 9110 §15.2: interim responses (100 Continue, 103 Early Hints) are skipped.
+            # RFC 9110 §15.2: interim responses (100 Continue, 103 Early Hints) are skipped;
+            # they count against the head limit, so an endless series of them ends too.
+            self.interim_bytes += _head_size(self.reason, self.headers)
             return
         self.status = status
         self.headers_done = True
@@ -501,6 +577,10 @@ class PooledTransport(httpx.AsyncBaseTransport):
     connect timeout for one, then fails with `httpx.PoolTimeout`); at most `max_keepalive` idle
     ones are kept, each for `keepalive_expiry` seconds. https is supported through `ssl_context`
     (default: `ssl.create_default_context()`, created on first use).
+
+    A response head over
+    `max_response_header_bytes` or `max_response_header_fields` fails with
+    `ResponseHeadTooLarge` as soon as the bytes read pass the limit.
     """
 
     def __init__(
@@ -512,10 +592,16 @@ class PooledTransport(httpx.AsyncBaseTransport):
         read_timeout: float = 30.0,
         keepalive_expiry: float = 5.0,
         ssl_context: ssl.SSLContext | None = None,
+        max_response_header_bytes: int = DEFAULT_MAX_RESPONSE_HEADER_BYTES,
+        max_response_header_fields: int = DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
     ) -> None:
         if max_connections < 1 or max_keepalive < 0:
             raise ValueError("max_connections must be >= 1 and max_keepalive >= 0")
+        if max_response_header_bytes < 1 or max_response_header_fields < 1:
+            raise ValueError("the response head limits must be >= 1")
         self._max_connections = max_connections
+        self._max_response_header_bytes = max_response_header_bytes
+        self._max_response_header_fields = max_response_header_fields
         self._max_keepalive = max_keepalive
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout

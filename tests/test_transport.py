@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvloop
 
-from origin_proxy.transport import PooledTransport
+from origin_proxy.transport import PooledTransport, ResponseHeadTooLarge
 
 MB = 1024 * 1024
 
@@ -841,5 +841,214 @@ def test_https_origin(tmp_path: Path) -> None:
                 assert origin.connections == 1
         finally:
             await origin.__aexit__()
+
+    run(main())
+
+
+# -- hostile origins: heads and trailers are bounded while they arrive ---------------------
+
+HEAD_LIMIT = 4096
+FIELD_LIMIT = 20
+# How much a hostile script writes at most: far beyond the limits above.
+ENDLESS = 16 * MB
+
+
+class RawOrigin:
+    """Answers the first request on each connection with what `script` writes, then waits for
+    the client to hang up (`hung_up` is set once it has, by a close or a reset)."""
+
+    def __init__(self, script: Callable[[asyncio.StreamWriter], Awaitable[None]]) -> None:
+        self.script = script
+        self.connections = 0
+        self.hung_up = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> RawOrigin:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.server.wait_closed()
+
+    def url(self, path: str = "/") -> httpx.URL:
+        return httpx.URL(f"http://127.0.0.1:{self.port}{path}")
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.connections += 1
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            await self.script(writer)
+            while await reader.read(65536):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            return  # torn down with the test (asyncio logs a cancelled connection task)
+        finally:
+            self.hung_up.set()
+            writer.close()
+            self._tasks.discard(task)
+
+
+def endless(first: bytes, block: bytes) -> Callable[[asyncio.StreamWriter], Awaitable[None]]:
+    async def script(writer: asyncio.StreamWriter) -> None:
+        writer.write(first)
+        for _ in range(ENDLESS // len(block)):
+            writer.write(block)
+            await writer.drain()
+
+    return script
+
+
+def once(raw: bytes) -> Callable[[asyncio.StreamWriter], Awaitable[None]]:
+    async def script(writer: asyncio.StreamWriter) -> None:
+        writer.write(raw)  # one write: the head and what follows arrive together
+
+    return script
+
+
+FIELD = b"x-pad: " + b"p" * 57 + b"\r\n"
+EARLY_HINTS = b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n"
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(endless(b"HTTP/1.1 200 OK\r\n", FIELD * 1000), id="endless-fields"),
+        pytest.param(endless(b"HTTP/1.1 200 OK\r\nx-big: ", b"a" * 65536), id="endless-field"),
+        pytest.param(endless(b"HTTP/1.1 200 OK\r\nx-", b"n" * 65536), id="endless-name"),
+        pytest.param(endless(b"HTTP/1.1 200 ", b"r" * 65536), id="endless-reason"),
+        pytest.param(endless(b"", EARLY_HINTS * 100), id="endless-interim-responses"),
+        pytest.param(
+            once(b"HTTP/1.1 200 OK\r\n" + FIELD * (FIELD_LIMIT + 1) + b"content-length: 0\r\n\r\n"),
+            id="too-many-fields",
+        ),
+        pytest.param(
+            once(b"HTTP/1.1 200 OK\r\nx-big: " + b"b" * HEAD_LIMIT + b"\r\n\r\n"),
+            id="one-field-over-the-limit",
+        ),
+        pytest.param(
+            once(
+                EARLY_HINTS * (HEAD_LIMIT // len(EARLY_HINTS))
+                + b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+            ),
+            id="interim-heads-count",
+        ),
+    ],
+)
+def test_an_oversized_response_head_is_refused_and_the_connection_dropped(
+    script: Callable[[asyncio.StreamWriter], Awaitable[None]], loop: str
+) -> None:
+    async def main() -> None:
+        async with (
+            RawOrigin(script) as origin,
+            pooled(
+                max_response_header_bytes=HEAD_LIMIT, max_response_header_fields=FIELD_LIMIT
+            ) as transport,
+        ):
+            with pytest.raises(ResponseHeadTooLarge, match="over"):
+                await transport.handle_async_request(get(origin.url()))
+            await origin.hung_up.wait()
+            assert transport._open == 0
+
+    run(main(), loop)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_head_under_the_limits_is_accepted_whatever_arrives_with_it(loop: str) -> None:
+    body = b"y" * (256 * 1024)
+    value = b"v" * ((HEAD_LIMIT - 64) // (FIELD_LIMIT - 1) - 10)
+    fields = b"".join(b"x-f%02d: %b\r\n" % (i, value) for i in range(FIELD_LIMIT - 1))
+    head = b"HTTP/1.1 200 OK\r\n" + fields + b"content-length: %d\r\n\r\n" % len(body)
+    assert HEAD_LIMIT - 256 < len(head) <= HEAD_LIMIT
+
+    async def main() -> None:
+        async with (
+            RawOrigin(once(EARLY_HINTS + head + body)) as origin,
+            pooled(max_response_header_bytes=HEAD_LIMIT + len(EARLY_HINTS)) as transport,
+        ):
+            result = await transport.handle_async_request(get(origin.url()))
+            assert result.status_code == 200
+            assert len(result.headers.raw) == FIELD_LIMIT
+            assert await read_all(result) == body
+
+    run(main(), loop)
+
+
+def test_defaults_allow_a_large_but_sane_head() -> None:
+    cookies = [b"set-cookie: c%d=%b" % (i, b"v" * 400) for i in range(90)]  # ~37 KB
+
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        writer.write(response(b"ok", "200 OK", *cookies))
+        return True
+
+    async def main() -> None:
+        async with Origin(answer) as origin, pooled() as transport:
+            result = await transport.handle_async_request(get(origin.url()))
+            assert len(result.headers.get_list("set-cookie")) == 90
+            assert await read_all(result) == b"ok"
+
+    run(main())
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(endless(CHUNKED_HEAD + b"2\r\nok\r\n0\r\nx-t: ", b"t" * 65536), id="field"),
+        pytest.param(endless(CHUNKED_HEAD + b"2\r\nok\r\n0\r\n", FIELD * 1000), id="fields"),
+    ],
+)
+def test_an_endless_trailer_section_is_cut(
+    script: Callable[[asyncio.StreamWriter], Awaitable[None]], loop: str
+) -> None:
+    async def main() -> None:
+        async with (
+            RawOrigin(script) as origin,
+            pooled(max_response_header_bytes=HEAD_LIMIT) as transport,
+        ):
+            result = await transport.handle_async_request(get(origin.url()))
+            assert result.status_code == 200
+            with pytest.raises(ResponseHeadTooLarge, match="trailer"):
+                await read_all(result)
+            await origin.hung_up.wait()
+            assert transport._open == 0
+
+    run(main(), loop)
+
+
+def test_trailer_fields_are_dropped_and_the_connection_kept() -> None:
+    trailers = b"".join(b"x-t%d: v\r\n" % i for i in range(3 * FIELD_LIMIT))
+
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        if request.target == b"/trailers":
+            writer.write(CHUNKED_HEAD + b"2\r\nok\r\n0\r\n" + trailers + b"\r\n")
+        else:
+            writer.write(response(b"next"))
+        return True
+
+    async def main() -> None:
+        async with (
+            Origin(answer) as origin,
+            pooled(max_response_header_fields=FIELD_LIMIT) as transport,
+        ):
+            result = await transport.handle_async_request(get(origin.url("/trailers")))
+            assert await read_all(result) == b"ok"
+            assert result.headers.raw == [(b"transfer-encoding", b"chunked")]
+            follow = await transport.handle_async_request(get(origin.url("/next")))
+            assert await read_all(follow) == b"next"
+            assert origin.connections == 1
 
     run(main())
