@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from edge.events import LambdaValidationError
 from edge.triggers import TriggerFailed
 from origin_proxy.errors import (
+    OriginDisconnected,
     OriginError,
     OriginHeadersTooLarge,
     OriginInvalidResponse,
@@ -145,6 +146,10 @@ def failure_for(exc: BaseException) -> Failure:
             "The origin sent response headers larger than the edge accepts.",
             f"{exc}; raise the origin's max_response_header_bytes or "
             "max_response_header_fields if it is trusted",
+        )
+    if isinstance(exc, OriginDisconnected):
+        return Failure(
+            502, "Error", exc.detail, "The origin's answer broke off before its end.", str(exc)
         )
     if isinstance(exc, OriginInvalidResponse):
         return Failure(

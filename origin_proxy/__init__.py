@@ -6,6 +6,7 @@ Never imports `edge` or `sandbox`: it knows origins, not functions.
 from origin_proxy.client import HttpOrigin
 from origin_proxy.directory import DirectoryOrigin
 from origin_proxy.errors import (
+    OriginDisconnected,
     OriginDnsError,
     OriginError,
     OriginHeadersTooLarge,
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_HEADER_FIELDS",
     "DirectoryOrigin",
     "HttpOrigin",
+    "OriginDisconnected",
     "OriginDnsError",
     "OriginError",
     "OriginHeadersTooLarge",

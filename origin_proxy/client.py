@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from origin_proxy.errors import (
+    OriginDisconnected,
     OriginDnsError,
     OriginError,
     OriginHeadersTooLarge,
@@ -33,7 +34,7 @@ from origin_proxy.limits import (
     DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
 )
 from origin_proxy.message import OriginRequest, OriginResponse
-from origin_proxy.transport import PooledTransport, ResponseHeadTooLarge
+from origin_proxy.transport import PooledTransport, ResponseBodyIncomplete, ResponseHeadTooLarge
 
 
 class _BodyStream(httpx.AsyncByteStream):
@@ -176,7 +177,9 @@ class HttpOrigin:
             return OriginUnreachable(self.name, f"cannot connect to {self.url}: {cause}")
         if isinstance(exc, ResponseHeadTooLarge):
             return OriginHeadersTooLarge(self.name, f"{self.url}: {exc}")
-        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        if isinstance(exc, ResponseBodyIncomplete | httpx.ReadError):
+            return OriginDisconnected(self.name, f"{self.url}: {cause}")
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.WriteError):
             return OriginInvalidResponse(self.name, f"{self.url}: {cause}")
         if isinstance(exc, OSError):
             return OriginUnreachable(self.name, f"{self.url}: {cause}")

@@ -24,7 +24,7 @@ from origin_proxy.limits import (
     DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
 )
 
-__all__ = ["PooledTransport", "ResponseHeadTooLarge"]
+__all__ = ["PooledTransport", "ResponseBodyIncomplete", "ResponseHeadTooLarge"]
 
 # Unread response body bytes held per connection before the socket stops being read, and the
 # level the consumer must drain to before reading resumes: a slow consumer never makes us
@@ -75,6 +75,10 @@ _make_headers = _make_headers_fast if _fast_headers_work() else _make_headers_pl
 class ResponseHeadTooLarge(httpx.RemoteProtocolError):
     """The origin's response head (or its chunk framing and trailer section) passed the
     transport's limits; the connection is dropped without reading further."""
+
+
+class ResponseBodyIncomplete(httpx.RemoteProtocolError):
+    """The origin closed the connection before the end of the body its framing announced."""
 
 
 class _HeadResponseEndError(Exception):
@@ -281,13 +285,15 @@ class _Connection(asyncio.Protocol):
                     httpx.RemoteProtocolError("origin closed the connection without a response")
                 )
             return
-        if exc is None and not self.is_head and not _has_body_framing(self.headers):
+        if self.error is not None:
+            pass  # the exchange already failed (and closed the connection) for a reason
+        elif exc is None and not self.is_head and not _has_body_framing(self.headers):
             # RFC 9112 §6.3 (8): a body with no framing ends when the connection closes.
             self.complete = True
         elif exc is not None:
             self.error = httpx.ReadError(f"origin connection broke mid-body: {exc!r}")
         else:
-            self.error = httpx.RemoteProtocolError("origin closed the connection mid-body")
+            self.error = ResponseBodyIncomplete("origin closed the connection mid-body")
         self._wake_body()
 
     def pause_writing(self) -> None:

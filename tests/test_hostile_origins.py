@@ -21,8 +21,10 @@ import pytest
 from edge.failures import failure_for
 from origin_proxy import (
     HttpOrigin,
+    OriginDisconnected,
     OriginError,
     OriginHeadersTooLarge,
+    OriginInvalidResponse,
     OriginRequest,
 )
 from tests.conftest import EdgeProcess, vm_kib
@@ -73,6 +75,12 @@ class HostileOrigin:
             "/endless-field": _endless_field,
             "/many-fields": _many_fields,
             "/big-field": _big_field,
+            "/bad-chunk": lambda conn: _send(
+                conn, b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"
+            ),
+            "/closes-before-body": lambda conn: _send(
+                conn, b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n"
+            ),
         }
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -113,7 +121,7 @@ class HostileOrigin:
                 cut = False
             except OSError as exc:
                 sent, cut = getattr(exc, "sent", -1), True
-            if not cut:
+            if not cut and path != "/closes-before-body":
                 # Wait for the edge to hang up (a reset too) or to ask again on this connection.
                 try:
                     cut = conn.recv(1) == b""
@@ -237,6 +245,31 @@ def test_an_oversized_head_is_not_relayed(
     assert hostile.cut[path]
 
 
+# -- finding 2: a body that breaks before its first byte ---------------------------------------
+
+
+@pytest.mark.xfail(
+    reason="needs the pipeline to read the first body chunk before it sends the head "
+    "(another change); the transport already raises an OriginError there",
+    raises=(AssertionError, httpx.HTTPError),
+    strict=True,
+)
+@pytest.mark.parametrize(
+    ("path", "detail"),
+    [
+        pytest.param("/bad-chunk", "OriginInvalidResponseError", id="invalid-chunk-size"),
+        pytest.param("/closes-before-body", "OriginReadError", id="closed-before-body"),
+    ],
+)
+def test_a_body_broken_before_its_first_byte_is_a_502(
+    edge: EdgeProcess, path: str, detail: str
+) -> None:
+    with httpx.Client(base_url=edge.url, timeout=30) as client:
+        response = client.get(path)
+    assert response.status_code == 502
+    assert response.headers["x-edge-error"] == detail
+
+
 # -- the origin client: every failure is an OriginError with its cause -------------------------
 
 
@@ -255,6 +288,20 @@ async def _fetch_all(url: str, target: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("path", "error", "detail", "cause"),
     [
+        pytest.param(
+            "/bad-chunk",
+            OriginInvalidResponse,
+            "OriginInvalidResponseError",
+            "invalid HTTP response",
+            id="invalid-chunk-size",
+        ),
+        pytest.param(
+            "/closes-before-body",
+            OriginDisconnected,
+            "OriginReadError",
+            "closed the connection mid-body",
+            id="closed-before-body",
+        ),
         pytest.param(
             "/endless-field",
             OriginHeadersTooLarge,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ import httpx
 import pytest
 import uvloop
 
-from origin_proxy.transport import PooledTransport, ResponseHeadTooLarge
+from origin_proxy.transport import PooledTransport, ResponseBodyIncomplete, ResponseHeadTooLarge
 
 MB = 1024 * 1024
 
@@ -1052,3 +1054,70 @@ def test_trailer_fields_are_dropped_and_the_connection_kept() -> None:
             assert origin.connections == 1
 
     run(main())
+
+
+# -- a body that breaks: the cause survives, whenever the bytes arrive ----------------------
+
+
+async def _reset(writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n")
+    await writer.drain()
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()  # SO_LINGER 0: the close is a reset
+
+
+async def _close_after(raw: bytes, writer: asyncio.StreamWriter) -> None:
+    writer.write(raw)
+    await writer.drain()
+    writer.close()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize(
+    ("script", "error", "message"),
+    [
+        pytest.param(
+            once(CHUNKED_HEAD + b"zz\r\n"),
+            httpx.RemoteProtocolError,
+            "invalid HTTP response",
+            id="invalid-chunk-size-with-the-head",
+        ),
+        pytest.param(
+            once(CHUNKED_HEAD + b"5\r\nhello\r\n-1\r\n"),
+            httpx.RemoteProtocolError,
+            "invalid HTTP response",
+            id="invalid-chunk-size-after-data",
+        ),
+        pytest.param(
+            functools.partial(_close_after, b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n"),
+            ResponseBodyIncomplete,
+            "closed the connection mid-body",
+            id="closed-before-the-body",
+        ),
+        pytest.param(
+            functools.partial(_close_after, CHUNKED_HEAD),
+            ResponseBodyIncomplete,
+            "closed the connection mid-body",
+            id="closed-before-the-first-chunk",
+        ),
+        pytest.param(_reset, httpx.ReadError, "broke mid-body", id="reset-before-the-body"),
+    ],
+)
+def test_a_broken_body_raises_its_cause_from_the_body(
+    script: Callable[[asyncio.StreamWriter], Awaitable[None]],
+    error: type[Exception],
+    message: str,
+    loop: str,
+) -> None:
+    async def main() -> None:
+        async with RawOrigin(script) as origin, pooled() as transport:
+            result = await transport.handle_async_request(get(origin.url()))
+            assert result.status_code == 200
+            # The connection is gone before the body is read: its end must not hide the cause.
+            await origin.hung_up.wait()
+            with pytest.raises(error, match=message):
+                await read_all(result)
+            assert transport._open == 0
+
+    run(main(), loop)
