@@ -70,6 +70,7 @@ class HttpOrigin:
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
         max_connections: int = 512,
+        max_upload_connections: int | None = None,
         max_response_header_bytes: int = DEFAULT_MAX_RESPONSE_HEADER_BYTES,
         max_response_header_fields: int = DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -104,6 +105,7 @@ class HttpOrigin:
             max_keepalive=min(max_connections, 256),
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
+            max_upload_connections=max_upload_connections,
             max_response_header_bytes=max_response_header_bytes,
             max_response_header_fields=max_response_header_fields,
         )
@@ -168,9 +170,15 @@ class HttpOrigin:
     def _map_error(self, exc: BaseException) -> OriginError:
         cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if isinstance(exc, httpx.TimeoutException):
-            phase = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
-            limit = self.connect_timeout if phase == "connect" else self.read_timeout
-            return OriginTimeout(self.name, f"no {phase} within {limit:g} s ({self.url})")
+            if isinstance(exc, httpx.ConnectTimeout):
+                what = f"no connect within {self.connect_timeout:g} s"
+            elif isinstance(exc, httpx.PoolTimeout):
+                what = f"no free connection within {self.connect_timeout:g} s ({exc})"
+            elif isinstance(exc, httpx.WriteTimeout):
+                what = f"the origin stopped reading the request body for {self.read_timeout:g} s"
+            else:
+                what = f"no read within {self.read_timeout:g} s"
+            return OriginTimeout(self.name, f"{what} ({self.url})")
         if isinstance(exc, httpx.ConnectError):
             if _is_dns_failure(exc):
                 return OriginDnsError(self.name, f"cannot resolve {self.hostname}: {cause}")

@@ -22,6 +22,7 @@ import httpx
 from origin_proxy.limits import (
     DEFAULT_MAX_RESPONSE_HEADER_BYTES,
     DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
+    default_upload_connections,
 )
 
 __all__ = ["PooledTransport", "ResponseBodyIncomplete", "ResponseHeadTooLarge"]
@@ -462,33 +463,30 @@ class _Connection(asyncio.Protocol):
     async def send_body(
         self,
         head: bytes,
-        stream: httpx.AsyncByteStream,
+        first: bytes,
+        rest: AsyncIterator[bytes],
         chunked: bool,
         length: int | None,
         timeout_seconds: float | None,
     ) -> None:
-        """Send `head` and stream a body, waiting whenever the socket's write buffer is full.
+        """Send `head`, the body's `first` chunk and the `rest` of it, waiting whenever the
+        socket's write buffer is full (for at most `timeout_seconds` each time).
 
-        A body with neither Content-Length nor chunked framing goes chunked (RFC 9112 §6.1)
-        if the stream yields any data; the head is held back until that is known. Stops early
-        (leaving `request_sent` false, so the connection is not reused) when the origin answers
-        or disconnects before the whole body was sent.
+        A body with neither Content-Length nor chunked framing goes chunked (RFC 9112 §6.1).
+        Stops early (leaving `request_sent` false, so the connection is not reused) when the
+        origin answers or disconnects before the whole body was sent. An exception from `rest`
+        (the viewer's side) propagates unchanged.
         """
         transport = self.transport
         assert transport is not None
+        if length is None and not chunked:
+            chunked = True
+            head = head[:-2] + b"transfer-encoding: chunked\r\n\r\n"
+        transport.write(head)
         sent = 0
-        iterator = stream.__aiter__()
-        unframed = length is None and not chunked
-        if not unframed:
-            transport.write(head)
+        chunk = first
         try:
-            async for chunk in iterator:
-                if not chunk:
-                    continue
-                if unframed:
-                    unframed = False
-                    chunked = True
-                    transport.write(head[:-2] + b"transfer-encoding: chunked\r\n\r\n")
+            while chunk:
                 if self.lost or self.headers_done:
                     return
                 sent += len(chunk)
@@ -502,18 +500,66 @@ class _Connection(asyncio.Protocol):
                     transport.write(chunk)
                 if self.writing_paused:
                     await self._drain(timeout_seconds)
+                chunk = await _next_chunk(rest)
             if length is not None and sent != length:
                 raise httpx.LocalProtocolError("request body shorter than its Content-Length")
-            if unframed:  # the stream was empty: the request has no body
-                transport.write(head)
             if chunked and not self.lost:
                 transport.write(_LAST_CHUNK)
             self.request_sent = True
         finally:
             if not self.request_sent:
-                aclose = getattr(iterator, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+                await _close_body(rest)
+
+
+async def _next_chunk(body: AsyncIterator[bytes]) -> bytes:
+    """The next chunk of a request body that is not empty; b"" at its end."""
+    async for chunk in body:
+        if chunk:
+            return chunk
+    return b""
+
+
+async def _close_body(body: AsyncIterator[bytes]) -> None:
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class _StreamedRequestBody:
+    """A request body from a stream: its first chunk, already read, and the rest to come."""
+
+    __slots__ = ("_slot_of", "first", "rest")
+
+    def __init__(self, first: bytes, rest: AsyncIterator[bytes]) -> None:
+        self.first = first
+        self.rest = rest
+        self._slot_of: PooledTransport | None = None
+
+    @classmethod
+    async def start(cls, stream: httpx.AsyncByteStream) -> _StreamedRequestBody:
+        """Wait for the first chunk that is not empty (b"" if the stream ends first)."""
+        rest = stream.__aiter__()
+        try:
+            first = await _next_chunk(rest)
+        except BaseException:
+            await _close_body(rest)
+            raise
+        return cls(first, rest)
+
+    async def take_upload_slot(
+        self, pool: PooledTransport, timeouts: Mapping[str, float | None] | None
+    ) -> None:
+        """Hold one of `pool`'s upload slots until `release_upload_slot`."""
+        await pool._take_upload_slot(timeouts)
+        self._slot_of = pool
+
+    def release_upload_slot(self) -> None:
+        if self._slot_of is not None:
+            self._slot_of._give_back_upload_slot()
+            self._slot_of = None
+
+    async def close(self) -> None:
+        await _close_body(self.rest)
 
 
 class _BufferedBody(httpx.AsyncByteStream):
@@ -580,11 +626,15 @@ class PooledTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 keep-alive pools per (scheme, host, port), for `handle_async_request` calls.
 
     `max_connections` bounds the open connections over all origins (a request waits up to the
-    connect timeout for one, then fails with `httpx.PoolTimeout`); at most `max_keepalive` idle
+    pool timeout for one, then fails with `httpx.PoolTimeout`); at most `max_keepalive` idle
     ones are kept, each for `keepalive_expiry` seconds. https is supported through `ssl_context`
     (default: `ssl.create_default_context()`, created on first use).
 
-    A response head over
+    A request whose body streams (an `httpx.AsyncByteStream`) takes no connection before the
+    stream yields its first chunk, and until that body is sent it holds one of
+    `max_upload_connections` (default: `limits.default_upload_connections`, three quarters of
+    `max_connections`): the pace of an upload is the sender's, and stalled uploads must not
+    take the connections that other requests need. A response head over
     `max_response_header_bytes` or `max_response_header_fields` fails with
     `ResponseHeadTooLarge` as soon as the bytes read pass the limit.
     """
@@ -598,14 +648,22 @@ class PooledTransport(httpx.AsyncBaseTransport):
         read_timeout: float = 30.0,
         keepalive_expiry: float = 5.0,
         ssl_context: ssl.SSLContext | None = None,
+        max_upload_connections: int | None = None,
         max_response_header_bytes: int = DEFAULT_MAX_RESPONSE_HEADER_BYTES,
         max_response_header_fields: int = DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
     ) -> None:
         if max_connections < 1 or max_keepalive < 0:
             raise ValueError("max_connections must be >= 1 and max_keepalive >= 0")
+        if max_upload_connections is None:
+            max_upload_connections = default_upload_connections(max_connections)
+        if max_upload_connections < 1:
+            raise ValueError("max_upload_connections must be >= 1")
         if max_response_header_bytes < 1 or max_response_header_fields < 1:
             raise ValueError("the response head limits must be >= 1")
         self._max_connections = max_connections
+        self._max_uploads = min(max_upload_connections, max_connections)
+        self._uploads = 0  # upload slots held
+        self._upload_waiters: deque[asyncio.Future[None]] = deque()
         self._max_response_header_bytes = max_response_header_bytes
         self._max_response_header_fields = max_response_header_fields
         self._max_keepalive = max_keepalive
@@ -680,20 +738,40 @@ class PooledTransport(httpx.AsyncBaseTransport):
         # RFC 9112 §2.2: a CR or LF inside a field would split it into forged header lines.
         if head.count(b"\n") != header_lines + 2 or head.count(b"\r") != header_lines + 2:
             raise httpx.LocalProtocolError("CR or LF inside the request line or a header field")
+        streamed = None
+        if body_stream is not None:
+            # No connection is taken before there is something to send: how long the first
+            # chunk takes is the sender's to bound (the edge times out a silent viewer).
+            streamed = await _StreamedRequestBody.start(body_stream)
+            if not streamed.first:
+                streamed = None  # the stream was empty: the request has no body
+                if chunked:
+                    body = _LAST_CHUNK
+                elif length:
+                    raise httpx.LocalProtocolError("request body shorter than its Content-Length")
         if body:
             head += body
 
-        conn = self._take_idle(key)
-        if conn is None:
-            conn = await self._acquire(key, timeouts)
+        try:
+            if streamed is not None and (length is None or len(streamed.first) < length):
+                # More is to come, at the sender's pace: hold an upload slot meanwhile.
+                await streamed.take_upload_slot(self, timeouts)
+            conn = self._take_idle(key)
+            if conn is None:
+                conn = await self._acquire(key, timeouts)
+        except BaseException:
+            if streamed is not None:
+                streamed.release_upload_slot()
+                await streamed.close()
+            raise
         try:
             return await self._exchange(
-                conn, request, head, body_stream, chunked, length, read_timeout, timeouts
+                conn, request, head, streamed, chunked, length, read_timeout, timeouts
             )
         except _StaleConnectionError:
             # The origin closed an idle connection as we reused it: nothing was received, so
             # a request with no body is safe to send again on a fresh connection, once.
-            if body_stream is not None or body:
+            if streamed is not None or body:
                 raise httpx.RemoteProtocolError(
                     "origin closed a kept-alive connection before answering"
                 ) from None
@@ -710,7 +788,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         conn: _Connection,
         request: httpx.Request,
         head: bytes,
-        body_stream: httpx.AsyncByteStream | None,
+        streamed: _StreamedRequestBody | None,
         chunked: bool,
         length: int | None,
         read_timeout: float | None,
@@ -724,12 +802,17 @@ class PooledTransport(httpx.AsyncBaseTransport):
         transport = conn.transport
         assert transport is not None
         try:
-            if body_stream is None:
+            if streamed is None:
                 transport.write(head)
                 conn.request_sent = True
             else:
                 write_timeout = read_timeout if timeouts is None else timeouts.get("write")
-                await conn.send_body(head, body_stream, chunked, length, write_timeout)
+                try:
+                    await conn.send_body(
+                        head, streamed.first, streamed.rest, chunked, length, write_timeout
+                    )
+                finally:
+                    streamed.release_upload_slot()
             if not waiter.done():
                 if read_timeout is None:
                     await waiter
@@ -903,6 +986,39 @@ class PooledTransport(httpx.AsyncBaseTransport):
                 if live:
                     return
 
+    async def _take_upload_slot(self, timeouts: Mapping[str, float | None] | None) -> None:
+        """Wait up to the pool timeout until fewer than `max_upload_connections` requests are
+        sending a streamed body, and count this one."""
+        if self._uploads < self._max_uploads and not self._upload_waiters:
+            self._uploads += 1
+            return
+        pool_timeout = self._connect_timeout if timeouts is None else timeouts.get("pool")
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._upload_waiters.append(waiter)
+        try:
+            async with asyncio.timeout(pool_timeout):
+                await waiter  # a slot given back is handed over: the count stays
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._give_back_upload_slot()  # handed over too late: pass it on
+            if isinstance(exc, TimeoutError):
+                raise httpx.PoolTimeout(
+                    "every connection that uploads may use is busy sending a body"
+                ) from None
+            raise
+        finally:
+            if not waiter.done():
+                self._upload_waiters.remove(waiter)
+
+    def _give_back_upload_slot(self) -> None:
+        waiters = self._upload_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._uploads -= 1
+
     def _wake_slot_waiter(self) -> None:
         waiters = self._slot_waiters
         while waiters:
@@ -918,7 +1034,8 @@ class PooledTransport(httpx.AsyncBaseTransport):
             self._discard(conn)
         self._idle.clear()
         self._idle_count = 0
-        while self._slot_waiters:
-            waiter = self._slot_waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(RuntimeError("PooledTransport is closed"))
+        for waiters in (self._slot_waiters, self._upload_waiters):
+            while waiters:
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    waiter.set_exception(RuntimeError("PooledTransport is closed"))

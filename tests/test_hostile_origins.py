@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -28,6 +28,7 @@ from origin_proxy import (
     OriginRequest,
 )
 from tests.conftest import EdgeProcess, vm_kib
+from tests.rawhttp import read_response, status_of
 
 MB = 1024 * 1024
 # "Endless" for a test: far beyond any limit the edge should keep; the origin stops there so a
@@ -270,6 +271,63 @@ def test_a_body_broken_before_its_first_byte_is_a_502(
     assert response.headers["x-edge-error"] == detail
 
 
+# -- finding 3: stalled uploads never take every origin connection ----------------------------
+
+
+def test_stalled_uploads_leave_a_connection_for_other_requests(
+    edge: EdgeProcess, hostile: HostileOrigin
+) -> None:
+    uploads: list[socket.socket] = []
+    try:
+        for _ in range(16):
+            sock = socket.create_connection(("127.0.0.1", int(edge.url.rsplit(":", 1)[1])))
+            sock.settimeout(30)
+            sock.sendall(
+                b"POST /upload HTTP/1.1\r\nhost: edge\r\ncontent-length: 1000000\r\n\r\nab"
+            )
+            uploads.append(sock)
+        # Uploads may hold all connections but one (a quarter of 4, rounded up, is kept).
+        hostile.wait(lambda: hostile.uploads_seen >= MAX_CONNECTIONS - 1)
+        with httpx.Client(base_url=edge.url, timeout=30) as client:
+            response = client.get("/ping")
+        assert response.status_code == 200
+        assert response.text == "pong"
+        assert hostile.uploads_seen == MAX_CONNECTIONS - 1
+    finally:
+        for sock in uploads:
+            sock.close()
+    # A viewer that goes away mid-upload takes its origin connection with it.
+    hostile.wait(lambda: hostile.uploads_closed == hostile.uploads_seen)
+
+
+def test_uploads_that_never_send_a_byte_take_no_origin_connection(
+    edge: EdgeProcess, hostile: HostileOrigin
+) -> None:
+    port = int(edge.url.rsplit(":", 1)[1])
+    silent = []
+    try:
+        for _ in range(2 * MAX_CONNECTIONS):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"POST /upload HTTP/1.1\r\nhost: edge\r\ncontent-length: 10\r\n\r\n")
+            silent.append(sock)
+        with httpx.Client(base_url=edge.url, timeout=30) as client:
+            assert client.get("/ping").text == "pong"
+        assert hostile.uploads_seen == 0
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+def test_a_small_upload_is_answered(edge: EdgeProcess) -> None:
+    """A complete small upload still reaches the origin and its answer comes back."""
+    port = int(edge.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"POST /ping HTTP/1.1\r\nhost: edge\r\ncontent-length: 2\r\n\r\nab")
+        answer = read_response(sock)
+    assert status_of(answer) == 200
+    assert answer.endswith(b"pong")
+
+
 # -- the origin client: every failure is an OriginError with its cause -------------------------
 
 
@@ -326,3 +384,37 @@ def test_a_hostile_answer_is_an_origin_error_with_its_cause(
     assert cause in raised.value.cause
     failure = failure_for(raised.value)
     assert (failure.status, failure.detail) == (502, detail)
+
+
+class ViewerGoneError(Exception):
+    """Raised by a viewer's request body, as the pipeline's body reader does."""
+
+
+@pytest.mark.parametrize("sent", [b"", b"ab"], ids=["before-the-first-chunk", "mid-upload"])
+def test_an_error_from_the_viewers_body_passes_through_unchanged(
+    hostile: HostileOrigin, sent: bytes
+) -> None:
+    gone = ViewerGoneError("idle for too long")
+
+    async def body() -> AsyncIterator[bytes]:
+        if sent:
+            yield sent
+            # The origin has the request: its connection is held until this raises.
+            await asyncio.to_thread(hostile.wait, lambda: hostile.uploads_seen == 1)
+        raise gone
+
+    async def main() -> None:
+        origin = HttpOrigin("hostile", hostile.url, read_timeout=10)
+        request = OriginRequest(
+            "POST", b"/upload", [(b"host", b"hostile")], body=body(), content_length=10
+        )
+        try:
+            with pytest.raises(ViewerGoneError) as raised:
+                await origin.fetch(request)
+            assert raised.value is gone
+        finally:
+            await origin.aclose()
+
+    asyncio.run(main())
+    hostile.wait(lambda: hostile.uploads_closed == hostile.uploads_seen)
+    assert hostile.uploads_seen == (1 if sent else 0)

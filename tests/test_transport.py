@@ -1121,3 +1121,245 @@ def test_a_broken_body_raises_its_cause_from_the_body(
             assert transport._open == 0
 
     run(main(), loop)
+
+
+# -- uploads: no connection before the first chunk, and never all of them ------------------
+
+
+class ViewerGoneError(Exception):
+    """What the viewer's side raises from a request body (a disconnect, an idle timeout)."""
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_an_upload_takes_no_connection_before_its_first_chunk(loop: str) -> None:
+    async def main() -> None:
+        asked = asyncio.Event()
+        gate = asyncio.Event()
+
+        async def body() -> AsyncIterator[bytes]:
+            asked.set()
+            await gate.wait()
+            yield b"late"
+
+        async with Origin(echo_target) as origin, pooled(max_connections=1) as transport:
+            timeouts = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
+            upload = get(
+                origin.url("/up"),
+                method="POST",
+                stream=Streamed(body()),
+                extensions={"timeout": timeouts},
+            )
+            async with asyncio.TaskGroup() as tasks:
+                pending = tasks.create_task(transport.handle_async_request(upload))
+                await asyncio.wait_for(asked.wait(), 5)
+                plain = get(origin.url("/get"), extensions={"timeout": timeouts})
+                assert await read_all(await transport.handle_async_request(plain)) == b"/get"
+                assert [r.target for r in origin.requests] == [b"/get"]
+                gate.set()
+                assert await read_all(await pending) == b"/up"
+
+    run(main(), loop)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_stalled_uploads_leave_connections_for_other_requests(loop: str) -> None:
+    async def main() -> None:
+        stall = asyncio.Event()
+        holding = 0
+        changed = asyncio.Condition()
+
+        async def body() -> AsyncIterator[bytes]:
+            nonlocal holding
+            yield b"ab"
+            async with changed:  # asked for more: the first chunk went out on a connection
+                holding += 1
+                changed.notify_all()
+            await stall.wait()
+            yield b"cd"
+
+        async with Origin(echo_target) as origin, pooled(max_connections=4) as transport:
+            timeouts = {"connect": 5.0, "read": 10.0, "write": 5.0, "pool": 10.0}
+
+            def upload(i: int) -> httpx.Request:
+                return get(
+                    origin.url(f"/up{i}"),
+                    method="POST",
+                    headers=[(b"host", b"h"), (b"content-length", b"4")],
+                    stream=Streamed(body()),
+                    extensions={"timeout": timeouts},
+                )
+
+            async with asyncio.TaskGroup() as tasks:
+                uploads = [
+                    tasks.create_task(transport.handle_async_request(upload(i))) for i in range(8)
+                ]
+                async with changed:
+                    await asyncio.wait_for(changed.wait_for(lambda: holding >= 3), 5)
+                for path in ("/a", "/b"):
+                    plain = get(origin.url(path), extensions={"timeout": timeouts})
+                    assert await read_all(await transport.handle_async_request(plain)) == (
+                        path.encode()
+                    )
+                assert holding == 3  # a quarter of 4 connections is kept from uploads
+                stall.set()
+                for i, task in enumerate(uploads):
+                    assert await read_all(await task) == f"/up{i}".encode()
+
+    run(main(), loop)
+
+
+def test_upload_slot_wait_is_bounded_by_the_pool_timeout() -> None:
+    async def main() -> None:
+        stall = asyncio.Event()
+        holding = asyncio.Event()
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"ab"
+            holding.set()
+            await stall.wait()
+            yield b"cd"
+
+        async with (
+            Origin(echo_target) as origin,
+            pooled(max_connections=8, max_upload_connections=1) as transport,
+        ):
+            timeouts = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 0.2}
+
+            def upload() -> httpx.Request:
+                return get(
+                    origin.url("/up"),
+                    method="POST",
+                    stream=Streamed(body()),
+                    extensions={"timeout": timeouts},
+                )
+
+            async with asyncio.TaskGroup() as tasks:
+                first = tasks.create_task(transport.handle_async_request(upload()))
+                await asyncio.wait_for(holding.wait(), 5)
+                with pytest.raises(httpx.PoolTimeout, match="upload"):
+                    await transport.handle_async_request(upload())
+                stall.set()
+                await read_all(await first)
+
+    run(main())
+
+
+def _short_upload(origin: Origin) -> httpx.Request:
+    """A streamed upload that must find an upload slot within a short pool timeout."""
+    timeouts = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 0.5}
+    return get(
+        origin.url("/next"),
+        method="POST",
+        stream=Streamed(_chunks(b"a", b"b")),
+        extensions={"timeout": timeouts},
+    )
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("when", ["before-the-first-chunk", "mid-upload"])
+def test_an_error_from_the_request_body_propagates_and_drops_the_connection(
+    loop: str, when: str
+) -> None:
+    gone = ViewerGoneError("the viewer went away")
+
+    async def body() -> AsyncIterator[bytes]:
+        if when == "mid-upload":
+            yield b"ab"
+        raise gone
+
+    async def main() -> None:
+        async with (
+            Origin(echo_target) as origin,
+            pooled(max_upload_connections=1) as transport,
+        ):
+            upload = get(
+                origin.url("/up"),
+                method="POST",
+                headers=[(b"host", b"h"), (b"content-length", b"10")],
+                stream=Streamed(body()),
+            )
+            with pytest.raises(ViewerGoneError) as raised:
+                await transport.handle_async_request(upload)
+            assert raised.value is gone
+            assert transport._open == 0
+            # The upload slot is free again, and the next request gets a new connection.
+            assert await read_all(await transport.handle_async_request(_short_upload(origin))) == (
+                b"/next"
+            )
+            assert origin.connections == (2 if when == "mid-upload" else 1)
+
+    run(main(), loop)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_an_origin_that_stops_reading_an_upload_is_a_write_timeout(loop: str) -> None:
+    async def never_read(writer: asyncio.StreamWriter) -> None:
+        await asyncio.Event().wait()
+
+    async def body() -> AsyncIterator[bytes]:
+        block = b"u" * 65536
+        for _ in range(ENDLESS // len(block)):
+            yield block
+
+    async def main() -> None:
+        async with (
+            RawOrigin(never_read) as origin,
+            Origin(echo_target) as other,
+            pooled(max_upload_connections=1) as transport,
+        ):
+            timeouts = {"connect": 5.0, "read": 5.0, "write": 0.3, "pool": 5.0}
+            upload = get(
+                origin.url("/up"),
+                method="POST",
+                stream=Streamed(body()),
+                extensions={"timeout": timeouts},
+            )
+            with pytest.raises(httpx.WriteTimeout):
+                await transport.handle_async_request(upload)
+            assert transport._open == 0
+            assert await read_all(await transport.handle_async_request(_short_upload(other))) == (
+                b"/next"
+            )
+
+    run(main(), loop)
+
+
+@pytest.mark.parametrize(
+    ("headers", "sent"),
+    [
+        pytest.param([(b"transfer-encoding", b"chunked")], b"0\r\n\r\n", id="chunked"),
+        pytest.param([(b"content-length", b"0")], b"", id="length-0"),
+    ],
+)
+def test_an_empty_streamed_body_keeps_its_framing(
+    headers: list[tuple[bytes, bytes]], sent: bytes
+) -> None:
+    async def main() -> None:
+        async with Origin(echo_target) as origin, pooled() as transport:
+            request = get(
+                origin.url(),
+                method="POST",
+                headers=[(b"host", b"h"), *headers],
+                stream=Streamed(_chunks(b"", b"")),
+            )
+            await read_all(await transport.handle_async_request(request))
+            assert origin.requests[0].body == b""
+            assert origin.requests[0].headers[-1] == headers[0]
+
+    run(main())
+
+
+def test_an_empty_streamed_body_shorter_than_its_length_is_refused() -> None:
+    async def main() -> None:
+        async with Origin(echo_target) as origin, pooled() as transport:
+            request = get(
+                origin.url(),
+                method="POST",
+                headers=[(b"host", b"h"), (b"content-length", b"5")],
+                stream=Streamed(_chunks()),
+            )
+            with pytest.raises(httpx.LocalProtocolError, match="shorter"):
+                await transport.handle_async_request(request)
+            assert origin.connections == 0
+
+    run(main())
