@@ -21,6 +21,7 @@ import httpx
 import pytest
 import uvloop
 
+from origin_proxy import transport as transport_module
 from origin_proxy.transport import PooledTransport, ResponseBodyIncomplete, ResponseHeadTooLarge
 
 MB = 1024 * 1024
@@ -1363,3 +1364,79 @@ def test_an_empty_streamed_body_shorter_than_its_length_is_refused() -> None:
             assert origin.connections == 0
 
     run(main())
+
+
+# -- the parser fed at every split offset ---------------------------------------------------
+
+
+class _NullSocket(asyncio.Transport):
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def _parse_split(raw: bytes, **limits: int) -> list[tuple[Any, ...]]:
+    """What a connection makes of `raw` read in two parts, for every place it can be split."""
+
+    async def main() -> list[tuple[Any, ...]]:
+        pool = PooledTransport(**limits)
+        loop = asyncio.get_running_loop()
+        outcomes = []
+        for cut in range(1, len(raw)):
+            conn = transport_module._Connection(pool, (b"http", b"h", 80), loop)
+            conn.connection_made(_NullSocket())
+            conn.in_exchange = True
+            waiter = conn.head_waiter = loop.create_future()
+            conn.data_received(raw[:cut])
+            if not conn.lost:
+                conn.data_received(raw[cut:])
+            failure = waiter.exception() if waiter.done() else None
+            outcomes.append(
+                (
+                    type(failure or conn.error),
+                    conn.status,
+                    conn.reason,
+                    tuple(conn.headers),
+                    b"".join(conn.chunks),
+                    conn.complete,
+                )
+            )
+        return outcomes
+
+    return asyncio.run(main())
+
+
+def test_a_response_read_in_two_parts_parses_the_same_wherever_it_is_split() -> None:
+    raw = (
+        EARLY_HINTS
+        + b"HTTP/1.1 200 Perfectly Fine\r\nx-a: 1\r\nx-b: two words\r\n"
+        + b"transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-trailer: t\r\n\r\n"
+    )
+    expected = (
+        type(None),
+        200,
+        b"Perfectly Fine",
+        ((b"x-a", b"1"), (b"x-b", b"two words"), (b"transfer-encoding", b"chunked")),
+        b"hello",
+        True,
+    )
+    assert set(_parse_split(raw, max_response_header_bytes=256)) == {expected}
+
+
+def test_a_head_over_the_limit_is_refused_wherever_it_is_split() -> None:
+    head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"x-f%d: v\r\n" % i for i in range(30)) + b"\r\n"
+    outcomes = _parse_split(head + b"body", max_response_header_bytes=len(head) - 1)
+    assert {outcome[0] for outcome in outcomes} == {ResponseHeadTooLarge}
+    outcomes = _parse_split(head, max_response_header_fields=29)
+    assert {outcome[0] for outcome in outcomes} == {ResponseHeadTooLarge}
