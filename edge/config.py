@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from edge.behaviors import METHOD_SETS, MethodSet
+from origin_proxy import DEFAULT_MAX_RESPONSE_HEADER_BYTES, DEFAULT_MAX_RESPONSE_HEADER_FIELDS
 from sandbox.python_worker.spec import check_environment
 
 
@@ -88,6 +89,16 @@ class HttpOriginConfig(_Strict):
     connect_timeout: Seconds = 10.0
     read_timeout: Seconds = 30.0
     max_connections: int = Field(default=512, ge=1, le=100_000)
+    # Of those, how many requests whose body streams from the viewer may hold at once
+    # (default: three quarters, so stalled uploads leave the rest to other requests).
+    max_upload_connections: int | None = Field(default=None, ge=1, le=100_000)
+    # An answer whose head (status line, fields, interim heads) is larger gets a 502.
+    max_response_header_bytes: int = Field(
+        default=DEFAULT_MAX_RESPONSE_HEADER_BYTES, ge=1024, le=16 * 1024 * 1024
+    )
+    max_response_header_fields: int = Field(
+        default=DEFAULT_MAX_RESPONSE_HEADER_FIELDS, ge=1, le=100_000
+    )
 
     @field_validator("url")
     @classmethod

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 from edge.events import LambdaValidationError
 from edge.triggers import TriggerFailed
-from origin_proxy.errors import OriginError, OriginInvalidResponse, OriginTimeout
+from origin_proxy.errors import (
+    OriginDisconnected,
+    OriginError,
+    OriginHeadersTooLarge,
+    OriginInvalidResponse,
+    OriginTimeout,
+)
 from sandbox.errors import (
     FunctionCrashed,
     FunctionError,
@@ -143,6 +149,19 @@ def failure_for(exc: BaseException) -> Failure:
         return _function_failure(exc)
     if isinstance(exc, OriginTimeout):
         return Failure(504, "Error", exc.detail, "The origin did not answer in time.", str(exc))
+    if isinstance(exc, OriginHeadersTooLarge):
+        return Failure(
+            502,
+            "Error",
+            exc.detail,
+            "The origin sent response headers larger than the edge accepts.",
+            f"{exc}; raise the origin's max_response_header_bytes or "
+            "max_response_header_fields if it is trusted",
+        )
+    if isinstance(exc, OriginDisconnected):
+        return Failure(
+            502, "Error", exc.detail, "The origin's answer broke off before its end.", str(exc)
+        )
     if isinstance(exc, OriginInvalidResponse):
         return Failure(
             502, "Error", exc.detail, "The origin sent a response that could not be read.", str(exc)

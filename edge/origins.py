@@ -67,6 +67,9 @@ def _http_upstream(name: str, settings: HttpOriginConfig) -> Upstream:
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         max_connections=settings.max_connections,
+        max_upload_connections=settings.max_upload_connections,
+        max_response_header_bytes=settings.max_response_header_bytes,
+        max_response_header_fields=settings.max_response_header_fields,
     )
     described = CustomOrigin(
         domain_name=settings.domain_name or http.hostname,
