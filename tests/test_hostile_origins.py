@@ -249,12 +249,6 @@ def test_an_oversized_head_is_not_relayed(
 # -- finding 2: a body that breaks before its first byte ---------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="needs the pipeline to read the first body chunk before it sends the head "
-    "(another change); the transport already raises an OriginError there",
-    raises=(AssertionError, httpx.HTTPError),
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("path", "detail"),
     [
