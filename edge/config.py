@@ -62,6 +62,9 @@ class ServerConfig(_Strict):
     keep_alive_timeout: Seconds = 60.0
     # Seconds a request body may pause between two chunks before the viewer gets 408.
     client_body_timeout: Seconds = 30.0
+    # Seconds a response write may wait for a viewer that reads nothing; then it is abandoned
+    # (the origin's connection is freed).
+    send_timeout: Seconds = 60.0
     # "reject": a path with %2F or %5C gets 400 (origins disagree on what it means); "keep":
     # matched and forwarded as written.
     escaped_slashes: Literal["reject", "keep"] = "reject"

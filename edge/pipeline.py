@@ -140,6 +140,9 @@ class Answer:
 
 _FAILOVER_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
+# A body this small, sent in one write, fits in the server's write buffer without waiting.
+_UNWATCHED_BYTES = 16 * 1024
+
 # The validators this cache adds to a revalidation (dropped to fetch a response whole).
 _VALIDATORS = frozenset({b"if-none-match", b"if-modified-since"})
 
@@ -362,6 +365,7 @@ class Pipeline:
         self.via = via_value(server.name)
         self.max_body_bytes = server.max_body_bytes
         self.body_timeout = server.client_body_timeout
+        self.send_timeout = server.send_timeout
         self.limits = ViewerLimits(
             max_url_bytes=server.max_url_bytes,
             max_header_bytes=server.max_header_bytes,
@@ -928,25 +932,57 @@ class Pipeline:
             if method == "HEAD":
                 await send({"type": "http.response.body", "body": b""})
                 return
-            # With a declared length, the last chunk goes out as the end of the body: one
-            # server write fewer for every response that fits in one chunk.
             remaining = _declared_length(headers)
-            body = answer.body
-            while chunk:
-                sent.body_bytes += len(chunk)
-                if remaining is not None:
-                    remaining -= len(chunk)
-                    if remaining <= 0:
-                        await send({"type": "http.response.body", "body": chunk})
-                        aclose = getattr(body, "aclose", None)
-                        if aclose is not None:
-                            await aclose()
-                        return
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                chunk = await _next_chunk(body)
-            await send({"type": "http.response.body", "body": b""})
+            if remaining is not None and remaining <= len(chunk) <= _UNWATCHED_BYTES:
+                # The whole body in one small write: the socket's buffer takes it at once.
+                await self._send_body(send, chunk, answer.body, remaining, sent, None)
+                return
+            # A viewer that stops reading must not hold the origin's connection for good.
+            try:
+                async with asyncio.timeout(None) as deadline:
+                    await self._send_body(send, chunk, answer.body, remaining, sent, deadline)
+            except TimeoutError:
+                logger.warning(
+                    "request %s: the viewer read nothing for %g s; the response is abandoned "
+                    "after %d body bytes",
+                    request_id,
+                    self.send_timeout,
+                    sent.body_bytes,
+                )
+                sent.result = "ViewerStalled"
         finally:
             await answer.close()
+
+    async def _send_body(
+        self,
+        send: Send,
+        chunk: bytes,
+        body: AsyncIterator[bytes],
+        remaining: int | None,
+        sent: _Sent,
+        deadline: asyncio.Timeout | None,
+    ) -> None:
+        """Send `chunk`, then the rest of `body`; each write must finish before `deadline` is
+        `send_timeout` away. With a declared length, the last chunk goes out as the end of the
+        body: one server write fewer for every response that fits in one chunk."""
+        loop = asyncio.get_running_loop()
+        while chunk:
+            sent.body_bytes += len(chunk)
+            if deadline is not None:
+                deadline.reschedule(loop.time() + self.send_timeout)
+            if remaining is not None:
+                remaining -= len(chunk)
+                if remaining <= 0:
+                    await send({"type": "http.response.body", "body": chunk})
+                    aclose = getattr(body, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+                    return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if deadline is not None:
+                deadline.reschedule(None)  # reading the origin is bounded by its own timeout
+            chunk = await _next_chunk(body)
+        await send({"type": "http.response.body", "body": b""})
 
     async def _send_failure(
         self, send: Send, failure: Failure, request_id: str, method: str, sent: _Sent

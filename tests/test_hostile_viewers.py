@@ -224,6 +224,7 @@ def origin() -> Iterator[CacheOrigin]:
 CONFIG = """
 [server]
 client_body_timeout = 1
+send_timeout = 1
 
 [origins.o]
 url = "{url}"
@@ -231,6 +232,10 @@ max_connections = 4
 
 [origins.site]
 directory = "{site}"
+
+[origins.narrow]
+url = "{url}"
+max_connections = 1
 
 [origins.kept]
 url = "{url}"
@@ -280,6 +285,10 @@ cache = {{ headers = ["host"] }}
 path = "/optimized/*"
 origin = "o"
 cache = "caching-optimized"
+
+[[behaviors]]
+path = "/narrow/*"
+origin = "narrow"
 
 [[behaviors]]
 path = "/kept/*"
@@ -508,6 +517,25 @@ def test_a_stalled_request_body_times_out_and_frees_the_origin(
         for sock in socks:
             sock.close()
     assert _body(_get(edge, b"/after-stall")) == b"fine"
+
+
+def test_a_viewer_that_stops_reading_frees_the_origin(
+    edge: EdgeProcess, origin: CacheOrigin
+) -> None:
+    """A viewer that asks for a large response and reads nothing does not hold the origin's
+    only connection beyond the send timeout (1 s here): another viewer is served after it."""
+    big = b"x" * (16 * 1024 * 1024)
+    origin.script("/narrow/big", Reply(200, [("Cache-Control", "no-store")], big))
+    origin.script("/narrow/small", Reply(200, [("Cache-Control", "no-store")], b"small"))
+    stalled = socket.create_connection(("127.0.0.1", _port(edge)), timeout=20)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        stalled.sendall(b"GET /narrow/big HTTP/1.1\r\nHost: x\r\n\r\n")
+        origin.wait_for_count("/narrow/big", 1)
+        assert _body(_get(edge, b"/narrow/small")) == b"small"
+    finally:
+        stalled.close()
+    edge.wait_for(r"the viewer read nothing for 1 s")
 
 
 # -- a hostile origin ----------------------------------------------------------------------------
