@@ -4,7 +4,9 @@
 socket and a memfd for the new environment and gets back the child's pid and a pidfd (so a kill
 can never hit a recycled pid); each child's end arrives as a wait status on
 `SpawnedProcess.exited`, after the zygote has reaped it and removed its temporary directory.
-One zygote can serve many pools; it is bound to the event loop that launched it.
+A zygote is bound to the event loop that launched it. Its confinement (`isolation.py`) is fixed
+at launch: under bubblewrap it sees only the code directories it was given, so a zygote serves
+the functions whose code it was launched with (the pool launches one per function).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,19 @@ from typing import Any
 import orjson
 
 from sandbox.errors import SandboxError
+from sandbox.python_worker.isolation import (
+    SOURCE_ROOT,
+    IsolationReport,
+    SandboxPolicy,
+    UidBlock,
+    bwrap_arguments,
+    bwrap_path,
+    claim_uid_block,
+    environment_pid,
+    probe_isolation,
+)
 
-_SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
+_SOURCE_ROOT = str(SOURCE_ROOT)
 _MAX_MESSAGE_BYTES = 1 << 16
 _STARTUP_TIMEOUT_SECONDS = 30.0
 
@@ -35,7 +49,9 @@ class SpawnedProcess:
     """One forked environment process, as the host sees it.
 
     `exited` resolves to the raw wait status once the zygote has reaped the process and removed
-    its temporary directory (None if the zygote itself went away first).
+    its temporary directory (None if the zygote itself went away first). `pid` is in the host's
+    PID namespace. `namespaced`: the process is the init of the environment's own PID
+    namespace (the runtime is its child), and killing it ends everything in the namespace.
     """
 
     pid: int
@@ -44,6 +60,7 @@ class SpawnedProcess:
     sock: socket.socket
     memfd: int
     exited: asyncio.Future[int | None] = field(repr=False)
+    namespaced: bool = False
 
     def kill(self) -> None:
         """SIGKILL the process (and its process group); a no-op once it has exited."""
@@ -51,8 +68,9 @@ class SpawnedProcess:
             return
         with contextlib.suppress(ProcessLookupError, OSError):
             signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
+        if not self.namespaced:  # the init's death already took every descendant
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
 
     def read_output(self, max_bytes: int) -> str:
         """What the process wrote to fds 1/2 since its last drain (for timeouts and crashes)."""
@@ -64,10 +82,24 @@ class SpawnedProcess:
             return ""
         return data.decode("utf-8", "replace")
 
-    def peak_memory_mb(self) -> int | None:
-        """The process's peak resident set (VmHWM), while it is alive."""
+    def runtime_pid(self) -> int | None:
+        """The runtime's pid (the init's only child when namespaced), while it is alive."""
+        if not self.namespaced:
+            return self.pid
         try:
-            with open(f"/proc/{self.pid}/status", "rb") as status:
+            with open(f"/proc/{self.pid}/task/{self.pid}/children", "rb") as children:
+                first = children.read().split(maxsplit=1)
+        except OSError:
+            return None
+        return int(first[0]) if first else None
+
+    def peak_memory_mb(self) -> int | None:
+        """The runtime's peak resident set (VmHWM), while it is alive."""
+        pid = self.runtime_pid()
+        if pid is None:
+            return None
+        try:
+            with open(f"/proc/{pid}/status", "rb") as status:
                 for line in status:
                     if line.startswith(b"VmHWM:"):
                         return int(line.split()[1]) // 1024
@@ -91,10 +123,14 @@ class Zygote:
         loop: asyncio.AbstractEventLoop,
         process: asyncio.subprocess.Process,
         control: socket.socket,
+        isolation: IsolationReport,
+        uids: UidBlock | None,
     ) -> None:
         self._loop = loop
         self._process = process
         self._control = control
+        self.isolation = isolation
+        self._uids = uids
         self._replies: collections.deque[asyncio.Future[tuple[dict[str, Any], list[int]]]] = (
             collections.deque()
         )
@@ -115,35 +151,66 @@ class Zygote:
         return not self._closed and self._process.returncode is None
 
     @classmethod
-    async def launch(cls) -> Zygote:
-        """Start a zygote as a fresh interpreter and wait until it has preloaded."""
+    async def launch(
+        cls,
+        *,
+        sandbox: SandboxPolicy | None = None,
+        code_dirs: Sequence[Path] = (),
+        network: bool = False,
+    ) -> Zygote:
+        """Start a zygote as a fresh interpreter and wait until it has preloaded.
+
+        `sandbox` (default: the best isolation available) decides its confinement;
+        `code_dirs` are the function code it may show (read-only), `network` whether its
+        environments share the host's network. Raises `SandboxUnavailable` when the policy
+        asks for a level this machine cannot give.
+        """
         loop = asyncio.get_running_loop()
+        policy = sandbox or SandboxPolicy()
+        # The first probe of the process starts a sandbox (tens of ms): off the event loop.
+        report = await loop.run_in_executor(
+            None, probe_isolation, policy.isolation, policy.uid_base
+        )
+        uids = claim_uid_block(policy.uid_base, policy.uid_count) if report.switches_uid else None
+        settings: dict[str, Any] = {"level": report.level}
+        if uids is not None:
+            settings.update(uid_first=uids.first, uid_count=uids.count)
+        prefix: list[str] = []
+        if report.level == "namespaces":
+            prefix = await loop.run_in_executor(
+                None, _bwrap_prefix, code_dirs, network, policy.hidden_paths
+            )
         host_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             code = (
                 "import sys; sys.path.insert(0, sys.argv[2]); "
                 "from sandbox.python_worker.zygote import serve; "
-                "serve(int(sys.argv[1]), sys.argv[2])"
+                "serve(int(sys.argv[1]), sys.argv[2], sys.argv[3])"
             )
             process = await asyncio.create_subprocess_exec(
+                *prefix,
                 sys.executable,
                 "-I",
                 "-c",
                 code,
                 str(zygote_end.fileno()),
                 _SOURCE_ROOT,
+                orjson.dumps(settings).decode(),
                 pass_fds=(zygote_end.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 close_fds=True,
+                env={},  # nothing of the edge's environment reaches a function
             )
         except BaseException:
             host_end.close()
+            if uids is not None:
+                uids.close()
             raise
         finally:
             zygote_end.close()
         host_end.setblocking(False)
-        zygote = cls(loop, process, host_end)
+        zygote = cls(loop, process, host_end, report, uids)
         try:
             await asyncio.wait_for(asyncio.shield(zygote._ready), _STARTUP_TIMEOUT_SECONDS)
         except BaseException:
@@ -187,7 +254,7 @@ class Zygote:
             host_sock.close()
             os.close(memfd)
             raise SandboxError(f"the zygote could not start an environment: {document}")
-        pid = int(document["pid"])
+        pid = int(document["pid"])  # in the zygote's PID namespace: the key of its reports
         exited: asyncio.Future[int | None] = self._loop.create_future()
         if pid in self._early_exits:
             exited.set_result(self._early_exits.pop(pid))
@@ -195,12 +262,13 @@ class Zygote:
             self._exits[pid] = exited
         host_sock.setblocking(False)
         return SpawnedProcess(
-            pid=pid,
+            pid=environment_pid(fds[0]) or pid,
             pidfd=fds[0],
             tmpdir=str(document["tmpdir"]),
             sock=host_sock,
             memfd=memfd,
             exited=exited,
+            namespaced=self.isolation.level == "namespaces",
         )
 
     def _on_readable(self) -> None:
@@ -269,3 +337,17 @@ class Zygote:
             with contextlib.suppress(ProcessLookupError):
                 self._process.kill()
             await self._process.wait()
+        finally:
+            if self._uids is not None:
+                self._uids.close()
+                self._uids = None
+
+
+def _bwrap_prefix(
+    code_dirs: Sequence[Path], network: bool, hidden_paths: Sequence[Path]
+) -> list[str]:
+    """bwrap's command line for a zygote (it stats the paths it binds: off the event loop)."""
+    bwrap = bwrap_path()
+    if bwrap is None:
+        raise SandboxError("bubblewrap (bwrap) was removed since the edge started")
+    return bwrap_arguments(bwrap, code_dirs=code_dirs, network=network, hidden_paths=hidden_paths)

@@ -1,0 +1,186 @@
+"""The system calls that confine a zygote and its environments (Linux, through ctypes).
+
+Python 3.11 has no `os.unshare`, `os.setns`, `mount(2)` or `prctl(2)`: these wrappers call libc
+directly and raise OSError with the errno, like the os module. Imported by the zygote before it
+forks, so nothing here costs an import per environment.
+
+What the zygote does per environment (namespaces level), in order:
+
+1. `unshare(CLONE_NEWPID)`, fork, `setns(own pid namespace)`: the child is PID 1 of a new PID
+   namespace (pid_namespaces(7)), the zygote's later children are not.
+2. In that child (the environment's init): `unshare(CLONE_NEWNS | CLONE_NEWIPC)`, its own tmpfs
+   on /tmp, a /proc for its PID namespace (so siblings, the zygote and the edge are invisible).
+3. It forks the runtime (PID 2), which drops to the environment's uid (`drop_to_user`).
+
+When PID 1 of a namespace ends, the kernel SIGKILLs everything else in it (pid_namespaces(7)):
+a kill of the environment's init therefore takes every descendant, double-forked `setsid()`
+children included.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Iterable
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+
+# capabilities(7) numbers of the few a zygote keeps.
+CAP_CHOWN = 0
+CAP_DAC_OVERRIDE = 1
+CAP_FOWNER = 3
+CAP_KILL = 5
+CAP_SETGID = 6
+CAP_SETUID = 7
+CAP_SETPCAP = 8
+CAP_SYS_ADMIN = 21
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def unshare(flags: int) -> None:
+    """unshare(2)."""
+    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def setns(fd: int, nstype: int) -> None:
+    """setns(2)."""
+    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
+    """mount(2)."""
+    _check(
+        _libc.mount(
+            source.encode() if source is not None else None,
+            target.encode(),
+            fstype.encode() if fstype is not None else None,
+            ctypes.c_ulong(flags),
+            data.encode() if data else None,
+        ),
+        f"mount {target}",
+    )
+
+
+def prctl(option: int, value: int) -> None:
+    """prctl(2) with one argument."""
+    _check(
+        _libc.prctl(
+            ctypes.c_int(option),
+            ctypes.c_ulong(value),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+        ),
+        f"prctl {option}",
+    )
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = (
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    )
+
+
+def keep_only_capabilities(keep: Iterable[int]) -> None:
+    """Drop every capability but `keep`: from the bounding set (so no exec can regain them)
+    and from the effective and permitted sets (capabilities(7)). Needs CAP_SETPCAP for the
+    bounding set, so that one goes last."""
+    wanted = set(keep)
+    last = int(open("/proc/sys/kernel/cap_last_cap").read())  # noqa: SIM115 - tiny read
+    for cap in range(last + 1):
+        if cap not in wanted:
+            try:
+                prctl(PR_CAPBSET_DROP, cap)
+            except OSError as exc:
+                if exc.errno != 22:  # EINVAL: a capability this kernel does not know
+                    raise
+    mask = 0
+    for cap in wanted:
+        mask |= 1 << cap
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)(
+        _CapData(mask & 0xFFFFFFFF, mask & 0xFFFFFFFF, 0),
+        _CapData(mask >> 32, mask >> 32, 0),
+    )
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def drop_to_user(uid: int) -> None:
+    """Become `uid`/`uid` with no supplementary groups: every capability is gone (a change of
+    all uids away from 0 clears them, capabilities(7)). Then allow no regaining through
+    set-user-ID programs or file capabilities (PR_SET_NO_NEW_PRIVS) and stay dumpable, so that
+    the process still owns its /proc/self (a uid change clears the flag, prctl(2))."""
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    prctl(PR_SET_DUMPABLE, 1)
+
+
+def forbid_new_privileges() -> None:
+    """PR_SET_NO_NEW_PRIVS alone (when the environment keeps the edge's uid)."""
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def enter_environment_namespaces(
+    uid: int | None, tmp_bytes: int, code_dir: str | None = None
+) -> None:
+    """In the environment's PID 1: a private mount and IPC namespace, /tmp and /proc its own.
+
+    /tmp is a tmpfs bounded like Lambda's ephemeral storage (512 MB by default), owned by the
+    environment's uid. A `code_dir` under /tmp is bound again, read-only, into the new /tmp
+    (it would be hidden otherwise). The new /proc shows only this PID namespace; /proc/sys
+    stays read-only.
+    """
+    unshare(CLONE_NEWNS | CLONE_NEWIPC)
+    # Nothing mounted here may propagate back to the zygote's view (mount_namespaces(7)).
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    keep, target = -1, code_dir or ""
+    if target.startswith("/tmp/"):
+        keep = os.open(target, os.O_PATH | os.O_CLOEXEC)
+    owner = f",uid={uid},gid={uid}" if uid is not None else ""
+    mount(
+        "tmpfs",
+        "/tmp",
+        "tmpfs",
+        MS_NOSUID | MS_NODEV,
+        f"size={tmp_bytes},mode=1777{owner}",
+    )
+    if keep >= 0:
+        os.makedirs(target, mode=0o755, exist_ok=True)
+        mount(f"/proc/self/fd/{keep}", target, None, MS_BIND | MS_REC)
+        mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+        os.close(keep)
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    mount("/proc/sys", "/proc/sys", None, MS_BIND | MS_REC)
+    mount(None, "/proc/sys", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
