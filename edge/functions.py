@@ -1,10 +1,11 @@
 """The function registry: one runtime object per configured function, behind one door.
 
-Python functions get an execution-environment pool each; all pools fork their environments
-from one shared zygote, started with the app (one fresh interpreter per edge process, not one
-per function), and stop with it. WASM functions share one wasmtime engine and its compiled
-module cache. Each invocation's Lambda log (START .. REPORT) goes to the log sink, by default
-the edge's stderr, as Lambda writes it to CloudWatch.
+Python functions get an execution-environment pool each, and each pool its own zygote,
+confined by the `[sandbox]` policy to that function's code and network: one function's
+environments cannot reach another's, and a zygote that dies is relaunched for its function
+alone. WASM functions share one wasmtime engine and its compiled module cache. Each
+invocation's Lambda log (START .. REPORT) goes to the log sink, by default the edge's stderr,
+as Lambda writes it to CloudWatch.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import sys
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from edge.config import EdgeConfig, FunctionConfig
+from sandbox import SandboxPolicy
 from sandbox.pool import PythonFunctionPool
 from sandbox.python_worker.environment import InvocationResult
-from sandbox.python_worker.launcher import Zygote
 from sandbox.python_worker.spec import FunctionSpec
 from sandbox.wasm import WasmEngine, WasmFunction, WasmFunctionSpec
 
@@ -69,6 +71,30 @@ def spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> 
         idle_seconds=function.idle_timeout,
         provisioned=min(function.provisioned, function.max_concurrency),
         max_wait_seconds=function.max_wait,
+        network=function.network,
+        ephemeral_storage_mb=function.ephemeral_storage,
+    )
+
+
+def sandbox_policy(config: EdgeConfig) -> SandboxPolicy:
+    """The `[sandbox]` table as the sandbox takes it, with the edge's own files to hide from
+    functions should their code directory contain any: the configuration, the cache
+    directory, the async-invocation queue and the `.edge` folder beside the configuration."""
+    hidden = [config.base_dir / ".edge", config.invoke.queue_path]
+    hidden += [
+        config.invoke.queue_path.with_name(config.invoke.queue_path.name + suffix)
+        for suffix in ("-wal", "-shm", "-journal")
+    ]
+    if config.source not in ("<memory>", "--origin"):
+        hidden.append(Path(config.source))
+    if config.cache.disk_directory is not None:
+        hidden.append(config.cache.disk_directory)
+    settings = config.sandbox
+    return SandboxPolicy(
+        isolation=settings.isolation,
+        uid_base=settings.uid_base,
+        uid_count=settings.uid_count,
+        hidden_paths=tuple(Path(p).resolve() for p in hidden),
     )
 
 
@@ -106,7 +132,7 @@ class FunctionRegistry:
         self._wasm_specs: dict[str, WasmFunctionSpec] = {}
         self._runtimes: dict[str, Any] = {}
         self._log_sink = log_sink
-        self._zygote: Zygote | None = None
+        self._sandbox = sandbox_policy(config)
         self._engine: WasmEngine | None = None
         self._wasm_cache_dir = wasm_cache_dir
         self.info: dict[str, FunctionInfo] = {}
@@ -131,13 +157,11 @@ class FunctionRegistry:
         return self._runtimes
 
     async def start(self) -> None:
-        if self._python_specs and self._zygote is None:
-            self._zygote = await Zygote.launch()
         if self._wasm_specs and self._engine is None:
             self._engine = WasmEngine(cache_dir=self._wasm_cache_dir)
         for name, spec in self._python_specs.items():
             if name not in self._runtimes:
-                pool = PythonFunctionPool(spec, log_sink=self._log_sink, zygote=self._zygote)
+                pool = PythonFunctionPool(spec, log_sink=self._log_sink, sandbox=self._sandbox)
                 self._runtimes[name] = pool
                 await pool.start()
         for name, wasm in self._wasm_specs.items():
@@ -201,9 +225,6 @@ class FunctionRegistry:
     async def aclose(self) -> None:
         for runtime in self._runtimes.values():
             await runtime.aclose()
-        if self._zygote is not None:
-            await self._zygote.aclose()
-            self._zygote = None
         if self._engine is not None:
             self._engine.close()
             self._engine = None
