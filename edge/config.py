@@ -226,6 +226,9 @@ class FunctionConfig(_Strict):
     reserved_concurrency: int | None = Field(default=None, ge=0)
     # Python: the environments share the edge's network (127.0.0.1 included); false: none.
     network: bool = False
+    # Python: host directories the function may write, bound at the same path (relative to
+    # edge.toml). The sandbox shows no other host directory but the code, read-only.
+    writable_paths: list[Path] = Field(default_factory=list)
     # Lambda's ephemeral storage in MB: the size of /tmp and of any one file (spec §14).
     ephemeral_storage: int = Field(default=512, ge=512, le=10_240)
     # Asynchronous invocation (Lambda's event invoke config, spec §9).
@@ -649,6 +652,13 @@ def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
                     f"found {str(module)!r} (looked at {found})"
                 )
             continue
+        for index, writable in enumerate(function.writable_paths):
+            found = writable if writable.is_absolute() else config.base_dir / writable
+            if not found.is_dir():
+                problems.append(
+                    f"functions.{name}.writable_paths[{index}]: expected an existing directory, "
+                    f"found {str(writable)!r} (looked at {found})"
+                )
         code_dir, _ = function.code_dir_and_handler
         folder = code_dir if code_dir.is_absolute() else config.base_dir / code_dir
         if not folder.is_dir():
@@ -718,7 +728,10 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
         code_dir, handler = function.code_dir_and_handler
         if not code_dir.is_absolute():
             code_dir = (base / code_dir).resolve()
-        functions[name] = function.model_copy(update={"code": code_dir, "handler": handler})
+        writable = [(base / w).resolve() for w in function.writable_paths]
+        functions[name] = function.model_copy(
+            update={"code": code_dir, "handler": handler, "writable_paths": writable}
+        )
     behaviors = list(config.behaviors)
     if not behaviors or behaviors[-1].path != "*":
         # CloudFront always has a default behavior; with one origin it is implied.

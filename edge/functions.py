@@ -72,6 +72,7 @@ def spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> 
         provisioned=min(function.provisioned, function.max_concurrency),
         max_wait_seconds=function.max_wait,
         network=function.network,
+        writable_paths=tuple(function.writable_paths),
         ephemeral_storage_mb=function.ephemeral_storage,
     )
 

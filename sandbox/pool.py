@@ -386,7 +386,9 @@ class PythonFunctionPool:
                 self._zygote = await Zygote.launch(
                     sandbox=self._sandbox,
                     code_dirs=[self.spec.code_dir],
+                    writable_dirs=self.spec.writable_paths,
                     network=self.spec.network,
+                    identity=self.spec.name,
                 )
             return self._zygote
 

@@ -20,8 +20,10 @@ children included.
 from __future__ import annotations
 
 import ctypes
+import errno
+import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
@@ -111,19 +113,25 @@ class _CapData(ctypes.Structure):
     )
 
 
-def keep_only_capabilities(keep: Iterable[int]) -> None:
-    """Drop every capability but `keep`: from the bounding set (so no exec can regain them)
-    and from the effective and permitted sets (capabilities(7)). Needs CAP_SETPCAP for the
-    bounding set, so that one goes last."""
+@functools.lru_cache(maxsize=1)
+def _last_capability() -> int:
+    with open("/proc/sys/kernel/cap_last_cap", "rb") as last:
+        return int(last.read())
+
+
+def keep_only_capabilities(keep: Iterable[int], *, bounding: bool = True) -> None:
+    """Drop every capability but `keep` from the effective and permitted sets and, with
+    `bounding`, from the bounding set too (so no exec can regain them; that needs CAP_SETPCAP,
+    which goes with the rest: capabilities(7))."""
     wanted = set(keep)
-    last = int(open("/proc/sys/kernel/cap_last_cap").read())  # noqa: SIM115 - tiny read
-    for cap in range(last + 1):
-        if cap not in wanted:
-            try:
-                prctl(PR_CAPBSET_DROP, cap)
-            except OSError as exc:
-                if exc.errno != 22:  # EINVAL: a capability this kernel does not know
-                    raise
+    if bounding:
+        for cap in range(_last_capability() + 1):
+            if cap not in wanted:
+                try:
+                    prctl(PR_CAPBSET_DROP, cap)
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:  # a capability this kernel does not know
+                        raise
     mask = 0
     for cap in wanted:
         mask |= 1 << cap
@@ -153,21 +161,24 @@ def forbid_new_privileges() -> None:
 
 
 def enter_environment_namespaces(
-    uid: int | None, tmp_bytes: int, code_dir: str | None = None
+    uid: int | None, tmp_bytes: int, binds: Sequence[tuple[str, bool]] = ()
 ) -> None:
     """In the environment's PID 1: a private mount and IPC namespace, /tmp and /proc its own.
 
     /tmp is a tmpfs bounded like Lambda's ephemeral storage (512 MB by default), owned by the
-    environment's uid. A `code_dir` under /tmp is bound again, read-only, into the new /tmp
-    (it would be hidden otherwise). The new /proc shows only this PID namespace; /proc/sys
-    stays read-only.
+    environment's uid. `binds` under /tmp (the code, writable directories: path, writable)
+    would be hidden by it: they are bound again into the new /tmp, the code read-only. The new
+    /proc shows only this PID namespace; /proc/sys stays read-only.
     """
     unshare(CLONE_NEWNS | CLONE_NEWIPC)
     # Nothing mounted here may propagate back to the zygote's view (mount_namespaces(7)).
     mount(None, "/", None, MS_REC | MS_PRIVATE)
-    keep, target = -1, code_dir or ""
-    if target.startswith("/tmp/"):
-        keep = os.open(target, os.O_PATH | os.O_CLOEXEC)
+    # O_PATH descriptors keep what the new /tmp will cover reachable (open(2)).
+    kept = [
+        (os.open(path, os.O_PATH | os.O_CLOEXEC), path, writable)
+        for path, writable in binds
+        if path.startswith("/tmp/")
+    ]
     owner = f",uid={uid},gid={uid}" if uid is not None else ""
     mount(
         "tmpfs",
@@ -176,11 +187,12 @@ def enter_environment_namespaces(
         MS_NOSUID | MS_NODEV,
         f"size={tmp_bytes},mode=1777{owner}",
     )
-    if keep >= 0:
-        os.makedirs(target, mode=0o755, exist_ok=True)
-        mount(f"/proc/self/fd/{keep}", target, None, MS_BIND | MS_REC)
-        mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
-        os.close(keep)
+    for fd, path, writable in kept:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        if not writable:
+            mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+        os.close(fd)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     mount("/proc/sys", "/proc/sys", None, MS_BIND | MS_REC)
     mount(None, "/proc/sys", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)

@@ -153,8 +153,11 @@ class ExecutionEnvironment:
         """Fork a new environment; Init (the handler's import) proceeds in the background."""
         loop = asyncio.get_running_loop()
         stream = log_stream_name(spec.version, uuid.uuid4().hex, time.time())
+        code_dir = str(spec.code_dir.resolve())
         config = {
-            "code_dir": str(spec.code_dir.resolve()),
+            "code_dir": code_dir,
+            # Host directories the environment sees, and whether it may write them.
+            "binds": [[code_dir, False], *([str(w.resolve()), True] for w in spec.writable_paths)],
             "handler": spec.handler,
             "environ": lambda_environment(
                 spec,

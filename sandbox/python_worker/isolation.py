@@ -17,9 +17,13 @@ process, by really starting a sandbox):
 `SandboxPolicy.isolation` asks for one: `auto` takes the best available; asking for a level
 the machine cannot give raises `SandboxUnavailable` (the edge then refuses to start).
 
-Each zygote claims a block of uids (`UIDS_PER_ZYGOTE`) from the policy's range by binding an
-abstract Unix socket named after it: the claim is released when the socket closes, so blocks
-are unique across the edge's processes (workers, admin) without a file to clean up.
+Uids (only when the edge is root): under `namespaces` every environment of a function runs
+under that function's uid, the same in every edge process and across restarts (`uid_for`), so
+that files it writes in its `writable_paths` stay its own; its environments are kept apart by
+their namespaces. Under `uid-only` nothing else keeps environments apart, so each gets a uid
+of its own: a zygote claims a block of them (`UIDS_PER_ZYGOTE`) by binding an abstract Unix
+socket named after it; the claim ends when the socket closes, so blocks are unique across the
+edge's processes (workers, admin) without a file to clean up.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import hashlib
 import os
 import shutil
 import socket
@@ -47,8 +52,9 @@ LEVELS: tuple[Level, ...] = ("namespaces", "uid-only", "none")
 # The directory that holds the `sandbox` package: the zygote imports the runtime from there.
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
-# Uids per zygote: one per live environment, so Lambda's per-environment limits (RLIMIT_NPROC
-# counts processes per uid, setrlimit(2)) hold. More live environments than this share uids.
+# Uids per zygote under `uid-only`: one per live environment, so that environments cannot
+# signal each other and what one leaves behind can be killed by uid. More live environments
+# than this share uids.
 UIDS_PER_ZYGOTE = 1024
 # Far above the ranges distributions and container tools hand out (systemd's container range
 # ends at 1879048191), below 2**31 for tools that keep uids in a signed int.
@@ -191,6 +197,7 @@ def bwrap_arguments(
     *,
     code_dirs: Sequence[Path],
     network: bool,
+    writable_dirs: Sequence[Path] = (),
     hidden_paths: Iterable[Path] = (),
 ) -> list[str]:
     """The bwrap command line, up to the command it runs (bwrap(1)).
@@ -226,8 +233,8 @@ def bwrap_arguments(
     visible: list[Path] = [Path(name) for name in _SYSTEM_DIRS]
     made: set[Path] = {Path("/tmp")}
 
-    def bind(path: Path) -> None:
-        if any(path.is_relative_to(v) for v in visible):
+    def bind(path: Path, *, writable: bool = False) -> None:
+        if not writable and any(path.is_relative_to(v) for v in visible):
             return
         # bwrap makes missing parents mode 0700 when run as root: an environment's uid could
         # not pass them. Make them 0755 first (they hold nothing but the way down).
@@ -235,7 +242,7 @@ def bwrap_arguments(
             if parent not in made and not any(parent.is_relative_to(v) for v in visible):
                 args.extend(["--perms", "0755", "--dir", str(parent)])
                 made.add(parent)
-        args.extend(["--ro-bind", str(path), str(path)])
+        args.extend(["--bind" if writable else "--ro-bind", str(path), str(path)])
         visible.append(path)
 
     for root in _python_roots():
@@ -243,6 +250,8 @@ def bwrap_arguments(
     bind(SOURCE_ROOT / "sandbox")
     for code_dir in code_dirs:
         bind(Path(code_dir).resolve())
+    for writable in writable_dirs:
+        bind(Path(writable).resolve(), writable=True)
     args += _mask((Path(p).resolve() for p in hidden_paths), visible)
     return args
 
@@ -334,6 +343,13 @@ def probe_isolation(
             )
         missing = f"{missing}; not root, so no uid switch" if missing else "not root"
     return IsolationReport("none", None, switches_uid=False, missing=missing or "asked for none")
+
+
+def uid_for(identity: str, uid_base: int, uid_count: int) -> int:
+    """A function's uid under `namespaces`: stable for its name (two names may share one in a
+    million; their environments stay apart by namespaces all the same)."""
+    digest = hashlib.sha256(identity.encode()).digest()
+    return uid_base + int.from_bytes(digest[:8], "big") % uid_count
 
 
 class UidBlock:

@@ -37,6 +37,7 @@ from sandbox.python_worker.isolation import (
     claim_uid_block,
     environment_pid,
     probe_isolation,
+    uid_for,
 )
 
 _SOURCE_ROOT = str(SOURCE_ROOT)
@@ -156,14 +157,17 @@ class Zygote:
         *,
         sandbox: SandboxPolicy | None = None,
         code_dirs: Sequence[Path] = (),
+        writable_dirs: Sequence[Path] = (),
         network: bool = False,
+        identity: str = "",
     ) -> Zygote:
         """Start a zygote as a fresh interpreter and wait until it has preloaded.
 
         `sandbox` (default: the best isolation available) decides its confinement;
-        `code_dirs` are the function code it may show (read-only), `network` whether its
-        environments share the host's network. Raises `SandboxUnavailable` when the policy
-        asks for a level this machine cannot give.
+        `code_dirs` are the function code it may show (read-only), `writable_dirs` the host
+        directories its environments may write, `network` whether they share the host's
+        network. `identity` (the function's name) picks its uid under namespaces. Raises
+        `SandboxUnavailable` when the policy asks for a level this machine cannot give.
         """
         loop = asyncio.get_running_loop()
         policy = sandbox or SandboxPolicy()
@@ -171,14 +175,19 @@ class Zygote:
         report = await loop.run_in_executor(
             None, probe_isolation, policy.isolation, policy.uid_base
         )
-        uids = claim_uid_block(policy.uid_base, policy.uid_count) if report.switches_uid else None
+        uids: UidBlock | None = None
         settings: dict[str, Any] = {"level": report.level}
-        if uids is not None:
+        if report.switches_uid and report.level == "namespaces":
+            name = identity or ",".join(str(d) for d in code_dirs)
+            uid = uid_for(name, policy.uid_base, policy.uid_count)
+            settings.update(uid_first=uid, uid_count=1)
+        elif report.switches_uid:
+            uids = claim_uid_block(policy.uid_base, policy.uid_count)
             settings.update(uid_first=uids.first, uid_count=uids.count)
         prefix: list[str] = []
         if report.level == "namespaces":
             prefix = await loop.run_in_executor(
-                None, _bwrap_prefix, code_dirs, network, policy.hidden_paths
+                None, _bwrap_prefix, code_dirs, writable_dirs, network, policy.hidden_paths
             )
         host_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
@@ -344,10 +353,19 @@ class Zygote:
 
 
 def _bwrap_prefix(
-    code_dirs: Sequence[Path], network: bool, hidden_paths: Sequence[Path]
+    code_dirs: Sequence[Path],
+    writable_dirs: Sequence[Path],
+    network: bool,
+    hidden_paths: Sequence[Path],
 ) -> list[str]:
     """bwrap's command line for a zygote (it stats the paths it binds: off the event loop)."""
     bwrap = bwrap_path()
     if bwrap is None:
         raise SandboxError("bubblewrap (bwrap) was removed since the edge started")
-    return bwrap_arguments(bwrap, code_dirs=code_dirs, network=network, hidden_paths=hidden_paths)
+    return bwrap_arguments(
+        bwrap,
+        code_dirs=code_dirs,
+        writable_dirs=writable_dirs,
+        network=network,
+        hidden_paths=hidden_paths,
+    )

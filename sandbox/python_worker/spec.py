@@ -88,6 +88,8 @@ class FunctionSpec:
     `max_wait_seconds` > 0 lets an invocation wait that long for a busy environment instead of
     being throttled at once. `network`: the environments share the host's network (loopback
     included); otherwise they have none. `ephemeral_storage_mb` bounds /tmp and any one file.
+    `writable_paths`: host directories the environments may write (the only ones they see but
+    their code, which is read-only).
     """
 
     name: str
@@ -109,6 +111,7 @@ class FunctionSpec:
     init_timeout_seconds: float = 10.0
     network: bool = False
     ephemeral_storage_mb: int = MIN_EPHEMERAL_STORAGE_MB
+    writable_paths: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name:

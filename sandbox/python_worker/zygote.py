@@ -10,10 +10,10 @@ the host how each one ended. When the host goes away (EOF) it kills what is left
 How far it confines each environment is its `settings` (argv, JSON): `level` (see
 `isolation.py`) and the block of uids it may hand out. Under `namespaces` the zygote itself runs
 under bubblewrap; each environment is an init (PID 1 of a new PID namespace, with its own mount
-namespace, /tmp and /proc) that forks the runtime (PID 2) and reports the runtime's wait status
-through a pipe when it ends; the host's kill of that init ends the whole namespace. Under
-`uid-only` each environment runs under its own uid, and what it leaves behind is killed by uid
-once it has been reaped.
+namespace, /tmp and /proc) that forks the runtime (PID 2, under the function's uid) and reports
+the runtime's wait status through a pipe when it ends; the host's kill of that init ends the
+whole namespace. Under `uid-only` each environment runs under a uid of its own, and what it
+leaves behind is killed by uid once it has been reaped.
 
 Control messages (orjson documents):
   host -> zygote  {"op": "spawn", "config": {...}}           fds: [environment socket, memfd]
@@ -329,7 +329,8 @@ def _run_init(
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         _close_all((*inherited, status_r))
-        confinement.enter_environment_namespaces(uid, tmp_bytes, str(config["code_dir"]))
+        binds = [(str(path), bool(writable)) for path, writable in config.get("binds", [])]
+        confinement.enter_environment_namespaces(uid, tmp_bytes, binds)
         runtime_pid = os.fork()
         if runtime_pid == 0:
             try:
@@ -344,10 +345,10 @@ def _run_init(
 
             runtime.run_environment(sock_fd, memfd, config, fork_time)
         _close_all((sock_fd, memfd))
-        if uid is not None:
-            confinement.drop_to_user(uid)
-            # Not dumpable: the function (same uid) cannot ptrace its init (ptrace(2)).
-            confinement.prctl(confinement.PR_SET_DUMPABLE, 0)
+        # The init keeps uid 0 with no capability left: the function (another uid) can neither
+        # signal nor ptrace it, and it is not one of the function's processes for RLIMIT_NPROC.
+        confinement.keep_only_capabilities((), bounding=False)
+        confinement.forbid_new_privileges()
         while True:
             pid, status = os.wait()
             if pid == runtime_pid:
