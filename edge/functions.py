@@ -134,6 +134,7 @@ class FunctionRegistry:
         self._runtimes: dict[str, Any] = {}
         self._log_sink = log_sink
         self._sandbox = sandbox_policy(config)
+        self._queue_dir = config.invoke.queue_path.resolve().parent
         self._engine: WasmEngine | None = None
         self._wasm_cache_dir = wasm_cache_dir
         self.info: dict[str, FunctionInfo] = {}
@@ -158,6 +159,7 @@ class FunctionRegistry:
         return self._runtimes
 
     async def start(self) -> None:
+        self._make_hidden_directories()
         if self._wasm_specs and self._engine is None:
             self._engine = WasmEngine(cache_dir=self._wasm_cache_dir)
         for name, spec in self._python_specs.items():
@@ -171,6 +173,15 @@ class FunctionRegistry:
                 function = WasmFunction(wasm, engine=self._engine, log_sink=self._log_sink)
                 self._runtimes[name] = function
                 await function.start()
+
+    def _make_hidden_directories(self) -> None:
+        """Create the queue's directory now when it would sit in a function's code directory:
+        the sandbox can hide only what exists when it starts (the queue makes it later)."""
+        queue_dir = self._queue_dir
+        if queue_dir.exists():
+            return
+        if any(queue_dir.is_relative_to(s.code_dir.resolve()) for s in self._python_specs.values()):
+            queue_dir.mkdir(parents=True, exist_ok=True)
 
     def has_entry(self, name: str, entry: str) -> bool:
         """False when function `name` cannot handle `entry` (a WASM module without that

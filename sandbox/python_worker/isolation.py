@@ -136,10 +136,8 @@ class IsolationReport:
 
 
 def bwrap_path() -> str | None:
-    """bubblewrap's path, if installed."""
-    return shutil.which("bwrap") or (
-        "/usr/bin/bwrap" if os.access("/usr/bin/bwrap", os.X_OK) else None
-    )
+    """bubblewrap's path on the edge's PATH, if installed."""
+    return shutil.which("bwrap")
 
 
 def _is_root() -> bool:
@@ -182,11 +180,15 @@ def _mask(paths: Iterable[Path], visible: Sequence[Path]) -> list[str]:
     """Hide the edge's files that a bound directory would show (an empty read-only tmpfs over
     a directory, /dev/null over a file)."""
     args: list[str] = []
-    for path in paths:
+    masked: list[Path] = []
+    for path in sorted(set(paths), key=lambda p: len(p.parts)):
         if not any(path.is_relative_to(v) for v in visible):
             continue
+        if any(path.is_relative_to(m) for m in masked):
+            continue  # inside a directory already hidden
         if path.is_dir():
             args += ["--tmpfs", str(path), "--remount-ro", str(path)]
+            masked.append(path)
         elif path.exists():
             args += ["--ro-bind", "/dev/null", str(path)]
     return args
