@@ -4,17 +4,18 @@ Python 3.11 has no `os.unshare`, `os.setns`, `mount(2)` or `prctl(2)`: these wra
 directly and raise OSError with the errno, like the os module. Imported by the zygote before it
 forks, so nothing here costs an import per environment.
 
-What the zygote does per environment (namespaces level), in order:
+What the zygote does per environment (namespaces level):
 
-1. `unshare(CLONE_NEWPID)`, fork, `setns(own pid namespace)`: the child is PID 1 of a new PID
-   namespace (pid_namespaces(7)), the zygote's later children are not.
-2. In that child (the environment's init): `unshare(CLONE_NEWNS | CLONE_NEWIPC)`, its own tmpfs
-   on /tmp, a /proc for its PID namespace (so siblings, the zygote and the edge are invisible).
-3. It forks the runtime (PID 2), which drops to the environment's uid (`drop_to_user`).
+1. Ahead of time, `unshare(CLONE_NEWPID)`, fork, `setns(own pid namespace)`: the child is PID 1
+   of a new PID namespace (pid_namespaces(7)), an init that only reaps orphans.
+2. On a spawn, `setns(that namespace)`, fork, `setns(own)`: the runtime is PID 2 there, and
+   still the zygote's child (the zygote learns its exit status directly).
+3. The runtime, still root: `enter_environment_namespaces` (its own mount and IPC namespaces,
+   /tmp and /proc), then `drop_to_user`.
 
 When PID 1 of a namespace ends, the kernel SIGKILLs everything else in it (pid_namespaces(7)):
-a kill of the environment's init therefore takes every descendant, double-forked `setsid()`
-children included.
+the zygote kills the init once the runtime has ended, which takes every descendant the
+function left, double-forked `setsid()` children included.
 """
 
 from __future__ import annotations

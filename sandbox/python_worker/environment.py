@@ -464,16 +464,12 @@ class ExecutionEnvironment:
                 "errorType": "Sandbox.Timedout",
             }
             return FunctionTimeout(payload, log=log, request_id=request_id, duration_ms=duration_ms)
-        # The process died: its wait status (from the zygote) names how. A namespaced
-        # environment's init outlives its runtime long enough to report that status: killing
-        # it first would replace the status by its own SIGKILL.
-        if not self.process.namespaced:
-            self.kill()
+        # The process died: its wait status (from the zygote) names how.
+        self.kill()
         status: int | None = None
         wait_seconds = min(_CRASH_STATUS_WAIT_SECONDS, max(0.05, deadline - time.monotonic()))
         with contextlib.suppress(TimeoutError):
             status = await asyncio.wait_for(asyncio.shield(self.process.exited), wait_seconds)
-        self.kill()
         duration_ms = (time.monotonic() - started) * 1000.0
         message = (
             f"RequestId: {request_id} Error: Runtime exited with error: "

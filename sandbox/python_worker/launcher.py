@@ -51,8 +51,8 @@ class SpawnedProcess:
 
     `exited` resolves to the raw wait status once the zygote has reaped the process and removed
     its temporary directory (None if the zygote itself went away first). `pid` is in the host's
-    PID namespace. `namespaced`: the process is the init of the environment's own PID
-    namespace (the runtime is its child), and killing it ends everything in the namespace.
+    PID namespace. `namespaced`: the process has a PID namespace of its own, whose init the
+    zygote kills (taking every process left in it) once the process has ended.
     """
 
     pid: int
@@ -69,7 +69,7 @@ class SpawnedProcess:
             return
         with contextlib.suppress(ProcessLookupError, OSError):
             signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-        if not self.namespaced:  # the init's death already took every descendant
+        if not self.namespaced:  # its namespace's end takes every descendant
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
 
@@ -83,24 +83,10 @@ class SpawnedProcess:
             return ""
         return data.decode("utf-8", "replace")
 
-    def runtime_pid(self) -> int | None:
-        """The runtime's pid (the init's only child when namespaced), while it is alive."""
-        if not self.namespaced:
-            return self.pid
-        try:
-            with open(f"/proc/{self.pid}/task/{self.pid}/children", "rb") as children:
-                first = children.read().split(maxsplit=1)
-        except OSError:
-            return None
-        return int(first[0]) if first else None
-
     def peak_memory_mb(self) -> int | None:
-        """The runtime's peak resident set (VmHWM), while it is alive."""
-        pid = self.runtime_pid()
-        if pid is None:
-            return None
+        """The process's peak resident set (VmHWM), while it is alive."""
         try:
-            with open(f"/proc/{pid}/status", "rb") as status:
+            with open(f"/proc/{self.pid}/status", "rb") as status:
                 for line in status:
                     if line.startswith(b"VmHWM:"):
                         return int(line.split()[1]) // 1024

@@ -9,11 +9,13 @@ the host how each one ended. When the host goes away (EOF) it kills what is left
 
 How far it confines each environment is its `settings` (argv, JSON): `level` (see
 `isolation.py`) and the block of uids it may hand out. Under `namespaces` the zygote itself runs
-under bubblewrap; each environment is an init (PID 1 of a new PID namespace, with its own mount
-namespace, /tmp and /proc) that forks the runtime (PID 2, under the function's uid) and reports
-the runtime's wait status through a pipe when it ends; the host's kill of that init ends the
-whole namespace. Under `uid-only` each environment runs under a uid of its own, and what it
-leaves behind is killed by uid once it has been reaped.
+under bubblewrap, and each environment is a PID namespace of its own: an init (PID 1, made
+ahead of time, which only reaps what the function orphans) and the runtime, which the zygote
+forks into that namespace (PID 2), gives a mount namespace with its own /tmp and /proc, and
+drops to the function's uid. When the runtime ends (or the host kills it), the zygote reaps it
+and kills its init: the kernel then kills whatever is left in the namespace. Under `uid-only`
+each environment runs under a uid of its own, and what it leaves behind is killed by uid once
+it has been reaped.
 
 Control messages (orjson documents):
   host -> zygote  {"op": "spawn", "config": {...}}           fds: [environment socket, memfd]
@@ -79,13 +81,26 @@ _KEEP_UID_ONLY = (
 
 
 @dataclass(slots=True)
+class _Init:
+    """PID 1 of an environment's PID namespace: its pid (in the zygote's namespace), a pidfd
+    (a kill that cannot hit a recycled pid) and the namespace."""
+
+    pid: int
+    pidfd: int
+    namespace_fd: int
+
+    def close(self) -> None:
+        _close_all((self.pidfd, self.namespace_fd))
+
+
+@dataclass(slots=True)
 class _Child:
-    """An environment the zygote forked: its TMPDIR (uid-only, none), its uid, and the pipe
-    on which its init reports the runtime's wait status (namespaces)."""
+    """An environment the zygote forked: its TMPDIR (uid-only, none), its uid, and the init
+    of its PID namespace (namespaces)."""
 
     tmpdir: str | None
     uid: int | None
-    status_fd: int | None
+    init: _Init | None
 
 
 class _Uids:
@@ -113,6 +128,8 @@ class _Uids:
 class _Settings:
     level: str
     uids: _Uids | None
+    own_pid_namespace: int = -1
+    spare_init: _Init | None = None
 
 
 def _parse_settings(text: str | None) -> _Settings:
@@ -141,11 +158,8 @@ def serve(
     if os.geteuid() == 0 and settings.level != "none":
         keep = _KEEP_NAMESPACES if settings.level == "namespaces" else _KEEP_UID_ONLY
         confinement.keep_only_capabilities(keep)
-    own_pid_namespace = (
-        os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        if settings.level == "namespaces"
-        else -1
-    )
+    if settings.level == "namespaces":
+        settings.own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the host decides when environments end
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -154,6 +168,8 @@ def serve(
     control = socket.socket(fileno=control_fd)
     control.setblocking(True)
     children: dict[int, _Child] = {}
+    if settings.level == "namespaces":
+        settings.spare_init = _make_init()
     _send(control, {"op": "ready", "pid": os.getpid()})
 
     while True:
@@ -172,9 +188,13 @@ def serve(
                 break
             request = orjson.loads(data)
             if request.get("op") == "spawn" and len(fds) == 2:
-                inherited = (control.fileno(), wake_r, wake_w, own_pid_namespace)
+                inherited = (control.fileno(), wake_r, wake_w)
                 spawn = _spawn_namespaced if settings.level == "namespaces" else _spawn
                 spawn(control, children, settings, request["config"], fds, inherited, runtime)
+                if settings.level == "namespaces" and settings.spare_init is None:
+                    # The next environment's init, made while this one starts.
+                    with contextlib.suppress(OSError):
+                        settings.spare_init = _make_init()
             else:
                 for fd in fds:
                     os.close(fd)
@@ -270,6 +290,59 @@ def _spawn(
     _reply_spawned(control, pid, tmpdir)
 
 
+def _make_init() -> _Init:
+    """A new PID namespace and its PID 1 (forked now, used by the next environment)."""
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        confinement.unshare(confinement.CLONE_NEWPID)
+        try:
+            pid = os.fork()
+        except OSError:
+            confinement.setns(own, confinement.CLONE_NEWPID)
+            raise
+        if pid == 0:
+            _run_init()
+        confinement.setns(own, confinement.CLONE_NEWPID)
+    finally:
+        os.close(own)
+    pidfd = os.pidfd_open(pid)
+    return _Init(pid, pidfd, os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC))
+
+
+def _run_init() -> NoReturn:
+    """PID 1 of an environment: reap what the function orphans (an init's duty,
+    pid_namespaces(7)) until the zygote kills it. It keeps uid 0 with no capability left, so
+    the function (another uid) can neither signal nor ptrace it."""
+    code = 71
+    try:
+        signal.set_wakeup_fd(-1)
+        os.closerange(3, 1 << 20)
+        confinement.keep_only_capabilities((), bounding=False)
+        confinement.forbid_new_privileges()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        while True:
+            signal.sigwait({signal.SIGCHLD})
+            with contextlib.suppress(ChildProcessError):
+                while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                    pass
+    except BaseException:  # noqa: BLE001 - PID 1 must end, whatever happened
+        with contextlib.suppress(Exception):
+            import traceback
+
+            traceback.print_exc()
+    os._exit(code)
+
+
+def _close_except(keep: tuple[int, ...]) -> None:
+    """Close every descriptor from 3 up but `keep`: a runtime inherits only its own."""
+    low = 3
+    for fd in sorted(keep):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, 1 << 20)
+
+
 def _spawn_namespaced(
     control: socket.socket,
     children: dict[int, _Child],
@@ -279,88 +352,63 @@ def _spawn_namespaced(
     inherited: tuple[int, ...],
     runtime: Any,
 ) -> None:
-    """namespaces: an init in new PID, mount and IPC namespaces, which forks the runtime."""
+    """namespaces: fork the runtime into a ready init's PID namespace; it makes its mount
+    namespace itself, then drops to the function's uid."""
     sock_fd, memfd = fds
-    own_pid_namespace = inherited[-1]
     uid = settings.uids.take() if settings.uids is not None else None
     config["environ"]["TMPDIR"] = "/tmp"
     _limits(config, settings, uid)
     tmp_bytes = int(config.get("tmp_bytes", 512 << 20))
-    status_r, status_w = os.pipe2(os.O_CLOEXEC)
+    binds = [(str(path), bool(writable)) for path, writable in config.get("binds", [])]
     fork_time = time.monotonic()
     try:
-        # The next child is PID 1 of a new PID namespace; then back to our own for the others.
-        confinement.unshare(confinement.CLONE_NEWPID)
+        init = settings.spare_init or _make_init()
+        settings.spare_init = None
+        # The next child is created in the init's PID namespace (setns(2)), then back.
+        confinement.setns(init.namespace_fd, confinement.CLONE_NEWPID)
         try:
             pid = os.fork()
         except OSError:
-            confinement.setns(own_pid_namespace, confinement.CLONE_NEWPID)
+            confinement.setns(settings.own_pid_namespace, confinement.CLONE_NEWPID)
+            _end_init(init)
             raise
         if pid != 0:
-            confinement.setns(own_pid_namespace, confinement.CLONE_NEWPID)
+            confinement.setns(settings.own_pid_namespace, confinement.CLONE_NEWPID)
     except OSError as exc:
-        _close_all((sock_fd, memfd, status_r, status_w))
+        _close_all((sock_fd, memfd))
         if uid is not None and settings.uids is not None:
             settings.uids.give_back(uid)
         _send(control, {"op": "spawn_failed", "error": f"cannot start a namespace: {exc}"})
         return
     if pid == 0:
-        _run_init(sock_fd, memfd, status_r, status_w, uid, tmp_bytes, config, fork_time, inherited)
-    _close_all((sock_fd, memfd, status_w))
-    children[pid] = _Child(None, uid, status_r)
+        try:
+            signal.set_wakeup_fd(-1)
+            _close_except((sock_fd, memfd))
+            confinement.enter_environment_namespaces(uid, tmp_bytes, binds)
+            if uid is not None:
+                confinement.drop_to_user(uid)
+            else:
+                confinement.forbid_new_privileges()
+        except BaseException:  # noqa: BLE001 - never run a function unconfined
+            with contextlib.suppress(Exception):
+                import traceback
+
+                traceback.print_exc()
+            os._exit(70)
+        runtime.run_environment(sock_fd, memfd, config, fork_time)
+    _close_all((sock_fd, memfd))
+    children[pid] = _Child(None, uid, init)
     _reply_spawned(control, pid, "/tmp")
 
 
-def _run_init(
-    sock_fd: int,
-    memfd: int,
-    status_r: int,
-    status_w: int,
-    uid: int | None,
-    tmp_bytes: int,
-    config: dict[str, Any],
-    fork_time: float,
-    inherited: tuple[int, ...],
-) -> NoReturn:
-    """PID 1 of an environment: its mounts, then the runtime as PID 2, reaped with every
-    orphan (an init's duty, pid_namespaces(7)); the runtime's wait status goes to the zygote."""
-    code = 71
-    try:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        _close_all((*inherited, status_r))
-        binds = [(str(path), bool(writable)) for path, writable in config.get("binds", [])]
-        confinement.enter_environment_namespaces(uid, tmp_bytes, binds)
-        runtime_pid = os.fork()
-        if runtime_pid == 0:
-            try:
-                os.close(status_w)
-                if uid is not None:
-                    confinement.drop_to_user(uid)
-                else:
-                    confinement.forbid_new_privileges()
-            except BaseException:  # noqa: BLE001 - never run a function unconfined
-                os._exit(70)
-            from sandbox.python_worker import runtime
-
-            runtime.run_environment(sock_fd, memfd, config, fork_time)
-        _close_all((sock_fd, memfd))
-        # The init keeps uid 0 with no capability left: the function (another uid) can neither
-        # signal nor ptrace it, and it is not one of the function's processes for RLIMIT_NPROC.
-        confinement.keep_only_capabilities((), bounding=False)
-        confinement.forbid_new_privileges()
-        while True:
-            pid, status = os.wait()
-            if pid == runtime_pid:
-                os.write(status_w, status.to_bytes(4, "little"))
-                code = 0
-                break
-    except BaseException:  # noqa: BLE001 - PID 1 must end, whatever happened
-        with contextlib.suppress(Exception):
-            import traceback
-
-            traceback.print_exc()
-    os._exit(code)
+def _end_init(init: _Init) -> None:
+    """Kill an environment's init, which takes the rest of its PID namespace with it
+    (pid_namespaces(7)), and reap it: once reaped, nothing of the namespace is left."""
+    with contextlib.suppress(OSError):
+        signal.pidfd_send_signal(init.pidfd, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitid(os.P_PIDFD, init.pidfd, os.WEXITED)
+    init.close()
 
 
 def _reply_spawned(control: socket.socket, pid: int, tmpdir: str) -> None:
@@ -403,14 +451,14 @@ def _reap(
         if pid == 0:
             return
         child = children.pop(pid, None)
+        if child is None:
+            if settings.spare_init is not None and pid == settings.spare_init.pid:
+                settings.spare_init.close()  # died unused: made again at the next spawn
+                settings.spare_init = None
+            continue  # an init killed from outside: its runtime is reaped on its own
         if child is not None:
-            if child.status_fd is not None:
-                # The init wrote how the runtime ended; nothing there: the init was killed.
-                with contextlib.suppress(OSError):
-                    reported = os.read(child.status_fd, 4)
-                    if len(reported) == 4:
-                        status = int.from_bytes(reported, "little")
-                os.close(child.status_fd)
+            if child.init is not None:
+                _end_init(child.init)
             if child.uid is not None and settings.level != "namespaces":
                 _kill_user(child.uid)
             if child.tmpdir is not None:
