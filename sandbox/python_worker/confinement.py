@@ -120,22 +120,32 @@ def _last_capability() -> int:
         return int(last.read())
 
 
+def _permitted_capabilities() -> int:
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(_libc.capget(ctypes.byref(header), data), "capget")
+    low: int = data[0].permitted
+    high: int = data[1].permitted
+    return low | (high << 32)
+
+
 def keep_only_capabilities(keep: Iterable[int], *, bounding: bool = True) -> None:
-    """Drop every capability but `keep` from the effective and permitted sets and, with
-    `bounding`, from the bounding set too (so no exec can regain them; that needs CAP_SETPCAP,
-    which goes with the rest: capabilities(7))."""
-    wanted = set(keep)
-    if bounding:
+    """Drop every capability but `keep` (of those held) from the effective and permitted sets
+    and, with `bounding` and CAP_SETPCAP held, from the bounding set too, so that no exec can
+    regain them (capabilities(7)). CAP_SETPCAP goes with the rest."""
+    held = _permitted_capabilities()
+    mask = 0
+    for cap in keep:
+        mask |= 1 << cap
+    mask &= held
+    if bounding and held & (1 << CAP_SETPCAP):
         for cap in range(_last_capability() + 1):
-            if cap not in wanted:
+            if not mask & (1 << cap):
                 try:
                     prctl(PR_CAPBSET_DROP, cap)
                 except OSError as exc:
                     if exc.errno != errno.EINVAL:  # a capability this kernel does not know
                         raise
-    mask = 0
-    for cap in wanted:
-        mask |= 1 << cap
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)(
         _CapData(mask & 0xFFFFFFFF, mask & 0xFFFFFFFF, 0),
@@ -156,8 +166,16 @@ def drop_to_user(uid: int) -> None:
     prctl(PR_SET_DUMPABLE, 1)
 
 
+def drop_capabilities() -> None:
+    """When the environment keeps its uid (the edge's, or root in bubblewrap's user namespace
+    when the edge is not root): no capability left, none to regain. Root in a user namespace
+    keeps CAP_SYS_ADMIN there otherwise, enough to unmount what hides the edge's files."""
+    keep_only_capabilities((), bounding=False)
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
 def forbid_new_privileges() -> None:
-    """PR_SET_NO_NEW_PRIVS alone (when the environment keeps the edge's uid)."""
+    """PR_SET_NO_NEW_PRIVS alone."""
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 

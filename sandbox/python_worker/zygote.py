@@ -234,9 +234,10 @@ def _close_all(fds: tuple[int, ...]) -> None:
 
 def _limits(config: dict[str, Any], settings: _Settings, uid: int | None) -> None:
     config["address_space_bytes"] = _virtual_size_bytes() + int(config["memory_mb"]) * (1 << 20)
-    # RLIMIT_NPROC counts the processes of the real uid (setrlimit(2)): only meaningful when the
-    # environment has a uid of its own (or a user namespace of its own: not root).
-    if uid is not None or (settings.level == "namespaces" and os.geteuid() != 0):
+    # RLIMIT_NPROC counts the processes of the real uid (setrlimit(2)), per user namespace:
+    # meaningful when the environment has a uid of its own, or is in bubblewrap's user
+    # namespace (the edge not root), never with the edge's own uid.
+    if uid is not None or settings.level == "namespaces":
         config["max_processes"] = _MAX_PROCESSES
 
 
@@ -281,7 +282,7 @@ def _spawn(
             if uid is not None:
                 confinement.drop_to_user(uid)
             else:
-                confinement.forbid_new_privileges()
+                confinement.drop_capabilities()
         except BaseException:  # noqa: BLE001 - never run a function unconfined
             os._exit(70)
         runtime.run_environment(sock_fd, memfd, config, fork_time)
@@ -388,7 +389,7 @@ def _spawn_namespaced(
             if uid is not None:
                 confinement.drop_to_user(uid)
             else:
-                confinement.forbid_new_privileges()
+                confinement.drop_capabilities()
         except BaseException:  # noqa: BLE001 - never run a function unconfined
             with contextlib.suppress(Exception):
                 import traceback
