@@ -15,6 +15,8 @@ import re
 import secrets
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -26,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
+from edge.config import ConfigError, parse_config
 from sandbox import SandboxError, probe_isolation
 from sandbox.python_worker import isolation
 from tests.conftest import REPO, EdgeProcess
@@ -503,6 +506,87 @@ def test_without_bubblewrap_auto_falls_back_and_namespaces_refuses(
         assert running.call("probe", "whoami")["pids"]
     finally:
         running.edge.stop()
+
+
+FUNCTION = {"handler": "functions/hostile.handler"}
+ORIGINS = {"web": {"url": "http://127.0.0.1:9"}}
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        pytest.param(
+            {"sandbox": {"isolation": "chroot"}},
+            "sandbox.isolation: expected one of 'auto', 'namespaces', 'uid-only' or 'none', "
+            "found 'chroot'",
+            id="unknown-level",
+        ),
+        pytest.param(
+            {"sandbox": {"uid_count": 3000}},
+            "sandbox.uid_count: expected a multiple of 1024 (uids per zygote), found 3000",
+            id="uid-count-in-blocks",
+        ),
+        pytest.param(
+            {"sandbox": {"uid_base": 0}},
+            "sandbox.uid_base: expected a number at least 1000, found 0",
+            id="no-system-uids",
+        ),
+        pytest.param(
+            {"functions": {"f": {**FUNCTION, "ephemeral_storage": 100}}},
+            "functions.f.ephemeral_storage: expected a number at least 512, found 100",
+            id="lambda-minimum-tmp",
+        ),
+        pytest.param(
+            {
+                "functions": {"f": {**FUNCTION, "ephemeral_storage": 1024}},
+                "behaviors": [{"path": "*", "origin": "web", "viewer-request": "f"}],
+            },
+            "functions.f.ephemeral_storage: expected at most 512 MB for a function on a "
+            "Lambda@Edge trigger (behaviors[0].viewer-request), found 1024",
+            id="lambda-at-edge-tmp",
+        ),
+        pytest.param(
+            {"functions": {"f": {**FUNCTION, "writable_paths": ["nowhere"]}}},
+            "functions.f.writable_paths[0]: expected an existing directory, found 'nowhere'",
+            id="writable-path-must-exist",
+        ),
+    ],
+)
+def test_sandbox_settings_are_checked(raw: dict[str, Any], problem: str, tmp_path: Path) -> None:
+    (tmp_path / "functions").mkdir()
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"origins": ORIGINS, **raw}, source="edge.toml", base_dir=tmp_path)
+    assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems
+
+
+def test_sandbox_defaults_keep_functions_offline_and_resolve_writable_paths(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "functions").mkdir()
+    (tmp_path / "data").mkdir()
+    config = parse_config(
+        {"origins": ORIGINS, "functions": {"f": {**FUNCTION, "writable_paths": ["data"]}}},
+        base_dir=tmp_path,
+    )
+    function = config.functions["f"]
+    assert (function.network, function.ephemeral_storage) == (False, 512)
+    assert function.writable_paths == [(tmp_path / "data").resolve()]
+    assert config.sandbox.isolation == "auto"
+
+
+def test_edge_check_says_the_level(origin: OriginServer, open_project: Path) -> None:
+    config = _write_project(open_project, origin, "s", "auto")
+    done = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "check", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    level = probe_isolation("auto").level
+    assert re.search(rf"^sandbox: {level}\b", done.stderr, re.MULTILINE), done.stderr
 
 
 def test_probe_refuses_a_level_it_cannot_give(monkeypatch: pytest.MonkeyPatch) -> None:
