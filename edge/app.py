@@ -2,7 +2,8 @@
 
 `create_app` takes the edges of the world as arguments (origins, metrics, access log), so tests
 can inject their own; only the CLI builds the real ones. Every viewer path goes to the
-pipeline; the admin app serves `/healthz` and `/metrics` on its own address.
+pipeline; the admin app serves `/healthz`, `/metrics`, `/invalidations` and Lambda's Invoke
+API on its own address, every request first through `AdminGuard` (Host, Origin, signature).
 """
 
 from __future__ import annotations
@@ -12,22 +13,31 @@ import contextlib
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from edge.accesslog import AccessLog
+from edge.admin_guard import AdminAccess, AdminGuard
 from edge.caching import build_cache
 from edge.config import EdgeConfig
 from edge.functions import FunctionRegistry, Limiter
-from edge.invalidation import InvalidationJournal, check_paths
+from edge.invalidation import (
+    MAX_INVALIDATION_BODY_BYTES,
+    InvalidationJournal,
+    InvalidationRefused,
+    Invalidator,
+    check_paths,
+    too_large,
+)
 from edge.invoke import InvokeService
 from edge.metrics import ProxyMetrics, render_latest
 from edge.origins import Upstream, build_upstreams, close_upstreams
@@ -78,7 +88,7 @@ def create_app(
         async with asyncio.TaskGroup() as tasks:
             flusher = tasks.create_task(flush_metrics())
             follower = (
-                tasks.create_task(journal.follow(pipeline.cache.invalidate))
+                tasks.create_task(journal.follow(pipeline.cache.invalidate_paths))
                 if journal is not None and pipeline.cache is not None
                 else None
             )
@@ -123,14 +133,19 @@ def create_admin_app(
     *,
     flush: Callable[[], None] | None = None,
     invoke: InvokeService | None = None,
-    invalidate: Callable[[str], int] | None = None,
+    invalidate: Callable[[Sequence[str]], Awaitable[int]] | None = None,
     journal: InvalidationJournal | None = None,
+    access: AdminAccess | None = None,
 ) -> Starlette:
-    """Health, metrics and (with `invoke`) Lambda's Invoke API, on a separate listener.
+    """Health, metrics, invalidations and (with `invoke`) Lambda's Invoke API, on a separate
+    listener.
 
     `registry`: this process's metrics (one worker); None: all workers' (multiprocess mode).
     `flush` moves what the proxy recorded into the registry before a scrape. `invoke` runs
-    while the app does (its lifespan) and adds its own metrics to every scrape.
+    while the app does (its lifespan) and adds its own metrics to every scrape. `invalidate`
+    applies a batch of paths to this process's caches; without it, `journal` takes them to
+    the workers. `access` says who may use the listener (default: the Host and Origin checks,
+    no signature); every request passes `AdminGuard` before any route.
     """
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -139,22 +154,27 @@ def create_admin_app(
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok\n")
 
+    invalidator = Invalidator(invalidate) if invalidate is not None else None
+
     async def invalidations(request: Request) -> Response:
         """CloudFront-style invalidation: `{"paths": ["/a.html", "/images/*"]}`."""
         try:
-            document = orjson.loads(await request.body())
+            body = await _read_bounded(request, MAX_INVALIDATION_BODY_BYTES)
+            document = orjson.loads(body)
             paths = check_paths(document.get("paths") if isinstance(document, dict) else None)
-        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": f"invalid invalidation request: {exc}"}, 400)
-        started = time.perf_counter()
-        if invalidate is not None:
-            removed: int | None = sum(invalidate(path) for path in paths)
-            entry_id = uuid.uuid4().hex[:14].upper()
-        elif journal is not None:
-            removed = None  # each worker applies it and logs its own count
-            entry_id = journal.append(paths)
-        else:
-            return JSONResponse({"error": "this edge has no cache to invalidate"}, 409)
+            started = time.perf_counter()
+            if invalidator is not None:
+                removed: int | None = await invalidator.run(paths)
+                entry_id = uuid.uuid4().hex[:14].upper()
+            elif journal is not None:
+                removed = None  # each worker applies it and logs its own count
+                entry_id = journal.append(paths)
+            else:
+                return JSONResponse({"error": "this edge has no cache to invalidate"}, 409)
+        except orjson.JSONDecodeError as exc:
+            return _refused("InvalidArgument", f"the body is not JSON: {exc}")
+        except InvalidationRefused as exc:
+            return _refused(exc.code, exc.message)
         return JSONResponse(
             {
                 "id": entry_id,
@@ -191,6 +211,41 @@ def create_admin_app(
         Route("/metrics", metrics),
         Route("/invalidations", invalidations, methods=["POST"]),
     ]
+    body_limits = [MAX_INVALIDATION_BODY_BYTES]
     if invoke is not None:
         routes += invoke_routes(invoke)
-    return Starlette(routes=routes, lifespan=lifespan)
+        body_limits += [
+            invoke.config.invoke.sync_payload_bytes,
+            invoke.config.invoke.async_payload_bytes,
+        ]
+    guard = Middleware(AdminGuard, access=access or AdminAccess(), max_body_bytes=max(body_limits))
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
+
+
+# CloudFront's statuses for the errors of CreateInvalidation (the others are 400).
+_INVALIDATION_STATUS = {"BatchTooLarge": 413}
+
+
+def _refused(code: str, message: str) -> Response:
+    status = _INVALIDATION_STATUS.get(code, 400)
+    # A body refused for its size is left unread: the connection cannot carry another request.
+    headers = {"Connection": "close"} if status == 413 else None
+    return JSONResponse(
+        {"error": f"invalid invalidation request: {message}", "code": code}, status, headers
+    )
+
+
+async def _read_bounded(request: Request, limit_bytes: int) -> bytes:
+    """The body, counted while it streams in: over `limit_bytes` (declared or sent) it is
+    refused before it is read whole."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
+        raise too_large(limit_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit_bytes:
+            raise too_large(limit_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -22,6 +22,28 @@ def build_cache(config: CacheConfig) -> HttpCache:
     return HttpCache(store, collapser=Collapser(wait_seconds=config.collapse_wait))
 
 
+def keyed_host(
+    policy: CachePolicy, *, rfc9111: bool, forwards_headers: bool, sees_viewer_host: bool
+) -> tuple[CachePolicy, bool]:
+    """(the policy with the viewer's Host in its key where the Host can reach the origin,
+    whether X-Forwarded-Host is sent).
+
+    Whatever of the viewer's request reaches the origin must be in the key, or one viewer
+    decides what the cache hands to every other. The Host reaches the origin as Host
+    (`keep_host`, a function origin's event) or as X-Forwarded-Host. RFC 9111 §2 keys on the
+    whole target URI, authority included: the plain policy keys on the Host and tells the
+    origin. CloudFront's policies key on it only when listed in `headers`, and then tell the
+    origin (CloudFront sends no X-Forwarded-Host otherwise). A policy that stores nothing
+    cannot be poisoned: the origin is told.
+    """
+    if not policy.enabled:
+        return policy, True
+    forward = forwards_headers and (rfc9111 or "host" in policy.headers)
+    if (forward or sees_viewer_host) and "host" not in policy.headers:
+        policy = replace(policy, headers=(*policy.headers, "host"))
+    return policy, forward
+
+
 def policy_for(behavior: BehaviorConfig, *, device: str = "edge") -> CachePolicy:
     """The behavior's cache policy (CloudFront's managed policies by name, or its own).
     `device` is the name Surrogate-Control directives target this cache by (the server's)."""
@@ -52,4 +74,7 @@ def _policy(behavior: BehaviorConfig) -> CachePolicy:
         cookie_names=tuple(cookies) if isinstance(cookies, list) else (),
         compress=setting.compress,
         serve_stale_on_error=setting.serve_stale_on_error,
+        # CloudFront: the cookies outside the key do not reach the origin.
+        keyed_cookies_only=True,
+        store_set_cookie=setting.cache_set_cookie,
     )

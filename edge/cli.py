@@ -6,23 +6,30 @@ A configuration error prints the problems and exits with status 2, never a trace
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 import logging
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edge import __version__
 from edge.config import ConfigError, EdgeConfig, config_for_origin, load_config
+from edge.sigv4 import Credentials
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# The region `edge invalidate` signs for; the admin listener accepts any.
+SIGNING_REGION = "us-east-1"
 
 
 def default_config_path() -> Path:
@@ -79,13 +86,66 @@ def _sandbox_line(report: Any) -> None:
     err_console.print(f"[{style}]sandbox:[/] {report.describe()}", highlight=False)
 
 
+def _admin_credentials(config: EdgeConfig) -> Credentials | None:
+    """The admin listener's key, its secret read from the environment or a file (exit 2 when
+    it cannot be read)."""
+    admin = config.admin
+    if admin.access_key_id is None:
+        return None
+    if admin.secret_access_key_env is not None:
+        secret = os.environ.get(admin.secret_access_key_env, "")
+        where = f"the environment variable {admin.secret_access_key_env}"
+    else:
+        assert admin.secret_access_key_file is not None
+        path = admin.secret_access_key_file
+        path = path if path.is_absolute() else config.base_dir / path
+        where = f"the file {path}"
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail_config(ConfigError(config.source, [f"admin.secret_access_key_file: {exc}"]))
+    if not secret:
+        _fail_config(
+            ConfigError(
+                config.source,
+                [f"admin.access_key_id: expected the secret access key in {where}, found none"],
+            )
+        )
+    return Credentials(admin.access_key_id, secret)
+
+
+def exposure_warning(admin: str | None, *, signed: bool) -> str | None:
+    """What `edge serve` says when the admin listener takes unsigned requests beyond loopback
+    (`admin`: its HOST:PORT), or None."""
+    from edge.server import parse_listen
+
+    if admin is None or signed:
+        return None
+    host = parse_listen(admin).host
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False  # a host name: it may resolve to any address
+    if loopback:
+        return None
+    return (
+        f"the admin listener binds {host}, beyond loopback, and takes unsigned requests: "
+        "anyone who reaches it can invalidate the cache and run functions. Set [admin] "
+        "access_key_id with secret_access_key_env (or secret_access_key_file), or bind it "
+        "to 127.0.0.1."
+    )
+
+
 def _banner(config: EdgeConfig, listen: str, admin: str | None, sandbox: Any) -> None:
     err_console.print(
         f"[bold]edge {__version__}[/] listening on [bold cyan]http://{listen}[/]"
         f"  ({config.server.workers} worker{'s' if config.server.workers != 1 else ''})"
     )
     if admin:
-        err_console.print(f"admin on http://{admin}  (/healthz, /metrics)")
+        signed = "signed requests only" if config.admin.access_key_id else "unsigned"
+        err_console.print(
+            f"admin on http://{admin}  (/healthz, /metrics, /invalidations, Invoke API; {signed})"
+        )
     _sandbox_line(sandbox)
     err_console.print(f"config: {config.source}")
     origins = Table("origin", "kind", "target", title=None, box=None, pad_edge=False)
@@ -180,6 +240,10 @@ def run_server(config: EdgeConfig) -> int:
     # Probed once here: the workers forked later inherit the answer.
     sandbox = _sandbox_report(config)
     server = config.server
+    credentials = _admin_credentials(config)
+    warning = exposure_warning(server.admin, signed=credentials is not None)
+    if warning:
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}")
     multiproc_dir: str | None = None
     if server.workers > 1:
         # prometheus-client picks its storage when imported: set this before any import of it.
@@ -189,6 +253,7 @@ def run_server(config: EdgeConfig) -> int:
         from prometheus_client import CollectorRegistry
 
         from edge import server as server_module
+        from edge.admin_guard import AdminAccess
         from edge.app import create_admin_app, create_app
         from edge.invalidation import InvalidationJournal
         from edge.invoke import ConcurrencyLimiter, InvokeService
@@ -196,6 +261,14 @@ def run_server(config: EdgeConfig) -> int:
 
         registry = None if multiproc_dir else CollectorRegistry()
         record_sandbox_isolation(registry, sandbox.level)
+        access = AdminAccess(
+            allowed_hosts=config.admin.allowed_hosts,
+            allowed_origins=config.admin.allowed_origins,
+            credentials=credentials,
+            unsigned_paths=frozenset(
+                {"/healthz", "/metrics"} if config.admin.unsigned_metrics else {"/healthz"}
+            ),
+        )
         options = ServerOptions(
             listen=parse_listen(server.listen),
             workers=server.workers,
@@ -233,8 +306,12 @@ def run_server(config: EdgeConfig) -> int:
             caches.append(app.state.pipeline.cache)
             return app
 
-        def invalidate(path: str) -> int:
-            return sum(cache.invalidate(path) for cache in caches if cache is not None)
+        async def invalidate(paths: Sequence[str]) -> int:
+            removed = 0
+            for cache in caches:
+                if cache is not None:
+                    removed += await cache.invalidate_paths(paths)
+            return removed
 
         def admin_factory() -> Any:
             # Built after any fork: the Invoke API's functions and queue live in this process.
@@ -244,6 +321,7 @@ def run_server(config: EdgeConfig) -> int:
                 invoke=InvokeService(config, limiter=limiter),
                 invalidate=None if journal else invalidate,
                 journal=journal,
+                access=access,
             )
 
         def ready(listen: Any, admin: Any) -> None:
@@ -414,30 +492,66 @@ def events(
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
     "--admin",
-    default="127.0.0.1:9180",
-    show_default=True,
-    help="The edge's admin listener, HOST:PORT.",
+    help="The edge's admin listener, HOST:PORT (default: server.admin of --config, else "
+    "127.0.0.1:9180).",
 )
-def invalidate(paths: tuple[str, ...], admin: str) -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="The edge's edge.toml: its admin address and, with [admin] access_key_id, the key "
+    "to sign with (the secret from the environment variable or file it names).",
+)
+def invalidate(paths: tuple[str, ...], admin: str | None, config_path: Path | None) -> None:
     """Invalidate cached responses: exact PATHS or prefixes ending in '*' ('/images/*')."""
     import httpx
 
+    from edge import sigv4
+    from edge.admin_guard import SIGNING_SERVICE
+
+    credentials = None
+    if config_path is not None:
+        config = _load(config_path, None)
+        credentials = _admin_credentials(config)
+        if admin is None and config.server.admin:
+            host, _, port = config.server.admin.rpartition(":")
+            unspecified = host in ("", "0.0.0.0", "[::]", "::")
+            admin = f"{'127.0.0.1' if unspecified else host}:{port}"
+    address = admin or "127.0.0.1:9180"
+    url = f"http://{address}/invalidations"
+    body = json.dumps({"paths": list(paths)}).encode()
+    headers = {"Content-Type": "application/json"}
+    if credentials is not None:
+        headers = sigv4.sign(
+            credentials,
+            method="POST",
+            url=url,
+            headers=headers,
+            body=body,
+            region=SIGNING_REGION,
+            service=SIGNING_SERVICE,
+            now=datetime.datetime.now(datetime.UTC),
+        )
     try:
-        with httpx.Client(base_url=f"http://{admin}", timeout=30) as client:
-            response = client.post("/invalidations", json={"paths": list(paths)})
+        with httpx.Client(timeout=30) as client:
+            response = client.post(url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        err_console.print(f"[bold red]error:[/] cannot reach the admin listener {admin}: {exc}")
+        err_console.print(f"[bold red]error:[/] cannot reach the admin listener {address}: {exc}")
         sys.exit(1)
-    document = response.json()
-    if response.status_code != 201:
-        err_console.print(f"[bold red]error:[/] {document.get('error', response.text)}")
+    try:
+        document = response.json()
+    except ValueError:
+        document = {}
+    if response.status_code != 201 or not isinstance(document, dict):
+        reason = document.get("error") or document.get("message") or response.text
+        err_console.print(f"[bold red]error:[/] {response.status_code}: {escape(str(reason))}")
         sys.exit(1)
     count = document["invalidated"]
     what = f"{count} cached responses removed" if count is not None else "sent to every worker"
-    click.echo(
-        f"invalidation {document['id']}: {', '.join(document['paths'])}: {what} "
-        f"({document['milliseconds']} ms)"
-    )
+    shown = ", ".join(document["paths"][:10])
+    if len(document["paths"]) > 10:
+        shown += f" and {len(document['paths']) - 10} more"
+    click.echo(f"invalidation {document['id']}: {shown}: {what} ({document['milliseconds']} ms)")
 
 
 if __name__ == "__main__":  # pragma: no cover

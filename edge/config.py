@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from edge.behaviors import METHOD_SETS, MethodSet
+from origin_proxy import DEFAULT_MAX_RESPONSE_HEADER_BYTES, DEFAULT_MAX_RESPONSE_HEADER_FIELDS
 from sandbox.python_worker.spec import check_environment
 
 
@@ -59,6 +60,14 @@ class ServerConfig(_Strict):
     max_url_bytes: int = Field(default=8 * 1024, ge=256, le=1024 * 1024)
     graceful_timeout: Seconds = 30.0
     keep_alive_timeout: Seconds = 60.0
+    # Seconds a request body may pause between two chunks before the viewer gets 408.
+    client_body_timeout: Seconds = 30.0
+    # Seconds a response write may wait for a viewer that reads nothing; then it is abandoned
+    # (the origin's connection is freed).
+    send_timeout: Seconds = 60.0
+    # "reject": a path with %2F or %5C gets 400 (origins disagree on what it means); "keep":
+    # matched and forwarded as written.
+    escaped_slashes: Literal["reject", "keep"] = "reject"
     access_log: bool = True
 
     @field_validator("listen", "admin")
@@ -83,6 +92,16 @@ class HttpOriginConfig(_Strict):
     connect_timeout: Seconds = 10.0
     read_timeout: Seconds = 30.0
     max_connections: int = Field(default=512, ge=1, le=100_000)
+    # Of those, how many requests whose body streams from the viewer may hold at once
+    # (default: three quarters, so stalled uploads leave the rest to other requests).
+    max_upload_connections: int | None = Field(default=None, ge=1, le=100_000)
+    # An answer whose head (status line, fields, interim heads) is larger gets a 502.
+    max_response_header_bytes: int = Field(
+        default=DEFAULT_MAX_RESPONSE_HEADER_BYTES, ge=1024, le=16 * 1024 * 1024
+    )
+    max_response_header_fields: int = Field(
+        default=DEFAULT_MAX_RESPONSE_HEADER_FIELDS, ge=1, le=100_000
+    )
 
     @field_validator("url")
     @classmethod
@@ -167,6 +186,10 @@ class CachePolicyConfig(_Strict):
     # An expired stored copy stands in for a failing origin (CloudFront's way); false: only
     # within a stale-if-error window (RFC 5861).
     serve_stale_on_error: bool = True
+    # A response with Set-Cookie is stored (and its cookie replayed on every hit to viewers
+    # with the same keyed cookies, as CloudFront does when it forwards cookies). Default: not
+    # stored, so one viewer's cookie never reaches another.
+    cache_set_cookie: bool = False
 
 
 CachePolicyName = Literal["rfc9111", "caching-optimized", "disabled"]
@@ -282,6 +305,75 @@ class InvokeConfig(_Strict):
     retry_delays: tuple[float, float] = (60.0, 120.0)
 
 
+class AdminConfig(_Strict):
+    """`[admin]`: who may use the admin listener (its address is `server.admin`).
+
+    With `access_key_id` and a secret (from the environment variable or the file named here,
+    never from this file), every request but /healthz must carry an AWS Signature Version 4
+    made with that key, as boto3 and the AWS CLI send.
+    """
+
+    # Host names the listener answers to besides its IP addresses and localhost:
+    # "edge.internal", ".example.com" (the domain and its subdomains), or "*" (any).
+    allowed_hosts: tuple[str, ...] = ()
+    # Browser origins allowed to send requests ("https://admin.example.com").
+    allowed_origins: tuple[str, ...] = ()
+    access_key_id: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_+.@-]+$"
+    )
+    secret_access_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # Relative to edge.toml.
+    secret_access_key_file: Path | None = None
+    # Let /metrics be scraped without a signature (Prometheus cannot sign).
+    unsigned_metrics: bool = False
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if not re.fullmatch(r"\*|\.?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", host):
+                raise ValueError(
+                    f'expected host names without port ("edge.internal", ".example.com" '
+                    f'or "*"), found {host!r}'
+                )
+        return tuple(host.lower() for host in value)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.path not in ("", "/")
+                or parts.query
+                or parts.fragment
+            ):
+                raise ValueError(
+                    f'expected an origin such as "https://admin.example.com" (scheme, host, '
+                    f"optional port; no path), found {origin!r}"
+                )
+        # A browser's Origin has no trailing slash.
+        return tuple(origin.lower().removesuffix("/") for origin in value)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> AdminConfig:
+        sources = [
+            key
+            for key in ("secret_access_key_env", "secret_access_key_file")
+            if getattr(self, key) is not None
+        ]
+        if self.access_key_id is not None and len(sources) != 1:
+            raise ValueError(
+                "access_key_id needs exactly one of secret_access_key_env (an environment "
+                f"variable's name) or secret_access_key_file, found {sources or 'neither'}"
+            )
+        if self.access_key_id is None and sources:
+            raise ValueError(f"{sources[0]} needs access_key_id, found none")
+        return self
+
+
 class LambdaEdgeConfig(_Strict):
     """`[lambda_edge]`: CloudFront's limits for triggered functions, and what the event shows."""
 
@@ -361,6 +453,7 @@ class EdgeConfig(_Strict):
     invoke: InvokeConfig = Field(default_factory=InvokeConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    admin: AdminConfig = Field(default_factory=AdminConfig)
     source: str = Field(default="<memory>", exclude=True)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -417,6 +510,7 @@ _MODELS_BY_LOC: dict[str, type[BaseModel]] = {
     "invoke": InvokeConfig,
     "cache": CacheConfig,
     "sandbox": SandboxConfig,
+    "admin": AdminConfig,
 }
 
 
@@ -796,6 +890,7 @@ def config_for_origin(
 
 __all__ = [
     "METHOD_SETS",
+    "AdminConfig",
     "BehaviorConfig",
     "ConfigError",
     "DirectoryOriginConfig",

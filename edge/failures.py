@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 from edge.events import LambdaValidationError
 from edge.triggers import TriggerFailed
-from origin_proxy.errors import OriginError, OriginInvalidResponse, OriginTimeout
+from origin_proxy.errors import (
+    OriginDisconnected,
+    OriginError,
+    OriginHeadersTooLarge,
+    OriginInvalidResponse,
+    OriginTimeout,
+)
 from sandbox.errors import (
     FunctionCrashed,
     FunctionError,
@@ -104,6 +110,17 @@ def _function_failure(exc: TriggerFailed) -> Failure:
             f"{where}: the execution environment died: {cause.error_message}; "
             "a fresh one serves the next request",
         )
+    if isinstance(cause, FunctionError) and cause.error_type == "Function.ResponseSizeTooLarge":
+        # Lambda refuses the result before CloudFront sees it: an execution error, not a
+        # validation error (that one is for results CloudFront reads and rejects, §2.6).
+        return Failure(
+            503,
+            "LambdaExecutionError",
+            cause.error_type,
+            _INVALID_FUNCTION,
+            f"{where}: {cause.error_message} Return less: a Lambda@Edge result is at most "
+            "40 KB (viewer triggers) or 1 MB (origin triggers) of generated response",
+        )
     if isinstance(cause, FunctionError):
         return Failure(
             503,
@@ -132,6 +149,19 @@ def failure_for(exc: BaseException) -> Failure:
         return _function_failure(exc)
     if isinstance(exc, OriginTimeout):
         return Failure(504, "Error", exc.detail, "The origin did not answer in time.", str(exc))
+    if isinstance(exc, OriginHeadersTooLarge):
+        return Failure(
+            502,
+            "Error",
+            exc.detail,
+            "The origin sent response headers larger than the edge accepts.",
+            f"{exc}; raise the origin's max_response_header_bytes or "
+            "max_response_header_fields if it is trusted",
+        )
+    if isinstance(exc, OriginDisconnected):
+        return Failure(
+            502, "Error", exc.detail, "The origin's answer broke off before its end.", str(exc)
+        )
     if isinstance(exc, OriginInvalidResponse):
         return Failure(
             502, "Error", exc.detail, "The origin sent a response that could not be read.", str(exc)

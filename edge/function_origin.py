@@ -40,6 +40,9 @@ _REASONS = {
     FunctionTimeout: (502, "LambdaTimeout"),
     PayloadTooLarge: (502, "LambdaResponseTooLarge"),
 }
+# Lambda's errorType for a result over its payload limit: the load balancer never gets an answer
+# to read, which it logs as LambdaResponseTooLarge, as for an answer over its own 1 MB limit.
+_RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 _BODY_LIMIT_BYTES = 1024 * 1024
 _DEFAULT_TIMEOUT_SECONDS = 3.0  # Lambda's default when the function sets none
 
@@ -138,6 +141,8 @@ class FunctionOrigin:
         except AlbError as exc:
             return self._answer(exc.status, exc.reason_code, exc.detail)
         except FunctionError as exc:
+            if exc.error_type == _RESPONSE_TOO_LARGE:
+                return self._answer(502, "LambdaResponseTooLarge", exc.error_message)
             status, code = _REASONS.get(type(exc), (502, "LambdaUnhandled"))
             return self._answer(status, code, f"{exc.error_type}: {exc.error_message}")
         except SandboxError as exc:

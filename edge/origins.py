@@ -48,6 +48,7 @@ class Upstream:
     host: bytes | None = None  # None: the viewer's Host is kept
     custom_headers: tuple[tuple[bytes, bytes], ...] = ()
     forwards_headers: bool = True  # False for local origins: no X-Forwarded-* needed
+    sees_viewer_host: bool = False  # the viewer's Host reaches it (keep_host, function origins)
     aliases: frozenset[str] = field(default_factory=frozenset)
     # An origin group: the secondary and the statuses that send a request to it.
     failover: tuple[Upstream, frozenset[int]] | None = None
@@ -66,6 +67,9 @@ def _http_upstream(name: str, settings: HttpOriginConfig) -> Upstream:
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         max_connections=settings.max_connections,
+        max_upload_connections=settings.max_upload_connections,
+        max_response_header_bytes=settings.max_response_header_bytes,
+        max_response_header_fields=settings.max_response_header_fields,
     )
     described = CustomOrigin(
         domain_name=settings.domain_name or http.hostname,
@@ -87,6 +91,7 @@ def _http_upstream(name: str, settings: HttpOriginConfig) -> Upstream:
         host=None if settings.keep_host else http.host_header,
         custom_headers=tuple(http.custom_headers),
         aliases=frozenset(aliases),
+        sees_viewer_host=settings.keep_host,
     )
 
 
@@ -129,6 +134,7 @@ def _function_upstream(
         event_origin=CustomOrigin(domain_name=domain, port=80, protocol="http"),
         forwards_headers=False,
         aliases=frozenset({domain.lower()}),
+        sees_viewer_host=True,  # the ALB event carries the Host header
     )
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from edge.accesslog import AccessLog
 from edge.behaviors import METHOD_SETS, PathMatcher
-from edge.caching import policy_for
+from edge.caching import keyed_host, policy_for
 from edge.config import BehaviorConfig, EdgeConfig, FunctionAssociation
 from edge.events import (
     CustomOrigin,
@@ -48,6 +48,7 @@ from edge.failures import Failure, error_page, failure_for, request_refused
 from edge.metrics import ProxyMetrics
 from edge.origins import Upstream, resolve_switched_origin
 from edge.triggers import TriggerFailed, TriggerRunner
+from edge.viewer import Refused, ViewerLimits, admit
 from origin_proxy.cache.layer import HttpCache, Lookup, Outcome
 from origin_proxy.cache.policy import CachePolicy
 from origin_proxy.errors import OriginError
@@ -78,6 +79,10 @@ class ViewerDisconnected(Exception):
     """The viewer went away before its request body was complete."""
 
 
+class ViewerBodyStalled(Exception):
+    """The viewer's request body stopped arriving for longer than the body timeout."""
+
+
 @dataclass(frozen=True, slots=True)
 class Behavior:
     """A behavior ready to serve: its pattern, methods, upstream and functions."""
@@ -90,6 +95,7 @@ class Behavior:
     origin_response: FunctionAssociation | None = None
     viewer_response: FunctionAssociation | None = None
     policy: CachePolicy = field(default_factory=CachePolicy.rfc9111)
+    forward_host: bool = True  # X-Forwarded-Host to the origin (see edge.caching.keyed_host)
 
     @property
     def has_functions(self) -> bool:
@@ -114,6 +120,9 @@ class ViewerRequest:
     client_ip: str
     scheme: str
     listener_port: int = 80
+    # Whether the origin is told the viewer's Host in X-Forwarded-Host (only when it cannot
+    # poison the cache: the Host is in the key, or nothing is stored).
+    forward_host: bool = True
 
 
 @dataclass(slots=True)
@@ -130,6 +139,9 @@ class Answer:
 
 
 _FAILOVER_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# A body this small, sent in one write, fits in the server's write buffer without waiting.
+_UNWATCHED_BYTES = 16 * 1024
 
 # The validators this cache adds to a revalidation (dropped to fetch a response whole).
 _VALIDATORS = frozenset({b"if-none-match", b"if-modified-since"})
@@ -218,18 +230,6 @@ def new_request_id() -> str:
     return base64.urlsafe_b64encode(os.urandom(42)).decode()
 
 
-def _content_length(headers: Headers) -> tuple[int | None, bool]:
-    """(Content-Length or None, whether the body is chunked)."""
-    length: int | None = None
-    chunked = False
-    for name, value in headers:
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"transfer-encoding":
-            chunked = True
-    return length, chunked
-
-
 def _declared_length(headers: Headers) -> int | None:
     for name, value in headers:
         if name == b"content-length":
@@ -240,10 +240,14 @@ def _declared_length(headers: Headers) -> int | None:
     return None
 
 
-async def _viewer_body(receive: Receive, limit: int) -> AsyncIterator[bytes]:
+async def _viewer_body(receive: Receive, limit: int, idle_seconds: float) -> AsyncIterator[bytes]:
     seen = 0
     while True:
-        message = await receive()
+        try:
+            async with asyncio.timeout(idle_seconds):
+                message = await receive()
+        except TimeoutError:
+            raise ViewerBodyStalled from None
         if message["type"] == "http.disconnect":
             raise ViewerDisconnected
         chunk = message.get("body", b"")
@@ -254,6 +258,16 @@ async def _viewer_body(receive: Receive, limit: int) -> AsyncIterator[bytes]:
             yield chunk
         if not message.get("more_body", False):
             return
+
+
+async def _next_chunk(body: AsyncIterator[bytes]) -> bytes:
+    """The next non-empty chunk of `body`, or b"" at its end."""
+    while True:
+        chunk = await anext(body, None)
+        if chunk is None:
+            return b""
+        if chunk:
+            return chunk
 
 
 async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -349,9 +363,14 @@ class Pipeline:
         server = config.server
         self.edge_name = server.name
         self.via = via_value(server.name)
-        self.max_url_bytes = server.max_url_bytes
         self.max_body_bytes = server.max_body_bytes
-        self.max_header_bytes = server.max_header_bytes
+        self.body_timeout = server.client_body_timeout
+        self.send_timeout = server.send_timeout
+        self.limits = ViewerLimits(
+            max_url_bytes=server.max_url_bytes,
+            max_header_bytes=server.max_header_bytes,
+            escaped_slashes=server.escaped_slashes,
+        )
         self.server_name = server.name
         self.behaviors = PathMatcher([(b.path, self._behavior(b)) for b in config.behaviors])
         self._x_cache = {
@@ -360,15 +379,23 @@ class Pipeline:
         }
 
     def _behavior(self, behavior: BehaviorConfig) -> Behavior:
+        upstream = self.upstreams[behavior.origin]
+        policy, forward_host = keyed_host(
+            policy_for(behavior, device=self.server_name),
+            rfc9111=behavior.cache == "rfc9111",
+            forwards_headers=upstream.forwards_headers,
+            sees_viewer_host=upstream.sees_viewer_host,
+        )
         built = Behavior(
             behavior.path,
             METHOD_SETS[behavior.methods],
-            self.upstreams[behavior.origin],
+            upstream,
             viewer_request=behavior.association("viewer-request"),
             origin_request=behavior.association("origin-request"),
             origin_response=behavior.association("origin-response"),
             viewer_response=behavior.association("viewer-response"),
-            policy=policy_for(behavior, device=self.server_name),
+            policy=policy,
+            forward_host=forward_host,
         )
         if built.has_functions and self.triggers is None:
             raise ValueError(f"behavior {behavior.path!r} has functions but no function runtime")
@@ -379,75 +406,91 @@ class Pipeline:
         request_id = new_request_id()
         method: str = scope["method"]
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        query: bytes = scope["query_string"]
         path = raw_path.decode("latin-1")
         client = scope.get("client")
         client_ip = client[0] if client else "0.0.0.0"
-        headers: Headers = scope["headers"]
-        behavior = self.behaviors.match(path)
-        behavior_name = behavior.path if behavior else "-"
-        origin_name = behavior.upstream.name if behavior else "-"
+        scheme: str = scope.get("scheme", "http")
+        behavior_name = origin_name = "-"
         sent = _Sent()
         try:
-            # 1. Limits every request must pass, before any behavior sees it.
-            header_bytes = sum(len(k) + len(v) + 4 for k, v in headers)
-            if header_bytes + len(raw_path) + len(query) > self.max_header_bytes:
-                limit = self.max_header_bytes
-                refusal = request_refused(
-                    431,
-                    "HeadersTooLarge",
-                    f"The request line and headers are larger than {limit} bytes.",
+            # 1. What no behavior may see.
+            try:
+                admitted = admit(
+                    method,
+                    raw_path,
+                    scope["query_string"],
+                    scope["headers"],
+                    scheme=scheme,
+                    limits=self.limits,
+                    http_version=scope.get("http_version", "1.1"),
                 )
-                await self._send_failure(send, refusal, request_id, method, sent)
+            except Refused as refused:
+                await self._send_failure(send, refused.failure, request_id, method, sent)
                 return
-            if len(raw_path) + len(query) + 1 > self.max_url_bytes:
-                refusal = request_refused(
-                    414, "UrlTooLong", f"The URL is longer than {self.max_url_bytes} bytes."
-                )
-                await self._send_failure(send, refusal, request_id, method, sent)
-                return
-            # 2. The behavior and its methods.
+            # 2. The behavior (matched on the path's normal form) and its methods.
+            behavior = self.behaviors.match(admitted.normal_path.decode("latin-1"))
             if behavior is None:  # pragma: no cover - the default behavior matches everything
                 return
+            behavior_name = behavior.path
+            origin_name = behavior.upstream.name
+            refusal: Failure | None = None
             if behavior.methods is not None and method not in behavior.methods:
                 refusal = request_refused(
                     403, "MethodNotAllowed", f"The method {method} is not allowed for this path."
                 )
-                await self._send_failure(send, refusal, request_id, method, sent)
-                return
-            length, chunked = _content_length(headers)
-            if length is not None and length > self.max_body_bytes:
+            elif admitted.has_body and method in ("GET", "HEAD"):
+                # CloudFront answers 403 to a GET or HEAD that carries a body.
+                refusal = request_refused(
+                    403, "BodyNotAllowed", f"A {method} request must not carry a body."
+                )
+            elif (
+                admitted.content_length is not None
+                and admitted.content_length > self.max_body_bytes
+            ):
                 refusal = request_refused(
                     413,
                     "RequestTooLarge",
                     f"The request body is larger than {self.max_body_bytes} bytes.",
                 )
+            if refusal is not None:
                 await self._send_failure(send, refusal, request_id, method, sent)
                 return
             request = ViewerRequest(
                 method=method,
-                path=raw_path,
-                query=query,
-                headers=headers,
-                body=_viewer_body(receive, self.max_body_bytes) if chunked or length else None,
-                content_length=None if chunked else length,
+                path=admitted.path,
+                query=admitted.query,
+                headers=admitted.headers,
+                body=(
+                    _viewer_body(receive, self.max_body_bytes, self.body_timeout)
+                    if admitted.has_body
+                    else None
+                ),
+                content_length=None if admitted.chunked else admitted.content_length,
                 client_ip=client_ip,
-                scheme=scope.get("scheme", "http"),
+                scheme=scheme,
                 listener_port=(scope.get("server") or ("", 80))[1] or 80,
+                forward_host=behavior.forward_host,
             )
             answer = await self._journey(behavior, request, request_id)
             # 10. To the viewer.
             await self._send_answer(send, answer, method, request_id, sent)
-        except (BodyTooLarge, ViewerDisconnected) as exc:
-            if isinstance(exc, BodyTooLarge) and not sent.started:
+        except (BodyTooLarge, ViewerDisconnected, ViewerBodyStalled) as exc:
+            if sent.started:
+                raise
+            if isinstance(exc, BodyTooLarge):
                 refusal = request_refused(
                     413,
                     "RequestTooLarge",
                     f"The request body is larger than {self.max_body_bytes} bytes.",
                 )
                 await self._send_failure(send, refusal, request_id, method, sent)
-            elif sent.started:
-                raise
+            elif isinstance(exc, ViewerBodyStalled):
+                refusal = request_refused(
+                    408,
+                    "RequestTimeout",
+                    f"The request body stopped arriving for {self.body_timeout:g} s.",
+                )
+                await self._send_failure(send, refusal, request_id, method, sent)
         except Exception as exc:
             failure = failure_for(exc)
             if isinstance(exc, OriginError):
@@ -637,6 +680,9 @@ class Pipeline:
                 )
 
         # 8. The cache store (what origin-response left is what is cached).
+        if look is not None and look.policy.strips_set_cookie:
+            # CloudFront, forwarding no cookie, removes the origin's Set-Cookie.
+            answer.headers = [(k, v) for k, v in answer.headers if k != b"set-cookie"]
         if cache is not None and look is not None:
             if look.outcome is Outcome.PASS:
                 if request.method not in ("GET", "HEAD", "OPTIONS"):
@@ -668,6 +714,7 @@ class Pipeline:
             client_ip=request.client_ip,
             scheme=request.scheme,
             listener_port=request.listener_port,
+            forward_host=request.forward_host,
         )
         refresh = Lookup(
             Outcome.REVALIDATE, look.policy, "GET", look.key, look.request_headers,
@@ -799,6 +846,7 @@ class Pipeline:
             via=self.via,
             host=upstream.host,
             extra=upstream.custom_headers if custom else (),
+            forwarded_host=request.forward_host,
         )
 
     async def _fetch(self, upstream: Upstream, request: ViewerRequest, headers: Headers) -> Answer:
@@ -867,6 +915,9 @@ class Pipeline:
         self, send: Send, answer: Answer, method: str, request_id: str, sent: _Sent
     ) -> None:
         try:
+            # The first body bytes are read before the head goes out: a body that fails at
+            # once (an invalid first chunk, a reset) is still answered with a clean 502.
+            chunk = b"" if method == "HEAD" else await _next_chunk(answer.body)
             headers = forward_response_headers(answer.headers, via=self.via)
             result = answer.result
             if result == "Miss" and answer.status >= 400:
@@ -881,26 +932,57 @@ class Pipeline:
             if method == "HEAD":
                 await send({"type": "http.response.body", "body": b""})
                 return
-            # With a declared length, the last chunk goes out as the end of the body: one
-            # server write fewer for every response that fits in one chunk.
             remaining = _declared_length(headers)
-            body = answer.body
-            async for chunk in body:
-                if not chunk:
-                    continue
-                sent.body_bytes += len(chunk)
-                if remaining is not None:
-                    remaining -= len(chunk)
-                    if remaining <= 0:
-                        await send({"type": "http.response.body", "body": chunk})
-                        aclose = getattr(body, "aclose", None)
-                        if aclose is not None:
-                            await aclose()
-                        return
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            if remaining is not None and remaining <= len(chunk) <= _UNWATCHED_BYTES:
+                # The whole body in one small write: the socket's buffer takes it at once.
+                await self._send_body(send, chunk, answer.body, remaining, sent, None)
+                return
+            # A viewer that stops reading must not hold the origin's connection for good.
+            try:
+                async with asyncio.timeout(None) as deadline:
+                    await self._send_body(send, chunk, answer.body, remaining, sent, deadline)
+            except TimeoutError:
+                logger.warning(
+                    "request %s: the viewer read nothing for %g s; the response is abandoned "
+                    "after %d body bytes",
+                    request_id,
+                    self.send_timeout,
+                    sent.body_bytes,
+                )
+                sent.result = "ViewerStalled"
         finally:
             await answer.close()
+
+    async def _send_body(
+        self,
+        send: Send,
+        chunk: bytes,
+        body: AsyncIterator[bytes],
+        remaining: int | None,
+        sent: _Sent,
+        deadline: asyncio.Timeout | None,
+    ) -> None:
+        """Send `chunk`, then the rest of `body`; each write must finish before `deadline` is
+        `send_timeout` away. With a declared length, the last chunk goes out as the end of the
+        body: one server write fewer for every response that fits in one chunk."""
+        loop = asyncio.get_running_loop()
+        while chunk:
+            sent.body_bytes += len(chunk)
+            if deadline is not None:
+                deadline.reschedule(loop.time() + self.send_timeout)
+            if remaining is not None:
+                remaining -= len(chunk)
+                if remaining <= 0:
+                    await send({"type": "http.response.body", "body": chunk})
+                    aclose = getattr(body, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+                    return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if deadline is not None:
+                deadline.reschedule(None)  # reading the origin is bounded by its own timeout
+            chunk = await _next_chunk(body)
+        await send({"type": "http.response.body", "body": b""})
 
     async def _send_failure(
         self, send: Send, failure: Failure, request_id: str, method: str, sent: _Sent
@@ -915,7 +997,8 @@ class Pipeline:
             (b"x-amz-cf-id", request_id.encode()),
             (b"date", http_date_now()),
         ]
-        if failure.status in (413, 431):
+        if failure.status in (400, 408, 413, 431):
+            # The rest of what the viewer sent cannot be trusted to frame a next request.
             headers.append((b"connection", b"close"))
         sent.status = failure.status
         sent.result = failure.kind

@@ -125,6 +125,46 @@ def coalesce_response_heads() -> None:
     setattr(H11Protocol, "_edge_coalesced", True)  # noqa: B010
 
 
+def guard_h11_framing() -> None:
+    """Two corrections to hypercorn's HTTP/1.1 protocol, both about what follows a request.
+
+    - Bytes after a request that ends the connection (`Connection: close`, or HTTP/1.0 without
+      keep-alive) are ignored, as RFC 9112 §9.6 has it: nothing after such a request is read.
+      Unpatched, h11 calls them a protocol error and hypercorn answers 400 in place of the
+      response the request is owed (the origin has already run it).
+    - A request line longer than the parser's buffer gets 414 (URI Too Long), not the 431
+      meant for oversized header sections.
+    """
+    import h11
+    from hypercorn.protocol.h11 import H11Protocol
+
+    if getattr(H11Protocol, "_edge_guarded", False):
+        return
+    original_init = H11Protocol.__init__
+    original_error = H11Protocol._send_error_response
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        connection = self.connection
+        next_event = connection.next_event
+
+        def guarded_next_event() -> Any:
+            if connection.their_state is h11.MUST_CLOSE:
+                return h11.NEED_DATA  # the peer may say no more: what it sent is dropped
+            return next_event()
+
+        connection.next_event = guarded_next_event
+
+    async def send_error_response(self: Any, status_code: int) -> None:
+        if status_code == 431 and b"\n" not in self.connection.trailing_data[0]:
+            status_code = 414
+        await original_error(self, status_code)
+
+    setattr(H11Protocol, "__init__", init)  # noqa: B010 - patching a method
+    setattr(H11Protocol, "_send_error_response", send_error_response)  # noqa: B010
+    setattr(H11Protocol, "_edge_guarded", True)  # noqa: B010
+
+
 def hypercorn_config(options: ServerOptions) -> HypercornConfig:
     config = HypercornConfig()
     config.graceful_timeout = options.graceful_timeout_seconds
@@ -196,6 +236,7 @@ def run(
     `on_ready` is called once every listener accepts connections, with the actual addresses
     (a port of 0 resolved), so a caller can print a banner or a test can connect.
     """
+    guard_h11_framing()
     if os.environ.get("EDGE_NO_COALESCE") != "1":
         coalesce_response_heads()
     workers = max(1, options.workers)

@@ -20,14 +20,21 @@ from urllib.parse import urlsplit
 import httpx
 
 from origin_proxy.errors import (
+    OriginDisconnected,
     OriginDnsError,
     OriginError,
+    OriginHeadersTooLarge,
     OriginInvalidResponse,
     OriginTimeout,
     OriginUnreachable,
 )
 from origin_proxy.headers import encode_custom_headers
+from origin_proxy.limits import (
+    DEFAULT_MAX_RESPONSE_HEADER_BYTES,
+    DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
+)
 from origin_proxy.message import OriginRequest, OriginResponse
+from origin_proxy.transport import PooledTransport, ResponseBodyIncomplete, ResponseHeadTooLarge
 
 
 class _BodyStream(httpx.AsyncByteStream):
@@ -50,21 +57,6 @@ class _BodyStream(httpx.AsyncByteStream):
 _EMPTY = httpx.ByteStream(b"")
 
 
-def _make_transport(max_connections: int, connect: float, read: float) -> httpx.AsyncBaseTransport:
-    try:
-        from origin_proxy.transport import PooledTransport
-    except ImportError:  # pragma: no cover - only while the fast transport is absent
-        return httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
-        )
-    return PooledTransport(
-        max_connections=max_connections,
-        max_keepalive=min(max_connections, 256),
-        connect_timeout=connect,
-        read_timeout=read,
-    )
-
-
 class HttpOrigin:
     """An HTTP origin at `url` (scheme, host, port and an optional path prefix)."""
 
@@ -78,6 +70,9 @@ class HttpOrigin:
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
         max_connections: int = 512,
+        max_upload_connections: int | None = None,
+        max_response_header_bytes: int = DEFAULT_MAX_RESPONSE_HEADER_BYTES,
+        max_response_header_fields: int = DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         parts = urlsplit(url)
@@ -105,8 +100,14 @@ class HttpOrigin:
             "write": read_timeout,
             "pool": connect_timeout,
         }
-        self._transport = transport or _make_transport(
-            max_connections, connect_timeout, read_timeout
+        self._transport = transport or PooledTransport(
+            max_connections=max_connections,
+            max_keepalive=min(max_connections, 256),
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_upload_connections=max_upload_connections,
+            max_response_header_bytes=max_response_header_bytes,
+            max_response_header_fields=max_response_header_fields,
         )
         self.client = httpx.AsyncClient(
             transport=self._transport,
@@ -169,14 +170,24 @@ class HttpOrigin:
     def _map_error(self, exc: BaseException) -> OriginError:
         cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if isinstance(exc, httpx.TimeoutException):
-            phase = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
-            limit = self.connect_timeout if phase == "connect" else self.read_timeout
-            return OriginTimeout(self.name, f"no {phase} within {limit:g} s ({self.url})")
+            if isinstance(exc, httpx.ConnectTimeout):
+                what = f"no connect within {self.connect_timeout:g} s"
+            elif isinstance(exc, httpx.PoolTimeout):
+                what = f"no free connection within {self.connect_timeout:g} s ({exc})"
+            elif isinstance(exc, httpx.WriteTimeout):
+                what = f"the origin stopped reading the request body for {self.read_timeout:g} s"
+            else:
+                what = f"no read within {self.read_timeout:g} s"
+            return OriginTimeout(self.name, f"{what} ({self.url})")
         if isinstance(exc, httpx.ConnectError):
             if _is_dns_failure(exc):
                 return OriginDnsError(self.name, f"cannot resolve {self.hostname}: {cause}")
             return OriginUnreachable(self.name, f"cannot connect to {self.url}: {cause}")
-        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        if isinstance(exc, ResponseHeadTooLarge):
+            return OriginHeadersTooLarge(self.name, f"{self.url}: {exc}")
+        if isinstance(exc, ResponseBodyIncomplete | httpx.ReadError):
+            return OriginDisconnected(self.name, f"{self.url}: {cause}")
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.WriteError):
             return OriginInvalidResponse(self.name, f"{self.url}: {cause}")
         if isinstance(exc, OSError):
             return OriginUnreachable(self.name, f"{self.url}: {cause}")

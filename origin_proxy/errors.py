@@ -40,3 +40,15 @@ class OriginInvalidResponse(OriginError):
     """The origin answered something that is not HTTP."""
 
     detail = "OriginInvalidResponseError"
+
+
+class OriginHeadersTooLarge(OriginInvalidResponse):
+    """The origin's response head passed the edge's size or field-count limit."""
+
+    detail = "OriginHeadersTooLarge"
+
+
+class OriginDisconnected(OriginError):
+    """The origin's connection broke or closed before its answer was complete."""
+
+    detail = "OriginReadError"

@@ -76,11 +76,13 @@ def forward_request_headers(
     via: bytes,
     host: bytes | None,
     extra: Iterable[tuple[bytes, bytes]] = (),
+    forwarded_host: bool = True,
 ) -> Headers:
     """The headers to send to an origin for a viewer request carrying `headers`.
 
     `host` replaces the viewer's Host (None keeps it); `extra` are the origin's custom headers,
-    which replace viewer fields of the same name.
+    which replace viewer fields of the same name. `forwarded_host`: whether the viewer's Host
+    is passed on as X-Forwarded-Host (a viewer's own X-Forwarded-Host never is).
     """
     out = strip_hop_by_hop(headers)
     viewer_host = b""
@@ -102,7 +104,7 @@ def forward_request_headers(
     ip = client_ip.encode("latin-1")
     kept.append((b"x-forwarded-for", xff + b", " + ip if xff else ip))
     kept.append((b"x-forwarded-proto", proto.encode("latin-1")))
-    if viewer_host:
+    if viewer_host and forwarded_host:
         kept.append((b"x-forwarded-host", viewer_host))
     append_value(kept, b"via", via)
     extra_list = list(extra)

@@ -19,7 +19,13 @@ from typing import Any, Final, cast
 import httptools
 import httpx
 
-__all__ = ["PooledTransport"]
+from origin_proxy.limits import (
+    DEFAULT_MAX_RESPONSE_HEADER_BYTES,
+    DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
+    default_upload_connections,
+)
+
+__all__ = ["PooledTransport", "ResponseBodyIncomplete", "ResponseHeadTooLarge"]
 
 # Unread response body bytes held per connection before the socket stops being read, and the
 # level the consumer must drain to before reading resumes: a slow consumer never makes us
@@ -67,6 +73,15 @@ def _fast_headers_work() -> bool:
 _make_headers = _make_headers_fast if _fast_headers_work() else _make_headers_plain
 
 
+class ResponseHeadTooLarge(httpx.RemoteProtocolError):
+    """The origin's response head (or its chunk framing and trailer section) passed the
+    transport's limits; the connection is dropped without reading further."""
+
+
+class ResponseBodyIncomplete(httpx.RemoteProtocolError):
+    """The origin closed the connection before the end of the body its framing announced."""
+
+
 class _HeadResponseEndError(Exception):
     """Raised from the parser callback to stop parsing after the headers of a HEAD response."""
 
@@ -92,6 +107,13 @@ def _closes_connection(headers: _Headers, http_version: str) -> bool:
     return close
 
 
+def _head_size(reason: bytes, headers: _Headers) -> int:
+    """The size of a response head as written: status line, fields, blank line."""
+    return (
+        len(b"HTTP/1.1 200 \r\n") + len(reason) + sum(4 + len(n) + len(v) for n, v in headers) + 2
+    )
+
+
 def _has_body_framing(headers: _Headers) -> bool:
     """Whether a response delimits its body itself, rather than by closing (RFC 9112 §6.3):
     a Transfer-Encoding whose final coding is chunked, or else a Content-Length. A response
@@ -108,6 +130,8 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = (
         "_loop",
+        "_max_head_bytes",
+        "_max_header_fields",
         "_pool",
         "body_waiter",
         "buffered",
@@ -115,13 +139,16 @@ class _Connection(asyncio.Protocol):
         "complete",
         "drain_waiter",
         "error",
+        "framing_bytes",
         "got_data",
+        "head_bytes",
         "head_waiter",
         "headers",
         "headers_done",
         "http_version",
         "idle_since",
         "in_exchange",
+        "interim_bytes",
         "is_head",
         "keep_alive",
         "key",
@@ -139,6 +166,8 @@ class _Connection(asyncio.Protocol):
     def __init__(self, pool: PooledTransport, key: _Key, loop: asyncio.AbstractEventLoop) -> None:
         self._pool = pool
         self._loop = loop
+        self._max_head_bytes = pool._max_response_header_bytes
+        self._max_header_fields = pool._max_response_header_fields
         self.key = key
         self.transport: asyncio.Transport | None = None
         self.parser: Any = httptools.HttpResponseParser(self)
@@ -160,6 +189,11 @@ class _Connection(asyncio.Protocol):
         self.http_version = _HTTP_11
         self.headers: _Headers = []
         self.headers_done = False
+        # Bytes read before the final head ended (interim heads included), the exact size of
+        # the interim heads, and bytes since the last read that carried body data.
+        self.head_bytes = 0
+        self.interim_bytes = 0
+        self.framing_bytes = 0
         self.got_data = False
         self.complete = False
         self.keep_alive = False
@@ -181,6 +215,31 @@ class _Connection(asyncio.Protocol):
             self._pool._discard(self)
             return
         self.got_data = True
+        limit = self._max_head_bytes
+        if self.headers_done:
+            # Body bytes are bounded by flow control (on_body). What is neither head nor body
+            # (chunk framing, a trailer section the parser keeps until a field ends) is counted
+            # from the last read that carried body data.
+            buffered = self.buffered
+            if self._feed(data) and self.buffered == buffered and not self.complete:
+                self.framing_bytes += len(data)
+                if self.framing_bytes > limit:
+                    self._fail(
+                        ResponseHeadTooLarge(
+                            f"origin sent over {limit} bytes of chunk framing or trailer fields"
+                        )
+                    )
+            else:
+                self.framing_bytes = 0
+            return
+        # Before the head ends every byte read belongs to a head, so counting reads bounds
+        # what the parser holds, a field it has not seen the end of included.
+        self.head_bytes += len(data)
+        if self._feed(data) and not self.headers_done and self.head_bytes > limit:
+            self._fail(ResponseHeadTooLarge(f"origin sent a response head over {limit} bytes"))
+
+    def _feed(self, data: bytes) -> bool:
+        """Parse `data`; False when that ended the exchange."""
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -190,6 +249,8 @@ class _Connection(asyncio.Protocol):
             elif isinstance(cause, _UnexpectedMessageError):
                 self.keep_alive = False
                 self._pool._discard(self)
+            elif isinstance(cause, ResponseHeadTooLarge):
+                self._fail(cause)
             else:
                 self._fail(httpx.RemoteProtocolError(f"invalid HTTP response from origin: {exc}"))
         except httptools.HttpParserUpgrade:
@@ -197,6 +258,9 @@ class _Connection(asyncio.Protocol):
             self._fail(httpx.RemoteProtocolError("origin switched protocols (101), unsupported"))
         except httptools.HttpParserError as exc:
             self._fail(httpx.RemoteProtocolError(f"invalid HTTP response from origin: {exc}"))
+        else:
+            return True
+        return False
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close itself; connection_lost does the bookkeeping
@@ -222,13 +286,15 @@ class _Connection(asyncio.Protocol):
                     httpx.RemoteProtocolError("origin closed the connection without a response")
                 )
             return
-        if exc is None and not self.is_head and not _has_body_framing(self.headers):
+        if self.error is not None:
+            pass  # the exchange already failed (and closed the connection) for a reason
+        elif exc is None and not self.is_head and not _has_body_framing(self.headers):
             # RFC 9112 §6.3 (8): a body with no framing ends when the connection closes.
             self.complete = True
         elif exc is not None:
             self.error = httpx.ReadError(f"origin connection broke mid-body: {exc!r}")
         else:
-            self.error = httpx.RemoteProtocolError("origin closed the connection mid-body")
+            self.error = ResponseBodyIncomplete("origin closed the connection mid-body")
         self._wake_body()
 
     def pause_writing(self) -> None:
@@ -246,18 +312,35 @@ class _Connection(asyncio.Protocol):
         if self.complete:
             raise _UnexpectedMessageError
         self.headers = []
+        self.reason = b""
 
     def on_status(self, reason: bytes) -> None:
-        self.reason = reason
+        self.reason += reason  # the parser passes a reason split over reads in parts
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        if self.headers_done:
+            return  # a trailer field (RFC 9110 §6.5): not forwarded; counted as framing
+        headers = self.headers
+        headers.append((name, value))
+        if len(headers) > self._max_header_fields:
+            raise ResponseHeadTooLarge(
+                f"origin sent over {self._max_header_fields} header fields in a response head"
+            )
 
     def on_headers_complete(self) -> None:
         parser = self.parser
         status = parser.get_status_code()
+        if self.head_bytes > self._max_head_bytes:
+            # The reads passed the limit, perhaps only with body bytes: measure the heads.
+            size = self.interim_bytes + _head_size(self.reason, self.headers)
+            if size > self._max_head_bytes:
+                raise ResponseHeadTooLarge(
+                    f"origin sent a response head over {self._max_head_bytes} bytes"
+                )
         if status < 200:
-            # RFC 9110 §15.2: interim responses (100 Continue, 103 Early Hints) are skipped.
+            # RFC 9110 §15.2: interim responses (100 Continue, 103 Early Hints) are skipped;
+            # they count against the head limit, so an endless series of them ends too.
+            self.interim_bytes += _head_size(self.reason, self.headers)
             return
         self.status = status
         self.headers_done = True
@@ -380,33 +463,30 @@ class _Connection(asyncio.Protocol):
     async def send_body(
         self,
         head: bytes,
-        stream: httpx.AsyncByteStream,
+        first: bytes,
+        rest: AsyncIterator[bytes],
         chunked: bool,
         length: int | None,
         timeout_seconds: float | None,
     ) -> None:
-        """Send `head` and stream a body, waiting whenever the socket's write buffer is full.
+        """Send `head`, the body's `first` chunk and the `rest` of it, waiting whenever the
+        socket's write buffer is full (for at most `timeout_seconds` each time).
 
-        A body with neither Content-Length nor chunked framing goes chunked (RFC 9112 §6.1)
-        if the stream yields any data; the head is held back until that is known. Stops early
-        (leaving `request_sent` false, so the connection is not reused) when the origin answers
-        or disconnects before the whole body was sent.
+        A body with neither Content-Length nor chunked framing goes chunked (RFC 9112 §6.1).
+        Stops early (leaving `request_sent` false, so the connection is not reused) when the
+        origin answers or disconnects before the whole body was sent. An exception from `rest`
+        (the viewer's side) propagates unchanged.
         """
         transport = self.transport
         assert transport is not None
+        if length is None and not chunked:
+            chunked = True
+            head = head[:-2] + b"transfer-encoding: chunked\r\n\r\n"
+        transport.write(head)
         sent = 0
-        iterator = stream.__aiter__()
-        unframed = length is None and not chunked
-        if not unframed:
-            transport.write(head)
+        chunk = first
         try:
-            async for chunk in iterator:
-                if not chunk:
-                    continue
-                if unframed:
-                    unframed = False
-                    chunked = True
-                    transport.write(head[:-2] + b"transfer-encoding: chunked\r\n\r\n")
+            while chunk:
                 if self.lost or self.headers_done:
                     return
                 sent += len(chunk)
@@ -420,18 +500,66 @@ class _Connection(asyncio.Protocol):
                     transport.write(chunk)
                 if self.writing_paused:
                     await self._drain(timeout_seconds)
+                chunk = await _next_chunk(rest)
             if length is not None and sent != length:
                 raise httpx.LocalProtocolError("request body shorter than its Content-Length")
-            if unframed:  # the stream was empty: the request has no body
-                transport.write(head)
             if chunked and not self.lost:
                 transport.write(_LAST_CHUNK)
             self.request_sent = True
         finally:
             if not self.request_sent:
-                aclose = getattr(iterator, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+                await _close_body(rest)
+
+
+async def _next_chunk(body: AsyncIterator[bytes]) -> bytes:
+    """The next chunk of a request body that is not empty; b"" at its end."""
+    async for chunk in body:
+        if chunk:
+            return chunk
+    return b""
+
+
+async def _close_body(body: AsyncIterator[bytes]) -> None:
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class _StreamedRequestBody:
+    """A request body from a stream: its first chunk, already read, and the rest to come."""
+
+    __slots__ = ("_slot_of", "first", "rest")
+
+    def __init__(self, first: bytes, rest: AsyncIterator[bytes]) -> None:
+        self.first = first
+        self.rest = rest
+        self._slot_of: PooledTransport | None = None
+
+    @classmethod
+    async def start(cls, stream: httpx.AsyncByteStream) -> _StreamedRequestBody:
+        """Wait for the first chunk that is not empty (b"" if the stream ends first)."""
+        rest = stream.__aiter__()
+        try:
+            first = await _next_chunk(rest)
+        except BaseException:
+            await _close_body(rest)
+            raise
+        return cls(first, rest)
+
+    async def take_upload_slot(
+        self, pool: PooledTransport, timeouts: Mapping[str, float | None] | None
+    ) -> None:
+        """Hold one of `pool`'s upload slots until `release_upload_slot`."""
+        await pool._take_upload_slot(timeouts)
+        self._slot_of = pool
+
+    def release_upload_slot(self) -> None:
+        if self._slot_of is not None:
+            self._slot_of._give_back_upload_slot()
+            self._slot_of = None
+
+    async def close(self) -> None:
+        await _close_body(self.rest)
 
 
 class _BufferedBody(httpx.AsyncByteStream):
@@ -498,9 +626,17 @@ class PooledTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 keep-alive pools per (scheme, host, port), for `handle_async_request` calls.
 
     `max_connections` bounds the open connections over all origins (a request waits up to the
-    connect timeout for one, then fails with `httpx.PoolTimeout`); at most `max_keepalive` idle
+    pool timeout for one, then fails with `httpx.PoolTimeout`); at most `max_keepalive` idle
     ones are kept, each for `keepalive_expiry` seconds. https is supported through `ssl_context`
     (default: `ssl.create_default_context()`, created on first use).
+
+    A request whose body streams (an `httpx.AsyncByteStream`) takes no connection before the
+    stream yields its first chunk, and until that body is sent it holds one of
+    `max_upload_connections` (default: `limits.default_upload_connections`, three quarters of
+    `max_connections`): the pace of an upload is the sender's, and stalled uploads must not
+    take the connections that other requests need. A response head over
+    `max_response_header_bytes` or `max_response_header_fields` fails with
+    `ResponseHeadTooLarge` as soon as the bytes read pass the limit.
     """
 
     def __init__(
@@ -512,10 +648,24 @@ class PooledTransport(httpx.AsyncBaseTransport):
         read_timeout: float = 30.0,
         keepalive_expiry: float = 5.0,
         ssl_context: ssl.SSLContext | None = None,
+        max_upload_connections: int | None = None,
+        max_response_header_bytes: int = DEFAULT_MAX_RESPONSE_HEADER_BYTES,
+        max_response_header_fields: int = DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
     ) -> None:
         if max_connections < 1 or max_keepalive < 0:
             raise ValueError("max_connections must be >= 1 and max_keepalive >= 0")
+        if max_upload_connections is None:
+            max_upload_connections = default_upload_connections(max_connections)
+        if max_upload_connections < 1:
+            raise ValueError("max_upload_connections must be >= 1")
+        if max_response_header_bytes < 1 or max_response_header_fields < 1:
+            raise ValueError("the response head limits must be >= 1")
         self._max_connections = max_connections
+        self._max_uploads = min(max_upload_connections, max_connections)
+        self._uploads = 0  # upload slots held
+        self._upload_waiters: deque[asyncio.Future[None]] = deque()
+        self._max_response_header_bytes = max_response_header_bytes
+        self._max_response_header_fields = max_response_header_fields
         self._max_keepalive = max_keepalive
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
@@ -588,20 +738,40 @@ class PooledTransport(httpx.AsyncBaseTransport):
         # RFC 9112 §2.2: a CR or LF inside a field would split it into forged header lines.
         if head.count(b"\n") != header_lines + 2 or head.count(b"\r") != header_lines + 2:
             raise httpx.LocalProtocolError("CR or LF inside the request line or a header field")
+        streamed = None
+        if body_stream is not None:
+            # No connection is taken before there is something to send: how long the first
+            # chunk takes is the sender's to bound (the edge times out a silent viewer).
+            streamed = await _StreamedRequestBody.start(body_stream)
+            if not streamed.first:
+                streamed = None  # the stream was empty: the request has no body
+                if chunked:
+                    body = _LAST_CHUNK
+                elif length:
+                    raise httpx.LocalProtocolError("request body shorter than its Content-Length")
         if body:
             head += body
 
-        conn = self._take_idle(key)
-        if conn is None:
-            conn = await self._acquire(key, timeouts)
+        try:
+            if streamed is not None and (length is None or len(streamed.first) < length):
+                # More is to come, at the sender's pace: hold an upload slot meanwhile.
+                await streamed.take_upload_slot(self, timeouts)
+            conn = self._take_idle(key)
+            if conn is None:
+                conn = await self._acquire(key, timeouts)
+        except BaseException:
+            if streamed is not None:
+                streamed.release_upload_slot()
+                await streamed.close()
+            raise
         try:
             return await self._exchange(
-                conn, request, head, body_stream, chunked, length, read_timeout, timeouts
+                conn, request, head, streamed, chunked, length, read_timeout, timeouts
             )
         except _StaleConnectionError:
             # The origin closed an idle connection as we reused it: nothing was received, so
             # a request with no body is safe to send again on a fresh connection, once.
-            if body_stream is not None or body:
+            if streamed is not None or body:
                 raise httpx.RemoteProtocolError(
                     "origin closed a kept-alive connection before answering"
                 ) from None
@@ -618,7 +788,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         conn: _Connection,
         request: httpx.Request,
         head: bytes,
-        body_stream: httpx.AsyncByteStream | None,
+        streamed: _StreamedRequestBody | None,
         chunked: bool,
         length: int | None,
         read_timeout: float | None,
@@ -632,12 +802,17 @@ class PooledTransport(httpx.AsyncBaseTransport):
         transport = conn.transport
         assert transport is not None
         try:
-            if body_stream is None:
+            if streamed is None:
                 transport.write(head)
                 conn.request_sent = True
             else:
                 write_timeout = read_timeout if timeouts is None else timeouts.get("write")
-                await conn.send_body(head, body_stream, chunked, length, write_timeout)
+                try:
+                    await conn.send_body(
+                        head, streamed.first, streamed.rest, chunked, length, write_timeout
+                    )
+                finally:
+                    streamed.release_upload_slot()
             if not waiter.done():
                 if read_timeout is None:
                     await waiter
@@ -811,6 +986,39 @@ class PooledTransport(httpx.AsyncBaseTransport):
                 if live:
                     return
 
+    async def _take_upload_slot(self, timeouts: Mapping[str, float | None] | None) -> None:
+        """Wait up to the pool timeout until fewer than `max_upload_connections` requests are
+        sending a streamed body, and count this one."""
+        if self._uploads < self._max_uploads and not self._upload_waiters:
+            self._uploads += 1
+            return
+        pool_timeout = self._connect_timeout if timeouts is None else timeouts.get("pool")
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._upload_waiters.append(waiter)
+        try:
+            async with asyncio.timeout(pool_timeout):
+                await waiter  # a slot given back is handed over: the count stays
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._give_back_upload_slot()  # handed over too late: pass it on
+            if isinstance(exc, TimeoutError):
+                raise httpx.PoolTimeout(
+                    "every connection that uploads may use is busy sending a body"
+                ) from None
+            raise
+        finally:
+            if not waiter.done():
+                self._upload_waiters.remove(waiter)
+
+    def _give_back_upload_slot(self) -> None:
+        waiters = self._upload_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._uploads -= 1
+
     def _wake_slot_waiter(self) -> None:
         waiters = self._slot_waiters
         while waiters:
@@ -826,7 +1034,8 @@ class PooledTransport(httpx.AsyncBaseTransport):
             self._discard(conn)
         self._idle.clear()
         self._idle_count = 0
-        while self._slot_waiters:
-            waiter = self._slot_waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(RuntimeError("PooledTransport is closed"))
+        for waiters in (self._slot_waiters, self._upload_waiters):
+            while waiters:
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    waiter.set_exception(RuntimeError("PooledTransport is closed"))

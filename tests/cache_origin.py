@@ -126,6 +126,11 @@ class CacheOrigin:
         with self._state.changed:
             return [entry for entry in self._state.seen if entry.path == path]
 
+    def seen_all(self) -> list[Seen]:
+        """Every request so far, oldest first."""
+        with self._state.changed:
+            return list(self._state.seen)
+
     def wait_for_count(self, path: str, count: int, timeout_seconds: float = 10.0) -> None:
         """Block until at least `count` requests for `path` have arrived, or fail."""
         with self._state.changed:

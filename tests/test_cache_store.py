@@ -331,6 +331,79 @@ def test_wildcard_invalidation_over_many_entries_takes_milliseconds() -> None:
     assert store.snapshot().entries == 25_000
 
 
+def _paths_store(paths: list[str]) -> CacheStore:
+    store = CacheStore(memory_bytes=1 << 26)
+    for path in paths:
+        put(store, path, b"x")
+    return store
+
+
+@pytest.mark.parametrize(
+    ("patterns", "left"),
+    [
+        pytest.param(["/a"], ["/a/b", "/ab", "/b"], id="exact-path-only"),
+        pytest.param(["/a*"], ["/b"], id="prefix-takes-every-extension"),
+        pytest.param(["/a/*", "/a/b*"], ["/a", "/ab", "/b"], id="covered-prefix-adds-nothing"),
+        pytest.param(["/a/*", "/a/b"], ["/a", "/ab", "/b"], id="covered-exact-path"),
+        pytest.param(["/a?x=1"], ["/a/b", "/ab", "/b"], id="query-names-the-path"),
+        pytest.param(["/*"], [], id="everything"),
+        pytest.param(["/c*", "/aa*", "/a/c*"], ["/a", "/a/b", "/ab", "/b"], id="no-match"),
+        pytest.param(["/b", "/ab*", "/a/b"], ["/a"], id="mixed-batch"),
+    ],
+)
+def test_a_batch_removes_what_each_of_its_paths_names(patterns: list[str], left: list[str]) -> None:
+    stored = ["/a", "/a/b", "/ab", "/b"]
+    store = _paths_store(stored)
+    removed = sum(store.invalidation(patterns, slice_units=2))
+    remaining = [p for p in stored if store.select(CacheKey(p.encode()), []) is not None]
+    assert remaining == left
+    assert removed == len(stored) - len(left) == store.snapshot().invalidated
+
+
+def test_a_batch_gives_way_in_slices_and_spares_what_is_stored_meanwhile() -> None:
+    store = _paths_store([f"/img/{n}" for n in range(100)])
+    steps = store.invalidation(["/img/*", "/other"], slice_units=10)
+    first = next(steps)
+    # Between slices the store is live: a response stored now is newer than the invalidation.
+    put(store, "/img/new", b"fresh")
+    rest = list(steps)
+    assert len(rest) >= 9  # 100 paths and 100 removals in slices of 10 units
+    assert first + sum(rest) == 100
+    assert store.select(CacheKey(b"/img/new"), []) is not None
+
+
+def test_thousands_of_wildcards_cost_one_pass() -> None:
+    store = _paths_store([f"/f/{n}.txt" for n in range(2_000)])
+    patterns = [f"/f/{n}.*" for n in range(0, 2_000, 2)]
+    # With a slice of one unit, every unit of work shows as one step: each stored path is
+    # looked at once and each match removed once, whatever the number of wildcards.
+    steps = list(store.invalidation(patterns, slice_units=1))
+    assert sum(steps) == 1_000
+    assert len(steps) <= 2_000 + 1_000 + 1
+
+
+def test_the_layer_lets_other_tasks_run_between_slices() -> None:
+    async def scenario() -> None:
+        store = _paths_store([f"/img/{n}" for n in range(3_000)])
+        cache = HttpCache(store, clock=ManualClock())
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        async with asyncio.TaskGroup() as group:
+            task = group.create_task(ticker())
+            removed = await cache.invalidate_paths([f"/img/{n}*" for n in range(3_000)])
+            task.cancel()
+        assert removed == 3_000
+        assert ticks > 3  # the other task ran while the batch was under way
+
+    asyncio.run(scenario())
+
+
 # -- collapsing --------------------------------------------------------------------------------
 
 

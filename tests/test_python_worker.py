@@ -25,7 +25,14 @@ from sandbox.errors import (
 )
 from sandbox.pool import PythonFunctionPool
 from sandbox.python_worker import log_lines
-from sandbox.python_worker.framing import Frame, FrameDecoder, FrameError, encode_frame
+from sandbox.python_worker.framing import (
+    HEADER,
+    Frame,
+    FrameDecoder,
+    FrameError,
+    FrameLimits,
+    encode_frame,
+)
 from sandbox.python_worker.isolation import SandboxPolicy
 from sandbox.python_worker.launcher import Zygote
 from sandbox.python_worker.oneshot import invoke_handler_file
@@ -94,15 +101,22 @@ def test_frames_decode_whatever_the_chunking(frames: list[tuple[int, bytes, byte
 
 
 @pytest.mark.parametrize(
-    "wire",
+    ("header", "section"),
     [
-        pytest.param(b"\x00\x00\x00\x02\x01\x00\x00\x00\x05ab", id="meta-longer-than-body"),
-        pytest.param(b"\xff\xff\xff\xff\x01\x00\x00\x00\x00", id="over-the-size-limit"),
+        pytest.param(HEADER.pack(3, 4097, 0, 0), "meta", id="meta-over-its-limit"),
+        pytest.param(HEADER.pack(3, 2, 0, (1 << 20) + 1), "blob", id="blob-over-its-limit"),
+        pytest.param(HEADER.pack(4, 0, 0, 0xFFFF_FFFF), "blob", id="largest-announced-blob"),
     ],
 )
-def test_invalid_frames_are_refused(wire: bytes) -> None:
-    with pytest.raises(FrameError):
-        FrameDecoder(max_frame_bytes=1 << 20).feed(wire)
+def test_frames_announcing_too_much_are_refused_from_their_header(
+    header: bytes, section: str
+) -> None:
+    # Refused as soon as the header is complete: none of the body was sent, none is buffered.
+    decoder = FrameDecoder(FrameLimits(max_meta_bytes=4096, max_blob_bytes=1 << 20))
+    assert decoder.feed(header[:-1]) == []
+    with pytest.raises(FrameError) as refused:
+        decoder.feed(header[-1:])
+    assert refused.value.section == section
 
 
 # -- log text (pure) ---------------------------------------------------------------------------

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -19,7 +21,8 @@ import httpx
 import pytest
 import uvloop
 
-from origin_proxy.transport import PooledTransport
+from origin_proxy import transport as transport_module
+from origin_proxy.transport import PooledTransport, ResponseBodyIncomplete, ResponseHeadTooLarge
 
 MB = 1024 * 1024
 
@@ -843,3 +846,597 @@ def test_https_origin(tmp_path: Path) -> None:
             await origin.__aexit__()
 
     run(main())
+
+
+# -- hostile origins: heads and trailers are bounded while they arrive ---------------------
+
+HEAD_LIMIT = 4096
+FIELD_LIMIT = 20
+# How much a hostile script writes at most: far beyond the limits above.
+ENDLESS = 16 * MB
+
+
+class RawOrigin:
+    """Answers the first request on each connection with what `script` writes, then waits for
+    the client to hang up (`hung_up` is set once it has, by a close or a reset)."""
+
+    def __init__(self, script: Callable[[asyncio.StreamWriter], Awaitable[None]]) -> None:
+        self.script = script
+        self.connections = 0
+        self.hung_up = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> RawOrigin:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.server.wait_closed()
+
+    def url(self, path: str = "/") -> httpx.URL:
+        return httpx.URL(f"http://127.0.0.1:{self.port}{path}")
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.connections += 1
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            await self.script(writer)
+            while await reader.read(65536):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            return  # torn down with the test (asyncio logs a cancelled connection task)
+        finally:
+            self.hung_up.set()
+            writer.close()
+            self._tasks.discard(task)
+
+
+def endless(first: bytes, block: bytes) -> Callable[[asyncio.StreamWriter], Awaitable[None]]:
+    async def script(writer: asyncio.StreamWriter) -> None:
+        writer.write(first)
+        for _ in range(ENDLESS // len(block)):
+            writer.write(block)
+            await writer.drain()
+
+    return script
+
+
+def once(raw: bytes) -> Callable[[asyncio.StreamWriter], Awaitable[None]]:
+    async def script(writer: asyncio.StreamWriter) -> None:
+        writer.write(raw)  # one write: the head and what follows arrive together
+
+    return script
+
+
+FIELD = b"x-pad: " + b"p" * 57 + b"\r\n"
+EARLY_HINTS = b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n"
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(endless(b"HTTP/1.1 200 OK\r\n", FIELD * 1000), id="endless-fields"),
+        pytest.param(endless(b"HTTP/1.1 200 OK\r\nx-big: ", b"a" * 65536), id="endless-field"),
+        pytest.param(endless(b"HTTP/1.1 200 OK\r\nx-", b"n" * 65536), id="endless-name"),
+        pytest.param(endless(b"HTTP/1.1 200 ", b"r" * 65536), id="endless-reason"),
+        pytest.param(endless(b"", EARLY_HINTS * 100), id="endless-interim-responses"),
+        pytest.param(
+            once(b"HTTP/1.1 200 OK\r\n" + FIELD * (FIELD_LIMIT + 1) + b"content-length: 0\r\n\r\n"),
+            id="too-many-fields",
+        ),
+        pytest.param(
+            once(b"HTTP/1.1 200 OK\r\nx-big: " + b"b" * HEAD_LIMIT + b"\r\n\r\n"),
+            id="one-field-over-the-limit",
+        ),
+        pytest.param(
+            once(
+                EARLY_HINTS * (HEAD_LIMIT // len(EARLY_HINTS))
+                + b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+            ),
+            id="interim-heads-count",
+        ),
+    ],
+)
+def test_an_oversized_response_head_is_refused_and_the_connection_dropped(
+    script: Callable[[asyncio.StreamWriter], Awaitable[None]], loop: str
+) -> None:
+    async def main() -> None:
+        async with (
+            RawOrigin(script) as origin,
+            pooled(
+                max_response_header_bytes=HEAD_LIMIT, max_response_header_fields=FIELD_LIMIT
+            ) as transport,
+        ):
+            with pytest.raises(ResponseHeadTooLarge, match="over"):
+                await transport.handle_async_request(get(origin.url()))
+            await origin.hung_up.wait()
+            assert transport._open == 0
+
+    run(main(), loop)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_head_under_the_limits_is_accepted_whatever_arrives_with_it(loop: str) -> None:
+    body = b"y" * (256 * 1024)
+    value = b"v" * ((HEAD_LIMIT - 64) // (FIELD_LIMIT - 1) - 10)
+    fields = b"".join(b"x-f%02d: %b\r\n" % (i, value) for i in range(FIELD_LIMIT - 1))
+    head = b"HTTP/1.1 200 OK\r\n" + fields + b"content-length: %d\r\n\r\n" % len(body)
+    assert HEAD_LIMIT - 256 < len(head) <= HEAD_LIMIT
+
+    async def main() -> None:
+        async with (
+            RawOrigin(once(EARLY_HINTS + head + body)) as origin,
+            pooled(max_response_header_bytes=HEAD_LIMIT + len(EARLY_HINTS)) as transport,
+        ):
+            result = await transport.handle_async_request(get(origin.url()))
+            assert result.status_code == 200
+            assert len(result.headers.raw) == FIELD_LIMIT
+            assert await read_all(result) == body
+
+    run(main(), loop)
+
+
+def test_defaults_allow_a_large_but_sane_head() -> None:
+    cookies = [b"set-cookie: c%d=%b" % (i, b"v" * 400) for i in range(90)]  # ~37 KB
+
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        writer.write(response(b"ok", "200 OK", *cookies))
+        return True
+
+    async def main() -> None:
+        async with Origin(answer) as origin, pooled() as transport:
+            result = await transport.handle_async_request(get(origin.url()))
+            assert len(result.headers.get_list("set-cookie")) == 90
+            assert await read_all(result) == b"ok"
+
+    run(main())
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(endless(CHUNKED_HEAD + b"2\r\nok\r\n0\r\nx-t: ", b"t" * 65536), id="field"),
+        pytest.param(endless(CHUNKED_HEAD + b"2\r\nok\r\n0\r\n", FIELD * 1000), id="fields"),
+    ],
+)
+def test_an_endless_trailer_section_is_cut(
+    script: Callable[[asyncio.StreamWriter], Awaitable[None]], loop: str
+) -> None:
+    async def main() -> None:
+        async with (
+            RawOrigin(script) as origin,
+            pooled(max_response_header_bytes=HEAD_LIMIT) as transport,
+        ):
+            result = await transport.handle_async_request(get(origin.url()))
+            assert result.status_code == 200
+            with pytest.raises(ResponseHeadTooLarge, match="trailer"):
+                await read_all(result)
+            await origin.hung_up.wait()
+            assert transport._open == 0
+
+    run(main(), loop)
+
+
+def test_trailer_fields_are_dropped_and_the_connection_kept() -> None:
+    trailers = b"".join(b"x-t%d: v\r\n" % i for i in range(3 * FIELD_LIMIT))
+
+    async def answer(request: Received, writer: asyncio.StreamWriter) -> bool:
+        if request.target == b"/trailers":
+            writer.write(CHUNKED_HEAD + b"2\r\nok\r\n0\r\n" + trailers + b"\r\n")
+        else:
+            writer.write(response(b"next"))
+        return True
+
+    async def main() -> None:
+        async with (
+            Origin(answer) as origin,
+            pooled(max_response_header_fields=FIELD_LIMIT) as transport,
+        ):
+            result = await transport.handle_async_request(get(origin.url("/trailers")))
+            assert await read_all(result) == b"ok"
+            assert result.headers.raw == [(b"transfer-encoding", b"chunked")]
+            follow = await transport.handle_async_request(get(origin.url("/next")))
+            assert await read_all(follow) == b"next"
+            assert origin.connections == 1
+
+    run(main())
+
+
+# -- a body that breaks: the cause survives, whenever the bytes arrive ----------------------
+
+
+async def _reset(writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n")
+    await writer.drain()
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()  # SO_LINGER 0: the close is a reset
+
+
+async def _close_after(raw: bytes, writer: asyncio.StreamWriter) -> None:
+    writer.write(raw)
+    await writer.drain()
+    writer.close()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize(
+    ("script", "error", "message"),
+    [
+        pytest.param(
+            once(CHUNKED_HEAD + b"zz\r\n"),
+            httpx.RemoteProtocolError,
+            "invalid HTTP response",
+            id="invalid-chunk-size-with-the-head",
+        ),
+        pytest.param(
+            once(CHUNKED_HEAD + b"5\r\nhello\r\n-1\r\n"),
+            httpx.RemoteProtocolError,
+            "invalid HTTP response",
+            id="invalid-chunk-size-after-data",
+        ),
+        pytest.param(
+            functools.partial(_close_after, b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n"),
+            ResponseBodyIncomplete,
+            "closed the connection mid-body",
+            id="closed-before-the-body",
+        ),
+        pytest.param(
+            functools.partial(_close_after, CHUNKED_HEAD),
+            ResponseBodyIncomplete,
+            "closed the connection mid-body",
+            id="closed-before-the-first-chunk",
+        ),
+        pytest.param(_reset, httpx.ReadError, "broke mid-body", id="reset-before-the-body"),
+    ],
+)
+def test_a_broken_body_raises_its_cause_from_the_body(
+    script: Callable[[asyncio.StreamWriter], Awaitable[None]],
+    error: type[Exception],
+    message: str,
+    loop: str,
+) -> None:
+    async def main() -> None:
+        async with RawOrigin(script) as origin, pooled() as transport:
+            result = await transport.handle_async_request(get(origin.url()))
+            assert result.status_code == 200
+            # The connection is gone before the body is read: its end must not hide the cause.
+            await origin.hung_up.wait()
+            with pytest.raises(error, match=message):
+                await read_all(result)
+            assert transport._open == 0
+
+    run(main(), loop)
+
+
+# -- uploads: no connection before the first chunk, and never all of them ------------------
+
+
+class ViewerGoneError(Exception):
+    """What the viewer's side raises from a request body (a disconnect, an idle timeout)."""
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_an_upload_takes_no_connection_before_its_first_chunk(loop: str) -> None:
+    async def main() -> None:
+        asked = asyncio.Event()
+        gate = asyncio.Event()
+
+        async def body() -> AsyncIterator[bytes]:
+            asked.set()
+            await gate.wait()
+            yield b"late"
+
+        async with Origin(echo_target) as origin, pooled(max_connections=1) as transport:
+            timeouts = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
+            upload = get(
+                origin.url("/up"),
+                method="POST",
+                stream=Streamed(body()),
+                extensions={"timeout": timeouts},
+            )
+            async with asyncio.TaskGroup() as tasks:
+                pending = tasks.create_task(transport.handle_async_request(upload))
+                await asyncio.wait_for(asked.wait(), 5)
+                plain = get(origin.url("/get"), extensions={"timeout": timeouts})
+                assert await read_all(await transport.handle_async_request(plain)) == b"/get"
+                assert [r.target for r in origin.requests] == [b"/get"]
+                gate.set()
+                assert await read_all(await pending) == b"/up"
+
+    run(main(), loop)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_stalled_uploads_leave_connections_for_other_requests(loop: str) -> None:
+    async def main() -> None:
+        stall = asyncio.Event()
+        holding = 0
+        changed = asyncio.Condition()
+
+        async def body() -> AsyncIterator[bytes]:
+            nonlocal holding
+            yield b"ab"
+            async with changed:  # asked for more: the first chunk went out on a connection
+                holding += 1
+                changed.notify_all()
+            await stall.wait()
+            yield b"cd"
+
+        async with Origin(echo_target) as origin, pooled(max_connections=4) as transport:
+            timeouts = {"connect": 5.0, "read": 10.0, "write": 5.0, "pool": 10.0}
+
+            def upload(i: int) -> httpx.Request:
+                return get(
+                    origin.url(f"/up{i}"),
+                    method="POST",
+                    headers=[(b"host", b"h"), (b"content-length", b"4")],
+                    stream=Streamed(body()),
+                    extensions={"timeout": timeouts},
+                )
+
+            async with asyncio.TaskGroup() as tasks:
+                uploads = [
+                    tasks.create_task(transport.handle_async_request(upload(i))) for i in range(8)
+                ]
+                async with changed:
+                    await asyncio.wait_for(changed.wait_for(lambda: holding >= 3), 5)
+                for path in ("/a", "/b"):
+                    plain = get(origin.url(path), extensions={"timeout": timeouts})
+                    assert await read_all(await transport.handle_async_request(plain)) == (
+                        path.encode()
+                    )
+                assert holding == 3  # a quarter of 4 connections is kept from uploads
+                stall.set()
+                for i, task in enumerate(uploads):
+                    assert await read_all(await task) == f"/up{i}".encode()
+
+    run(main(), loop)
+
+
+def test_upload_slot_wait_is_bounded_by_the_pool_timeout() -> None:
+    async def main() -> None:
+        stall = asyncio.Event()
+        holding = asyncio.Event()
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"ab"
+            holding.set()
+            await stall.wait()
+            yield b"cd"
+
+        async with (
+            Origin(echo_target) as origin,
+            pooled(max_connections=8, max_upload_connections=1) as transport,
+        ):
+            timeouts = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 0.2}
+
+            def upload() -> httpx.Request:
+                return get(
+                    origin.url("/up"),
+                    method="POST",
+                    stream=Streamed(body()),
+                    extensions={"timeout": timeouts},
+                )
+
+            async with asyncio.TaskGroup() as tasks:
+                first = tasks.create_task(transport.handle_async_request(upload()))
+                await asyncio.wait_for(holding.wait(), 5)
+                with pytest.raises(httpx.PoolTimeout, match="upload"):
+                    await transport.handle_async_request(upload())
+                stall.set()
+                await read_all(await first)
+
+    run(main())
+
+
+def _short_upload(origin: Origin) -> httpx.Request:
+    """A streamed upload that must find an upload slot within a short pool timeout."""
+    timeouts = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 0.5}
+    return get(
+        origin.url("/next"),
+        method="POST",
+        stream=Streamed(_chunks(b"a", b"b")),
+        extensions={"timeout": timeouts},
+    )
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("when", ["before-the-first-chunk", "mid-upload"])
+def test_an_error_from_the_request_body_propagates_and_drops_the_connection(
+    loop: str, when: str
+) -> None:
+    gone = ViewerGoneError("the viewer went away")
+
+    async def body() -> AsyncIterator[bytes]:
+        if when == "mid-upload":
+            yield b"ab"
+        raise gone
+
+    async def main() -> None:
+        async with (
+            Origin(echo_target) as origin,
+            pooled(max_upload_connections=1) as transport,
+        ):
+            upload = get(
+                origin.url("/up"),
+                method="POST",
+                headers=[(b"host", b"h"), (b"content-length", b"10")],
+                stream=Streamed(body()),
+            )
+            with pytest.raises(ViewerGoneError) as raised:
+                await transport.handle_async_request(upload)
+            assert raised.value is gone
+            assert transport._open == 0
+            # The upload slot is free again, and the next request gets a new connection.
+            assert await read_all(await transport.handle_async_request(_short_upload(origin))) == (
+                b"/next"
+            )
+            assert origin.connections == (2 if when == "mid-upload" else 1)
+
+    run(main(), loop)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_an_origin_that_stops_reading_an_upload_is_a_write_timeout(loop: str) -> None:
+    async def never_read(writer: asyncio.StreamWriter) -> None:
+        await asyncio.Event().wait()
+
+    async def body() -> AsyncIterator[bytes]:
+        block = b"u" * 65536
+        for _ in range(ENDLESS // len(block)):
+            yield block
+
+    async def main() -> None:
+        async with (
+            RawOrigin(never_read) as origin,
+            Origin(echo_target) as other,
+            pooled(max_upload_connections=1) as transport,
+        ):
+            timeouts = {"connect": 5.0, "read": 5.0, "write": 0.3, "pool": 5.0}
+            upload = get(
+                origin.url("/up"),
+                method="POST",
+                stream=Streamed(body()),
+                extensions={"timeout": timeouts},
+            )
+            with pytest.raises(httpx.WriteTimeout):
+                await transport.handle_async_request(upload)
+            assert transport._open == 0
+            assert await read_all(await transport.handle_async_request(_short_upload(other))) == (
+                b"/next"
+            )
+
+    run(main(), loop)
+
+
+@pytest.mark.parametrize(
+    ("headers", "sent"),
+    [
+        pytest.param([(b"transfer-encoding", b"chunked")], b"0\r\n\r\n", id="chunked"),
+        pytest.param([(b"content-length", b"0")], b"", id="length-0"),
+    ],
+)
+def test_an_empty_streamed_body_keeps_its_framing(
+    headers: list[tuple[bytes, bytes]], sent: bytes
+) -> None:
+    async def main() -> None:
+        async with Origin(echo_target) as origin, pooled() as transport:
+            request = get(
+                origin.url(),
+                method="POST",
+                headers=[(b"host", b"h"), *headers],
+                stream=Streamed(_chunks(b"", b"")),
+            )
+            await read_all(await transport.handle_async_request(request))
+            assert origin.requests[0].body == b""
+            assert origin.requests[0].headers[-1] == headers[0]
+
+    run(main())
+
+
+def test_an_empty_streamed_body_shorter_than_its_length_is_refused() -> None:
+    async def main() -> None:
+        async with Origin(echo_target) as origin, pooled() as transport:
+            request = get(
+                origin.url(),
+                method="POST",
+                headers=[(b"host", b"h"), (b"content-length", b"5")],
+                stream=Streamed(_chunks()),
+            )
+            with pytest.raises(httpx.LocalProtocolError, match="shorter"):
+                await transport.handle_async_request(request)
+            assert origin.connections == 0
+
+    run(main())
+
+
+# -- the parser fed at every split offset ---------------------------------------------------
+
+
+class _NullSocket(asyncio.Transport):
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def _parse_split(raw: bytes, **limits: int) -> list[tuple[Any, ...]]:
+    """What a connection makes of `raw` read in two parts, for every place it can be split."""
+
+    async def main() -> list[tuple[Any, ...]]:
+        pool = PooledTransport(**limits)
+        loop = asyncio.get_running_loop()
+        outcomes = []
+        for cut in range(1, len(raw)):
+            conn = transport_module._Connection(pool, (b"http", b"h", 80), loop)
+            conn.connection_made(_NullSocket())
+            conn.in_exchange = True
+            waiter = conn.head_waiter = loop.create_future()
+            conn.data_received(raw[:cut])
+            if not conn.lost:
+                conn.data_received(raw[cut:])
+            failure = waiter.exception() if waiter.done() else None
+            outcomes.append(
+                (
+                    type(failure or conn.error),
+                    conn.status,
+                    conn.reason,
+                    tuple(conn.headers),
+                    b"".join(conn.chunks),
+                    conn.complete,
+                )
+            )
+        return outcomes
+
+    return asyncio.run(main())
+
+
+def test_a_response_read_in_two_parts_parses_the_same_wherever_it_is_split() -> None:
+    raw = (
+        EARLY_HINTS
+        + b"HTTP/1.1 200 Perfectly Fine\r\nx-a: 1\r\nx-b: two words\r\n"
+        + b"transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-trailer: t\r\n\r\n"
+    )
+    expected = (
+        type(None),
+        200,
+        b"Perfectly Fine",
+        ((b"x-a", b"1"), (b"x-b", b"two words"), (b"transfer-encoding", b"chunked")),
+        b"hello",
+        True,
+    )
+    assert set(_parse_split(raw, max_response_header_bytes=256)) == {expected}
+
+
+def test_a_head_over_the_limit_is_refused_wherever_it_is_split() -> None:
+    head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"x-f%d: v\r\n" % i for i in range(30)) + b"\r\n"
+    outcomes = _parse_split(head + b"body", max_response_header_bytes=len(head) - 1)
+    assert {outcome[0] for outcome in outcomes} == {ResponseHeadTooLarge}
+    outcomes = _parse_split(head, max_response_header_fields=29)
+    assert {outcome[0] for outcome in outcomes} == {ResponseHeadTooLarge}

@@ -41,19 +41,13 @@ _JSON = "application/json"
 Handler = Callable[[Request, str], Awaitable[Response]]
 
 
-def _error_response(error: InvokeApiError, request_id: str) -> Response:
-    headers = {"x-amzn-RequestId": request_id, "X-Amzn-ErrorType": error.error_type}
-    headers.update(error.headers)
-    return Response(orjson.dumps(error.body()), error.status, headers, media_type=_JSON)
-
-
 def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         request_id = new_request_id()
         try:
             return await handler(request, request_id)
         except InvokeApiError as error:
-            return _error_response(error, request_id)
+            return errors.error_response(error, request_id)
 
     return endpoint
 
@@ -61,15 +55,21 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 async def _read_body(request: Request, limit_bytes: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
-        raise errors.request_too_large(int(declared), limit_bytes)
+        raise _unread(errors.request_too_large(int(declared), limit_bytes))
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit_bytes:
-            raise errors.request_too_large(size, limit_bytes)
+            raise _unread(errors.request_too_large(size, limit_bytes))
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _unread(error: InvokeApiError) -> InvokeApiError:
+    # The rest of the body is left unread: the connection cannot carry another request.
+    error.headers["Connection"] = "close"
+    return error
 
 
 def _runtime_name(function: FunctionConfig) -> str:

@@ -1,4 +1,5 @@
-"""The Invoke API's error responses, and the one table from sandbox errors to them.
+"""The admin listener's error responses (the Invoke API's, and its refusals of requests that
+are not signed or not allowed), and the one table from sandbox errors to them.
 
 AWS's REST-JSON shape (spec §8.3): the status, `X-Amzn-ErrorType: <Exception>` and a JSON body
 `{"Type": "User" | "Service", "Message": ...}`. Some shapes name the member `message` in lower
@@ -9,6 +10,9 @@ the modeled field. Function errors are not here: they are a 200 with `X-Amz-Func
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
+from starlette.responses import Response
 
 from edge.invoke.names import function_arn
 from sandbox.errors import FunctionThrottled, PayloadTooLarge, PoolClosed, SandboxError
@@ -43,6 +47,15 @@ class InvokeApiError(Exception):
     def body(self) -> dict[str, Any]:
         """The JSON document of the response."""
         return {"Type": self.fault, self.message_key: self.message, **self.extra}
+
+
+def error_response(error: InvokeApiError, request_id: str) -> Response:
+    """The HTTP response for `error`: status, `X-Amzn-ErrorType`, the JSON body."""
+    headers = {"x-amzn-RequestId": request_id, "X-Amzn-ErrorType": error.error_type}
+    headers.update(error.headers)
+    return Response(
+        orjson.dumps(error.body()), error.status, headers, media_type="application/json"
+    )
 
 
 def function_not_found(name: str, qualifier: str | None = None) -> InvokeApiError:
@@ -84,6 +97,20 @@ def too_many_requests(reason: str) -> InvokeApiError:
 
 def service_error(message: str) -> InvokeApiError:
     return InvokeApiError(500, "ServiceException", message, fault="Service", message_key="Message")
+
+
+def signature_rejected(error_type: str, message: str) -> InvokeApiError:
+    """An authentication failure (`edge.sigv4`'s names): 403, as Lambda answers them all."""
+    return InvokeApiError(403, error_type, message)
+
+
+def host_refused(message: str) -> InvokeApiError:
+    # RFC 9110 §15.5.20: this server will not answer for the authority the request names.
+    return InvokeApiError(421, "MisdirectedRequestException", message)
+
+
+def cross_site_refused(message: str) -> InvokeApiError:
+    return InvokeApiError(403, "AccessDeniedException", message)
 
 
 def from_sandbox(error: SandboxError) -> InvokeApiError:

@@ -20,9 +20,10 @@ clock read is the injected `clock` (epoch seconds). The pipeline's part, in orde
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -409,6 +410,16 @@ class HttpCache:
     def invalidate(self, pattern: str | bytes) -> int:
         """A CloudFront invalidation: an exact path or a `prefix*`; the number removed."""
         return self.store.invalidate(pattern)
+
+    async def invalidate_paths(self, patterns: Sequence[str | bytes]) -> int:
+        """A CloudFront invalidation batch (exact paths and `prefix*`s) in one pass over the
+        store, pausing between slices so the requests in flight keep being served; the number
+        of stored responses removed."""
+        removed = 0
+        for count in self.store.invalidation(patterns):
+            removed += count
+            await asyncio.sleep(0)
+        return removed
 
     def stats(self) -> CacheStats:
         return self.store.snapshot()

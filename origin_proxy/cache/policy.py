@@ -136,6 +136,13 @@ class CachePolicy:
     origin that fails (unreachable, timeout, 500/502/503/504) unless the response forbids serving
     it stale (must-revalidate, proxy-revalidate, s-maxage, no-cache). Without it, only a
     stale-if-error window allows that (RFC 5861 §4).
+
+    Cookies: with `keyed_cookies_only` (CloudFront's policies), the cookies outside the key
+    never reach the origin, and when no cookie is keyed the origin's `Set-Cookie` never reaches
+    the cache or the viewer (CloudFront's "don't forward cookies"). Either way, a response that
+    still carries `Set-Cookie` is stored only with `store_set_cookie` (CloudFront, forwarding
+    cookies, stores it and replays it on every hit to viewers with the same keyed cookies): by
+    default one viewer's cookie is never handed to another.
     """
 
     name: str = "custom"
@@ -152,6 +159,8 @@ class CachePolicy:
     honor_cdn_cache_control: bool = True
     surrogate_device: str | None = "edge"
     serve_stale_on_error: bool = True
+    keyed_cookies_only: bool = False
+    store_set_cookie: bool = False
     heuristic_fraction: float = 0.1
     heuristic_max_seconds: float = 86400.0
 
@@ -182,7 +191,9 @@ class CachePolicy:
     @classmethod
     def caching_optimized(cls) -> CachePolicy:
         """CloudFront's managed CachingOptimized policy."""
-        return cls(name="Managed-CachingOptimized", min_ttl=1.0, compress=True)
+        return cls(
+            name="Managed-CachingOptimized", min_ttl=1.0, compress=True, keyed_cookies_only=True
+        )
 
     @classmethod
     def caching_disabled(cls) -> CachePolicy:
@@ -192,6 +203,11 @@ class CachePolicy:
     @property
     def enabled(self) -> bool:
         return self.max_ttl is None or self.max_ttl > 0
+
+    @property
+    def strips_set_cookie(self) -> bool:
+        """Whether the origin's Set-Cookie is removed (CloudFront, forwarding no cookie)."""
+        return self.keyed_cookies_only and self.cookies == "none"
 
 
 # -- cache keys ----------------------------------------------------------------------------------
@@ -232,7 +248,10 @@ def accept_encoding_token(headers: Headers) -> bytes:
 
 def normalize_request_headers(policy: CachePolicy, headers: Headers) -> Headers:
     """The request headers as the cache (and the origin) should see them: with `compress`,
-    Accept-Encoding becomes the one coding of the cache key, or is dropped for identity."""
+    Accept-Encoding becomes the one coding of the cache key, or is dropped for identity; with
+    `keyed_cookies_only`, Cookie keeps only the cookies of the key (none: it is dropped)."""
+    if policy.keyed_cookies_only:
+        headers = _keyed_cookies(policy, headers)
     if not policy.compress:
         return headers
     token = accept_encoding_token(headers)
@@ -240,6 +259,28 @@ def normalize_request_headers(policy: CachePolicy, headers: Headers) -> Headers:
     if token:
         out.append((b"accept-encoding", token))
     return out
+
+
+def _keyed_cookies(policy: CachePolicy, headers: Headers) -> Headers:
+    if not any(name == b"cookie" for name, _ in headers):
+        return headers
+    out = [(name, value) for name, value in headers if name != b"cookie"]
+    kept = _selected_cookies(policy, _cookies(headers))
+    if kept:
+        out.append((b"cookie", b"; ".join(name + b"=" + value for name, value in kept)))
+    return out
+
+
+def _selected_cookies(
+    policy: CachePolicy, cookies: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    if policy.cookies == "none":
+        return []
+    if policy.cookies == "all":
+        return cookies
+    names = {name.encode() for name in policy.cookie_names}
+    keep = policy.cookies == "list"
+    return [pair for pair in cookies if (pair[0] in names) == keep]
 
 
 def cache_key(policy: CachePolicy, path: bytes, query: bytes, headers: Headers) -> CacheKey:
@@ -266,12 +307,7 @@ def cache_key(policy: CachePolicy, path: bytes, query: bytes, headers: Headers) 
         value = combined(headers, raw)
         parts.append(b"\nh:" + raw + (b"" if value is None else b"=" + _normalize(raw, value)))
     if policy.cookies != "none":
-        cookies = _cookies(headers)
-        if policy.cookies != "all":
-            names = {name.encode() for name in policy.cookie_names}
-            keep = policy.cookies == "list"
-            cookies = [pair for pair in cookies if (pair[0] in names) == keep]
-        for cookie_name, cookie_value in sorted(cookies):
+        for cookie_name, cookie_value in sorted(_selected_cookies(policy, _cookies(headers))):
             parts.append(b"\nc:" + cookie_name + b"=" + cookie_value)
     if policy.compress:
         parts.append(b"\nae:" + accept_encoding_token(headers))
@@ -604,6 +640,11 @@ def assess_response(
     if not (has_explicit or "public" in directives or status in HEURISTIC_STATUSES):
         return f"status {status} without explicit freshness"  # §3, §4.2.2
     headers = _headers_to_store(response_headers, directives, response_time)
+    if not policy.store_set_cookie and _first(headers, b"set-cookie") is not None:
+        # RFC 9111 §7.3 leaves it to the cache; a shared cache that stores it hands one
+        # viewer's cookie to the next (nginx and Varnish do not store it either). An origin's
+        # no-cache="Set-Cookie" or private="Set-Cookie" keeps the field out, and the rest in.
+        return "Set-Cookie"
     freshness = compute_freshness(
         policy,
         status,

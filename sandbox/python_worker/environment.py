@@ -6,6 +6,13 @@ socket transport (uvloop or asyncio). Every way an invocation ends becomes eithe
 `InvocationResult` or one `FunctionError` subclass, each with the invocation's complete log text
 in Lambda's format. A timeout kills the process at the deadline without waiting for it; an
 environment that timed out, crashed or ran out of memory is dead and must be discarded.
+
+Nothing an environment sends is trusted: it decodes under `framing.environment_limits` (the
+result limit, the log limit, a small meta document), so a frame announcing more is refused
+from its header; only the tail of its log is kept; a frame that cannot be parsed, or that comes
+when no answer is awaited, is a protocol violation. A violation kills the environment and fails
+the invocation as the function's own failure (Function.ResponseSizeTooLarge for a result over
+the limit, Runtime.ExitError otherwise), so the edge never holds more than one legitimate answer.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from sandbox.python_worker.framing import (
     FrameDecoder,
     FrameError,
     encode_frame,
+    environment_limits,
 )
 from sandbox.python_worker.launcher import SpawnedProcess, Zygote
 from sandbox.python_worker.spec import (
@@ -49,6 +57,7 @@ from sandbox.python_worker.spec import (
 
 _LOST = "lost"
 _EXPIRED = "expired"
+_VIOLATED = "violated"
 _CRASH_STATUS_WAIT_SECONDS = 2.0
 
 
@@ -71,6 +80,14 @@ class InvocationResult:
     executed_version: str
 
 
+def _output_text(frame: Frame) -> str:
+    """The output a frame carries, as text, after a marker when the decoder cut its head."""
+    text = frame.log.decode("utf-8", "replace")
+    if frame.log_dropped:
+        return log_lines.dropped_marker(frame.log_dropped) + text
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class _InitReport:
     init_ms: float
@@ -85,16 +102,24 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, environment: ExecutionEnvironment) -> None:
         self._environment = environment
-        self._decoder = FrameDecoder()
+        spec = environment.spec
+        self._decoder = FrameDecoder(
+            environment_limits(
+                max_result_bytes=spec.max_result_bytes, max_log_bytes=spec.max_log_bytes
+            )
+        )
 
     def data_received(self, data: bytes) -> None:
+        environment = self._environment
+        if environment._violation is not None:
+            return  # killed: whatever is still in flight is not read
         try:
             frames = self._decoder.feed(data)
-        except FrameError:
-            self._environment.kill()
+        except FrameError as exc:
+            environment._on_violation(exc)
             return
         for frame in frames:
-            self._environment._on_frame(frame)
+            environment._on_frame(frame)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._environment._on_lost()
@@ -125,6 +150,7 @@ class ExecutionEnvironment:
         self._closed_by_owner = False
         self._released = False
         self._budget_seconds = 0.0
+        self._violation: FrameError | None = None
 
     @property
     def pid(self) -> int:
@@ -188,18 +214,40 @@ class ExecutionEnvironment:
     # -- events from the connection -------------------------------------------------------
 
     def _on_frame(self, frame: Frame) -> None:
+        waiter = self._waiter
+        awaited = waiter is not None and not waiter.done()
         if frame.kind == KIND_INIT and self._init is None:
-            meta = orjson.loads(frame.meta)
-            self._init = _InitReport(
-                init_ms=float(meta["i"]),
-                start_ms=float(meta["s"]),
-                max_memory_mb=int(meta["m"]),
-                output=str(meta["o"]),
-                error=orjson.loads(frame.blob) if frame.blob else None,
-            )
+            try:
+                meta = orjson.loads(frame.meta)
+                error = orjson.loads(frame.blob) if frame.blob else None
+                if not (error is None or isinstance(error, dict)):
+                    raise TypeError("an init error is a JSON object")
+                self._init = _InitReport(
+                    init_ms=float(meta["i"]),
+                    start_ms=float(meta["s"]),
+                    max_memory_mb=int(meta["m"]),
+                    output=_output_text(frame),
+                    error=error,
+                )
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                self._on_violation(FrameError("an Init report that cannot be read", kind=KIND_INIT))
+                return
+        elif not awaited:
+            # An environment speaks only to answer: a frame nobody awaits (a second answer, or
+            # one between invocations) comes from code writing to the runtime's socket.
+            self._on_violation(FrameError("a frame nobody asked for", kind=frame.kind))
+            return
+        if waiter is not None and awaited:
+            waiter.set_result(frame)
+
+    def _on_violation(self, exc: FrameError) -> None:
+        """The environment broke the protocol: it is killed, and the invocation fails."""
+        if self._violation is None:
+            self._violation = exc
+        self.kill()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(frame)
+            waiter.set_result(_VIOLATED)
 
     def _on_lost(self) -> None:
         self._lost = True
@@ -316,7 +364,7 @@ class ExecutionEnvironment:
             raise
         finally:
             timer.cancel()
-        return self._complete(outcome, request_id, first)
+        return self._complete(outcome, request_id, first, started)
 
     def _prefix(self, first: bool) -> str:
         """Init's output opens the first invocation's log (not for pre-warmed environments)."""
@@ -329,19 +377,34 @@ class ExecutionEnvironment:
             return self._init.init_ms
         return None
 
-    def _complete(self, frame: Frame, request_id: str, first: bool) -> InvocationResult:
-        meta = orjson.loads(frame.meta)
-        duration_ms = float(meta["d"])
-        memory_mb = int(meta["m"])
+    def _complete(
+        self, frame: Frame, request_id: str, first: bool, started: float
+    ) -> InvocationResult:
+        try:
+            meta = orjson.loads(frame.meta)
+            duration_ms = float(meta["d"])
+            memory_mb = int(meta["m"])
+            error_payload = orjson.loads(frame.blob) if frame.kind == KIND_ERROR else {}
+            if frame.kind not in (KIND_RESULT, KIND_ERROR) or not isinstance(error_payload, dict):
+                raise TypeError("not an answer")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            self._on_violation(FrameError("an answer that cannot be read", kind=frame.kind))
+            raise self._violation_failure(request_id, started, first) from None
         init_duration = self._init_duration(first)
         spec = self.spec
+        output = _output_text(frame)
+        if frame.log_dropped:
+            # The runtime never sends more than the limit: this answer was written by other code
+            # (the handler's own frame), and the runtime behind it may still be busy. The answer
+            # stands, with the tail of its log, and the environment is not used again.
+            self.kill()
         if frame.kind == KIND_RESULT:
             # The hot path: one f-string instead of the general helpers (same text).
             init_part = "" if init_duration is None else f"Init Duration: {init_duration:.2f} ms\t"
             billed = log_lines.billed_duration_ms(duration_ms)
             log = (
                 f"{self._prefix(first)}START RequestId: {request_id} Version: {spec.version}\n"
-                f"{meta['o']}END RequestId: {request_id}\nREPORT RequestId: {request_id}\t"
+                f"{output}END RequestId: {request_id}\nREPORT RequestId: {request_id}\t"
                 f"Duration: {duration_ms:.2f} ms\tBilled Duration: {billed} ms\t"
                 f"Memory Size: {spec.memory_mb} MB\tMax Memory Used: {memory_mb} MB\t"
                 f"{init_part}\n"
@@ -356,13 +419,6 @@ class ExecutionEnvironment:
                 init_duration_ms=init_duration,
                 executed_version=spec.version,
             )
-        if frame.kind != KIND_ERROR:
-            self.kill()
-            raise FunctionCrashed(
-                {"errorType": "Runtime.ExitError", "errorMessage": "protocol error"},
-                request_id=request_id,
-            )
-        payload = orjson.loads(frame.blob)
         if meta.get("k") == "memory":
             self.kill()
             message = f"RequestId: {request_id} Error: Runtime exited with error: out of memory"
@@ -371,7 +427,7 @@ class ExecutionEnvironment:
             log = self._log(
                 request_id,
                 first,
-                meta["o"] + tail,
+                output + tail,
                 duration_ms,
                 spec.memory_mb,
                 status="error",
@@ -380,8 +436,47 @@ class ExecutionEnvironment:
             raise FunctionMemoryExceeded(
                 payload, log=log, request_id=request_id, duration_ms=duration_ms
             )
-        log = self._log(request_id, first, meta["o"], duration_ms, memory_mb)
-        raise FunctionError(payload, log=log, request_id=request_id, duration_ms=duration_ms)
+        log = self._log(request_id, first, output, duration_ms, memory_mb)
+        raise FunctionError(error_payload, log=log, request_id=request_id, duration_ms=duration_ms)
+
+    def _violation_failure(self, request_id: str, started: float, first: bool) -> FunctionError:
+        """The error for an invocation whose environment broke the protocol (now killed).
+
+        A result announced over the limit is what Lambda answers for a runtime that posts one:
+        Function.ResponseSizeTooLarge; anything else is the environment's crash.
+        """
+        violation = self._violation
+        assert violation is not None
+        self.kill()
+        spec = self.spec
+        duration_ms = (time.monotonic() - started) * 1000.0
+        cls: type[FunctionError]
+        if violation.kind == KIND_RESULT and violation.section == "blob":
+            cls, error_type = FunctionError, "Function.ResponseSizeTooLarge"
+            message = (
+                f"Response payload size ({violation.size_bytes} bytes) exceeded maximum "
+                f"allowed payload size ({spec.max_result_bytes} bytes)."
+            )
+        else:
+            cls, error_type = FunctionCrashed, "Runtime.ExitError"
+            message = (
+                f"RequestId: {request_id} Error: Runtime exited with error: the environment "
+                f"broke the runtime protocol ({violation}) and was stopped"
+            )
+        if self._init is None:
+            first = False
+        output = self.process.read_output(spec.max_log_bytes)
+        log = self._log(
+            request_id,
+            first,
+            f"{output}{message}\n{error_type}\n",
+            duration_ms,
+            spec.memory_mb,
+            status="error",
+            error_type=error_type,
+        )
+        payload = {"errorType": error_type, "errorMessage": message}
+        return cls(payload, log=log, request_id=request_id, duration_ms=duration_ms)
 
     def _log(
         self,
@@ -438,10 +533,12 @@ class ExecutionEnvironment:
     async def _failure(
         self, outcome: str, request_id: str, started: float, deadline: float, first: bool
     ) -> FunctionError | PoolClosed:
-        """The error for an invocation whose process timed out or died."""
+        """The error for an invocation whose process timed out, died or broke the protocol."""
         spec = self.spec
         if self._closed_by_owner:
             return PoolClosed("the pool was closed during the invocation")
+        if outcome == _VIOLATED or (self._violation is not None and outcome == _LOST):
+            return self._violation_failure(request_id, started, first)
         if outcome == _EXPIRED:
             memory_mb = self.process.peak_memory_mb()
             self.kill()

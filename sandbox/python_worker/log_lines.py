@@ -17,6 +17,17 @@ from typing import Any
 _TRACE_INDENT = "\u00a0"
 
 
+# The longest dropped-output marker (a 20-digit count): how far a kept tail plus its marker may
+# go over the log limit.
+DROPPED_MARKER_MAX_BYTES = len(f"[... {2**64} bytes of output dropped ...]\n")
+
+
+def dropped_marker(dropped_bytes: int) -> str:
+    """The line that stands for output left out of an invocation's log (its head: the tail is
+    kept, as the end of a failing invocation's output is what explains it)."""
+    return f"[... {dropped_bytes} bytes of output dropped ...]\n"
+
+
 def billed_duration_ms(duration_ms: float) -> int:
     """Lambda bills whole milliseconds, rounded up, at least 1 (1 ms granularity since 2020)."""
     return max(1, math.ceil(duration_ms))

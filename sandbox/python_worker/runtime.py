@@ -5,10 +5,12 @@ process as Lambda's (environment, task root, limits, stdio, the root logger), im
 handler once (Init), then serve invocations one at a time until the host closes the socket.
 
 Output capture: fds 1 and 2 are one memfd (one shared offset, so the interleaving of print(),
-logging, sys.stderr and raw os.write is kept). After each invocation the runtime reads and
-empties it, and sends the text with the result; the host can read the same memfd after a
-timeout or a crash. Imported by the zygote before it forks, so none of this costs an import per
-environment.
+logging, sys.stderr and raw os.write is kept), under `sys.stdout`/`sys.stderr` writers that
+keep it near the log limit (`output.py`). After each invocation the runtime reads the tail of
+it, empties it, and sends those bytes with the result; the host can read the same memfd after a
+timeout or a crash. Results are encoded by `marshaller.py`, which never lets orjson's buffer
+outgrow the process's limits. Imported by the zygote before it forks, so none of this costs an
+import per environment.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import contextlib
 import ctypes
 import decimal
 import importlib
-import io
 import logging
 import os
 import resource
@@ -41,11 +42,30 @@ from sandbox.python_worker.framing import (
     encode_frame,
 )
 from sandbox.python_worker.log_lines import format_error_log
+from sandbox.python_worker.marshaller import marshal_within
+from sandbox.python_worker.output import OutputTail, bounded_stdio
 
 _THIS_FILE = __file__
 
 # Read by the logging filter: the request being served ("" during Init), as the RIC does.
 _current_request_id = ""
+
+# fds 1/2 as `sys.stdout`/`sys.stderr` write them (set up once per environment).
+_output: OutputTail | None = None
+
+# A result reaches orjson in one call without the marshaller's size walk while the process's
+# peak RSS is within 1/64 of its memory of where it was before Init: no string or data that
+# large can exist without the process having touched as much memory (what it can reuse of the
+# zygote's free heap is ~0.5 MiB), and orjson's reservation (~16x a string's length) then fits
+# in the function's memory many times over. Set in `_serve`.
+_FAST_MARSHAL_SHARE = 64
+_fast_marshal_ceiling_kib = 0
+
+# An error document is kept under the result limit (the host refuses a larger frame): its
+# message and stack trace are clipped to this share of it, in characters (JSON writes at most
+# 6 bytes per character, for a control character).
+_ERROR_TEXT_SHARE = 8
+_ERROR_TYPE_MAX_CHARS = 256
 
 _MARSHAL_OPTIONS = (
     orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -141,16 +161,19 @@ def _setup_process(memfd: int, config: dict[str, Any]) -> None:
     max_file_bytes = config.get("max_file_bytes")
     if max_file_bytes:
         resource.setrlimit(resource.RLIMIT_FSIZE, (int(max_file_bytes), int(max_file_bytes)))
-    sys.stdout = io.TextIOWrapper(
-        io.FileIO(1, "w", closefd=False), encoding="utf-8", line_buffering=True
-    )
-    sys.stderr = io.TextIOWrapper(
-        io.FileIO(2, "w", closefd=False),
-        encoding="utf-8",
-        errors="backslashreplace",
-        line_buffering=True,
-    )
+    _install_output(int(config["max_log_bytes"]))
     _setup_logging()
+
+
+def _install_output(max_log_bytes: int) -> None:
+    """`sys.stdout`/`sys.stderr` on fds 1/2, through the writer that bounds the memfd.
+
+    `sys.__stdout__`/`sys.__stderr__` too: they are the zygote's streams on the same fds, and
+    `print(..., file=sys.__stderr__)` would otherwise bypass the bound."""
+    global _output
+    _output, sys.stdout, sys.stderr = bounded_stdio(max_log_bytes)
+    # typeshed calls them Final: they are, for code that only reads them.
+    sys.__stdout__, sys.__stderr__ = sys.stdout, sys.stderr  # type: ignore[misc]
 
 
 def _setup_logging() -> None:
@@ -172,28 +195,23 @@ def _setup_logging() -> None:
     root.addHandler(handler)
 
 
-def _drain_output(max_bytes: int) -> str:
-    """Everything written to fds 1/2 since the last drain; the memfd is emptied."""
+def _drain_output(max_bytes: int) -> bytes:
+    """The last `max_bytes` written to fds 1/2 since the last drain (after a marker line when
+    more was written); the memfd is emptied."""
     with contextlib.suppress(Exception):
         sys.stdout.flush()
     with contextlib.suppress(Exception):
         sys.stderr.flush()
-    end = os.lseek(1, 0, os.SEEK_CUR)
-    if end == 0:
-        return ""
-    if end > max_bytes:
-        data = os.pread(1, max_bytes, end - max_bytes)
-        prefix = f"[... {end - max_bytes} bytes of output dropped ...]\n"
-    else:
-        data = os.pread(1, end, 0)
-        prefix = ""
-    os.ftruncate(1, 0)
-    os.lseek(1, 0, os.SEEK_SET)
-    return prefix + data.decode("utf-8", "replace")
+    assert _output is not None
+    return _output.drain(max_bytes)
+
+
+def _peak_rss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _max_memory_used_mb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    return _peak_rss_kib() // 1024
 
 
 def _error_document(
@@ -264,18 +282,91 @@ def _marshal_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _marshal(result: Any) -> bytes:
+def _too_large(size_bytes: int, max_bytes: int) -> _Fault:
+    return _Fault(
+        "Function.ResponseSizeTooLarge",
+        f"Response payload size ({size_bytes} bytes) exceeded maximum allowed payload size "
+        f"({max_bytes} bytes).",
+    )
+
+
+def _marshal(result: Any, max_bytes: int) -> bytes:
+    """The result's JSON, or `_Fault`: Runtime.MarshalError, Function.ResponseSizeTooLarge."""
     if isinstance(result, bytes):
+        if len(result) > max_bytes:
+            raise _too_large(len(result), max_bytes)
         return result  # the RIC sends bytes through untouched
     try:
-        return orjson.dumps(result, default=_marshal_default, option=_MARSHAL_OPTIONS)
+        encoded = marshal_within(
+            result,
+            max_bytes,
+            default=_marshal_default,
+            option=_MARSHAL_OPTIONS,
+            known_small=_peak_rss_kib() <= _fast_marshal_ceiling_kib,
+        )
     except orjson.JSONEncodeError as exc:
         cause = exc.__cause__ or exc
         raise _Fault("Runtime.MarshalError", f"Unable to marshal response: {cause}") from None
+    if isinstance(encoded, int):
+        raise _too_large(encoded, max_bytes)
+    return encoded
+
+
+def _clip(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]} [... {len(text) - max_chars} characters dropped ...]"
+
+
+def _encodable(text: str) -> str:
+    # What orjson refuses in a str is a lone surrogate: written out as its escape instead.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _marshal_error(error: dict[str, Any], max_bytes: int) -> bytes | int:
+    try:
+        return marshal_within(error, max_bytes, default=_marshal_default, option=_MARSHAL_OPTIONS)
+    except orjson.JSONEncodeError:
+        error["errorMessage"] = _encodable(error["errorMessage"])
+        error["errorType"] = _encodable(error["errorType"])
+        if "stackTrace" in error:
+            error["stackTrace"] = [_encodable(line) for line in error["stackTrace"]]
+        return marshal_within(error, max_bytes, default=_marshal_default, option=_MARSHAL_OPTIONS)
+
+
+def _bounded_error(error: dict[str, Any], max_bytes: int) -> tuple[dict[str, Any], bytes]:
+    """The error document as sent (and logged), and its JSON, within `max_bytes`: when the whole
+    would not fit, the message keeps its head and the stack trace its innermost frames."""
+    encoded = _marshal_error(error, max_bytes)
+    if isinstance(encoded, bytes):
+        return error, encoded
+    budget = max(16, max_bytes // _ERROR_TEXT_SHARE // 6)
+    trace: list[str] = []
+    for line in reversed(error.get("stackTrace") or []):
+        budget_left = budget - sum(map(len, trace))
+        if budget_left <= 0:
+            break
+        trace.insert(0, _clip(line, budget_left))
+    clipped = {
+        **error,
+        "errorMessage": _clip(error["errorMessage"], budget),
+        "errorType": _clip(error["errorType"], _ERROR_TYPE_MAX_CHARS),
+        "stackTrace": trace,
+    }
+    encoded = _marshal_error(clipped, max_bytes)
+    if isinstance(encoded, bytes):
+        return clipped, encoded
+    # Only a result limit of a few dozen bytes gets here: say so in the fewest bytes.
+    minimal = {"errorMessage": "", "errorType": clipped["errorType"][:32]}
+    return minimal, orjson.dumps(minimal)
 
 
 def _serve(sock_fd: int, memfd: int, config: dict[str, Any], fork_time: float) -> int:
+    global _fast_marshal_ceiling_kib
     _setup_process(memfd, config)
+    _fast_marshal_ceiling_kib = _peak_rss_kib() + int(config["memory_mb"]) * 1024 // (
+        _FAST_MARSHAL_SHARE
+    )
     sock = socket.socket(fileno=sock_fd)
     reader = sock.makefile("rb")
     max_log_bytes = int(config["max_log_bytes"])
@@ -293,34 +384,33 @@ def _serve(sock_fd: int, memfd: int, config: dict[str, Any], fork_time: float) -
         )
     init_ms = (time.perf_counter() - init_start) * 1000.0
     start_ms = (time.monotonic() - fork_time) * 1000.0
+    max_result_bytes = int(config["max_result_bytes"])
+    blob = b""
     if init_error is not None:
+        init_error, blob = _bounded_error(init_error, max_result_bytes)
         sys.stdout.write(format_error_log(init_error))
-    meta = {
-        "i": init_ms,
-        "s": start_ms,
-        "m": _max_memory_used_mb(),
-        "o": _drain_output(max_log_bytes),
-    }
-    blob = orjson.dumps(init_error) if init_error is not None else b""
-    sock.sendall(encode_frame(KIND_INIT, orjson.dumps(meta), blob))
+    meta = {"i": init_ms, "s": start_ms, "m": _max_memory_used_mb()}
+    log = _drain_output(max_log_bytes)
+    sock.sendall(encode_frame(KIND_INIT, orjson.dumps(meta), blob, log))
     if init_error is not None:
         return 1  # as the RIC: report the init error, then exit
 
-    max_result_bytes = int(config["max_result_bytes"])
     facts = EnvironmentFacts.from_environ()
     header_size = HEADER.size
     while True:
         header = reader.read(header_size)
         if len(header) < header_size:
             return 0  # the host closed the environment
-        body_length, kind, meta_length = HEADER.unpack(header)
+        kind, meta_length, log_length, blob_length = HEADER.unpack(header)
+        body_length = meta_length + log_length + blob_length
         body = reader.read(body_length)
         if len(body) < body_length or kind != KIND_INVOKE:
             return 0
-        reply = _invoke(handler, body[:meta_length], body[meta_length:], max_result_bytes, facts)
+        event = body[meta_length + log_length :]
+        reply = _invoke(handler, body[:meta_length], event, max_result_bytes, facts)
         kind, meta, blob, exit_after = reply
-        meta["o"] = _drain_output(max_log_bytes)
-        sock.sendall(encode_frame(kind, orjson.dumps(meta), blob))
+        log = _drain_output(max_log_bytes)
+        sock.sendall(encode_frame(kind, orjson.dumps(meta), blob, log))
         if exit_after:
             return 1
 
@@ -354,13 +444,7 @@ def _invoke(
             event = orjson.loads(event_bytes)
         except orjson.JSONDecodeError as exc:
             raise _Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}") from None
-        payload = _marshal(handler(event, context))
-        if len(payload) > max_result_bytes:
-            raise _Fault(
-                "Function.ResponseSizeTooLarge",
-                f"Response payload size ({len(payload)} bytes) exceeded maximum allowed "
-                f"payload size ({max_result_bytes} bytes).",
-            )
+        payload = _marshal(handler(event, context), max_result_bytes)
     except _Fault as fault:
         error = _error_document(fault.message, fault.error_type, fault.trace, request_id)
     except MemoryError as exc:
@@ -379,7 +463,8 @@ def _invoke(
     reply_meta: dict[str, Any] = {"d": duration_ms, "m": _max_memory_used_mb()}
     if error is None:
         return KIND_RESULT, reply_meta, payload, False
+    error, blob = _bounded_error(error, max_result_bytes)
     if kind_of_error == "function":
         sys.stdout.write(format_error_log(error))
     reply_meta["k"] = kind_of_error
-    return KIND_ERROR, reply_meta, orjson.dumps(error), kind_of_error == "memory"
+    return KIND_ERROR, reply_meta, blob, kind_of_error == "memory"

@@ -19,13 +19,13 @@ import itertools
 import threading
 from collections.abc import Callable
 from ctypes import POINTER, addressof, byref, memmove, string_at
-from dataclasses import dataclass, field
 from typing import Any
 
 import wasmtime
 from wasmtime import _bindings as ffi
 
 from sandbox.wasm import abi
+from sandbox.wasm.capture import OutputCapture
 from sandbox.wasm.spec import Abi
 
 _call_unchecked = ffi._wasmtime_func_call_unchecked
@@ -72,58 +72,6 @@ class ModuleAbiError(ValueError):
 
 # -- log capture ------------------------------------------------------------------------
 
-
-@dataclass(slots=True)
-class OutputCapture:
-    """What one invocation's guest wrote: `edge.log` lines, WASI stdout and stderr.
-
-    `log` collects the text of the invocation's log (bounded by `max_log_bytes`: the rest is
-    dropped and a marker line says so). `format_log_line` renders one `edge.log` message.
-    """
-
-    max_log_bytes: int
-    max_stdout_bytes: int
-    format_log_line: Callable[[str], str]
-    log: list[str] = field(default_factory=list)
-    log_bytes: int = 0
-    truncated: bool = False
-    stdout: bytearray = field(default_factory=bytearray)
-    stdout_overflow: bool = False
-    stderr_pending: bytearray = field(default_factory=bytearray)
-
-    def add_log(self, text: str) -> None:
-        if self.truncated:
-            return
-        size = len(text)
-        if self.log_bytes + size > self.max_log_bytes:
-            self.truncated = True
-            self.log.append("[log truncated: the invocation wrote more than the log limit]\n")
-            return
-        self.log_bytes += size
-        self.log.append(text)
-
-    def add_stdout(self, data: bytes) -> None:
-        if len(self.stdout) + len(data) > self.max_stdout_bytes:
-            self.stdout_overflow = True
-            return
-        self.stdout += data
-
-    def add_stderr(self, data: bytes) -> None:
-        # Whole lines go to the log as they complete; a partial last line waits for more.
-        pending = self.stderr_pending
-        pending += data
-        end = pending.rfind(b"\n")
-        if end >= 0:
-            self.add_log(pending[: end + 1].decode("utf-8", "replace"))
-            del pending[: end + 1]
-
-    def text(self) -> str:
-        if self.stderr_pending:
-            self.add_log(self.stderr_pending.decode("utf-8", "replace") + "\n")
-            self.stderr_pending.clear()
-        return "".join(self.log)
-
-
 _current = threading.local()
 
 
@@ -150,11 +98,11 @@ def _log_callback(_env: Any, caller: Any, args: Any, _nargs: int) -> int:
         memory = item.of.memory
         if ptr + length > _memory_size(context, byref(memory)):
             return _new_trap(f"edge.log: message at {ptr:#x} ({length} bytes) is outside memory")
-        base = addressof(_memory_data(context, byref(memory)).contents)
-        message = string_at(base + ptr, length).decode("utf-8", "replace")
         capture: OutputCapture | None = getattr(_current, "capture", None)
         if capture is not None:
-            capture.add_log(capture.format_log_line(message))
+            base = addressof(_memory_data(context, byref(memory)).contents)
+            # The capture reads only what it can keep (never a whole 100 MB message).
+            capture.log_message(base + ptr, length, string_at)
         return 0
     except Exception:  # noqa: BLE001 - an exception must not unwind through wasm frames
         return _new_trap("edge.log: host error")
@@ -167,7 +115,8 @@ _OutputCallback = ctypes.CFUNCTYPE(
 )
 _Finalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 _NO_FINALIZER = _Finalizer()  # a NULL function pointer
-_sinks: dict[int, Callable[[bytes], None]] = {}
+# sink(address, length, read): the capture copies out only what it keeps.
+_sinks: dict[int, Callable[[int, int, Callable[[int, int], bytes]], None]] = {}
 _sink_ids = itertools.count(1)
 
 
@@ -175,7 +124,7 @@ _sink_ids = itertools.count(1)
 def _output_callback(key: int | None, data: Any, size: int) -> int:
     try:
         if size:
-            _sinks[key or 0](string_at(addressof(data.contents), size))
+            _sinks[key or 0](addressof(data.contents), size, string_at)
         return size
     except Exception:  # noqa: BLE001 - report EIO to the guest rather than unwind
         return -5
@@ -203,8 +152,8 @@ def _configure_wasi(
     ffi.wasm_byte_vec_new(byref(vector), len(stdin), buffer)
     ffi.wasi_config_set_stdin_bytes(config.ptr(), byref(vector))  # takes the vector
     for setter, sink in (
-        (ffi.wasi_config_set_stdout_custom, capture.add_stdout),
-        (ffi.wasi_config_set_stderr_custom, capture.add_stderr),
+        (ffi.wasi_config_set_stdout_custom, capture.write_stdout),
+        (ffi.wasi_config_set_stderr_custom, capture.write_stderr),
     ):
         key = next(_sink_ids)
         _sinks[key] = sink

@@ -17,6 +17,7 @@ from sandbox.python_worker import log_lines
 from sandbox.python_worker.environment import InvocationResult
 from sandbox.python_worker.spec import MIB
 from sandbox.wasm import abi
+from sandbox.wasm.capture import OutputCapture
 from sandbox.wasm.engine import WasmEngine
 from sandbox.wasm.instance import (
     GuestAbiViolation,
@@ -24,7 +25,6 @@ from sandbox.wasm.instance import (
     GuestTrap,
     LinkedModule,
     LiveInstance,
-    OutputCapture,
     set_capture,
 )
 from sandbox.wasm.spec import WasmFunctionSpec
@@ -343,5 +343,5 @@ def _run_wasi(
     run.instance = instance
     instance.run_start()
     if capture.stdout_overflow:
-        raise run.error(FunctionError, SIZE_ERROR, _size_message(len(capture.stdout) + 1, spec))
+        raise run.error(FunctionError, SIZE_ERROR, _size_message(capture.stdout_bytes, spec))
     return bytes(capture.stdout)

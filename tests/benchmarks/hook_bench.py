@@ -377,16 +377,16 @@ class LogSink:
 # runtime's I/O pattern (buffered read of header and body, one sendall) and none of its work.
 ECHO_SOURCE = """\
 import socket, struct, sys
-header = struct.Struct("!IBI")
+header = struct.Struct("!BIII")
 sock = socket.socket(fileno=int(sys.argv[1]))
 reader = sock.makefile("rb")
 while True:
     head = reader.read(header.size)
     if len(head) < header.size:
         break
-    length, kind, meta_length = header.unpack(head)
-    body = reader.read(length)
-    sock.sendall(header.pack(length, 3, meta_length) + body)
+    kind, meta_length, log_length, blob_length = header.unpack(head)
+    body = reader.read(meta_length + log_length + blob_length)
+    sock.sendall(header.pack(3, meta_length, log_length, blob_length) + body)
 """
 
 

@@ -1,0 +1,140 @@
+"""What the edge refuses before any behavior sees a request, and the request it admits. Pure.
+
+Checked in this order, each refusal answered with CloudFront's error page and the connection
+closed where the framing cannot be trusted:
+
+| what | status | X-Edge-Error |
+| --- | --- | --- |
+| URL over `max_url_bytes` | 414 | UrlTooLong |
+| request line and headers over `max_header_bytes` | 431 | HeadersTooLarge |
+| Content-Length together with Transfer-Encoding (RFC 9112 §6.1) | 400, close | AmbiguousFraming |
+| CONNECT or TRACE (no method set allows them, "any" neither) | 403 | MethodNotAllowed |
+| a target that is not one path (`edge.uri`) | 400 | InvalidTarget / InvalidPath |
+| no Host, several, or one that is not a host (RFC 9112 §3.2) | 400 | InvalidHost |
+
+Then, per behavior (in the pipeline): a method outside its set -> 403; a GET or HEAD with a
+body -> 403 (as CloudFront answers); a declared body over `max_body_bytes` -> 413.
+
+The admitted request carries the path as sent (what functions, the cache and the origin see),
+its normal form (what behaviors match) and the headers with one normalised Host (from an
+absolute-form target's authority when there is one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge.failures import Failure, request_refused
+from edge.uri import EscapedSlashes, TargetRefused, normalize_host, parse_target
+from origin_proxy.message import Headers
+
+# Methods no behavior forwards: CONNECT would make the edge a tunnel, TRACE reflects the
+# request (credentials included) back to a script (cross-site tracing).
+NEVER_FORWARDED = frozenset({"CONNECT", "TRACE"})
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerLimits:
+    """The server's limits on what a viewer may send."""
+
+    max_url_bytes: int
+    max_header_bytes: int
+    escaped_slashes: EscapedSlashes = "reject"
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A request the edge accepted, ready for behavior matching."""
+
+    path: bytes  # as sent, origin-form
+    normal_path: bytes  # to match behaviors on
+    query: bytes
+    headers: Headers
+    content_length: int | None  # None: no Content-Length (chunked, or no body)
+    chunked: bool
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+
+class Refused(Exception):
+    """The request is refused; `failure` is what the viewer gets."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.cause)
+        self.failure = failure
+
+
+def admit(
+    method: str,
+    raw_path: bytes,
+    query: bytes,
+    headers: Headers,
+    *,
+    scheme: str,
+    limits: ViewerLimits,
+    http_version: str = "1.1",
+) -> Admitted:
+    """The request as the edge takes it, or `Refused` with what to answer."""
+    url_bytes = len(raw_path) + len(query) + 1
+    if url_bytes > limits.max_url_bytes:
+        raise Refused(
+            request_refused(
+                414, "UrlTooLong", f"The URL is longer than {limits.max_url_bytes} bytes."
+            )
+        )
+    header_bytes = 0
+    content_length: int | None = None
+    chunked = False
+    hosts: list[bytes] = []
+    for name, value in headers:
+        header_bytes += len(name) + len(value) + 4
+        if name == b"content-length":
+            content_length = int(value)  # the server has validated it (RFC 9110 §8.6)
+        elif name == b"transfer-encoding":
+            chunked = True
+        elif name == b"host":
+            hosts.append(value)
+    if header_bytes + url_bytes > limits.max_header_bytes:
+        raise Refused(
+            request_refused(
+                431,
+                "HeadersTooLarge",
+                f"The request line and headers are larger than {limits.max_header_bytes} bytes.",
+            )
+        )
+    if chunked and content_length is not None:
+        raise Refused(
+            request_refused(
+                400,
+                "AmbiguousFraming",
+                "The request has both Content-Length and Transfer-Encoding.",
+            )
+        )
+    if method in NEVER_FORWARDED:
+        raise Refused(
+            request_refused(
+                403, "MethodNotAllowed", f"The method {method} is not allowed for this path."
+            )
+        )
+    try:
+        target = parse_target(raw_path, query, escaped_slashes=limits.escaped_slashes)
+        if target.authority is not None:
+            host = normalize_host(target.authority, scheme=scheme)  # RFC 9112 §3.2.2
+        elif len(hosts) == 1:
+            host = normalize_host(hosts[0], scheme=scheme)
+        elif not hosts and http_version == "1.0":
+            return Admitted(
+                target.path, target.normal_path, target.query, headers, content_length, chunked
+            )
+        else:
+            raise TargetRefused(
+                "InvalidHost", "A request needs exactly one Host header (RFC 9112 §3.2)."
+            )
+    except TargetRefused as exc:
+        raise Refused(request_refused(400, exc.detail, exc.message)) from None
+    if hosts != [host]:
+        headers = [(name, value) for name, value in headers if name != b"host"]
+        headers.insert(0, (b"host", host))
+    return Admitted(target.path, target.normal_path, target.query, headers, content_length, chunked)
