@@ -79,8 +79,9 @@ def spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> 
 
 def sandbox_policy(config: EdgeConfig) -> SandboxPolicy:
     """The `[sandbox]` table as the sandbox takes it, with the edge's own files to hide from
-    functions should their code directory contain any: the configuration, the cache
-    directory, the async-invocation queue and the `.edge` folder beside the configuration."""
+    functions should their code directory contain any: the configuration, the admin
+    listener's secret key file, the cache directory, the async-invocation queue and the `.edge`
+    folder beside the configuration."""
     hidden = [config.base_dir / ".edge", config.invoke.queue_path]
     hidden += [
         config.invoke.queue_path.with_name(config.invoke.queue_path.name + suffix)
@@ -90,6 +91,9 @@ def sandbox_policy(config: EdgeConfig) -> SandboxPolicy:
         hidden.append(Path(config.source))
     if config.cache.disk_directory is not None:
         hidden.append(config.cache.disk_directory)
+    secret = config.admin.secret_access_key_file
+    if secret is not None:
+        hidden.append(secret if secret.is_absolute() else config.base_dir / secret)
     settings = config.sandbox
     return SandboxPolicy(
         isolation=settings.isolation,

@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from edge.config import ConfigError, parse_config
+from edge.functions import sandbox_policy
 from sandbox import SandboxError, probe_isolation
 from sandbox.python_worker import isolation
 from tests.conftest import REPO, EdgeProcess
@@ -572,6 +573,29 @@ def test_sandbox_defaults_keep_functions_offline_and_resolve_writable_paths(
     assert (function.network, function.ephemeral_storage) == (False, 512)
     assert function.writable_paths == [(tmp_path / "data").resolve()]
     assert config.sandbox.isolation == "auto"
+
+
+def test_the_edges_own_files_are_hidden_from_functions(tmp_path: Path) -> None:
+    (tmp_path / "functions").mkdir()
+    config = parse_config(
+        {
+            "origins": ORIGINS,
+            "functions": {"f": FUNCTION},
+            "cache": {"disk_directory": "cache", "disk_bytes": MIB},
+            "admin": {"access_key_id": "AKIDEXAMPLE", "secret_access_key_file": "admin.key"},
+        },
+        source=str(tmp_path / "edge.toml"),
+        base_dir=tmp_path,
+    )
+    hidden = set(sandbox_policy(config).hidden_paths)
+    root = tmp_path.resolve()
+    assert {
+        root / "edge.toml",
+        root / "admin.key",
+        root / "cache",
+        root / ".edge",
+        root / ".edge" / "async-queue.sqlite3",
+    } <= hidden
 
 
 def test_edge_check_says_the_level(origin: OriginServer, open_project: Path) -> None:
