@@ -68,6 +68,24 @@ def _with_overrides(config: EdgeConfig, **server: Any) -> EdgeConfig:
     return config.model_copy(update={"server": merged})
 
 
+def _sandbox_report(config: EdgeConfig) -> Any:
+    """How Python functions are isolated here (sandbox.probe_isolation); exits with status 2
+    when `[sandbox] isolation` asks for a level this machine cannot give."""
+    from sandbox import SandboxError, probe_isolation
+
+    settings = config.sandbox
+    try:
+        return probe_isolation(settings.isolation, settings.uid_base)
+    except SandboxError as exc:
+        err_console.print(f"[bold red]error:[/] {config.source}: sandbox.isolation: {exc}")
+        sys.exit(2)
+
+
+def _sandbox_line(report: Any) -> None:
+    style = "green" if report.level == "namespaces" else "bold yellow"
+    err_console.print(f"[{style}]sandbox:[/] {report.describe()}", highlight=False)
+
+
 def _admin_credentials(config: EdgeConfig) -> Credentials | None:
     """The admin listener's key, its secret read from the environment or a file (exit 2 when
     it cannot be read)."""
@@ -118,7 +136,7 @@ def exposure_warning(admin: str | None, *, signed: bool) -> str | None:
     )
 
 
-def _banner(config: EdgeConfig, listen: str, admin: str | None) -> None:
+def _banner(config: EdgeConfig, listen: str, admin: str | None, sandbox: Any) -> None:
     err_console.print(
         f"[bold]edge {__version__}[/] listening on [bold cyan]http://{listen}[/]"
         f"  ({config.server.workers} worker{'s' if config.server.workers != 1 else ''})"
@@ -128,6 +146,7 @@ def _banner(config: EdgeConfig, listen: str, admin: str | None) -> None:
         err_console.print(
             f"admin on http://{admin}  (/healthz, /metrics, /invalidations, Invoke API; {signed})"
         )
+    _sandbox_line(sandbox)
     err_console.print(f"config: {config.source}")
     origins = Table("origin", "kind", "target", title=None, box=None, pad_edge=False)
     for name, origin in config.origins.items():
@@ -218,6 +237,8 @@ def run_server(config: EdgeConfig) -> int:
     """Serve `config` until SIGINT/SIGTERM. Returns the exit status."""
     from edge.server import ServerOptions, parse_listen
 
+    # Probed once here: the workers forked later inherit the answer.
+    sandbox = _sandbox_report(config)
     server = config.server
     credentials = _admin_credentials(config)
     warning = exposure_warning(server.admin, signed=credentials is not None)
@@ -236,9 +257,10 @@ def run_server(config: EdgeConfig) -> int:
         from edge.app import create_admin_app, create_app
         from edge.invalidation import InvalidationJournal
         from edge.invoke import ConcurrencyLimiter, InvokeService
-        from edge.metrics import ProxyMetrics
+        from edge.metrics import ProxyMetrics, record_sandbox_isolation
 
         registry = None if multiproc_dir else CollectorRegistry()
+        record_sandbox_isolation(registry, sandbox.level)
         access = AdminAccess(
             allowed_hosts=config.admin.allowed_hosts,
             allowed_origins=config.admin.allowed_origins,
@@ -303,7 +325,7 @@ def run_server(config: EdgeConfig) -> int:
             )
 
         def ready(listen: Any, admin: Any) -> None:
-            _banner(config, str(listen), str(admin) if admin else None)
+            _banner(config, str(listen), str(admin) if admin else None, sandbox)
 
         return server_module.run(
             app_factory,
@@ -323,6 +345,7 @@ def check(config_path: Path) -> None:
     config = _load(config_path, None)
     resolved = config.model_dump(mode="json", by_alias=True, exclude_none=True)
     click.echo(json.dumps(resolved, indent=2))
+    _sandbox_line(_sandbox_report(config))
     err_console.print(f"[green]ok[/]: {config_path} is valid")
 
 

@@ -247,6 +247,13 @@ class FunctionConfig(_Strict):
     provisioned: int = Field(default=0, ge=0)
     # Lambda's reserved concurrency: a cap for this function, carved out of the node's limit.
     reserved_concurrency: int | None = Field(default=None, ge=0)
+    # Python: the environments share the edge's network (127.0.0.1 included); false: none.
+    network: bool = False
+    # Python: host directories the function may write, bound at the same path (relative to
+    # edge.toml). The sandbox shows no other host directory but the code, read-only.
+    writable_paths: list[Path] = Field(default_factory=list)
+    # Lambda's ephemeral storage in MB: the size of /tmp and of any one file (spec §14).
+    ephemeral_storage: int = Field(default=512, ge=512, le=10_240)
     # Asynchronous invocation (Lambda's event invoke config, spec §9).
     maximum_retry_attempts: int = Field(default=2, ge=0, le=2)
     maximum_event_age: int = Field(default=21_600, ge=60, le=21_600)
@@ -381,6 +388,27 @@ class LambdaEdgeConfig(_Strict):
     distribution_domain_name: str = "d111111abcdef8.cloudfront.net"
 
 
+class SandboxConfig(_Strict):
+    """`[sandbox]`: how Python functions are isolated from the edge and from each other.
+
+    `isolation`: "auto" (the best this machine allows, said at start), "namespaces" (refuse
+    to start without them), "uid-only" (a uid per environment, no namespaces; needs root) or
+    "none" (the edge's own user). Environments get uids from [uid_base, uid_base + uid_count)
+    when the edge runs as root, 1024 per function zygote.
+    """
+
+    isolation: Literal["auto", "namespaces", "uid-only", "none"] = "auto"
+    uid_base: int = Field(default=1_900_000_000, ge=1000, le=2**31 - 2**21)
+    uid_count: int = Field(default=1024 * 1024, ge=1024, le=2**21)
+
+    @field_validator("uid_count")
+    @classmethod
+    def _whole_blocks(cls, value: int) -> int:
+        if value % 1024:
+            raise ValueError(f"expected a multiple of 1024 (uids per zygote), found {value}")
+        return value
+
+
 Association = Annotated[str | FunctionAssociation, Field(union_mode="left_to_right")]
 
 
@@ -424,6 +452,7 @@ class EdgeConfig(_Strict):
     lambda_edge: LambdaEdgeConfig = Field(default_factory=LambdaEdgeConfig)
     invoke: InvokeConfig = Field(default_factory=InvokeConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     admin: AdminConfig = Field(default_factory=AdminConfig)
     source: str = Field(default="<memory>", exclude=True)
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -480,6 +509,7 @@ _MODELS_BY_LOC: dict[str, type[BaseModel]] = {
     "lambda_edge": LambdaEdgeConfig,
     "invoke": InvokeConfig,
     "cache": CacheConfig,
+    "sandbox": SandboxConfig,
     "admin": AdminConfig,
 }
 
@@ -683,6 +713,12 @@ def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
                     f"functions.{association.name}.timeout: expected at most {limit:g} s for a "
                     f"function on {trigger} ({where}), found {function.timeout:g}"
                 )
+            if function.ephemeral_storage > 512:
+                problems.append(
+                    f"functions.{association.name}.ephemeral_storage: expected at most 512 MB "
+                    f"for a function on a Lambda@Edge trigger ({where}), "
+                    f"found {function.ephemeral_storage}"
+                )
             if viewer and function.memory > edge.viewer_memory:
                 problems.append(
                     f"functions.{association.name}.memory: expected at most "
@@ -710,6 +746,13 @@ def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
                     f"found {str(module)!r} (looked at {found})"
                 )
             continue
+        for index, writable in enumerate(function.writable_paths):
+            found = writable if writable.is_absolute() else config.base_dir / writable
+            if not found.is_dir():
+                problems.append(
+                    f"functions.{name}.writable_paths[{index}]: expected an existing directory, "
+                    f"found {str(writable)!r} (looked at {found})"
+                )
         code_dir, _ = function.code_dir_and_handler
         folder = code_dir if code_dir.is_absolute() else config.base_dir / code_dir
         if not folder.is_dir():
@@ -779,7 +822,10 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
         code_dir, handler = function.code_dir_and_handler
         if not code_dir.is_absolute():
             code_dir = (base / code_dir).resolve()
-        functions[name] = function.model_copy(update={"code": code_dir, "handler": handler})
+        writable = [(base / w).resolve() for w in function.writable_paths]
+        functions[name] = function.model_copy(
+            update={"code": code_dir, "handler": handler, "writable_paths": writable}
+        )
     behaviors = list(config.behaviors)
     if not behaviors or behaviors[-1].path != "*":
         # CloudFront always has a default behavior; with one origin it is implied.
@@ -856,6 +902,7 @@ __all__ = [
     "InvokeConfig",
     "LambdaEdgeConfig",
     "OriginConfig",
+    "SandboxConfig",
     "ServerConfig",
     "config_for_origin",
     "load_config",

@@ -1,10 +1,11 @@
 """The function registry: one runtime object per configured function, behind one door.
 
-Python functions get an execution-environment pool each; all pools fork their environments
-from one shared zygote, started with the app (one fresh interpreter per edge process, not one
-per function), and stop with it. WASM functions share one wasmtime engine and its compiled
-module cache. Each invocation's Lambda log (START .. REPORT) goes to the log sink, by default
-the edge's stderr, as Lambda writes it to CloudWatch.
+Python functions get an execution-environment pool each, and each pool its own zygote,
+confined by the `[sandbox]` policy to that function's code and network: one function's
+environments cannot reach another's, and a zygote that dies is relaunched for its function
+alone. WASM functions share one wasmtime engine and its compiled module cache. Each
+invocation's Lambda log (START .. REPORT) goes to the log sink, by default the edge's stderr,
+as Lambda writes it to CloudWatch.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import sys
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from edge.config import EdgeConfig, FunctionConfig
+from sandbox import SandboxPolicy
 from sandbox.pool import PythonFunctionPool
 from sandbox.python_worker.environment import InvocationResult
-from sandbox.python_worker.launcher import Zygote
 from sandbox.python_worker.spec import FunctionSpec
 from sandbox.wasm import WasmEngine, WasmFunction, WasmFunctionSpec
 
@@ -69,6 +71,35 @@ def spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> 
         idle_seconds=function.idle_timeout,
         provisioned=min(function.provisioned, function.max_concurrency),
         max_wait_seconds=function.max_wait,
+        network=function.network,
+        writable_paths=tuple(function.writable_paths),
+        ephemeral_storage_mb=function.ephemeral_storage,
+    )
+
+
+def sandbox_policy(config: EdgeConfig) -> SandboxPolicy:
+    """The `[sandbox]` table as the sandbox takes it, with the edge's own files to hide from
+    functions should their code directory contain any: the configuration, the admin
+    listener's secret key file, the cache directory, the async-invocation queue and the `.edge`
+    folder beside the configuration."""
+    hidden = [config.base_dir / ".edge", config.invoke.queue_path]
+    hidden += [
+        config.invoke.queue_path.with_name(config.invoke.queue_path.name + suffix)
+        for suffix in ("-wal", "-shm", "-journal")
+    ]
+    if config.source not in ("<memory>", "--origin"):
+        hidden.append(Path(config.source))
+    if config.cache.disk_directory is not None:
+        hidden.append(config.cache.disk_directory)
+    secret = config.admin.secret_access_key_file
+    if secret is not None:
+        hidden.append(secret if secret.is_absolute() else config.base_dir / secret)
+    settings = config.sandbox
+    return SandboxPolicy(
+        isolation=settings.isolation,
+        uid_base=settings.uid_base,
+        uid_count=settings.uid_count,
+        hidden_paths=tuple(Path(p).resolve() for p in hidden),
     )
 
 
@@ -106,7 +137,8 @@ class FunctionRegistry:
         self._wasm_specs: dict[str, WasmFunctionSpec] = {}
         self._runtimes: dict[str, Any] = {}
         self._log_sink = log_sink
-        self._zygote: Zygote | None = None
+        self._sandbox = sandbox_policy(config)
+        self._queue_dir = config.invoke.queue_path.resolve().parent
         self._engine: WasmEngine | None = None
         self._wasm_cache_dir = wasm_cache_dir
         self.info: dict[str, FunctionInfo] = {}
@@ -131,13 +163,12 @@ class FunctionRegistry:
         return self._runtimes
 
     async def start(self) -> None:
-        if self._python_specs and self._zygote is None:
-            self._zygote = await Zygote.launch()
+        self._make_hidden_directories()
         if self._wasm_specs and self._engine is None:
             self._engine = WasmEngine(cache_dir=self._wasm_cache_dir)
         for name, spec in self._python_specs.items():
             if name not in self._runtimes:
-                pool = PythonFunctionPool(spec, log_sink=self._log_sink, zygote=self._zygote)
+                pool = PythonFunctionPool(spec, log_sink=self._log_sink, sandbox=self._sandbox)
                 self._runtimes[name] = pool
                 await pool.start()
         for name, wasm in self._wasm_specs.items():
@@ -146,6 +177,15 @@ class FunctionRegistry:
                 function = WasmFunction(wasm, engine=self._engine, log_sink=self._log_sink)
                 self._runtimes[name] = function
                 await function.start()
+
+    def _make_hidden_directories(self) -> None:
+        """Create the queue's directory now when it would sit in a function's code directory:
+        the sandbox can hide only what exists when it starts (the queue makes it later)."""
+        queue_dir = self._queue_dir
+        if queue_dir.exists():
+            return
+        if any(queue_dir.is_relative_to(s.code_dir.resolve()) for s in self._python_specs.values()):
+            queue_dir.mkdir(parents=True, exist_ok=True)
 
     def has_entry(self, name: str, entry: str) -> bool:
         """False when function `name` cannot handle `entry` (a WASM module without that
@@ -201,9 +241,6 @@ class FunctionRegistry:
     async def aclose(self) -> None:
         for runtime in self._runtimes.values():
             await runtime.aclose()
-        if self._zygote is not None:
-            await self._zygote.aclose()
-            self._zygote = None
         if self._engine is not None:
             self._engine.close()
             self._engine = None

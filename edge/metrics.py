@@ -16,6 +16,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -173,6 +174,24 @@ class ProxyMetrics:
                 if count:
                     child._buckets[index].inc(count)
             child._sum.inc(histogram.total)
+
+
+ISOLATION_LEVELS = ("namespaces", "uid-only", "none")
+
+
+def record_sandbox_isolation(registry: CollectorRegistry | None, level: str) -> None:
+    """`edge_sandbox_isolation{level=...}`: 1 for the level Python functions run at, 0 for the
+    others, so that an alert can fire on anything but namespaces. `registry` None: the
+    multiprocess store (the value is the same in every process)."""
+    gauge = Gauge(
+        "edge_sandbox_isolation",
+        "How Python functions are isolated from the edge (1: the level in force)",
+        ["level"],
+        registry=registry,
+        multiprocess_mode="max",
+    )
+    for name in ISOLATION_LEVELS:
+        gauge.labels(name).set(1 if name == level else 0)
 
 
 def render_latest() -> tuple[bytes, str]:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     )
     from sandbox.pool import PoolStats, PythonFunctionPool
     from sandbox.python_worker.environment import InvocationResult
+    from sandbox.python_worker.isolation import SandboxPolicy, probe_isolation
     from sandbox.python_worker.oneshot import invoke_handler_file
     from sandbox.python_worker.spec import FunctionSpec, check_environment
 
@@ -39,8 +40,10 @@ __all__ = [
     "PoolStats",
     "PythonFunctionPool",
     "SandboxError",
+    "SandboxPolicy",
     "check_environment",
     "invoke_handler_file",
+    "probe_isolation",
 ]
 
 _MODULES = {
@@ -56,6 +59,8 @@ _MODULES = {
     "PythonFunctionPool": "sandbox.pool",
     "InvocationResult": "sandbox.python_worker.environment",
     "invoke_handler_file": "sandbox.python_worker.oneshot",
+    "SandboxPolicy": "sandbox.python_worker.isolation",
+    "probe_isolation": "sandbox.python_worker.isolation",
     "FunctionSpec": "sandbox.python_worker.spec",
     "check_environment": "sandbox.python_worker.spec",
 }

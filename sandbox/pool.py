@@ -30,6 +30,7 @@ from sandbox.errors import (
     PoolClosed,
 )
 from sandbox.python_worker.environment import ExecutionEnvironment, InvocationResult
+from sandbox.python_worker.isolation import SandboxPolicy
 from sandbox.python_worker.launcher import Zygote
 from sandbox.python_worker.spec import FunctionSpec
 
@@ -84,9 +85,11 @@ class PythonFunctionPool:
 
     `log_sink` receives each invocation's complete log text (START..REPORT, also for failed
     invocations, and the Init output of pre-warmed environments); it is called on the event
-    loop and must be quick and must not raise. `zygote`: share one zygote between pools (the
-    caller owns it); by default the pool starts its own and stops it in `aclose()`. `clock` is
-    only used for idle reaping (deadlines are always on `time.monotonic()`).
+    loop and must be quick and must not raise. By default the pool starts a zygote of its own,
+    confined by `sandbox` (default: the best isolation available) to this function's code and
+    network, relaunches it when it died, and stops it in `aclose()`. `zygote`: use that one
+    instead (the caller owns it, and launched it with this function's code directory).
+    `clock` is only used for idle reaping (deadlines are always on `time.monotonic()`).
 
     Use as `async with PythonFunctionPool(spec) as pool:` or call `aclose()`.
     """
@@ -97,9 +100,11 @@ class PythonFunctionPool:
         *,
         log_sink: LogSink | None = None,
         zygote: Zygote | None = None,
+        sandbox: SandboxPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spec = spec
+        self._sandbox = sandbox
         self._log_sink = log_sink
         self._zygote = zygote
         self._owns_zygote = zygote is None
@@ -378,7 +383,13 @@ class PythonFunctionPool:
             if self._zygote is None or (self._owns_zygote and not self._zygote.alive):
                 if self._zygote is not None:
                     await self._zygote.aclose()
-                self._zygote = await Zygote.launch()
+                self._zygote = await Zygote.launch(
+                    sandbox=self._sandbox,
+                    code_dirs=[self.spec.code_dir],
+                    writable_dirs=self.spec.writable_paths,
+                    network=self.spec.network,
+                    identity=self.spec.name,
+                )
             return self._zygote
 
     def _spawn_task(self, coroutine: Coroutine[Any, Any, Any]) -> None:

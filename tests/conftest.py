@@ -111,6 +111,14 @@ class EdgeProcess:
         return self.proc.pid
 
 
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """pytest's tmp_path, readable by others: functions run under a uid of their own when the
+    edge is root, and Lambda too wants code world-readable (755 directories, 644 files)."""
+    tmp_path.chmod(0o755)
+    return tmp_path
+
+
 @pytest.fixture(scope="module")
 def origin() -> Iterator[OriginServer]:
     with running_origin() as server:

@@ -28,7 +28,7 @@ from botocore.config import Config
 
 from edge.cli import exposure_warning
 from tests.conftest import REPO, EdgeProcess, vm_kib
-from tests.invoke_functions.harness import HANDLERS
+from tests.invoke_functions.harness import HANDLERS, shared_directory
 from tests.rawhttp import exchange, read_response, status_of
 
 KEY_ID = "AKIAEDGEADMINTEST"
@@ -55,8 +55,17 @@ def _config(tmp: Path, site: Path, admin: str) -> Path:
         f"[admin]\n{admin}\n\n"
         f'[functions.echo]\nhandler = "{HANDLERS}.echo"\n\n'
         f'[functions.gated]\nhandler = "{HANDLERS}.gated"\n'
+        # Its marks go where the test reads them: the one host directory it may write.
+        f'writable_paths = ["{shared_directory(tmp)}"]\n'
     )
     return path
+
+
+def _marks(edge: EdgeProcess, tmp_path: Path) -> Path:
+    """This test's marks file, in the writable directory beside the edge's configuration
+    (the directory the edge was started in)."""
+    assert edge.stdout_path is not None
+    return edge.stdout_path.parent / "shared" / f"marks-{tmp_path.name}.jsonl"
 
 
 def _start(tmp: Path, config: Path, env: dict[str, str] | None = None) -> EdgeProcess:
@@ -149,7 +158,7 @@ def test_a_cross_site_simple_post_invalidates_nothing(
 
 
 def test_a_cross_site_simple_post_runs_no_function(open_edge: EdgeProcess, tmp_path: Path) -> None:
-    marks = tmp_path / "marks.jsonl"
+    marks = _marks(open_edge, tmp_path)
     body = json.dumps({"marks": str(marks), "id": "x"}).encode()
     path = "/2015-03-31/functions/gated/invocations"
     with httpx.Client(base_url=open_edge.admin_url, timeout=30) as admin:
@@ -252,7 +261,7 @@ def test_boto3_with_the_right_key_works(signed_edge: EdgeProcess) -> None:
 def test_boto3_signing_wrong_gets_aws_errors(
     signed_edge: EdgeProcess, tmp_path: Path, key: str, secret: str, code: str, words: str
 ) -> None:
-    marks = tmp_path / "marks.jsonl"
+    marks = _marks(signed_edge, tmp_path)
     payload = json.dumps({"marks": str(marks), "id": "x"}).encode()
     client = lambda_client(signed_edge, key=key, secret=secret)
     for call in (

@@ -27,6 +27,7 @@ from tests.invoke_functions.harness import (
     function_table,
     lambda_client,
     read_jsonl,
+    shared_directory,
     start_edge,
     wait_until,
 )
@@ -218,6 +219,7 @@ def test_event_too_old_goes_to_on_failure_with_its_last_error(tmp_path: Path) ->
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EdgeProcess, Path]]:
     tmp = tmp_path_factory.mktemp("async")
+    shared = [str(shared_directory(tmp))]
     functions = "".join(
         [
             function_table("echo", "echo", on_success=f"file:{tmp / 'success.jsonl'}"),
@@ -226,6 +228,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EdgeProce
                 "flaky",
                 on_failure=f"file:{tmp / 'failure.jsonl'}",
                 dead_letter=f"file:{tmp / 'dlq.jsonl'}",
+                writable_paths=shared,
             ),
             function_table(
                 "closed",
@@ -234,7 +237,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EdgeProce
                 on_failure=f"file:{tmp / 'closed-failure.jsonl'}",
             ),
             function_table("chained", "echo", on_success="function:sink"),
-            function_table("sink", "sink", environment={"SINK": str(tmp / "sink.jsonl")}),
+            function_table(
+                "sink",
+                "sink",
+                environment={"SINK": str(tmp / "shared" / "sink.jsonl")},
+                writable_paths=shared,
+            ),
         ]
     )
     process = start_edge(edge_config(tmp, functions, "retry_delays = [0.05, 0.1]"), tmp)
@@ -271,7 +279,7 @@ def test_retries_then_on_failure_and_dead_letter(
     server: tuple[EdgeProcess, Path], tmp_path: Path
 ) -> None:
     process, tmp = server
-    marks = tmp_path / "attempts.jsonl"
+    marks = tmp / "shared" / f"attempts-{tmp_path.name}.jsonl"
     event = {"id": "e-1", "marks": str(marks)}
     request_id = _send(lambda_client(process), "flaky", event)
     (record,) = wait_until(lambda: _records_for(tmp / "failure.jsonl", request_id), what="record")
@@ -311,7 +319,9 @@ def test_reserved_concurrency_zero_goes_straight_to_on_failure(
 def test_function_destination_receives_the_record(server: tuple[EdgeProcess, Path]) -> None:
     process, tmp = server
     request_id = _send(lambda_client(process), "chained", {"step": 1})
-    (record,) = wait_until(lambda: _records_for(tmp / "sink.jsonl", request_id), what="record")
+    (record,) = wait_until(
+        lambda: _records_for(tmp / "shared" / "sink.jsonl", request_id), what="record"
+    )
     assert record["requestContext"]["condition"] == "Success"
     assert record["responsePayload"]["echo"] == {"step": 1}
 
@@ -331,8 +341,25 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _environment_alive(mark: dict[str, Any]) -> bool:
+    """Whether the environment that wrote `mark` still has a live process. A sandboxed one
+    has a PID namespace of its own, its pid inside it meaningless here: look for any process
+    in that namespace."""
+    if mark["pidns"] == os.readlink("/proc/self/ns/pid"):
+        return _alive(mark["pid"])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "ns" / "pid") == mark["pidns"] and _alive(int(entry.name)):
+                    return True
+            except OSError:
+                continue
+    return False
+
+
 def test_sigkill_loses_no_event_and_reruns_no_success(tmp_path: Path) -> None:
-    marks, gate, success = tmp_path / "marks.jsonl", tmp_path / "gate", tmp_path / "success.jsonl"
+    shared = shared_directory(tmp_path)
+    marks, gate, success = shared / "marks.jsonl", shared / "gate", tmp_path / "success.jsonl"
     config = edge_config(
         tmp_path,
         function_table(
@@ -341,6 +368,7 @@ def test_sigkill_loses_no_event_and_reruns_no_success(tmp_path: Path) -> None:
             reserved_concurrency=SLOTS,
             timeout=30,
             on_success=f"file:{success}",
+            writable_paths=[str(shared)],
         ),
     )
     first = start_edge(config, tmp_path)
@@ -361,7 +389,7 @@ def test_sigkill_loses_no_event_and_reruns_no_success(tmp_path: Path) -> None:
     os.kill(first.pid, signal.SIGKILL)
     first.stop()
     # Their environments die with the edge (the zygote kills them when its host is gone).
-    wait_until(lambda: not any(_alive(s["pid"]) for s in blocked), what="environments gone")
+    wait_until(lambda: not any(_environment_alive(s) for s in blocked), what="environments gone")
 
     gate.touch()
     second = start_edge(config, tmp_path)

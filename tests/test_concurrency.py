@@ -22,6 +22,7 @@ from tests.invoke_functions.harness import (
     function_table,
     lambda_client,
     read_jsonl,
+    shared_directory,
     start_edge,
     wait_until,
 )
@@ -101,18 +102,27 @@ EXTRA = 2
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EdgeProcess, Path]]:
     tmp = tmp_path_factory.mktemp("concurrency")
+    # The functions write their marks where the test reads them: their one writable directory.
+    shared = [str(shared_directory(tmp))]
     functions = function_table(
-        "gated", "gated", reserved_concurrency=RESERVED, timeout=30
+        "gated", "gated", reserved_concurrency=RESERVED, timeout=30, writable_paths=shared
     ) + function_table(
         "worker",
         "gated",
         reserved_concurrency=2,
         timeout=30,
         on_success=f"file:{tmp / 'worker-success.jsonl'}",
+        writable_paths=shared,
     )
     process = start_edge(edge_config(tmp, functions), tmp)
     yield process, tmp
     process.stop()
+
+
+def _marks_and_gate(tmp: Path, test_tmp: Path) -> tuple[Path, Path]:
+    """This test's marks and gate files, in the functions' writable directory."""
+    shared = tmp / "shared"
+    return shared / f"marks-{test_tmp.name}.jsonl", shared / f"gate-{test_tmp.name}"
 
 
 def _starts(marks: Path) -> list[Any]:
@@ -122,9 +132,9 @@ def _starts(marks: Path) -> list[Any]:
 def test_reserved_concurrency_throttles_exactly_the_excess(
     edge: tuple[EdgeProcess, Path], tmp_path: Path
 ) -> None:
-    process, _ = edge
+    process, tmp = edge
     client = lambda_client(process)
-    marks, gate = tmp_path / "marks.jsonl", tmp_path / "gate"
+    marks, gate = _marks_and_gate(tmp, tmp_path)
 
     def call(number: int) -> Any:
         event = {"id": number, "marks": str(marks), "gate": str(gate)}
@@ -154,7 +164,7 @@ def test_async_events_wait_for_room_and_none_is_lost(
 ) -> None:
     process, tmp = edge
     client = lambda_client(process)
-    marks, gate = tmp_path / "marks.jsonl", tmp_path / "gate"
+    marks, gate = _marks_and_gate(tmp, tmp_path)
     success = tmp / "worker-success.jsonl"
     blockers = 2
 

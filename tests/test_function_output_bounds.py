@@ -223,7 +223,7 @@ def runner() -> Iterator[asyncio.Runner]:
 
 @pytest.fixture(scope="module")
 def zygote(runner: asyncio.Runner) -> Iterator[Zygote]:
-    zygote = runner.run(Zygote.launch())
+    zygote = runner.run(Zygote.launch(code_dirs=[FUNCTIONS]))
     yield zygote
     runner.run(zygote.aclose())
 

@@ -14,10 +14,14 @@ import sandbox
 from sandbox.errors import FunctionError, FunctionThrottled, PoolClosed
 from sandbox.pool import PythonFunctionPool
 from sandbox.python_worker.environment import InvocationResult
+from sandbox.python_worker.isolation import SandboxPolicy
 from sandbox.python_worker.launcher import Zygote
 from sandbox.python_worker.spec import FunctionSpec
 
 FUNCTIONS = Path(__file__).parent / "functions"
+# Environments whose TMPDIR is a directory of the host's /tmp (the unconfined level), so that
+# its removal can be seen from here; a namespaced /tmp is checked in test_sandbox.py.
+HOST_TMPDIR = SandboxPolicy(isolation="none")
 
 
 def pid_alive(pid: int) -> bool:
@@ -44,7 +48,7 @@ def runner() -> Iterator[asyncio.Runner]:
 
 @pytest.fixture(scope="module")
 def zygote(runner: asyncio.Runner) -> Iterator[Zygote]:
-    zygote = runner.run(Zygote.launch())
+    zygote = runner.run(Zygote.launch(code_dirs=[FUNCTIONS]))
     yield zygote
     runner.run(zygote.aclose())
 
@@ -126,8 +130,10 @@ def test_warm_environments_are_reused_most_recently_used_first(
         spec = make_spec("basic.count", max_concurrency=3)
         async with PythonFunctionPool(spec, zygote=zygote) as pool:
             first = await asyncio.gather(*(pool.invoke(b"{}") for _ in range(3)))
-            pids = {orjson.loads(r.payload)["pid"] for r in first}
-            later = [orjson.loads((await pool.invoke(b"{}")).payload)["pid"] for _ in range(4)]
+            pids = {orjson.loads(r.payload)["environment"] for r in first}
+            later = [
+                orjson.loads((await pool.invoke(b"{}")).payload)["environment"] for _ in range(4)
+            ]
             return pids, later, pool.stats()
 
     pids, later, stats = runner.run(scenario())
@@ -144,7 +150,7 @@ def test_idle_environments_are_reaped_after_idle_seconds(
 
     async def scenario() -> None:
         spec = make_spec("basic.write_tmp", idle_seconds=60)
-        async with PythonFunctionPool(spec, zygote=zygote, clock=clock) as pool:
+        async with PythonFunctionPool(spec, sandbox=HOST_TMPDIR, clock=clock) as pool:
             answer = orjson.loads((await pool.invoke(b"{}")).payload)
             (pid,) = pool.environment_pids()
             clock.now += 59
@@ -217,7 +223,7 @@ def test_log_sink_gets_every_invocations_log(runner: asyncio.Runner, zygote: Zyg
 def test_aclose_leaves_no_process_and_no_directory() -> None:
     async def scenario() -> tuple[list[int], int, list[str], object]:
         spec = make_spec("basic.write_tmp", max_concurrency=3)
-        pool = PythonFunctionPool(spec)
+        pool = PythonFunctionPool(spec, sandbox=HOST_TMPDIR)
         answers = await asyncio.gather(*(pool.invoke(b"{}") for _ in range(2)))
         slow = make_spec("basic.sleep", name="slow")
         slow_pool = PythonFunctionPool(slow)

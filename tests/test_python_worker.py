@@ -33,6 +33,7 @@ from sandbox.python_worker.framing import (
     FrameLimits,
     encode_frame,
 )
+from sandbox.python_worker.isolation import SandboxPolicy
 from sandbox.python_worker.launcher import Zygote
 from sandbox.python_worker.oneshot import invoke_handler_file
 from sandbox.python_worker.spec import FunctionSpec, check_environment
@@ -63,7 +64,7 @@ def runner() -> Iterator[asyncio.Runner]:
 
 @pytest.fixture(scope="module")
 def zygote(runner: asyncio.Runner) -> Iterator[Zygote]:
-    zygote = runner.run(Zygote.launch())
+    zygote = runner.run(Zygote.launch(code_dirs=[FUNCTIONS]))
     yield zygote
     runner.run(zygote.aclose())
     assert not pid_alive(zygote.pid)
@@ -411,7 +412,8 @@ def test_init_errors_fail_the_invocation_like_lambda(
 
     async def scenario() -> tuple[FunctionError, int]:
         spec = make_spec(handler, code_dir=tmp_path)
-        async with PythonFunctionPool(spec, zygote=zygote) as pool:
+        # A zygote of its own: a confined zygote shows only the code it was launched with.
+        async with PythonFunctionPool(spec) as pool:
             with pytest.raises(FunctionError) as caught:
                 await pool.invoke(b"{}")
             with pytest.raises(FunctionError):
@@ -492,18 +494,24 @@ def test_bytes_results_pass_through_and_large_events_are_refused(
 def test_timeout_kills_at_the_deadline_and_the_next_call_works(
     runner: asyncio.Runner, zygote: Zygote, handler: str
 ) -> None:
-    async def scenario() -> tuple[FunctionTimeout, float, bytes]:
+    async def scenario() -> tuple[FunctionTimeout, float, bytes, list[int]]:
         spec = make_spec(handler, timeout_seconds=0.5)
         async with PythonFunctionPool(spec, zygote=zygote) as pool:
             started = time.monotonic()
+            invocation = asyncio.ensure_future(pool.invoke(b'{"seconds": 60}', request_id="req-t"))
+            while not pool.environment_pids():
+                await asyncio.sleep(0.001)
+            # The host's pid of the environment (the one the handler prints is its own
+            # namespace's when environments have PID namespaces).
+            pids = pool.environment_pids()
             with pytest.raises(FunctionTimeout) as caught:
-                await pool.invoke(b'{"seconds": 60}', request_id="req-t")
+                await invocation
             elapsed = time.monotonic() - started
             assert pool.environment_pids() == []  # the timed-out environment is gone
             after = await pool.invoke(b'{"seconds": 0, "quick": true}')
-            return caught.value, elapsed, after.payload
+            return caught.value, elapsed, after.payload, pids
 
-    error, elapsed, after = runner.run(scenario())
+    error, elapsed, after, pids = runner.run(scenario())
     assert error.payload == {
         "errorMessage": "RequestId: req-t Error: Task timed out after 0.50 seconds",
         "errorType": "Sandbox.Timedout",
@@ -516,9 +524,9 @@ def test_timeout_kills_at_the_deadline_and_the_next_call_works(
     )
     assert REPORT.fullmatch(error.log.splitlines()[-1]) is not None
     assert "Status: timeout" in error.log
-    pid = re.search(r"pid (\d+)\n", error.log)  # output up to the kill is kept
-    assert pid is not None
-    assert not pid_alive(int(pid.group(1)))
+    assert re.search(r"pid (\d+)\n", error.log)  # output up to the kill is kept
+    assert len(pids) == 1
+    assert not pid_alive(pids[0])
     assert after in (b'"woke"', b'"quick"')
 
 
@@ -570,7 +578,9 @@ def test_crash_fails_only_that_invocation(
 def test_tmp_is_private_per_environment_and_removed(runner: asyncio.Runner, zygote: Zygote) -> None:
     async def scenario() -> tuple[list[dict[str, str]], list[bool]]:
         spec = make_spec("basic.write_tmp", max_concurrency=2)
-        async with PythonFunctionPool(spec, zygote=zygote) as pool:
+        # TMPDIR in the host's /tmp (the unconfined level), so that it can be seen from here;
+        # the namespaced /tmp (a tmpfs per environment) is checked in test_sandbox.py.
+        async with PythonFunctionPool(spec, sandbox=SandboxPolicy(isolation="none")) as pool:
             answers = [
                 orjson.loads(r.payload)
                 for r in await asyncio.gather(pool.invoke(b"[1]"), pool.invoke(b"[2]"))

@@ -49,6 +49,7 @@ from sandbox.python_worker.launcher import SpawnedProcess, Zygote
 from sandbox.python_worker.spec import (
     INITIALIZATION_ON_DEMAND,
     INITIALIZATION_PROVISIONED,
+    MIB,
     FunctionSpec,
     lambda_environment,
     log_stream_name,
@@ -178,8 +179,11 @@ class ExecutionEnvironment:
         """Fork a new environment; Init (the handler's import) proceeds in the background."""
         loop = asyncio.get_running_loop()
         stream = log_stream_name(spec.version, uuid.uuid4().hex, time.time())
+        code_dir = str(spec.code_dir.resolve())
         config = {
-            "code_dir": str(spec.code_dir.resolve()),
+            "code_dir": code_dir,
+            # Host directories the environment sees, and whether it may write them.
+            "binds": [[code_dir, False], *([str(w.resolve()), True] for w in spec.writable_paths)],
             "handler": spec.handler,
             "environ": lambda_environment(
                 spec,
@@ -189,6 +193,8 @@ class ExecutionEnvironment:
                 ),
             ),
             "memory_mb": spec.memory_mb,
+            "tmp_bytes": spec.ephemeral_storage_mb * MIB,
+            "max_file_bytes": spec.ephemeral_storage_mb * MIB,
             "max_result_bytes": spec.max_result_bytes,
             "max_log_bytes": spec.max_log_bytes,
         }

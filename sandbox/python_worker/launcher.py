@@ -4,7 +4,9 @@
 socket and a memfd for the new environment and gets back the child's pid and a pidfd (so a kill
 can never hit a recycled pid); each child's end arrives as a wait status on
 `SpawnedProcess.exited`, after the zygote has reaped it and removed its temporary directory.
-One zygote can serve many pools; it is bound to the event loop that launched it.
+A zygote is bound to the event loop that launched it. Its confinement (`isolation.py`) is fixed
+at launch: under bubblewrap it sees only the code directories it was given, so a zygote serves
+the functions whose code it was launched with (the pool launches one per function).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +29,20 @@ import orjson
 
 from sandbox.errors import SandboxError
 from sandbox.python_worker import log_lines
+from sandbox.python_worker.isolation import (
+    SOURCE_ROOT,
+    IsolationReport,
+    SandboxPolicy,
+    UidBlock,
+    bwrap_arguments,
+    bwrap_path,
+    claim_uid_block,
+    environment_pid,
+    probe_isolation,
+    uid_for,
+)
 
-_SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
+_SOURCE_ROOT = str(SOURCE_ROOT)
 _MAX_MESSAGE_BYTES = 1 << 16
 _STARTUP_TIMEOUT_SECONDS = 30.0
 _MARKER = re.compile(rb"\[\.\.\. (\d{1,20}) bytes of output dropped \.\.\.\]\n")
@@ -38,7 +53,9 @@ class SpawnedProcess:
     """One forked environment process, as the host sees it.
 
     `exited` resolves to the raw wait status once the zygote has reaped the process and removed
-    its temporary directory (None if the zygote itself went away first).
+    its temporary directory (None if the zygote itself went away first). `pid` is in the host's
+    PID namespace. `namespaced`: the process has a PID namespace of its own, whose init the
+    zygote kills (taking every process left in it) once the process has ended.
     """
 
     pid: int
@@ -47,6 +64,7 @@ class SpawnedProcess:
     sock: socket.socket
     memfd: int
     exited: asyncio.Future[int | None] = field(repr=False)
+    namespaced: bool = False
 
     def kill(self) -> None:
         """SIGKILL the process (and its process group); a no-op once it has exited."""
@@ -54,8 +72,9 @@ class SpawnedProcess:
             return
         with contextlib.suppress(ProcessLookupError, OSError):
             signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
+        if not self.namespaced:  # its namespace's end takes every descendant
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
 
     def read_output(self, max_bytes: int) -> str:
         """What the process wrote to fds 1/2 since its last drain (for timeouts and crashes):
@@ -104,10 +123,14 @@ class Zygote:
         loop: asyncio.AbstractEventLoop,
         process: asyncio.subprocess.Process,
         control: socket.socket,
+        isolation: IsolationReport,
+        uids: UidBlock | None,
     ) -> None:
         self._loop = loop
         self._process = process
         self._control = control
+        self.isolation = isolation
+        self._uids = uids
         self._replies: collections.deque[asyncio.Future[tuple[dict[str, Any], list[int]]]] = (
             collections.deque()
         )
@@ -128,35 +151,74 @@ class Zygote:
         return not self._closed and self._process.returncode is None
 
     @classmethod
-    async def launch(cls) -> Zygote:
-        """Start a zygote as a fresh interpreter and wait until it has preloaded."""
+    async def launch(
+        cls,
+        *,
+        sandbox: SandboxPolicy | None = None,
+        code_dirs: Sequence[Path] = (),
+        writable_dirs: Sequence[Path] = (),
+        network: bool = False,
+        identity: str = "",
+    ) -> Zygote:
+        """Start a zygote as a fresh interpreter and wait until it has preloaded.
+
+        `sandbox` (default: the best isolation available) decides its confinement;
+        `code_dirs` are the function code it may show (read-only), `writable_dirs` the host
+        directories its environments may write, `network` whether they share the host's
+        network. `identity` (the function's name) picks its uid under namespaces. Raises
+        `SandboxUnavailable` when the policy asks for a level this machine cannot give.
+        """
         loop = asyncio.get_running_loop()
+        policy = sandbox or SandboxPolicy()
+        # The first probe of the process starts a sandbox (tens of ms): off the event loop.
+        report = await loop.run_in_executor(
+            None, probe_isolation, policy.isolation, policy.uid_base
+        )
+        uids: UidBlock | None = None
+        settings: dict[str, Any] = {"level": report.level}
+        if report.switches_uid and report.level == "namespaces":
+            name = identity or ",".join(str(d) for d in code_dirs)
+            uid = uid_for(name, policy.uid_base, policy.uid_count)
+            settings.update(uid_first=uid, uid_count=1)
+        elif report.switches_uid:
+            uids = claim_uid_block(policy.uid_base, policy.uid_count)
+            settings.update(uid_first=uids.first, uid_count=uids.count)
+        prefix: list[str] = []
+        if report.level == "namespaces":
+            prefix = await loop.run_in_executor(
+                None, _bwrap_prefix, code_dirs, writable_dirs, network, policy.hidden_paths
+            )
         host_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             code = (
                 "import sys; sys.path.insert(0, sys.argv[2]); "
                 "from sandbox.python_worker.zygote import serve; "
-                "serve(int(sys.argv[1]), sys.argv[2])"
+                "serve(int(sys.argv[1]), sys.argv[2], sys.argv[3])"
             )
             process = await asyncio.create_subprocess_exec(
+                *prefix,
                 sys.executable,
                 "-I",
                 "-c",
                 code,
                 str(zygote_end.fileno()),
                 _SOURCE_ROOT,
+                orjson.dumps(settings).decode(),
                 pass_fds=(zygote_end.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 close_fds=True,
+                env={},  # nothing of the edge's environment reaches a function
             )
         except BaseException:
             host_end.close()
+            if uids is not None:
+                uids.close()
             raise
         finally:
             zygote_end.close()
         host_end.setblocking(False)
-        zygote = cls(loop, process, host_end)
+        zygote = cls(loop, process, host_end, report, uids)
         try:
             await asyncio.wait_for(asyncio.shield(zygote._ready), _STARTUP_TIMEOUT_SECONDS)
         except BaseException:
@@ -200,7 +262,7 @@ class Zygote:
             host_sock.close()
             os.close(memfd)
             raise SandboxError(f"the zygote could not start an environment: {document}")
-        pid = int(document["pid"])
+        pid = int(document["pid"])  # in the zygote's PID namespace: the key of its reports
         exited: asyncio.Future[int | None] = self._loop.create_future()
         if pid in self._early_exits:
             exited.set_result(self._early_exits.pop(pid))
@@ -208,12 +270,13 @@ class Zygote:
             self._exits[pid] = exited
         host_sock.setblocking(False)
         return SpawnedProcess(
-            pid=pid,
+            pid=environment_pid(fds[0]) or pid,
             pidfd=fds[0],
             tmpdir=str(document["tmpdir"]),
             sock=host_sock,
             memfd=memfd,
             exited=exited,
+            namespaced=self.isolation.level == "namespaces",
         )
 
     def _on_readable(self) -> None:
@@ -282,3 +345,26 @@ class Zygote:
             with contextlib.suppress(ProcessLookupError):
                 self._process.kill()
             await self._process.wait()
+        finally:
+            if self._uids is not None:
+                self._uids.close()
+                self._uids = None
+
+
+def _bwrap_prefix(
+    code_dirs: Sequence[Path],
+    writable_dirs: Sequence[Path],
+    network: bool,
+    hidden_paths: Sequence[Path],
+) -> list[str]:
+    """bwrap's command line for a zygote (it stats the paths it binds: off the event loop)."""
+    bwrap = bwrap_path()
+    if bwrap is None:
+        raise SandboxError("bubblewrap (bwrap) was removed since the edge started")
+    return bwrap_arguments(
+        bwrap,
+        code_dirs=code_dirs,
+        writable_dirs=writable_dirs,
+        network=network,
+        hidden_paths=hidden_paths,
+    )

@@ -45,7 +45,7 @@ async def invoke_handler_file(
         import uuid
 
         request_id = str(uuid.uuid4())
-    zygote = await Zygote.launch()
+    zygote = await Zygote.launch(code_dirs=[spec.code_dir])
     try:
         execution_environment = await ExecutionEnvironment.launch(zygote, spec)
         try:

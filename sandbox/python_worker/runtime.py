@@ -135,7 +135,14 @@ def _setup_process(memfd: int, config: dict[str, Any]) -> None:
     # The zygote's tempfile has cached its own temp dir: make gettempdir() see TMPDIR.
     tempfile.tempdir = None
     code_dir = config["code_dir"]
-    os.chdir(code_dir)
+    try:
+        os.chdir(code_dir)
+    except PermissionError:
+        # The environment runs under a uid of its own: as Lambda, code must be world-readable.
+        raise PermissionError(
+            f"the code directory {code_dir} cannot be read by the function's uid "
+            f"{os.getuid()}: make it readable by others (Lambda: 755 directories, 644 files)"
+        ) from None
     sys.path.insert(0, code_dir)
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 2)
@@ -144,6 +151,16 @@ def _setup_process(memfd: int, config: dict[str, Any]) -> None:
     # §14: 1,024 file descriptors.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024), min(hard, 1024)))
+    # §14: 1,024 processes/threads; set by the zygote only when the environment has a uid (or
+    # user namespace) of its own, since RLIMIT_NPROC counts per real uid (setrlimit(2)).
+    max_processes = config.get("max_processes")
+    if max_processes:
+        resource.setrlimit(resource.RLIMIT_NPROC, (int(max_processes), int(max_processes)))
+    # No file larger than the ephemeral storage (§14: /tmp 512 MB by default). Python ignores
+    # SIGXFSZ, so a write past it fails with EFBIG ("File too large") instead of killing.
+    max_file_bytes = config.get("max_file_bytes")
+    if max_file_bytes:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(max_file_bytes), int(max_file_bytes)))
     _install_output(int(config["max_log_bytes"]))
     _setup_logging()
 

@@ -16,9 +16,12 @@ from pathlib import Path
 
 MIB = 1024 * 1024
 
-# §14: 128 MB - 10,240 MB; sync payloads 6 MB each way; env vars 4 KB in total.
+# §14: 128 MB - 10,240 MB; sync payloads 6 MB each way; env vars 4 KB in total; /tmp
+# (ephemeral storage) 512 MB - 10,240 MB, 512 MB by default and at most on Lambda@Edge.
 MIN_MEMORY_MB = 128
 MAX_MEMORY_MB = 10_240
+MIN_EPHEMERAL_STORAGE_MB = 512
+MAX_EPHEMERAL_STORAGE_MB = 10_240
 DEFAULT_PAYLOAD_LIMIT_BYTES = 6 * MIB
 ENVIRONMENT_LIMIT_BYTES = 4096
 
@@ -83,7 +86,10 @@ class FunctionSpec:
     environments at most, each serving one invocation at a time; idle ones live
     `idle_seconds`; `provisioned` of them are started in advance and never reaped.
     `max_wait_seconds` > 0 lets an invocation wait that long for a busy environment instead of
-    being throttled at once.
+    being throttled at once. `network`: the environments share the host's network (loopback
+    included); otherwise they have none. `ephemeral_storage_mb` bounds /tmp and any one file.
+    `writable_paths`: host directories the environments may write (the only ones they see but
+    their code, which is read-only).
     """
 
     name: str
@@ -103,6 +109,9 @@ class FunctionSpec:
     max_result_bytes: int = DEFAULT_PAYLOAD_LIMIT_BYTES
     max_log_bytes: int = MIB
     init_timeout_seconds: float = 10.0
+    network: bool = False
+    ephemeral_storage_mb: int = MIN_EPHEMERAL_STORAGE_MB
+    writable_paths: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -110,6 +119,11 @@ class FunctionSpec:
         if not MIN_MEMORY_MB <= self.memory_mb <= MAX_MEMORY_MB:
             raise ValueError(
                 f"memory_mb={self.memory_mb}: Lambda allows {MIN_MEMORY_MB}..{MAX_MEMORY_MB} MB"
+            )
+        if not MIN_EPHEMERAL_STORAGE_MB <= self.ephemeral_storage_mb <= MAX_EPHEMERAL_STORAGE_MB:
+            raise ValueError(
+                f"ephemeral_storage_mb={self.ephemeral_storage_mb}: Lambda allows "
+                f"{MIN_EPHEMERAL_STORAGE_MB}..{MAX_EPHEMERAL_STORAGE_MB} MB"
             )
         if self.timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be positive")

@@ -14,7 +14,9 @@ shared machine slow drift spreads over every figure):
 2. The warm invocation round trip, in this process: `PythonFunctionPool.invoke` of a ~1 KB
    viewer-request event, alone and with the edge's per-hook work around it (`build_event`,
    `decode_result`, the Lambda log line written out).
-3. Starting an execution environment from a shared zygote up to the handler's module imported.
+3. Starting an execution environment from the function's zygote up to the handler's module
+   imported, and launching that zygote (`--isolation` picks the sandbox: auto, namespaces,
+   uid-only or none, to compare what isolation costs).
 
 The exit status is 1 only when something failed to install, start or answer; a missed target
 is reported, never an error.
@@ -61,6 +63,7 @@ from edge.events import (
 from sandbox.pool import PythonFunctionPool
 from sandbox.python_worker.environment import ExecutionEnvironment
 from sandbox.python_worker.framing import KIND_INVOKE, Frame, FrameDecoder, encode_frame
+from sandbox.python_worker.isolation import SandboxPolicy, probe_isolation
 from sandbox.python_worker.launcher import Zygote
 from sandbox.python_worker.spec import FunctionSpec
 from tests.benchmarks import proxy_bench as pb
@@ -85,6 +88,8 @@ INVOKE_P50_TARGET_US = 80.0
 START_P50_TARGET_MS = 10.0
 EVENT_TARGET_BYTES = 1024
 INIT_TIMEOUT_SECONDS = 10.0
+# Zygote launches timed per round (each a fresh interpreter, under bubblewrap when confined).
+ZYGOTE_LAUNCHES = 10
 
 # What a browser sends (lower-case names, as an ASGI server hands them to the pipeline);
 # padded with X-Pad-N headers until the event reaches EVENT_TARGET_BYTES.
@@ -489,7 +494,7 @@ class InvokeSeries:
 
 
 async def measure_invocations(
-    code_dir: Path, count: int, warmup: int, into: InvokeSeries
+    code_dir: Path, count: int, warmup: int, into: InvokeSeries, sandbox: SandboxPolicy
 ) -> tuple[int, int]:
     """One round of the three series; returns the sizes of the two events (bytes)."""
     headers = viewer_headers()
@@ -498,7 +503,8 @@ async def measure_invocations(
     clock = time.perf_counter
     with open(os.devnull, "w") as devnull:
         sink = LogSink(devnull)
-        async with PythonFunctionPool(function_spec(code_dir), log_sink=sink) as pool:
+        spec = function_spec(code_dir)
+        async with PythonFunctionPool(spec, log_sink=sink, sandbox=sandbox) as pool:
             check_event = build_event(EventType.VIEWER_REQUEST, EVENT_CONFIG, request)
             result = await pool.invoke(check_event.payload)
             if not hook_ran(check_event, result.payload):
@@ -580,13 +586,31 @@ class StartSeries:
             "a cold invocation: launch -> ready, then the first invoke round trip",
         )
     )
+    zygote: Series = field(
+        default_factory=lambda: Series(
+            "zygote launch",
+            "ms",
+            "Zygote.launch to its ready message: (bubblewrap,) a fresh interpreter, the runtime"
+            " and the preloaded modules imported",
+        )
+    )
 
 
-async def measure_starts(code_dir: Path, count: int, into: StartSeries) -> None:
-    """`count` environments, one at a time, from one zygote; each killed before the next."""
+async def measure_starts(
+    code_dir: Path, count: int, into: StartSeries, sandbox: SandboxPolicy
+) -> None:
+    """`count` environments, one at a time, from one zygote; each killed before the next. Then
+    a few zygote launches."""
     spec = function_spec(code_dir)
     event = viewer_event_bytes(viewer_headers())
-    zygote = await Zygote.launch()
+    launches = []
+    for _ in range(ZYGOTE_LAUNCHES):
+        started = time.perf_counter()
+        launched = await Zygote.launch(sandbox=sandbox, code_dirs=[code_dir], identity=spec.name)
+        launches.append((time.perf_counter() - started) * 1e3)
+        await launched.aclose()
+    into.zygote.rounds.append(launches)
+    zygote = await Zygote.launch(sandbox=sandbox, code_dirs=[code_dir], identity=spec.name)
     host, child, init, cold = [], [], [], []
     try:
         for _ in range(count):
@@ -722,6 +746,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="environments started per round (default 200)",
     )
     parser.add_argument(
+        "--isolation",
+        choices=["auto", "namespaces", "uid-only", "none"],
+        default="auto",
+        help="the Python sandbox for the invoke and start parts (default auto: the best here)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         choices=names,
@@ -744,11 +774,13 @@ def run_async(make: Callable[[], Awaitable[object]]) -> None:
     uvloop.run(main())
 
 
-def _run_invocations(code_dir: Path, count: int, into: InvokeSeries) -> tuple[int, int]:
+def _run_invocations(
+    code_dir: Path, count: int, into: InvokeSeries, sandbox: SandboxPolicy
+) -> tuple[int, int]:
     sizes: list[tuple[int, int]] = []
 
     async def one_round() -> None:
-        sizes.append(await measure_invocations(code_dir, count, warmup=500, into=into))
+        sizes.append(await measure_invocations(code_dir, count, 500, into, sandbox))
 
     run_async(one_round)
     return sizes[0]
@@ -757,6 +789,8 @@ def _run_invocations(code_dir: Path, count: int, into: InvokeSeries) -> tuple[in
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    sandbox = SandboxPolicy(isolation=args.isolation)
+    sandbox_level = probe_isolation(args.isolation).level
     wanted = set(args.only or [*HTTP_ROWS, INVOKE, START, WASM])
     rows = [t for t in HTTP_TARGETS if t.name in wanted]
     failures: dict[str, str] = {}
@@ -807,7 +841,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if INVOKE in wanted and INVOKE not in failures:
                     console.print("warm invocations ...", end=" ")
                     try:
-                        event_sizes = _run_invocations(code_dir, args.invocations, invocations)
+                        event_sizes = _run_invocations(
+                            code_dir, args.invocations, invocations, sandbox
+                        )
                     except Exception as exc:
                         failures[INVOKE] = f"{type(exc).__name__}: {exc}"
                         console.print("[red]failed[/]")
@@ -831,7 +867,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if START in wanted and START not in failures:
                     console.print("environment starts ...", end=" ")
                     try:
-                        run_async(lambda: measure_starts(code_dir, args.starts, starts))
+                        run_async(lambda: measure_starts(code_dir, args.starts, starts, sandbox))
                     except Exception as exc:
                         failures[START] = f"{type(exc).__name__}: {exc}"
                         console.print("[red]failed[/]")
@@ -859,8 +895,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     if starts.host.samples:
         report_series(
-            "Starting an execution environment from a shared, preloaded zygote",
-            (starts.host, starts.child, starts.init, starts.cold),
+            f"Starting an execution environment from the function's zygote"
+            f" (isolation: {sandbox_level})",
+            (starts.host, starts.child, starts.init, starts.cold, starts.zygote),
             (starts.host, START_P50_TARGET_MS),
         )
     for name in (INVOKE, START, WASM):

@@ -61,7 +61,7 @@ async def bench(n: int, starts: int) -> None:
             samples.append((time.perf_counter() - t0) * 1e6)
         print(f"warm invoke, {len(event)} B event:     {_percentiles(samples)}")
 
-    zygote = await Zygote.launch()
+    zygote = await Zygote.launch(code_dirs=[FUNCTIONS], identity=spec.name)
     try:
         forked, observed = [], []
         for _ in range(starts):

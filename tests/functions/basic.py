@@ -19,7 +19,12 @@ def echo(event, context):
 
 def count(event, context):
     COUNTER["calls"] += 1
-    return {"calls": COUNTER["calls"], "pid": os.getpid()}
+    return {
+        "calls": COUNTER["calls"],
+        "pid": os.getpid(),
+        # One per execution environment (a pid is 2 in every namespaced environment).
+        "environment": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"],
+    }
 
 
 def add_header(event, context):

@@ -31,6 +31,15 @@ def _inline(table: dict[str, str]) -> str:
     return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in table.items()) + " }"
 
 
+def shared_directory(tmp: Path) -> Path:
+    """A directory the functions may write (`writable_paths`) and the test reads: functions
+    see no other host directory, and may run under a uid of their own."""
+    shared = tmp / "shared"
+    shared.mkdir(exist_ok=True)
+    shared.chmod(0o777)
+    return shared
+
+
 def edge_config(tmp: Path, functions: str, invoke: str = "") -> Path:
     site = tmp / "site"
     site.mkdir(exist_ok=True)
