@@ -24,7 +24,9 @@ import ctypes
 import errno
 import functools
 import os
-from collections.abc import Iterable, Sequence
+import re
+import stat
+from collections.abc import Iterable
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
@@ -174,29 +176,47 @@ def drop_capabilities() -> None:
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
+def mounts_under(prefix: str) -> list[tuple[str, bool]]:
+    """The mount points under `prefix` in this mount namespace, in mount order (a parent
+    before what is mounted inside it), each with whether it is read-only (proc(5),
+    /proc/self/mountinfo: field 5 is the mount point, octal-escaped; field 6 its options)."""
+    found: list[tuple[str, bool]] = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
+        for line in table:
+            fields = line.split(" ")
+            point = _unescape_mount_path(fields[4])
+            if point.startswith(prefix):
+                found.append((point, "ro" in fields[5].split(",")))
+    return found
+
+
+def _unescape_mount_path(text: str) -> str:
+    # The kernel writes space, tab, newline and backslash as \ooo octal escapes.
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), text)
+
+
 def forbid_new_privileges() -> None:
     """PR_SET_NO_NEW_PRIVS alone."""
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
-def enter_environment_namespaces(
-    uid: int | None, tmp_bytes: int, binds: Sequence[tuple[str, bool]] = ()
-) -> None:
+def enter_environment_namespaces(uid: int | None, tmp_bytes: int) -> None:
     """In the environment's PID 1: a private mount and IPC namespace, /tmp and /proc its own.
 
     /tmp is a tmpfs bounded like Lambda's ephemeral storage (512 MB by default), owned by the
-    environment's uid. `binds` under /tmp (the code, writable directories: path, writable)
-    would be hidden by it: they are bound again into the new /tmp, the code read-only. The new
-    /proc shows only this PID namespace; /proc/sys stays read-only.
+    environment's uid. Whatever the zygote's view has mounted under /tmp (the code, a Python
+    installation or the edge's own source tree, writable directories, masks over the edge's
+    files) would be hidden by it: each of those mounts is bound again into the new /tmp, in
+    mount order and read-only where it was. The new /proc shows only this PID namespace;
+    /proc/sys stays read-only.
     """
     unshare(CLONE_NEWNS | CLONE_NEWIPC)
     # Nothing mounted here may propagate back to the zygote's view (mount_namespaces(7)).
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     # O_PATH descriptors keep what the new /tmp will cover reachable (open(2)).
     kept = [
-        (os.open(path, os.O_PATH | os.O_CLOEXEC), path, writable)
-        for path, writable in binds
-        if path.startswith("/tmp/")
+        (os.open(path, os.O_PATH | os.O_CLOEXEC), path, read_only)
+        for path, read_only in mounts_under("/tmp/")
     ]
     owner = f",uid={uid},gid={uid}" if uid is not None else ""
     mount(
@@ -206,10 +226,14 @@ def enter_environment_namespaces(
         MS_NOSUID | MS_NODEV,
         f"size={tmp_bytes},mode=1777{owner}",
     )
-    for fd, path, writable in kept:
-        os.makedirs(path, mode=0o755, exist_ok=True)
-        mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
-        if not writable:
+    for fd, path, read_only in kept:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.makedirs(path, mode=0o755, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o444))
+        mount(f"/proc/self/fd/{fd}", path, None, MS_BIND)
+        if read_only:
             mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
         os.close(fd)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)

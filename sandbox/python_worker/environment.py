@@ -182,8 +182,6 @@ class ExecutionEnvironment:
         code_dir = str(spec.code_dir.resolve())
         config = {
             "code_dir": code_dir,
-            # Host directories the environment sees, and whether it may write them.
-            "binds": [[code_dir, False], *([str(w.resolve()), True] for w in spec.writable_paths)],
             "handler": spec.handler,
             "environ": lambda_environment(
                 spec,

@@ -360,7 +360,6 @@ def _spawn_namespaced(
     config["environ"]["TMPDIR"] = "/tmp"
     _limits(config, settings, uid)
     tmp_bytes = int(config.get("tmp_bytes", 512 << 20))
-    binds = [(str(path), bool(writable)) for path, writable in config.get("binds", [])]
     fork_time = time.monotonic()
     try:
         init = settings.spare_init or _make_init()
@@ -385,7 +384,7 @@ def _spawn_namespaced(
         try:
             signal.set_wakeup_fd(-1)
             _close_except((sock_fd, memfd))
-            confinement.enter_environment_namespaces(uid, tmp_bytes, binds)
+            confinement.enter_environment_namespaces(uid, tmp_bytes)
             if uid is not None:
                 confinement.drop_to_user(uid)
             else:
