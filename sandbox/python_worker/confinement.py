@@ -176,17 +176,24 @@ def drop_capabilities() -> None:
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
-def mounts_under(prefix: str) -> list[tuple[str, bool]]:
+# Per-mount options of mountinfo, as mount(2) flags.
+_MOUNT_FLAGS = {"ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
+
+
+def mounts_under(prefix: str) -> list[tuple[str, int]]:
     """The mount points under `prefix` in this mount namespace, in mount order (a parent
-    before what is mounted inside it), each with whether it is read-only (proc(5),
+    before what is mounted inside it), each with its ro/nosuid/nodev/noexec flags (proc(5),
     /proc/self/mountinfo: field 5 is the mount point, octal-escaped; field 6 its options)."""
-    found: list[tuple[str, bool]] = []
+    found: list[tuple[str, int]] = []
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
         for line in table:
             fields = line.split(" ")
             point = _unescape_mount_path(fields[4])
             if point.startswith(prefix):
-                found.append((point, "ro" in fields[5].split(",")))
+                flags = 0
+                for option in fields[5].split(","):
+                    flags |= _MOUNT_FLAGS.get(option, 0)
+                found.append((point, flags))
     return found
 
 
@@ -207,16 +214,16 @@ def enter_environment_namespaces(uid: int | None, tmp_bytes: int) -> None:
     environment's uid. Whatever the zygote's view has mounted under /tmp (the code, a Python
     installation or the edge's own source tree, writable directories, masks over the edge's
     files) would be hidden by it: each of those mounts is bound again into the new /tmp, in
-    mount order and read-only where it was. The new /proc shows only this PID namespace;
-    /proc/sys stays read-only.
+    mount order and with the read-only, nosuid, nodev and noexec flags it had. The new /proc
+    shows only this PID namespace; /proc/sys stays read-only.
     """
     unshare(CLONE_NEWNS | CLONE_NEWIPC)
     # Nothing mounted here may propagate back to the zygote's view (mount_namespaces(7)).
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     # O_PATH descriptors keep what the new /tmp will cover reachable (open(2)).
     kept = [
-        (os.open(path, os.O_PATH | os.O_CLOEXEC), path, read_only)
-        for path, read_only in mounts_under("/tmp/")
+        (os.open(path, os.O_PATH | os.O_CLOEXEC), path, flags)
+        for path, flags in mounts_under("/tmp/")
     ]
     owner = f",uid={uid},gid={uid}" if uid is not None else ""
     mount(
@@ -226,15 +233,19 @@ def enter_environment_namespaces(uid: int | None, tmp_bytes: int) -> None:
         MS_NOSUID | MS_NODEV,
         f"size={tmp_bytes},mode=1777{owner}",
     )
-    for fd, path, read_only in kept:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            os.makedirs(path, mode=0o755, exist_ok=True)
-        else:
-            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o444))
+    for fd, path, flags in kept:
+        # A mount point inside one bound before it is there already (and maybe read-only).
+        if not os.path.lexists(path):
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                os.makedirs(path, mode=0o755)
+            else:
+                os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o444))
         mount(f"/proc/self/fd/{fd}", path, None, MS_BIND)
-        if read_only:
-            mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+        if flags:
+            # A remount sets every per-mount flag: the ones it had are given again (a mask of
+            # /dev/null stays unreadable on its nodev mount).
+            mount(None, path, None, MS_BIND | MS_REMOUNT | flags)
         os.close(fd)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     mount("/proc/sys", "/proc/sys", None, MS_BIND | MS_REC)
