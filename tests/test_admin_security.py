@@ -527,13 +527,17 @@ def test_the_proxy_answers_while_3000_wildcards_are_invalidated(open_edge: EdgeP
             sender.start()
             while sender.is_alive() and not in_progress(admin):
                 pass
+            answered = False
             if sender.is_alive():
                 served = viewer.get("/stored.txt")
-                interleaved = served.status_code == 200 and in_progress(admin)
+                answered = served.status_code == 200 and in_progress(admin)
             sender.join()
+            if results[0].status_code == 400 and "in-progress" in results[0].json()["error"]:
+                continue  # a probe was in progress as the batch arrived (3,001 paths): again
             assert results[0].status_code == 201
             assert results[0].json()["invalidated"] == 0
-            if interleaved:
+            if answered:
+                interleaved = True
                 break
     assert interleaved, "no proxy request was answered while an invalidation was in progress"
     # The stored objects are still there (asked for as the fill asked, without Accept-Encoding).
