@@ -22,9 +22,10 @@ from edge.events.alb import (
     decode_alb_response,
     new_trace_root,
 )
+from edge.events.alb_rules import ALB_FAILURES, ALB_REQUEST_BODY_LIMIT_BYTES, AlbCondition
 from edge.functions import FunctionRegistry
 from origin_proxy.message import OriginRequest, OriginResponse, single_chunk
-from sandbox.errors import (
+from sandbox import (
     FunctionError,
     FunctionThrottled,
     FunctionTimeout,
@@ -34,17 +35,29 @@ from sandbox.errors import (
 
 logger = logging.getLogger("edge.function_origin")
 
-# §7.4: what the load balancer answers, and the access log's error_reason.
-_REASONS = {
-    FunctionThrottled: (502, "LambdaThrottling"),
-    FunctionTimeout: (502, "LambdaTimeout"),
-    PayloadTooLarge: (502, "LambdaResponseTooLarge"),
-}
 # Lambda's errorType for a result over its payload limit: the load balancer never gets an answer
 # to read, which it logs as LambdaResponseTooLarge, as for an answer over its own 1 MB limit.
 _RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
-_BODY_LIMIT_BYTES = 1024 * 1024
 _DEFAULT_TIMEOUT_SECONDS = 3.0  # Lambda's default when the function sets none
+
+
+def alb_condition_of(error: SandboxError) -> AlbCondition:
+    """Which §7.4 condition a failed invocation is to the load balancer; `ALB_FAILURES` alone
+    says what the client gets and what the access log's `error_reason` is."""
+    if isinstance(error, FunctionError):
+        if error.error_type == _RESPONSE_TOO_LARGE:
+            return AlbCondition.RESPONSE_TOO_LARGE
+        # Lambda reports a timeout as an Unhandled function error (`Sandbox.Timedout`); the ELB
+        # reason codes have no timeout of their own.
+        if isinstance(error, FunctionTimeout):
+            return AlbCondition.FUNCTION_TIMEOUT
+        return AlbCondition.FUNCTION_ERROR  # raised, crashed, out of memory
+    if isinstance(error, FunctionThrottled):
+        return AlbCondition.THROTTLED
+    if isinstance(error, PayloadTooLarge):
+        # Lambda refused the event itself (RequestTooLargeException): the request's side.
+        return AlbCondition.REQUEST_TOO_LARGE
+    return AlbCondition.SERVICE_ERROR
 
 
 async def _read_limited(body: AsyncIterator[bytes] | None, limit: int) -> tuple[bytes, bool]:
@@ -88,7 +101,9 @@ class FunctionOrigin:
         self.target_group_arn = target_group_arn
         self.timeout_seconds = timeout_seconds or _DEFAULT_TIMEOUT_SECONDS
 
-    def _answer(self, status: int, reason_code: str, detail: str) -> OriginResponse:
+    def _answer(self, condition: AlbCondition, detail: str) -> OriginResponse:
+        failure = ALB_FAILURES[condition]
+        status, reason_code = failure.status, failure.reason_code or ""
         logger.error(
             "function origin %r (function %r): %s %s -> %d",
             self.name,
@@ -109,9 +124,9 @@ class FunctionOrigin:
         )
 
     async def fetch(self, request: OriginRequest) -> OriginResponse:
-        body, too_large = await _read_limited(request.body, _BODY_LIMIT_BYTES)
+        body, too_large = await _read_limited(request.body, ALB_REQUEST_BODY_LIMIT_BYTES)
         if too_large:
-            return self._answer(413, "LambdaRequestTooLarge", "request body over 1 MB")
+            return self._answer(AlbCondition.REQUEST_TOO_LARGE, "request body over 1 MB")
         path, _, query = request.target.partition(b"?")
         alb_request = AlbRequest(
             method=request.method,
@@ -139,15 +154,9 @@ class FunctionOrigin:
             )
             response = decode_alb_response(result.payload, multi_value=self.multi_value)
         except AlbError as exc:
-            return self._answer(exc.status, exc.reason_code, exc.detail)
-        except FunctionError as exc:
-            if exc.error_type == _RESPONSE_TOO_LARGE:
-                return self._answer(502, "LambdaResponseTooLarge", exc.error_message)
-            status, code = _REASONS.get(type(exc), (502, "LambdaUnhandled"))
-            return self._answer(status, code, f"{exc.error_type}: {exc.error_message}")
+            return self._answer(exc.condition, exc.detail)
         except SandboxError as exc:
-            status, code = _REASONS.get(type(exc), (502, "LambdaServiceException"))
-            return self._answer(status, code, str(exc))
+            return self._answer(alb_condition_of(exc), str(exc))
         return OriginResponse(
             status=response.status,
             headers=[(k.lower().encode("latin-1"), _encode(v)) for k, v in response.headers],

@@ -3,13 +3,28 @@ run unmodified in real worker processes, in both ALB header modes."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
+from edge.events.alb_rules import ALB_FAILURES, AlbCondition
+from edge.function_origin import FunctionOrigin, alb_condition_of
+from origin_proxy.message import OriginRequest
+from sandbox import (
+    FunctionCrashed,
+    FunctionError,
+    FunctionMemoryExceeded,
+    FunctionThrottled,
+    FunctionTimeout,
+    PayloadTooLarge,
+    PoolClosed,
+    SandboxError,
+)
 from tests.alb_functions import BINARY_BODY
 from tests.conftest import REPO, EdgeProcess
 
@@ -155,3 +170,101 @@ def test_demo_api_behind_the_edge(start_edge: object) -> None:
         assert c.get(location).json()["name"] == "first"
         listed = c.get("/api/items", params=[("tag", "a"), ("tag", "b")]).json()
         assert any(item["name"] == "first" for item in listed["items"])
+
+
+# -- failures, in memory: which §7.4 row each sandbox error is, and what the client gets ------
+
+
+def _error(cls: type[FunctionError], error_type: str) -> FunctionError:
+    return cls({"errorType": error_type, "errorMessage": "it failed"})
+
+
+class _FailingRegistry:
+    def __init__(self, error: SandboxError) -> None:
+        self.error = error
+
+    async def invoke(self, name: str, event: bytes, **_: Any) -> Any:
+        raise self.error
+
+
+FAILURES = [
+    # A timeout reaches the load balancer as an Unhandled function error (Sandbox.Timedout);
+    # the ELB access-log reason codes have no timeout code of their own.
+    pytest.param(
+        _error(FunctionTimeout, "Sandbox.Timedout"),
+        AlbCondition.FUNCTION_TIMEOUT,
+        502,
+        "LambdaUnhandled",
+        id="timeout",
+    ),
+    pytest.param(
+        _error(FunctionError, "KeyError"),
+        AlbCondition.FUNCTION_ERROR,
+        502,
+        "LambdaUnhandled",
+        id="raised",
+    ),
+    pytest.param(
+        _error(FunctionCrashed, "Runtime.ExitError"),
+        AlbCondition.FUNCTION_ERROR,
+        502,
+        "LambdaUnhandled",
+        id="crashed",
+    ),
+    pytest.param(
+        _error(FunctionMemoryExceeded, "Runtime.OutOfMemory"),
+        AlbCondition.FUNCTION_ERROR,
+        502,
+        "LambdaUnhandled",
+        id="out-of-memory",
+    ),
+    pytest.param(
+        _error(FunctionError, "Function.ResponseSizeTooLarge"),
+        AlbCondition.RESPONSE_TOO_LARGE,
+        502,
+        "LambdaResponseTooLarge",
+        id="result-over-6-mb",
+    ),
+    pytest.param(
+        FunctionThrottled("fn", "ReservedFunctionConcurrentInvocationLimitExceeded"),
+        AlbCondition.THROTTLED,
+        502,
+        "LambdaThrottling",
+        id="throttled",
+    ),
+    pytest.param(
+        PayloadTooLarge(7_000_000, 6_291_456),
+        AlbCondition.REQUEST_TOO_LARGE,
+        413,
+        "LambdaRequestTooLarge",
+        id="event-over-the-payload-limit",
+    ),
+    pytest.param(
+        PoolClosed("closed"),
+        AlbCondition.SERVICE_ERROR,
+        502,
+        "LambdaServiceException",
+        id="pool-closed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("error", "condition", "status", "reason_code"), FAILURES)
+def test_a_failed_invocation_is_answered_from_the_alb_failure_table(
+    error: SandboxError, condition: AlbCondition, status: int, reason_code: str
+) -> None:
+    assert alb_condition_of(error) is condition
+    assert ALB_FAILURES[condition].status == status
+    assert ALB_FAILURES[condition].reason_code == reason_code
+    origin = FunctionOrigin(
+        "fn",
+        "fn",
+        _FailingRegistry(error),  # type: ignore[arg-type]
+        multi_value=False,
+        target_group_arn="arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/t/1",
+        timeout_seconds=1,
+    )
+    request = OriginRequest(method="GET", target=b"/", headers=[(b"host", b"edge")])
+    response = asyncio.run(origin.fetch(request))
+    assert response.status == status
+    assert response.header(b"x-edge-error") == reason_code.encode()
