@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -438,10 +439,39 @@ def invoke(
     click.echo(result.payload.decode())
 
 
+_CLOUDFRONT_KINDS = ("viewer-request", "origin-request", "origin-response", "viewer-response")
+_ALB_KINDS = ("alb", "alb-health-check")
+_RECORD_CONDITIONS = ("Success", "RetriesExhausted", "EventAgeExceeded")
+# The sample kinds each option shapes (`--status` on a CloudFront request trigger is tolerated:
+# it always was). Any other pairing is a usage error rather than an option silently dropped.
+_EVENT_OPTION_KINDS = {
+    "uri": (*_CLOUDFRONT_KINDS, *_ALB_KINDS),
+    "method": (*_CLOUDFRONT_KINDS, "alb"),
+    "querystring": (*_CLOUDFRONT_KINDS, "alb"),
+    "header_pairs": (*_CLOUDFRONT_KINDS, "alb"),
+    "status": _CLOUDFRONT_KINDS,
+    "body": ("viewer-request", "origin-request", "alb"),
+    "multi_value_headers": _ALB_KINDS,
+    "condition": ("destination-record",),
+    "function": ("destination-record",),
+    "payload": ("destination-record",),
+}
+
+
+def _check_event_options(ctx: click.Context, kind: str) -> None:
+    for param in ctx.command.params:
+        kinds = _EVENT_OPTION_KINDS.get(param.name or "")
+        given = ctx.get_parameter_source(param.name or "") is click.core.ParameterSource.COMMANDLINE
+        if kinds is None or not given or kind in kinds:
+            continue
+        flag = param.opts[0] if param.opts else param.name
+        raise click.UsageError(f"{flag} goes with {', '.join(kinds)}; not with {kind}")
+
+
 @main.command()
 @click.argument(
-    "trigger",
-    type=click.Choice(["viewer-request", "origin-request", "origin-response", "viewer-response"]),
+    "kind",
+    type=click.Choice([*_CLOUDFRONT_KINDS, *_ALB_KINDS, "destination-record"]),
 )
 @click.option("--uri", default="/", show_default=True, help="Request path.")
 @click.option("--method", default="GET", show_default=True, help="Request method.")
@@ -460,31 +490,110 @@ def invoke(
     show_default=True,
     help="Response status (response triggers).",
 )
+@click.option(
+    "--body",
+    help="A request body (viewer-request and origin-request: as with include_body = true; alb).",
+)
+@click.option(
+    "--multi-value-headers/--single-value-headers",
+    "multi_value_headers",
+    default=False,
+    show_default=True,
+    help="alb, alb-health-check: the target group's multi-value headers setting (an origin's "
+    "multi_value_headers).",
+)
+@click.option(
+    "--condition",
+    type=click.Choice(_RECORD_CONDITIONS),
+    default="RetriesExhausted",
+    show_default=True,
+    help="destination-record: how the asynchronous invocation ended.",
+)
+@click.option(
+    "--function",
+    default="my-function",
+    show_default=True,
+    help="destination-record: the function that was invoked.",
+)
+@click.option(
+    "--payload",
+    metavar="JSON",
+    help="destination-record: the event of the asynchronous invocation.",
+)
+@click.pass_context
 def events(
-    trigger: str,
+    ctx: click.Context,
+    kind: str,
     uri: str,
     method: str,
     querystring: str,
     header_pairs: tuple[str, ...],
     status: int,
+    body: str | None,
+    multi_value_headers: bool,
+    condition: str,
+    function: str,
+    payload: str | None,
 ) -> None:
-    """Print a valid sample Lambda@Edge event for TRIGGER (like `sam local generate-event`)."""
-    from edge.events import EventType, sample_event
+    """Print a valid sample event of KIND (like `sam local generate-event`).
 
+    \b
+    viewer-request ... viewer-response: a Lambda@Edge event for that trigger
+    alb: what a function origin gets (an ALB Lambda-target request)
+    alb-health-check: an ALB health check
+    destination-record: what an on_success / on_failure destination gets
+    """
+    import time
+
+    from edge.events import EventType, sample_alb_event, sample_event, sample_health_check_event
+    from edge.invoke.names import LATEST, function_arn
+    from edge.invoke.records import SAMPLE_REQUEST_PAYLOAD, sample_invocation_record
+
+    _check_event_options(ctx, kind)
     headers = []
     for pair in header_pairs:
         name, sep, value = pair.partition(":")
         if not sep or not name.strip():
             raise click.BadParameter(f"expected NAME:VALUE, found {pair!r}")
         headers.append((name.strip(), value.strip()))
-    document = sample_event(
-        EventType(trigger),
-        uri=uri,
-        method=method.upper(),
-        querystring=querystring,
-        headers=headers,
-        status=status,
-    )
+    body_bytes = body.encode() if body is not None else None
+    document: Any
+    if kind == "alb":
+        document = sample_alb_event(
+            multi_value=multi_value_headers,
+            method=method.upper(),
+            path=uri,
+            query_string=querystring,
+            headers=headers,
+            body=body_bytes or b"",
+        )
+    elif kind == "alb-health-check":
+        document = sample_health_check_event(multi_value=multi_value_headers, path=uri)
+    elif kind == "destination-record":
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", function):
+            raise click.BadParameter(f"expected a function name, found {function!r}")
+        request_payload = SAMPLE_REQUEST_PAYLOAD if payload is None else payload.encode()
+        try:
+            json.loads(request_payload)
+        except ValueError as exc:
+            raise click.BadParameter(f"the payload is not JSON: {exc}") from None
+        record = sample_invocation_record(
+            condition=condition,
+            function_arn=function_arn(function, LATEST),
+            request_payload=request_payload,
+            now=time.time(),
+        )
+        document = json.loads(record)
+    else:
+        document = sample_event(
+            EventType(kind),
+            uri=uri,
+            method=method.upper(),
+            querystring=querystring,
+            headers=headers,
+            status=status,
+            body=body_bytes,
+        )
     click.echo(json.dumps(document, indent=2))
 
 

@@ -4,6 +4,7 @@ function driven through the real proxy, plus the author tools (`edge invoke`, `e
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import subprocess
@@ -13,11 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
+from edge.events.alb import build_alb_event, build_health_check_event, decode_alb_response
+from edge.invoke.records import Outcome, invocation_record
+from tests.alb_functions import wsgi_app
 from tests.conftest import REPO, EdgeProcess
 from tests.origin_app import OriginServer
 from tests.rawhttp import exchange, status_of
+from tests.test_events_alb import (
+    HEALTH_CHECK_SAMPLE,
+    MULTI_VALUE_SAMPLE,
+    SINGLE_VALUE_SAMPLE,
+    FakeContext,
+)
+from tests.test_events_alb import _sample_input as alb_sample_input
 
 EXAMPLES = REPO / "examples"
 
@@ -247,6 +259,163 @@ def test_edge_events_prints_a_valid_sample(trigger: str) -> None:
     if "response" in cf:
         assert cf["response"]["status"] == "404"
     assert ("origin" in cf["request"]) is trigger.startswith("origin")
+
+
+@pytest.mark.parametrize("multi_value", [False, True], ids=["single-value", "multi-value"])
+def test_edge_events_alb_is_the_event_a_function_origin_gets(multi_value: bool) -> None:
+    mode = "--multi-value-headers" if multi_value else "--single-value-headers"
+    body = '{"n": 1}'
+    result = _edge(
+        "events",
+        "alb",
+        mode,
+        "--method",
+        "post",
+        "--uri",
+        "/echo",
+        "--querystring",
+        "tag=a&tag=b",
+        "--header",
+        "Content-Type: application/json",
+        "--body",
+        body,
+    )
+    assert result.returncode == 0, result.stderr
+    event = json.loads(result.stdout)
+    # The reference sample's fields for this target-group setting, and nothing else.
+    assert set(event) == set(MULTI_VALUE_SAMPLE if multi_value else SINGLE_VALUE_SAMPLE)
+    assert event["httpMethod"] == "POST"
+    assert (event["body"], event["isBase64Encoded"]) == (body, False)
+    # Exactly what the codec builds from the request the sample describes.
+    request, trace_id = alb_sample_input(event, multi_value=multi_value)
+    rebuilt = build_alb_event(
+        dataclasses.replace(request, body=body.encode()),
+        multi_value=multi_value,
+        target_group_arn=event["requestContext"]["elb"]["targetGroupArn"],
+        trace_id=trace_id,
+    )
+    assert orjson.loads(rebuilt) == event
+    # And what an ALB adapter running unmodified accepts.
+    answer = wsgi_app.handler(event, FakeContext())
+    seen = json.loads(
+        decode_alb_response(json.dumps(answer).encode(), multi_value=multi_value).body
+    )
+    assert (seen["method"], seen["path"]) == ("POST", "/echo")
+    assert base64.b64decode(seen["body_base64"]) == body.encode()
+
+
+@pytest.mark.parametrize("multi_value", [False, True], ids=["single-value", "multi-value"])
+def test_edge_events_alb_health_check(multi_value: bool) -> None:
+    mode = "--multi-value-headers" if multi_value else "--single-value-headers"
+    result = _edge("events", "alb-health-check", mode)
+    assert result.returncode == 0, result.stderr
+    event = json.loads(result.stdout)
+    arn = event["requestContext"]["elb"]["targetGroupArn"]
+    assert event == orjson.loads(
+        build_health_check_event(multi_value=multi_value, target_group_arn=arn)
+    )
+    if not multi_value:
+        assert {**event, "requestContext": None} == {**HEALTH_CHECK_SAMPLE, "requestContext": None}
+
+
+@pytest.mark.parametrize(
+    ("condition", "outcome", "invoke_count"),
+    [
+        pytest.param("Success", Outcome(200, b'{"statusCode": 200}'), 1, id="success"),
+        pytest.param(
+            "RetriesExhausted",
+            Outcome(
+                200,
+                b'{"errorMessage": "RequestId: e4b46cbf-b738-xmpl-8880-a18cdf61200e Process '
+                b'exited before completing request"}',
+                "Unhandled",
+            ),
+            3,
+            id="retries-exhausted",
+        ),
+        pytest.param(
+            "EventAgeExceeded",
+            Outcome(
+                429,
+                b'{"errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded.", '
+                b'"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}',
+            ),
+            0,
+            id="event-age-exceeded",
+        ),
+    ],
+)
+def test_edge_events_destination_record(
+    condition: str, outcome: Outcome, invoke_count: int
+) -> None:
+    payload = '{"order": 7}'
+    result = _edge(
+        "events",
+        "destination-record",
+        "--condition",
+        condition,
+        "--function",
+        "fn",
+        "--payload",
+        payload,
+    )
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    reference = json.loads(
+        '{"version": "1.0", "timestamp": "2019-11-14T18:16:05.568Z", "requestContext": {'
+        '"requestId": "e4b46cbf-b738-xmpl-8880-a18cdf61200e", "functionArn": '
+        '"arn:aws:lambda:us-east-2:123456789012:function:my-function:$LATEST", "condition": '
+        '"RetriesExhausted", "approximateInvokeCount": 3}, "requestPayload": {}, '
+        '"responseContext": {"statusCode": 200, "executedVersion": "$LATEST", '
+        '"functionError": "Unhandled"}, "responsePayload": {}}'
+    )  # events/async-destination-record.json, payloads emptied
+    assert set(record) == set(reference)
+    assert set(record["requestContext"]) == set(reference["requestContext"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record.pop("timestamp"))
+    expected = json.loads(
+        invocation_record(
+            request_id=record["requestContext"]["requestId"],
+            function_arn="arn:aws:lambda:us-east-1:123456789012:function:fn:$LATEST",
+            condition=condition,
+            invoke_count=invoke_count,
+            request_payload=payload.encode(),
+            outcome=outcome,
+            now=0.0,
+        )
+    )
+    expected.pop("timestamp")
+    assert record == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(("alb", "--status", "404"), "--status goes with", id="status-on-alb"),
+        pytest.param(("origin-response", "--body", "x"), "--body goes with", id="body-on-response"),
+        pytest.param(
+            ("viewer-request", "--condition", "Success"),
+            "--condition goes with",
+            id="record-option",
+        ),
+        pytest.param(
+            ("alb", "--multi-value-headers", "--condition", "Success"), "--condition", id="mixed"
+        ),
+        pytest.param(
+            ("viewer-request", "--multi-value-headers"),
+            "--multi-value-headers goes with",
+            id="alb-option",
+        ),
+        pytest.param(("destination-record", "--payload", "{"), "not JSON", id="payload-not-json"),
+        pytest.param(
+            ("destination-record", "--function", "a b"), "function name", id="bad-function"
+        ),
+    ],
+)
+def test_edge_events_refuses_options_it_would_ignore(args: tuple[str, ...], message: str) -> None:
+    result = _edge("events", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_edge_invoke_runs_a_handler_and_prints_result_and_log(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from edge.events.alb import (
     build_alb_event,
     decode_alb_response,
     new_trace_root,
+    sample_alb_event,
+    sample_health_check_event,
 )
 from edge.events.cloudfront import (
     CustomOrigin,
@@ -55,5 +57,7 @@ __all__ = [
     "decode_alb_response",
     "decode_result",
     "new_trace_root",
+    "sample_alb_event",
     "sample_event",
+    "sample_health_check_event",
 ]

@@ -39,6 +39,8 @@ __all__ = [
     "build_health_check_event",
     "decode_alb_response",
     "new_trace_root",
+    "sample_alb_event",
+    "sample_health_check_event",
     "trace_header",
 ]
 
@@ -315,6 +317,67 @@ def build_health_check_event(*, multi_value: bool, target_group_arn: str, path: 
         target_group_arn=target_group_arn,
     )
     return orjson.dumps(document)
+
+
+# --- samples, for authors (`edge events alb`) ---------------------------------------------------
+
+# Values of AWS's documented sample event (reference events/alb-single-value.json), so a sample
+# made here looks like the one in AWS's guide.
+SAMPLE_TARGET_GROUP_ARN = (
+    "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/"
+    "lambda-279XGJDqGZ5rsrHC2Fjr/49e9d65c45c6791a"
+)
+_SAMPLE_TRACE_ID = "1-5c536348-3d683b8b04734faae651f476"
+_SAMPLE_CLIENT_IP = "72.12.164.125"
+_SAMPLE_HEADERS: tuple[tuple[str, str], ...] = (
+    ("accept", "*/*"),
+    ("host", "lambda-alb-123578498.us-east-2.elb.amazonaws.com"),
+    ("user-agent", "curl/7.54.0"),
+)
+
+
+def sample_alb_event(
+    *,
+    multi_value: bool,
+    method: str = "GET",
+    path: str = "/",
+    query_string: str = "",
+    headers: Sequence[tuple[str, str]] = (),
+    body: bytes = b"",
+) -> dict[str, Any]:
+    """A valid ALB request event, built by `build_alb_event` from a sample request.
+
+    `multi_value` is the target group's `lambda.multi_value_headers.enabled`. `headers` replace
+    the sample's headers of the same name (case-insensitive) and add the rest; the load
+    balancer's own (`x-forwarded-*`, `x-amzn-trace-id`) are added as it adds them.
+    """
+    replaced = {name.lower() for name, _ in headers}
+    kept = [pair for pair in _SAMPLE_HEADERS if pair[0] not in replaced]
+    request = AlbRequest(
+        method=method,
+        path=path,
+        client_ip=_SAMPLE_CLIENT_IP,
+        query_string=query_string,
+        headers=[*kept, *headers],
+        body=body,
+    )
+    event = build_alb_event(
+        request,
+        multi_value=multi_value,
+        target_group_arn=SAMPLE_TARGET_GROUP_ARN,
+        trace_id=_SAMPLE_TRACE_ID,
+    )
+    document: dict[str, Any] = orjson.loads(event)
+    return document
+
+
+def sample_health_check_event(*, multi_value: bool, path: str = "/") -> dict[str, Any]:
+    """The health-check event (§7.5) of the sample target group."""
+    event = build_health_check_event(
+        multi_value=multi_value, target_group_arn=SAMPLE_TARGET_GROUP_ARN, path=path
+    )
+    document: dict[str, Any] = orjson.loads(event)
+    return document
 
 
 # --- the response document (§7.3) ---------------------------------------------------------------

@@ -111,6 +111,48 @@ def invocation_record(
     return orjson.dumps(record)
 
 
+# Values of AWS's documented invocation record (reference events/async-destination-record.json).
+SAMPLE_REQUEST_ID = "e4b46cbf-b738-xmpl-8880-a18cdf61200e"
+SAMPLE_REQUEST_PAYLOAD = b'{"ORDER_IDS": ["9e07af03-ce31-4ff3-xmpl-36dce652cb4f"]}'
+
+
+def _sample_outcome(condition: str) -> tuple[Outcome, int]:
+    # A success after one attempt; a function error after the first try and its 2 retries; an
+    # event that grew too old while every attempt was throttled (never invoked).
+    if condition == SUCCESS:
+        return Outcome(200, b'{"statusCode": 200}'), 1
+    if condition == RETRIES_EXHAUSTED:
+        message = f"RequestId: {SAMPLE_REQUEST_ID} Process exited before completing request"
+        return Outcome(200, orjson.dumps({"errorMessage": message}), "Unhandled"), 3
+    if condition == EVENT_AGE_EXCEEDED:
+        body = {
+            "errorType": "TooManyRequestsException",
+            "errorMessage": "Rate Exceeded.",
+            "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+        }
+        return Outcome(429, orjson.dumps(body)), 0
+    raise ValueError(
+        f"expected {SUCCESS}, {RETRIES_EXHAUSTED} or {EVENT_AGE_EXCEEDED}, found {condition!r}"
+    )
+
+
+def sample_invocation_record(
+    *, condition: str, function_arn: str, request_payload: bytes, now: float
+) -> bytes:
+    """A valid invocation record for `condition` (`edge events destination-record`), built by
+    `invocation_record` with the outcome such a record typically carries."""
+    outcome, invoke_count = _sample_outcome(condition)
+    return invocation_record(
+        request_id=SAMPLE_REQUEST_ID,
+        function_arn=function_arn,
+        condition=condition,
+        invoke_count=invoke_count,
+        request_payload=request_payload,
+        outcome=outcome,
+        now=now,
+    )
+
+
 def dead_letter_message(
     *, request_id: str, request_payload: bytes, outcome: Outcome | None
 ) -> bytes:
