@@ -46,13 +46,18 @@ def _fail_config(error: ConfigError) -> NoReturn:
 
 
 def _load(
-    config_path: Path | None, origin: str | None, hooks: dict[str, str] | None = None
+    config_path: Path | None,
+    origin: str | None,
+    hooks: dict[str, str] | None = None,
+    **quick: Any,
 ) -> EdgeConfig:
+    """CONFIG, or the one-behavior configuration of --origin (`quick`: config_for_origin's
+    include_body and origin_kind)."""
     try:
         if origin is not None:
             if config_path is not None:
                 raise click.UsageError("give either CONFIG or --origin, not both")
-            return config_for_origin(origin, hooks=hooks or {})
+            return config_for_origin(origin, hooks=hooks or {}, **quick)
         return load_config(config_path or default_config_path())
     except ConfigError as error:
         _fail_config(error)
@@ -197,6 +202,18 @@ def main() -> None:
     metavar="FILE.py::FUNC",
     help="With --origin: a Python handler for viewer-response.",
 )
+@click.option(
+    "--include-body",
+    is_flag=True,
+    help="With --viewer-request / --origin-request: show those functions the request body "
+    "(include_body = true).",
+)
+@click.option(
+    "--origin-kind",
+    type=click.Choice(["custom", "s3"]),
+    help="With --origin: how Lambda@Edge events describe the origin, origin.custom or "
+    "origin.s3 (origin_kind; default: custom for a URL, s3 for a directory).",
+)
 def serve(
     config_path: Path | None,
     origin: str | None,
@@ -208,6 +225,8 @@ def serve(
     origin_request: str | None,
     origin_response: str | None,
     viewer_response: str | None,
+    include_body: bool,
+    origin_kind: str | None,
 ) -> None:
     """Start the edge with CONFIG (default: the bundled examples/edge.toml)."""
     given = {
@@ -219,13 +238,20 @@ def serve(
     hooks = {trigger: target for trigger, target in given.items() if target}
     if hooks and origin is None:
         raise click.UsageError("--viewer-request and friends go with --origin")
+    if origin_kind is not None and origin is None:
+        raise click.UsageError("--origin-kind goes with --origin (in CONFIG: origin_kind)")
+    if include_body and not (viewer_request or origin_request):
+        raise click.UsageError(
+            "--include-body goes with --viewer-request or --origin-request (CloudFront shows "
+            "the body to request triggers only)"
+        )
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     config = _with_overrides(
-        _load(config_path, origin, hooks),
+        _load(config_path, origin, hooks, include_body=include_body, origin_kind=origin_kind),
         listen=listen,
         workers=workers,
         admin=admin,

@@ -81,6 +81,9 @@ class ServerConfig(_Strict):
         return value
 
 
+OriginKind = Literal["custom", "s3"]
+
+
 class HttpOriginConfig(_Strict):
     """`[origins.NAME]` with `url`: an HTTP server."""
 
@@ -102,6 +105,9 @@ class HttpOriginConfig(_Strict):
     max_response_header_fields: int = Field(
         default=DEFAULT_MAX_RESPONSE_HEADER_FIELDS, ge=1, le=100_000
     )
+    # How Lambda@Edge events describe it: `origin.custom`, or `origin.s3` for an S3-compatible
+    # server (a bucket's REST endpoint, MinIO).
+    origin_kind: OriginKind = "custom"
 
     @field_validator("url")
     @classmethod
@@ -125,8 +131,12 @@ class DirectoryOriginConfig(_Strict):
     index_document: str | None = "index.html"
     error_document: str | None = None
     # The S3 bucket domain this origin stands for in Lambda@Edge events (and answers to when
-    # an origin-request function switches to it). Default: `<name>.s3.us-east-1.amazonaws.com`.
+    # an origin-request function switches to it). Default: `<name>.s3.us-east-1.amazonaws.com`
+    # (`<name>.s3-website-us-east-1.amazonaws.com` with origin_kind = "custom").
     domain_name: str | None = None
+    # How Lambda@Edge events describe it: `origin.s3` (a bucket), or `origin.custom` (the
+    # bucket's website endpoint, which CloudFront reaches as a custom origin).
+    origin_kind: OriginKind = "s3"
 
     @property
     def kind(self) -> Literal["directory"]:
@@ -864,13 +874,22 @@ def load_config(path: Path) -> EdgeConfig:
 
 
 def config_for_origin(
-    target: str, *, hooks: Mapping[str, str] | None = None, base_dir: Path | None = None
+    target: str,
+    *,
+    hooks: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+    include_body: bool = False,
+    origin_kind: str | None = None,
 ) -> EdgeConfig:
     """The one-behavior configuration of `edge serve --origin URL|DIR [--viewer-request ...]`.
 
     `hooks` maps a trigger to `FILE.py::FUNCTION`; each becomes a function of its own.
+    `include_body` is `include_body = true` on the request triggers among them; `origin_kind`
+    the origin's `origin_kind` (default: "custom" for a URL, "s3" for a directory).
     """
     origin: dict[str, Any] = {"url": target} if "://" in target else {"directory": target}
+    if origin_kind is not None:
+        origin["origin_kind"] = origin_kind
     # A generic caching proxy forwards every method, extension methods included.
     behavior: dict[str, Any] = {"path": "*", "origin": "origin", "methods": "any"}
     functions: dict[str, Any] = {}
@@ -881,7 +900,8 @@ def config_for_origin(
         path = Path(file)
         name = f"{trigger}-{path.stem}".replace("_", "-")[:64]
         functions[name] = {"handler": f"{path.parent / path.stem}.{function}"}
-        behavior[trigger] = name
+        wants_body = include_body and trigger.endswith("-request")
+        behavior[trigger] = {"function": name, "include_body": True} if wants_body else name
     raw: dict[str, Any] = {"origins": {"origin": origin}, "behaviors": [behavior]}
     if functions:
         raw["functions"] = functions

@@ -1,7 +1,8 @@
 """Building the configured origins, and what the pipeline needs to know to address each one.
 
 Each origin is also described the way a Lambda@Edge origin event shows it: an HTTP origin as
-`origin.custom`, a directory origin as `origin.s3` (it plays an S3 bucket). When an
+`origin.custom`, a directory origin as `origin.s3` (it plays an S3 bucket), unless the origin's
+`origin_kind` says the other. When an
 origin-request function switches origins, the new description is matched against the
 configured origins by domain name; an unknown custom origin gets a client of its own.
 """
@@ -71,7 +72,7 @@ def _http_upstream(name: str, settings: HttpOriginConfig) -> Upstream:
         max_response_header_bytes=settings.max_response_header_bytes,
         max_response_header_fields=settings.max_response_header_fields,
     )
-    described = CustomOrigin(
+    described: EventOrigin = CustomOrigin(
         domain_name=settings.domain_name or http.hostname,
         port=http.port,
         protocol="https" if http.scheme == "https" else "http",
@@ -81,6 +82,16 @@ def _http_upstream(name: str, settings: HttpOriginConfig) -> Upstream:
         custom_headers=tuple(settings.headers.items()),
     )
     aliases = {f"{http.hostname.lower()}:{http.port}"}
+    if settings.origin_kind == "s3":
+        # An S3-compatible server: an `s3` origin has no port, so its bare host names it too.
+        described = S3Origin(
+            domain_name=described.domain_name,
+            region="us-east-1",
+            auth_method="none",
+            path=described.path,
+            custom_headers=described.custom_headers,
+        )
+        aliases.add(described.domain_name.lower())
     if settings.domain_name:
         aliases.add(settings.domain_name.lower())
     return Upstream(
@@ -98,7 +109,14 @@ def _http_upstream(name: str, settings: HttpOriginConfig) -> Upstream:
 def _directory_upstream(name: str, settings: DirectoryOriginConfig) -> Upstream:
     from origin_proxy.directory import DirectoryOrigin
 
-    domain = settings.domain_name or f"{name.lower()}.s3.us-east-1.amazonaws.com"
+    described: EventOrigin
+    if settings.origin_kind == "custom":
+        # S3 website hosting: CloudFront reaches a bucket's website endpoint as a custom origin.
+        domain = settings.domain_name or f"{name.lower()}.s3-website-us-east-1.amazonaws.com"
+        described = CustomOrigin(domain_name=domain, port=80, protocol="http")
+    else:
+        domain = settings.domain_name or f"{name.lower()}.s3.us-east-1.amazonaws.com"
+        described = S3Origin(domain_name=domain, region="us-east-1", auth_method="none")
     return Upstream(
         name=name,
         origin=DirectoryOrigin(
@@ -107,7 +125,7 @@ def _directory_upstream(name: str, settings: DirectoryOriginConfig) -> Upstream:
             index_document=settings.index_document,
             error_document=settings.error_document,
         ),
-        event_origin=S3Origin(domain_name=domain, region="us-east-1", auth_method="none"),
+        event_origin=described,
         forwards_headers=False,
         aliases=frozenset({domain.lower()}),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 
 from edge.config import ConfigError, load_config, parse_config
+from edge.events import CustomOrigin, S3Origin
+from edge.origins import build_upstreams, close_upstreams, resolve_switched_origin
 from tests.conftest import REPO
 
 HTTP = {"url": "http://127.0.0.1:9"}
@@ -93,6 +96,11 @@ HTTP = {"url": "http://127.0.0.1:9"}
             id="origin-negative-timeout",
         ),
         pytest.param(
+            {"origins": {"a": {"url": "http://x", "origin_kind": "S3"}}},
+            "origins.a.origin_kind: expected one of 'custom' or 's3', found 'S3'",
+            id="origin-kind-unknown",
+        ),
+        pytest.param(
             {"origins": {"a": {"directory": "/nonexistent-edge-dir"}}},
             "origins.a.directory: expected an existing directory, found '/nonexistent-edge-dir'",
             id="origin-directory-missing",
@@ -164,6 +172,35 @@ def test_config_errors_say_where_what_and_found(raw: dict[str, Any], problem: st
         parse_config(raw, source="edge.toml")
     assert caught.value.source == "edge.toml"
     assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.parametrize(
+    ("origin", "described", "domain"),
+    [
+        pytest.param({"url": "http://minio.internal:9000/b"}, CustomOrigin, "minio.internal"),
+        pytest.param(
+            {"url": "http://minio.internal:9000/b", "origin_kind": "s3"}, S3Origin, "minio.internal"
+        ),
+        pytest.param({"directory": "."}, S3Origin, "a.s3.us-east-1.amazonaws.com"),
+        pytest.param(
+            {"directory": ".", "origin_kind": "custom"},
+            CustomOrigin,
+            "a.s3-website-us-east-1.amazonaws.com",
+        ),
+    ],
+)
+def test_origin_kind_decides_how_events_describe_the_origin(
+    origin: dict[str, Any], described: type, domain: str
+) -> None:
+    upstreams = build_upstreams(parse_config({"origins": {"a": origin}}))
+    try:
+        event_origin = upstreams["a"].event_origin
+        assert isinstance(event_origin, described)
+        assert event_origin.domain_name == domain
+        # An origin-request function that names it (unchanged or edited) still reaches it.
+        assert resolve_switched_origin(dict(upstreams), event_origin) is upstreams["a"]
+    finally:
+        asyncio.run(close_upstreams(upstreams))
 
 
 def test_one_origin_implies_the_default_behavior() -> None:

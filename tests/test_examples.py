@@ -456,3 +456,114 @@ def test_quick_hooks_without_a_config_file(start_edge: Any, origin: OriginServer
         response = c.get("/quick")
     assert dict(response.json()["headers"])["x-viewer-request"] == "ran"
     assert response.headers["x-origin-response"] == "ran"
+
+
+HOOKS = REPO / "tests" / "edge_functions" / "hooks.py"
+
+
+@pytest.mark.parametrize(
+    ("target", "kind", "expected"),
+    [
+        pytest.param("url", None, ("custom", "127.0.0.1"), id="url-is-custom"),
+        pytest.param("url", "s3", ("s3", "127.0.0.1"), id="url-as-s3"),
+        pytest.param("dir", None, ("s3", "origin.s3.us-east-1.amazonaws.com"), id="dir-is-s3"),
+        pytest.param(
+            "dir",
+            "custom",
+            ("custom", "origin.s3-website-us-east-1.amazonaws.com"),
+            id="dir-as-website-endpoint",
+        ),
+    ],
+)
+def test_quick_origin_request_sees_the_body_and_the_origin_kind(
+    start_edge: Any,
+    origin: OriginServer,
+    target: str,
+    kind: str | None,
+    expected: tuple[str, str],
+) -> None:
+    where = origin.url if target == "url" else str(EXAMPLES / "site" / "public")
+    args = ["--origin", where, "--origin-request", f"{HOOKS}::echo_event_response"]
+    if kind is not None:
+        args += ["--origin-kind", kind]
+    edge: EdgeProcess = start_edge(*args, "--include-body")
+    with httpx.Client(base_url=edge.url, timeout=30) as c:
+        response = c.post("/form", content=b"name=edge")
+    assert response.status_code == 200, response.text
+    request = response.json()["Records"][0]["cf"]["request"]
+    assert base64.b64decode(request["body"]["data"]) == b"name=edge"
+    assert request["body"]["inputTruncated"] is False
+    described, domain = expected
+    assert list(request["origin"]) == [described]
+    assert request["origin"][described]["domainName"] == domain
+
+
+def test_quick_viewer_request_sees_the_body(start_edge: Any, origin: OriginServer) -> None:
+    edge: EdgeProcess = start_edge(
+        "--origin",
+        origin.url,
+        "--viewer-request",
+        f"{HOOKS}::echo_event_response",
+        "--include-body",
+    )
+    with httpx.Client(base_url=edge.url, timeout=30) as c:
+        response = c.put("/upload", content=b"\x00binary\xff")
+    request = response.json()["Records"][0]["cf"]["request"]
+    assert base64.b64decode(request["body"]["data"]) == b"\x00binary\xff"
+
+
+def test_quick_s3_described_http_origin_is_still_reached(
+    start_edge: Any, origin: OriginServer
+) -> None:
+    edge: EdgeProcess = start_edge(
+        "--origin",
+        origin.url,
+        "--origin-kind",
+        "s3",
+        "--origin-request",
+        f"{HOOKS}::tag_request",
+    )
+    with httpx.Client(base_url=edge.url, timeout=30) as c:
+        response = c.get("/bucket/key")
+    assert response.status_code == 200
+    assert dict(response.json()["headers"])["x-origin-request"] == "ran"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ("--origin", "http://127.0.0.1:9", "--include-body"),
+            "--include-body goes with --viewer-request or --origin-request",
+            id="include-body-without-a-request-function",
+        ),
+        pytest.param(
+            (
+                "--origin",
+                "http://127.0.0.1:9",
+                "--origin-response",
+                f"{HOOKS}::tag_response",
+                "--include-body",
+            ),
+            "--include-body goes with --viewer-request or --origin-request",
+            id="include-body-with-a-response-function",
+        ),
+        pytest.param(
+            ("examples/edge.toml", "--origin-kind", "s3"),
+            "--origin-kind goes with --origin",
+            id="origin-kind-without-origin",
+        ),
+        pytest.param(
+            ("--origin", "http://127.0.0.1:9", "--origin-kind", "S3"),
+            "'S3' is not one of 'custom', 's3'",
+            id="origin-kind-unknown",
+        ),
+    ],
+)
+def test_quick_flags_that_would_be_ignored_are_usage_errors(
+    args: tuple[str, ...], message: str
+) -> None:
+    result = _edge("serve", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
