@@ -646,7 +646,7 @@ def parse_config(
         config = EdgeConfig.model_validate({**raw, "source": source, "base_dir": base})
     except ValidationError as exc:
         raise ConfigError(source, _format_errors(exc, raw)) from None
-    problems = _check_references(config, raw)
+    problems = _check_references(config, raw) + _check_reserved_concurrency(config)
     if problems:
         raise ConfigError(source, problems)
     return _resolve_paths(config, base)
@@ -815,6 +815,34 @@ def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
                     f"found {str(origin.directory)!r} (looked at {folder})"
                 )
     return problems
+
+
+# Lambda (PutFunctionConcurrency): reservations must leave at least this much of the account's
+# concurrency unreserved (UnreservedConcurrentExecutions >= 100), else InvalidParameterValue.
+MIN_UNRESERVED_CONCURRENCY = 100
+
+
+def _check_reserved_concurrency(config: EdgeConfig) -> list[str]:
+    """The first reservation (in file order) that leaves less than 100 of the node unreserved,
+    as Lambda refuses the PutFunctionConcurrency that would."""
+    node = config.invoke.node_concurrency
+    reserved_so_far = 0
+    for name, function in config.functions.items():
+        reserved = function.reserved_concurrency
+        if not reserved:  # None, or 0: it takes nothing from the others
+            continue
+        allowed = max(0, node - MIN_UNRESERVED_CONCURRENCY - reserved_so_far)
+        if reserved > allowed:
+            others = (
+                f" less {reserved_so_far} reserved by other functions," if reserved_so_far else ""
+            )
+            return [
+                f"functions.{name}.reserved_concurrency: expected at most {allowed} "
+                f"(invoke.node_concurrency {node},{others} less the "
+                f"{MIN_UNRESERVED_CONCURRENCY} that must stay unreserved), found {reserved}"
+            ]
+        reserved_so_far += reserved
+    return []
 
 
 def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:

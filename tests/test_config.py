@@ -174,6 +174,81 @@ def test_config_errors_say_where_what_and_found(raw: dict[str, Any], problem: st
     assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems
 
 
+def _reserving(node: int, *reservations: int | None) -> dict[str, Any]:
+    functions = {
+        f"f{index}": {
+            "handler": "tests/edge_functions/hooks.tag_request",
+            "reserved_concurrency": r,
+        }
+        for index, r in enumerate(reservations)
+        if r is not None
+    }
+    return {
+        "origins": {"a": HTTP},
+        "invoke": {"node_concurrency": node},
+        "functions": functions,
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        pytest.param(
+            _reserving(1000, 901),
+            "functions.f0.reserved_concurrency: expected at most 900 (invoke.node_concurrency "
+            "1000, less the 100 that must stay unreserved), found 901",
+            id="one-reservation",
+        ),
+        pytest.param(
+            _reserving(1000, 500, 0, 401),
+            "functions.f2.reserved_concurrency: expected at most 400 (invoke.node_concurrency "
+            "1000, less 500 reserved by other functions, less the 100 that must stay "
+            "unreserved), found 401",
+            id="reservations-together",
+        ),
+        pytest.param(
+            _reserving(100, 1),
+            "functions.f0.reserved_concurrency: expected at most 0 (invoke.node_concurrency "
+            "100, less the 100 that must stay unreserved), found 1",
+            id="small-node-reserves-nothing",
+        ),
+    ],
+)
+def test_reserved_concurrency_leaves_100_unreserved(raw: dict[str, Any], problem: str) -> None:
+    # Lambda: PutFunctionConcurrency fails (InvalidParameterValueException) when it would leave
+    # UnreservedConcurrentExecutions under 100.
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, source="edge.toml", base_dir=REPO)
+    assert caught.value.problems == [problem]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(_reserving(1000, 900), id="exactly-100-left"),
+        pytest.param(_reserving(1000, 450, 450, None), id="several-exactly-100-left"),
+        pytest.param(_reserving(50, 0), id="zero-takes-nothing"),
+    ],
+)
+def test_reservations_within_the_rule(raw: dict[str, Any]) -> None:
+    parse_config(raw, source="edge.toml", base_dir=REPO)
+
+
+def test_cli_refuses_reservations_over_the_rule(tmp_path: Path) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text(
+        '[origins.a]\nurl = "http://127.0.0.1:9"\n\n[invoke]\nnode_concurrency = 10\n\n'
+        f'[functions.f]\nhandler = "{REPO}/tests/edge_functions/hooks.tag_request"\n'
+        "reserved_concurrency = 5\n"
+    )
+    for command in ("check", "serve"):
+        result = _edge(command, str(path))
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert f"{path}: invalid configuration" in result.stderr
+        assert "functions.f.reserved_concurrency: expected at most 0 " in result.stderr
+
+
 @pytest.mark.parametrize(
     ("origin", "described", "domain"),
     [

@@ -9,7 +9,6 @@ take a lease here before they invoke, so one limit covers them all (within one p
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
@@ -19,8 +18,6 @@ from sandbox.errors import FunctionThrottled
 # BOTO ThrottleReason values (spec §8.3).
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 NODE_LIMIT = "ConcurrentInvocationLimitExceeded"
-
-logger = logging.getLogger("edge.invoke")
 
 
 class ConcurrencyLimiter:
@@ -33,14 +30,8 @@ class ConcurrencyLimiter:
     def __init__(self, node_limit: int, reserved: Mapping[str, int] | None = None) -> None:
         self.node_limit = node_limit
         self.reserved = dict(reserved or {})
+        # The configuration keeps at least 100 of it (edge.config, as Lambda does).
         self.unreserved_limit = max(0, node_limit - sum(self.reserved.values()))
-        if self.reserved and self.unreserved_limit == 0:
-            logger.warning(
-                "reserved concurrency (%d) leaves nothing of the node's %d for functions "
-                "without a reservation: they will all be throttled",
-                sum(self.reserved.values()),
-                node_limit,
-            )
         self._in_flight: dict[str, int] = {}
         self._unreserved_in_flight = 0
         self._listeners: list[Callable[[], None]] = []
