@@ -701,6 +701,14 @@ def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
             if association is None:
                 continue
             where = f"behaviors[{index}].{trigger}"
+            table = raw["behaviors"][index]
+            given = table.get(trigger, table.get(trigger.replace("-", "_")))
+            qualified = _qualified_name(
+                f"{where}.function" if isinstance(given, Mapping) else where, association.function
+            )
+            if qualified:
+                problems.append(qualified)
+                continue
             if association.name not in config.functions:
                 close = difflib.get_close_matches(association.name, functions, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -743,6 +751,7 @@ def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
                     f"found {len(function.environment)}"
                 )
     for name, function in config.functions.items():
+        problems += _check_function_destinations(name, function, functions)
         try:
             check_environment(function.environment)
         except ValueError as exc:
@@ -795,7 +804,14 @@ def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
                         f"origins.{name}.{role}: expected one of the origins "
                         f"{', '.join(repr(n) for n in plain)} (not a group), found {member!r}"
                     )
-        if isinstance(origin, FunctionOriginConfig) and origin.function not in config.functions:
+        qualified = (
+            _qualified_name(f"origins.{name}.function", origin.function)
+            if isinstance(origin, FunctionOriginConfig)
+            else None
+        )
+        if qualified:
+            problems.append(qualified)
+        elif isinstance(origin, FunctionOriginConfig) and origin.function not in config.functions:
             close = difflib.get_close_matches(origin.function, functions, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             known = ", ".join(repr(n) for n in functions) or "none are defined"
@@ -814,6 +830,43 @@ def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
                     f"origins.{name}.directory: expected an existing directory, "
                     f"found {str(origin.directory)!r} (looked at {folder})"
                 )
+    return problems
+
+
+def _qualified_name(where: str, reference: str) -> str | None:
+    """A `name:qualifier` reference is refused: until versions and aliases exist it would run
+    $LATEST unnoticed."""
+    name, sep, _ = reference.partition(":")
+    if not sep:
+        return None
+    return (
+        f"{where}: qualified function names (versions, aliases) are not supported yet: "
+        f"expected {name!r}, found {reference!r}"
+    )
+
+
+def _check_function_destinations(
+    name: str, function: FunctionConfig, functions: Sequence[str]
+) -> list[str]:
+    """A `function:NAME` destination names a configured function (else its records would be
+    dropped at run time)."""
+    problems: list[str] = []
+    for key in ("on_success", "on_failure", "dead_letter"):
+        target = getattr(function, key)
+        if target is None or not target.startswith("function:"):
+            continue
+        where = f"functions.{name}.{key}"
+        reference = target.removeprefix("function:")
+        qualified = _qualified_name(where, reference)
+        if qualified:
+            problems.append(qualified)
+        elif reference not in functions:
+            close = difflib.get_close_matches(reference, functions, n=1)
+            hint = f" (did you mean 'function:{close[0]}'?)" if close else ""
+            problems.append(
+                f"{where}: expected 'function:NAME' naming one of the functions "
+                f"({', '.join(repr(n) for n in functions)}), found {target!r}{hint}"
+            )
     return problems
 
 

@@ -234,6 +234,80 @@ def test_reservations_within_the_rule(raw: dict[str, Any]) -> None:
     parse_config(raw, source="edge.toml", base_dir=REPO)
 
 
+FN = {"handler": "tests/edge_functions/hooks.tag_request"}
+
+
+def _behavior(**triggers: Any) -> dict[str, Any]:
+    return {
+        "origins": {"a": HTTP},
+        "behaviors": [{"path": "*", "origin": "a", **triggers}],
+        "functions": {"fn": FN},
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        pytest.param(
+            _behavior(**{"viewer-request": "fn:live"}),
+            "behaviors[0].viewer-request: qualified function names (versions, aliases) are not "
+            "supported yet: expected 'fn', found 'fn:live'",
+            id="alias",
+        ),
+        pytest.param(
+            _behavior(**{"origin-request": {"function": "fn:7", "include_body": True}}),
+            "behaviors[0].origin-request.function: qualified function names (versions, aliases) "
+            "are not supported yet: expected 'fn', found 'fn:7'",
+            id="version-in-a-table",
+        ),
+        pytest.param(
+            _behavior(viewer_response="fn:$LATEST"),
+            "behaviors[0].viewer-response: qualified function names (versions, aliases) are not "
+            "supported yet: expected 'fn', found 'fn:$LATEST'",
+            id="latest-by-its-python-name",
+        ),
+        pytest.param(
+            {"origins": {"a": {"function": "fn:live"}}, "functions": {"fn": FN}},
+            "origins.a.function: qualified function names (versions, aliases) are not "
+            "supported yet: expected 'fn', found 'fn:live'",
+            id="function-origin",
+        ),
+        pytest.param(
+            {"origins": {"a": HTTP}, "functions": {"fn": {**FN, "on_failure": "function:fn:1"}}},
+            "functions.fn.on_failure: qualified function names (versions, aliases) are not "
+            "supported yet: expected 'fn', found 'fn:1'",
+            id="destination",
+        ),
+        pytest.param(
+            {"origins": {"a": HTTP}, "functions": {"fn": {**FN, "on_success": "function:fnn"}}},
+            "functions.fn.on_success: expected 'function:NAME' naming one of the functions "
+            "('fn'), found 'function:fnn' (did you mean 'function:fn'?)",
+            id="destination-unknown-function",
+        ),
+    ],
+)
+def test_references_edge_would_ignore_are_errors(raw: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, source="edge.toml", base_dir=REPO)
+    assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems
+
+
+def test_edge_check_refuses_a_qualified_association(tmp_path: Path) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text(
+        '[origins.a]\nurl = "http://127.0.0.1:9"\n\n'
+        '[[behaviors]]\npath = "*"\norigin = "a"\nviewer-request = "fn:live"\n\n'
+        f'[functions.fn]\nhandler = "{REPO}/tests/edge_functions/hooks.tag_request"\n'
+    )
+    result = _edge("check", str(path))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (
+        "behaviors[0].viewer-request: qualified function names (versions, aliases) are not "
+        "supported yet: expected 'fn', found 'fn:live'"
+    ) in result.stderr
+
+
 def test_cli_refuses_reservations_over_the_rule(tmp_path: Path) -> None:
     path = tmp_path / "edge.toml"
     path.write_text(
