@@ -29,7 +29,12 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
             function_table("sleepy", "sleepy", timeout=1),
             function_table("closed", "echo", reserved_concurrency=0),
             function_table(
-                "described", "echo", timeout=7, memory=256, environment={"GREETING": "hi"}
+                "described",
+                "echo",
+                timeout=7,
+                memory=256,
+                environment={"GREETING": "hi"},
+                ephemeral_storage=1024,
             ),
         ]
     )
@@ -230,7 +235,11 @@ def test_get_function_describes_the_configuration(client: Any) -> None:
     assert configuration["MemorySize"] == 256
     assert configuration["Version"] == "$LATEST"
     assert configuration["Environment"] == {"Variables": {"GREETING": "hi"}}
+    assert configuration["EphemeralStorage"] == {"Size": 1024}
     assert client.get_function(FunctionName="echo")["Configuration"]["Timeout"] == 3
+    assert client.get_function(FunctionName="echo")["Configuration"]["EphemeralStorage"] == {
+        "Size": 512
+    }
     assert client.get_function(FunctionName="closed")["Concurrency"] == {
         "ReservedConcurrentExecutions": 0
     }

@@ -132,7 +132,7 @@ class FunctionDescriptions:
             "LastUpdateStatus": "Successful",
             "PackageType": "Zip",
             "Architectures": ["arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"],
-            "EphemeralStorage": {"Size": 512},
+            "EphemeralStorage": {"Size": function.ephemeral_storage},
             "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{name}"},
         }
         if function.environment:
