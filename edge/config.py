@@ -752,6 +752,8 @@ def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
                 )
     for name, function in config.functions.items():
         problems += _check_function_destinations(name, function, functions)
+        problems += _check_runtime_keys(name, function)
+        problems += _check_provisioned(name, function)
         try:
             check_environment(function.environment)
         except ValueError as exc:
@@ -868,6 +870,41 @@ def _check_function_destinations(
                 f"({', '.join(repr(n) for n in functions)}), found {target!r}{hint}"
             )
     return problems
+
+
+# Keys one runtime reads and the other would silently pass over.
+_RUNTIME_KEYS = {
+    "python": ("handler", "code", "network", "writable_paths"),
+    "wasm": ("module", "abi", "reuse_instance", "fuel"),
+}
+
+
+def _check_runtime_keys(name: str, function: FunctionConfig) -> list[str]:
+    other = "wasm" if function.runtime == "python" else "python"
+    return [
+        f"functions.{name}.{key}: expected no {key} for a {function.runtime} function (a "
+        f"{other} setting), found {getattr(function, key)!r}"
+        for key in _RUNTIME_KEYS[other]
+        if key in function.model_fields_set
+    ]
+
+
+def _check_provisioned(name: str, function: FunctionConfig) -> list[str]:
+    """Environments started in advance never exceed what may run: `max_concurrency`, and (as
+    Lambda refuses provisioned concurrency over it) the reservation."""
+    where = f"functions.{name}.provisioned"
+    if function.provisioned > function.max_concurrency:
+        return [
+            f"{where}: expected at most max_concurrency ({function.max_concurrency}), "
+            f"found {function.provisioned}"
+        ]
+    reserved = function.reserved_concurrency
+    if reserved is not None and function.provisioned > reserved:
+        return [
+            f"{where}: expected at most reserved_concurrency ({reserved}), which provisioned "
+            f"environments count against, found {function.provisioned}"
+        ]
+    return []
 
 
 # Lambda (PutFunctionConcurrency): reservations must leave at least this much of the account's

@@ -292,6 +292,58 @@ def test_references_edge_would_ignore_are_errors(raw: dict[str, Any], problem: s
     assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems
 
 
+WASM_FN = {"runtime": "wasm", "module": str(REPO / "tests/wasm/echo.wat")}
+
+
+@pytest.mark.parametrize(
+    ("function", "problem"),
+    [
+        pytest.param(
+            {**FN, "fuel": 1000},
+            "functions.fn.fuel: expected no fuel for a python function (a wasm setting), "
+            "found 1000",
+            id="fuel-on-python",
+        ),
+        pytest.param(
+            {**FN, "abi": "wasi"},
+            "functions.fn.abi: expected no abi for a python function (a wasm setting), "
+            "found 'wasi'",
+            id="abi-on-python",
+        ),
+        pytest.param(
+            {**WASM_FN, "network": True},
+            "functions.fn.network: expected no network for a wasm function (a python "
+            "setting), found True",
+            id="network-on-wasm",
+        ),
+        pytest.param(
+            {**WASM_FN, "handler": "x.y"},
+            "functions.fn.handler: expected no handler for a wasm function (a python "
+            "setting), found 'x.y'",
+            id="handler-on-wasm",
+        ),
+        pytest.param(
+            {**FN, "provisioned": 5, "max_concurrency": 4},
+            "functions.fn.provisioned: expected at most max_concurrency (4), found 5",
+            id="provisioned-over-max-concurrency",
+        ),
+        pytest.param(
+            {**FN, "provisioned": 3, "reserved_concurrency": 2},
+            "functions.fn.provisioned: expected at most reserved_concurrency (2), which "
+            "provisioned environments count against, found 3",
+            id="provisioned-over-reservation",
+        ),
+    ],
+)
+def test_function_settings_edge_would_ignore_are_errors(
+    function: dict[str, Any], problem: str
+) -> None:
+    raw = {"origins": {"a": HTTP}, "functions": {"fn": function}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, source="edge.toml", base_dir=REPO)
+    assert caught.value.problems == [problem]
+
+
 def test_edge_check_refuses_a_qualified_association(tmp_path: Path) -> None:
     path = tmp_path / "edge.toml"
     path.write_text(
