@@ -12,17 +12,26 @@ import pytest
 from tests.conftest import REPO
 
 
-def _imports(package: str) -> dict[str, set[str]]:
+def _module_imports(package: str) -> dict[str, set[str]]:
+    """Per file, the full names of the modules it imports (absolute imports only)."""
     found: dict[str, set[str]] = {}
     for path in sorted((REPO / package).rglob("*.py")):
         names: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
-                names.update(alias.name.split(".")[0] for alias in node.names)
+                names.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module.split(".")[0])
+                names.add(node.module)
         found[str(path.relative_to(REPO))] = names
     return found
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    """Per file, the top-level packages it imports."""
+    return {
+        path: {name.split(".")[0] for name in names}
+        for path, names in _module_imports(package).items()
+    }
 
 
 @pytest.mark.parametrize(
@@ -49,6 +58,34 @@ def test_event_translation_is_pure() -> None:
         if names & impure
     }
     assert offenders == {}
+
+
+def test_field_grammar_is_pure() -> None:
+    """origin_proxy/fields: no I/O, no clock, nothing of the rest of the project."""
+    allowed = {"__future__", "calendar", "collections.abc", "datetime", "functools", "typing"}
+    offenders = {}
+    for path, names in _module_imports("origin_proxy/fields").items():
+        foreign = {name for name in names if not name.startswith("origin_proxy.fields")}
+        if foreign - allowed:
+            offenders[path] = sorted(foreign - allowed)
+    assert offenders == {}
+    clocks = {"now", "today", "utcnow", "time", "monotonic", "perf_counter", "gmtime"}
+    reads = {
+        f"{path.name}:{node.lineno}"
+        for path in (REPO / "origin_proxy" / "fields").glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr in clocks
+    }
+    assert reads == set()
+
+
+def test_the_cache_uses_no_io_origin() -> None:
+    offenders = {
+        path
+        for path, names in _module_imports("origin_proxy/cache").items()
+        if names & {"origin_proxy.directory", "origin_proxy.client", "origin_proxy.transport"}
+    }
+    assert offenders == set()
 
 
 @pytest.mark.parametrize("package", ["edge", "edge.events", "origin_proxy", "sandbox"])
