@@ -117,3 +117,64 @@ def test_top_level_layout() -> None:
     }
     assert present <= allowed, present - allowed
     assert Path(REPO / ".ci" / "run").is_file()
+
+
+# Code that runs inside a function's execution environment, after the zygote forked it: there
+# the process environment is the function's own (Lambda's variables, which the runtime sets and
+# reads as Lambda's runtime does), not the edge's configuration.
+IN_ENVIRONMENT = {"sandbox/python_worker/runtime.py", "sandbox/python_worker/context.py"}
+# Where those modules may be imported from: the zygote and each other.
+INSIDE_THE_SANDBOX = IN_ENVIRONMENT | {"sandbox/python_worker/zygote.py"}
+_ENVIRONMENT_NAMES = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
+
+
+def _uses_the_environment(node: ast.AST) -> bool:
+    """Whether `node` reads or changes the process environment through `os`."""
+    if isinstance(node, ast.Attribute):
+        return (
+            node.attr in _ENVIRONMENT_NAMES
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        )
+    return (
+        isinstance(node, ast.ImportFrom)
+        and node.module == "os"
+        and any(alias.name in _ENVIRONMENT_NAMES for alias in node.names)
+    )
+
+
+def _environment_uses(path: Path) -> list[int]:
+    tree = ast.parse(path.read_text(), str(path))
+    return [node.lineno for node in ast.walk(tree) if _uses_the_environment(node)]
+
+
+def test_only_the_cli_reads_the_environment() -> None:
+    """Only the CLI reads the environment; everything else is given what it needs."""
+    offenders = {
+        f"{relative}:{line}"
+        for package in ("edge", "sandbox", "origin_proxy")
+        for path in sorted((REPO / package).rglob("*.py"))
+        if (relative := str(path.relative_to(REPO))) != "edge/cli.py"
+        and relative not in IN_ENVIRONMENT
+        for line in _environment_uses(path)
+    }
+    assert offenders == set()
+
+
+def test_code_that_uses_a_functions_environment_runs_only_in_it() -> None:
+    inside = {path.removesuffix(".py").replace("/", ".") for path in IN_ENVIRONMENT}
+    importers = set()
+    for package in ("edge", "sandbox", "origin_proxy"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            relative = str(path.relative_to(REPO))
+            for node in ast.walk(ast.parse(path.read_text(), relative)):
+                if isinstance(node, ast.Import):
+                    names = {alias.name for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = {f"{node.module}.{alias.name}" for alias in node.names}
+                    names.add(node.module)
+                else:
+                    continue
+                if names & inside and relative not in INSIDE_THE_SANDBOX:
+                    importers.add(relative)
+    assert importers == set()
