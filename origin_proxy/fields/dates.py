@@ -51,6 +51,23 @@ def format_http_date(epoch_seconds: int) -> bytes:
 
 def parse_http_date(value: bytes) -> int | None:
     """An HTTP-date in any of its three formats, as epoch seconds, or None when invalid."""
+    if len(value) <= _REMEMBERED_BYTES:
+        return _parse_remembered(value)
+    return _parse(value)
+
+
+# A cache validates with the same few dates over and over (a stored Last-Modified, the
+# If-Modified-Since that echoes it): their values are remembered. Every valid date is shorter
+# than this (asctime padded with extra spaces aside), so the memory held stays small.
+_REMEMBERED_BYTES: Final = 40
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_remembered(value: bytes) -> int | None:
+    return _parse(value)
+
+
+def _parse(value: bytes) -> int | None:
     try:
         text = value.decode("ascii")
     except UnicodeDecodeError:

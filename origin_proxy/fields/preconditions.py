@@ -97,7 +97,10 @@ def if_range_holds(if_range: bytes, etag: bytes | None, last_modified: bytes | N
     value = if_range.strip()
     if value[:1] == b'"' or value[:2] == b"W/":
         tags = parse_entity_tags(value)
-        return etag is not None and len(tags) == 1 and strong_match(value, etag)
+        if etag is None or len(tags) != 1:
+            return False
+        weak, tag = tags[0]
+        return not weak and tag == etag.strip()  # a weak stored tag (W/"x") never equals one
     if last_modified is None:
         return False
     since = parse_http_date(value)
