@@ -56,15 +56,17 @@ def create_app(
     metrics: ProxyMetrics | None = None,
     access_log: AccessLog | None = None,
     functions: FunctionRegistry | None = None,
+    wasm_cache_dir: str | None = None,
     cache: HttpCache | None = None,
     limiter: Limiter | None = None,
     journal: InvalidationJournal | None = None,
 ) -> Starlette:
     """The viewer-facing application for `config`. `limiter` admits function invocations by
-    concurrency (shared with the admin listener's Invoke API when in the same process)."""
+    concurrency (shared with the admin listener's Invoke API when in the same process).
+    `wasm_cache_dir`: where compiled WASM modules are kept (None: `~/.cache/edge/wasm`)."""
     registry = functions
     if registry is None and config.functions:
-        registry = FunctionRegistry(config, limiter=limiter)
+        registry = FunctionRegistry(config, limiter=limiter, wasm_cache_dir=wasm_cache_dir)
     live = upstreams if upstreams is not None else build_upstreams(config, registry)
     recorder = metrics or ProxyMetrics(CollectorRegistry())
     pipeline = Pipeline(
@@ -140,7 +142,8 @@ def create_admin_app(
     """Health, metrics, invalidations and (with `invoke`) Lambda's Invoke API, on a separate
     listener.
 
-    `registry`: this process's metrics (one worker); None: all workers' (multiprocess mode).
+    `registry`: the metrics to scrape: this process's (one worker), or every worker's
+    (`metrics.multiprocess_registry`); None: this process's default registry.
     `flush` moves what the proxy recorded into the registry before a scrape. `invoke` runs
     while the app does (its lifespan) and adds its own metrics to every scrape. `invalidate`
     applies a batch of paths to this process's caches; without it, `journal` takes them to

@@ -263,6 +263,7 @@ def serve(
 def run_server(config: EdgeConfig) -> int:
     """Serve `config` until SIGINT/SIGTERM. Returns the exit status."""
     from edge.server import ServerOptions, parse_listen
+    from sandbox.wasm import default_cache_dir
 
     # Probed once here: the workers forked later inherit the answer.
     sandbox = _sandbox_report(config)
@@ -271,6 +272,8 @@ def run_server(config: EdgeConfig) -> int:
     warning = exposure_warning(server.admin, signed=credentials is not None)
     if warning:
         err_console.print(f"[bold yellow]warning:[/] {escape(warning)}")
+    # $XDG_CACHE_HOME, read here: only the CLI reads the environment.
+    wasm_cache_dir = str(default_cache_dir(os.environ.get("XDG_CACHE_HOME")))
     multiproc_dir: str | None = None
     if server.workers > 1:
         # prometheus-client picks its storage when imported: set this before any import of it.
@@ -284,7 +287,7 @@ def run_server(config: EdgeConfig) -> int:
         from edge.app import create_admin_app, create_app
         from edge.invalidation import InvalidationJournal
         from edge.invoke import ConcurrencyLimiter, InvokeService
-        from edge.metrics import ProxyMetrics, record_sandbox_isolation
+        from edge.metrics import ProxyMetrics, multiprocess_registry, record_sandbox_isolation
 
         registry = None if multiproc_dir else CollectorRegistry()
         record_sandbox_isolation(registry, sandbox.level)
@@ -329,6 +332,7 @@ def run_server(config: EdgeConfig) -> int:
                 metrics=shared or ProxyMetrics(CollectorRegistry()),
                 limiter=limiter,
                 journal=journal,
+                wasm_cache_dir=wasm_cache_dir,
             )
             caches.append(app.state.pipeline.cache)
             return app
@@ -343,9 +347,9 @@ def run_server(config: EdgeConfig) -> int:
         def admin_factory() -> Any:
             # Built after any fork: the Invoke API's functions and queue live in this process.
             return create_admin_app(
-                registry,
+                multiprocess_registry(multiproc_dir) if multiproc_dir else registry,
                 flush=shared.flush if shared else None,
-                invoke=InvokeService(config, limiter=limiter),
+                invoke=InvokeService(config, limiter=limiter, wasm_cache_dir=wasm_cache_dir),
                 invalidate=None if journal else invalidate,
                 journal=journal,
                 access=access,

@@ -2,12 +2,12 @@
 
 Label children are cached so that recording a request costs a dict lookup and an increment.
 With several worker processes, prometheus-client's multiprocess mode aggregates them (the
-server sets PROMETHEUS_MULTIPROC_DIR before this module is imported).
+CLI sets PROMETHEUS_MULTIPROC_DIR for prometheus-client before any import of it, and gives the
+admin listener `multiprocess_registry` of that directory).
 """
 
 from __future__ import annotations
 
-import os
 from bisect import bisect_left
 from typing import Any
 
@@ -194,13 +194,16 @@ def record_sandbox_isolation(registry: CollectorRegistry | None, level: str) -> 
         gauge.labels(name).set(1 if name == level else 0)
 
 
-def render_latest() -> tuple[bytes, str]:
-    """The current metrics of this process, or of all workers in multiprocess mode."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
-        from prometheus_client import multiprocess
+def multiprocess_registry(directory: str) -> CollectorRegistry:
+    """A registry whose scrape reads every worker's metrics from prometheus-client's
+    multiprocess `directory`."""
+    from prometheus_client import multiprocess
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def render_latest() -> tuple[bytes, str]:
+    """The current metrics of this process's default registry."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -19,18 +19,22 @@ Choices worth knowing:
 from __future__ import annotations
 
 import asyncio
-import calendar
 import errno
 import functools
 import mimetypes
 import os
 import stat
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 from origin_proxy.errors import OriginError, OriginUnreachable
+from origin_proxy.fields import (
+    condition_fields,
+    evaluate_preconditions,
+    format_http_date,
+    select_range,
+)
 from origin_proxy.message import Headers, OriginRequest, OriginResponse, single_chunk
 
 __all__ = ["DirectoryOrigin"]
@@ -81,12 +85,6 @@ _METHOD_NOT_ALLOWED_BODY: Final = (
     b"<!DOCTYPE html>\n<html><head><title>405 Method Not Allowed</title></head>"
     b"<body><h1>405 Method Not Allowed</h1></body></html>\n"
 )
-
-# The request fields that make a GET conditional or partial (RFC 9110 §13.1, §14.2).
-_CONDITION_FIELDS: Final = frozenset(
-    {b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range",
-     b"range"}
-)  # fmt: skip
 
 _HEX_DIGITS: Final = frozenset(b"0123456789abcdefABCDEF")
 
@@ -229,17 +227,9 @@ class DirectoryOrigin:
         etag = f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{size:x}"'.encode()
         last_modified = format_http_date(mtime_seconds)
 
-        fields: dict[bytes, bytes] | None = None
-        for name, value in headers:
-            if name in _CONDITION_FIELDS:
-                if fields is None:
-                    fields = {}
-                earlier = fields.get(name)
-                # RFC 9110 §5.3: repeated field lines are one comma-separated list.
-                fields[name] = value if earlier is None else earlier + b", " + value
-
         start, stop = 0, size
         status = 200
+        fields = condition_fields(headers)
         if fields is not None:
             verdict = evaluate_preconditions(fields, etag, mtime_seconds)
             if verdict is not None:
@@ -250,7 +240,7 @@ class DirectoryOrigin:
                     return OriginResponse(304, validators, reason=_REASONS[304])
                 return _empty(412)
             # RFC 9110 §14.2: range handling is defined for GET only.
-            selected = None if head else select_range(fields, etag, mtime_seconds, size)
+            selected = None if head else select_range(fields, etag, last_modified, size)
             if selected == "unsatisfiable":
                 os.close(fd)
                 response = _empty(416)
@@ -407,7 +397,7 @@ def _close_after_read(fd: int, read: asyncio.Future[bytes]) -> None:
     os.close(fd)
 
 
-# -- pure parts: request targets, validators, ranges, dates, media types ---------------------
+# -- pure parts: request targets, media types -------------------------------------------------
 
 
 def path_from_target(target: bytes) -> str | None:
@@ -444,208 +434,6 @@ def path_from_target(target: bytes) -> str | None:
     if segments[-1] == "." or segments[-1] == "..":
         return None
     return path
-
-
-def evaluate_preconditions(
-    fields: dict[bytes, bytes], etag: bytes, mtime_seconds: int
-) -> int | None:
-    """304 or 412 when a precondition decides the answer of a GET/HEAD, else None.
-
-    Follows the order of RFC 9110 §13.2.2; `etag` is the current strong tag, `mtime_seconds`
-    the Last-Modified time.
-    """
-    if_match = fields.get(b"if-match")
-    if if_match is not None:
-        # RFC 9110 §13.1.1: strong comparison; "*" matches any current representation.
-        if if_match.strip() != b"*" and not any(
-            not weak and tag == etag for weak, tag in parse_entity_tags(if_match)
-        ):
-            return 412
-    else:
-        if_unmodified_since = fields.get(b"if-unmodified-since")
-        if if_unmodified_since is not None:
-            # RFC 9110 §13.1.4: an invalid date is ignored.
-            limit = parse_http_date(if_unmodified_since)
-            if limit is not None and mtime_seconds > limit:
-                return 412
-    if_none_match = fields.get(b"if-none-match")
-    if if_none_match is not None:
-        # RFC 9110 §13.1.2: weak comparison; a match means the client's copy is current.
-        if if_none_match.strip() == b"*" or any(
-            tag == etag for _, tag in parse_entity_tags(if_none_match)
-        ):
-            return 304
-    else:
-        if_modified_since = fields.get(b"if-modified-since")
-        if if_modified_since is not None:
-            # RFC 9110 §13.1.3: ignored when If-None-Match is present or the date is invalid.
-            since = parse_http_date(if_modified_since)
-            if since is not None and mtime_seconds <= since:
-                return 304
-    return None
-
-
-def select_range(
-    fields: dict[bytes, bytes], etag: bytes, mtime_seconds: int, size: int
-) -> tuple[int, int] | Literal["unsatisfiable"] | None:
-    """The byte range a GET asks for as (start, stop), "unsatisfiable", or None for the whole
-    representation (no Range, a failed If-Range, an invalid or a multi-range Range)."""
-    value = fields.get(b"range")
-    if value is None:
-        return None
-    if_range = fields.get(b"if-range")
-    if if_range is not None and not _if_range_holds(if_range, etag, mtime_seconds):
-        return None  # RFC 9110 §13.1.5: the representation changed, send all of it
-    return parse_byte_range(value, size)
-
-
-def _if_range_holds(value: bytes, etag: bytes, mtime_seconds: int) -> bool:
-    value = value.strip()
-    if value[:1] == b'"' or value[:2] == b"W/":
-        # RFC 9110 §13.1.5: strong comparison, so a weak tag never holds.
-        tags = parse_entity_tags(value)
-        return len(tags) == 1 and not tags[0][0] and tags[0][1] == etag
-    # A date holds only when it is exactly the current Last-Modified.
-    return parse_http_date(value) == mtime_seconds
-
-
-def parse_byte_range(value: bytes, size: int) -> tuple[int, int] | Literal["unsatisfiable"] | None:
-    """RFC 9110 §14.1.2: the one range of a `bytes=` Range value as (start, stop).
-
-    None means "ignore the header": another unit, a syntax error, several ranges (this origin
-    then sends the whole representation), or a suffix range of an empty file.
-    """
-    unit, equals, spec = value.partition(b"=")
-    if not equals or unit.strip().lower() != b"bytes":
-        return None
-    # RFC 9110 §5.6.1: empty list elements are allowed and skipped.
-    elements = [element for element in spec.split(b",") if element.strip(b" \t")]
-    if len(elements) != 1:
-        return None
-    first, dash, last = elements[0].strip(b" \t").partition(b"-")
-    if not dash:
-        return None
-    if not first:
-        if not last.isdigit():
-            return None
-        suffix = _position(last)
-        if suffix == 0:
-            return "unsatisfiable"  # RFC 9110 §14.1.1: only a non-zero suffix is satisfiable
-        if size == 0:
-            return None  # nothing to give a part of: the (empty) whole is the answer
-        return max(0, size - suffix), size
-    if not first.isdigit() or (last and not last.isdigit()):
-        return None
-    start = _position(first)
-    if last:
-        end = _position(last)
-        if end < start:
-            return None  # RFC 9110 §14.1.1: invalid, so the field is ignored
-        stop = min(end + 1, size)
-    else:
-        stop = size
-    if start >= size:
-        return "unsatisfiable"
-    return start, stop
-
-
-def _position(digits: bytes) -> int:
-    # Beyond any file size; also keeps int() off huge digit strings.
-    digits = digits.lstrip(b"0") or b"0"
-    return int(digits) if len(digits) <= 18 else 10**18
-
-
-def parse_entity_tags(value: bytes) -> list[tuple[bool, bytes]]:
-    """RFC 9110 §8.8.3: a list of entity tags as (weak, tag-with-quotes); stops at bad syntax."""
-    tags: list[tuple[bool, bytes]] = []
-    at = 0
-    end = len(value)
-    while at < end:
-        char = value[at]
-        if char in b" \t,":
-            at += 1
-            continue
-        weak = value.startswith(b"W/", at)
-        if weak:
-            at += 2
-        if not value.startswith(b'"', at):
-            break
-        close = value.find(b'"', at + 1)
-        if close < 0:
-            break
-        tags.append((weak, value[at : close + 1]))
-        at = close + 1
-    return tags
-
-
-_DAY_NAMES: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_LONG_DAY_NAMES: Final = (
-    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
-)  # fmt: skip
-_MONTH_NAMES: Final = (
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-)  # fmt: skip
-_MONTHS: Final = {name: number for number, name in enumerate(_MONTH_NAMES, start=1)}
-
-
-@functools.lru_cache(maxsize=1024)
-def format_http_date(epoch_seconds: int) -> bytes:
-    """RFC 9110 §5.6.7 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`."""
-    t = time.gmtime(epoch_seconds)
-    return (
-        f"{_DAY_NAMES[t.tm_wday]}, {t.tm_mday:02d} {_MONTH_NAMES[t.tm_mon - 1]} {t.tm_year:04d} "
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
-    ).encode()
-
-
-def parse_http_date(value: bytes) -> int | None:
-    """RFC 9110 §5.6.7: an HTTP-date in any of its three formats, as epoch seconds, or None."""
-    try:
-        text = value.decode("ascii")
-    except UnicodeDecodeError:
-        return None
-    parts = text.split()
-    if " ".join(parts) != text and not (len(parts) == 5 and parts[0] in _DAY_NAMES):
-        return None  # one space between the parts (only asctime pads its day with one)
-    if len(parts) == 6 and parts[5] == "GMT" and parts[0][:-1] in _DAY_NAMES:
-        # IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
-        if parts[0][-1] != "," or len(parts[1]) != 2 or len(parts[3]) != 4:
-            return None
-        day, month, year, clock = parts[1], parts[2], parts[3], parts[4]
-    elif len(parts) == 4 and parts[3] == "GMT" and parts[0][:-1] in _LONG_DAY_NAMES:
-        # obsolete RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
-        date = parts[1].split("-")
-        if parts[0][-1] != "," or len(date) != 3 or len(date[0]) != 2 or len(date[2]) != 2:
-            return None
-        day, month, clock = date[0], date[1], parts[2]
-        if not date[2].isdigit():
-            return None
-        # RFC 9110 §5.6.7: a two-digit year more than 50 years ahead is in the past century.
-        this_year = time.gmtime().tm_year
-        full_year = this_year // 100 * 100 + int(date[2])
-        if full_year > this_year + 50:
-            full_year -= 100
-        year = str(full_year)
-    elif len(parts) == 5 and parts[0] in _DAY_NAMES:
-        # obsolete asctime: Sun Nov  6 08:49:37 1994
-        if len(parts[2]) not in (1, 2) or len(parts[4]) != 4:
-            return None
-        month, day, clock, year = parts[1], parts[2], parts[3], parts[4]
-    else:
-        return None
-    month_number = _MONTHS.get(month)
-    hms = clock.split(":")
-    numbers = [day, year, *hms]
-    if month_number is None or len(hms) != 3 or not all(n.isdigit() for n in numbers):
-        return None
-    if any(len(n) != 2 for n in hms):
-        return None
-    d, y, hour, minute, second = (int(n) for n in numbers)
-    if not (1 <= d <= calendar.monthrange(y, month_number)[1]):
-        return None
-    if hour > 23 or minute > 59 or second > 60:  # 60: a leap second
-        return None
-    return calendar.timegm((y, month_number, d, hour, minute, second))
 
 
 _TEXT_LIKE_TYPES: Final = frozenset(

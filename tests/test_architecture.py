@@ -12,17 +12,26 @@ import pytest
 from tests.conftest import REPO
 
 
-def _imports(package: str) -> dict[str, set[str]]:
+def _module_imports(package: str) -> dict[str, set[str]]:
+    """Per file, the full names of the modules it imports (absolute imports only)."""
     found: dict[str, set[str]] = {}
     for path in sorted((REPO / package).rglob("*.py")):
         names: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
-                names.update(alias.name.split(".")[0] for alias in node.names)
+                names.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module.split(".")[0])
+                names.add(node.module)
         found[str(path.relative_to(REPO))] = names
     return found
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    """Per file, the top-level packages it imports."""
+    return {
+        path: {name.split(".")[0] for name in names}
+        for path, names in _module_imports(package).items()
+    }
 
 
 @pytest.mark.parametrize(
@@ -49,6 +58,34 @@ def test_event_translation_is_pure() -> None:
         if names & impure
     }
     assert offenders == {}
+
+
+def test_field_grammar_is_pure() -> None:
+    """origin_proxy/fields: no I/O, no clock, nothing of the rest of the project."""
+    allowed = {"__future__", "calendar", "collections.abc", "datetime", "functools", "typing"}
+    offenders = {}
+    for path, names in _module_imports("origin_proxy/fields").items():
+        foreign = {name for name in names if not name.startswith("origin_proxy.fields")}
+        if foreign - allowed:
+            offenders[path] = sorted(foreign - allowed)
+    assert offenders == {}
+    clocks = {"now", "today", "utcnow", "time", "monotonic", "perf_counter", "gmtime"}
+    reads = {
+        f"{path.name}:{node.lineno}"
+        for path in (REPO / "origin_proxy" / "fields").glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr in clocks
+    }
+    assert reads == set()
+
+
+def test_the_cache_uses_no_io_origin() -> None:
+    offenders = {
+        path
+        for path, names in _module_imports("origin_proxy/cache").items()
+        if names & {"origin_proxy.directory", "origin_proxy.client", "origin_proxy.transport"}
+    }
+    assert offenders == set()
 
 
 @pytest.mark.parametrize("package", ["edge", "edge.events", "origin_proxy", "sandbox"])
@@ -80,3 +117,64 @@ def test_top_level_layout() -> None:
     }
     assert present <= allowed, present - allowed
     assert Path(REPO / ".ci" / "run").is_file()
+
+
+# Code that runs inside a function's execution environment, after the zygote forked it: there
+# the process environment is the function's own (Lambda's variables, which the runtime sets and
+# reads as Lambda's runtime does), not the edge's configuration.
+IN_ENVIRONMENT = {"sandbox/python_worker/runtime.py", "sandbox/python_worker/context.py"}
+# Where those modules may be imported from: the zygote and each other.
+INSIDE_THE_SANDBOX = IN_ENVIRONMENT | {"sandbox/python_worker/zygote.py"}
+_ENVIRONMENT_NAMES = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
+
+
+def _uses_the_environment(node: ast.AST) -> bool:
+    """Whether `node` reads or changes the process environment through `os`."""
+    if isinstance(node, ast.Attribute):
+        return (
+            node.attr in _ENVIRONMENT_NAMES
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        )
+    return (
+        isinstance(node, ast.ImportFrom)
+        and node.module == "os"
+        and any(alias.name in _ENVIRONMENT_NAMES for alias in node.names)
+    )
+
+
+def _environment_uses(path: Path) -> list[int]:
+    tree = ast.parse(path.read_text(), str(path))
+    return [node.lineno for node in ast.walk(tree) if _uses_the_environment(node)]
+
+
+def test_only_the_cli_reads_the_environment() -> None:
+    """Only the CLI reads the environment; everything else is given what it needs."""
+    offenders = {
+        f"{relative}:{line}"
+        for package in ("edge", "sandbox", "origin_proxy")
+        for path in sorted((REPO / package).rglob("*.py"))
+        if (relative := str(path.relative_to(REPO))) != "edge/cli.py"
+        and relative not in IN_ENVIRONMENT
+        for line in _environment_uses(path)
+    }
+    assert offenders == set()
+
+
+def test_code_that_uses_a_functions_environment_runs_only_in_it() -> None:
+    inside = {path.removesuffix(".py").replace("/", ".") for path in IN_ENVIRONMENT}
+    importers = set()
+    for package in ("edge", "sandbox", "origin_proxy"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            relative = str(path.relative_to(REPO))
+            for node in ast.walk(ast.parse(path.read_text(), relative)):
+                if isinstance(node, ast.Import):
+                    names = {alias.name for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = {f"{node.module}.{alias.name}" for alias in node.names}
+                    names.add(node.module)
+                else:
+                    continue
+                if names & inside and relative not in INSIDE_THE_SANDBOX:
+                    importers.add(relative)
+    assert importers == set()

@@ -37,7 +37,7 @@ from origin_proxy.cache.policy import (
     usable_on_error,
     vary_names,
 )
-from origin_proxy.directory import format_http_date
+from origin_proxy.fields import format_http_date
 
 T0 = 1_700_000_000.0
 RFC = CachePolicy.rfc9111()
@@ -333,6 +333,8 @@ def test_stored_headers_omit_hop_by_hop_connection_listed_and_no_cache_fields() 
                      id="expires-wrong-case-accepted"),
         pytest.param([("Expires", "Thu, 31 Feb 2050 02:01:18 GMT"), ("ETag", '"x"')], {},
                      "revalidate", id="expires-impossible-day-invalid"),
+        pytest.param([("Expires", "Sun, 06 Nov 0000 08:49:37 GMT"), ("ETag", '"x"')], {},
+                     "revalidate", id="expires-year-zero-invalid"),
         pytest.param([("Expires", "-1"), ("ETag", '"x"')], {}, "revalidate",
                      id="expires-number-invalid"),
         pytest.param([("Expires", date(300)), ("Date", date(400)), ("ETag", '"x"')], {},
@@ -597,28 +599,6 @@ def test_viewer_conditions_on_stored_response(
     assert answer_conditions(h(*request_headers), 200, stored) == expected
 
 
-@pytest.mark.parametrize(
-    ("stored_tag", "asked", "expected"),
-    [
-        pytest.param('"abc"', "abc", 304, id="unquoted-asks-for-quoted"),
-        pytest.param("abc", "abc", 304, id="unquoted-both"),
-        pytest.param("abc", '"abc"', 304, id="quoted-asks-for-unquoted"),
-        pytest.param('w/"abc"', 'w/"abc"', 304, id="lower-case-weak-prefix"),
-        pytest.param('W\\"abc"', 'W\\"abc"', 304, id="backslash-weak-prefix"),
-        pytest.param('W"abc"', 'W"abc"', 304, id="weak-prefix-without-slash"),
-        pytest.param('"abc\xfc"', '"abc\xfc"', 304, id="obs-text"),
-        pytest.param('"abc"', "abd", None, id="other-content-no-match"),
-        pytest.param('"abc"', '""', None, id="empty-never-matches"),
-    ],
-)  # fmt: skip
-def test_malformed_entity_tags_are_compared_robustly(
-    stored_tag: str, asked: str, expected: int | None
-) -> None:
-    """RFC 9110 §5.6.7: a recipient is robust; If-None-Match is a weak comparison anyway."""
-    stored = h(("ETag", stored_tag), ("Date", date(0)))
-    assert answer_conditions(h(("If-None-Match", asked)), 200, stored) == expected
-
-
 def test_if_modified_since_uses_date_without_last_modified() -> None:
     # RFC 9111 §4.3.2.
     stored = h(("Date", date(0)))
@@ -660,18 +640,8 @@ def test_policy_validation() -> None:
     assert not CachePolicy.caching_disabled().enabled
 
 
-@pytest.mark.parametrize(
-    ("content_range", "expected"),
-    [
-        pytest.param("bytes 4-9/10", (4, 10, 10), id="part"),
-        pytest.param("bytes 0-9/10", (0, 10, 10), id="all-of-it"),
-        pytest.param("bytes 4-9/*", None, id="unknown-total"),
-        pytest.param("bytes 9-4/10", None, id="backwards"),
-        pytest.param("bytes 4-10/10", None, id="past-the-end"),
-        pytest.param("items 4-9/10", None, id="other-unit"),
-        pytest.param(None, None, id="absent"),
-    ],
-)
-def test_stored_range(content_range: str | None, expected: tuple[int, int, int] | None) -> None:
-    headers = h() if content_range is None else h(("Content-Range", content_range))
-    assert stored_range(headers) == expected
+def test_stored_range() -> None:
+    # The grammar's table is in tests/fields/test_ranges.py.
+    assert stored_range(h(("Content-Range", "bytes 4-9/10"))) == (4, 10, 10)
+    assert stored_range(h(("Content-Range", "bytes 4-9/*"))) is None
+    assert stored_range(h()) is None

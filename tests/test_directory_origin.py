@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from origin_proxy.directory import DirectoryOrigin, parse_http_date
+from origin_proxy.directory import DirectoryOrigin
 from origin_proxy.errors import OriginError
 from origin_proxy.message import OriginRequest
 
@@ -680,31 +680,6 @@ def test_a_changed_file_is_seen_on_the_next_request(
     assert (third.body, third["content-length"]) == (b"version 3, longer", b"17")
     path.unlink()
     assert fetch(site_origin, b"/page.txt").status == 404
-
-
-# -- dates --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        pytest.param(MTIME_TEXT, MTIME, id="imf-fixdate"),
-        pytest.param(b"Sunday, 06-Nov-94 08:49:37 GMT", MTIME, id="rfc850"),
-        pytest.param(b"Sun Nov  6 08:49:37 1994", MTIME, id="asctime"),
-        pytest.param(b"Sun, 06 Nov 1994 08:49:37 UTC", None, id="not-gmt"),
-        pytest.param(b"Sun, 6 Nov 1994 08:49:37 GMT", None, id="one-digit-day"),
-        pytest.param(b"Sun, 31 Feb 1994 08:49:37 GMT", None, id="no-such-day"),
-        pytest.param(b"Sun, 06 Nov 1994 24:00:00 GMT", None, id="hour-24"),
-        pytest.param(b"Sun, 06 Foo 1994 08:49:37 GMT", None, id="bad-month"),
-        pytest.param(b"Sun, 06 Nov 1994 08:49 GMT", None, id="no-seconds"),
-        pytest.param(b"Sun, 06 Nov 1994 08:49:37 GMT, Sun, 06 Nov 1994 08:49:37 GMT", None,
-                     id="two-dates"),
-        pytest.param(b"\xff", None, id="not-ascii"),
-        pytest.param(b"", None, id="empty"),
-    ],
-)  # fmt: skip
-def test_http_dates(value: bytes, expected: int | None) -> None:
-    assert parse_http_date(value) == expected
 
 
 # -- property: nothing outside the root is ever served ------------------------------------------

@@ -21,8 +21,8 @@ import httpx
 import pytest
 import uvloop
 
-from origin_proxy import transport as transport_module
 from origin_proxy.transport import PooledTransport, ResponseBodyIncomplete, ResponseHeadTooLarge
+from origin_proxy.transport.connection import Connection
 
 MB = 1024 * 1024
 
@@ -1394,7 +1394,7 @@ def _parse_split(raw: bytes, **limits: int) -> list[tuple[Any, ...]]:
         loop = asyncio.get_running_loop()
         outcomes = []
         for cut in range(1, len(raw)):
-            conn = transport_module._Connection(pool, (b"http", b"h", 80), loop)
+            conn = Connection(pool, (b"http", b"h", 80), loop)
             conn.connection_made(_NullSocket())
             conn.in_exchange = True
             waiter = conn.head_waiter = loop.create_future()

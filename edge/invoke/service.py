@@ -40,13 +40,16 @@ class InvokeService:
         *,
         limiter: ConcurrencyLimiter | None = None,
         functions: FunctionRegistry | None = None,
+        wasm_cache_dir: str | None = None,
         log_sink: LogSink | None = stderr_sink,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.limiter = limiter or ConcurrencyLimiter.from_config(config)
         self._owns_registry = functions is None
-        self.registry = functions or FunctionRegistry(config, log_sink=log_sink)
+        self.registry = functions or FunctionRegistry(
+            config, log_sink=log_sink, wasm_cache_dir=wasm_cache_dir
+        )
         self._clock = clock
         self.queue = EventQueue(config.invoke.queue_path)
         self.outbox = Outbox(self.queue, base_dir=config.base_dir, clock=clock)

@@ -48,7 +48,7 @@ from origin_proxy.cache.policy import (
     usable_on_error,
 )
 from origin_proxy.cache.store import CacheStats, CacheStore, Entry, StoreWriter
-from origin_proxy.directory import parse_byte_range, parse_entity_tags, parse_http_date
+from origin_proxy.fields import if_range_holds, parse_byte_range
 from origin_proxy.message import Headers, OriginResponse
 
 __all__ = ["HttpCache", "Lookup", "Outcome"]
@@ -471,19 +471,8 @@ def _requested_range(
     if value is None:
         return None
     if_range = combined(request_headers, b"if-range")
-    if if_range is not None and not _if_range_holds(if_range.strip(), entry.headers):
+    if if_range is not None and not if_range_holds(
+        if_range, combined(entry.headers, b"etag"), combined(entry.headers, b"last-modified")
+    ):
         return None  # RFC 9110 §13.1.5: the representation changed, send all of it
     return parse_byte_range(value, size)
-
-
-def _if_range_holds(value: bytes, headers: Headers) -> bool:
-    if value[:1] == b'"' or value[:2] == b"W/":
-        etag = combined(headers, b"etag")
-        tags = parse_entity_tags(value)
-        # A strong comparison: a weak tag never holds.
-        return len(tags) == 1 and not tags[0][0] and etag is not None and tags[0][1] == etag.strip()
-    last_modified = combined(headers, b"last-modified")
-    since = parse_http_date(value)
-    return (
-        last_modified is not None and since is not None and parse_http_date(last_modified) == since
-    )

@@ -36,7 +36,15 @@ from origin_proxy.cache.directives import (
     parse_surrogate_control,
     split_list,
 )
-from origin_proxy.directory import format_http_date, parse_entity_tags, parse_http_date
+from origin_proxy.fields import (
+    CONDITION_FIELDS,
+    PRECONDITION_FIELDS,
+    condition_fields,
+    evaluate_preconditions,
+    format_http_date,
+    parse_content_range,
+    parse_http_date,
+)
 from origin_proxy.headers import HOP_BY_HOP
 from origin_proxy.message import Headers
 
@@ -88,16 +96,6 @@ _UNDERSTOOD: Final = frozenset(
 _NOT_UPDATED: Final = frozenset(
     {b"content-length", b"content-encoding", b"content-range", b"content-md5",
      b"transfer-encoding", b"age"}
-)  # fmt: skip
-
-# RFC 9110 §13.1: the preconditions a viewer may send.
-_CONDITIONS: Final = frozenset(
-    {b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since"}
-)
-
-_CONDITION_FIELDS: Final = frozenset(
-    {b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range",
-     b"range"}
 )  # fmt: skip
 
 # Header values compared as case-insensitive, order-free lists when selecting a variant
@@ -463,24 +461,11 @@ def _first(headers: Headers, name: bytes) -> bytes | None:
 
 
 def _parse_date(value: bytes | None) -> float | None:
-    """An HTTP-date (RFC 9110 §5.6.7) in one of its three formats, also in the wrong letter
-    case (`THU, 18 AUG 2050 ... gMT`), which caches commonly accept. Any other deviation (no
-    comma, `UTC`, a two-digit year, dashes, a one-digit hour, extra spaces) makes it invalid:
-    an invalid Expires means "already expired" (RFC 9111 §5.3), and guessing at what a broken
-    date meant would keep a response fresh that its origin may have wanted expired."""
+    """An HTTP-date (RFC 9110 §5.6.7); None when absent or invalid: an invalid Expires means
+    "already expired" (RFC 9111 §5.3), so a broken date is never guessed at."""
     if value is None:
         return None
     parsed = parse_http_date(value)
-    if parsed is None and any(65 <= byte <= 90 or 97 <= byte <= 122 for byte in value):
-        words = [
-            (b"GMT" if word.upper() == b"GMT" else word.capitalize())
-            if word.rstrip(b",").isalpha()
-            else word
-            for word in value.split(b" ")
-        ]
-        fixed = b" ".join(words)
-        if fixed != value:
-            parsed = parse_http_date(fixed)
     return None if parsed is None else float(parsed)
 
 
@@ -669,19 +654,7 @@ def stored_range(headers: Headers) -> tuple[int, int, int] | None:
     """A 206's single `Content-Range: bytes first-last/complete` as (first, last + 1,
     complete), or None when there is none, or it is a multipart answer or has no known total."""
     value = combined(headers, b"content-range")
-    if value is None:
-        return None
-    unit, _, spec = value.strip().partition(b" ")
-    span, _, total = spec.strip().partition(b"/")
-    first, dash, last = span.partition(b"-")
-    if unit.lower() != b"bytes" or not dash:
-        return None
-    if not (first.isdigit() and last.isdigit() and total.isdigit()):
-        return None
-    start, stop, complete = int(first), int(last) + 1, int(total)
-    if not start < stop <= complete:
-        return None
-    return start, stop, complete
+    return None if value is None else parse_content_range(value)
 
 
 def _headers_to_store(headers: Headers, directives: Directives, response_time: float) -> Headers:
@@ -770,7 +743,7 @@ def conditional_headers(request_headers: Headers, stored_headers: Headers) -> He
     last_modified = _first(stored_headers, b"last-modified")
     if etag is None and last_modified is None:
         return None
-    out = [(name, value) for name, value in request_headers if name not in _CONDITION_FIELDS]
+    out = [(name, value) for name, value in request_headers if name not in CONDITION_FIELDS]
     if etag is not None:
         # Sent back as the origin wrote it, even when it is not a valid entity-tag (unquoted):
         # origins compare their own tags as strings.
@@ -798,70 +771,21 @@ def update_from_304(
     return headers
 
 
-def _opaque(tag: bytes) -> bytes:
-    return tag[2:] if tag[:2] in (b"W/", b"w/") else tag
-
-
-def _loose_tag(tag: bytes) -> bytes:
-    """The opaque content of an entity-tag however it was (mis)written: weak prefix in any
-    spelling (`W/`, `w/`, `W\\`, `W`) and quotes removed."""
-    tag = tag.strip()
-    if tag[:2] in (b"W/", b"w/", b"W\\", b"w\\"):
-        tag = tag[2:]
-    elif tag[:2] in (b'W"', b'w"'):
-        tag = tag[1:]
-    if len(tag) >= 2 and tag[:1] == b'"' and tag[-1:] == b'"':
-        tag = tag[1:-1]
-    return tag
-
-
 def answer_conditions(request_headers: Headers, status: int, stored_headers: Headers) -> int | None:
     """RFC 9110 §13.2.2 evaluated against a stored response: 304, 412 or None (answer in
     full). Only for 2xx stored responses; the viewer's conditions come first."""
     if not 200 <= status < 300:
         return None
-    if not any(name in _CONDITIONS for name, _ in request_headers):
+    if not any(name in PRECONDITION_FIELDS for name, _ in request_headers):
         return None  # the common case, a plain request: nothing to parse
+    conditions = condition_fields(request_headers) or {}
+    last_modified_value = _first(stored_headers, b"last-modified")
+    last_modified = None if last_modified_value is None else parse_http_date(last_modified_value)
+    # RFC 9111 §4.3.2: without Last-Modified, the stored Date stands in for it.
+    date_value = _first(stored_headers, b"date") if last_modified is None else None
+    date = None if date_value is None else parse_http_date(date_value)
     etag = _first(stored_headers, b"etag")
-    etag = None if etag is None else etag.strip()
-    last_modified = _parse_date(_first(stored_headers, b"last-modified"))
-    if_match = combined(request_headers, b"if-match")
-    if if_match is not None:
-        # §13.1.1: strong comparison.
-        if if_match.strip() != b"*" and not (
-            etag is not None
-            and etag[:2] not in (b"W/", b"w/")
-            and any(not weak and tag == etag for weak, tag in parse_entity_tags(if_match))
-        ):
-            return 412
-    else:
-        since = _parse_date(_first(request_headers, b"if-unmodified-since"))
-        if since is not None and last_modified is not None and last_modified > since:
-            return 412
-    if_none_match = combined(request_headers, b"if-none-match")
-    if if_none_match is not None:
-        # §13.1.2: weak comparison.
-        if if_none_match.strip() == b"*":
-            return 304
-        if etag is not None and any(
-            _opaque(tag) == _opaque(etag) for _, tag in parse_entity_tags(if_none_match)
-        ):
-            return 304
-        # RFC 9110 §5.6.7 asks recipients to be robust: one malformed tag (unquoted, `w/"x"`,
-        # `W"x"`) still matches a stored tag with the same opaque content.
-        loose = _loose_tag(if_none_match)
-        if etag is not None and b"," not in if_none_match and loose and loose == _loose_tag(etag):
-            return 304
-        return None
-    since = _parse_date(_first(request_headers, b"if-modified-since"))
-    if since is not None:
-        # RFC 9111 §4.3.2: without Last-Modified, the stored Date stands in for it.
-        modified = last_modified
-        if modified is None:
-            modified = _parse_date(_first(stored_headers, b"date"))
-        if modified is not None and modified <= since:
-            return 304
-    return None
+    return evaluate_preconditions(conditions, etag, last_modified, date=date)
 
 
 # -- invalidation (RFC 9111 §4.4) ----------------------------------------------------------------

@@ -29,9 +29,10 @@ DEFAULT_TICK_SECONDS = 0.002
 _OPT_LEVEL = "speed"
 
 
-def default_cache_dir() -> Path:
-    """`$XDG_CACHE_HOME/edge/wasm`, else `~/.cache/edge/wasm`."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+def default_cache_dir(cache_home: str | None = None) -> Path:
+    """`cache_home/edge/wasm`, else `~/.cache/edge/wasm`. The CLI passes `$XDG_CACHE_HOME`:
+    only the CLI reads the environment."""
+    base = cache_home or str(Path.home() / ".cache")
     return Path(base) / "edge" / "wasm"
 
 

@@ -35,8 +35,8 @@ from typing import cast
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from origin_proxy import transport as pooled_module
 from origin_proxy.transport import PooledTransport
+from origin_proxy.transport.connection import Connection
 
 BODY = b"x" * 1024
 RESPONSE = (
@@ -124,7 +124,7 @@ class _InMemoryTransport(PooledTransport):
         self, key: tuple[bytes, bytes, int], timeout_seconds: float | None, loop: object
     ) -> object:
         running = asyncio.get_running_loop()
-        conn = pooled_module._Connection(self, key, running)
+        conn = Connection(self, key, running)
         conn.connection_made(_InstantSocket(conn, running))
         self._open += 1
         self._connections.add(conn)
