@@ -3,8 +3,13 @@ with a disk tier (`store`), request collapsing (`collapse`) and the layer the pi
 (`layer`)."""
 
 from origin_proxy.cache.collapse import Collapser, Flight
-from origin_proxy.cache.layer import HttpCache, Lookup, Outcome
-from origin_proxy.cache.policy import CacheKey, CachePolicy
+from origin_proxy.cache.layer import HttpCache, Lookup, Next, Outcome, Verdict
+from origin_proxy.cache.policy import (
+    CacheKey,
+    CachePolicy,
+    announce_surrogate,
+    without_validators,
+)
 from origin_proxy.cache.store import CacheStats, CacheStore, Entry, StoreWriter
 
 __all__ = [
@@ -17,6 +22,10 @@ __all__ = [
     "Flight",
     "HttpCache",
     "Lookup",
+    "Next",
     "Outcome",
     "StoreWriter",
+    "Verdict",
+    "announce_surrogate",
+    "without_validators",
 ]

@@ -1,21 +1,24 @@
-"""The cache as the request pipeline uses it: look up, serve, validate, store, invalidate.
+"""The cache as a request's journey uses it: look up, serve, judge the origin's answer, keep.
 
 A thin shell over the pure rules of `policy` and the state of `store` and `collapse`; the only
-clock read is the injected `clock` (epoch seconds). The pipeline's part, in order:
+clock read is the injected `clock` (epoch seconds). The journey's part, in order:
 
-1. `lookup(...)` after viewer-request. Its `Outcome` says what to do:
-   HIT / STALE -> `serve(lookup)` (X-Cache: Hit); STALE with `lookup.refresh` also wants a
-   background refresh. GATEWAY_TIMEOUT -> answer 504 (only-if-cached). MISS / REVALIDATE /
-   PASS -> go to the origin with `lookup.forward_headers`.
-2. When the origin answers a REVALIDATE (or a refresh) with 304: `validated(...)` gives the
-   response to send (X-Cache: RefreshHit).
-3. When the origin fails or answers 5xx and `lookup.entry` is set: `stale_on_error(lookup)`
-   may give a stale response to send instead.
-4. Otherwise, after origin-response: `store(...)` gives a `StoreWriter` (or None); stream the
-   body through `writer.tee(body)`.
-5. After any unsafe request: `invalidate_after(...)`.
-6. Always, when done with a lookup: `lookup.release()` (a no-op once a writer or `validated`
-   took the flight over), so requests collapsed onto this one never wait for nothing.
+1. `lookup(...)` after viewer-request. `serve(lookup)` gives the stored response when it may
+   answer (HIT, or STALE: X-Cache Hit); STALE with `lookup.refresh` also wants a background
+   refresh, which goes on with `refresh_of(lookup)`. GATEWAY_TIMEOUT: answer 504
+   (only-if-cached). Otherwise go to the origin with `lookup.forward_headers`.
+2. When the origin answers: `on_origin_answer(lookup, status, headers)` says what comes next
+   (`Next`): the stored response freshened by a 304 or a HEAD's 200 (RefreshHit), a stale one
+   standing in for a 5xx (Hit), ask again without this cache's validators
+   (`without_validators`), or go on with the origin's answer. When the origin cannot be
+   reached at all: `stale_on_error(lookup)`.
+3. After origin-response: `keep(...)` gives the headers to send on and a `StoreWriter` (or
+   None) to stream the body through (`writer.tee(body)`); an unsafe request invalidates there.
+4. Always, when done with a lookup: `lookup.release()` (a no-op once a writer or a 304 took
+   the flight over), so requests collapsed onto this one never wait for nothing.
+
+The steps are also callable one by one (`validated`, `freshened_by_head`, `store_response`,
+`invalidate_after`).
 """
 
 from __future__ import annotations
@@ -46,18 +49,21 @@ from origin_proxy.cache.policy import (
     stored_range,
     update_from_304,
     usable_on_error,
+    with_age,
 )
 from origin_proxy.cache.store import CacheStats, CacheStore, Entry, StoreWriter
 from origin_proxy.fields import if_range_holds, parse_byte_range
 from origin_proxy.message import Headers, OriginResponse
 
-__all__ = ["HttpCache", "Lookup", "Outcome"]
+__all__ = ["HttpCache", "Lookup", "Next", "Outcome", "Verdict"]
 
 # RFC 9110 §15.4.5: what a 304 carries of the stored response's fields.
 _NOT_MODIFIED_FIELDS: Final = frozenset(
     {b"cache-control", b"content-location", b"date", b"etag", b"expires", b"vary",
      b"last-modified"}
 )  # fmt: skip
+# RFC 5861 §4's errors: the origin answers, but cannot serve the object now.
+_ORIGIN_ERRORS: Final = frozenset({500, 502, 503, 504})
 _REASONS: Final = {
     200: b"OK",
     206: b"Partial Content",
@@ -76,15 +82,36 @@ class Outcome(enum.Enum):
     GATEWAY_TIMEOUT = "gateway-timeout"  # only-if-cached and nothing usable (RFC 9111 §5.2.1.7)
 
 
+class Next(enum.Enum):
+    """What follows an origin's answer to a lookup's request (`HttpCache.on_origin_answer`)."""
+
+    GO_ON = "go-on"  # the origin's answer goes on: origin-response, then `keep`
+    REFRESHED = "refreshed"  # answer with the stored response, freshened (X-Cache: RefreshHit)
+    STALE = "stale"  # answer with a stale stored response instead of the origin's error (Hit)
+    REFETCH = "refetch"  # the 304 was for another representation: ask again without validators
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """`next`, and for REFRESHED and STALE the stored `response` to answer with."""
+
+    next: Next
+    response: OriginResponse | None = None
+
+
+_GO_ON: Final = Verdict(Next.GO_ON)
+_REFETCH: Final = Verdict(Next.REFETCH)
+
+
 @dataclass(slots=True, eq=False)
 class Lookup:
     """One request's dealings with the cache.
 
     `request_headers` are the viewer's, normalised by the policy (Accept-Encoding);
     `forward_headers` are what to send to the origin: the same, plus this cache's validators
-    when `validating`. `flight` is set when this request fetches on behalf of others waiting
-    for the same key; `refresh` when a STALE answer should be refreshed in the background by
-    this request (it then owns the flight).
+    when `validating` (on a PASS, the viewer's own headers untouched). `flight` is set when
+    this request fetches on behalf of others waiting for the same key; `refresh` when a STALE
+    answer should be refreshed in the background by this request (it then owns the flight).
     """
 
     outcome: Outcome
@@ -130,7 +157,7 @@ class HttpCache:
         normalized = normalize_request_headers(policy, headers)
         directives = parse_request_directives(policy, normalized)
         if method not in ("GET", "HEAD") or not policy.enabled or directives.no_store:
-            return Lookup(Outcome.PASS, policy, method, None, normalized, normalized, directives)
+            return Lookup(Outcome.PASS, policy, method, None, normalized, headers, directives)
         key = cache_key(policy, path, query, normalized)
         found = self._consult(policy, method, key, normalized, directives)
         collapser = self.collapser
@@ -213,11 +240,22 @@ class HttpCache:
 
     def serve(self, lookup: Lookup) -> OriginResponse | None:
         """The response for a HIT or STALE lookup: with `Age`, answering the viewer's own
-        conditions (304/412) and a single Range (206/416). None when the stored body has gone
-        meanwhile (then fetch as on a miss, with `lookup.request_headers`)."""
-        if lookup.entry is None:
+        conditions (304/412) and a single Range (206/416). None for any other lookup, or when
+        the stored body has gone meanwhile (then fetch as on a miss)."""
+        if lookup.entry is None or lookup.outcome not in (Outcome.HIT, Outcome.STALE):
             return None
         return self._respond(lookup.entry, lookup.method, lookup.request_headers)
+
+    def refresh_of(self, lookup: Lookup) -> Lookup:
+        """For a STALE lookup with `refresh`: the lookup its background refresh goes on with, a
+        conditional GET that takes the flight over (the others keep being served stale)."""
+        flight, lookup.flight = lookup.flight, None
+        return Lookup(
+            Outcome.REVALIDATE, lookup.policy, "GET", lookup.key, lookup.request_headers,
+            lookup.forward_headers, lookup.directives, entry=lookup.entry,
+            age_seconds=lookup.age_seconds, validating=lookup.validating, flight=flight,
+            request_time=self.clock(),
+        )  # fmt: skip
 
     def _respond(
         self, entry: Entry, method: str, request_headers: Headers
@@ -280,7 +318,26 @@ class HttpCache:
         body, close = opened
         return OriginResponse(206, headers, body, _REASONS[206], close)
 
-    # -- 2. validation -----------------------------------------------------------------------
+    # -- 2. the origin's answer --------------------------------------------------------------
+
+    def on_origin_answer(self, lookup: Lookup, status: int, headers: Headers) -> Verdict:
+        """What follows the origin's answer (its status and headers) to `lookup`'s request: a
+        304 to this cache's validators freshens the stored response (RFC 9111 §4.3.3), or asks
+        for the response whole when it cannot; a HEAD's 200 freshens a stored GET when they
+        agree (§4.3.5); a 5xx lets a stale stored response stand in where allowed (RFC 5861
+        §4). Otherwise the origin's answer goes on."""
+        if lookup.validating and status == 304:
+            refreshed = self.validated(lookup, headers)
+            return _REFETCH if refreshed is None else Verdict(Next.REFRESHED, refreshed)
+        if lookup.entry is None:
+            return _GO_ON
+        if lookup.method == "HEAD" and status == 200:
+            refreshed = self.freshened_by_head(lookup, headers)
+            return _GO_ON if refreshed is None else Verdict(Next.REFRESHED, refreshed)
+        if status in _ORIGIN_ERRORS:
+            stale = self.stale_on_error(lookup)
+            return _GO_ON if stale is None else Verdict(Next.STALE, stale)
+        return _GO_ON
 
     def validated(
         self, lookup: Lookup, not_modified_headers: Headers, response_time: float | None = None
@@ -344,8 +401,6 @@ class HttpCache:
             return None
         return self._respond(fresh, "HEAD", lookup.request_headers)
 
-    # -- 3. errors ---------------------------------------------------------------------------
-
     def stale_on_error(self, lookup: Lookup) -> OriginResponse | None:
         """A stale stored response to send instead of an origin error (5xx, unreachable,
         timeout) when the policy or stale-if-error allows it (RFC 5861 §4), else None."""
@@ -361,7 +416,26 @@ class HttpCache:
         self.store.stats.stale_hits += 1
         return self._respond(entry, lookup.method, lookup.request_headers)
 
-    # -- 4. storing --------------------------------------------------------------------------
+    # -- 3. keeping -------------------------------------------------------------------------
+
+    def keep(
+        self, lookup: Lookup, path: bytes, status: int, reason: bytes, headers: Headers
+    ) -> tuple[Headers, StoreWriter | None]:
+        """After origin-response, what becomes of the answer: the headers it goes on with
+        (without the origin's Set-Cookie where the policy forwards no cookie; with the Age
+        this cache gives it when stored) and the writer to stream its body into the store
+        (None: not stored). An unsafe request that passed the cache invalidates `path` and
+        the places its answer names (§4.4)."""
+        if lookup.policy.strips_set_cookie:
+            # CloudFront, forwarding no cookie, removes the origin's Set-Cookie.
+            headers = [(name, value) for name, value in headers if name != b"set-cookie"]
+        if lookup.outcome is Outcome.PASS:
+            self.invalidate_after(lookup.method, status, path, None, headers)
+            return headers, None
+        writer = self.store_response(lookup, status, reason, headers)
+        if writer is not None:
+            headers = with_age(headers, writer.initial_age)
+        return headers, writer
 
     def store_response(
         self,
@@ -393,7 +467,7 @@ class HttpCache:
             on_done=None if flight is None else flight.release,
         )  # fmt: skip
 
-    # -- 5. invalidation ---------------------------------------------------------------------
+    # -- invalidation ------------------------------------------------------------------------
 
     def invalidate_after(
         self,

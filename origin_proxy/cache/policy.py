@@ -58,6 +58,7 @@ __all__ = [
     "RequestDirectives",
     "Storable",
     "accept_encoding_token",
+    "announce_surrogate",
     "answer_conditions",
     "assess_response",
     "cache_key",
@@ -74,10 +75,15 @@ __all__ = [
     "update_from_304",
     "usable_on_error",
     "vary_names",
+    "with_age",
+    "without_validators",
 ]
 
 # RFC 9110 §15.1: the status codes that are heuristically cacheable.
 HEURISTIC_STATUSES: Final = frozenset({200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501})
+
+# The validators this cache adds to a revalidation (§4.3.1).
+_VALIDATORS: Final = frozenset({b"if-none-match", b"if-modified-since"})
 
 # RFC 9110 §9.2.1: the safe methods; any other method invalidates (RFC 9111 §4.4).
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -206,6 +212,19 @@ class CachePolicy:
     def strips_set_cookie(self) -> bool:
         """Whether the origin's Set-Cookie is removed (CloudFront, forwarding no cookie)."""
         return self.keyed_cookies_only and self.cookies == "none"
+
+
+def announce_surrogate(policy: CachePolicy, headers: Headers) -> Headers:
+    """`headers` for the origin with Surrogate-Capability (W3C Edge Architecture 1.0), which
+    tells it that this cache understands Surrogate-Control, and the device name its targeted
+    directives use."""
+    device = policy.surrogate_device
+    if device is None or not policy.enabled:
+        return headers
+    capability = (b"surrogate-capability", device.encode("latin-1") + b'="Surrogate/1.0"')
+    kept = [(name, value) for name, value in headers if name != b"surrogate-capability"]
+    kept.append(capability)
+    return kept
 
 
 # -- cache keys ----------------------------------------------------------------------------------
@@ -677,6 +696,18 @@ def _headers_to_store(headers: Headers, directives: Directives, response_time: f
     return stored
 
 
+def with_age(headers: Headers, initial_age: float) -> Headers:
+    """§5.1 / §4.2.3: a response being stored goes out with the age this cache gives it (the
+    origin's Age corrected by the time the answer took, or what its Date says), as on later
+    hits; one with no age to speak of (under a second, no Age from the origin) gets none."""
+    had_age = any(name == b"age" for name, _ in headers)
+    if not had_age and initial_age < 1:
+        return headers
+    aged = [(name, value) for name, value in headers if name != b"age"]
+    aged.append((b"age", b"%d" % int(initial_age)))
+    return aged
+
+
 # -- using a stored response (RFC 9111 §4) -------------------------------------------------------
 
 
@@ -751,6 +782,12 @@ def conditional_headers(request_headers: Headers, stored_headers: Headers) -> He
     if last_modified is not None:
         out.append((b"if-modified-since", last_modified))
     return out
+
+
+def without_validators(headers: Headers) -> Headers:
+    """`headers` without the validators `conditional_headers` adds, to ask for the response
+    whole (the stored one cannot be freshened after all)."""
+    return [(name, value) for name, value in headers if name not in _VALIDATORS]
 
 
 def update_from_304(
