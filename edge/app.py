@@ -1,9 +1,10 @@
 """The Starlette applications: the proxy every viewer talks to, and the admin listener.
 
 `create_app` takes the edges of the world as arguments (origins, metrics, access log), so tests
-can inject their own; only the CLI builds the real ones. Every viewer path goes to the
-pipeline; the admin app serves `/healthz`, `/metrics`, `/invalidations` and Lambda's Invoke
-API on its own address, every request first through `AdminGuard` (Host, Origin, signature).
+can inject their own; only the CLI builds the real ones. Every viewer request goes to the
+viewer adapter (`edge.viewer`), which runs the journey (`edge.pipeline`); the admin app
+serves `/healthz`, `/metrics`, `/invalidations` and Lambda's Invoke API on its own address,
+every request first through `AdminGuard` (Host, Origin, signature).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ from edge.metrics import ProxyMetrics, render_latest
 from edge.origins import Upstream, build_upstreams, close_upstreams
 from edge.pipeline import Pipeline
 from edge.triggers import TriggerRunner
-from origin_proxy.cache.layer import HttpCache
+from edge.viewer import AsgiViewer
+from origin_proxy.cache import HttpCache
 
 # How stale /metrics may be with several workers (one worker flushes on every scrape).
 METRICS_FLUSH_SECONDS = 0.5
@@ -73,11 +75,16 @@ def create_app(
         config,
         live,
         metrics=recorder,
-        access_log=access_log or AccessLog(sys.stdout if config.server.access_log else None),
         triggers=(
             TriggerRunner.from_config(config, registry, recorder) if registry is not None else None
         ),
         cache=cache if cache is not None else build_cache(config.cache),
+    )
+    viewer = AsgiViewer(
+        pipeline,
+        config.server,
+        metrics=recorder,
+        access_log=access_log or AccessLog(sys.stdout if config.server.access_log else None),
     )
 
     async def flush_metrics() -> None:
@@ -109,23 +116,23 @@ def create_app(
                     await registry.aclose()
                 await close_upstreams(live)
 
-    app = _EdgeApp(pipeline, lifespan=lifespan)
-    app.router.default = pipeline
+    app = _EdgeApp(viewer, lifespan=lifespan)
+    app.router.default = viewer
     app.state.pipeline = pipeline
     return app
 
 
 class _EdgeApp(Starlette):
-    """Starlette for the lifespan; HTTP requests go straight to the pipeline, which handles its
-    own errors, past Starlette's three middleware layers (about 15 µs a request)."""
+    """Starlette for the lifespan; HTTP requests go straight to the viewer adapter, which
+    handles its own errors, past Starlette's three middleware layers (about 15 µs a request)."""
 
-    def __init__(self, pipeline: Pipeline, **options: Any) -> None:
+    def __init__(self, viewer: AsgiViewer, **options: Any) -> None:
         super().__init__(**options)
-        self.pipeline = pipeline
+        self.viewer = viewer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self.pipeline(scope, receive, send)
+            await self.viewer(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 

@@ -1,14 +1,18 @@
-"""Building the configured origins, and what the pipeline needs to know to address each one.
+"""The configured origins, and how a request is addressed to one of them.
 
 Each origin is also described the way a Lambda@Edge origin event shows it: an HTTP origin as
 `origin.custom`, a directory origin as `origin.s3` (it plays an S3 bucket), unless the origin's
 `origin_kind` says the other. When an
 origin-request function switches origins, the new description is matched against the
 configured origins by domain name; an unknown custom origin gets a client of its own.
+
+An origin group is its primary with a way out: a GET, HEAD or OPTIONS that the primary fails
+(a configured status, no connection, a timeout) goes to the secondary (`secondary_after`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -22,12 +26,20 @@ from edge.config import (
 )
 from edge.events import CustomOrigin, S3Origin
 from edge.events.cloudfront import Origin as EventOrigin
+from edge.exchange import ViewerRequest, headers_from_str
 from edge.functions import FunctionRegistry
 from origin_proxy.client import HttpOrigin
-from origin_proxy.message import OriginRequest, OriginResponse
+from origin_proxy.errors import OriginError
+from origin_proxy.headers import forward_request_headers, strip_hop_by_hop
+from origin_proxy.message import Headers, OriginRequest, OriginResponse
+
+logger = logging.getLogger("edge.origins")
 
 # Switched-to origins nobody configured: a few clients are kept for reuse.
 _MAX_AD_HOC_ORIGINS = 32
+
+# CloudFront fails over to a group's secondary only for these (lambda-edge-spec §5.7).
+FAILOVER_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Origin(Protocol):
@@ -57,6 +69,72 @@ class Upstream:
     def target_for(self, path: bytes, query: bytes) -> bytes:
         target = self.path_prefix + path if self.path_prefix else path
         return target + b"?" + query if query else target
+
+    def request_for(self, request: ViewerRequest, headers: Headers) -> OriginRequest:
+        """What goes to this origin for `request`, carrying `headers`."""
+        target = self.target_for(request.path, request.query)
+        return OriginRequest(
+            request.method, target, headers, request.body, request.content_length,
+            request.client_ip, request.scheme, request.listener_port,
+        )  # fmt: skip
+
+    def outbound(self, request: ViewerRequest, headers: Headers, *, via: bytes) -> Outbound:
+        """`request`, carrying `headers`, on its way here: with X-Forwarded-*, Via and this
+        origin's Host where it forwards headers, without hop-by-hop fields. Custom headers are
+        not among them yet: origin-request sees them in the event's origin, not as headers."""
+        if not self.forwards_headers:
+            return Outbound(self, strip_hop_by_hop(headers), self.event_origin)
+        forwarded = forward_request_headers(
+            headers,
+            client_ip=request.client_ip,
+            proto=request.scheme,
+            via=via,
+            host=self.host,
+            forwarded_host=request.forward_host,
+        )
+        return Outbound(self, forwarded, self.event_origin)
+
+
+@dataclass(slots=True)
+class Outbound:
+    """A request on its way to an origin: where it goes, the headers it goes with, and that
+    origin as the origin triggers' events show it. origin-request may change all three."""
+
+    upstream: Upstream
+    headers: Headers
+    event_origin: EventOrigin
+
+    def add_custom_headers(self) -> None:
+        """Put the origin's custom headers (as the event's origin lists them, else as
+        configured) in place of the headers of the same names: the request is ready to go."""
+        described = self.event_origin
+        custom: Headers | tuple[tuple[bytes, bytes], ...] = self.upstream.custom_headers
+        if isinstance(described, CustomOrigin | S3Origin) and described.custom_headers:
+            custom = headers_from_str(described.custom_headers)
+        if custom:
+            names = {name for name, _ in custom}
+            self.headers = [(k, v) for k, v in self.headers if k not in names] + list(custom)
+
+
+def secondary_after(upstream: Upstream, method: str, failure: int | OriginError) -> Upstream | None:
+    """The origin to try next when `upstream` failed a request, or None.
+
+    `failure` is the status it answered or the error it raised. Only an origin group's primary
+    has a next one, only for GET, HEAD and OPTIONS, and only after a configured failover
+    status, a connection failure or a timeout (CloudFront, lambda-edge-spec §5.7).
+    """
+    if upstream.failover is None or method not in FAILOVER_METHODS:
+        return None
+    secondary, statuses = upstream.failover
+    if isinstance(failure, int):
+        if failure not in statuses:
+            return None
+        logger.warning("origin group %s: primary answered %d; trying %s",
+                       upstream.name, failure, secondary.name)  # fmt: skip
+    else:
+        logger.warning("origin group %s: primary failed (%s); trying %s",
+                       upstream.name, failure, secondary.name)  # fmt: skip
+    return secondary
 
 
 def _http_upstream(name: str, settings: HttpOriginConfig) -> Upstream:

@@ -1,346 +1,61 @@
-"""One viewer request's journey, in CloudFront's order, reading top to bottom.
+"""One viewer request's journey, in CloudFront's order (lambda-edge-spec §5), top to bottom.
 
-1. Refuse what no behavior may see (headers, URL or body over the limits).
-2. Match the behavior by path pattern; refuse methods outside its allowed set (403).
-3. viewer-request function: may change the request, or answer itself (the generated response
-   goes straight to the viewer and nothing else runs).
-4. (cache lookup: a later issue.)
-5. origin-request function: sees the request as it is about to go to the origin; may change
-   it, switch the origin, or answer itself (then the origin and origin-response are skipped).
-6. Forward to the origin, streaming the body both ways.
-7. origin-response function: may change status, headers, or replace the body.
-8. (cache store: a later issue.)
-9. viewer-response function, unless the status is >= 400 or viewer-request answered.
-10. Send to the viewer with `Via`, `X-Cache` and the request id; log one line; count it.
+1. The behavior: the first whose path pattern matches the path's normal form. It refuses a
+   method outside its set, a GET or HEAD with a body (403) and a declared body over the
+   limit (413).
+2. viewer-request: may change the request, or answer itself; a generated answer goes
+   straight to the viewer, uncached, and nothing else runs.
+3. The cache, when the behavior's policy stores anything: a hit (fresh, or stale where
+   allowed) skips the origin side (4 to 6); only-if-cached with nothing stored is a 504.
+4. origin-request: sees the request as it is about to go to the origin; may change it,
+   switch the origin, or answer itself (then the origin and origin-response are skipped, and
+   the answer is cached as the origin's would be).
+5. The origin. An origin group's primary that fails a GET, HEAD or OPTIONS (a configured
+   status, no connection, a timeout) hands it to the secondary. The cache then judges the
+   answer: a 304 or a HEAD's 200 freshens the stored response (RefreshHit), a stale copy may
+   stand in for an error (also when the origin cannot be reached).
+6. origin-response: runs for every origin answer, errors included; then the cache keeps what
+   it left, streaming the body into the store as the viewer reads it.
+7. viewer-response, for hits and misses, not when the status is >= 400 (judged on the final
+   status) nor for viewer-request's own answer (which returned at 2).
 
-Failures become responses in one place (`edge.failures`); an error after the first byte of a
-response has gone out aborts the connection instead of becoming a fake error page.
+The wire (reading the request, writing the answer, error pages, the access log) is the viewer
+adapter's (`edge.viewer`); what a trigger's event shows and how its result applies is
+`edge.hooks`'; the cache's rules are `origin_proxy.cache`'s; an origin group's failover rule
+is beside the origins (`edge.origins`). Failures raise, and `edge.failures` maps them once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
-from email.utils import formatdate
-from typing import Any
 
-from edge.accesslog import AccessLog
-from edge.behaviors import METHOD_SETS, PathMatcher
-from edge.caching import keyed_host, policy_for
-from edge.config import BehaviorConfig, EdgeConfig, FunctionAssociation
-from edge.events import (
-    CustomOrigin,
-    EventType,
-    GeneratedResponse,
-    Request,
-    Response,
-    S3Origin,
-    UpdatedRequest,
-    UpdatedResponse,
-)
-from edge.events.cloudfront import Origin as EventOrigin
-from edge.failures import Failure, error_page, failure_for, request_refused
+from edge.config import EdgeConfig
+from edge.distribution import Behavior, build_behaviors
+from edge.exchange import Answer, ViewerRequest, drain
+from edge.hooks import Hooks
 from edge.metrics import ProxyMetrics
-from edge.origins import Upstream, resolve_switched_origin
-from edge.triggers import TriggerFailed, TriggerRunner
-from edge.viewer import Refused, ViewerLimits, admit
-from origin_proxy.cache.layer import HttpCache, Lookup, Outcome
-from origin_proxy.cache.policy import CachePolicy
-from origin_proxy.errors import OriginError
-from origin_proxy.headers import (
-    forward_request_headers,
-    forward_response_headers,
-    strip_hop_by_hop,
-    via_value,
+from edge.origins import Upstream, secondary_after
+from edge.triggers import TriggerRunner
+from edge.viewer.admission import refuse_for_behavior
+from origin_proxy import OriginError
+from origin_proxy.cache import (
+    HttpCache,
+    Lookup,
+    Next,
+    Outcome,
+    announce_surrogate,
+    without_validators,
 )
-from origin_proxy.message import Headers, OriginRequest, OriginResponse, single_chunk
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from origin_proxy.headers import strip_hop_by_hop, via_value
+from origin_proxy.message import Headers
 
 logger = logging.getLogger("edge.pipeline")
 
-# lambda-edge-spec §1.4: how much of the body include-body exposes.
-_INCLUDE_BODY_BYTES = {"viewer-request": 40 * 1024, "origin-request": 1024 * 1024}
-
-
-class BodyTooLarge(Exception):
-    """The viewer's request body passed the configured limit while streaming."""
-
-
-class ViewerDisconnected(Exception):
-    """The viewer went away before its request body was complete."""
-
-
-class ViewerBodyStalled(Exception):
-    """The viewer's request body stopped arriving for longer than the body timeout."""
-
-
-@dataclass(frozen=True, slots=True)
-class Behavior:
-    """A behavior ready to serve: its pattern, methods, upstream and functions."""
-
-    path: str
-    methods: frozenset[str] | None  # None: any method
-    upstream: Upstream
-    viewer_request: FunctionAssociation | None = None
-    origin_request: FunctionAssociation | None = None
-    origin_response: FunctionAssociation | None = None
-    viewer_response: FunctionAssociation | None = None
-    policy: CachePolicy = field(default_factory=CachePolicy.rfc9111)
-    forward_host: bool = True  # X-Forwarded-Host to the origin (see edge.caching.keyed_host)
-
-    @property
-    def has_functions(self) -> bool:
-        return bool(
-            self.viewer_request
-            or self.origin_request
-            or self.origin_response
-            or self.viewer_response
-        )
-
-
-@dataclass(slots=True)
-class ViewerRequest:
-    """The request as it travels through the triggers (raw bytes, ASGI-style headers)."""
-
-    method: str
-    path: bytes
-    query: bytes
-    headers: Headers
-    body: AsyncIterator[bytes] | None
-    content_length: int | None
-    client_ip: str
-    scheme: str
-    listener_port: int = 80
-    # Whether the origin is told the viewer's Host in X-Forwarded-Host (only when it cannot
-    # poison the cache: the Host is in the key, or nothing is stored).
-    forward_host: bool = True
-
-
-@dataclass(slots=True)
-class Answer:
-    """What will be sent to the viewer: from an origin, or generated by a function."""
-
-    status: int
-    headers: Headers
-    body: AsyncIterator[bytes]
-    close: Callable[[], Awaitable[None]]
-    result: str  # the X-Cache kind: "Miss", "Error", "LambdaGeneratedResponse"
-    reason: bytes = b""
-    storing: bool = False  # the body streams into the cache as it is read
-
-
-_FAILOVER_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-# A body this small, sent in one write, fits in the server's write buffer without waiting.
-_UNWATCHED_BYTES = 16 * 1024
-
-# The validators this cache adds to a revalidation (dropped to fetch a response whole).
-_VALIDATORS = frozenset({b"if-none-match", b"if-modified-since"})
-
-
-# RFC 5861 §4's errors: the origin answers, but cannot serve the object now.
-_ORIGIN_ERRORS = frozenset({500, 502, 503, 504})
-
-
-def _announce_surrogate(policy: CachePolicy, headers: Headers) -> Headers:
-    """Surrogate-Capability (W3C Edge Architecture 1.0): tells the origin that this cache
-    understands Surrogate-Control, and the device name its targeted directives use."""
-    device = policy.surrogate_device
-    if device is None or not policy.enabled:
-        return headers
-    capability = (b"surrogate-capability", device.encode("latin-1") + b'="Surrogate/1.0"')
-    kept = [(name, value) for name, value in headers if name != b"surrogate-capability"]
-    kept.append(capability)
-    return kept
-
-
-def _send_age(answer: Answer, initial_age: float) -> None:
-    """RFC 9111 §5.1 / §4.2.3: a stored response goes out with the age this cache gives it (the
-    origin's Age plus the time the answer took, or what its Date says), as on later hits; a
-    response with no age to speak of (under a second, no Age from the origin) gets none."""
-    had_age = any(name == b"age" for name, _ in answer.headers)
-    if not had_age and initial_age < 1:
-        return
-    answer.headers = [(name, value) for name, value in answer.headers if name != b"age"]
-    answer.headers.append((b"age", b"%d" % int(initial_age)))
-
-
-async def _read_to_end(body: AsyncIterator[bytes]) -> None:
-    """Read a body nobody will be sent, for its side effect (a cache store it streams into)."""
-    async for _ in body:
-        pass
-
-
-def _answer_from(response: OriginResponse, result: str) -> Answer:
-    return Answer(
-        status=response.status,
-        headers=list(response.headers),
-        body=response.body,
-        close=response.close,
-        result=result,
-        reason=response.reason,
-    )
-
-
-def _plain_answer(status: int, reason: bytes, body: bytes) -> Answer:
-    return Answer(
-        status=status,
-        headers=[
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        body=single_chunk(body),
-        close=_nothing,
-        result="Error",
-        reason=reason,
-    )
-
-
-_date_cache: list[Any] = [0, b""]
-
-
-def http_date_now() -> bytes:
-    """The current time as an IMF-fixdate (RFC 9110 §5.6.7), formatted once a second."""
-    now = int(time.time())
-    if now != _date_cache[0]:
-        _date_cache[0] = now
-        _date_cache[1] = formatdate(now, usegmt=True).encode()
-    value: bytes = _date_cache[1]
-    return value
-
-
-def _with_date(headers: Headers) -> None:
-    for name, _ in headers:
-        if name == b"date":
-            return
-    headers.append((b"date", http_date_now()))
-
-
-def new_request_id() -> str:
-    """An opaque id like CloudFront's X-Amz-Cf-Id (URL-safe base64 of 42 random bytes)."""
-    return base64.urlsafe_b64encode(os.urandom(42)).decode()
-
-
-def _declared_length(headers: Headers) -> int | None:
-    for name, value in headers:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-async def _viewer_body(receive: Receive, limit: int, idle_seconds: float) -> AsyncIterator[bytes]:
-    seen = 0
-    while True:
-        try:
-            async with asyncio.timeout(idle_seconds):
-                message = await receive()
-        except TimeoutError:
-            raise ViewerBodyStalled from None
-        if message["type"] == "http.disconnect":
-            raise ViewerDisconnected
-        chunk = message.get("body", b"")
-        if chunk:
-            seen += len(chunk)
-            if seen > limit:
-                raise BodyTooLarge
-            yield chunk
-        if not message.get("more_body", False):
-            return
-
-
-async def _next_chunk(body: AsyncIterator[bytes]) -> bytes:
-    """The next non-empty chunk of `body`, or b"" at its end."""
-    while True:
-        chunk = await anext(body, None)
-        if chunk is None:
-            return b""
-        if chunk:
-            return chunk
-
-
-async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    if first:
-        yield first
-    async for chunk in rest:
-        yield chunk
-
-
-async def _read_up_to(body: AsyncIterator[bytes], limit: int) -> tuple[bytes, bool, bytes]:
-    """(first `limit` bytes, whether more followed, the bytes read past the limit)."""
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in body:
-        parts.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            data = b"".join(parts)
-            return data[:limit], True, data[limit:]
-    return b"".join(parts), False, b""
-
-
-async def _nothing() -> None:
-    return None
-
-
-def _to_str_headers(headers: Headers) -> list[tuple[str, str]]:
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
-
-
-def _encode_value(value: str) -> bytes:
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:
-        return value.encode("utf-8")
-
-
-def _to_byte_headers(headers: Any) -> Headers:
-    return [(k.lower().encode("latin-1"), _encode_value(v)) for k, v in headers]
-
-
-def _event_request(
-    request: ViewerRequest,
-    headers: Any,
-    *,
-    body: bytes = b"",
-    body_truncated: bool = False,
-    origin: EventOrigin | None = None,
-) -> Request:
-    """The request as a Lambda@Edge event shows it, with `headers` as the trigger sees them."""
-    return Request(
-        client_ip=request.client_ip,
-        method=request.method,
-        uri=_uri_str(request.path),
-        querystring=_uri_str(request.query),
-        headers=headers,
-        body=body,
-        body_truncated=body_truncated,
-        origin=origin,
-    )
-
-
-def _uri_str(path: bytes) -> str:
-    # lambda-edge-spec §1.2: uri and querystring reach functions as UTF-8; other bytes are
-    # taken as ISO-8859-1.
-    try:
-        return path.decode("utf-8")
-    except UnicodeDecodeError:
-        return path.decode("latin-1")
-
 
 class Pipeline:
-    """The ASGI endpoint that serves every viewer request."""
+    """The journey of every viewer request: `await pipeline(request)` gives its answer."""
 
     def __init__(
         self,
@@ -348,676 +63,190 @@ class Pipeline:
         upstreams: dict[str, Upstream],
         *,
         metrics: ProxyMetrics,
-        access_log: AccessLog,
         triggers: TriggerRunner | None = None,
         cache: HttpCache | None = None,
     ) -> None:
-        self.config = config
         self.cache = cache
+        self.metrics = metrics
+        self.hooks = Hooks(triggers, upstreams) if triggers is not None else None
+        self.behaviors = build_behaviors(config, upstreams, functions=triggers is not None)
+        self.via = via_value(config.server.name)
+        self.max_body_bytes = config.server.max_body_bytes
         # Background work (stale-while-revalidate refreshes): the app's lifespan sets it.
         self.background: asyncio.TaskGroup | None = None
-        self.upstreams = upstreams
-        self.metrics = metrics
-        self.access_log = access_log
-        self.triggers = triggers
-        server = config.server
-        self.edge_name = server.name
-        self.via = via_value(server.name)
-        self.max_body_bytes = server.max_body_bytes
-        self.body_timeout = server.client_body_timeout
-        self.send_timeout = server.send_timeout
-        self.limits = ViewerLimits(
-            max_url_bytes=server.max_url_bytes,
-            max_header_bytes=server.max_header_bytes,
-            escaped_slashes=server.escaped_slashes,
+
+    async def __call__(self, request: ViewerRequest) -> Answer:
+        # 1. The behavior, and what it refuses.
+        behavior = self.behaviors.match(request.normal_path)
+        assert behavior is not None  # the default behavior matches everything
+        request.behavior = behavior.path
+        request.origin = behavior.upstream.name
+        request.forward_host = behavior.forward_host
+        refuse_for_behavior(
+            request.method,
+            behavior.methods,
+            has_body=request.body is not None,
+            content_length=request.content_length,
+            max_body_bytes=self.max_body_bytes,
         )
-        self.server_name = server.name
-        self.behaviors = PathMatcher([(b.path, self._behavior(b)) for b in config.behaviors])
-        self._x_cache = {
-            kind: f"{kind} from {server.name}".encode()
-            for kind in ("Hit", "RefreshHit", "Miss", "Error", "LambdaGeneratedResponse")
-        }
+        hooks = self.hooks
 
-    def _behavior(self, behavior: BehaviorConfig) -> Behavior:
-        upstream = self.upstreams[behavior.origin]
-        policy, forward_host = keyed_host(
-            policy_for(behavior, device=self.server_name),
-            rfc9111=behavior.cache == "rfc9111",
-            forwards_headers=upstream.forwards_headers,
-            sees_viewer_host=upstream.sees_viewer_host,
-        )
-        built = Behavior(
-            behavior.path,
-            METHOD_SETS[behavior.methods],
-            upstream,
-            viewer_request=behavior.association("viewer-request"),
-            origin_request=behavior.association("origin-request"),
-            origin_response=behavior.association("origin-response"),
-            viewer_response=behavior.association("viewer-response"),
-            policy=policy,
-            forward_host=forward_host,
-        )
-        if built.has_functions and self.triggers is None:
-            raise ValueError(f"behavior {behavior.path!r} has functions but no function runtime")
-        return built
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        request_id = new_request_id()
-        method: str = scope["method"]
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        path = raw_path.decode("latin-1")
-        client = scope.get("client")
-        client_ip = client[0] if client else "0.0.0.0"
-        scheme: str = scope.get("scheme", "http")
-        behavior_name = origin_name = "-"
-        sent = _Sent()
-        try:
-            # 1. What no behavior may see.
-            try:
-                admitted = admit(
-                    method,
-                    raw_path,
-                    scope["query_string"],
-                    scope["headers"],
-                    scheme=scheme,
-                    limits=self.limits,
-                    http_version=scope.get("http_version", "1.1"),
-                )
-            except Refused as refused:
-                await self._send_failure(send, refused.failure, request_id, method, sent)
-                return
-            # 2. The behavior (matched on the path's normal form) and its methods.
-            behavior = self.behaviors.match(admitted.normal_path.decode("latin-1"))
-            if behavior is None:  # pragma: no cover - the default behavior matches everything
-                return
-            behavior_name = behavior.path
-            origin_name = behavior.upstream.name
-            refusal: Failure | None = None
-            if behavior.methods is not None and method not in behavior.methods:
-                refusal = request_refused(
-                    403, "MethodNotAllowed", f"The method {method} is not allowed for this path."
-                )
-            elif admitted.has_body and method in ("GET", "HEAD"):
-                # CloudFront answers 403 to a GET or HEAD that carries a body.
-                refusal = request_refused(
-                    403, "BodyNotAllowed", f"A {method} request must not carry a body."
-                )
-            elif (
-                admitted.content_length is not None
-                and admitted.content_length > self.max_body_bytes
-            ):
-                refusal = request_refused(
-                    413,
-                    "RequestTooLarge",
-                    f"The request body is larger than {self.max_body_bytes} bytes.",
-                )
-            if refusal is not None:
-                await self._send_failure(send, refusal, request_id, method, sent)
-                return
-            request = ViewerRequest(
-                method=method,
-                path=admitted.path,
-                query=admitted.query,
-                headers=admitted.headers,
-                body=(
-                    _viewer_body(receive, self.max_body_bytes, self.body_timeout)
-                    if admitted.has_body
-                    else None
-                ),
-                content_length=None if admitted.chunked else admitted.content_length,
-                client_ip=client_ip,
-                scheme=scheme,
-                listener_port=(scope.get("server") or ("", 80))[1] or 80,
-                forward_host=behavior.forward_host,
-            )
-            answer = await self._journey(behavior, request, request_id)
-            # 10. To the viewer.
-            await self._send_answer(send, answer, method, request_id, sent)
-        except (BodyTooLarge, ViewerDisconnected, ViewerBodyStalled) as exc:
-            if sent.started:
-                raise
-            if isinstance(exc, BodyTooLarge):
-                refusal = request_refused(
-                    413,
-                    "RequestTooLarge",
-                    f"The request body is larger than {self.max_body_bytes} bytes.",
-                )
-                await self._send_failure(send, refusal, request_id, method, sent)
-            elif isinstance(exc, ViewerBodyStalled):
-                refusal = request_refused(
-                    408,
-                    "RequestTimeout",
-                    f"The request body stopped arriving for {self.body_timeout:g} s.",
-                )
-                await self._send_failure(send, refusal, request_id, method, sent)
-        except Exception as exc:
-            failure = failure_for(exc)
-            if isinstance(exc, OriginError):
-                self.metrics.record_origin_error(exc.origin, exc.detail)
-            extra = ""
-            if isinstance(exc, TriggerFailed) and exc.lambda_request_id:
-                extra = f" (Lambda RequestId: {exc.lambda_request_id})"
-            logger.error(
-                "request %s %s %s: %s -> %d %s: %s%s",
-                request_id,
-                method,
-                path,
-                failure.kind,
-                failure.status,
-                failure.detail,
-                failure.cause,
-                extra,
-            )
-            if sent.started:
-                raise  # mid-body: abort the connection, never a fake error page
-            await self._send_failure(send, failure, request_id, method, sent)
-        finally:
-            elapsed = time.perf_counter() - started
-            self.metrics.record_request(
-                behavior_name, sent.status, sent.body_bytes, elapsed, sent.result
-            )
-            self.access_log.write(
-                client=client_ip,
-                method=method,
-                path=path,
-                status=sent.status,
-                body_bytes=sent.body_bytes,
-                seconds=elapsed,
-                behavior=behavior_name,
-                origin=origin_name,
-                result=sent.result,
-                request_id=request_id,
-            )
-
-    # -- the triggers, in CloudFront's order ------------------------------------------------
-
-    async def _journey(self, behavior: Behavior, request: ViewerRequest, request_id: str) -> Answer:
-        """Steps 3 to 9 for one request (the functions and the cache are each optional)."""
-        viewer_headers: list[tuple[str, str]] = []
-
-        # 3. viewer-request.
+        # 2. viewer-request. Its own answer goes straight to the viewer: nothing else runs.
         if behavior.viewer_request is not None:
-            assert self.triggers is not None
-            association = behavior.viewer_request
-            viewer_headers = _to_str_headers(request.headers)
-            body, truncated = await self._expose_body(request, association, "viewer-request")
-            event_request = _event_request(
-                request, viewer_headers, body=body, body_truncated=truncated
-            )
-            outcome = await self.triggers.run(
-                EventType.VIEWER_REQUEST, association, event_request, None, request_id
-            )
-            if isinstance(outcome, GeneratedResponse):
-                return self._generated(outcome, "LambdaGeneratedResponse")
-            if isinstance(outcome, UpdatedRequest):
-                viewer_headers = list(outcome.headers)
-                self._apply_request(request, outcome, viewer_headers)
-        elif behavior.viewer_response is not None:
-            viewer_headers = _to_str_headers(request.headers)
+            assert hooks is not None
+            generated = await hooks.viewer_request(behavior.viewer_request, request)
+            if generated is not None:
+                return generated
 
-        # 4. The cache: a fresh hit skips the origin side; viewer-response still runs.
+        # 3. The cache. A hit skips origin-request, the origin and origin-response.
+        cache = self.cache
         look: Lookup | None = None
-        if self.cache is not None and behavior.policy.enabled:
-            look = await self.cache.lookup(
+        answer: Answer | None = None
+        if cache is not None and behavior.policy.enabled:
+            look = await cache.lookup(
                 behavior.policy, request.method, request.path, request.query, request.headers
             )
         try:
-            answer = await self._from_cache_or_origin(behavior, request, look, request_id)
+            if cache is not None and look is not None:
+                stored = cache.serve(look)
+                if stored is not None:
+                    answer = Answer.of(stored, "Hit")
+                    if look.refresh:
+                        self._refresh_later(behavior, request, look)
+                elif look.outcome is Outcome.GATEWAY_TIMEOUT:
+                    # RFC 9111 §5.2.1.7: only-if-cached, and nothing usable is stored.
+                    answer = Answer.text(
+                        504, b"Gateway Timeout", b"504 only-if-cached: not cached\n"
+                    )
+            if answer is None:
+                answer = await self._origin_side(behavior, request, look, behavior.upstream)
         finally:
             if look is not None:
                 look.release()
 
-        # 9. viewer-response: not for errors (judged on the final status, §5 [inferred]).
+        # 7. viewer-response: not for errors (judged on the final status, §5 [inferred]).
         if behavior.viewer_response is not None and answer.status < 400:
-            answer = await self._response_trigger(
-                EventType.VIEWER_RESPONSE,
-                behavior.viewer_response,
-                answer,
-                _event_request(request, viewer_headers),
-                request_id,
-            )
+            assert hooks is not None
+            answer = await hooks.viewer_response(behavior.viewer_response, request, answer)
         return answer
-
-    async def _from_cache_or_origin(
-        self, behavior: Behavior, request: ViewerRequest, look: Lookup | None, request_id: str
-    ) -> Answer:
-        cache = self.cache
-        if cache is not None and look is not None:
-            if look.outcome in (Outcome.HIT, Outcome.STALE):
-                served = cache.serve(look)
-                if served is not None:
-                    if look.refresh:
-                        self._refresh_later(behavior, request, look)
-                    return _answer_from(served, "Hit")
-            elif look.outcome is Outcome.GATEWAY_TIMEOUT:
-                # RFC 9111 §5.2.1.7: only-if-cached and nothing usable stored.
-                return _plain_answer(504, b"Gateway Timeout", b"504 only-if-cached: not cached\n")
-            if look.outcome is not Outcome.PASS:
-                request.headers = look.forward_headers
-        return await self._origin_side(behavior, request, look, request_id)
 
     async def _origin_side(
-        self, behavior: Behavior, request: ViewerRequest, look: Lookup | None, request_id: str
+        self, behavior: Behavior, request: ViewerRequest, look: Lookup | None, upstream: Upstream
     ) -> Answer:
-        """Steps 5 to 8: origin-request, the origin, origin-response, the cache store."""
+        """Steps 4 to 6 with `upstream`: origin-request, the origin, origin-response, the
+        cache's part in each."""
         cache = self.cache
-        upstream = behavior.upstream
+        forward = request.headers if look is None else look.forward_headers
+        outbound = upstream.outbound(request, forward, via=self.via)
 
-        # 5. origin-request.
-        origin_headers = self._origin_headers(upstream, request, custom=False)
-        event_origin = upstream.event_origin
-        answer: Answer | None = None
+        # 4. origin-request. Its own answer skips the origin and origin-response.
         if behavior.origin_request is not None:
-            assert self.triggers is not None
-            association = behavior.origin_request
-            body, truncated = await self._expose_body(request, association, "origin-request")
-            event_request = _event_request(
-                request,
-                _to_str_headers(origin_headers),
-                body=body,
-                body_truncated=truncated,
-                origin=event_origin,
-            )
-            outcome = await self.triggers.run(
-                EventType.ORIGIN_REQUEST, association, event_request, None, request_id
-            )
-            if isinstance(outcome, GeneratedResponse):
-                # Generated here: cached like an origin's answer; origin-response is skipped.
-                answer = self._generated(outcome, "Miss")
-            elif isinstance(outcome, UpdatedRequest):
-                self._apply_request(request, outcome, None)
-                origin_headers = _to_byte_headers(outcome.headers)
-                # X-Forwarded-Proto is hidden from functions (§3.1) but still goes to the origin.
-                origin_headers.append((b"x-forwarded-proto", request.scheme.encode()))
-                if outcome.origin is not None:
-                    upstream = resolve_switched_origin(self.upstreams, outcome.origin)
-                    event_origin = outcome.origin
+            assert self.hooks is not None
+            generated = await self.hooks.origin_request(behavior.origin_request, request, outbound)
+            if generated is not None:
+                return self._keep(look, request, generated)
 
-        if answer is None:
-            custom = self._custom_headers(upstream, event_origin)
-            if custom:
-                names = {name for name, _ in custom}
-                origin_headers = [(k, v) for k, v in origin_headers if k not in names] + custom
-            if look is not None:
-                origin_headers = _announce_surrogate(behavior.policy, origin_headers)
-            # 6. The origin (a stored response may stand in when it fails: stale-if-error).
-            try:
-                answer = await self._fetch(upstream, request, origin_headers)
-            except OriginError:
-                stale = cache.stale_on_error(look) if cache and look and look.entry else None
-                if stale is None:
-                    raise
-                return _answer_from(stale, "Hit")
-            if cache is not None and look is not None:
-                if look.validating and answer.status == 304:
-                    await answer.close()
-                    refreshed = cache.validated(look, answer.headers)
-                    if refreshed is not None:
-                        return _answer_from(refreshed, "RefreshHit")
-                    # The stored response no longer matches: fetch it whole.
-                    plain = [(k, v) for k, v in origin_headers if k not in _VALIDATORS]
-                    answer = await self._fetch(upstream, request, plain)
-                elif request.method == "HEAD" and answer.status == 200 and look.entry is not None:
-                    refreshed = cache.freshened_by_head(look, answer.headers)
-                    if refreshed is not None:
-                        await answer.close()
-                        return _answer_from(refreshed, "RefreshHit")
-                elif answer.status in _ORIGIN_ERRORS and look.entry is not None:
-                    stale = cache.stale_on_error(look)
-                    if stale is not None:
-                        await answer.close()
-                        return _answer_from(stale, "Hit")
-
-            # 7. origin-response.
-            if behavior.origin_response is not None:
-                answer = await self._response_trigger(
-                    EventType.ORIGIN_RESPONSE,
-                    behavior.origin_response,
-                    answer,
-                    _event_request(request, _to_str_headers(origin_headers), origin=event_origin),
-                    request_id,
+        # 5. The origin (an origin group's secondary when its primary fails).
+        outbound.add_custom_headers()
+        if look is not None:
+            outbound.headers = announce_surrogate(look.policy, outbound.headers)
+        try:
+            answer = await self._fetch(outbound.upstream, request, outbound.headers, forward)
+        except OriginError:
+            stale = None if cache is None or look is None else cache.stale_on_error(look)
+            if stale is None:
+                raise
+            return Answer.of(stale, "Hit")  # RFC 5861 §4: stale-if-error
+        if cache is not None and look is not None:
+            verdict = cache.on_origin_answer(look, answer.status, answer.headers)
+            if verdict.response is not None:  # the stored response answers instead
+                await answer.close()
+                refreshed = verdict.next is Next.REFRESHED
+                return Answer.of(verdict.response, "RefreshHit" if refreshed else "Hit")
+            if verdict.next is Next.REFETCH:
+                await answer.close()
+                answer = await self._fetch(
+                    outbound.upstream, request, without_validators(outbound.headers), forward
                 )
 
-        # 8. The cache store (what origin-response left is what is cached).
-        if look is not None and look.policy.strips_set_cookie:
-            # CloudFront, forwarding no cookie, removes the origin's Set-Cookie.
-            answer.headers = [(k, v) for k, v in answer.headers if k != b"set-cookie"]
-        if cache is not None and look is not None:
-            if look.outcome is Outcome.PASS:
-                if request.method not in ("GET", "HEAD", "OPTIONS"):
-                    cache.invalidate_after(
-                        request.method, answer.status, request.path, None, answer.headers
-                    )
-            else:
-                writer = cache.store_response(look, answer.status, answer.reason, answer.headers)
-                if writer is not None:
-                    answer.body = writer.tee(answer.body)
-                    answer.storing = True
-                    _send_age(answer, writer.initial_age)
-        return answer
-
-    def _refresh_later(self, behavior: Behavior, request: ViewerRequest, look: Lookup) -> None:
-        """stale-while-revalidate: refresh the stored response in the background (this request
-        was handed the flight; the others keep being served stale meanwhile)."""
-        tasks = self.background
-        if tasks is None or self.cache is None:
-            return
-        flight, look.flight = look.flight, None
-        snapshot = ViewerRequest(
-            method="GET",
-            path=request.path,
-            query=request.query,
-            headers=list(look.forward_headers),
-            body=None,
-            content_length=None,
-            client_ip=request.client_ip,
-            scheme=request.scheme,
-            listener_port=request.listener_port,
-            forward_host=request.forward_host,
-        )
-        refresh = Lookup(
-            Outcome.REVALIDATE, look.policy, "GET", look.key, look.request_headers,
-            look.forward_headers, look.directives, entry=look.entry,
-            age_seconds=look.age_seconds, validating=look.validating, flight=flight,
-            request_time=self.cache.clock(),
-        )  # fmt: skip
-        tasks.create_task(self._refresh(behavior, snapshot, refresh))
-
-    async def _refresh(self, behavior: Behavior, request: ViewerRequest, look: Lookup) -> None:
-        # The origin side as a miss would run it: origin-request, the origin, origin-response
-        # and the store; the answer is only drained (that is what stores it).
-        request_id = new_request_id()
-        try:
-            answer = await self._origin_side(behavior, request, look, request_id)
-            try:
-                await _read_to_end(answer.body)
-            finally:
-                await answer.close()
-        except Exception as exc:  # noqa: BLE001 - a failed refresh keeps serving the stale copy
-            logger.warning(
-                "request %s: background refresh of %s failed: %r", request_id, request.path, exc
+        # 6. origin-response, then the cache keeps what it left.
+        if behavior.origin_response is not None:
+            assert self.hooks is not None
+            answer = await self.hooks.origin_response(
+                behavior.origin_response, request, outbound, answer
             )
-        finally:
-            look.release()
+        return self._keep(look, request, answer)
 
-    async def _response_trigger(
-        self,
-        trigger: EventType,
-        association: FunctionAssociation,
-        answer: Answer,
-        event_request: Request,
-        request_id: str,
+    async def _fetch(
+        self, upstream: Upstream, request: ViewerRequest, headers: Headers, forward: Headers
     ) -> Answer:
-        assert self.triggers is not None
-        shown = Response(
-            status=answer.status,
-            status_description=answer.reason.decode("latin-1"),
-            headers=_to_str_headers(answer.headers),
-        )
-        try:
-            outcome = await self.triggers.run(
-                trigger, association, event_request, shown, request_id
-            )
-        except BaseException:
-            await answer.close()
-            raise
-        if outcome is None:  # continue unchanged
-            return answer
-        assert isinstance(outcome, UpdatedResponse)
-        headers = _to_byte_headers(outcome.headers)
-        if outcome.body is None:
-            answer.headers = headers
-            answer.status = outcome.status
-            answer.reason = outcome.status_description.encode("latin-1", "replace")
-            return answer
-        # The body is replaced: the origin's framing no longer applies (content-length is
-        # recomputed; an encoding the function did not set itself is dropped). A body on its
-        # way into the cache is still read to the end: viewer-response changes what this
-        # viewer gets, not what is stored (as in CloudFront).
-        try:
-            if answer.storing:
-                await _read_to_end(answer.body)
-        finally:
-            await answer.close()
-        origin_encoding = [v for k, v in answer.headers if k == b"content-encoding"]
-        headers = [
-            (k, v)
-            for k, v in headers
-            if k not in (b"content-length", b"transfer-encoding")
-            and not (k == b"content-encoding" and [v] == origin_encoding)
-        ]
-        headers.append((b"content-length", str(len(outcome.body)).encode()))
-        return Answer(
-            status=outcome.status,
-            headers=headers,
-            body=single_chunk(outcome.body),
-            close=_nothing,
-            result=answer.result,
-            reason=outcome.status_description.encode("latin-1", "replace"),
-        )
-
-    async def _expose_body(
-        self, request: ViewerRequest, association: FunctionAssociation, trigger: str
-    ) -> tuple[bytes, bool]:
-        """Read the part of the body include-body shows; the whole body still goes on."""
-        if not association.include_body or request.body is None:
-            return b"", False
-        limit = _INCLUDE_BODY_BYTES[trigger]
-        data, truncated, extra = await _read_up_to(request.body, limit)
-        request.body = _chain(data + extra, request.body)
-        return data, truncated
-
-    def _apply_request(
-        self,
-        request: ViewerRequest,
-        outcome: UpdatedRequest,
-        viewer_headers: list[tuple[str, str]] | None,
-    ) -> None:
-        request.path = outcome.uri.encode("utf-8")
-        request.query = outcome.querystring.encode("utf-8")
-        if viewer_headers is not None:
-            request.headers = _to_byte_headers(viewer_headers)
-        if outcome.body is not None:  # include-body with action "replace"
-            request.body = single_chunk(outcome.body) if outcome.body else None
-            request.content_length = len(outcome.body) if outcome.body else None
-            if request.body is None and request.method not in ("GET", "HEAD"):
-                request.body = single_chunk(b"")
-                request.content_length = 0
-
-    def _custom_headers(
-        self, upstream: Upstream, event_origin: EventOrigin
-    ) -> list[tuple[bytes, bytes]]:
-        if isinstance(event_origin, CustomOrigin | S3Origin) and event_origin.custom_headers:
-            return _to_byte_headers(event_origin.custom_headers)
-        return list(upstream.custom_headers)
-
-    # -- the origin and the viewer ---------------------------------------------------------
-
-    def _origin_headers(
-        self, upstream: Upstream, request: ViewerRequest, *, custom: bool
-    ) -> Headers:
-        if not upstream.forwards_headers:
-            return strip_hop_by_hop(request.headers)
-        return forward_request_headers(
-            request.headers,
-            client_ip=request.client_ip,
-            proto=request.scheme,
-            via=self.via,
-            host=upstream.host,
-            extra=upstream.custom_headers if custom else (),
-            forwarded_host=request.forward_host,
-        )
-
-    async def _fetch(self, upstream: Upstream, request: ViewerRequest, headers: Headers) -> Answer:
-        """Ask `upstream`; for an origin group, fail over to the secondary on a configured
-        status, a connection error or a timeout, for GET, HEAD and OPTIONS (CloudFront)."""
-        if upstream.failover is None or request.method not in _FAILOVER_METHODS:
-            return await self._fetch_one(upstream, request, headers)
-        secondary, statuses = upstream.failover
+        """Ask `upstream`; an origin group's secondary when the primary fails (its headers
+        made from `forward`, the headers the request went with)."""
         try:
             answer = await self._fetch_one(upstream, request, headers)
         except OriginError as exc:
-            logger.warning("origin group %s: primary failed (%s); trying %s",
-                           upstream.name, exc, secondary.name)  # fmt: skip
+            secondary = secondary_after(upstream, request.method, exc)
+            if secondary is None:
+                raise
         else:
-            if answer.status not in statuses:
+            secondary = secondary_after(upstream, request.method, answer.status)
+            if secondary is None:
                 return answer
             await answer.close()
-            logger.warning("origin group %s: primary answered %d; trying %s",
-                           upstream.name, answer.status, secondary.name)  # fmt: skip
-        return await self._fetch_one(
-            secondary, request, self._origin_headers(secondary, request, custom=True)
-        )
+        outbound = secondary.outbound(request, forward, via=self.via)
+        outbound.add_custom_headers()
+        return await self._fetch_one(secondary, request, outbound.headers)
 
     async def _fetch_one(
         self, upstream: Upstream, request: ViewerRequest, headers: Headers
     ) -> Answer:
-        outgoing = OriginRequest(
-            method=request.method,
-            target=upstream.target_for(request.path, request.query),
-            headers=headers,
-            body=request.body,
-            content_length=request.content_length,
-            client_ip=request.client_ip,
-            scheme=request.scheme,
-            listener_port=request.listener_port,
-        )
         asked = time.perf_counter()
-        response: OriginResponse = await upstream.origin.fetch(outgoing)
+        response = await upstream.origin.fetch(upstream.request_for(request, headers))
         self.metrics.record_origin(upstream.name, time.perf_counter() - asked)
         return Answer(
-            status=response.status,
-            headers=strip_hop_by_hop(response.headers),
-            body=response.body,
-            close=response.close,
-            result="Error" if response.status >= 400 else "Miss",
-            reason=response.reason,
+            response.status,
+            strip_hop_by_hop(response.headers),
+            response.body,
+            "Error" if response.status >= 400 else "Miss",
+            response.reason,
+            response.close,
         )
 
-    def _generated(self, outcome: GeneratedResponse, result: str) -> Answer:
-        headers = [
-            (k, v)
-            for k, v in _to_byte_headers(outcome.headers)
-            if k not in (b"content-length", b"transfer-encoding")
-        ]
-        headers.append((b"content-length", str(len(outcome.body)).encode()))
-        return Answer(
-            status=outcome.status,
-            headers=headers,
-            body=single_chunk(outcome.body),
-            close=_nothing,
-            result=result,
-            reason=outcome.status_description.encode("latin-1", "replace"),
-        )
+    def _keep(self, look: Lookup | None, request: ViewerRequest, answer: Answer) -> Answer:
+        """What the cache makes of the answer: its headers as they go on, its body streamed
+        into the store when stored."""
+        if self.cache is not None and look is not None:
+            answer.headers, writer = self.cache.keep(
+                look, request.path, answer.status, answer.reason, answer.headers
+            )
+            if writer is not None:
+                answer.body = writer.tee(answer.body)
+                answer.storing = True
+        return answer
 
-    async def _send_answer(
-        self, send: Send, answer: Answer, method: str, request_id: str, sent: _Sent
-    ) -> None:
+    # -- stale-while-revalidate ------------------------------------------------------------
+
+    def _refresh_later(self, behavior: Behavior, request: ViewerRequest, look: Lookup) -> None:
+        """Refresh the stored response in the background, as a miss would fetch it (this request
+        was handed the flight; the others keep being served stale meanwhile)."""
+        tasks = self.background
+        if tasks is None or self.cache is None:
+            return
+        refresh = self.cache.refresh_of(look)
+        tasks.create_task(self._refresh(behavior, request.for_refresh(), refresh))
+
+    async def _refresh(self, behavior: Behavior, request: ViewerRequest, look: Lookup) -> None:
+        # The origin side as a miss would run it (origin-request, the origin, origin-response,
+        # the store); the answer is only drained: that is what stores it.
         try:
-            # The first body bytes are read before the head goes out: a body that fails at
-            # once (an invalid first chunk, a reset) is still answered with a clean 502.
-            chunk = b"" if method == "HEAD" else await _next_chunk(answer.body)
-            headers = forward_response_headers(answer.headers, via=self.via)
-            result = answer.result
-            if result == "Miss" and answer.status >= 400:
-                result = "Error"
-            headers.append((b"x-cache", self._x_cache[result]))
-            headers.append((b"x-amz-cf-id", request_id.encode()))
-            _with_date(headers)
-            sent.result = result
-            sent.status = answer.status
-            await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-            sent.started = True
-            if method == "HEAD":
-                await send({"type": "http.response.body", "body": b""})
-                return
-            remaining = _declared_length(headers)
-            if remaining is not None and remaining <= len(chunk) <= _UNWATCHED_BYTES:
-                # The whole body in one small write: the socket's buffer takes it at once.
-                await self._send_body(send, chunk, answer.body, remaining, sent, None)
-                return
-            # A viewer that stops reading must not hold the origin's connection for good.
+            answer = await self._origin_side(behavior, request, look, behavior.upstream)
             try:
-                async with asyncio.timeout(None) as deadline:
-                    await self._send_body(send, chunk, answer.body, remaining, sent, deadline)
-            except TimeoutError:
-                logger.warning(
-                    "request %s: the viewer read nothing for %g s; the response is abandoned "
-                    "after %d body bytes",
-                    request_id,
-                    self.send_timeout,
-                    sent.body_bytes,
-                )
-                sent.result = "ViewerStalled"
+                await drain(answer.body)
+            finally:
+                await answer.close()
+        except Exception as exc:  # noqa: BLE001 - a failed refresh keeps serving the stale copy
+            logger.warning(
+                "request %s: background refresh of %s failed: %r", request.id, request.path, exc
+            )
         finally:
-            await answer.close()
-
-    async def _send_body(
-        self,
-        send: Send,
-        chunk: bytes,
-        body: AsyncIterator[bytes],
-        remaining: int | None,
-        sent: _Sent,
-        deadline: asyncio.Timeout | None,
-    ) -> None:
-        """Send `chunk`, then the rest of `body`; each write must finish before `deadline` is
-        `send_timeout` away. With a declared length, the last chunk goes out as the end of the
-        body: one server write fewer for every response that fits in one chunk."""
-        loop = asyncio.get_running_loop()
-        while chunk:
-            sent.body_bytes += len(chunk)
-            if deadline is not None:
-                deadline.reschedule(loop.time() + self.send_timeout)
-            if remaining is not None:
-                remaining -= len(chunk)
-                if remaining <= 0:
-                    await send({"type": "http.response.body", "body": chunk})
-                    aclose = getattr(body, "aclose", None)
-                    if aclose is not None:
-                        await aclose()
-                    return
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if deadline is not None:
-                deadline.reschedule(None)  # reading the origin is bounded by its own timeout
-            chunk = await _next_chunk(body)
-        await send({"type": "http.response.body", "body": b""})
-
-    async def _send_failure(
-        self, send: Send, failure: Failure, request_id: str, method: str, sent: _Sent
-    ) -> None:
-        body = error_page(failure, request_id=request_id, edge_name=self.edge_name)
-        headers: Headers = [
-            (b"content-type", b"text/html; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-            (b"via", self.via),
-            (b"x-cache", f"{failure.kind} from {self.edge_name}".encode()),
-            (b"x-edge-error", failure.detail.encode()),
-            (b"x-amz-cf-id", request_id.encode()),
-            (b"date", http_date_now()),
-        ]
-        if failure.status in (400, 408, 413, 431):
-            # The rest of what the viewer sent cannot be trusted to frame a next request.
-            headers.append((b"connection", b"close"))
-        sent.status = failure.status
-        sent.result = failure.kind
-        await send({"type": "http.response.start", "status": failure.status, "headers": headers})
-        sent.started = True
-        if method != "HEAD":
-            sent.body_bytes = len(body)
-            await send({"type": "http.response.body", "body": body})
-        else:
-            await send({"type": "http.response.body", "body": b""})
-
-
-class _Sent:
-    """What has gone to the viewer so far (for the access log and error handling)."""
-
-    __slots__ = ("body_bytes", "result", "started", "status")
-
-    def __init__(self) -> None:
-        self.started = False
-        self.status = 0
-        self.body_bytes = 0
-        self.result = "-"
+            look.release()

@@ -12,8 +12,9 @@ closed where the framing cannot be trusted:
 | a target that is not one path (`edge.uri`) | 400 | InvalidTarget / InvalidPath |
 | no Host, several, or one that is not a host (RFC 9112 §3.2) | 400 | InvalidHost |
 
-Then, per behavior (in the pipeline): a method outside its set -> 403; a GET or HEAD with a
-body -> 403 (as CloudFront answers); a declared body over `max_body_bytes` -> 413.
+Then, once the journey has matched a behavior (`refuse_for_behavior`): a method outside its
+set -> 403; a GET or HEAD with a body -> 403 (as CloudFront answers); a declared body over
+`max_body_bytes` -> 413.
 
 The admitted request carries the path as sent (what functions, the cache and the origin see),
 its normal form (what behaviors match) and the headers with one normalised Host (from an
@@ -138,3 +139,35 @@ def admit(
         headers = [(name, value) for name, value in headers if name != b"host"]
         headers.insert(0, (b"host", host))
     return Admitted(target.path, target.normal_path, target.query, headers, content_length, chunked)
+
+
+def refuse_for_behavior(
+    method: str,
+    methods: frozenset[str] | None,
+    *,
+    has_body: bool,
+    content_length: int | None,
+    max_body_bytes: int,
+) -> None:
+    """`Refused` when the matched behavior, with its allowed `methods` (None: any), does not
+    take the request."""
+    if methods is not None and method not in methods:
+        raise Refused(
+            request_refused(
+                403, "MethodNotAllowed", f"The method {method} is not allowed for this path."
+            )
+        )
+    if has_body and method in ("GET", "HEAD"):
+        # CloudFront answers 403 to a GET or HEAD that carries a body.
+        raise Refused(
+            request_refused(403, "BodyNotAllowed", f"A {method} request must not carry a body.")
+        )
+    if content_length is not None and content_length > max_body_bytes:
+        raise Refused(body_too_large(max_body_bytes))
+
+
+def body_too_large(max_body_bytes: int) -> Failure:
+    """The refusal of a body over the limit, declared or found while it streams."""
+    return request_refused(
+        413, "RequestTooLarge", f"The request body is larger than {max_body_bytes} bytes."
+    )
