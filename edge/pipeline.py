@@ -11,9 +11,10 @@
    switch the origin, or answer itself (then the origin and origin-response are skipped, and
    the answer is cached as the origin's would be).
 5. The origin. An origin group's primary that fails a GET, HEAD or OPTIONS (a configured
-   status, no connection, a timeout) hands it to the secondary. The cache then judges the
-   answer: a 304 or a HEAD's 200 freshens the stored response (RefreshHit), a stale copy may
-   stand in for an error (also when the origin cannot be reached).
+   status, no connection, a timeout) hands it to the secondary: origin-request runs again
+   with the secondary as the event's origin. The cache then judges the answer: a 304 or a
+   HEAD's 200 freshens the stored response (RefreshHit), a stale copy may stand in for an
+   error (also when the origin cannot be reached).
 6. origin-response: runs for every origin answer, errors included; then the cache keeps what
    it left, streaming the body into the store as the viewer reads it.
 7. viewer-response, for hits and misses, not when the status is >= 400 (judged on the final
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 
 from edge.config import EdgeConfig
 from edge.distribution import Behavior, build_behaviors
@@ -138,6 +140,8 @@ class Pipeline:
         cache = self.cache
         forward = request.headers if look is None else look.forward_headers
         outbound = upstream.outbound(request, forward, via=self.via)
+        # An origin group's secondary gets the request as it was before origin-request.
+        untouched = replace(request) if upstream.failover is not None else None
 
         # 4. origin-request. Its own answer skips the origin and origin-response.
         if behavior.origin_request is not None:
@@ -146,17 +150,26 @@ class Pipeline:
             if generated is not None:
                 return self._keep(look, request, generated)
 
-        # 5. The origin (an origin group's secondary when its primary fails).
+        # 5. The origin; a failing group primary hands over to the secondary (4 runs again).
         outbound.add_custom_headers()
         if look is not None:
             outbound.headers = announce_surrogate(look.policy, outbound.headers)
         try:
-            answer = await self._fetch(outbound.upstream, request, outbound.headers, forward)
-        except OriginError:
+            answer = await self._fetch(outbound.upstream, request, outbound.headers)
+        except OriginError as exc:
+            if untouched is not None:
+                secondary = secondary_after(outbound.upstream, request.method, exc)
+                if secondary is not None:
+                    return await self._origin_side(behavior, untouched, look, secondary)
             stale = None if cache is None or look is None else cache.stale_on_error(look)
             if stale is None:
                 raise
             return Answer.of(stale, "Hit")  # RFC 5861 §4: stale-if-error
+        if untouched is not None:
+            secondary = secondary_after(outbound.upstream, request.method, answer.status)
+            if secondary is not None:
+                await answer.close()
+                return await self._origin_side(behavior, untouched, look, secondary)
         if cache is not None and look is not None:
             verdict = cache.on_origin_answer(look, answer.status, answer.headers)
             if verdict.response is not None:  # the stored response answers instead
@@ -166,7 +179,7 @@ class Pipeline:
             if verdict.next is Next.REFETCH:
                 await answer.close()
                 answer = await self._fetch(
-                    outbound.upstream, request, without_validators(outbound.headers), forward
+                    outbound.upstream, request, without_validators(outbound.headers)
                 )
 
         # 6. origin-response, then the cache keeps what it left.
@@ -177,29 +190,7 @@ class Pipeline:
             )
         return self._keep(look, request, answer)
 
-    async def _fetch(
-        self, upstream: Upstream, request: ViewerRequest, headers: Headers, forward: Headers
-    ) -> Answer:
-        """Ask `upstream`; an origin group's secondary when the primary fails (its headers
-        made from `forward`, the headers the request went with)."""
-        try:
-            answer = await self._fetch_one(upstream, request, headers)
-        except OriginError as exc:
-            secondary = secondary_after(upstream, request.method, exc)
-            if secondary is None:
-                raise
-        else:
-            secondary = secondary_after(upstream, request.method, answer.status)
-            if secondary is None:
-                return answer
-            await answer.close()
-        outbound = secondary.outbound(request, forward, via=self.via)
-        outbound.add_custom_headers()
-        return await self._fetch_one(secondary, request, outbound.headers)
-
-    async def _fetch_one(
-        self, upstream: Upstream, request: ViewerRequest, headers: Headers
-    ) -> Answer:
+    async def _fetch(self, upstream: Upstream, request: ViewerRequest, headers: Headers) -> Answer:
         asked = time.perf_counter()
         response = await upstream.origin.fetch(upstream.request_for(request, headers))
         self.metrics.record_origin(upstream.name, time.perf_counter() - asked)

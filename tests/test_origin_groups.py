@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import EdgeProcess
 from tests.origin_app import OriginServer, running_origin
+
+HOOKS = Path(__file__).resolve().parent / "edge_functions" / "hooks"
 
 CONFIG = """
 [server]
@@ -39,9 +42,18 @@ origin = "dead-group"
 cache = "disabled"
 
 [[behaviors]]
+path = "/named/*"
+origin = "group"
+cache = "disabled"
+origin-request = "name-the-origin"
+
+[[behaviors]]
 path = "*"
 origin = "group"
 cache = "disabled"
+
+[functions.name-the-origin]
+handler = "{hooks}.name_the_origin"
 """
 
 
@@ -56,7 +68,9 @@ def servers(
         tmp = tmp_path_factory.mktemp("group")
         config = tmp / "edge.toml"
         config.write_text(
-            CONFIG.format(primary=origin.url, secondary=secondary.url, dead_port=dead_port)
+            CONFIG.format(
+                primary=origin.url, secondary=secondary.url, dead_port=dead_port, hooks=HOOKS
+            )
         )
         edge = EdgeProcess([str(config), "--listen", "127.0.0.1:0"]).start(tmp)
         yield edge, origin, secondary
@@ -87,3 +101,22 @@ def test_failover(
         client.request(method, path)
     after = {"primary": len(primary.log.requests), "secondary": len(secondary.log.requests)}
     assert (after["secondary"] > before["secondary"]) is (served_by == "secondary")
+
+
+def test_origin_request_runs_again_for_the_secondary(
+    servers: tuple[EdgeProcess, OriginServer, OriginServer],
+) -> None:
+    """lambda-edge-spec §5.7: the second attempt runs origin-request again, on the request as
+    it was before the first run, with the secondary as the event's origin."""
+    edge, primary, secondary = servers
+    with httpx.Client(base_url=edge.url, timeout=30) as client:
+        answer = client.get("/named/status/503?attempt=second")
+    assert answer.status_code == 503  # the secondary's own answer
+    seen = {}
+    for name, server in (("primary", primary), ("secondary", secondary)):
+        entry = server.log.wait_for_target("/status/503?attempt=second")
+        seen[name] = [value for key, value in entry["headers"] if key == "x-event-origin"]
+    assert seen == {
+        "primary": [f"127.0.0.1:{primary.port}"],
+        "secondary": [f"127.0.0.1:{secondary.port}"],
+    }

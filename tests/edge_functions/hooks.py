@@ -127,6 +127,17 @@ def switch_origin(event, context):
     return request
 
 
+def name_the_origin(event, context):
+    """origin-request: tell the origin which origin the event named (X-Event-Origin), and drop
+    the /named prefix from the uri."""
+    request = _cf(event)["request"]
+    custom = request["origin"]["custom"]
+    named = f"{custom['domainName']}:{custom['port']}"
+    request["headers"]["x-event-origin"] = [{"key": "X-Event-Origin", "value": named}]
+    request["uri"] = request["uri"].removeprefix("/named")
+    return request
+
+
 def personalise_body(event, context):
     """viewer-response: replace the body for this viewer."""
     response = _cf(event)["response"]
