@@ -4,7 +4,8 @@ Each origin is also described the way a Lambda@Edge origin event shows it: an HT
 `origin.custom`, a directory origin as `origin.s3` (it plays an S3 bucket), unless the origin's
 `origin_kind` says the other. When an
 origin-request function switches origins, the new description is matched against the
-configured origins by domain name; an unknown custom origin gets a client of its own.
+configured origins by domain name; an unknown custom origin gets a client of its own (a few
+are kept; one pushed out is closed once no request uses it).
 
 An origin group is its primary with a way out: a GET, HEAD or OPTIONS that the primary fails
 (a configured status, no connection, a timeout) goes to the secondary (`secondary_after`).
@@ -13,7 +14,7 @@ An origin group is its primary with a way out: a GET, HEAD or OPTIONS that the p
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -278,14 +279,91 @@ def resolve_switched_origin(
     if existing is not None:
         return existing
     ad_hoc = [k for k in upstreams if k.startswith("ad-hoc:")]
+    pushed_out: _AdHocOrigin | None = None
     if len(ad_hoc) >= _MAX_AD_HOC_ORIGINS:
-        upstreams.pop(ad_hoc[0])  # the client is closed with the app; its pool idles out
+        evicted = upstreams.pop(ad_hoc[0]).origin
+        assert isinstance(evicted, _AdHocOrigin)
+        pushed_out = evicted
     settings = HttpOriginConfig(url=url)
     if isinstance(described, CustomOrigin):
         settings = HttpOriginConfig(url=url, read_timeout=float(described.read_timeout_seconds))
     upstream = _http_upstream(key, settings)
-    upstreams[key] = upstream
+    origin = _AdHocOrigin(
+        upstream.origin, lambda: _http_upstream(key, settings).origin, pushed_out=pushed_out
+    )
+    upstreams[key] = upstream = replace(upstream, origin=origin)
     return upstream
+
+
+class _AdHocOrigin:
+    """The client of an origin a function switched to and nobody configured.
+
+    Pushed out of the few kept, it is retired by the one that took its place, from the first
+    request to that one (the request that switched to it, on its way out) or when that one
+    closes. Retired, it is closed once no request uses it: a request still reading its answer
+    keeps it open until that answer is closed. A request that held it across the closing
+    (asking again for a whole response after a 304) gets a new client, closed the same way."""
+
+    def __init__(
+        self,
+        client: Origin,
+        connect: Callable[[], Origin],
+        *,
+        pushed_out: _AdHocOrigin | None = None,
+    ) -> None:
+        self.name = client.name
+        self._connect = connect
+        self._client: Origin | None = client
+        self._in_use = 0
+        self._retired = False
+        self._pushed_out = pushed_out
+
+    async def fetch(self, request: OriginRequest) -> OriginResponse:
+        if self._pushed_out is not None:
+            pushed_out, self._pushed_out = self._pushed_out, None
+            await pushed_out.retire()
+        client = self._client
+        if client is None:
+            client = self._client = self._connect()
+        self._in_use += 1
+        try:
+            response = await client.fetch(request)
+        except BaseException:
+            await self._release()
+            raise
+        close = response.close
+        released = False
+
+        async def close_and_release() -> None:
+            nonlocal released
+            try:
+                await close()
+            finally:
+                if not released:
+                    released = True
+                    await self._release()
+
+        response.close = close_and_release
+        return response
+
+    async def _release(self) -> None:
+        self._in_use -= 1
+        if self._retired and self._in_use == 0:
+            await self.aclose()
+
+    async def retire(self) -> None:
+        """No new request will come: close now, or when the last one using it is done."""
+        self._retired = True
+        if self._in_use == 0:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._pushed_out is not None:
+            pushed_out, self._pushed_out = self._pushed_out, None
+            await pushed_out.retire()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
 
 async def close_upstreams(upstreams: Mapping[str, Upstream]) -> None:
