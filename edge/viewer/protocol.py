@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from email.utils import formatdate
 from typing import Any
 
 from edge.accesslog import AccessLog
@@ -23,6 +22,7 @@ from edge.metrics import ProxyMetrics
 from edge.triggers import TriggerFailed
 from edge.viewer.admission import ViewerLimits, body_too_large
 from origin_proxy import OriginError
+from origin_proxy.fields import format_http_date
 from origin_proxy.headers import forward_response_headers, via_value
 from origin_proxy.message import Headers
 
@@ -82,7 +82,7 @@ def http_date_now() -> bytes:
     now = int(time.time())
     if now != _date_cache[0]:
         _date_cache[0] = now
-        _date_cache[1] = formatdate(now, usegmt=True).encode()
+        _date_cache[1] = format_http_date(now)
     value: bytes = _date_cache[1]
     return value
 
