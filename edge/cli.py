@@ -398,8 +398,7 @@ def invoke(
     """
     import asyncio
 
-    from sandbox.errors import FunctionError, SandboxError
-    from sandbox.python_worker.oneshot import invoke_handler_file
+    from sandbox import FunctionError, FunctionSpec, SandboxError, invoke_once
 
     file, function = _split_handler(target)
     if event_path is None or str(event_path) == "-":
@@ -417,16 +416,16 @@ def invoke(
             raise click.BadParameter(f"expected KEY=VALUE, found {pair!r}")
         environment[key] = value
     try:
-        result = asyncio.run(
-            invoke_handler_file(
-                file,
-                function,
-                event,
-                timeout_seconds=timeout,
-                memory_mb=memory,
-                environment=environment,
-            )
+        spec = FunctionSpec(
+            name=file.stem,
+            handler=f"{file.stem}.{function}",
+            code_dir=file.resolve().parent,
+            memory_mb=memory,
+            timeout_seconds=timeout,
+            environment=environment,
+            max_concurrency=1,
         )
+        result = asyncio.run(invoke_once(spec, event))
     except FunctionError as error:
         sys.stderr.write(error.log)
         click.echo(error.payload_bytes.decode())

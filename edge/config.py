@@ -26,7 +26,7 @@ from pydantic import (
 
 from edge.behaviors import METHOD_SETS, MethodSet
 from origin_proxy import DEFAULT_MAX_RESPONSE_HEADER_BYTES, DEFAULT_MAX_RESPONSE_HEADER_FIELDS
-from sandbox.python_worker.spec import check_environment
+from sandbox import check_environment
 
 
 class ConfigError(Exception):

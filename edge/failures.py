@@ -19,7 +19,7 @@ from origin_proxy.errors import (
     OriginInvalidResponse,
     OriginTimeout,
 )
-from sandbox.errors import (
+from sandbox import (
     FunctionCrashed,
     FunctionError,
     FunctionMemoryExceeded,

@@ -24,7 +24,7 @@ from edge.events.alb import (
 )
 from edge.functions import FunctionRegistry
 from origin_proxy.message import OriginRequest, OriginResponse, single_chunk
-from sandbox.errors import (
+from sandbox import (
     FunctionError,
     FunctionThrottled,
     FunctionTimeout,

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from sandbox.errors import (
+from sandbox.runtime.errors import (
     FunctionCrashed,
     FunctionError,
     FunctionMemoryExceeded,

@@ -26,9 +26,7 @@ from edge.invoke import errors
 from edge.invoke.errors import InvokeApiError
 from edge.invoke.names import ACCOUNT_ID, LATEST, function_arn, parse_function_name
 from edge.invoke.service import InvokeService
-from sandbox.errors import FunctionError, SandboxError
-from sandbox.pool import new_request_id
-from sandbox.python_worker.log_lines import log_tail
+from sandbox import FunctionError, SandboxError, log_tail, new_request_id
 
 API_PREFIX = "/2015-03-31/functions"
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")

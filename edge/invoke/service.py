@@ -16,14 +16,13 @@ from collections.abc import AsyncIterator, Callable
 from prometheus_client import CollectorRegistry
 
 from edge.config import EdgeConfig, FunctionConfig
-from edge.functions import FunctionRegistry, LogSink, stderr_sink
+from edge.functions import FunctionRegistry, stderr_sink
 from edge.invoke.concurrency import ConcurrencyLimiter
 from edge.invoke.destinations import Outbox
 from edge.invoke.dispatcher import Dispatcher
 from edge.invoke.metrics import InvokeMetrics
 from edge.invoke.queue import EventQueue, NewEvent
-from sandbox.errors import FunctionThrottled
-from sandbox.python_worker.environment import InvocationResult
+from sandbox import FunctionThrottled, InvocationResult, LogSink
 
 logger = logging.getLogger("edge.invoke")
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
+# An entry point's 0 (and `WasmFunction.invoke`'s payload then): nothing changed.
+from sandbox.runtime.result import CONTINUE as CONTINUE
+
 ValueKind = Literal["i32", "i64", "f32", "f64", "other"]
 
 # The entry points a core guest may export, one per trigger, plus the generic `handler`.
@@ -30,8 +33,6 @@ RESET_SIGNATURE: Final = ((), ())
 LOG_SIGNATURE: Final = (("i32", "i32"), ())
 START_SIGNATURE: Final = ((), ())
 
-# Returned by an entry point (and by `WasmFunction.invoke` as the payload): nothing changed.
-CONTINUE: Final = b""
 
 _U32: Final = 0xFFFF_FFFF
 WASM_PAGE_BYTES: Final = 65536

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sandbox.python_worker.spec import (
+from sandbox.runtime.limits import (
+    DEFAULT_LOG_LIMIT_BYTES,
     DEFAULT_PAYLOAD_LIMIT_BYTES,
     MAX_MEMORY_MB,
     MIB,
-    check_environment,
+    check_common_limits,
 )
 
 Abi = Literal["core", "wasi"]
@@ -51,11 +52,10 @@ class WasmFunctionSpec:
     region: str = "us-east-1"
     max_event_bytes: int = DEFAULT_PAYLOAD_LIMIT_BYTES
     max_result_bytes: int = DEFAULT_PAYLOAD_LIMIT_BYTES
-    max_log_bytes: int = MIB
+    max_log_bytes: int = DEFAULT_LOG_LIMIT_BYTES
 
     def __post_init__(self) -> None:
-        if not self.name:
-            raise ValueError("function name must not be empty")
+        check_common_limits(self)
         if self.abi not in ("core", "wasi"):
             raise ValueError(f"abi={self.abi!r}: expected 'core' or 'wasi'")
         if not MIN_WASM_MEMORY_MB <= self.memory_mb <= MAX_WASM_MEMORY_MB:
@@ -63,10 +63,6 @@ class WasmFunctionSpec:
                 f"memory_mb={self.memory_mb}: a WASM function allows "
                 f"{MIN_WASM_MEMORY_MB}..{MAX_WASM_MEMORY_MB} MB"
             )
-        if self.timeout_seconds <= 0:
-            raise ValueError("timeout_seconds must be positive")
-        if self.max_concurrency < 0:
-            raise ValueError("max_concurrency must be >= 0 (0 throttles every invocation)")
         if self.fuel is not None and self.fuel <= 0:
             raise ValueError("fuel must be positive (or None for no fuel limit)")
         if self.reuse_instance and self.abi == "wasi":
@@ -75,7 +71,6 @@ class WasmFunctionSpec:
             raise ValueError("reuse_instance is only for the core ABI (a WASI command runs once)")
         if Path(self.module).suffix not in (".wasm", ".wat"):
             raise ValueError(f"module {str(self.module)!r}: expected a .wasm or .wat file")
-        check_environment(self.environment)
 
     @property
     def memory_limit_bytes(self) -> int:
