@@ -70,6 +70,23 @@ def _unread(error: InvokeApiError) -> InvokeApiError:
     return error
 
 
+def _client_context(header: str | None) -> dict[str, Any] | None:
+    """`X-Amz-Client-Context` decoded (base64 JSON object), or None when it was not sent."""
+    if header is None:
+        return None
+    if len(header) > CLIENT_CONTEXT_BYTES:
+        raise errors.invalid_parameter(
+            f"Client context must be at most {CLIENT_CONTEXT_BYTES} bytes of base64"
+        )
+    try:
+        document = orjson.loads(base64.b64decode(header, validate=True))
+    except (ValueError, orjson.JSONDecodeError):
+        document = None
+    if not isinstance(document, dict):
+        raise errors.invalid_content("Client context must be a valid Base64-encoded JSON object.")
+    return document
+
+
 def _runtime_name(function: FunctionConfig) -> str:
     if function.runtime == "wasm":
         return "provided"
@@ -173,10 +190,8 @@ def invoke_routes(service: InvokeService) -> list[Route]:
                 f"1 validation error detected: Value '{log_type}' at 'logType' failed to "
                 f"satisfy constraint: Member must satisfy enum value set: [Tail, None]"
             )
-        if len(headers.get("x-amz-client-context", "")) > CLIENT_CONTEXT_BYTES:
-            raise errors.invalid_parameter(
-                f"Client context must be at most {CLIENT_CONTEXT_BYTES} bytes of base64"
-            )
+        # Lambda passes it to the function for synchronous invocations only (spec §8.1).
+        client_context = _client_context(headers.get("x-amz-client-context"))
         limits = service.config.invoke
         asynchronous = invocation_type == "Event"
         limit = limits.async_payload_bytes if asynchronous else limits.sync_payload_bytes
@@ -192,7 +207,7 @@ def invoke_routes(service: InvokeService) -> list[Route]:
             await service.enqueue(name, version, payload, request_id)
             return Response(b"", 202, base)
         try:
-            result = await service.invoke(name, payload, request_id)
+            result = await service.invoke(name, payload, request_id, client_context=client_context)
         except FunctionError as error:
             # Spec §8.2: a function error is still a 200, flagged by X-Amz-Function-Error.
             failed = {
