@@ -341,8 +341,17 @@ def run_server(config: EdgeConfig) -> int:
 @main.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 def check(config_path: Path) -> None:
-    """Validate CONFIG and print the resolved configuration as JSON."""
+    """Validate CONFIG and print the resolved configuration as JSON.
+
+    Beyond the file itself, each function's code must be able to start (a WASM module is
+    compiled and linked under its ABI): what cannot is a configuration error (exit 2).
+    """
+    from edge.functions import check_functions
+
     config = _load(config_path, None)
+    problems = check_functions(config)
+    if problems:
+        _fail_config(ConfigError(config.source, problems))
     resolved = config.model_dump(mode="json", by_alias=True, exclude_none=True)
     click.echo(json.dumps(resolved, indent=2))
     _sandbox_line(_sandbox_report(config))

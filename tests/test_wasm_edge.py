@@ -4,13 +4,15 @@ cannot tell them from Python functions (same statuses, headers and log lines).""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import EdgeProcess
+from tests.conftest import REPO, EdgeProcess
 from tests.origin_app import OriginServer
 
 WAT = Path(__file__).resolve().parent / "wasm"
@@ -59,8 +61,17 @@ origin = "app"
 viewer-response = "spin"     # the fuel-bounded loop, with a tiny fuel cap
 
 [[behaviors]]
+path = "/broken/*"
+origin = "app"
+viewer-request = "broken"    # imports env.abort: it cannot start
+
+[[behaviors]]
 path = "*"
 origin = "app"
+
+[functions.broken]
+runtime = "wasm"
+module = "{wat}/imports_abort.wat"
 
 [functions.echo]
 runtime = "wasm"
@@ -141,4 +152,47 @@ def test_wasm_logs_are_lambda_shaped(client: httpx.Client, edge: EdgeProcess) ->
     edge.wait_for(
         r"REPORT RequestId: [0-9a-f-]{36}\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms\t"
         r"Memory Size: 128 MB\tMax Memory Used: \d+ MB\t"
+    )
+
+
+MISSING_IMPORT = "the module imports 'env.abort'; the core ABI offers only 'edge.log'"
+
+
+def test_a_module_that_cannot_start_fails_only_its_own_invocations(
+    client: httpx.Client, edge: EdgeProcess
+) -> None:
+    # The edge started (the fixture waited for its banner) and says why the function cannot.
+    edge.wait_for(rf"function 'broken': module '[^']*imports_abort.wat': {MISSING_IMPORT}")
+    for _ in range(2):  # every invocation, not only the first
+        response = client.get("/broken/x")
+        assert response.status_code == 503
+        assert response.headers["x-cache"] == "LambdaExecutionError from edge-wasm"
+        assert response.headers["x-edge-error"] == "FunctionCodeInvalid"
+        request_id = re.escape(response.headers["x-amz-cf-id"])
+        line = edge.wait_for(rf"request {request_id} GET /broken/x: .*")
+        assert MISSING_IMPORT in line.group(0)
+    assert client.get("/generate/x").status_code == 200  # the others serve
+
+
+def test_edge_check_refuses_a_module_that_cannot_start(tmp_path: Path) -> None:
+    config = tmp_path / "edge.toml"
+    (tmp_path / "site").mkdir()
+    config.write_text(
+        '[origins.site]\ndirectory = "site"\n'
+        '[[behaviors]]\npath = "*"\norigin = "site"\nviewer-request = "broken"\n'
+        f'[functions.broken]\nruntime = "wasm"\nmodule = "{WAT}/imports_abort.wat"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "check", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "invalid configuration" in result.stderr
+    assert f"functions.broken.module: module '{WAT}/imports_abort.wat': {MISSING_IMPORT}" in (
+        result.stderr
     )
