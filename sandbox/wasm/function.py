@@ -34,7 +34,8 @@ from sandbox.runtime.sink import LogSink, deliver_log
 from sandbox.runtime.stats import Counters, RuntimeStats
 from sandbox.wasm.engine import WasmEngine
 from sandbox.wasm.errors import WasmModuleError
-from sandbox.wasm.instance import LinkedModule, ModuleAbiError
+from sandbox.wasm.guest import ModuleAbiError
+from sandbox.wasm.instance import LinkedModule
 from sandbox.wasm.invocation import FUEL_ERROR, SlotState, run_invocation
 from sandbox.wasm.spec import WasmFunctionSpec
 
@@ -269,6 +270,7 @@ def link(spec: WasmFunctionSpec, engine: WasmEngine) -> tuple[LinkedModule, bool
             loaded.module,
             spec.abi,
             memory_limit_bytes=spec.memory_limit_bytes,
+            raw_calls=engine.raw_calls,
         )
     except (OSError, UnicodeDecodeError, wasmtime.WasmtimeError, ModuleAbiError) as exc:
         raise WasmModuleError(spec.name, Path(spec.module), str(exc)) from exc

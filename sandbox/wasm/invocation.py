@@ -24,14 +24,15 @@ from sandbox.runtime.result import InvocationResult
 from sandbox.wasm import abi
 from sandbox.wasm.capture import OutputCapture
 from sandbox.wasm.engine import WasmEngine
-from sandbox.wasm.instance import (
+from sandbox.wasm.guest import (
     GuestAbiViolation,
     GuestExit,
     GuestTrap,
-    LinkedModule,
     LiveInstance,
+    WasiSetup,
     set_capture,
 )
+from sandbox.wasm.instance import LinkedModule
 from sandbox.wasm.spec import WasmFunctionSpec
 
 TRAP_ERROR = "Runtime.Trap"
@@ -315,12 +316,12 @@ def _run_wasi(
         memory_limit_bytes=spec.memory_limit_bytes,
         deadline_ticks=engine.deadline_ticks(seconds_left),
         fuel=spec.fuel,
-        wasi={
-            "argv": [spec.name],
-            "environment": sorted(spec.wasi_environment().items()),
-            "stdin": run.request.event,
-            "capture": capture,
-        },
+        wasi=WasiSetup(
+            argv=[spec.name],
+            environment=sorted(spec.wasi_environment().items()),
+            stdin=run.request.event,
+            capture=capture,
+        ),
     )
     slot.instances += 1
     run.instance = instance
