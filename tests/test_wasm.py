@@ -441,3 +441,29 @@ def test_wasi_output_sinks_are_released_with_their_instance(tmp_path: Path) -> N
     engine.close()
     assert result.payload == EVENT
     assert raw_calls._sinks == {}
+
+
+# -- reactors --------------------------------------------------------------------------------
+
+
+def test_a_reactors_initialize_runs_once_per_new_instance(engine: WasmEngine) -> None:
+    async def three(function: WasmFunction) -> list[bytes]:
+        return [(await function.invoke(EVENT)).payload for _ in range(3)]
+
+    # Fresh instances: each is initialised (its allocator would trap otherwise).
+    assert with_function(engine, spec("reactor.wat"), three) == [b'{"inits":1}'] * 3
+    # A reused instance: initialised once, not before each invocation (edge_reset is).
+    reused = spec("reactor.wat", reuse_instance=True, max_concurrency=1)
+    assert with_function(engine, reused, three) == [b'{"inits":1}'] * 3
+
+
+def test_initialize_must_have_the_reactor_type(engine: WasmEngine, tmp_path: Path) -> None:
+    module = tmp_path / "bad_initialize.wat"
+    module.write_text(
+        (GUESTS / "reactor.wat")
+        .read_text()
+        .replace('(func (export "_initialize")', '(func (export "_initialize") (param i32)')
+    )
+    function_spec = WasmFunctionSpec(name="bad", module=module)
+    with pytest.raises(WasmModuleError, match=r"export '_initialize' has type \(i32\) -> \(\)"):
+        with_function(engine, function_spec, lambda f: f.invoke(EVENT))

@@ -21,6 +21,9 @@ ENTRY_POINTS: Final = frozenset(
 )
 ALLOC_EXPORT: Final = "edge_alloc"
 RESET_EXPORT: Final = "edge_reset"
+# A reactor's start function (WASI's reactor convention, AssemblyScript's `--exportStart`):
+# called once on every new instance, before anything else.
+INITIALIZE_EXPORT: Final = "_initialize"
 MEMORY_EXPORT: Final = "memory"
 LOG_MODULE: Final = "edge"
 LOG_NAME: Final = "log"
@@ -30,6 +33,7 @@ WASI_START: Final = "_start"
 ENTRY_SIGNATURE: Final = (("i32", "i32"), ("i64",))
 ALLOC_SIGNATURE: Final = (("i32",), ("i32",))
 RESET_SIGNATURE: Final = ((), ())
+INITIALIZE_SIGNATURE: Final = ((), ())
 LOG_SIGNATURE: Final = (("i32", "i32"), ())
 START_SIGNATURE: Final = ((), ())
 

@@ -72,6 +72,8 @@ class LinkedModule:
                 expectations.append((abi.ALLOC_EXPORT, abi.ALLOC_SIGNATURE))
             if abi.RESET_EXPORT in functions:
                 expectations.append((abi.RESET_EXPORT, abi.RESET_SIGNATURE))
+            if abi.INITIALIZE_EXPORT in functions:
+                expectations.append((abi.INITIALIZE_EXPORT, abi.INITIALIZE_SIGNATURE))
         else:
             if abi.WASI_START not in functions:
                 raise ModuleAbiError("a WASI command must export '_start'")
@@ -82,7 +84,14 @@ class LinkedModule:
             if problem is not None:
                 raise ModuleAbiError(problem)
         self.has_reset = abi_name == "core" and abi.RESET_EXPORT in functions
-        names = {*self.entries, abi.ALLOC_EXPORT, abi.RESET_EXPORT, abi.WASI_START}
+        self.has_initialize = abi_name == "core" and abi.INITIALIZE_EXPORT in functions
+        names = {
+            *self.entries,
+            abi.ALLOC_EXPORT,
+            abi.RESET_EXPORT,
+            abi.INITIALIZE_EXPORT,
+            abi.WASI_START,
+        }
         self.raw_calls = raw_calls
         wasi = abi_name == "wasi"
         self._linked: Linked = (
@@ -116,6 +125,11 @@ class LinkedModule:
         fuel: int | None,
         wasi: WasiSetup | None = None,
     ) -> LiveInstance:
-        """A new instance in a new store with its limits set. Raises GuestTrap/GuestExit/
-        GuestAbiViolation when the module's start function fails."""
-        return self._linked.instantiate(StoreLimits(memory_limit_bytes, deadline_ticks, fuel), wasi)
+        """A new instance in a new store with its limits set, a reactor's `_initialize` run.
+        Raises GuestTrap/GuestExit/GuestAbiViolation when a start function fails."""
+        instance = self._linked.instantiate(
+            StoreLimits(memory_limit_bytes, deadline_ticks, fuel), wasi
+        )
+        if self.has_initialize:
+            instance.call_void(abi.INITIALIZE_EXPORT)
+        return instance
