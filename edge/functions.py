@@ -113,6 +113,7 @@ def wasm_spec_for(
         module=function.module,
         abi=function.abi,
         memory_mb=function.memory,
+        memory_pages=function.memory_pages,
         timeout_seconds=function.timeout or timeout_seconds,
         environment=dict(function.environment),
         max_concurrency=function.max_concurrency,
@@ -184,7 +185,7 @@ class FunctionRegistry:
             spec = runtime_spec_for(name, function, timeout_seconds=longest)
             self._specs[name] = spec
             self.info[name] = FunctionInfo(
-                name, function.runtime, spec.version, function.memory, function.timeout
+                name, function.runtime, spec.version, function.memory_size_mb, function.timeout
             )
 
     @property

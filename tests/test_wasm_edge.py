@@ -196,3 +196,100 @@ def test_edge_check_refuses_a_module_that_cannot_start(tmp_path: Path) -> None:
     assert f"functions.broken.module: module '{WAT}/imports_abort.wat': {MISSING_IMPORT}" in (
         result.stderr
     )
+
+
+# -- a WASM function's memory: MB or 64 KiB pages ---------------------------------------------
+
+
+def _function_config(**function: object) -> dict[str, object]:
+    table = {"runtime": "wasm", "module": str(WAT / "echo.wat"), **function}
+    return {
+        "origins": {"site": {"directory": "."}},
+        "behaviors": [{"path": "*", "origin": "site", "viewer-request": "tiny"}],
+        "functions": {"tiny": table},
+    }
+
+
+def test_a_wasm_function_caps_its_memory_in_pages() -> None:
+    from edge.config import parse_config
+    from edge.functions import wasm_spec_for
+
+    config = parse_config(_function_config(memory_pages=4), base_dir=REPO)
+    spec = wasm_spec_for("tiny", config.functions["tiny"], timeout_seconds=5)
+    assert spec.memory_limit_bytes == 4 * 65536
+    assert spec.memory_size_mb == 1  # what REPORT's Memory Size says: whole MB, rounded up
+    small = parse_config(_function_config(memory=2), base_dir=REPO)  # below Lambda's 128 MB
+    assert wasm_spec_for("tiny", small.functions["tiny"], timeout_seconds=5).memory_limit_bytes == (
+        2 << 20
+    )
+
+
+@pytest.mark.parametrize(
+    ("function", "problem"),
+    [
+        pytest.param(
+            {"memory_pages": 0},
+            "functions.tiny.memory_pages: expected a number at least 1, found 0",
+            id="no-pages",
+        ),
+        pytest.param(
+            {"memory_pages": 65_537},
+            "functions.tiny.memory_pages: expected a number at most 65536, found 65537",
+            id="over-4-GiB",
+        ),
+        pytest.param(
+            {"memory_pages": 4, "memory": 2},
+            "functions.tiny.memory: expected either memory (MB) or memory_pages (64 KiB pages), "
+            "found both",
+            id="both",
+        ),
+        pytest.param(
+            {"memory": 8192},
+            "functions.tiny.memory: expected at most 4096 (MB) for a wasm function (a wasm32 "
+            "memory holds at most 4 GiB), found 8192",
+            id="over-wasm32",
+        ),
+        pytest.param(
+            {"runtime": "python", "handler": "f.handler", "memory_pages": 4},
+            "functions.tiny.memory_pages: expected no memory_pages for a python function "
+            "(64 KiB pages cap a wasm function's memory; set memory, in MB), found 4",
+            id="pages-for-python",
+        ),
+        pytest.param(
+            {"runtime": "python", "handler": "f.handler", "memory": 64},
+            "functions.tiny.memory: expected at least 128 (MB) for a python function "
+            "(Lambda's minimum; a wasm function may have less), found 64",
+            id="python-below-128",
+        ),
+    ],
+)
+def test_memory_settings_are_checked(function: dict[str, object], problem: str) -> None:
+    from edge.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(_function_config(**function), base_dir=REPO)
+    assert problem in caught.value.problems
+
+
+def test_a_guest_whose_memory_starts_over_its_pages_cannot_start(tmp_path: Path) -> None:
+    config = tmp_path / "edge.toml"
+    (tmp_path / "site").mkdir()
+    config.write_text(
+        '[origins.site]\ndirectory = "site"\n'
+        '[[behaviors]]\npath = "*"\norigin = "site"\nviewer-request = "tiny"\n'
+        f'[functions.tiny]\nruntime = "wasm"\nmodule = "{WAT}/echo.wat"\nmemory_pages = 1\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "check", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert (
+        "the module's initial memory (2 pages of 64 KiB) is over the function's memory limit "
+        "(1 page, 64 KiB)"
+    ) in result.stderr

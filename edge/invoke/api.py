@@ -137,7 +137,7 @@ class FunctionDescriptions:
             "CodeSize": size,
             "Description": "",
             "Timeout": math.ceil(self._service.timeout_of(name)),
-            "MemorySize": function.memory,
+            "MemorySize": function.memory_size_mb,
             "LastModified": self._modified,
             "CodeSha256": sha,
             "Version": LATEST,

@@ -95,6 +95,14 @@ def memory_exceeded(memory_bytes: int, limit_bytes: int, requested_bytes: int = 
     return memory_bytes + headroom > limit_bytes
 
 
+def describe_memory_limit(limit_bytes: int) -> str:
+    """A memory cap as a guest author reads it: `128 MB (2048 pages)`, `1 page, 64 KiB`."""
+    pages = limit_bytes // WASM_PAGE_BYTES
+    if limit_bytes % (1 << 20) == 0:
+        return f"{limit_bytes >> 20} MB ({pages} pages)"
+    return f"{pages} page{'s' if pages != 1 else ''}, {limit_bytes >> 10} KiB"
+
+
 def log_line(stamp: str, request_id: str, message: str) -> str:
     """One `edge.log` line as the log shows it: `<time>\\t<request id>\\tINFO\\t<message>`.
 

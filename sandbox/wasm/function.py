@@ -196,7 +196,7 @@ class WasmFunction(Runtime):
         linked = self._linked
         assert linked is not None  # started by `invoke`
         if invocation.entry not in linked.entries:
-            return continue_unchanged(invocation.request_id, spec.version, spec.memory_mb)
+            return continue_unchanged(invocation.request_id, spec.version, spec.memory_size_mb)
         if self._idle:
             slot = self._idle.pop()
         elif len(self._slots) < spec.max_concurrency:

@@ -60,7 +60,7 @@ class LinkedModule:
         if memory_min_pages * abi.WASM_PAGE_BYTES > memory_limit_bytes:
             raise ModuleAbiError(
                 f"the module's initial memory ({memory_min_pages} pages of 64 KiB) is over the "
-                f"function's memory limit ({memory_limit_bytes // (1024 * 1024)} MB)"
+                f"function's memory limit ({abi.describe_memory_limit(memory_limit_bytes)})"
             )
         expectations: list[tuple[str, tuple[tuple[str, ...], tuple[str, ...]]]] = []
         if abi_name == "core":

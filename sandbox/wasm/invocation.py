@@ -103,7 +103,7 @@ class _Run:
             self.spec.version,
             output,
             duration_ms=duration_ms,
-            memory_size_mb=self.spec.memory_mb,
+            memory_size_mb=self.spec.memory_size_mb,
             max_memory_used_mb=self.memory_mb(),
             init_duration_ms=self.init_ms,
             status=status,
@@ -149,7 +149,7 @@ class _Run:
     def out_of_memory(self) -> FunctionError:
         message = (
             f"RequestId: {self.request.request_id} Error: the function's memory reached its "
-            f"limit ({self.spec.memory_mb} MB)"
+            f"limit ({abi.describe_memory_limit(self.spec.memory_limit_bytes)})"
         )
         return self.error(
             FunctionMemoryExceeded, MEMORY_ERROR, message, extra_log=f"{message}\n{MEMORY_ERROR}\n"
