@@ -450,11 +450,27 @@ def test_a_reactors_initialize_runs_once_per_new_instance(engine: WasmEngine) ->
     async def three(function: WasmFunction) -> list[bytes]:
         return [(await function.invoke(EVENT)).payload for _ in range(3)]
 
-    # Fresh instances: each is initialised (its allocator would trap otherwise).
-    assert with_function(engine, spec("reactor.wat"), three) == [b'{"inits":1}'] * 3
-    # A reused instance: initialised once, not before each invocation (edge_reset is).
+    # Fresh instances: each is initialised (its allocator would trap otherwise), never reset.
+    fresh = with_function(engine, spec("reactor.wat"), three)
+    assert fresh == [b'{"inits":1,"resets":0}'] * 3
+    # A reused instance: initialised once; edge_reset before each invocation but its first.
     reused = spec("reactor.wat", reuse_instance=True, max_concurrency=1)
-    assert with_function(engine, reused, three) == [b'{"inits":1}'] * 3
+    assert with_function(engine, reused, three) == [
+        b'{"inits":1,"resets":0}',
+        b'{"inits":1,"resets":1}',
+        b'{"inits":1,"resets":2}',
+    ]
+
+
+def test_a_log_line_outside_memory_is_an_abi_violation(engine: WasmEngine) -> None:
+    with pytest.raises(FunctionError) as caught:
+        with_function(
+            engine, spec("reactor.wat"), lambda f: f.invoke(EVENT, entry="origin_request")
+        )
+    assert caught.value.error_type == "Runtime.AbiViolation"
+    assert caught.value.error_message == (
+        "edge.log: message at 0xffdc (100 bytes) is outside memory"
+    )
 
 
 def test_initialize_must_have_the_reactor_type(engine: WasmEngine, tmp_path: Path) -> None:
