@@ -11,6 +11,7 @@ to the log sink, by default the edge's stderr, as Lambda writes it to CloudWatch
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Mapping
@@ -33,6 +34,9 @@ from sandbox import (
 )
 
 logger = logging.getLogger("edge.functions")
+
+# No admission to take when the registry has no limiter (nullcontext is reusable).
+_NO_LEASE = contextlib.nullcontext()
 
 
 def stderr_sink(text: str) -> None:
@@ -239,25 +243,16 @@ class FunctionRegistry:
         `client_context`: the Invoke API's `X-Amz-Client-Context`, decoded.
         """
         runtime = self._runtimes[name]
-        if self._limiter is not None:
-            # Lambda's concurrency: the function's reserved share and the node-wide limit.
-            with self._limiter.acquire(name):
-                return await runtime.invoke(
-                    event,
-                    entry=entry,
-                    request_id=request_id or None,
-                    deadline=deadline,
-                    timeout_seconds=timeout_seconds,
-                    client_context=client_context,
-                )
-        return await runtime.invoke(
-            event,
-            entry=entry,
-            request_id=request_id or None,
-            deadline=deadline,
-            timeout_seconds=timeout_seconds,
-            client_context=client_context,
-        )
+        # Lambda's concurrency: the function's reserved share and the node-wide limit.
+        with self._limiter.acquire(name) if self._limiter is not None else _NO_LEASE:
+            return await runtime.invoke(
+                event,
+                entry=entry,
+                request_id=request_id or None,
+                deadline=deadline,
+                timeout_seconds=timeout_seconds,
+                client_context=client_context,
+            )
 
     def stats(self) -> dict[str, RuntimeStats]:
         """Each started function's counters and gauges, for a metrics layer."""

@@ -174,15 +174,17 @@ def test_a_module_that_cannot_start_fails_only_its_own_invocations(
     assert client.get("/generate/x").status_code == 200  # the others serve
 
 
-def test_edge_check_refuses_a_module_that_cannot_start(tmp_path: Path) -> None:
+def _edge_check(tmp_path: Path, function: str) -> subprocess.CompletedProcess[str]:
+    """`edge check` of a configuration whose one function (`function`: its table's lines)
+    runs at viewer-request."""
     config = tmp_path / "edge.toml"
     (tmp_path / "site").mkdir()
     config.write_text(
         '[origins.site]\ndirectory = "site"\n'
-        '[[behaviors]]\npath = "*"\norigin = "site"\nviewer-request = "broken"\n'
-        f'[functions.broken]\nruntime = "wasm"\nmodule = "{WAT}/imports_abort.wat"\n'
+        '[[behaviors]]\npath = "*"\norigin = "site"\nviewer-request = "f"\n'
+        f"[functions.f]\n{function}"
     )
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "edge.cli", "check", str(config)],
         capture_output=True,
         text=True,
@@ -191,9 +193,13 @@ def test_edge_check_refuses_a_module_that_cannot_start(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
+
+
+def test_edge_check_refuses_a_module_that_cannot_start(tmp_path: Path) -> None:
+    result = _edge_check(tmp_path, f'runtime = "wasm"\nmodule = "{WAT}/imports_abort.wat"\n')
     assert result.returncode == 2, result.stderr
     assert "invalid configuration" in result.stderr
-    assert f"functions.broken.module: module '{WAT}/imports_abort.wat': {MISSING_IMPORT}" in (
+    assert f"functions.f.module: module '{WAT}/imports_abort.wat': {MISSING_IMPORT}" in (
         result.stderr
     )
 
@@ -272,21 +278,8 @@ def test_memory_settings_are_checked(function: dict[str, object], problem: str) 
 
 
 def test_a_guest_whose_memory_starts_over_its_pages_cannot_start(tmp_path: Path) -> None:
-    config = tmp_path / "edge.toml"
-    (tmp_path / "site").mkdir()
-    config.write_text(
-        '[origins.site]\ndirectory = "site"\n'
-        '[[behaviors]]\npath = "*"\norigin = "site"\nviewer-request = "tiny"\n'
-        f'[functions.tiny]\nruntime = "wasm"\nmodule = "{WAT}/echo.wat"\nmemory_pages = 1\n'
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "check", str(config)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"},
-        timeout=60,
-        check=False,
+    result = _edge_check(
+        tmp_path, f'runtime = "wasm"\nmodule = "{WAT}/echo.wat"\nmemory_pages = 1\n'
     )
     assert result.returncode == 2, result.stderr
     assert (

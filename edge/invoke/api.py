@@ -207,7 +207,7 @@ def invoke_routes(service: InvokeService) -> list[Route]:
             await service.enqueue(name, version, payload, request_id)
             return Response(b"", 202, base)
         try:
-            result = await service.invoke(name, payload, request_id, client_context=client_context)
+            result = await service.invoke(name, payload, request_id, client_context)
         except FunctionError as error:
             # Spec §8.2: a function error is still a 200, flagged by X-Amz-Function-Error.
             failed = {

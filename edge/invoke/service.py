@@ -27,6 +27,9 @@ from sandbox import FunctionThrottled, InvocationResult, LogSink
 
 logger = logging.getLogger("edge.invoke")
 
+# The invoker's `X-Amz-Client-Context`, decoded (synchronous invocations only).
+ClientContext = dict[str, Any] | None
+
 # Lambda's default timeout when a function sets none (spec §14).
 DEFAULT_TIMEOUT_SECONDS = 3.0
 
@@ -76,12 +79,7 @@ class InvokeService:
         return self.config.functions[name].timeout or DEFAULT_TIMEOUT_SECONDS
 
     async def run_function(
-        self,
-        name: str,
-        payload: bytes,
-        request_id: str,
-        *,
-        client_context: dict[str, Any] | None = None,
+        self, name: str, payload: bytes, request_id: str, client_context: ClientContext = None
     ) -> InvocationResult:
         """Invoke `name` once with its timeout, without admission (the caller holds a lease).
 
@@ -110,16 +108,11 @@ class InvokeService:
                 self._registry_started = True
 
     async def invoke(
-        self,
-        name: str,
-        payload: bytes,
-        request_id: str,
-        *,
-        client_context: dict[str, Any] | None = None,
+        self, name: str, payload: bytes, request_id: str, client_context: ClientContext = None
     ) -> InvocationResult:
         """A synchronous invocation: admitted by the limiter (FunctionThrottled if not)."""
         with self.limiter.acquire(name):
-            return await self.run_function(name, payload, request_id, client_context=client_context)
+            return await self.run_function(name, payload, request_id, client_context)
 
     async def enqueue(self, name: str, qualifier: str, payload: bytes, request_id: str) -> None:
         """Accept an asynchronous invocation: returns once the event is durably stored."""

@@ -445,35 +445,33 @@ class ExecutionEnvironment:
         status: str | None = None,
         error_type: str | None = None,
     ) -> str:
-        return log_lines.invocation_log(
+        report = log_lines.report_line(
             request_id,
-            self.spec.version,
-            output,
             duration_ms=duration_ms,
             memory_size_mb=self.spec.memory_mb,
             max_memory_used_mb=memory_mb,
             init_duration_ms=self._init_duration(first),
             status=status,
             error_type=error_type,
-            prefix=self._prefix(first),
+        )
+        return log_lines.invocation_log(
+            request_id, self.spec.version, output, report, self._prefix(first)
         )
 
     def _init_failure(self, init: _InitReport, request_id: str, started: float) -> FunctionError:
         assert init.error is not None
         duration_ms = (time.monotonic() - started) * 1000.0
         error_type = str(init.error.get("errorType", ""))
-        log = log_lines.invocation_log(
+        report = log_lines.report_line(
             request_id,
-            self.spec.version,
-            "",
             duration_ms=duration_ms,
             memory_size_mb=self.spec.memory_mb,
             max_memory_used_mb=init.max_memory_mb,
             init_duration_ms=init.init_ms,
             status="error",
             error_type=error_type,
-            prefix=init.output,
         )
+        log = log_lines.invocation_log(request_id, self.spec.version, "", report, init.output)
         self.kill()
         return FunctionError(init.error, log=log, request_id=request_id, duration_ms=duration_ms)
 

@@ -72,32 +72,13 @@ def report_line(
 
 
 def invocation_log(
-    request_id: str,
-    version: str,
-    output: str,
-    *,
-    duration_ms: float,
-    memory_size_mb: int,
-    max_memory_used_mb: int,
-    init_duration_ms: float | None = None,
-    status: str | None = None,
-    error_type: str | None = None,
-    prefix: str = "",
+    request_id: str, version: str, output: str, report: str, prefix: str = ""
 ) -> str:
     """One invocation's whole log: `prefix` (what Init wrote, on a cold start), START, the
-    function's `output`, END and REPORT."""
+    function's `output`, END and the `report` line (`report_line`)."""
     return (
         f"{prefix}START RequestId: {request_id} Version: {version}\n"
-        f"{output}END RequestId: {request_id}\n"
-        + report_line(
-            request_id,
-            duration_ms=duration_ms,
-            memory_size_mb=memory_size_mb,
-            max_memory_used_mb=max_memory_used_mb,
-            init_duration_ms=init_duration_ms,
-            status=status,
-            error_type=error_type,
-        )
+        f"{output}END RequestId: {request_id}\n{report}"
     )
 
 

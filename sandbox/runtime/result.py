@@ -41,9 +41,9 @@ def continue_unchanged(request_id: str, version: str, memory_size_mb: int) -> In
             request_id,
             version,
             "",
-            duration_ms=0.0,
-            memory_size_mb=memory_size_mb,
-            max_memory_used_mb=0,
+            log_lines.report_line(
+                request_id, duration_ms=0.0, memory_size_mb=memory_size_mb, max_memory_used_mb=0
+            ),
         ),
         request_id=request_id,
         duration_ms=0.0,

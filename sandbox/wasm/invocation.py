@@ -98,10 +98,9 @@ class _Run:
         status: str | None = None,
         error_type: str | None = None,
     ) -> str:
-        return log_lines.invocation_log(
-            self.request.request_id,
-            self.spec.version,
-            output,
+        request_id = self.request.request_id
+        report = log_lines.report_line(
+            request_id,
             duration_ms=duration_ms,
             memory_size_mb=self.spec.memory_size_mb,
             max_memory_used_mb=self.memory_mb(),
@@ -109,6 +108,7 @@ class _Run:
             status=status,
             error_type=error_type,
         )
+        return log_lines.invocation_log(request_id, self.spec.version, output, report)
 
     def error(
         self,

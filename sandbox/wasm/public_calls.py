@@ -20,19 +20,7 @@ from typing import Any
 
 import wasmtime
 
-from sandbox.wasm import abi
-from sandbox.wasm.guest import (
-    GuestAbiViolation,
-    GuestExit,
-    GuestTrap,
-    Linked,
-    LiveInstance,
-    StoreLimits,
-    WasiSetup,
-    current_capture,
-    log_outside_memory,
-    split_trap_message,
-)
+from sandbox.wasm import abi, guest
 
 
 def _signed32(value: int) -> int:
@@ -42,12 +30,12 @@ def _signed32(value: int) -> int:
 def _failure(exc: Exception) -> Exception:
     """The guest failure a wasmtime exception stands for."""
     if isinstance(exc, wasmtime.ExitTrap):
-        return GuestExit(exc.code)
+        return guest.GuestExit(exc.code)
     if isinstance(exc, wasmtime.Trap):
         code = exc.trap_code
-        message, frames = split_trap_message(exc.message)
-        return GuestTrap(None if code is None else code.name, message, frames)
-    return GuestAbiViolation(str(exc))
+        message, frames = guest.split_trap_message(exc.message)
+        return guest.GuestTrap(None if code is None else code.name, message, frames)
+    return guest.GuestAbiViolation(str(exc))
 
 
 def _log(caller: wasmtime.Caller, ptr: int, length: int) -> None:
@@ -58,24 +46,24 @@ def _log(caller: wasmtime.Caller, ptr: int, length: int) -> None:
         length &= 0xFFFF_FFFF
         memory = caller.get(abi.MEMORY_EXPORT)
         if not isinstance(memory, wasmtime.Memory):
-            raise GuestAbiViolation("edge.log: the guest exports no memory")
+            raise guest.GuestAbiViolation("edge.log: the guest exports no memory")
         if ptr + length > memory.data_len(caller):
-            raise GuestAbiViolation(log_outside_memory(ptr, length))
-        capture = current_capture()
+            raise guest.GuestAbiViolation(guest.log_outside_memory(ptr, length))
+        capture = guest.current_capture()
         if capture is not None:
             base = addressof(memory.data_ptr(caller).contents)
             capture.log_message(base + ptr, length, string_at)
-    except GuestAbiViolation:
+    except guest.GuestAbiViolation:
         raise
     except Exception:  # noqa: BLE001 - the guest is told as the raw path tells it
-        raise GuestAbiViolation("edge.log: host error") from None
+        raise guest.GuestAbiViolation("edge.log: host error") from None
 
 
 def _reader(data: bytes) -> Callable[[int, int], bytes]:
     return lambda address, length: data[address : address + length]
 
 
-def _configure_wasi(store: wasmtime.Store, wasi: WasiSetup) -> None:
+def _configure_wasi(store: wasmtime.Store, wasi: guest.WasiSetup) -> None:
     config = wasmtime.WasiConfig()
     config.argv = wasi.argv
     config.env = wasi.environment
@@ -93,7 +81,7 @@ def _configure_wasi(store: wasmtime.Store, wasi: WasiSetup) -> None:
             os.unlink(path)
 
 
-class PublicLinked(Linked):
+class PublicLinked(guest.Linked):
     """A module pre-linked with `edge.log` (and WASI when asked) through the public API."""
 
     def __init__(
@@ -109,7 +97,9 @@ class PublicLinked(Linked):
         self._linker = linker
         self.pre = linker.instantiate_pre(module)
 
-    def instantiate(self, limits: StoreLimits, wasi: WasiSetup | None = None) -> PublicInstance:
+    def instantiate(
+        self, limits: guest.StoreLimits, wasi: guest.WasiSetup | None = None
+    ) -> PublicInstance:
         store = wasmtime.Store(self.engine)
         store.set_limits(memory_size=limits.memory_limit_bytes)
         try:
@@ -124,7 +114,7 @@ class PublicLinked(Linked):
         return PublicInstance(store, instance, has_reset=self.has_reset)
 
 
-class PublicInstance(LiveInstance):
+class PublicInstance(guest.LiveInstance):
     """One instance in its own store, called through wasmtime-py's `Func`."""
 
     def __init__(self, store: wasmtime.Store, instance: wasmtime.Instance, **kw: bool) -> None:
@@ -141,7 +131,7 @@ class PublicInstance(LiveInstance):
         if func is None:
             found = self._exports.get(name)
             if not isinstance(found, wasmtime.Func):
-                raise GuestAbiViolation(f"the instance has no export {name!r}")
+                raise guest.GuestAbiViolation(f"the instance has no export {name!r}")
             func = self._funcs[name] = found
         try:
             return func(self.store, *args)
