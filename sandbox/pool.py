@@ -139,7 +139,6 @@ class EnvironmentPool(Runtime, Generic[E]):
         self._dying: set[E] = set()
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._started = False
         self._counts = Counters()
 
     def has_entry(self, entry: str) -> bool:
@@ -156,9 +155,9 @@ class EnvironmentPool(Runtime, Generic[E]):
         """
         if self.closed:
             raise PoolClosed("the pool is closed")
-        if self._started:
+        if self.started:
             return
-        self._started = True
+        self.started = True
         await self._launcher.start()
         self._spawn_task(self._reap_periodically())
         await asyncio.gather(

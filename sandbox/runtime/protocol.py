@@ -61,13 +61,14 @@ class Runtime(abc.ABC):
 
     `start()` is optional (the first `invoke()` does it); `aclose()` ends everything, and an
     invocation in flight then fails with `PoolClosed`; `async with runtime:` does both. Every
-    failure is one of `sandbox.runtime.errors`. A runtime passes its spec to `__init__` and sets
-    `closed` when it closes.
+    failure is one of `sandbox.runtime.errors`. A runtime passes its spec to `__init__`, sets
+    `started` once `start()` succeeded and `closed` when it closes.
     """
 
     def __init__(self, spec: VersionSpec) -> None:
         self.name = spec.name
         self.version = spec.version  # `$LATEST` until versions are published
+        self.started = False
         self.closed = False
         self._timeout_seconds = spec.timeout_seconds
         self._max_event_bytes = spec.max_event_bytes
@@ -102,7 +103,8 @@ class Runtime(abc.ABC):
             raise PoolClosed(f"function {self.name!r} is closed")
         if len(event) > self._max_event_bytes:
             raise PayloadTooLarge(len(event), self._max_event_bytes)
-        await self.start()
+        if not self.started:
+            await self.start()
         deadline, budget_seconds = invocation_deadline(
             self._timeout_seconds, deadline, timeout_seconds
         )
@@ -128,8 +130,8 @@ class Runtime(abc.ABC):
 
     @abc.abstractmethod
     async def start(self) -> None:
-        """Get ready: load or link the code, start provisioned environments; returns at once
-        when it is (`invoke` calls it every time).
+        """Get ready: load or link the code, start provisioned environments; sets `started`
+        (`invoke` calls it until then), and returns at once when it is.
 
         Raises `FunctionCodeInvalid` for code that cannot run at all; the runtime then raises
         it again from every `invoke()` (one bad function fails only its own invocations), and

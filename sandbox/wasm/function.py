@@ -148,6 +148,7 @@ class WasmFunction(Runtime):
                 except FunctionCodeInvalid as error:
                     self._start_error = error
                     raise
+            self.started = True
 
     def _link(self) -> LinkedModule:
         linked, compiled = link(self.spec, self._engine)
