@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from edge import sigv4
 from edge.invoke import errors
 from edge.invoke.errors import InvokeApiError
-from sandbox.pool import new_request_id
+from sandbox import new_request_id
 
 logger = logging.getLogger("edge.admin")
 

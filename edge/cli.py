@@ -372,31 +372,120 @@ def run_server(config: EdgeConfig) -> int:
 @main.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 def check(config_path: Path) -> None:
-    """Validate CONFIG and print the resolved configuration as JSON."""
+    """Validate CONFIG and print the resolved configuration as JSON.
+
+    Beyond the file itself, each function's code must be able to start (a WASM module is
+    compiled and linked under its ABI): what cannot is a configuration error (exit 2).
+    """
+    from edge.functions import check_functions
+
     config = _load(config_path, None)
+    problems = check_functions(config)
+    if problems:
+        _fail_config(ConfigError(config.source, problems))
     resolved = config.model_dump(mode="json", by_alias=True, exclude_none=True)
     click.echo(json.dumps(resolved, indent=2))
     _sandbox_line(_sandbox_report(config))
     err_console.print(f"[green]ok[/]: {config_path} is valid")
 
 
-def _split_handler(target: str) -> tuple[Path, str]:
+_TRIGGERS = ("viewer-request", "origin-request", "origin-response", "viewer-response")
+
+
+def _one_shot_spec(
+    target: str,
+    *,
+    abi: str,
+    timeout: float,
+    memory: int,
+    environment: dict[str, str],
+) -> Any:
+    """The sandbox spec of `edge invoke`'s TARGET: FILE.py::FUNC, or a .wasm / .wat module."""
+    from sandbox import FunctionSpec, WasmFunctionSpec
+
+    if target.endswith((".wasm", ".wat")):
+        module = Path(target)
+        if not module.is_file():
+            raise click.BadParameter(f"no such file: {target}")
+        return WasmFunctionSpec(
+            name=module.stem,
+            module=module.resolve(),
+            abi=abi,  # type: ignore[arg-type]  # click.Choice: "core" or "wasi"
+            memory_mb=memory,
+            timeout_seconds=timeout,
+            environment=environment,
+            max_concurrency=1,
+        )
     path, sep, function = target.rpartition("::")
     if not sep or not path or not function.isidentifier():
-        raise click.BadParameter(f"expected FILE.py::FUNCTION, found {target!r}")
+        raise click.BadParameter(
+            f"expected FILE.py::FUNCTION or a .wasm/.wat module, found {target!r}"
+        )
     file = Path(path)
     if not file.is_file():
         raise click.BadParameter(f"no such file: {path}")
-    return file, function
+    return FunctionSpec(
+        name=file.stem,
+        handler=f"{file.stem}.{function}",
+        code_dir=file.resolve().parent,
+        memory_mb=memory,
+        timeout_seconds=timeout,
+        environment=environment,
+        max_concurrency=1,
+    )
+
+
+def _one_shot_event(event_path: Path | None, trigger: str | None) -> tuple[bytes, Any]:
+    """(the event bytes, the Lambda@Edge event they are, or None): from --event, else a sample
+    event for --trigger, else `{}`. A Lambda@Edge event must be of --trigger's kind."""
+    from edge.events import EventType, event_from_document, sample_event
+
+    if event_path is None:
+        if trigger is None:
+            return b"{}", None
+        document: Any = sample_event(EventType(trigger))
+        event = json.dumps(document).encode()
+    else:
+        event = sys.stdin.buffer.read() if str(event_path) == "-" else event_path.read_bytes()
+        try:
+            document = json.loads(event)
+        except ValueError as exc:
+            raise click.BadParameter(f"the event is not JSON: {exc}") from None
+    try:
+        edge_event = event_from_document(document)
+    except ValueError:
+        if trigger is not None:
+            raise click.BadParameter(
+                f"--trigger {trigger}: the event is not a Lambda@Edge event (see `edge events`)"
+            ) from None
+        return event, None
+    if trigger is not None and edge_event.trigger != trigger:
+        raise click.BadParameter(
+            f"the event is a {edge_event.trigger} event, --trigger says {trigger}"
+        )
+    return event, edge_event
 
 
 @main.command()
-@click.argument("target", metavar="FILE.py::FUNC")
+@click.argument("target", metavar="FILE.py::FUNC|MODULE.wasm")
 @click.option(
     "--event",
     "event_path",
     type=click.Path(path_type=Path, exists=True, dir_okay=False, allow_dash=True),
-    help="Event JSON file ('-': stdin).",
+    help="Event JSON file ('-': stdin). Default: a sample event for --trigger, else {}.",
+)
+@click.option(
+    "--trigger",
+    type=click.Choice(_TRIGGERS),
+    help="The Lambda@Edge trigger to run at (default: the event's eventType, if any); a WASM "
+    "module is called at its entry point for it.",
+)
+@click.option(
+    "--abi",
+    type=click.Choice(["core", "wasi"]),
+    default="core",
+    show_default=True,
+    help="A WASM module's ABI (sandbox/wasm/ABI.md).",
 )
 @click.option(
     "--timeout",
@@ -407,10 +496,10 @@ def _split_handler(target: str) -> tuple[Path, str]:
 )
 @click.option(
     "--memory",
-    type=click.IntRange(128, 10240),
+    type=click.IntRange(1, 10240),
     default=128,
     show_default=True,
-    help="Memory limit in MB.",
+    help="Memory limit in MB (Python: at least 128).",
 )
 @click.option(
     "--env",
@@ -420,53 +509,66 @@ def _split_handler(target: str) -> tuple[Path, str]:
     help="An environment variable for the function (repeatable).",
 )
 def invoke(
-    target: str, event_path: Path | None, timeout: float, memory: int, env_pairs: tuple[str, ...]
+    target: str,
+    event_path: Path | None,
+    trigger: str | None,
+    abi: str,
+    timeout: float,
+    memory: int,
+    env_pairs: tuple[str, ...],
 ) -> None:
-    """Run one handler once in a real execution environment.
+    """Run one function once in a real execution environment: a Python handler or a WASM
+    module, through the same runtimes as `edge serve`.
 
-    Prints the result JSON on stdout and the function's log on stderr; exits 1 when the
-    function failed (the error document is printed as the result, as Lambda returns it).
+    Prints the result JSON on stdout and the function's log on stderr. With a Lambda@Edge
+    event (or --trigger), the result is checked as CloudFront checks it. Exits 1 when the
+    function failed (its error document is printed as the result, as Lambda returns it), when
+    its result is invalid at the trigger, or when it cannot start.
     """
     import asyncio
 
-    from sandbox.errors import FunctionError, SandboxError
-    from sandbox.python_worker.oneshot import invoke_handler_file
+    from edge.events import LambdaValidationError, ValidationPolicy, decode_result
+    from sandbox import FunctionError, SandboxError, invoke_once
 
-    file, function = _split_handler(target)
-    if event_path is None or str(event_path) == "-":
-        event = sys.stdin.buffer.read() if event_path is not None else b"{}"
-    else:
-        event = event_path.read_bytes()
-    try:
-        json.loads(event)
-    except ValueError as exc:
-        raise click.BadParameter(f"the event is not JSON: {exc}") from None
     environment = {}
     for pair in env_pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE, found {pair!r}")
         environment[key] = value
+    event, edge_event = _one_shot_event(event_path, trigger)
+    entry = "handler" if edge_event is None else str(edge_event.trigger).replace("-", "_")
     try:
-        result = asyncio.run(
-            invoke_handler_file(
-                file,
-                function,
-                event,
-                timeout_seconds=timeout,
-                memory_mb=memory,
-                environment=environment,
-            )
+        spec = _one_shot_spec(
+            target, abi=abi, timeout=timeout, memory=memory, environment=environment
         )
+        result = asyncio.run(invoke_once(spec, event, entry=entry))
     except FunctionError as error:
         sys.stderr.write(error.log)
         click.echo(error.payload_bytes.decode())
         sys.exit(1)
     except (SandboxError, ValueError) as error:
-        err_console.print(f"[bold red]error:[/] {error}", markup=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(error))}")
         sys.exit(1)
     sys.stderr.write(result.log)
-    click.echo(result.payload.decode())
+    if edge_event is not None and not result.payload:
+        err_console.print(
+            f"(no result: continue unchanged, the {edge_event.trigger} goes on as it came)"
+        )
+        return
+    click.echo(result.payload.decode("utf-8", "replace"))
+    if edge_event is None:
+        return
+    try:
+        outcome = decode_result(edge_event, result.payload, policy=ValidationPolicy())
+    except LambdaValidationError as invalid:
+        err_console.print(
+            f"[bold red]error:[/] invalid {edge_event.trigger} result; CloudFront answers 502 "
+            f"(X-Cache: LambdaValidationError): {escape(str(invalid))}"
+        )
+        sys.exit(1)
+    for warning in outcome.warnings:
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}")
 
 
 _CLOUDFRONT_KINDS = ("viewer-request", "origin-request", "origin-response", "viewer-response")

@@ -20,13 +20,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from edge.behaviors import METHOD_SETS, MethodSet
 from origin_proxy import DEFAULT_MAX_RESPONSE_HEADER_BYTES, DEFAULT_MAX_RESPONSE_HEADER_FIELDS
-from sandbox.python_worker.spec import check_environment
+from sandbox import check_environment
 
 
 class ConfigError(Exception):
@@ -248,7 +249,10 @@ class FunctionConfig(_Strict):
     reuse_instance: bool = False
     fuel: int | None = Field(default=None, gt=0)
     timeout: Annotated[float, Field(gt=0, le=900)] | None = None
-    memory: int = Field(default=128, ge=128, le=10_240)
+    # WASM: the guest's memory cap in 64 KiB pages (wasm's own unit), instead of `memory`.
+    memory_pages: int | None = Field(default=None, ge=1, le=65_536)
+    # MB. Python: Lambda's 128..10,240. WASM: 1..4,096 (a wasm32 memory holds at most 4 GiB).
+    memory: int = Field(default=128, ge=1, le=10_240)
     environment: dict[str, str] = Field(default_factory=dict)
     max_concurrency: int = Field(default=64, ge=0, le=10_000)
     # Seconds an invocation may wait for a busy environment before it is throttled (0: never).
@@ -284,6 +288,38 @@ class FunctionConfig(_Strict):
             )
         return value
 
+    @field_validator("memory_pages")
+    @classmethod
+    def _pages_for_wasm(cls, value: int | None, info: ValidationInfo) -> int | None:
+        runtime = info.data.get("runtime", "python")
+        if value is not None and runtime != "wasm":
+            raise ValueError(
+                f"expected no memory_pages for a {runtime} function (64 KiB pages cap a wasm "
+                f"function's memory; set memory, in MB), found {value}"
+            )
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_for_runtime(cls, value: int, info: ValidationInfo) -> int:
+        # Runs only when `memory` is given (defaults are not validated).
+        runtime = info.data.get("runtime", "python")
+        if info.data.get("memory_pages") is not None:
+            raise ValueError(
+                "expected either memory (MB) or memory_pages (64 KiB pages), found both"
+            )
+        if runtime == "python" and value < 128:
+            raise ValueError(
+                "expected at least 128 (MB) for a python function (Lambda's minimum; a wasm "
+                f"function may have less), found {value}"
+            )
+        if runtime == "wasm" and value > 4096:
+            raise ValueError(
+                "expected at most 4096 (MB) for a wasm function (a wasm32 memory holds at most "
+                f"4 GiB), found {value}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _runtime_fields(self) -> FunctionConfig:
         if self.runtime == "python" and self.handler is None:
@@ -291,6 +327,13 @@ class FunctionConfig(_Strict):
         if self.runtime == "wasm" and self.module is None:
             raise ValueError('a wasm function needs module = "path/to/function.wasm"')
         return self
+
+    @property
+    def memory_size_mb(self) -> int:
+        """The memory cap in whole MB (pages rounded up): what Lambda reports as MemorySize."""
+        if self.memory_pages is not None:
+            return -(-self.memory_pages * 65_536 // (1 << 20))
+        return self.memory
 
     @property
     def code_dir_and_handler(self) -> tuple[Path, str]:
@@ -737,11 +780,12 @@ def _check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
                     f"for a function on a Lambda@Edge trigger ({where}), "
                     f"found {function.ephemeral_storage}"
                 )
-            if viewer and function.memory > edge.viewer_memory:
+            if viewer and function.memory_size_mb > edge.viewer_memory:
+                key = "memory" if function.memory_pages is None else "memory_pages"
                 problems.append(
-                    f"functions.{association.name}.memory: expected at most "
+                    f"functions.{association.name}.{key}: expected at most "
                     f"{edge.viewer_memory} MB for a function on {trigger} ({where}), "
-                    f"found {function.memory}"
+                    f"found {function.memory_size_mb}"
                 )
             if function.environment and not edge.allow_environment:
                 problems.append(

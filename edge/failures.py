@@ -19,7 +19,8 @@ from origin_proxy.errors import (
     OriginInvalidResponse,
     OriginTimeout,
 )
-from sandbox.errors import (
+from sandbox import (
+    FunctionCodeInvalid,
     FunctionCrashed,
     FunctionError,
     FunctionMemoryExceeded,
@@ -129,6 +130,15 @@ def _function_failure(exc: TriggerFailed) -> Failure:
             _INVALID_FUNCTION,
             f"{where}: {cause.error_type}: {cause.error_message}; see the function's log "
             "(REPORT and traceback) for this request",
+        )
+    if isinstance(cause, FunctionCodeInvalid):
+        return Failure(
+            503,
+            "LambdaExecutionError",
+            "FunctionCodeInvalid",
+            _INVALID_FUNCTION,
+            f"{where}: the function cannot start: {cause.reason}; fix it and restart the edge "
+            "(`edge check` names such problems before serving)",
         )
     if isinstance(cause, SandboxError):
         return Failure(

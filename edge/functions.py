@@ -1,30 +1,42 @@
 """The function registry: one runtime object per configured function, behind one door.
 
-Python functions get an execution-environment pool each, and each pool its own zygote,
-confined by the `[sandbox]` policy to that function's code and network: one function's
-environments cannot reach another's, and a zygote that dies is relaunched for its function
-alone. WASM functions share one wasmtime engine and its compiled module cache. Each
-invocation's Lambda log (START .. REPORT) goes to the log sink, by default the edge's stderr,
-as Lambda writes it to CloudWatch.
+Each function gets the `sandbox.Runtime` its configuration asks for, made by one
+`sandbox.RuntimeHost`: Python functions an execution-environment pool each, and each pool its
+own zygote, confined by the `[sandbox]` policy to that function's code and network (one
+function's environments cannot reach another's, and a zygote that dies is relaunched for its
+function alone); WASM functions share one wasmtime engine and its compiled module cache. The
+registry never asks which runtime it holds. Each invocation's Lambda log (START .. REPORT) goes
+to the log sink, by default the edge's stderr, as Lambda writes it to CloudWatch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from edge.config import EdgeConfig, FunctionConfig
-from sandbox import SandboxPolicy
-from sandbox.pool import PythonFunctionPool
-from sandbox.python_worker.environment import InvocationResult
-from sandbox.python_worker.spec import FunctionSpec
-from sandbox.wasm import WasmEngine, WasmFunction, WasmFunctionSpec
+from sandbox import (
+    FunctionCodeInvalid,
+    FunctionSpec,
+    InvocationResult,
+    LogSink,
+    Runtime,
+    RuntimeHost,
+    RuntimeStats,
+    SandboxPolicy,
+    WasmFunctionSpec,
+)
 
-LogSink = Callable[[str], None]
+logger = logging.getLogger("edge.functions")
+
+# No admission to take when the registry has no limiter (nullcontext is reusable).
+_NO_LEASE = contextlib.nullcontext()
 
 
 def stderr_sink(text: str) -> None:
@@ -36,14 +48,6 @@ class Limiter(Protocol):
     """Admission by concurrency (edge.invoke.ConcurrencyLimiter)."""
 
     def acquire(self, name: str) -> AbstractContextManager[None]: ...
-
-
-class Runtime(Protocol):
-    """What the registry needs of a function's runtime (both sandboxes provide it)."""
-
-    async def start(self) -> None: ...
-
-    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +117,47 @@ def wasm_spec_for(
         module=function.module,
         abi=function.abi,
         memory_mb=function.memory,
+        memory_pages=function.memory_pages,
         timeout_seconds=function.timeout or timeout_seconds,
         environment=dict(function.environment),
         max_concurrency=function.max_concurrency,
         reuse_instance=function.reuse_instance,
         fuel=function.fuel,
     )
+
+
+def runtime_spec_for(
+    name: str, function: FunctionConfig, *, timeout_seconds: float
+) -> FunctionSpec | WasmFunctionSpec:
+    """The sandbox's description of function `name`, for the runtime it names."""
+    if function.runtime == "wasm":
+        return wasm_spec_for(name, function, timeout_seconds=timeout_seconds)
+    return spec_for(name, function, timeout_seconds=timeout_seconds)
+
+
+def check_functions(config: EdgeConfig, *, wasm_cache_dir: str | None = None) -> list[str]:
+    """What keeps a configured function's code from running at all (a WASM module that does
+    not link under its ABI...), one line each under the function's key, as `edge check` shows
+    configuration problems. Blocking: compiles WASM modules (into the module cache)."""
+    host = RuntimeHost(wasm_cache_dir=wasm_cache_dir)
+    problems: list[str] = []
+    try:
+        for name, function in config.functions.items():
+            spec = runtime_spec_for(name, function, timeout_seconds=_longest_timeout(config))
+            try:
+                host.check(spec)
+            except FunctionCodeInvalid as error:
+                key = "module" if function.runtime == "wasm" else "handler"
+                problems.append(f"functions.{name}.{key}: {error.reason}")
+    finally:
+        host.close()
+    return problems
+
+
+def _longest_timeout(config: EdgeConfig) -> float:
+    # A function used on origin triggers may run up to the origin limit; the trigger's own
+    # limit is applied per invocation as a deadline.
+    return max(config.lambda_edge.viewer_timeout, config.lambda_edge.origin_timeout)
 
 
 class FunctionRegistry:
@@ -133,50 +172,44 @@ class FunctionRegistry:
         limiter: Limiter | None = None,
     ) -> None:
         self._limiter = limiter
-        self._python_specs: dict[str, FunctionSpec] = {}
-        self._wasm_specs: dict[str, WasmFunctionSpec] = {}
-        self._runtimes: dict[str, Any] = {}
-        self._log_sink = log_sink
-        self._sandbox = sandbox_policy(config)
+        self._specs: dict[str, FunctionSpec | WasmFunctionSpec] = {}
+        self._runtimes: dict[str, Runtime] = {}
+        self._host = RuntimeHost(
+            log_sink=log_sink, isolation=sandbox_policy(config), wasm_cache_dir=wasm_cache_dir
+        )
         self._queue_dir = config.invoke.queue_path.resolve().parent
-        self._engine: WasmEngine | None = None
-        self._wasm_cache_dir = wasm_cache_dir
+        self._code_dirs = [
+            function.code_dir_and_handler[0].resolve()
+            for function in config.functions.values()
+            if function.runtime == "python"
+        ]
         self.info: dict[str, FunctionInfo] = {}
-        # A function used on origin triggers may run up to the origin limit; the trigger's own
-        # limit is applied per invocation as a deadline.
-        longest = max(config.lambda_edge.viewer_timeout, config.lambda_edge.origin_timeout)
+        longest = _longest_timeout(config)
         for name, function in config.functions.items():
-            if function.runtime == "wasm":
-                wasm = wasm_spec_for(name, function, timeout_seconds=longest)
-                self._wasm_specs[name] = wasm
-                version = wasm.version
-            else:
-                spec = spec_for(name, function, timeout_seconds=longest)
-                self._python_specs[name] = spec
-                version = spec.version
+            spec = runtime_spec_for(name, function, timeout_seconds=longest)
+            self._specs[name] = spec
             self.info[name] = FunctionInfo(
-                name, function.runtime, version, function.memory, function.timeout
+                name, function.runtime, spec.version, function.memory_size_mb, function.timeout
             )
 
     @property
-    def runtimes(self) -> Mapping[str, Any]:
+    def runtimes(self) -> Mapping[str, Runtime]:
         return self._runtimes
 
     async def start(self) -> None:
+        """Start every function's runtime. A function whose code cannot run (its start raised
+        `FunctionCodeInvalid`) is logged and left in place: its own invocations fail with that
+        error, and every other function serves."""
         self._make_hidden_directories()
-        if self._wasm_specs and self._engine is None:
-            self._engine = WasmEngine(cache_dir=self._wasm_cache_dir)
-        for name, spec in self._python_specs.items():
-            if name not in self._runtimes:
-                pool = PythonFunctionPool(spec, log_sink=self._log_sink, sandbox=self._sandbox)
-                self._runtimes[name] = pool
-                await pool.start()
-        for name, wasm in self._wasm_specs.items():
-            if name not in self._runtimes:
-                assert self._engine is not None
-                function = WasmFunction(wasm, engine=self._engine, log_sink=self._log_sink)
-                self._runtimes[name] = function
-                await function.start()
+        for name, spec in self._specs.items():
+            if name in self._runtimes:
+                continue
+            runtime = self._host.create(spec)
+            self._runtimes[name] = runtime
+            try:
+                await runtime.start()
+            except FunctionCodeInvalid as error:
+                logger.error("%s; its invocations fail until it is fixed", error)
 
     def _make_hidden_directories(self) -> None:
         """Create the queue's directory now when it would sit in a function's code directory:
@@ -184,16 +217,14 @@ class FunctionRegistry:
         queue_dir = self._queue_dir
         if queue_dir.exists():
             return
-        if any(queue_dir.is_relative_to(s.code_dir.resolve()) for s in self._python_specs.values()):
+        if any(queue_dir.is_relative_to(code_dir) for code_dir in self._code_dirs):
             queue_dir.mkdir(parents=True, exist_ok=True)
 
     def has_entry(self, name: str, entry: str) -> bool:
         """False when function `name` cannot handle `entry` (a WASM module without that
         export): the caller continues unchanged without building an event."""
         runtime = self._runtimes.get(name)
-        if isinstance(runtime, WasmFunction):
-            return runtime.has_entry(entry)
-        return True
+        return runtime is None or runtime.has_entry(entry)
 
     async def invoke(
         self,
@@ -204,43 +235,30 @@ class FunctionRegistry:
         deadline: float,
         timeout_seconds: float | None = None,
         entry: str = "handler",
+        client_context: dict[str, Any] | None = None,
     ) -> InvocationResult:
-        """Run function `name` once; raises the sandbox's errors (see sandbox.errors).
+        """Run function `name` once; raises the sandbox's errors (see sandbox.Runtime).
 
-        A WASM result with an empty payload means "continue unchanged" (see ABI.md).
+        An empty payload means "continue unchanged" (a WASM guest's 0, see ABI.md).
+        `client_context`: the Invoke API's `X-Amz-Client-Context`, decoded.
         """
-        if self._limiter is not None:
-            # Lambda's concurrency: the function's reserved share and the node-wide limit.
-            with self._limiter.acquire(name):
-                return await self._invoke(name, event, request_id, deadline, timeout_seconds, entry)
-        return await self._invoke(name, event, request_id, deadline, timeout_seconds, entry)
-
-    async def _invoke(
-        self,
-        name: str,
-        event: bytes,
-        request_id: str,
-        deadline: float,
-        timeout_seconds: float | None,
-        entry: str,
-    ) -> InvocationResult:
         runtime = self._runtimes[name]
-        if isinstance(runtime, WasmFunction):
+        # Lambda's concurrency: the function's reserved share and the node-wide limit.
+        with self._limiter.acquire(name) if self._limiter is not None else _NO_LEASE:
             return await runtime.invoke(
                 event,
                 entry=entry,
                 request_id=request_id or None,
                 deadline=deadline,
                 timeout_seconds=timeout_seconds,
+                client_context=client_context,
             )
-        result: InvocationResult = await runtime.invoke(
-            event, request_id=request_id, deadline=deadline, timeout_seconds=timeout_seconds
-        )
-        return result
+
+    def stats(self) -> dict[str, RuntimeStats]:
+        """Each started function's counters and gauges, for a metrics layer."""
+        return {name: runtime.stats() for name, runtime in self._runtimes.items()}
 
     async def aclose(self) -> None:
         for runtime in self._runtimes.values():
             await runtime.aclose()
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
+        self._host.close()

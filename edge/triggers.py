@@ -25,7 +25,7 @@ from edge.events import (
 )
 from edge.events.cloudfront_result import Outcome
 from edge.functions import FunctionRegistry
-from sandbox.errors import SandboxError
+from sandbox import SandboxError
 
 logger = logging.getLogger("edge.functions")
 

@@ -1,8 +1,10 @@
 """Execution environments for edge functions, behind one small async interface.
 
-`PythonFunctionPool(spec).invoke(event_bytes) -> InvocationResult`, raising the errors of
-`sandbox.errors`. Exports are loaded on first use: the zygote imports this package before it
-forks environments and must not pay for asyncio.
+`RuntimeHost().create(spec)` gives a function version's `Runtime` (a `FunctionSpec` runs in
+Python worker processes, a `WasmFunctionSpec` on wasmtime): `start()`, `invoke(event, ...) ->
+InvocationResult`, `stats()`, `aclose()`, raising the errors exported here. Callers use
+`sandbox` through these names only. Exports are loaded on first use: the zygote imports this
+package before it forks environments and must not pay for asyncio.
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sandbox.errors import (
+    from sandbox.host import RuntimeHost, invoke_once
+    from sandbox.python_worker.isolation import SandboxPolicy, probe_isolation
+    from sandbox.python_worker.spec import FunctionSpec
+    from sandbox.runtime.errors import (
+        FunctionCodeInvalid,
         FunctionCrashed,
         FunctionError,
         FunctionMemoryExceeded,
@@ -21,13 +27,17 @@ if TYPE_CHECKING:
         PoolClosed,
         SandboxError,
     )
-    from sandbox.pool import PoolStats, PythonFunctionPool
-    from sandbox.python_worker.environment import InvocationResult
-    from sandbox.python_worker.isolation import SandboxPolicy, probe_isolation
-    from sandbox.python_worker.oneshot import invoke_handler_file
-    from sandbox.python_worker.spec import FunctionSpec, check_environment
+    from sandbox.runtime.limits import check_environment
+    from sandbox.runtime.log_lines import log_tail
+    from sandbox.runtime.protocol import Runtime
+    from sandbox.runtime.request_ids import new_request_id
+    from sandbox.runtime.result import InvocationResult
+    from sandbox.runtime.sink import LogSink
+    from sandbox.runtime.stats import RuntimeStats
+    from sandbox.wasm.spec import WasmFunctionSpec
 
 __all__ = [
+    "FunctionCodeInvalid",
     "FunctionCrashed",
     "FunctionError",
     "FunctionMemoryExceeded",
@@ -35,34 +45,45 @@ __all__ = [
     "FunctionThrottled",
     "FunctionTimeout",
     "InvocationResult",
+    "LogSink",
     "PayloadTooLarge",
     "PoolClosed",
-    "PoolStats",
-    "PythonFunctionPool",
+    "Runtime",
+    "RuntimeHost",
+    "RuntimeStats",
     "SandboxError",
     "SandboxPolicy",
+    "WasmFunctionSpec",
     "check_environment",
-    "invoke_handler_file",
+    "invoke_once",
+    "log_tail",
+    "new_request_id",
     "probe_isolation",
 ]
 
 _MODULES = {
-    "FunctionCrashed": "sandbox.errors",
-    "FunctionError": "sandbox.errors",
-    "FunctionMemoryExceeded": "sandbox.errors",
-    "FunctionThrottled": "sandbox.errors",
-    "FunctionTimeout": "sandbox.errors",
-    "PayloadTooLarge": "sandbox.errors",
-    "PoolClosed": "sandbox.errors",
-    "SandboxError": "sandbox.errors",
-    "PoolStats": "sandbox.pool",
-    "PythonFunctionPool": "sandbox.pool",
-    "InvocationResult": "sandbox.python_worker.environment",
-    "invoke_handler_file": "sandbox.python_worker.oneshot",
+    "RuntimeHost": "sandbox.host",
+    "invoke_once": "sandbox.host",
     "SandboxPolicy": "sandbox.python_worker.isolation",
     "probe_isolation": "sandbox.python_worker.isolation",
     "FunctionSpec": "sandbox.python_worker.spec",
-    "check_environment": "sandbox.python_worker.spec",
+    "FunctionCodeInvalid": "sandbox.runtime.errors",
+    "FunctionCrashed": "sandbox.runtime.errors",
+    "FunctionError": "sandbox.runtime.errors",
+    "FunctionMemoryExceeded": "sandbox.runtime.errors",
+    "FunctionThrottled": "sandbox.runtime.errors",
+    "FunctionTimeout": "sandbox.runtime.errors",
+    "PayloadTooLarge": "sandbox.runtime.errors",
+    "PoolClosed": "sandbox.runtime.errors",
+    "SandboxError": "sandbox.runtime.errors",
+    "check_environment": "sandbox.runtime.limits",
+    "log_tail": "sandbox.runtime.log_lines",
+    "Runtime": "sandbox.runtime.protocol",
+    "new_request_id": "sandbox.runtime.request_ids",
+    "InvocationResult": "sandbox.runtime.result",
+    "LogSink": "sandbox.runtime.sink",
+    "RuntimeStats": "sandbox.runtime.stats",
+    "WasmFunctionSpec": "sandbox.wasm.spec",
 }
 
 

@@ -1,12 +1,14 @@
-"""Execution environments of one function version: concurrency cap, warm reuse, idle reaping.
+"""The execution environments of one function version: concurrency cap, warm reuse, idle reaping.
 
-`PythonFunctionPool` is the sandbox interface for Python functions: `invoke(event) -> result`,
-raising one of `sandbox.errors`. It behaves like Lambda's scaling of one version (spec §10):
-environments scale from zero (or from the provisioned count) up to `max_concurrency`, each
-serving one invocation at a time; a free warm environment is always preferred (the most
-recently used first, so the others age out); beyond the cap an invocation is throttled, or waits
-at most `max_wait_seconds` if the spec allows. Idle environments are reaped after
-`idle_seconds`; dead ones (timeout, crash, out of memory) are replaced by the next cold start.
+`EnvironmentPool` is the `Runtime` of every runtime whose environments are processes (Python
+workers now, Node.js next): it is generic over how an environment is launched
+(`EnvironmentLauncher`) and what one is (`Environment`), and knows nothing of either's inside.
+It behaves like Lambda's scaling of one version (spec §10): environments scale from zero (or
+from the provisioned count) up to `max_concurrency`, each serving one invocation at a time; a
+free warm environment is always preferred (the most recently used first, so the others age
+out); beyond the cap an invocation is throttled, or waits at most `max_wait_seconds` if the spec
+allows. Idle environments are reaped after `idle_seconds`; dead ones (timeout, crash, out of
+memory) are replaced by the next cold start.
 """
 
 from __future__ import annotations
@@ -14,145 +16,161 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import os
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
-from sandbox.errors import (
-    FunctionCrashed,
+from sandbox.runtime.errors import (
+    THROTTLE_REASON,
     FunctionError,
-    FunctionMemoryExceeded,
     FunctionThrottled,
-    FunctionTimeout,
-    PayloadTooLarge,
     PoolClosed,
 )
-from sandbox.python_worker.environment import ExecutionEnvironment, InvocationResult
-from sandbox.python_worker.isolation import SandboxPolicy
-from sandbox.python_worker.launcher import Zygote
-from sandbox.python_worker.spec import FunctionSpec
-
-LogSink = Callable[[str], None]
-
-# §8.3 ThrottleReason for a function-level cap.
-THROTTLE_REASON = "ReservedFunctionConcurrentInvocationLimitExceeded"
+from sandbox.runtime.protocol import Invocation, Runtime, VersionSpec
+from sandbox.runtime.result import InvocationResult
+from sandbox.runtime.sink import LogSink, deliver_log
+from sandbox.runtime.stats import Counters, RuntimeStats
 
 _EXIT_WAIT_SECONDS = 5.0
 
 
-@dataclass(slots=True)
-class _Counters:
-    invocations: int = 0
-    cold_starts: int = 0
-    warm_starts: int = 0
-    throttles: int = 0
-    function_errors: int = 0
-    timeouts: int = 0
-    crashes: int = 0
-    memory_exceeded: int = 0
+class PoolSpec(VersionSpec, Protocol):
+    """What the pool reads of a function version (a runtime's spec has more)."""
+
+    @property
+    def max_concurrency(self) -> int: ...
+    @property
+    def max_wait_seconds(self) -> float: ...
+    @property
+    def provisioned(self) -> int: ...
+    @property
+    def idle_seconds(self) -> float: ...
+    @property
+    def init_timeout_seconds(self) -> float: ...
 
 
-def new_request_id() -> str:
-    """A random (version 4) UUID string, as Lambda's request ids; ~2x cheaper than uuid4()."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+class Environment(Protocol):
+    """One execution environment: a process that serves one invocation at a time.
+
+    `provisioned`: started in advance (never reaped, replaced when it dies). `last_used` is
+    the pool's to write (its clock). Every failure of an invocation is a `FunctionError` with
+    the invocation's log, or `PoolClosed` once `kill(closing=True)` was called.
+    """
+
+    provisioned: bool
+    last_used: float
+
+    @property
+    def alive(self) -> bool:
+        """True while the environment can take an invocation."""
+        ...
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def init_output(self) -> str:
+        """What Init wrote (a pre-warmed environment's invocations do not show it)."""
+        ...
+
+    async def wait_ready(self, timeout_seconds: float) -> bool:
+        """Wait for Init; True if the environment can serve."""
+        ...
+
+    async def invoke(self, invocation: Invocation) -> InvocationResult:
+        """Run one invocation; a `FunctionError` (with its log) when the function failed."""
+        ...
+
+    def kill(self, *, closing: bool = False) -> None:
+        """Kill the process now; `closing`: the owner is shutting down."""
+        ...
+
+    async def wait_exited(self) -> None:
+        """Wait until the process is gone and its resources released."""
+        ...
 
 
-@dataclass(frozen=True, slots=True)
-class PoolStats:
-    """A snapshot of a pool's counters (totals since start) and gauges (now)."""
-
-    invocations: int
-    cold_starts: int
-    warm_starts: int
-    throttles: int
-    function_errors: int
-    timeouts: int
-    crashes: int
-    memory_exceeded: int
-    environments: int
-    busy: int
-    idle: int
+E = TypeVar("E", bound=Environment)
+E_co = TypeVar("E_co", bound=Environment, covariant=True)
 
 
-class PythonFunctionPool:
-    """The execution environments of one Python function version.
+class EnvironmentLauncher(Protocol[E_co]):
+    """How a runtime makes its environments (for Python: forks from a zygote)."""
+
+    async def start(self) -> None:
+        """Get ready to launch (start a zygote...); raises `SandboxError` if it cannot."""
+        ...
+
+    async def launch(self, *, provisioned: bool) -> E_co:
+        """A new environment, whose Init proceeds in the background."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop what `start()` started."""
+        ...
+
+
+class EnvironmentPool(Runtime, Generic[E]):
+    """The execution environments of one function version, made by `launcher`.
 
     `log_sink` receives each invocation's complete log text (START..REPORT, also for failed
-    invocations, and the Init output of pre-warmed environments); it is called on the event
-    loop and must be quick and must not raise. By default the pool starts a zygote of its own,
-    confined by `sandbox` (default: the best isolation available) to this function's code and
-    network, relaunches it when it died, and stops it in `aclose()`. `zygote`: use that one
-    instead (the caller owns it, and launched it with this function's code directory).
-    `clock` is only used for idle reaping (deadlines are always on `time.monotonic()`).
+    invocations, and the Init output of pre-warmed environments). `clock` is only used for idle
+    reaping (deadlines are always on `time.monotonic()`).
 
-    Use as `async with PythonFunctionPool(spec) as pool:` or call `aclose()`.
+    Use as `async with pool:` or call `aclose()`.
     """
 
     def __init__(
         self,
-        spec: FunctionSpec,
+        spec: PoolSpec,
+        launcher: EnvironmentLauncher[E],
         *,
         log_sink: LogSink | None = None,
-        zygote: Zygote | None = None,
-        sandbox: SandboxPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.spec = spec
-        self._sandbox = sandbox
+        super().__init__(spec)
+        self._spec = spec
+        self._launcher = launcher
         self._log_sink = log_sink
-        self._zygote = zygote
-        self._owns_zygote = zygote is None
-        self._zygote_lock = asyncio.Lock()
         self._clock = clock
-        self._idle: list[ExecutionEnvironment] = []  # most recently used last
-        self._busy: set[ExecutionEnvironment] = set()
+        self._idle: list[E] = []  # most recently used last
+        self._busy: set[E] = set()
         self._slots = 0  # environments holding a concurrency slot: starting, busy or idle
-        self._dying: set[ExecutionEnvironment] = set()
+        self._dying: set[E] = set()
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._started = False
-        self._closed = False
-        self._counts = _Counters()
+        self._counts = Counters()
+
+    def has_entry(self, entry: str) -> bool:
+        """Always True: one handler serves every entry (the event says which trigger)."""
+        return True
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the zygote, the provisioned environments and the idle reaper.
+        """Start the launcher, the provisioned environments and the idle reaper.
 
         Optional: the first `invoke()` does it. Returns once provisioned environments are
         initialised.
         """
-        if self._closed:
+        if self.closed:
             raise PoolClosed("the pool is closed")
-        if self._started:
+        if self.started:
             return
-        self._started = True
-        zygote = await self._get_zygote()
+        self.started = True
+        await self._launcher.start()
         self._spawn_task(self._reap_periodically())
         await asyncio.gather(
-            *(self._provision(zygote) for _ in range(self.spec.provisioned)),
+            *(self._provision() for _ in range(self._spec.provisioned)),
             return_exceptions=True,
         )
-
-    async def __aenter__(self) -> PythonFunctionPool:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop everything: in-flight invocations get PoolClosed, every process is gone and
         every temporary directory removed when this returns."""
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
+        self.closed = True
         for task in list(self._tasks):
             task.cancel()
         for waiter in self._waiters:
@@ -171,91 +189,27 @@ class PythonFunctionPool:
                     asyncio.gather(*(e.wait_exited() for e in list(self._dying))),
                     _EXIT_WAIT_SECONDS,
                 )
-        if self._owns_zygote and self._zygote is not None:
-            await self._zygote.aclose()
+        await self._launcher.aclose()
 
     # -- invoking -------------------------------------------------------------------------
 
-    async def invoke(
-        self,
-        event: bytes,
-        *,
-        request_id: str | None = None,
-        deadline: float | None = None,
-        invoked_arn: str | None = None,
-        client_context: dict[str, Any] | None = None,
-        cognito_identity: dict[str, Any] | None = None,
-        timeout_seconds: float | None = None,
-    ) -> InvocationResult:
-        """Invoke the function once with `event` (JSON bytes).
-
-        `timeout_seconds` names the caller's limit in a timeout message when the caller's
-        `deadline` is the one that ends the invocation (default: the time that was left).
-
-        `deadline` (absolute, `time.monotonic()` clock) can only shorten the function's
-        timeout. Returns the result with its log; raises `FunctionError` (or its subclasses
-        `FunctionTimeout`, `FunctionCrashed`, `FunctionMemoryExceeded`) when the function
-        failed, `FunctionThrottled` when all `max_concurrency` environments are busy,
-        `PayloadTooLarge` for an event over the limit, `PoolClosed` after `aclose()`.
-        """
-        if self._closed:
-            raise PoolClosed("the pool is closed")
-        spec = self.spec
-        if len(event) > spec.max_event_bytes:
-            raise PayloadTooLarge(len(event), spec.max_event_bytes)
-        if not self._started:
-            await self.start()
-        now = time.monotonic()
-        budget = now + spec.timeout_seconds
-        if deadline is None or deadline >= budget:
-            effective_deadline, budget_seconds = budget, spec.timeout_seconds
-        else:
-            effective_deadline = deadline
-            budget_seconds = (
-                timeout_seconds if timeout_seconds is not None else max(0.0, deadline - now)
-            )
-        request_id = request_id or new_request_id()
-        environment = await self._acquire(effective_deadline)
+    async def _invoke(self, invocation: Invocation) -> InvocationResult:
+        """One invocation in a free environment (warm first, else a new one under
+        `max_concurrency`, else after waiting up to `max_wait_seconds`, else throttled)."""
+        environment = await self._acquire(invocation.deadline)
         self._counts.invocations += 1
         try:
-            result = await environment.invoke(
-                event,
-                request_id=request_id,
-                deadline=effective_deadline,
-                invoked_arn=invoked_arn or spec.function_arn,
-                client_context=client_context,
-                cognito_identity=cognito_identity,
-                timeout_seconds=budget_seconds,
-            )
+            result = await environment.invoke(invocation)
         except FunctionError as error:
-            self._count_error(error)
-            self._emit(error.log)
+            self._counts.count_error(error)
+            deliver_log(self._log_sink, error.log)
             raise
         finally:
             self._release(environment)
-        self._emit(result.log)
+        deliver_log(self._log_sink, result.log)
         return result
 
-    def _count_error(self, error: FunctionError) -> None:
-        self._counts.function_errors += 1
-        if isinstance(error, FunctionTimeout):
-            self._counts.timeouts += 1
-        elif isinstance(error, FunctionMemoryExceeded):
-            self._counts.memory_exceeded += 1
-        elif isinstance(error, FunctionCrashed):
-            self._counts.crashes += 1
-
-    def _emit(self, log: str) -> None:
-        if self._log_sink is None:
-            return
-        try:
-            self._log_sink(log)
-        except Exception as exc:  # noqa: BLE001 - a broken sink must not fail invocations
-            asyncio.get_running_loop().call_exception_handler(
-                {"message": "log sink raised", "exception": exc}
-            )
-
-    async def _acquire(self, deadline: float) -> ExecutionEnvironment:
+    async def _acquire(self, deadline: float) -> E:
         waited = False
         while True:
             while self._idle:
@@ -265,22 +219,25 @@ class PythonFunctionPool:
                     self._counts.warm_starts += 1
                     return environment
                 self._discard(environment)
-            if self._slots < self.spec.max_concurrency:
+            if self._slots < self._spec.max_concurrency:
                 self._slots += 1
                 try:
-                    zygote = await self._get_zygote()
-                    environment = await ExecutionEnvironment.launch(zygote, self.spec)
+                    environment = await self._launcher.launch(provisioned=False)
                 except BaseException:
                     self._slots -= 1
                     self._wake_one()
                     raise
+                if self.closed:  # closed while it was launched: aclose() never saw it
+                    environment.kill(closing=True)
+                    await environment.wait_exited()
+                    raise PoolClosed("the pool was closed")
                 self._busy.add(environment)
                 self._counts.cold_starts += 1
                 return environment
-            wait_seconds = min(self.spec.max_wait_seconds, deadline - time.monotonic())
+            wait_seconds = min(self._spec.max_wait_seconds, deadline - time.monotonic())
             if waited or wait_seconds <= 0:
                 self._counts.throttles += 1
-                raise FunctionThrottled(self.spec.name, THROTTLE_REASON)
+                raise FunctionThrottled(self._spec.name, THROTTLE_REASON)
             waited = True
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -292,28 +249,28 @@ class PythonFunctionPool:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
 
-    def _release(self, environment: ExecutionEnvironment) -> None:
+    def _release(self, environment: E) -> None:
         self._busy.discard(environment)
-        if environment.alive and not self._closed:
+        if environment.alive and not self.closed:
             environment.last_used = self._clock()
             self._idle.append(environment)
             self._wake_one()
         else:
             self._discard(environment)
 
-    def _discard(self, environment: ExecutionEnvironment) -> None:
+    def _discard(self, environment: E) -> None:
         """Kill an environment and free its slot; the process is buried in the background."""
-        environment.kill(closing=self._closed)
+        environment.kill(closing=self.closed)
         self._slots -= 1
         self._dying.add(environment)
-        if self._closed:
+        if self.closed:
             return  # aclose() waits for everything in _dying
         self._spawn_task(self._bury(environment))
         self._wake_one()
         if environment.provisioned:
             self._spawn_task(self._replace_provisioned())
 
-    async def _bury(self, environment: ExecutionEnvironment) -> None:
+    async def _bury(self, environment: E) -> None:
         await environment.wait_exited()
         self._dying.discard(environment)
 
@@ -326,21 +283,21 @@ class PythonFunctionPool:
 
     # -- provisioned environments and idle reaping ----------------------------------------
 
-    async def _provision(self, zygote: Zygote) -> None:
-        if self._slots >= self.spec.max_concurrency or self._closed:
+    async def _provision(self) -> None:
+        if self._slots >= self._spec.max_concurrency or self.closed:
             return
         self._slots += 1
         try:
-            environment = await ExecutionEnvironment.launch(zygote, self.spec, provisioned=True)
+            environment = await self._launcher.launch(provisioned=True)
         except BaseException:
             self._slots -= 1
             raise
-        ready = await environment.wait_ready(self.spec.init_timeout_seconds)
+        ready = await environment.wait_ready(self._spec.init_timeout_seconds)
         if environment.init_output:
-            self._emit(environment.init_output)
-        if not ready or self._closed:
+            deliver_log(self._log_sink, environment.init_output)
+        if not ready or self.closed:
             # An init failure is not retried in a loop: the next invocation cold-starts.
-            environment.kill(closing=self._closed)
+            environment.kill(closing=self.closed)
             self._slots -= 1
             self._dying.add(environment)
             await self._bury(environment)
@@ -352,14 +309,14 @@ class PythonFunctionPool:
 
     async def _replace_provisioned(self) -> None:
         provisioned = sum(e.provisioned for e in [*self._idle, *self._busy])
-        if provisioned < self.spec.provisioned:
-            await self._provision(await self._get_zygote())
+        if provisioned < self._spec.provisioned:
+            await self._provision()
 
     async def reap_idle(self) -> int:
         """Stop the on-demand environments idle for `idle_seconds` or more (by the pool's
         clock); returns how many, once their processes are gone."""
         now = self._clock()
-        limit = self.spec.idle_seconds
+        limit = self._spec.idle_seconds
         expired = [e for e in self._idle if not e.provisioned and now - e.last_used >= limit]
         for environment in expired:
             self._idle.remove(environment)
@@ -369,28 +326,12 @@ class PythonFunctionPool:
         return len(expired)
 
     async def _reap_periodically(self) -> None:
-        interval = min(max(self.spec.idle_seconds / 4, 0.05), 30.0)
+        interval = min(max(self._spec.idle_seconds / 4, 0.05), 30.0)
         while True:
             await asyncio.sleep(interval)
             await self.reap_idle()
 
     # -- plumbing -------------------------------------------------------------------------
-
-    async def _get_zygote(self) -> Zygote:
-        async with self._zygote_lock:
-            if self._closed:
-                raise PoolClosed("the pool is closed")
-            if self._zygote is None or (self._owns_zygote and not self._zygote.alive):
-                if self._zygote is not None:
-                    await self._zygote.aclose()
-                self._zygote = await Zygote.launch(
-                    sandbox=self._sandbox,
-                    code_dirs=[self.spec.code_dir],
-                    writable_dirs=self.spec.writable_paths,
-                    network=self.spec.network,
-                    identity=self.spec.name,
-                )
-            return self._zygote
 
     def _spawn_task(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -404,21 +345,10 @@ class PythonFunctionPool:
                 {"message": "pool background task failed", "exception": task.exception()}
             )
 
-    def stats(self) -> PoolStats:
+    def stats(self) -> RuntimeStats:
         """Counters and gauges for a metrics layer."""
-        counts = self._counts
-        return PoolStats(
-            invocations=counts.invocations,
-            cold_starts=counts.cold_starts,
-            warm_starts=counts.warm_starts,
-            throttles=counts.throttles,
-            function_errors=counts.function_errors,
-            timeouts=counts.timeouts,
-            crashes=counts.crashes,
-            memory_exceeded=counts.memory_exceeded,
-            environments=self._slots,
-            busy=len(self._busy),
-            idle=len(self._idle),
+        return self._counts.snapshot(
+            environments=self._slots, busy=len(self._busy), idle=len(self._idle)
         )
 
     def environment_pids(self) -> list[int]:

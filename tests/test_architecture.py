@@ -1,5 +1,5 @@
 """The package layering of DESIGN.md, checked on the source: edge -> (sandbox, origin_proxy),
-and the pure modules stay pure."""
+the pure modules stay pure, and sandbox's runtimes are siblings over one seam."""
 
 from __future__ import annotations
 
@@ -96,6 +96,117 @@ def test_public_surface_is_small_and_real(package: str) -> None:
     assert exported == sorted(exported)
     for name in exported:
         assert getattr(module, name) is not None, name
+
+
+def _modules_imported(package: str) -> dict[str, set[str]]:
+    """Every module each file of `package` imports (absolute names; `from a import b` counts
+    as `a`, and as `a.b` too, since b may be a module)."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((REPO / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        found[str(path.relative_to(REPO))] = names
+    return found
+
+
+# The runtimes under sandbox/: each a package of its own beside the seam (`sandbox/runtime`).
+RUNTIMES = sorted(
+    p.name
+    for p in (REPO / "sandbox").iterdir()
+    if (p / "__init__.py").is_file() and p.name != "runtime"
+)
+# The runtimes whose environments are processes, and so use the pool of environments.
+PROCESS_RUNTIMES = {"python_worker"}
+SANDBOX_MODULES = {
+    f"sandbox.{p.stem}" for p in (REPO / "sandbox").glob("*.py") if p.name != "__init__.py"
+}
+
+
+def _sandbox_imports(names: set[str]) -> set[str]:
+    return {n for n in names if n == "sandbox" or n.startswith("sandbox.")}
+
+
+def _runtime_package(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in RUNTIMES else None
+
+
+def test_the_runtimes_are_found() -> None:
+    assert {"python_worker", "wasm"} <= set(RUNTIMES)
+    assert set(RUNTIMES) >= PROCESS_RUNTIMES
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_runtimes_are_siblings_that_import_only_the_seam(runtime: str) -> None:
+    """DESIGN rule 8: a runtime imports no other runtime, and of sandbox only the seam
+    (`sandbox.runtime`) and, when its environments are processes, the pool."""
+    allowed_modules = {"sandbox.pool"} if runtime in PROCESS_RUNTIMES else set()
+    offenders: dict[str, list[str]] = {}
+    for path, names in _modules_imported(f"sandbox/{runtime}").items():
+        bad = sorted(
+            name
+            for name in _sandbox_imports(names)
+            if not (
+                name.startswith(("sandbox.runtime.", f"sandbox.{runtime}."))
+                or name in {"sandbox.runtime", f"sandbox.{runtime}"}
+                or name in allowed_modules
+                or (name.rpartition(".")[0] in allowed_modules)
+            )
+        )
+        if bad:
+            offenders[path] = bad
+    assert offenders == {}
+
+
+def test_the_seam_and_the_pool_know_no_runtime() -> None:
+    """The shared core (`sandbox.runtime`, `sandbox.pool`) imports no runtime: runtimes build
+    on it, never the other way round."""
+    files = {**_modules_imported("sandbox/runtime")}
+    files["sandbox/pool.py"] = _modules_imported("sandbox")["sandbox/pool.py"]
+    offenders = {
+        path: sorted(n for n in _sandbox_imports(names) if _runtime_package(n) is not None)
+        for path, names in files.items()
+    }
+    assert {path: names for path, names in offenders.items() if names} == {}
+    pool = _sandbox_imports(files["sandbox/pool.py"])
+    assert all(n.startswith("sandbox.runtime.") for n in pool), pool
+
+
+def test_edge_uses_sandbox_only_through_its_face() -> None:
+    """DESIGN rule 9: edge imports `sandbox` itself, and only names its `__all__` exports."""
+    import sandbox
+
+    exported = {f"sandbox.{name}" for name in sandbox.__all__}
+    offenders: dict[str, list[str]] = {}
+    for path, names in _modules_imported("edge").items():
+        bad = sorted(
+            name for name in _sandbox_imports(names) if name != "sandbox" and name not in exported
+        )
+        if bad:
+            offenders[path] = bad
+    assert offenders == {}
+
+
+def test_the_face_is_loaded_lazily_and_imports_no_runtime_eagerly() -> None:
+    """The zygote imports `sandbox` before it forks: the face must not import asyncio, a
+    runtime or wasmtime when it is imported (its names load on first use)."""
+    eager = {
+        name
+        for node in ast.parse((REPO / "sandbox" / "__init__.py").read_text()).body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for name in (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+        )
+    }
+    assert eager <= {"__future__", "importlib", "typing"}, eager
+    assert {"sandbox.host", "sandbox.pool"} <= SANDBOX_MODULES
 
 
 def test_top_level_layout() -> None:

@@ -19,8 +19,8 @@ from edge.invoke.dispatcher import Dispatcher
 from edge.invoke.queue import EventQueue, NewEvent
 from edge.invoke.records import Outcome, invocation_record, iso_timestamp
 from edge.invoke.retry import RetryPolicy
-from sandbox.errors import FunctionError
-from sandbox.python_worker.environment import InvocationResult
+from sandbox.runtime.errors import FunctionError
+from sandbox.runtime.result import InvocationResult
 from tests.conftest import EdgeProcess
 from tests.invoke_functions.harness import (
     edge_config,

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from edge.invoke.concurrency import NODE_LIMIT, RESERVED_LIMIT, ConcurrencyLimiter
-from sandbox.errors import FunctionThrottled
+from sandbox.runtime.errors import FunctionThrottled
 from tests.conftest import EdgeProcess
 from tests.invoke_functions.harness import (
     edge_config,

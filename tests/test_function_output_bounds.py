@@ -32,13 +32,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.errors import FunctionCrashed, FunctionError, FunctionTimeout
-from sandbox.pool import PythonFunctionPool
 from sandbox.python_worker import marshaller
 from sandbox.python_worker.framing import HEADER, Frame, FrameDecoder, FrameLimits, encode_frame
+from sandbox.python_worker.function import PythonFunctionPool
 from sandbox.python_worker.launcher import Zygote
 from sandbox.python_worker.output import OutputTail
-from sandbox.python_worker.spec import MIB, FunctionSpec
+from sandbox.python_worker.spec import FunctionSpec
+from sandbox.runtime.errors import FunctionCrashed, FunctionError, FunctionTimeout
+from sandbox.runtime.limits import MIB
 from sandbox.wasm import WasmEngine, WasmFunction, WasmFunctionSpec
 from tests.conftest import EdgeProcess, vm_kib
 from tests.origin_app import OriginServer

@@ -24,6 +24,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
     functions = "".join(
         [
             function_table("echo", "echo"),
+            function_table("context", "client_context"),
             function_table("fail", "fail"),
             function_table("chatty", "chatty"),
             function_table("sleepy", "sleepy", timeout=1),
@@ -77,6 +78,29 @@ def test_every_name_form_reaches_the_function(
     extra = {"Qualifier": qualifier} if qualifier else {}
     response = client.invoke(FunctionName=name, Payload=b"[1]", **extra)
     assert json.loads(response["Payload"].read())["echo"] == [1]
+
+
+def test_client_context_reaches_the_handlers_context(client: Any) -> None:
+    sent = {
+        "client": {"installation_id": "inst-7", "app_title": "Edge App"},
+        "custom": {"tenant": "blue"},
+        "env": {"platform": "Android"},
+    }
+    encoded = base64.b64encode(json.dumps(sent).encode()).decode()
+    response = client.invoke(FunctionName="context", Payload=b"{}", ClientContext=encoded)
+    assert json.loads(response["Payload"].read()) == {
+        "client_context": {
+            "installation_id": "inst-7",
+            "app_title": "Edge App",
+            "custom": {"tenant": "blue"},
+            "env": {"platform": "Android"},
+        }
+    }
+
+
+def test_no_client_context_unless_sent(client: Any) -> None:
+    response = client.invoke(FunctionName="context", Payload=b"{}")
+    assert json.loads(response["Payload"].read()) == {"client_context": None}
 
 
 def test_function_error_is_a_200_with_the_error_document(client: Any) -> None:
@@ -182,6 +206,24 @@ def _error(call: Any) -> dict[str, Any]:
             id="invalid-json",
         ),
         pytest.param(
+            {"FunctionName": "echo", "Payload": b"{}", "ClientContext": "not base64!"},
+            400,
+            "InvalidRequestContentException",
+            "Client context must be a valid Base64-encoded JSON object",
+            id="client-context-not-base64",
+        ),
+        pytest.param(
+            {
+                "FunctionName": "echo",
+                "Payload": b"{}",
+                "ClientContext": base64.b64encode(b"[1, 2]").decode(),
+            },
+            400,
+            "InvalidRequestContentException",
+            "Client context must be a valid Base64-encoded JSON object",
+            id="client-context-not-an-object",
+        ),
+        pytest.param(
             {"FunctionName": "echo", "InvocationType": "Later", "Payload": b"{}"},
             400,
             "InvalidParameterValueException",
@@ -252,7 +294,7 @@ def test_get_function_of_an_unknown_function_is_404(client: Any) -> None:
 
 def test_list_functions_lists_every_function(client: Any) -> None:
     names = [f["FunctionName"] for f in client.list_functions()["Functions"]]
-    assert names == ["chatty", "closed", "described", "echo", "fail", "sleepy"]
+    assert names == ["chatty", "closed", "context", "described", "echo", "fail", "sleepy"]
     pages = client.get_paginator("list_functions").paginate(PaginationConfig={"PageSize": 4})
     assert [f["FunctionName"] for page in pages for f in page["Functions"]] == names
 

@@ -11,12 +11,12 @@ import orjson
 import pytest
 
 import sandbox
-from sandbox.errors import FunctionError, FunctionThrottled, PoolClosed
-from sandbox.pool import PythonFunctionPool
-from sandbox.python_worker.environment import InvocationResult
+from sandbox.python_worker.function import PythonFunctionPool
 from sandbox.python_worker.isolation import SandboxPolicy
 from sandbox.python_worker.launcher import Zygote
 from sandbox.python_worker.spec import FunctionSpec
+from sandbox.runtime.errors import FunctionError, FunctionThrottled, PoolClosed
+from sandbox.runtime.result import InvocationResult
 
 FUNCTIONS = Path(__file__).parent / "functions"
 # Environments whose TMPDIR is a directory of the host's /tmp (the unconfined level), so that
@@ -62,7 +62,7 @@ def make_spec(handler: str, **overrides: object) -> FunctionSpec:
 def test_over_the_cap_exactly_the_excess_is_throttled(
     runner: asyncio.Runner, zygote: Zygote
 ) -> None:
-    async def scenario() -> tuple[list[InvocationResult | BaseException], sandbox.PoolStats]:
+    async def scenario() -> tuple[list[InvocationResult | BaseException], sandbox.RuntimeStats]:
         spec = make_spec("basic.sleep", max_concurrency=2, timeout_seconds=5)
         async with PythonFunctionPool(spec, zygote=zygote) as pool:
             outcomes = await asyncio.gather(
@@ -92,7 +92,7 @@ def test_zero_concurrency_throttles_everything(runner: asyncio.Runner, zygote: Z
 def test_bounded_wait_takes_the_next_free_environment(
     runner: asyncio.Runner, zygote: Zygote
 ) -> None:
-    async def scenario() -> tuple[list[bytes], sandbox.PoolStats]:
+    async def scenario() -> tuple[list[bytes], sandbox.RuntimeStats]:
         spec = make_spec("basic.sleep", max_concurrency=1, max_wait_seconds=3)
         async with PythonFunctionPool(spec, zygote=zygote) as pool:
             results = await asyncio.gather(
@@ -126,7 +126,7 @@ def test_a_hung_invocation_does_not_delay_a_concurrent_one(
 def test_warm_environments_are_reused_most_recently_used_first(
     runner: asyncio.Runner, zygote: Zygote
 ) -> None:
-    async def scenario() -> tuple[set[int], list[int], sandbox.PoolStats]:
+    async def scenario() -> tuple[set[int], list[int], sandbox.RuntimeStats]:
         spec = make_spec("basic.count", max_concurrency=3)
         async with PythonFunctionPool(spec, zygote=zygote) as pool:
             first = await asyncio.gather(*(pool.invoke(b"{}") for _ in range(3)))
@@ -186,7 +186,7 @@ def test_provisioned_environments_are_ready_and_not_reaped(
             assert "Init Duration" not in result.log
             clock.now += 3600
             assert await pool.reap_idle() == 0
-            assert pool.stats() == sandbox.PoolStats(
+            assert pool.stats() == sandbox.RuntimeStats(
                 invocations=1,
                 cold_starts=0,
                 warm_starts=1,
@@ -206,7 +206,7 @@ def test_provisioned_environments_are_ready_and_not_reaped(
 def test_log_sink_gets_every_invocations_log(runner: asyncio.Runner, zygote: Zygote) -> None:
     sunk: list[str] = []
 
-    async def scenario() -> tuple[str, str, sandbox.PoolStats]:
+    async def scenario() -> tuple[str, str, sandbox.RuntimeStats]:
         async with PythonFunctionPool(
             make_spec("basic.fail"), zygote=zygote, log_sink=sunk.append
         ) as pool:
@@ -230,7 +230,7 @@ def test_aclose_leaves_no_process_and_no_directory() -> None:
         in_flight = asyncio.ensure_future(slow_pool.invoke(b'{"seconds": 60}'))
         await slow_pool.start()
         pids = pool.environment_pids()
-        zygote_pid = pool._zygote.pid if pool._zygote else 0
+        zygote_pid = pool.zygote.pid if pool.zygote else 0
         await pool.aclose()
         while not slow_pool.stats().busy:  # the invocation has an environment
             await asyncio.sleep(0)
@@ -250,8 +250,8 @@ def test_aclose_leaves_no_process_and_no_directory() -> None:
 
 
 def test_public_surface_is_small_and_resolves() -> None:
-    assert "PythonFunctionPool" in sandbox.__all__
-    assert len(sandbox.__all__) <= 16
+    assert {"RuntimeHost", "Runtime", "invoke_once"} <= set(sandbox.__all__)
+    assert len(sandbox.__all__) <= 24
     for name in sandbox.__all__:
         assert getattr(sandbox, name) is not None
     with pytest.raises(AttributeError):

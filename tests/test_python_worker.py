@@ -16,15 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sandbox.errors import (
-    FunctionCrashed,
-    FunctionError,
-    FunctionMemoryExceeded,
-    FunctionTimeout,
-    PayloadTooLarge,
-)
-from sandbox.pool import PythonFunctionPool
-from sandbox.python_worker import log_lines
+from sandbox.host import invoke_once
 from sandbox.python_worker.framing import (
     HEADER,
     Frame,
@@ -33,10 +25,19 @@ from sandbox.python_worker.framing import (
     FrameLimits,
     encode_frame,
 )
+from sandbox.python_worker.function import PythonFunctionPool
 from sandbox.python_worker.isolation import SandboxPolicy
 from sandbox.python_worker.launcher import Zygote
-from sandbox.python_worker.oneshot import invoke_handler_file
-from sandbox.python_worker.spec import FunctionSpec, check_environment
+from sandbox.python_worker.spec import FunctionSpec
+from sandbox.runtime import log_lines
+from sandbox.runtime.errors import (
+    FunctionCrashed,
+    FunctionError,
+    FunctionMemoryExceeded,
+    FunctionTimeout,
+    PayloadTooLarge,
+)
+from sandbox.runtime.limits import check_environment
 
 FUNCTIONS = Path(__file__).parent / "functions"
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
@@ -597,11 +598,12 @@ def test_tmp_is_private_per_environment_and_removed(runner: asyncio.Runner, zygo
 
 
 def test_one_shot_helper_runs_a_handler_file() -> None:
-    result = asyncio.run(
-        invoke_handler_file(FUNCTIONS / "basic.py", "echo", b'{"a": 1}', request_id="one")
-    )
+    spec = FunctionSpec(name="basic", handler="basic.echo", code_dir=FUNCTIONS, max_concurrency=1)
+    result = asyncio.run(invoke_once(spec, b'{"a": 1}'))
     assert result.payload == b'{"a":1}'
-    assert result.log.startswith("init: module imported\nSTART RequestId: one Version: $LATEST\n")
+    assert result.log.startswith(
+        f"init: module imported\nSTART RequestId: {result.request_id} Version: $LATEST\n"
+    )
     assert result.init_duration_ms is not None
 
 

@@ -384,6 +384,21 @@ def test_fork_bomb_stops_at_the_process_limit_and_the_edge_serves(namespaced: Sa
     assert namespaced.call("other", "whoami")["pids"]
 
 
+def test_a_thread_bomb_stops_at_the_process_limit(namespaced: Sandboxed) -> None:
+    # RLIMIT_NPROC counts threads too (Lambda: 1,024 processes and threads).
+    bomb = namespaced.call("probe", "thread_bomb")
+    assert bomb["error"] is not None
+    assert 100 < bomb["started"] < 1024
+
+
+def test_tmp_holds_512_mb_in_all(namespaced: Sandboxed) -> None:
+    # /tmp is a tmpfs of the ephemeral storage's size: many files below the file size limit
+    # still stop at 512 MB in all (the file size limit alone would let the disk fill).
+    filled = namespaced.call("probe", "fill_tmp", directory="/tmp", file_mb=200)
+    assert filled["errno"] == errno.ENOSPC
+    assert 400 < filled["written_mb"] <= 512
+
+
 def test_a_huge_file_stops_at_the_file_size_limit(namespaced: Sandboxed) -> None:
     outcome = namespaced.call("probe", "huge_file", path="/tmp/huge", size=600 * MIB)
     assert outcome["ok"] is False
@@ -461,6 +476,9 @@ def test_uid_only_limits_processes_and_file_size(uid_only: Sandboxed) -> None:
     bomb = uid_only.call("probe", "fork_bomb")
     assert bomb["errno"] == errno.EAGAIN
     assert 0 < bomb["forked"] < 1024
+    threads = uid_only.call("probe", "thread_bomb")
+    assert threads["error"] is not None
+    assert 100 < threads["started"] < 1024
     me = uid_only.call("probe", "whoami")
     huge = uid_only.call("probe", "huge_file", path=f"{me['tmpdir']}/huge", size=600 * MIB)
     assert huge["errno"] == errno.EFBIG

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from sandbox.errors import (
+from sandbox.runtime.errors import (
     FunctionCrashed,
     FunctionError,
     FunctionMemoryExceeded,
@@ -22,7 +22,15 @@ from sandbox.errors import (
     PayloadTooLarge,
     PoolClosed,
 )
-from sandbox.wasm import CONTINUE, WasmEngine, WasmFunction, WasmFunctionSpec, WasmModuleError, abi
+from sandbox.wasm import (
+    CONTINUE,
+    WasmEngine,
+    WasmFunction,
+    WasmFunctionSpec,
+    WasmModuleError,
+    abi,
+    raw_calls,
+)
 
 GUESTS = Path(__file__).resolve().parent / "wasm"
 HEADER_DIR = Path(__file__).resolve().parent.parent / "sandbox" / "wasm"
@@ -31,9 +39,13 @@ EVENT = b'{"Records":[{"cf":{"request":{"uri":"/index.html"}}}]}'
 T = TypeVar("T")
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[WasmEngine]:
-    shared = WasmEngine(cache_dir=tmp_path / "cache")
+@pytest.fixture(params=["raw-calls", "public-api"])
+def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[WasmEngine]:
+    """The engine, once calling wasmtime through its private bindings (the fast path, when
+    its self-test passes) and once through the public API only (the fallback): every test of
+    this file runs both ways."""
+    shared = WasmEngine(cache_dir=tmp_path / "cache", raw_calls=request.param == "raw-calls")
+    assert shared.raw_calls is (request.param == "raw-calls"), shared.raw_calls_problem
     yield shared
     shared.close()
 
@@ -355,3 +367,119 @@ def test_c_header_builds_a_guest_that_runs(engine: WasmEngine, tmp_path: Path) -
     result = with_function(engine, function, lambda f: f.invoke(EVENT))
     assert result.payload == EVENT
     assert "\tINFO\tfrom C\n" in result.log
+
+
+# -- wasmtime's private bindings, held safely --------------------------------------------
+
+
+@pytest.fixture
+def fresh_self_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The raw-call self-test runs again (it is cached per process), with no bindings bound."""
+    monkeypatch.setattr(raw_calls, "_bound", [])
+    raw_calls.self_test.cache_clear()
+    yield
+    raw_calls.self_test.cache_clear()
+
+
+def _echo_through(engine: WasmEngine) -> bytes:
+    function = WasmFunction(spec("echo.wat"), engine=engine)
+
+    async def run() -> bytes:
+        async with function:
+            return (await function.invoke(EVENT)).payload
+
+    try:
+        return asyncio.run(run())
+    finally:
+        engine.close()
+
+
+def test_the_raw_path_passes_its_self_test_on_the_pinned_wasmtime(fresh_self_test: None) -> None:
+    assert raw_calls.self_test() is None
+    assert WasmEngine(cache_dir=False).raw_calls
+
+
+def test_a_missing_private_binding_falls_back_to_the_public_api(
+    fresh_self_test: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from wasmtime import _bindings
+
+    monkeypatch.delattr(_bindings, "_wasmtime_func_call_unchecked")
+    engine = WasmEngine(cache_dir=False)
+    with caplog.at_level("WARNING", logger="sandbox.wasm"):
+        assert engine.raw_calls is False
+    assert engine.raw_calls_problem is not None
+    assert "_wasmtime_func_call_unchecked" in engine.raw_calls_problem
+    assert "public API" in caplog.text
+    assert _echo_through(engine) == EVENT
+
+
+def test_an_untested_wasmtime_release_takes_the_public_api(
+    fresh_self_test: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(raw_calls, "TESTED_VERSIONS", ("1.",))
+    engine = WasmEngine(cache_dir=False)
+    assert engine.raw_calls is False
+    assert "is not a release the raw calls were tested with" in str(engine.raw_calls_problem)
+    assert _echo_through(engine) == EVENT
+
+
+def test_the_pin_names_the_tested_releases() -> None:
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    pinned = re.search(r'"wasmtime>=(\d+),<(\d+)"', pyproject)
+    assert pinned is not None
+    low, high = int(pinned[1]), int(pinned[2])
+    assert [f"{v}." for v in range(low, high)] == list(raw_calls.TESTED_VERSIONS)
+
+
+def test_wasi_output_sinks_are_released_with_their_instance(tmp_path: Path) -> None:
+    """No wasmtime finalizer calls back into Python (it may run on wasmtime's own threads
+    while the interpreter exits): the raw path drops its sinks when the instance goes."""
+    engine = WasmEngine(cache_dir=tmp_path / "cache")
+    assert engine.raw_calls
+    result = with_function(engine, spec("cat.wat", abi="wasi"), lambda f: f.invoke(EVENT))
+    engine.close()
+    assert result.payload == EVENT
+    assert raw_calls._sinks == {}
+
+
+# -- reactors --------------------------------------------------------------------------------
+
+
+def test_a_reactors_initialize_runs_once_per_new_instance(engine: WasmEngine) -> None:
+    async def three(function: WasmFunction) -> list[bytes]:
+        return [(await function.invoke(EVENT)).payload for _ in range(3)]
+
+    # Fresh instances: each is initialised (its allocator would trap otherwise), never reset.
+    fresh = with_function(engine, spec("reactor.wat"), three)
+    assert fresh == [b'{"inits":1,"resets":0}'] * 3
+    # A reused instance: initialised once; edge_reset before each invocation but its first.
+    reused = spec("reactor.wat", reuse_instance=True, max_concurrency=1)
+    assert with_function(engine, reused, three) == [
+        b'{"inits":1,"resets":0}',
+        b'{"inits":1,"resets":1}',
+        b'{"inits":1,"resets":2}',
+    ]
+
+
+def test_a_log_line_outside_memory_is_an_abi_violation(engine: WasmEngine) -> None:
+    with pytest.raises(FunctionError) as caught:
+        with_function(
+            engine, spec("reactor.wat"), lambda f: f.invoke(EVENT, entry="origin_request")
+        )
+    assert caught.value.error_type == "Runtime.AbiViolation"
+    assert caught.value.error_message == (
+        "edge.log: message at 0xffdc (100 bytes) is outside memory"
+    )
+
+
+def test_initialize_must_have_the_reactor_type(engine: WasmEngine, tmp_path: Path) -> None:
+    module = tmp_path / "bad_initialize.wat"
+    module.write_text(
+        (GUESTS / "reactor.wat")
+        .read_text()
+        .replace('(func (export "_initialize")', '(func (export "_initialize") (param i32)')
+    )
+    function_spec = WasmFunctionSpec(name="bad", module=module)
+    with pytest.raises(WasmModuleError, match=r"export '_initialize' has type \(i32\) -> \(\)"):
+        with_function(engine, function_spec, lambda f: f.invoke(EVENT))

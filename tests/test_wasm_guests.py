@@ -21,7 +21,7 @@ import pytest
 
 from edge.events.cloudfront import SAMPLE_CONFIG, sample_event
 from edge.events.cloudfront_rules import EventType
-from sandbox.errors import FunctionError
+from sandbox.runtime.errors import FunctionError
 from tests.conftest import REPO, EdgeProcess
 from tests.wasm_guests.build import (
     GUESTS,

@@ -21,6 +21,7 @@ from edge.events.cloudfront import (
     Response,
     S3Origin,
     build_event,
+    event_from_document,
     sample_event,
 )
 from edge.events.cloudfront_errors import LambdaValidationError
@@ -56,6 +57,7 @@ __all__ = [
     "build_event",
     "decode_alb_response",
     "decode_result",
+    "event_from_document",
     "new_trace_root",
     "sample_alb_event",
     "sample_event",

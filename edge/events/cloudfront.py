@@ -3,7 +3,8 @@
 Pure: no I/O, no clock. `build_event` makes the one-record event AWS sends for each of the four
 triggers (lambda-edge-spec §1, presence matrix §1.7) and keeps what the result decoder
 (`edge.events.cloudfront_result`) needs to compare the function's answer with what it was shown.
-`sample_event` makes a ready-made valid event for tests and the `edge events` command.
+`sample_event` makes a ready-made valid event for tests and the `edge events` command;
+`event_from_document` reads an event a function was given back (`edge invoke`'s event file).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "Response",
     "S3Origin",
     "build_event",
+    "event_from_document",
     "header_map",
     "origin_document",
     "sample_event",
@@ -294,6 +296,56 @@ def build_event(
         include_body=include_body,
         record=record,
     )
+
+
+def event_from_document(document: Any) -> EdgeEvent:
+    """An event as a function receives it (parsed JSON) -> the `EdgeEvent` that the result
+    decoder compares the function's answer with, as if `build_event` had made it.
+
+    Raises ValueError when `document` is not a Lambda@Edge event (one record whose
+    `cf.config.eventType` names a trigger, with the request, and the response on response
+    triggers).
+    """
+    try:
+        record = document["Records"][0]["cf"]
+        trigger = EventType(record["config"]["eventType"])
+        shown_request = record["request"]
+        if not isinstance(shown_request, dict):
+            raise TypeError("request")
+        shown_response = None if trigger in REQUEST_TRIGGERS else record["response"]
+        response = None
+        if shown_response is not None:
+            response = Response(
+                status=int(shown_response["status"]),
+                status_description=str(shown_response.get("statusDescription", "")),
+                headers=_pairs(shown_response.get("headers", {})),
+            )
+        request = Request(
+            client_ip=str(shown_request.get("clientIp", "")),
+            method=str(shown_request.get("method", "")),
+            uri=str(shown_request.get("uri", "")),
+            querystring=str(shown_request.get("querystring", "")),
+            headers=_pairs(shown_request.get("headers", {})),
+        )
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        raise ValueError(
+            "not a Lambda@Edge event: expected Records[0].cf with config.eventType "
+            f"({', '.join(t.value for t in EventType)}), the request, and the response on "
+            "response triggers"
+        ) from None
+    return EdgeEvent(
+        trigger=trigger,
+        document=document,
+        payload=orjson.dumps(document),
+        request=request,
+        response=response,
+        include_body="body" in shown_request,
+        record=record,
+    )
+
+
+def _pairs(shown: Any) -> Headers:
+    return tuple((entry["key"], entry["value"]) for entries in shown.values() for entry in entries)
 
 
 # Values of AWS's documented sample events (reference events/*.json), so a sample made here looks

@@ -26,9 +26,7 @@ from edge.invoke import errors
 from edge.invoke.errors import InvokeApiError
 from edge.invoke.names import ACCOUNT_ID, LATEST, function_arn, parse_function_name
 from edge.invoke.service import InvokeService
-from sandbox.errors import FunctionError, SandboxError
-from sandbox.pool import new_request_id
-from sandbox.python_worker.log_lines import log_tail
+from sandbox import FunctionError, SandboxError, log_tail, new_request_id
 
 API_PREFIX = "/2015-03-31/functions"
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
@@ -70,6 +68,23 @@ def _unread(error: InvokeApiError) -> InvokeApiError:
     # The rest of the body is left unread: the connection cannot carry another request.
     error.headers["Connection"] = "close"
     return error
+
+
+def _client_context(header: str | None) -> dict[str, Any] | None:
+    """`X-Amz-Client-Context` decoded (base64 JSON object), or None when it was not sent."""
+    if header is None:
+        return None
+    if len(header) > CLIENT_CONTEXT_BYTES:
+        raise errors.invalid_parameter(
+            f"Client context must be at most {CLIENT_CONTEXT_BYTES} bytes of base64"
+        )
+    try:
+        document = orjson.loads(base64.b64decode(header, validate=True))
+    except (ValueError, orjson.JSONDecodeError):
+        document = None
+    if not isinstance(document, dict):
+        raise errors.invalid_content("Client context must be a valid Base64-encoded JSON object.")
+    return document
 
 
 def _runtime_name(function: FunctionConfig) -> str:
@@ -122,7 +137,7 @@ class FunctionDescriptions:
             "CodeSize": size,
             "Description": "",
             "Timeout": math.ceil(self._service.timeout_of(name)),
-            "MemorySize": function.memory,
+            "MemorySize": function.memory_size_mb,
             "LastModified": self._modified,
             "CodeSha256": sha,
             "Version": LATEST,
@@ -175,10 +190,8 @@ def invoke_routes(service: InvokeService) -> list[Route]:
                 f"1 validation error detected: Value '{log_type}' at 'logType' failed to "
                 f"satisfy constraint: Member must satisfy enum value set: [Tail, None]"
             )
-        if len(headers.get("x-amz-client-context", "")) > CLIENT_CONTEXT_BYTES:
-            raise errors.invalid_parameter(
-                f"Client context must be at most {CLIENT_CONTEXT_BYTES} bytes of base64"
-            )
+        # Lambda passes it to the function for synchronous invocations only (spec §8.1).
+        client_context = _client_context(headers.get("x-amz-client-context"))
         limits = service.config.invoke
         asynchronous = invocation_type == "Event"
         limit = limits.async_payload_bytes if asynchronous else limits.sync_payload_bytes
@@ -194,7 +207,7 @@ def invoke_routes(service: InvokeService) -> list[Route]:
             await service.enqueue(name, version, payload, request_id)
             return Response(b"", 202, base)
         try:
-            result = await service.invoke(name, payload, request_id)
+            result = await service.invoke(name, payload, request_id, client_context)
         except FunctionError as error:
             # Spec §8.2: a function error is still a 200, flagged by X-Amz-Function-Error.
             failed = {

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from edge.config import EdgeConfig
-from sandbox.errors import FunctionThrottled
+from sandbox import FunctionThrottled
 
 # BOTO ThrottleReason values (spec §8.3).
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"

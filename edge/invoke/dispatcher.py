@@ -28,9 +28,14 @@ from edge.invoke.names import LATEST, function_arn
 from edge.invoke.queue import EventQueue, NewEvent, QueuedEvent
 from edge.invoke.records import Outcome
 from edge.invoke.retry import RetryPolicy
-from sandbox.errors import FunctionError, FunctionThrottled, PoolClosed, SandboxError
-from sandbox.pool import new_request_id
-from sandbox.python_worker.environment import InvocationResult
+from sandbox import (
+    FunctionError,
+    FunctionThrottled,
+    InvocationResult,
+    PoolClosed,
+    SandboxError,
+    new_request_id,
+)
 
 logger = logging.getLogger("edge.invoke")
 

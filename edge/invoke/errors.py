@@ -15,7 +15,7 @@ import orjson
 from starlette.responses import Response
 
 from edge.invoke.names import function_arn
-from sandbox.errors import FunctionThrottled, PayloadTooLarge, PoolClosed, SandboxError
+from sandbox import FunctionThrottled, PayloadTooLarge, PoolClosed, SandboxError
 
 # Seconds a throttled caller is told to wait (the `Retry-After` header of a 429).
 RETRY_AFTER_SECONDS = 1

@@ -12,20 +12,23 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from edge.config import EdgeConfig, FunctionConfig
-from edge.functions import FunctionRegistry, LogSink, stderr_sink
+from edge.functions import FunctionRegistry, stderr_sink
 from edge.invoke.concurrency import ConcurrencyLimiter
 from edge.invoke.destinations import Outbox
 from edge.invoke.dispatcher import Dispatcher
 from edge.invoke.metrics import InvokeMetrics
 from edge.invoke.queue import EventQueue, NewEvent
-from sandbox.errors import FunctionThrottled
-from sandbox.python_worker.environment import InvocationResult
+from sandbox import FunctionThrottled, InvocationResult, LogSink
 
 logger = logging.getLogger("edge.invoke")
+
+# The invoker's `X-Amz-Client-Context`, decoded (synchronous invocations only).
+ClientContext = dict[str, Any] | None
 
 # Lambda's default timeout when a function sets none (spec §14).
 DEFAULT_TIMEOUT_SECONDS = 3.0
@@ -78,8 +81,12 @@ class InvokeService:
         """A direct invocation's timeout: the function's own, or Lambda's default 3 s."""
         return self.config.functions[name].timeout or DEFAULT_TIMEOUT_SECONDS
 
-    async def run_function(self, name: str, payload: bytes, request_id: str) -> InvocationResult:
-        """Invoke `name` once with its timeout, without admission (the caller holds a lease)."""
+    async def run_function(
+        self, name: str, payload: bytes, request_id: str, client_context: ClientContext = None
+    ) -> InvocationResult:
+        """Invoke `name` once with its timeout, without admission (the caller holds a lease).
+
+        `client_context`: the invoker's `X-Amz-Client-Context`, decoded (synchronous only)."""
         if not self._registry_started:
             await self._start_registry()
         timeout = self.timeout_of(name)
@@ -90,6 +97,7 @@ class InvokeService:
                 request_id=request_id,
                 deadline=time.monotonic() + timeout,
                 timeout_seconds=timeout,
+                client_context=client_context,
             )
         except FunctionThrottled as throttled:
             self.limiter.note_throttle(name, throttled.reason)
@@ -102,10 +110,12 @@ class InvokeService:
                 await self.registry.start()
                 self._registry_started = True
 
-    async def invoke(self, name: str, payload: bytes, request_id: str) -> InvocationResult:
+    async def invoke(
+        self, name: str, payload: bytes, request_id: str, client_context: ClientContext = None
+    ) -> InvocationResult:
         """A synchronous invocation: admitted by the limiter (FunctionThrottled if not)."""
         with self.limiter.acquire(name):
-            return await self.run_function(name, payload, request_id)
+            return await self.run_function(name, payload, request_id, client_context)
 
     async def enqueue(self, name: str, qualifier: str, payload: bytes, request_id: str) -> None:
         """Accept an asynchronous invocation: returns once the event is durably stored."""

@@ -26,14 +26,6 @@ from typing import Any
 
 import orjson
 
-from sandbox.errors import (
-    FunctionCrashed,
-    FunctionError,
-    FunctionMemoryExceeded,
-    FunctionTimeout,
-    PoolClosed,
-)
-from sandbox.python_worker import log_lines
 from sandbox.python_worker.framing import (
     KIND_ERROR,
     KIND_INIT,
@@ -49,35 +41,26 @@ from sandbox.python_worker.launcher import SpawnedProcess, Zygote
 from sandbox.python_worker.spec import (
     INITIALIZATION_ON_DEMAND,
     INITIALIZATION_PROVISIONED,
-    MIB,
     FunctionSpec,
     lambda_environment,
     log_stream_name,
 )
+from sandbox.runtime import log_lines
+from sandbox.runtime.errors import (
+    FunctionCrashed,
+    FunctionError,
+    FunctionMemoryExceeded,
+    FunctionTimeout,
+    PoolClosed,
+)
+from sandbox.runtime.limits import MIB
+from sandbox.runtime.protocol import Invocation
+from sandbox.runtime.result import InvocationResult
 
 _LOST = "lost"
 _EXPIRED = "expired"
 _VIOLATED = "violated"
 _CRASH_STATUS_WAIT_SECONDS = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class InvocationResult:
-    """A successful invocation.
-
-    `payload` is the handler's result as JSON bytes (or its bytes, untouched). `log` is the
-    invocation's complete log text, START..REPORT, preceded on a cold start by what Init wrote.
-    `init_duration_ms` is set on the first invocation of an on-demand environment (cold start).
-    """
-
-    payload: bytes
-    log: str
-    request_id: str
-    duration_ms: float
-    billed_duration_ms: int
-    max_memory_used_mb: int
-    init_duration_ms: float | None
-    executed_version: str
 
 
 def _output_text(frame: Frame) -> str:
@@ -308,27 +291,12 @@ class ExecutionEnvironment:
 
     # -- invoking -------------------------------------------------------------------------
 
-    async def invoke(
-        self,
-        event: bytes,
-        *,
-        request_id: str,
-        deadline: float,
-        invoked_arn: str,
-        client_context: dict[str, Any] | None = None,
-        cognito_identity: dict[str, Any] | None = None,
-        timeout_seconds: float | None = None,
-    ) -> InvocationResult:
-        """Run one invocation; `deadline` is absolute, on `time.monotonic()`'s clock.
-
-        `timeout_seconds` is the budget a timeout message names (default: what is left until
-        `deadline`). Raises a `FunctionError` subclass for every failure of the function, with
-        its log.
-        """
+    async def invoke(self, invocation: Invocation) -> InvocationResult:
+        """Run one invocation until its deadline. Raises a `FunctionError` subclass for every
+        failure of the function, with its log."""
         started = time.monotonic()
-        self._budget_seconds = (
-            timeout_seconds if timeout_seconds is not None else max(0.0, deadline - started)
-        )
+        request_id, deadline = invocation.request_id, invocation.deadline
+        self._budget_seconds = invocation.budget_seconds
         first = self.invocations == 0
         self.invocations += 1
         timer = self._loop.call_later(max(0.0, deadline - started), self._on_deadline)
@@ -343,16 +311,16 @@ class ExecutionEnvironment:
                 raise self._init_failure(init, request_id, started)
             meta: dict[str, Any] = {
                 "id": request_id,
-                "arn": invoked_arn,
+                "arn": invocation.invoked_arn or self.spec.function_arn,
                 "dl": int((time.time() + (deadline - time.monotonic())) * 1000),
             }
-            if client_context is not None:
-                meta["cc"] = client_context
-            if cognito_identity is not None:
-                meta["ci"] = cognito_identity
+            if invocation.client_context is not None:
+                meta["cc"] = invocation.client_context
+            if invocation.cognito_identity is not None:
+                meta["ci"] = invocation.cognito_identity
             transport = self._transport
             assert transport is not None
-            transport.write(encode_frame(KIND_INVOKE, orjson.dumps(meta), event))
+            transport.write(encode_frame(KIND_INVOKE, orjson.dumps(meta), invocation.event))
             outcome = await self._next_event()
             if isinstance(outcome, str):
                 raise await self._failure(outcome, request_id, started, deadline, first)
@@ -397,22 +365,12 @@ class ExecutionEnvironment:
             # stands, with the tail of its log, and the environment is not used again.
             self.kill()
         if frame.kind == KIND_RESULT:
-            # The hot path: one f-string instead of the general helpers (same text).
-            init_part = "" if init_duration is None else f"Init Duration: {init_duration:.2f} ms\t"
-            billed = log_lines.billed_duration_ms(duration_ms)
-            log = (
-                f"{self._prefix(first)}START RequestId: {request_id} Version: {spec.version}\n"
-                f"{output}END RequestId: {request_id}\nREPORT RequestId: {request_id}\t"
-                f"Duration: {duration_ms:.2f} ms\tBilled Duration: {billed} ms\t"
-                f"Memory Size: {spec.memory_mb} MB\tMax Memory Used: {memory_mb} MB\t"
-                f"{init_part}\n"
-            )
             return InvocationResult(
                 payload=frame.blob,
-                log=log,
+                log=self._log(request_id, first, output, duration_ms, memory_mb),
                 request_id=request_id,
                 duration_ms=duration_ms,
-                billed_duration_ms=billed,
+                billed_duration_ms=log_lines.billed_duration_ms(duration_ms),
                 max_memory_used_mb=memory_mb,
                 init_duration_ms=init_duration,
                 executed_version=spec.version,
@@ -487,44 +445,33 @@ class ExecutionEnvironment:
         status: str | None = None,
         error_type: str | None = None,
     ) -> str:
-        return "".join(
-            (
-                self._prefix(first),
-                log_lines.start_line(request_id, self.spec.version),
-                output,
-                log_lines.end_line(request_id),
-                log_lines.report_line(
-                    request_id,
-                    duration_ms=duration_ms,
-                    memory_size_mb=self.spec.memory_mb,
-                    max_memory_used_mb=memory_mb,
-                    init_duration_ms=self._init_duration(first),
-                    status=status,
-                    error_type=error_type,
-                ),
-            )
+        report = log_lines.report_line(
+            request_id,
+            duration_ms=duration_ms,
+            memory_size_mb=self.spec.memory_mb,
+            max_memory_used_mb=memory_mb,
+            init_duration_ms=self._init_duration(first),
+            status=status,
+            error_type=error_type,
+        )
+        return log_lines.invocation_log(
+            request_id, self.spec.version, output, report, self._prefix(first)
         )
 
     def _init_failure(self, init: _InitReport, request_id: str, started: float) -> FunctionError:
         assert init.error is not None
         duration_ms = (time.monotonic() - started) * 1000.0
         error_type = str(init.error.get("errorType", ""))
-        log = "".join(
-            (
-                init.output,
-                log_lines.start_line(request_id, self.spec.version),
-                log_lines.end_line(request_id),
-                log_lines.report_line(
-                    request_id,
-                    duration_ms=duration_ms,
-                    memory_size_mb=self.spec.memory_mb,
-                    max_memory_used_mb=init.max_memory_mb,
-                    init_duration_ms=init.init_ms,
-                    status="error",
-                    error_type=error_type,
-                ),
-            )
+        report = log_lines.report_line(
+            request_id,
+            duration_ms=duration_ms,
+            memory_size_mb=self.spec.memory_mb,
+            max_memory_used_mb=init.max_memory_mb,
+            init_duration_ms=init.init_ms,
+            status="error",
+            error_type=error_type,
         )
+        log = log_lines.invocation_log(request_id, self.spec.version, "", report, init.output)
         self.kill()
         return FunctionError(init.error, log=log, request_id=request_id, duration_ms=duration_ms)
 

@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sandbox.python_worker.log_lines import DROPPED_MARKER_MAX_BYTES
+from sandbox.runtime.log_lines import DROPPED_MARKER_MAX_BYTES
 
 HEADER = struct.Struct("!BIII")
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sandbox.errors import SandboxError
+from sandbox.runtime.errors import SandboxError
 
 Isolation = Literal["auto", "namespaces", "uid-only", "none"]
 Level = Literal["namespaces", "uid-only", "none"]

@@ -27,8 +27,6 @@ from typing import Any
 
 import orjson
 
-from sandbox.errors import SandboxError
-from sandbox.python_worker import log_lines
 from sandbox.python_worker.isolation import (
     SOURCE_ROOT,
     IsolationReport,
@@ -41,6 +39,8 @@ from sandbox.python_worker.isolation import (
     probe_isolation,
     uid_for,
 )
+from sandbox.runtime import log_lines
+from sandbox.runtime.errors import SandboxError
 
 _SOURCE_ROOT = str(SOURCE_ROOT)
 _MAX_MESSAGE_BYTES = 1 << 16

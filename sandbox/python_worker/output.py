@@ -21,7 +21,7 @@ import io
 import os
 import threading
 
-from sandbox.python_worker.log_lines import dropped_marker
+from sandbox.runtime.log_lines import dropped_marker
 
 Buffer = bytes | bytearray | memoryview
 

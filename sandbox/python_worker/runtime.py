@@ -41,9 +41,9 @@ from sandbox.python_worker.framing import (
     KIND_RESULT,
     encode_frame,
 )
-from sandbox.python_worker.log_lines import format_error_log
 from sandbox.python_worker.marshaller import marshal_within
 from sandbox.python_worker.output import OutputTail, bounded_stdio
+from sandbox.runtime.log_lines import format_error_log
 
 _THIS_FILE = __file__
 

@@ -1,79 +1,33 @@
 """What a Python function version is, and the environment variables Lambda gives it.
 
 `FunctionSpec` is the frozen description the pool runs (handler, code, limits); the functions
-here compute the variables of spec §12.3 and check the user's variables against Lambda's rules.
-Pure: no clock (times are passed in), no I/O.
+here compute the variables of spec §12.3 (Lambda's rules for the user's own are
+`sandbox.runtime.limits`). Pure: no clock (times are passed in), no I/O.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MIB = 1024 * 1024
-
-# §14: 128 MB - 10,240 MB; sync payloads 6 MB each way; env vars 4 KB in total; /tmp
-# (ephemeral storage) 512 MB - 10,240 MB, 512 MB by default and at most on Lambda@Edge.
-MIN_MEMORY_MB = 128
-MAX_MEMORY_MB = 10_240
-MIN_EPHEMERAL_STORAGE_MB = 512
-MAX_EPHEMERAL_STORAGE_MB = 10_240
-DEFAULT_PAYLOAD_LIMIT_BYTES = 6 * MIB
-ENVIRONMENT_LIMIT_BYTES = 4096
+from sandbox.runtime.limits import (
+    DEFAULT_LOG_LIMIT_BYTES,
+    DEFAULT_PAYLOAD_LIMIT_BYTES,
+    MAX_EPHEMERAL_STORAGE_MB,
+    MAX_MEMORY_MB,
+    MIB,
+    MIN_EPHEMERAL_STORAGE_MB,
+    MIN_MEMORY_MB,
+    check_common_limits,
+)
 
 INITIALIZATION_ON_DEMAND = "on-demand"
 INITIALIZATION_PROVISIONED = "provisioned-concurrency"
 
-# §12.3: set by Lambda, not configurable. The credential variables are deliberately not in this
-# set: outside AWS there is no execution role, so configuring them is how a function gets one.
-RESERVED_VARIABLES = frozenset(
-    {
-        "_HANDLER",
-        "_X_AMZN_TRACE_ID",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_EXECUTION_ENV",
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_INITIALIZATION_TYPE",
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_LAMBDA_RUNTIME_API",
-        "LAMBDA_TASK_ROOT",
-        "LAMBDA_RUNTIME_DIR",
-    }
-)
-
-# §12.3: keys start with a letter, at least 2 characters, letters, digits and underscores.
-_VARIABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
-
 _RUNTIME_DIR = str(Path(__file__).resolve().parent)
-
-
-def check_environment(variables: Mapping[str, str]) -> None:
-    """Raise ValueError unless `variables` obey Lambda's rules for user environment variables."""
-    total = 0
-    for key, value in variables.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise ValueError(f"environment variable {key!r}: names and values must be strings")
-        if not _VARIABLE_NAME.fullmatch(key):
-            raise ValueError(
-                f"environment variable {key!r}: a name starts with a letter and has at least "
-                "2 characters among letters, digits and '_'"
-            )
-        if key in RESERVED_VARIABLES:
-            raise ValueError(f"environment variable {key!r} is reserved by Lambda")
-        total += len(key.encode("utf-8")) + len(value.encode("utf-8"))
-    if total > ENVIRONMENT_LIMIT_BYTES:
-        raise ValueError(
-            f"environment variables total {total} bytes (names and values); "
-            f"Lambda's limit is {ENVIRONMENT_LIMIT_BYTES} bytes"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +61,14 @@ class FunctionSpec:
     account_id: str = "123456789012"
     max_event_bytes: int = DEFAULT_PAYLOAD_LIMIT_BYTES
     max_result_bytes: int = DEFAULT_PAYLOAD_LIMIT_BYTES
-    max_log_bytes: int = MIB
+    max_log_bytes: int = DEFAULT_LOG_LIMIT_BYTES
     init_timeout_seconds: float = 10.0
     network: bool = False
     ephemeral_storage_mb: int = MIN_EPHEMERAL_STORAGE_MB
     writable_paths: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.name:
-            raise ValueError("function name must not be empty")
+        check_common_limits(self)
         if not MIN_MEMORY_MB <= self.memory_mb <= MAX_MEMORY_MB:
             raise ValueError(
                 f"memory_mb={self.memory_mb}: Lambda allows {MIN_MEMORY_MB}..{MAX_MEMORY_MB} MB"
@@ -125,15 +78,10 @@ class FunctionSpec:
                 f"ephemeral_storage_mb={self.ephemeral_storage_mb}: Lambda allows "
                 f"{MIN_EPHEMERAL_STORAGE_MB}..{MAX_EPHEMERAL_STORAGE_MB} MB"
             )
-        if self.timeout_seconds <= 0:
-            raise ValueError("timeout_seconds must be positive")
-        if self.max_concurrency < 0:
-            raise ValueError("max_concurrency must be >= 0 (0 throttles every invocation)")
         if not 0 <= self.provisioned <= self.max_concurrency:
             raise ValueError("provisioned must be between 0 and max_concurrency")
         if self.idle_seconds <= 0:
             raise ValueError("idle_seconds must be positive")
-        check_environment(self.environment)
 
     @property
     def function_arn(self) -> str:

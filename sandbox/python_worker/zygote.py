@@ -43,6 +43,7 @@ from typing import Any, NoReturn
 import orjson
 
 from sandbox.python_worker import confinement
+from sandbox.runtime.limits import MAX_PROCESSES
 
 # Modules Lambda@Edge handlers commonly import: loaded once here, shared by every fork.
 _PRELOAD = (
@@ -58,9 +59,6 @@ _PRELOAD = (
 )
 
 _MAX_MESSAGE_BYTES = 1 << 20
-
-# Lambda's quota: 1,024 processes/threads per execution environment (spec §14).
-_MAX_PROCESSES = 1024
 
 # What a zygote keeps of root (capabilities(7)): namespaces and mounts, switching uids, killing
 # environments that run under other uids; without namespaces, owning their TMPDIRs instead.
@@ -238,7 +236,7 @@ def _limits(config: dict[str, Any], settings: _Settings, uid: int | None) -> Non
     # meaningful when the environment has a uid of its own, or is in bubblewrap's user
     # namespace (the edge not root), never with the edge's own uid.
     if uid is not None or settings.level == "namespaces":
-        config["max_processes"] = _MAX_PROCESSES
+        config["max_processes"] = MAX_PROCESSES
 
 
 def _spawn(

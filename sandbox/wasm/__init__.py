@@ -1,6 +1,9 @@
 """WASM functions on wasmtime: a shared engine with a compiled-module cache, and per-function
 slots that run each invocation in a fresh (or per-slot warm) instance with enforced limits.
 
+`function` (the runtime, `WasmFunction`), `engine` (wasmtime engines, the module cache, the epoch
+ticker), `instance` (linking under the ABI, one live instance), `invocation` (one invocation
+start to finish), `capture` (what a guest writes), `abi` (the ABI as pure functions), `spec`.
 The ABI for guest authors is `ABI.md` in this directory (C header: `edge_abi.h`).
 """
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
+# An entry point's 0 (and `WasmFunction.invoke`'s payload then): nothing changed.
+from sandbox.runtime.result import CONTINUE as CONTINUE
+
 ValueKind = Literal["i32", "i64", "f32", "f64", "other"]
 
 # The entry points a core guest may export, one per trigger, plus the generic `handler`.
@@ -18,6 +21,9 @@ ENTRY_POINTS: Final = frozenset(
 )
 ALLOC_EXPORT: Final = "edge_alloc"
 RESET_EXPORT: Final = "edge_reset"
+# A reactor's start function (WASI's reactor convention, AssemblyScript's `--exportStart`):
+# called once on every new instance, before anything else.
+INITIALIZE_EXPORT: Final = "_initialize"
 MEMORY_EXPORT: Final = "memory"
 LOG_MODULE: Final = "edge"
 LOG_NAME: Final = "log"
@@ -27,11 +33,10 @@ WASI_START: Final = "_start"
 ENTRY_SIGNATURE: Final = (("i32", "i32"), ("i64",))
 ALLOC_SIGNATURE: Final = (("i32",), ("i32",))
 RESET_SIGNATURE: Final = ((), ())
+INITIALIZE_SIGNATURE: Final = ((), ())
 LOG_SIGNATURE: Final = (("i32", "i32"), ())
 START_SIGNATURE: Final = ((), ())
 
-# Returned by an entry point (and by `WasmFunction.invoke` as the payload): nothing changed.
-CONTINUE: Final = b""
 
 _U32: Final = 0xFFFF_FFFF
 WASM_PAGE_BYTES: Final = 65536
@@ -88,6 +93,14 @@ def memory_exceeded(memory_bytes: int, limit_bytes: int, requested_bytes: int = 
         return True
     headroom = max(WASM_PAGE_BYTES, limit_bytes // 16)
     return memory_bytes + headroom > limit_bytes
+
+
+def describe_memory_limit(limit_bytes: int) -> str:
+    """A memory cap as a guest author reads it: `128 MB (2048 pages)`, `1 page, 64 KiB`."""
+    pages = limit_bytes // WASM_PAGE_BYTES
+    if limit_bytes % (1 << 20) == 0:
+        return f"{limit_bytes >> 20} MB ({pages} pages)"
+    return f"{pages} page{'s' if pages != 1 else ''}, {limit_bytes >> 10} KiB"
 
 
 def log_line(stamp: str, request_id: str, message: str) -> str:

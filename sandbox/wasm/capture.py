@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sandbox.python_worker.log_lines import dropped_marker
+from sandbox.runtime.log_lines import dropped_marker
 
 # read(address, length) -> the guest's bytes there
 Reader = Callable[[int, int], bytes]

@@ -8,11 +8,15 @@
  *   - the guest exports `memory` (the linker does this by default);
  *   - the guest exports `edge_alloc(size) -> ptr` (0 on failure); the host calls it once per
  *     invocation to get room for the event JSON;
- *   - the guest may export `edge_reset()`: the host calls it before each invocation when the
- *     function is configured to reuse its instance (reset a bump allocator here);
+ *   - the guest may export `edge_reset()`: when the function is configured to reuse its
+ *     instance, the host calls it before each invocation but the instance's first (reset a
+ *     bump allocator here);
+ *   - a reactor may export `_initialize()`: the host calls it once on every new instance,
+ *     before anything else;
+ *   - a zero-length result means "continue unchanged", as does a missing entry point;
  *   - entry points `viewer_request`, `origin_request`, `origin_response`, `viewer_response`
- *     and `handler`: (event_ptr, event_len) -> packed i64 result, built with edge_result();
- *     returning EDGE_CONTINUE (0) means "continue unchanged", as does a missing entry point;
+ *     and `handler`: (event_ptr, event_len) -> packed i64 result, built with edge_result()
+ *     or EDGE_CONTINUE (0);
  *   - the host offers one import, `edge.log(ptr, len)`: one UTF-8 log line.
  *
  * Events and results are exactly Lambda@Edge's JSON (UTF-8, not NUL-terminated).

@@ -9,12 +9,17 @@ invocation is running: that is what interrupts a guest at its deadline.
 
 The cache directory must be private to the user: a compiled module is native code that
 wasmtime maps and runs without validation. It is created with mode 0700.
+
+`raw_calls` says how instances are called: through wasmtime's private bindings (`raw_calls`,
+the fast path) when their self-test passed, else through the public API (`public_calls`); a
+fallback is logged once, with its reason.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import logging
 import os
 import platform
 import tempfile
@@ -24,6 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import wasmtime
+
+from sandbox.wasm import raw_calls
+
+logger = logging.getLogger("sandbox.wasm")
 
 DEFAULT_TICK_SECONDS = 0.002
 _OPT_LEVEL = "speed"
@@ -58,6 +67,7 @@ class WasmEngine:
     """Shared wasmtime engines, module cache and epoch ticker. Thread-safe; close() when done.
 
     `cache_dir=None` uses `default_cache_dir()`; `cache_dir=False` disables the disk cache.
+    `raw_calls=False` never uses the raw path (by default it is used when its self-test passes).
     """
 
     def __init__(
@@ -65,6 +75,7 @@ class WasmEngine:
         *,
         cache_dir: Path | str | bool | None = None,
         tick_seconds: float = DEFAULT_TICK_SECONDS,
+        raw_calls: bool = True,
     ) -> None:
         if tick_seconds <= 0:
             raise ValueError("tick_seconds must be positive")
@@ -75,6 +86,9 @@ class WasmEngine:
         else:
             self.cache_dir = Path(cache_dir)
         self.tick_seconds = tick_seconds
+        self._allow_raw_calls = raw_calls
+        self._raw_calls: bool | None = None
+        self.raw_calls_problem: str | None = None
         self._engines: dict[bool, wasmtime.Engine] = {}
         self._modules: dict[str, wasmtime.Module] = {}
         self._lock = threading.Lock()
@@ -94,6 +108,19 @@ class WasmEngine:
         self._ticking = False
 
     # -- engines and modules ----------------------------------------------------------------
+
+    @property
+    def raw_calls(self) -> bool:
+        """Whether instances are called through wasmtime's private bindings (decided once, by
+        `raw_calls.self_test()`); `raw_calls_problem` says why not, when not."""
+        with self._lock:
+            if self._raw_calls is None:
+                problem = raw_calls.self_test() if self._allow_raw_calls else "turned off"
+                if problem is not None and self._allow_raw_calls:
+                    logger.warning("WASM: using wasmtime's public API (slower): %s", problem)
+                self.raw_calls_problem = problem
+                self._raw_calls = problem is None
+            return self._raw_calls
 
     def engine(self, *, fuel: bool) -> wasmtime.Engine:
         """The wasmtime engine for modules with (or without) fuel metering."""

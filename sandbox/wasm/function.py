@@ -1,10 +1,10 @@
-"""A WASM function version behind the sandbox interface: slots, throttling, the thread hand-off.
+"""A WASM function version behind the runtime seam: slots, throttling, the thread hand-off.
 
-`WasmFunction` has the shape of `PythonFunctionPool`: `invoke(event) -> InvocationResult`,
-raising one of `sandbox.errors`. Each invocation runs on the thread of one execution slot
-(never on the event loop: wasmtime releases the GIL while the guest runs, so a spinning guest
-stalls nobody); at most `max_concurrency` slots exist, and an invocation that finds them all
-busy is throttled, as Lambda throttles a version at its reserved concurrency (spec §8.3).
+`WasmFunction` is a `Runtime`: `invoke(event) -> InvocationResult`, raising one of
+`sandbox.runtime.errors`. Each invocation runs on the thread of one execution slot (never on
+the event loop: wasmtime releases the GIL while the guest runs, so a spinning guest stalls
+nobody); at most `max_concurrency` slots exist, and an invocation that finds them all busy is
+throttled at once, as Lambda throttles a version at its reserved concurrency (spec §8.3).
 A slot is a thread with a queue: the loop puts the request on it and the thread answers with
 `call_soon_threadsafe` — about half the cost of `run_in_executor` (see wasm_bench.py).
 """
@@ -13,57 +13,47 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import queue
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import wasmtime
 
-from sandbox.errors import (
+from sandbox.runtime.errors import (
+    THROTTLE_REASON,
+    FunctionCodeInvalid,
     FunctionError,
-    FunctionMemoryExceeded,
     FunctionThrottled,
-    FunctionTimeout,
-    PayloadTooLarge,
     PoolClosed,
 )
-from sandbox.pool import THROTTLE_REASON, LogSink, new_request_id
-from sandbox.python_worker import log_lines
-from sandbox.python_worker.environment import InvocationResult
-from sandbox.wasm import abi
+from sandbox.runtime.protocol import Invocation, Runtime
+from sandbox.runtime.result import InvocationResult, continue_unchanged
+from sandbox.runtime.sink import LogSink, deliver_log
+from sandbox.runtime.stats import Counters, RuntimeStats
 from sandbox.wasm.engine import WasmEngine
 from sandbox.wasm.errors import WasmModuleError
-from sandbox.wasm.instance import LinkedModule, ModuleAbiError
-from sandbox.wasm.invocation import FUEL_ERROR, InvocationRequest, SlotState, run_invocation
+from sandbox.wasm.guest import ModuleAbiError
+from sandbox.wasm.instance import LinkedModule
+from sandbox.wasm.invocation import FUEL_ERROR, SlotState, run_invocation
 from sandbox.wasm.spec import WasmFunctionSpec
 
-_Job = tuple[InvocationRequest, "asyncio.Future[InvocationResult]", asyncio.AbstractEventLoop]
+_Job = tuple[Invocation, "asyncio.Future[InvocationResult]", asyncio.AbstractEventLoop]
 
 
 @dataclass(frozen=True, slots=True)
-class WasmStats:
-    """A snapshot of a function's counters (totals since start) and gauges (now).
+class WasmStats(RuntimeStats):
+    """`RuntimeStats`, where an environment is an execution slot, a cold start a new instance
+    and a warm start an invocation served by a slot's warm instance (`reuse_instance`).
 
-    `compiled` / `cache_hits`: whether `start()` compiled the module or loaded it from the
-    engine's cache (disk or memory). `instances`: instances created; `reuses`: invocations
-    served by a warm instance (`reuse_instance`).
+    `out_of_fuel`: invocations that used up their fuel. `compiled` / `cache_hits`: whether
+    `start()` compiled the module or loaded it from the engine's cache (disk or memory).
     """
 
-    invocations: int
-    throttles: int
-    function_errors: int
-    timeouts: int
-    memory_exceeded: int
     out_of_fuel: int
     compiled: int
     cache_hits: int
-    instances: int
-    reuses: int
-    slots: int
-    busy: int
-    idle: int
 
 
 class _Slot:
@@ -109,7 +99,7 @@ class _Slot:
             state.retired = None
 
 
-class WasmFunction:
+class WasmFunction(Runtime):
     """One WASM function version, run by wasmtime with a fresh (or per-slot warm) instance.
 
     `log_sink` receives each invocation's complete log text (START..REPORT, also for failed
@@ -122,21 +112,18 @@ class WasmFunction:
     def __init__(
         self, spec: WasmFunctionSpec, *, engine: WasmEngine, log_sink: LogSink | None = None
     ) -> None:
+        super().__init__(spec)
         self.spec = spec
         self._engine = engine
         self._log_sink = log_sink
         self._linked: LinkedModule | None = None
+        self._start_error: FunctionCodeInvalid | None = None
         self._start_lock = asyncio.Lock()
         self._slots: list[_Slot] = []
         self._idle: list[_Slot] = []  # most recently used last
-        self._closed = False
         self._compiled = 0
         self._cache_hits = 0
-        self._invocations = 0
-        self._throttles = 0
-        self._errors = 0
-        self._timeouts = 0
-        self._memory_exceeded = 0
+        self._counts = Counters()
         self._out_of_fuel = 0
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -145,48 +132,38 @@ class WasmFunction:
         """Compile (or load from the cache) and link the module, off the event loop.
 
         Optional: the first `invoke()` does it. Raises `WasmModuleError` when the module
-        cannot be read, is not valid WebAssembly, or does not follow its ABI.
+        cannot be read, is not valid WebAssembly, or does not follow its ABI; every later
+        `start()` and `invoke()` raises it again, without trying again.
         """
-        if self._closed:
+        if self.closed:
             raise PoolClosed("the function is closed")
         if self._linked is not None:
             return
         async with self._start_lock:
+            if self._start_error is not None:
+                raise self._start_error.with_traceback(None)
             if self._linked is None:
-                self._linked = await asyncio.to_thread(self._link)
+                try:
+                    self._linked = await asyncio.to_thread(self._link)
+                except FunctionCodeInvalid as error:
+                    self._start_error = error
+                    raise
+            self.started = True
 
     def _link(self) -> LinkedModule:
-        spec = self.spec
-        fuel = spec.fuel is not None
-        try:
-            loaded = self._engine.load_module(spec.module, fuel=fuel)
-            linked = LinkedModule(
-                self._engine.engine(fuel=fuel),
-                loaded.module,
-                spec.abi,
-                memory_limit_bytes=spec.memory_limit_bytes,
-            )
-        except (OSError, UnicodeDecodeError, wasmtime.WasmtimeError, ModuleAbiError) as exc:
-            raise WasmModuleError(spec.name, Path(spec.module), str(exc)) from exc
-        if loaded.compiled:
+        linked, compiled = link(self.spec, self._engine)
+        if compiled:
             self._compiled += 1
         else:
             self._cache_hits += 1
         return linked
 
-    async def __aenter__(self) -> WasmFunction:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
         """Stop every slot. In-flight callers get PoolClosed at once; a guest still running
         goes on until its deadline, and this returns when every slot thread has ended."""
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
+        self.closed = True
         for slot in self._slots:
             slot.stop()
             future = slot.future
@@ -204,67 +181,35 @@ class WasmFunction:
         """Whether the module exports `entry` (a WASI command handles every entry).
 
         A missing entry point means "continue unchanged": the caller need not build the event.
-        Requires `start()`.
+        True before `start()` (and when it failed: the invocation then says why).
         """
-        if self._linked is None:
-            raise RuntimeError(f"start() the function {self.spec.name!r} before asking")
-        return entry in self._linked.entries
-
-    async def invoke(
-        self,
-        event: bytes,
-        *,
-        entry: str = "handler",
-        request_id: str | None = None,
-        deadline: float | None = None,
-        timeout_seconds: float | None = None,
-    ) -> InvocationResult:
-        """Invoke the entry point `entry` once with `event` (JSON bytes).
-
-        `deadline` (absolute, `time.monotonic()` clock) can only shorten the function's
-        timeout; `timeout_seconds` names the caller's limit in a timeout message when the
-        caller's deadline is the one that ends the invocation. The result's payload is the
-        guest's bytes as they are (the caller validates them); `abi.CONTINUE` (b"") when the
-        guest returned 0 or has no such entry point. Raises `FunctionError` (`FunctionTimeout`,
-        `FunctionMemoryExceeded`, `FunctionCrashed` for a WASI exit status) when the guest
-        failed, `FunctionThrottled` when all `max_concurrency` slots are busy,
-        `PayloadTooLarge`, `PoolClosed` after `aclose()`, `WasmModuleError` if it cannot start.
-        """
-        if self._closed:
-            raise PoolClosed("the function is closed")
-        spec = self.spec
-        if len(event) > spec.max_event_bytes:
-            raise PayloadTooLarge(len(event), spec.max_event_bytes)
         linked = self._linked
-        if linked is None:
-            await self.start()
-            linked = self._linked
-            assert linked is not None
-        now = time.monotonic()
-        budget = now + spec.timeout_seconds
-        if deadline is None or deadline >= budget:
-            deadline, budget_seconds = budget, spec.timeout_seconds
-        else:
-            budget_seconds = (
-                timeout_seconds if timeout_seconds is not None else max(0.0, deadline - now)
-            )
-        request_id = request_id or new_request_id()
-        if entry not in linked.entries:
-            return self._continue_unchanged(request_id)
+        return linked is None or entry in linked.entries
+
+    async def _invoke(self, invocation: Invocation) -> InvocationResult:
+        """Run `invocation` on a free slot's thread (a new slot under `max_concurrency`, else
+        throttled at once). The payload is the guest's bytes as they are (the caller validates
+        them); `CONTINUE` (b"") when the guest returned 0 or has no such entry point. A guest
+        has no context object (ABI.md): `invoked_arn`, `client_context` and `cognito_identity`
+        do not reach it. A WASI exit status is `FunctionCrashed`.
+        """
+        spec = self.spec
+        linked = self._linked
+        assert linked is not None  # started by `invoke`
+        if invocation.entry not in linked.entries:
+            return continue_unchanged(invocation.request_id, spec.version, spec.memory_size_mb)
         if self._idle:
             slot = self._idle.pop()
         elif len(self._slots) < spec.max_concurrency:
             slot = _Slot(self, len(self._slots))
             self._slots.append(slot)
         else:
-            self._throttles += 1
+            self._counts.throttles += 1
             raise FunctionThrottled(spec.name, THROTTLE_REASON)
-        self._invocations += 1
+        self._counts.invocations += 1
         loop = asyncio.get_running_loop()
         future: asyncio.Future[InvocationResult] = loop.create_future()
-        slot.submit(
-            (InvocationRequest(event, entry, request_id, deadline, budget_seconds), future, loop)
-        )
+        slot.submit((invocation, future, loop))
         # The slot is released by _complete() when the guest is done, not here: a cancelled
         # caller does not stop the guest, and its slot stays busy until the guest ends.
         return await future
@@ -277,78 +222,60 @@ class WasmFunction:
     ) -> None:
         """On the loop: release the slot, count, log, and answer the caller."""
         slot.future = None
-        if self._closed:
+        if self.closed:
             slot.stop()
         else:
             self._idle.append(slot)
         if isinstance(outcome, InvocationResult):
-            self._emit(outcome.log)
+            deliver_log(self._log_sink, outcome.log)
             if not future.done():
                 future.set_result(outcome)
             return
         if isinstance(outcome, FunctionError):
-            self._errors += 1
-            if isinstance(outcome, FunctionTimeout):
-                self._timeouts += 1
-            elif isinstance(outcome, FunctionMemoryExceeded):
-                self._memory_exceeded += 1
-            elif outcome.error_type == FUEL_ERROR:
+            self._counts.count_error(outcome)
+            if outcome.error_type == FUEL_ERROR:
                 self._out_of_fuel += 1
-            self._emit(outcome.log)
+            deliver_log(self._log_sink, outcome.log)
         if not future.done():
             future.set_exception(outcome)
-
-    def _continue_unchanged(self, request_id: str) -> InvocationResult:
-        version = self.spec.version
-        log = (
-            log_lines.start_line(request_id, version)
-            + log_lines.end_line(request_id)
-            + log_lines.report_line(
-                request_id,
-                duration_ms=0.0,
-                memory_size_mb=self.spec.memory_mb,
-                max_memory_used_mb=0,
-            )
-        )
-        return InvocationResult(
-            payload=abi.CONTINUE,
-            log=log,
-            request_id=request_id,
-            duration_ms=0.0,
-            billed_duration_ms=0,
-            max_memory_used_mb=0,
-            init_duration_ms=None,
-            executed_version=version,
-        )
-
-    def _emit(self, log: str) -> None:
-        if self._log_sink is None:
-            return
-        try:
-            self._log_sink(log)
-        except Exception as exc:  # noqa: BLE001 - a broken sink must not fail invocations
-            asyncio.get_running_loop().call_exception_handler(
-                {"message": "log sink raised", "exception": exc}
-            )
 
     def stats(self) -> WasmStats:
         """Counters and gauges for a metrics layer."""
         slots = self._slots
+        counts = self._counts
+        counts.cold_starts = sum(slot.state.instances for slot in slots)
+        counts.warm_starts = sum(slot.state.reuses for slot in slots)
+        common = counts.snapshot(
+            environments=len(slots), busy=len(slots) - len(self._idle), idle=len(self._idle)
+        )
         return WasmStats(
-            invocations=self._invocations,
-            throttles=self._throttles,
-            function_errors=self._errors,
-            timeouts=self._timeouts,
-            memory_exceeded=self._memory_exceeded,
+            **{field.name: getattr(common, field.name) for field in dataclasses.fields(common)},
             out_of_fuel=self._out_of_fuel,
             compiled=self._compiled,
             cache_hits=self._cache_hits,
-            instances=sum(slot.state.instances for slot in slots),
-            reuses=sum(slot.state.reuses for slot in slots),
-            slots=len(slots),
-            busy=len(slots) - len(self._idle),
-            idle=len(self._idle),
         )
+
+
+def link(spec: WasmFunctionSpec, engine: WasmEngine) -> tuple[LinkedModule, bool]:
+    """Load `spec`'s module (compiled, or from the engine's cache) and link it under its ABI;
+    the linked module and whether it was compiled. Blocking: call it off the event loop.
+
+    Raises `WasmModuleError` naming what is wrong (an import the host does not offer, an
+    export of the wrong type, invalid WebAssembly, an unreadable file).
+    """
+    fuel = spec.fuel is not None
+    try:
+        loaded = engine.load_module(spec.module, fuel=fuel)
+        linked = LinkedModule(
+            engine.engine(fuel=fuel),
+            loaded.module,
+            spec.abi,
+            memory_limit_bytes=spec.memory_limit_bytes,
+            raw_calls=engine.raw_calls,
+        )
+    except (OSError, UnicodeDecodeError, wasmtime.WasmtimeError, ModuleAbiError) as exc:
+        raise WasmModuleError(spec.name, Path(spec.module), str(exc)) from exc
+    return linked, loaded.compiled
 
 
 def _join_all(threads: list[threading.Thread]) -> None:

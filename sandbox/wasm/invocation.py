@@ -10,23 +10,29 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
-from sandbox.errors import FunctionCrashed, FunctionError, FunctionMemoryExceeded, FunctionTimeout
-from sandbox.python_worker import log_lines
-from sandbox.python_worker.environment import InvocationResult
-from sandbox.python_worker.spec import MIB
+from sandbox.runtime import log_lines
+from sandbox.runtime.errors import (
+    FunctionCrashed,
+    FunctionError,
+    FunctionMemoryExceeded,
+    FunctionTimeout,
+)
+from sandbox.runtime.limits import MIB
+from sandbox.runtime.protocol import Invocation
+from sandbox.runtime.result import InvocationResult
 from sandbox.wasm import abi
 from sandbox.wasm.capture import OutputCapture
 from sandbox.wasm.engine import WasmEngine
-from sandbox.wasm.instance import (
+from sandbox.wasm.guest import (
     GuestAbiViolation,
     GuestExit,
     GuestTrap,
-    LinkedModule,
     LiveInstance,
+    WasiSetup,
     set_capture,
 )
+from sandbox.wasm.instance import LinkedModule
 from sandbox.wasm.spec import WasmFunctionSpec
 
 TRAP_ERROR = "Runtime.Trap"
@@ -35,18 +41,6 @@ ABI_ERROR = "Runtime.AbiViolation"
 MEMORY_ERROR = "Runtime.OutOfMemory"
 EXIT_ERROR = "Runtime.ExitError"
 SIZE_ERROR = "Function.ResponseSizeTooLarge"
-
-
-@dataclass(frozen=True, slots=True)
-class InvocationRequest:
-    """What the loop hands a slot: the event, the entry point, the absolute deadline
-    (`time.monotonic()`), and the budget a timeout message names."""
-
-    event: bytes
-    entry: str
-    request_id: str
-    deadline: float
-    budget_seconds: float
 
 
 class SlotState:
@@ -72,7 +66,7 @@ class _Run:
 
     __slots__ = ("capture", "init_ms", "instance", "memory_bytes", "request", "spec", "started")
 
-    def __init__(self, spec: WasmFunctionSpec, request: InvocationRequest) -> None:
+    def __init__(self, spec: WasmFunctionSpec, request: Invocation) -> None:
         self.spec = spec
         self.request = request
         self.started = time.monotonic()
@@ -96,24 +90,25 @@ class _Run:
     def duration_ms(self) -> float:
         return (time.monotonic() - self.started) * 1000.0 - (self.init_ms or 0.0)
 
-    def log(self, output: str, *, status: str | None = None, error_type: str | None = None) -> str:
+    def log(
+        self,
+        output: str,
+        duration_ms: float,
+        *,
+        status: str | None = None,
+        error_type: str | None = None,
+    ) -> str:
         request_id = self.request.request_id
-        return "".join(
-            (
-                log_lines.start_line(request_id, self.spec.version),
-                output,
-                log_lines.end_line(request_id),
-                log_lines.report_line(
-                    request_id,
-                    duration_ms=self.duration_ms(),
-                    memory_size_mb=self.spec.memory_mb,
-                    max_memory_used_mb=self.memory_mb(),
-                    init_duration_ms=self.init_ms,
-                    status=status,
-                    error_type=error_type,
-                ),
-            )
+        report = log_lines.report_line(
+            request_id,
+            duration_ms=duration_ms,
+            memory_size_mb=self.spec.memory_size_mb,
+            max_memory_used_mb=self.memory_mb(),
+            init_duration_ms=self.init_ms,
+            status=status,
+            error_type=error_type,
         )
+        return log_lines.invocation_log(request_id, self.spec.version, output, report)
 
     def error(
         self,
@@ -131,12 +126,14 @@ class _Run:
             payload["stackTrace"] = stack_trace
         payload["requestId"] = request_id
         tail = extra_log if extra_log is not None else log_lines.format_error_log(payload)
+        duration_ms = self.duration_ms()
         log = self.log(
             self.capture.text() + tail,
+            duration_ms,
             status=status,
             error_type=None if status == "timeout" else error_type,
         )
-        return cls(payload, log=log, request_id=request_id, duration_ms=self.duration_ms())
+        return cls(payload, log=log, request_id=request_id, duration_ms=duration_ms)
 
     def timeout(self) -> FunctionError:
         request = self.request
@@ -152,36 +149,23 @@ class _Run:
     def out_of_memory(self) -> FunctionError:
         message = (
             f"RequestId: {self.request.request_id} Error: the function's memory reached its "
-            f"limit ({self.spec.memory_mb} MB)"
+            f"limit ({abi.describe_memory_limit(self.spec.memory_limit_bytes)})"
         )
         return self.error(
             FunctionMemoryExceeded, MEMORY_ERROR, message, extra_log=f"{message}\n{MEMORY_ERROR}\n"
         )
 
     def result(self, payload: bytes) -> InvocationResult:
-        spec = self.spec
-        request_id = self.request.request_id
         duration_ms = self.duration_ms()
-        billed = log_lines.billed_duration_ms(duration_ms)
-        memory_mb = self.memory_mb()
-        init_ms = self.init_ms
-        init_part = "" if init_ms is None else f"Init Duration: {init_ms:.2f} ms\t"
-        # The hot path: one f-string, the same text as log_lines' helpers produce.
-        log = (
-            f"START RequestId: {request_id} Version: {spec.version}\n"
-            f"{self.capture.text()}END RequestId: {request_id}\nREPORT RequestId: {request_id}\t"
-            f"Duration: {duration_ms:.2f} ms\tBilled Duration: {billed} ms\t"
-            f"Memory Size: {spec.memory_mb} MB\tMax Memory Used: {memory_mb} MB\t{init_part}\n"
-        )
         return InvocationResult(
             payload=payload,
-            log=log,
-            request_id=request_id,
+            log=self.log(self.capture.text(), duration_ms),
+            request_id=self.request.request_id,
             duration_ms=duration_ms,
-            billed_duration_ms=billed,
-            max_memory_used_mb=memory_mb,
-            init_duration_ms=init_ms,
-            executed_version=spec.version,
+            billed_duration_ms=log_lines.billed_duration_ms(duration_ms),
+            max_memory_used_mb=self.memory_mb(),
+            init_duration_ms=self.init_ms,
+            executed_version=self.spec.version,
         )
 
 
@@ -190,7 +174,7 @@ def run_invocation(
     spec: WasmFunctionSpec,
     engine: WasmEngine,
     slot: SlotState,
-    request: InvocationRequest,
+    request: Invocation,
 ) -> InvocationResult:
     """Run `request` to its end; raises `FunctionError` (or a subclass) when the guest failed."""
     run = _Run(spec, request)
@@ -332,12 +316,12 @@ def _run_wasi(
         memory_limit_bytes=spec.memory_limit_bytes,
         deadline_ticks=engine.deadline_ticks(seconds_left),
         fuel=spec.fuel,
-        wasi={
-            "argv": [spec.name],
-            "environment": sorted(spec.wasi_environment().items()),
-            "stdin": run.request.event,
-            "capture": capture,
-        },
+        wasi=WasiSetup(
+            argv=[spec.name],
+            environment=sorted(spec.wasi_environment().items()),
+            stdin=run.request.event,
+            capture=capture,
+        ),
     )
     slot.instances += 1
     run.instance = instance

@@ -60,12 +60,13 @@ from edge.events import (
     decode_result,
     sample_event,
 )
-from sandbox.pool import PythonFunctionPool
 from sandbox.python_worker.environment import ExecutionEnvironment
 from sandbox.python_worker.framing import KIND_INVOKE, Frame, FrameDecoder, encode_frame
+from sandbox.python_worker.function import PythonFunctionPool
 from sandbox.python_worker.isolation import SandboxPolicy, probe_isolation
 from sandbox.python_worker.launcher import Zygote
 from sandbox.python_worker.spec import FunctionSpec
+from sandbox.runtime.protocol import Invocation
 from tests.benchmarks import proxy_bench as pb
 
 console = pb.console
@@ -621,10 +622,13 @@ async def measure_starts(
                     raise BenchFailed("an execution environment did not finish Init")
                 ready = time.perf_counter()
                 result = await environment.invoke(
-                    event,
-                    request_id="hook-bench",
-                    deadline=time.monotonic() + spec.timeout_seconds,
-                    invoked_arn=spec.function_arn,
+                    Invocation(
+                        event,
+                        "handler",
+                        "hook-bench",
+                        time.monotonic() + spec.timeout_seconds,
+                        spec.timeout_seconds,
+                    )
                 )
                 answered = time.perf_counter()
             finally:

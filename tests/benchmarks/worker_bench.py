@@ -17,8 +17,8 @@ from pathlib import Path
 
 import orjson
 
-from sandbox.pool import PythonFunctionPool
 from sandbox.python_worker.environment import ExecutionEnvironment
+from sandbox.python_worker.function import PythonFunctionPool
 from sandbox.python_worker.launcher import Zygote
 from sandbox.python_worker.spec import FunctionSpec
 

@@ -9,6 +9,22 @@ def echo(event, context):
     return {"echo": event, "request_id": context.aws_request_id}
 
 
+def client_context(event, context):
+    """What the handler's context says of the invoker's X-Amz-Client-Context."""
+    found = context.client_context
+    if found is None:
+        return {"client_context": None}
+    client = found.client
+    return {
+        "client_context": {
+            "installation_id": client.installation_id if client else None,
+            "app_title": client.app_title if client else None,
+            "custom": found.custom,
+            "env": found.env,
+        }
+    }
+
+
 def fail(event, context):
     print("about to fail")
     return {"action": event["action"]}

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 
 
@@ -112,6 +113,55 @@ def fork_bomb():
     return {"forked": len(children), "errno": failure}
 
 
+def thread_bomb():
+    """Start threads until the system says no; then let them end and tell how far it got.
+    Threads count against the process limit.
+
+    Small stacks and one malloc arena, so that the address-space limit is not what runs out
+    first: glibc reserves 64 MB of address space per thread arena, and a thread that cannot
+    get memory for its own state never tells `Thread.start` it started (which then waits)."""
+    libc = ctypes.CDLL(None)
+    libc.mallopt(-8, 1)  # M_ARENA_MAX
+    threading.stack_size(64 * 1024)
+    stop = threading.Event()
+    threads, failure = [], None
+    while len(threads) < 5000:
+        thread = threading.Thread(target=stop.wait, daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as exc:  # "can't start new thread": pthread_create said EAGAIN
+            failure = str(exc)
+            break
+        threads.append(thread)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return {"started": len(threads), "error": failure}
+
+
+def fill_tmp(directory, file_mb):
+    """Write files of `file_mb` MB into `directory` until the file system is full; remove them
+    and tell how much fitted."""
+    chunk = b"x" * (1 << 20)
+    written, paths, failure = 0, [], None
+    try:
+        while written < 4096:
+            path = os.path.join(directory, f"fill-{len(paths)}")
+            paths.append(path)
+            with open(path, "wb") as file:
+                for _ in range(file_mb):
+                    file.write(chunk)
+                    file.flush()
+                    written += 1
+    except OSError as exc:
+        failure = exc.errno
+    finally:
+        for path in paths:
+            if os.path.exists(path):
+                os.unlink(path)
+    return {"written_mb": written, "errno": failure}
+
+
 def huge_file(path, size):
     """One byte at offset `size`: a file of that size without the space it would take."""
 
@@ -158,6 +208,8 @@ PROBES = {
     "write_tmp": write_tmp,
     "fork_bomb": fork_bomb,
     "huge_file": huge_file,
+    "thread_bomb": thread_bomb,
+    "fill_tmp": fill_tmp,
     "orphan": orphan,
     "sleep": sleep,
 }

@@ -1,10 +1,11 @@
-"""The errors of the sandbox: every way an invocation can fail, as a small typed family.
+"""The errors of every runtime: each way an invocation can fail, as a small typed family.
 
 Failures the function itself is responsible for (it raised, could not be imported, timed out,
 crashed, ran out of memory) are `FunctionError`s and carry the error document Lambda's Invoke API
 returns with `X-Amz-Function-Error: Unhandled` (spec §8.4), plus the invocation's log text.
-Failures of the platform around the function (throttled, payload refused, pool closed) are plain
-`SandboxError`s. `edge` maps each class to a status in one table; nothing here picks one.
+Failures of the platform around the function (throttled, payload refused, closed, code that
+cannot start at all) are plain `SandboxError`s. `edge` maps each class to a status in one
+table; nothing here picks one.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class FunctionMemoryExceeded(FunctionError):
     """The function exceeded its memory limit (errorType `Runtime.OutOfMemory`); it was replaced."""
 
 
+# §8.3 ThrottleReason for a function-level cap.
+THROTTLE_REASON = "ReservedFunctionConcurrentInvocationLimitExceeded"
+
+
 class FunctionThrottled(SandboxError):
     """No execution environment was free under the concurrency cap.
 
@@ -92,3 +97,18 @@ class PayloadTooLarge(SandboxError):
 
 class PoolClosed(SandboxError):
     """The pool was closed before or during the invocation."""
+
+
+class FunctionCodeInvalid(SandboxError):
+    """The function's code cannot run at all: no invocation can succeed until it is replaced.
+
+    Raised by a runtime's `start()` (and then by each `invoke()`) for code it refuses before any
+    request: an unreadable or invalid module, an import the host does not offer, an ABI not
+    followed. `function_name` and `reason` (the refusal, naming what is wrong) are kept apart
+    so that a configuration check can show them under the function's key.
+    """
+
+    def __init__(self, function_name: str, reason: str) -> None:
+        super().__init__(f"function {function_name!r}: {reason}")
+        self.function_name = function_name
+        self.reason = reason

@@ -1,0 +1,90 @@
+"""The one place that knows every runtime: it makes each function's `Runtime` from its spec.
+
+`RuntimeHost` owns what runtimes share (the wasmtime engine and its module cache, the isolation
+policy of Python zygotes, the log sink) and picks the runtime by the kind of spec: a
+`FunctionSpec` runs in Python worker processes, a `WasmFunctionSpec` on wasmtime. A new runtime
+is one more spec type and one more branch here; its callers do not change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sandbox.python_worker.function import PythonFunctionPool
+from sandbox.python_worker.isolation import SandboxPolicy
+from sandbox.python_worker.spec import FunctionSpec
+from sandbox.runtime.protocol import HANDLER_ENTRY, Runtime
+from sandbox.runtime.result import InvocationResult
+from sandbox.runtime.sink import LogSink
+from sandbox.wasm.engine import WasmEngine
+from sandbox.wasm.function import WasmFunction, link
+from sandbox.wasm.spec import WasmFunctionSpec
+
+RuntimeSpec = FunctionSpec | WasmFunctionSpec
+
+
+class RuntimeHost:
+    """Makes runtimes; `close()` when every runtime it made is closed.
+
+    `isolation` confines Python functions (default: the best this machine offers);
+    `wasm_cache_dir` is the compiled-module cache (None: the user's cache directory, False:
+    none). `log_sink` receives every invocation's log text.
+    """
+
+    def __init__(
+        self,
+        *,
+        log_sink: LogSink | None = None,
+        isolation: SandboxPolicy | None = None,
+        wasm_cache_dir: Path | str | bool | None = None,
+    ) -> None:
+        self._log_sink = log_sink
+        self._isolation = isolation
+        self._wasm_cache_dir = wasm_cache_dir
+        self._engine: WasmEngine | None = None
+
+    def create(self, spec: RuntimeSpec) -> Runtime:
+        """The runtime for `spec`, not started yet."""
+        if isinstance(spec, WasmFunctionSpec):
+            return WasmFunction(spec, engine=self._wasm_engine(), log_sink=self._log_sink)
+        return PythonFunctionPool(spec, log_sink=self._log_sink, sandbox=self._isolation)
+
+    def check(self, spec: RuntimeSpec) -> None:
+        """Refuse code that cannot run at all, before serving: raises `FunctionCodeInvalid`
+        naming the problem (for a WASM module: compiles and links it under its ABI).
+        Blocking."""
+        if isinstance(spec, WasmFunctionSpec):
+            link(spec, self._wasm_engine())
+
+    def _wasm_engine(self) -> WasmEngine:
+        if self._engine is None:
+            self._engine = WasmEngine(cache_dir=self._wasm_cache_dir)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+
+async def invoke_once(
+    spec: RuntimeSpec,
+    event: bytes,
+    *,
+    entry: str = HANDLER_ENTRY,
+    isolation: SandboxPolicy | None = None,
+    wasm_cache_dir: Path | str | bool | None = None,
+) -> InvocationResult:
+    """Start `spec`'s runtime, invoke it once at `entry`, stop everything (`edge invoke`).
+
+    A cold start in a real environment: the same process (or instance), variables, limits and
+    log text as under the edge. Raises what `Runtime.start` and `Runtime.invoke` raise.
+    """
+    host = RuntimeHost(isolation=isolation, wasm_cache_dir=wasm_cache_dir)
+    runtime = host.create(spec)
+    try:
+        await runtime.start()
+        return await runtime.invoke(event, entry=entry)
+    finally:
+        await runtime.aclose()
+        host.close()
