@@ -263,7 +263,7 @@ def serve(
 def run_server(config: EdgeConfig) -> int:
     """Serve `config` until SIGINT/SIGTERM. Returns the exit status."""
     from edge.server import ServerOptions, parse_listen
-    from sandbox.wasm import default_cache_dir
+    from sandbox import wasm_cache_dir
 
     # Probed once here: the workers forked later inherit the answer.
     sandbox = _sandbox_report(config)
@@ -273,7 +273,7 @@ def run_server(config: EdgeConfig) -> int:
     if warning:
         err_console.print(f"[bold yellow]warning:[/] {escape(warning)}")
     # $XDG_CACHE_HOME, read here: only the CLI reads the environment.
-    wasm_cache_dir = str(default_cache_dir(os.environ.get("XDG_CACHE_HOME")))
+    wasm_cache = str(wasm_cache_dir(os.environ.get("XDG_CACHE_HOME")))
     multiproc_dir: str | None = None
     if server.workers > 1:
         # prometheus-client picks its storage when imported: set this before any import of it.
@@ -332,7 +332,7 @@ def run_server(config: EdgeConfig) -> int:
                 metrics=shared or ProxyMetrics(CollectorRegistry()),
                 limiter=limiter,
                 journal=journal,
-                wasm_cache_dir=wasm_cache_dir,
+                wasm_cache_dir=wasm_cache,
             )
             caches.append(app.state.pipeline.cache)
             return app
@@ -349,7 +349,7 @@ def run_server(config: EdgeConfig) -> int:
             return create_admin_app(
                 multiprocess_registry(multiproc_dir) if multiproc_dir else registry,
                 flush=shared.flush if shared else None,
-                invoke=InvokeService(config, limiter=limiter, wasm_cache_dir=wasm_cache_dir),
+                invoke=InvokeService(config, limiter=limiter, wasm_cache_dir=wasm_cache),
                 invalidate=None if journal else invalidate,
                 journal=journal,
                 access=access,

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from sandbox.runtime.result import InvocationResult
     from sandbox.runtime.sink import LogSink
     from sandbox.runtime.stats import RuntimeStats
+    from sandbox.wasm.engine import wasm_cache_dir
     from sandbox.wasm.spec import WasmFunctionSpec
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "log_tail",
     "new_request_id",
     "probe_isolation",
+    "wasm_cache_dir",
 ]
 
 _MODULES = {
@@ -84,6 +86,7 @@ _MODULES = {
     "LogSink": "sandbox.runtime.sink",
     "RuntimeStats": "sandbox.runtime.stats",
     "WasmFunctionSpec": "sandbox.wasm.spec",
+    "wasm_cache_dir": "sandbox.wasm.engine",
 }
 
 

@@ -8,7 +8,7 @@ The ABI for guest authors is `ABI.md` in this directory (C header: `edge_abi.h`)
 """
 
 from sandbox.wasm.abi import CONTINUE
-from sandbox.wasm.engine import CacheStats, WasmEngine, default_cache_dir
+from sandbox.wasm.engine import CacheStats, WasmEngine, wasm_cache_dir
 from sandbox.wasm.errors import WasmModuleError
 from sandbox.wasm.function import WasmFunction, WasmStats
 from sandbox.wasm.spec import WasmFunctionSpec
@@ -21,5 +21,5 @@ __all__ = [
     "WasmFunctionSpec",
     "WasmModuleError",
     "WasmStats",
-    "default_cache_dir",
+    "wasm_cache_dir",
 ]

@@ -38,7 +38,7 @@ DEFAULT_TICK_SECONDS = 0.002
 _OPT_LEVEL = "speed"
 
 
-def default_cache_dir(cache_home: str | None = None) -> Path:
+def wasm_cache_dir(cache_home: str | None = None) -> Path:
     """`cache_home/edge/wasm`, else `~/.cache/edge/wasm`. The CLI passes `$XDG_CACHE_HOME`:
     only the CLI reads the environment."""
     base = cache_home or str(Path.home() / ".cache")
@@ -66,7 +66,7 @@ class LoadedModule:
 class WasmEngine:
     """Shared wasmtime engines, module cache and epoch ticker. Thread-safe; close() when done.
 
-    `cache_dir=None` uses `default_cache_dir()`; `cache_dir=False` disables the disk cache.
+    `cache_dir=None` uses `wasm_cache_dir()`; `cache_dir=False` disables the disk cache.
     `raw_calls=False` never uses the raw path (by default it is used when its self-test passes).
     """
 
@@ -82,7 +82,7 @@ class WasmEngine:
         if cache_dir is False:
             self.cache_dir: Path | None = None
         elif cache_dir is None or cache_dir is True:
-            self.cache_dir = default_cache_dir()
+            self.cache_dir = wasm_cache_dir()
         else:
             self.cache_dir = Path(cache_dir)
         self.tick_seconds = tick_seconds
