@@ -1,0 +1,305 @@
+"""What spans several keys of edge.toml: references between tables (behaviors to origins and
+functions, origin groups, destinations) and AWS's rules across them (trigger limits, Lambda@Edge's
+environment rule, reserved concurrency). Each check returns the problems it found, one line
+each, in the house format."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from edge.config.schema import (
+    TRIGGERS,
+    DirectoryOriginConfig,
+    EdgeConfig,
+    FunctionConfig,
+    FunctionOriginConfig,
+    OriginGroupConfig,
+)
+from sandbox import check_environment
+
+
+def check_origin_shapes(raw: Mapping[str, Any]) -> list[str]:
+    """Each origin is exactly one kind; said plainly before the model's union errors."""
+    problems: list[str] = []
+    origins = raw.get("origins")
+    if not isinstance(origins, Mapping):
+        return problems
+    for name, table in origins.items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
+            problems.append(
+                f"origins.{name}: expected a name of letters, digits, '-', '_' and '.', "
+                f"found {name!r}"
+            )
+        elif (
+            isinstance(table, Mapping)
+            and sum(kind in table for kind in ("url", "directory", "function", "primary")) != 1
+        ):
+            keys = ", ".join(repr(k) for k in table) or "no keys"
+            problems.append(
+                f"origins.{name}: expected exactly one of 'url' (an HTTP origin), "
+                f"'directory' (a local folder), 'function' (a Lambda function) or 'primary' "
+                f"with 'secondary' (an origin group), found {keys}"
+            )
+    return problems
+
+
+def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    names = sorted(config.origins)
+    for index, behavior in enumerate(config.behaviors):
+        if behavior.origin not in config.origins:
+            close = difflib.get_close_matches(behavior.origin, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(
+                f"behaviors[{index}].origin: expected one of the origins "
+                f"{', '.join(repr(n) for n in names)}, found {behavior.origin!r}{hint}"
+            )
+        if behavior.path == "*" and index != len(config.behaviors) - 1:
+            problems.append(
+                f"behaviors[{index}].path: '*' is the default behavior and must come last, "
+                f"found it at position {index} of {len(config.behaviors)}"
+            )
+    functions = sorted(config.functions)
+    edge = config.lambda_edge
+    for index, behavior in enumerate(config.behaviors):
+        for trigger in TRIGGERS:
+            association = behavior.association(trigger)
+            if association is None:
+                continue
+            where = f"behaviors[{index}].{trigger}"
+            table = raw["behaviors"][index]
+            given = table.get(trigger, table.get(trigger.replace("-", "_")))
+            qualified = _qualified_name(
+                f"{where}.function" if isinstance(given, Mapping) else where, association.function
+            )
+            if qualified:
+                problems.append(qualified)
+                continue
+            if association.name not in config.functions:
+                close = difflib.get_close_matches(association.name, functions, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                known = ", ".join(repr(n) for n in functions) or "none are defined"
+                problems.append(
+                    f"{where}: expected one of the functions ({known}), "
+                    f"found {association.name!r}{hint}"
+                )
+                continue
+            if association.include_body and trigger.endswith("-response"):
+                problems.append(
+                    f"{where}.include_body: expected false (CloudFront allows include_body only "
+                    f"on viewer-request and origin-request), found true"
+                )
+            function = config.functions[association.name]
+            viewer = trigger.startswith("viewer")
+            limit = edge.viewer_timeout if viewer else edge.origin_timeout
+            if function.timeout is not None and function.timeout > limit:
+                problems.append(
+                    f"functions.{association.name}.timeout: expected at most {limit:g} s for a "
+                    f"function on {trigger} ({where}), found {function.timeout:g}"
+                )
+            if function.ephemeral_storage > 512:
+                problems.append(
+                    f"functions.{association.name}.ephemeral_storage: expected at most 512 MB "
+                    f"for a function on a Lambda@Edge trigger ({where}), "
+                    f"found {function.ephemeral_storage}"
+                )
+            if viewer and function.memory_size_mb > edge.viewer_memory:
+                key = "memory" if function.memory_pages is None else "memory_pages"
+                problems.append(
+                    f"functions.{association.name}.{key}: expected at most "
+                    f"{edge.viewer_memory} MB for a function on {trigger} ({where}), "
+                    f"found {function.memory_size_mb}"
+                )
+            if function.environment and not edge.allow_environment:
+                problems.append(
+                    f"functions.{association.name}.environment: expected none for a function "
+                    f"on a Lambda@Edge trigger ({where}); Lambda@Edge has no environment "
+                    f"variables (set lambda_edge.allow_environment = true to allow them), "
+                    f"found {len(function.environment)}"
+                )
+    for name, function in config.functions.items():
+        problems += _check_function_destinations(name, function, functions)
+        problems += _check_runtime_keys(name, function)
+        problems += _check_provisioned(name, function)
+        try:
+            check_environment(function.environment)
+        except ValueError as exc:
+            problems.append(f"functions.{name}.environment: {exc}")
+        if function.runtime == "wasm" and function.module is not None:
+            module = function.module
+            found = module if module.is_absolute() else config.base_dir / module
+            if not found.is_file():
+                problems.append(
+                    f"functions.{name}.module: expected an existing .wasm or .wat file, "
+                    f"found {str(module)!r} (looked at {found})"
+                )
+            continue
+        for index, writable in enumerate(function.writable_paths):
+            found = writable if writable.is_absolute() else config.base_dir / writable
+            if not found.is_dir():
+                problems.append(
+                    f"functions.{name}.writable_paths[{index}]: expected an existing directory, "
+                    f"found {str(writable)!r} (looked at {found})"
+                )
+        code_dir, _ = function.code_dir_and_handler
+        folder = code_dir if code_dir.is_absolute() else config.base_dir / code_dir
+        if not folder.is_dir():
+            problems.append(
+                f"functions.{name}.handler: expected code in an existing directory, "
+                f"found {str(code_dir)!r} (looked at {folder})"
+            )
+    paths = [b.path for b in config.behaviors]
+    for index, path in enumerate(paths):
+        if path in paths[:index]:
+            problems.append(
+                f"behaviors[{index}].path: each path pattern may appear once, "
+                f"found {path!r} again (first at behaviors[{paths.index(path)}])"
+            )
+    if (not config.behaviors or config.behaviors[-1].path != "*") and len(config.origins) > 1:
+        problems.append(
+            'behaviors: expected a default behavior with path = "*" (needed when there is '
+            f"more than one origin), found none among {len(config.behaviors)} behaviors"
+        )
+    for name, origin in config.origins.items():
+        if isinstance(origin, OriginGroupConfig):
+            for role in ("primary", "secondary"):
+                member = getattr(origin, role)
+                target = config.origins.get(member)
+                if target is None or isinstance(target, OriginGroupConfig) or member == name:
+                    plain = sorted(
+                        n for n, o in config.origins.items() if not isinstance(o, OriginGroupConfig)
+                    )
+                    problems.append(
+                        f"origins.{name}.{role}: expected one of the origins "
+                        f"{', '.join(repr(n) for n in plain)} (not a group), found {member!r}"
+                    )
+        qualified = (
+            _qualified_name(f"origins.{name}.function", origin.function)
+            if isinstance(origin, FunctionOriginConfig)
+            else None
+        )
+        if qualified:
+            problems.append(qualified)
+        elif isinstance(origin, FunctionOriginConfig) and origin.function not in config.functions:
+            close = difflib.get_close_matches(origin.function, functions, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            known = ", ".join(repr(n) for n in functions) or "none are defined"
+            problems.append(
+                f"origins.{name}.function: expected one of the functions ({known}), "
+                f"found {origin.function!r}{hint}"
+            )
+        if isinstance(origin, DirectoryOriginConfig):
+            folder = (
+                origin.directory
+                if origin.directory.is_absolute()
+                else (config.base_dir / origin.directory)
+            )
+            if not folder.is_dir():
+                problems.append(
+                    f"origins.{name}.directory: expected an existing directory, "
+                    f"found {str(origin.directory)!r} (looked at {folder})"
+                )
+    return problems
+
+
+def _qualified_name(where: str, reference: str) -> str | None:
+    """A `name:qualifier` reference is refused: until versions and aliases exist it would run
+    $LATEST unnoticed."""
+    name, sep, _ = reference.partition(":")
+    if not sep:
+        return None
+    return (
+        f"{where}: qualified function names (versions, aliases) are not supported yet: "
+        f"expected {name!r}, found {reference!r}"
+    )
+
+
+def _check_function_destinations(
+    name: str, function: FunctionConfig, functions: Sequence[str]
+) -> list[str]:
+    """A `function:NAME` destination names a configured function (else its records would be
+    dropped at run time)."""
+    problems: list[str] = []
+    for key in ("on_success", "on_failure", "dead_letter"):
+        target = getattr(function, key)
+        if target is None or not target.startswith("function:"):
+            continue
+        where = f"functions.{name}.{key}"
+        reference = target.removeprefix("function:")
+        qualified = _qualified_name(where, reference)
+        if qualified:
+            problems.append(qualified)
+        elif reference not in functions:
+            close = difflib.get_close_matches(reference, functions, n=1)
+            hint = f" (did you mean 'function:{close[0]}'?)" if close else ""
+            problems.append(
+                f"{where}: expected 'function:NAME' naming one of the functions "
+                f"({', '.join(repr(n) for n in functions)}), found {target!r}{hint}"
+            )
+    return problems
+
+
+# Keys one runtime reads and the other would silently pass over.
+_RUNTIME_KEYS = {
+    "python": ("handler", "code", "network", "writable_paths"),
+    "wasm": ("module", "abi", "reuse_instance", "fuel"),
+}
+
+
+def _check_runtime_keys(name: str, function: FunctionConfig) -> list[str]:
+    other = "wasm" if function.runtime == "python" else "python"
+    return [
+        f"functions.{name}.{key}: expected no {key} for a {function.runtime} function (a "
+        f"{other} setting), found {getattr(function, key)!r}"
+        for key in _RUNTIME_KEYS[other]
+        if key in function.model_fields_set
+    ]
+
+
+def _check_provisioned(name: str, function: FunctionConfig) -> list[str]:
+    """Environments started in advance never exceed what may run: `max_concurrency`, and (as
+    Lambda refuses provisioned concurrency over it) the reservation."""
+    where = f"functions.{name}.provisioned"
+    if function.provisioned > function.max_concurrency:
+        return [
+            f"{where}: expected at most max_concurrency ({function.max_concurrency}), "
+            f"found {function.provisioned}"
+        ]
+    reserved = function.reserved_concurrency
+    if reserved is not None and function.provisioned > reserved:
+        return [
+            f"{where}: expected at most reserved_concurrency ({reserved}), which provisioned "
+            f"environments count against, found {function.provisioned}"
+        ]
+    return []
+
+
+# Lambda (PutFunctionConcurrency): reservations must leave at least this much of the account's
+# concurrency unreserved (UnreservedConcurrentExecutions >= 100), else InvalidParameterValue.
+MIN_UNRESERVED_CONCURRENCY = 100
+
+
+def check_reserved_concurrency(config: EdgeConfig) -> list[str]:
+    """The first reservation (in file order) that leaves less than 100 of the node unreserved,
+    as Lambda refuses the PutFunctionConcurrency that would."""
+    node = config.invoke.node_concurrency
+    reserved_so_far = 0
+    for name, function in config.functions.items():
+        reserved = function.reserved_concurrency
+        if not reserved:  # None, or 0: it takes nothing from the others
+            continue
+        allowed = max(0, node - MIN_UNRESERVED_CONCURRENCY - reserved_so_far)
+        if reserved > allowed:
+            others = (
+                f" less {reserved_so_far} reserved by other functions," if reserved_so_far else ""
+            )
+            return [
+                f"functions.{name}.reserved_concurrency: expected at most {allowed} "
+                f"(invoke.node_concurrency {node},{others} less the "
+                f"{MIN_UNRESERVED_CONCURRENCY} that must stay unreserved), found {reserved}"
+            ]
+        reserved_so_far += reserved
+    return []

@@ -1,0 +1,137 @@
+"""Reading edge.toml: TOML, then the schema, then the cross-key checks, then paths resolved
+against the file's directory; and the one-behavior configuration of `edge serve --origin`."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from edge.config.checks import (
+    check_origin_shapes,
+    check_references,
+    check_reserved_concurrency,
+)
+from edge.config.messages import (
+    ConfigError,
+    format_errors,
+)
+from edge.config.schema import (
+    BehaviorConfig,
+    DirectoryOriginConfig,
+    EdgeConfig,
+    FunctionConfig,
+    OriginConfig,
+)
+
+
+def parse_config(
+    raw: Mapping[str, Any], *, source: str = "<memory>", base_dir: Path | None = None
+) -> EdgeConfig:
+    """Validate a TOML document already parsed into `raw`."""
+    base = base_dir or Path(".")
+    shape_problems = check_origin_shapes(raw)
+    if shape_problems:
+        raise ConfigError(source, shape_problems)
+    try:
+        config = EdgeConfig.model_validate({**raw, "source": source, "base_dir": base})
+    except ValidationError as exc:
+        raise ConfigError(source, format_errors(exc, raw)) from None
+    problems = check_references(config, raw) + check_reserved_concurrency(config)
+    if problems:
+        raise ConfigError(source, problems)
+    return _resolve_paths(config, base)
+
+
+def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
+    origins: dict[str, OriginConfig] = {}
+    for name, origin in config.origins.items():
+        if isinstance(origin, DirectoryOriginConfig) and not origin.directory.is_absolute():
+            origin = origin.model_copy(update={"directory": (base / origin.directory).resolve()})
+        origins[name] = origin
+    functions: dict[str, FunctionConfig] = {}
+    for name, function in config.functions.items():
+        if function.runtime == "wasm" and function.module is not None:
+            module = function.module if function.module.is_absolute() else base / function.module
+            functions[name] = function.model_copy(update={"module": module.resolve()})
+            continue
+        code_dir, handler = function.code_dir_and_handler
+        if not code_dir.is_absolute():
+            code_dir = (base / code_dir).resolve()
+        writable = [(base / w).resolve() for w in function.writable_paths]
+        functions[name] = function.model_copy(
+            update={"code": code_dir, "handler": handler, "writable_paths": writable}
+        )
+    behaviors = list(config.behaviors)
+    if not behaviors or behaviors[-1].path != "*":
+        # CloudFront always has a default behavior; with one origin it is implied.
+        behaviors.append(BehaviorConfig(path="*", origin=next(iter(origins))))
+    cache = config.cache
+    if cache.disk_directory is not None and not cache.disk_directory.is_absolute():
+        cache = cache.model_copy(update={"disk_directory": (base / cache.disk_directory).resolve()})
+    invoke = config.invoke
+    if not invoke.queue_path.is_absolute():
+        invoke = invoke.model_copy(update={"queue_path": (base / invoke.queue_path).resolve()})
+    return config.model_copy(
+        update={
+            "origins": origins,
+            "behaviors": behaviors,
+            "functions": functions,
+            "invoke": invoke,
+            "cache": cache,
+        }
+    )
+
+
+def load_config(path: Path) -> EdgeConfig:
+    """Read and validate edge.toml at `path`. Raises ConfigError."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, [f"cannot read the file: {exc}"]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
+    return parse_config(raw, source=source, base_dir=path.resolve().parent)
+
+
+def config_for_origin(
+    target: str,
+    *,
+    hooks: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+    include_body: bool = False,
+    origin_kind: str | None = None,
+) -> EdgeConfig:
+    """The one-behavior configuration of `edge serve --origin URL|DIR [--viewer-request ...]`.
+
+    `hooks` maps a trigger to `FILE.py::FUNCTION`; each becomes a function of its own.
+    `include_body` is `include_body = true` on the request triggers among them; `origin_kind`
+    the origin's `origin_kind` (default: "custom" for a URL, "s3" for a directory).
+    """
+    origin: dict[str, Any] = {"url": target} if "://" in target else {"directory": target}
+    if origin_kind is not None:
+        origin["origin_kind"] = origin_kind
+    # A generic caching proxy forwards every method, extension methods included.
+    behavior: dict[str, Any] = {"path": "*", "origin": "origin", "methods": "any"}
+    functions: dict[str, Any] = {}
+    for trigger, spec in (hooks or {}).items():
+        file, sep, function = spec.rpartition("::")
+        if not sep or not file.endswith(".py"):
+            raise ConfigError(f"--{trigger}", [f"expected FILE.py::FUNCTION, found {spec!r}"])
+        path = Path(file)
+        name = f"{trigger}-{path.stem}".replace("_", "-")[:64]
+        functions[name] = {"handler": f"{path.parent / path.stem}.{function}"}
+        wants_body = include_body and trigger.endswith("-request")
+        behavior[trigger] = {"function": name, "include_body": True} if wants_body else name
+    raw: dict[str, Any] = {"origins": {"origin": origin}, "behaviors": [behavior]}
+    if functions:
+        raw["functions"] = functions
+    return parse_config(raw, source="--origin", base_dir=base_dir or Path.cwd())
