@@ -5,10 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from edge.config import BehaviorConfig, CacheConfig, CachePolicyConfig
-from origin_proxy.cache.collapse import Collapser
-from origin_proxy.cache.layer import HttpCache
-from origin_proxy.cache.policy import CachePolicy
-from origin_proxy.cache.store import CacheStore
+from origin_proxy.cache import CachePolicy, CacheStore, Collapser, HttpCache
 
 
 def build_cache(config: CacheConfig) -> HttpCache:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from edge.events import LambdaValidationError
 from edge.triggers import TriggerFailed
-from origin_proxy.errors import (
+from origin_proxy import (
     OriginDisconnected,
     OriginError,
     OriginHeadersTooLarge,

@@ -24,7 +24,7 @@ from edge.events.alb import (
 )
 from edge.events.alb_rules import ALB_FAILURES, ALB_REQUEST_BODY_LIMIT_BYTES, AlbCondition
 from edge.functions import FunctionRegistry
-from origin_proxy.message import OriginRequest, OriginResponse, single_chunk
+from origin_proxy import OriginRequest, OriginResponse, single_chunk
 from sandbox import (
     FunctionError,
     FunctionThrottled,

@@ -33,7 +33,7 @@ from edge.events.cloudfront import Origin as EventOrigin
 from edge.exchange import Answer, ViewerRequest, drain, headers_from_str, headers_to_str
 from edge.origins import Outbound, Upstream, resolve_switched_origin
 from edge.triggers import TriggerRunner
-from origin_proxy.message import single_chunk
+from origin_proxy import single_chunk
 
 # lambda-edge-spec §1.4: how much of the body include-body exposes.
 _INCLUDE_BODY_BYTES = {"viewer-request": 40 * 1024, "origin-request": 1024 * 1024}

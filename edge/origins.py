@@ -29,10 +29,15 @@ from edge.events import CustomOrigin, S3Origin
 from edge.events.cloudfront import Origin as EventOrigin
 from edge.exchange import ViewerRequest, headers_from_str
 from edge.functions import FunctionRegistry
-from origin_proxy.client import HttpOrigin
-from origin_proxy.errors import OriginError
-from origin_proxy.headers import forward_request_headers, strip_hop_by_hop
-from origin_proxy.message import Headers, OriginRequest, OriginResponse
+from origin_proxy import (
+    Headers,
+    HttpOrigin,
+    OriginError,
+    OriginRequest,
+    OriginResponse,
+    forward_request_headers,
+    strip_hop_by_hop,
+)
 
 logger = logging.getLogger("edge.origins")
 
@@ -186,7 +191,7 @@ def _http_upstream(name: str, settings: HttpOriginConfig) -> Upstream:
 
 
 def _directory_upstream(name: str, settings: DirectoryOriginConfig) -> Upstream:
-    from origin_proxy.directory import DirectoryOrigin
+    from origin_proxy import DirectoryOrigin
 
     described: EventOrigin
     if settings.origin_kind == "custom":

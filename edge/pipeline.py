@@ -41,7 +41,7 @@ from edge.metrics import ProxyMetrics
 from edge.origins import Upstream, secondary_after
 from edge.triggers import TriggerRunner
 from edge.viewer.admission import refuse_for_behavior
-from origin_proxy import OriginError
+from origin_proxy import Headers, OriginError, strip_hop_by_hop, via_value
 from origin_proxy.cache import (
     HttpCache,
     Lookup,
@@ -50,8 +50,6 @@ from origin_proxy.cache import (
     announce_surrogate,
     without_validators,
 )
-from origin_proxy.headers import strip_hop_by_hop, via_value
-from origin_proxy.message import Headers
 
 logger = logging.getLogger("edge.pipeline")
 

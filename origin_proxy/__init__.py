@@ -14,16 +14,24 @@ from origin_proxy.errors import (
     OriginTimeout,
     OriginUnreachable,
 )
+from origin_proxy.fields import format_http_date
+from origin_proxy.headers import (
+    forward_request_headers,
+    forward_response_headers,
+    strip_hop_by_hop,
+    via_value,
+)
 from origin_proxy.limits import (
     DEFAULT_MAX_RESPONSE_HEADER_BYTES,
     DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
 )
-from origin_proxy.message import OriginRequest, OriginResponse
+from origin_proxy.message import Headers, OriginRequest, OriginResponse, single_chunk
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_HEADER_BYTES",
     "DEFAULT_MAX_RESPONSE_HEADER_FIELDS",
     "DirectoryOrigin",
+    "Headers",
     "HttpOrigin",
     "OriginDisconnected",
     "OriginDnsError",
@@ -34,4 +42,10 @@ __all__ = [
     "OriginResponse",
     "OriginTimeout",
     "OriginUnreachable",
+    "format_http_date",
+    "forward_request_headers",
+    "forward_response_headers",
+    "single_chunk",
+    "strip_hop_by_hop",
+    "via_value",
 ]

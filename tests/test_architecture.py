@@ -192,6 +192,21 @@ def test_edge_uses_sandbox_only_through_its_face() -> None:
     assert offenders == {}
 
 
+def test_edge_uses_origin_proxy_only_through_its_faces() -> None:
+    """DESIGN rule 9: edge imports `origin_proxy` and `origin_proxy.cache` themselves, and only
+    the names their `__all__` export, so their insides can change without touching edge."""
+    faces = {"origin_proxy", "origin_proxy.cache"}
+    allowed = faces | {
+        f"{face}.{name}" for face in faces for name in importlib.import_module(face).__all__
+    }
+    offenders = {
+        path: sorted(bad)
+        for path, names in _modules_imported("edge").items()
+        if (bad := {n for n in names if n.startswith("origin_proxy") and n not in allowed})
+    }
+    assert offenders == {}
+
+
 def test_the_face_is_loaded_lazily_and_imports_no_runtime_eagerly() -> None:
     """The zygote imports `sandbox` before it forks: the face must not import asyncio, a
     runtime or wasmtime when it is imported (its names load on first use)."""

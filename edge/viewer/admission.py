@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from edge.failures import Failure, request_refused
 from edge.uri import EscapedSlashes, TargetRefused, normalize_host, parse_target
-from origin_proxy.message import Headers
+from origin_proxy import Headers
 
 # Methods no behavior forwards: CONNECT would make the edge a tunnel, TRACE reflects the
 # request (credentials included) back to a script (cross-site tracing).

@@ -21,10 +21,7 @@ from edge.failures import Failure, error_page, failure_for, request_refused
 from edge.metrics import ProxyMetrics
 from edge.triggers import TriggerFailed
 from edge.viewer.admission import ViewerLimits, body_too_large
-from origin_proxy import OriginError
-from origin_proxy.fields import format_http_date
-from origin_proxy.headers import forward_response_headers, via_value
-from origin_proxy.message import Headers
+from origin_proxy import Headers, OriginError, format_http_date, forward_response_headers, via_value
 
 logger = logging.getLogger("edge.viewer")
 
