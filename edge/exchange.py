@@ -14,7 +14,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 
-from origin_proxy.message import Headers, OriginResponse, single_chunk
+from origin_proxy import Headers, OriginResponse, single_chunk
 
 
 def new_request_id() -> str:
