@@ -419,12 +419,24 @@ class ExecutionEnvironment:
                 f"RequestId: {request_id} Error: Runtime exited with error: the environment "
                 f"broke the runtime protocol ({violation}) and was stopped"
             )
-        if self._init is None:
-            first = False
+        return self._exit_failure(cls, error_type, message, request_id, first, duration_ms)
+
+    def _exit_failure(
+        self,
+        cls: type[FunctionError],
+        error_type: str,
+        message: str,
+        request_id: str,
+        first: bool,
+        duration_ms: float,
+    ) -> FunctionError:
+        """The error of an invocation whose environment is gone: what it wrote, then Lambda's
+        `RequestId: ... Error: Runtime exited ...` line and the error type, in its log."""
+        spec = self.spec
         output = self.process.read_output(spec.max_log_bytes)
         log = self._log(
             request_id,
-            first,
+            first and self._init is not None,  # Init never finished: no Init Duration
             f"{output}{message}\n{error_type}\n",
             duration_ms,
             spec.memory_mb,
@@ -517,17 +529,6 @@ class ExecutionEnvironment:
             f"RequestId: {request_id} Error: Runtime exited with error: "
             f"{log_lines.exit_reason(status)}"
         )
-        if self._init is None:
-            first = False
-        output = self.process.read_output(spec.max_log_bytes)
-        log = self._log(
-            request_id,
-            first,
-            f"{output}{message}\nRuntime.ExitError\n",
-            duration_ms,
-            spec.memory_mb,
-            status="error",
-            error_type="Runtime.ExitError",
+        return self._exit_failure(
+            FunctionCrashed, "Runtime.ExitError", message, request_id, first, duration_ms
         )
-        payload = {"errorType": "Runtime.ExitError", "errorMessage": message}
-        return FunctionCrashed(payload, log=log, request_id=request_id, duration_ms=duration_ms)
