@@ -25,7 +25,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from edge import __version__
-from edge.config import ConfigError, EdgeConfig, config_for_origin, load_config
+from edge.config import (
+    ConfigError,
+    EdgeConfig,
+    config_for_origin,
+    load_config,
+    with_server_flags,
+)
 from edge.sigv4 import Credentials
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -68,10 +74,9 @@ def _with_overrides(config: EdgeConfig, **server: Any) -> EdgeConfig:
     if not changes:
         return config
     try:
-        merged = config.server.model_validate({**config.server.model_dump(), **changes})
-    except Exception as exc:  # noqa: BLE001 - pydantic's errors, shown as a usage error
-        raise click.UsageError(str(exc)) from None
-    return config.model_copy(update={"server": merged})
+        return with_server_flags(config, changes)
+    except ConfigError as error:
+        raise click.UsageError("; ".join(error.problems)) from None
 
 
 def _sandbox_report(config: EdgeConfig) -> Any:

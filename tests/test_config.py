@@ -162,7 +162,7 @@ HTTP = {"url": "http://127.0.0.1:9"}
         ),
         pytest.param(
             {"origins": {"a": HTTP}, "behaviors": {"path": "*"}},
-            "behaviors: expected an array, found {'path': '*'}",
+            "behaviors: expected an array of tables, found one table; write [[behaviors]]",
             id="behaviors-not-an-array",
         ),
     ],

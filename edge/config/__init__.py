@@ -12,7 +12,12 @@ names exported here.
 from __future__ import annotations
 
 from edge.behaviors import METHOD_SETS
-from edge.config.loading import config_for_origin, load_config, parse_config
+from edge.config.loading import (
+    config_for_origin,
+    load_config,
+    parse_config,
+    with_server_flags,
+)
 from edge.config.messages import ConfigError
 from edge.config.schema import (
     AdminConfig,
@@ -55,4 +60,5 @@ __all__ = [
     "config_for_origin",
     "load_config",
     "parse_config",
+    "with_server_flags",
 ]

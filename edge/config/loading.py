@@ -3,6 +3,7 @@ against the file's directory; and the one-behavior configuration of `edge serve 
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -102,6 +103,10 @@ def load_config(path: Path) -> EdgeConfig:
     return parse_config(raw, source=source, base_dir=path.resolve().parent)
 
 
+# `host:port` (a name, IPv4 or [IPv6] address and a port): what a user means as a URL.
+_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
+
+
 def config_for_origin(
     target: str,
     *,
@@ -117,6 +122,15 @@ def config_for_origin(
     the origin's `origin_kind` (default: "custom" for a URL, "s3" for a directory).
     """
     origin: dict[str, Any] = {"url": target} if "://" in target else {"directory": target}
+    base = base_dir or Path.cwd()
+    if "://" not in target and _HOST_PORT.fullmatch(target) and not (base / target).is_dir():
+        raise ConfigError(
+            "--origin",
+            [
+                f"expected an http:// or https:// URL or an existing directory, found "
+                f"{target!r}; did you mean 'http://{target}'?"
+            ],
+        )
     if origin_kind is not None:
         origin["origin_kind"] = origin_kind
     # A generic caching proxy forwards every method, extension methods included.
@@ -134,4 +148,18 @@ def config_for_origin(
     raw: dict[str, Any] = {"origins": {"origin": origin}, "behaviors": [behavior]}
     if functions:
         raw["functions"] = functions
-    return parse_config(raw, source="--origin", base_dir=base_dir or Path.cwd())
+    return parse_config(raw, source="--origin", base_dir=base)
+
+
+def with_server_flags(config: EdgeConfig, flags: Mapping[str, Any]) -> EdgeConfig:
+    """`config` with `[server]` keys set from command-line flags (`listen`, `workers`, ...);
+    ConfigError names the flag (`--listen`), what was expected and what was found."""
+    try:
+        server = config.server.model_validate({**config.server.model_dump(), **flags})
+    except ValidationError as exc:
+        problems = []
+        for line in format_errors(exc, {"server": dict(flags)}):
+            key, _, rest = line.partition(": ")
+            problems.append(f"--{key.removeprefix('server.').replace('_', '-')}: {rest}")
+        raise ConfigError("command line", problems) from None
+    return config.model_copy(update={"server": server})

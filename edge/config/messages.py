@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from edge.config.schema import (
+    HANDLER_PATTERN,
     HEADER_NAME_PATTERN,
     AdminConfig,
     BehaviorConfig,
@@ -111,20 +112,11 @@ def _model_for(loc: Sequence[int | str]) -> type[BaseModel] | None:
 
 
 def _describe(error: Mapping[str, Any]) -> str:
+    # Union alternatives (`literal[...]`, model names) and pydantic's own markers are not keys.
     loc = [
         f'"{p}"' if isinstance(p, str) and not _IDENT.fullmatch(p) else p
         for p in error["loc"]
-        if p
-        not in (
-            "HttpOriginConfig",
-            "DirectoryOriginConfig",
-            "FunctionOriginConfig",
-            "OriginGroupConfig",
-            "OriginGroupConfig",
-            "str",
-            "FunctionAssociation",
-        )
-        and p != "[key]"
+        if not _is_union_tag(p) and p not in ("str", "FunctionAssociation", "[key]")
     ]
     where = _loc_path(loc) or "(top level)"
     kind = error["type"]
@@ -140,6 +132,12 @@ def _describe(error: Mapping[str, Any]) -> str:
         return f"{where}: unknown key{hint}"
     if kind == "missing":
         return f"{where}: required key is missing"
+    if kind == "list_type" and isinstance(found, Mapping) and len(error["loc"]) == 1:
+        # `[behaviors]` where `[[behaviors]]` was meant: TOML makes one table, not an array.
+        return (
+            f"{where}: expected an array of tables, found one table; write "
+            f"[[{where}]] (double brackets) before each entry"
+        )
     if kind in _TYPE_WORDS:
         return f"{where}: expected {_TYPE_WORDS[kind]}, found {found!r}"
     ctx = error.get("ctx", {})
@@ -151,19 +149,43 @@ def _describe(error: Mapping[str, Any]) -> str:
     }
     if kind in bounds:
         return f"{where}: expected a number {bounds[kind].format(**ctx)}, found {found!r}"
-    if kind == "string_pattern_mismatch" and ctx.get("pattern") == HEADER_NAME_PATTERN:
-        return f"{where}: expected an HTTP header name (RFC 9110 token), found {found!r}"
     if kind == "string_pattern_mismatch":
-        return f"{where}: expected text matching {ctx.get('pattern')}, found {found!r}"
+        return f"{where}: {_pattern_words(ctx.get('pattern'), found)}"
     if kind in ("string_too_short", "string_too_long"):
         return f"{where}: {str(error['msg']).lower()}, found {found!r}"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
-        return f"{where}: expected one of {expected}, found {found!r}"
+        hint = ""
+        if isinstance(found, str):
+            choices = re.findall(r"'([^']*)'", str(expected))
+            close = difflib.get_close_matches(found, choices, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{where}: expected one of {expected}, found {found!r}{hint}"
     message = str(error["msg"]).removeprefix("Value error, ")
     if "found" in message or kind == "value_error":
         return f"{where}: {message}"
     return f"{where}: {message}, found {found!r}"
+
+
+def _pattern_words(pattern: object, found: object) -> str:
+    """What a pattern-checked key expects, in words (never the regular expression)."""
+    if pattern == HEADER_NAME_PATTERN:
+        return f"expected an HTTP header name (RFC 9110 token), found {found!r}"
+    if pattern == HANDLER_PATTERN:
+        hint = ""
+        if isinstance(found, str) and "::" in found:
+            file, _, function = found.partition("::")
+            hint = f"; in a config file write {file.removesuffix('.py') + '.' + function!r}"
+        return (
+            "expected FOLDER/MODULE.FUNCTION relative to the config file (for example "
+            f"'functions/auth.handler'), found {found!r}{hint}"
+        )
+    return f"expected a different form of text, found {found!r}"
+
+
+def _is_union_tag(part: int | str) -> bool:
+    """Whether a location part names an alternative of a union (`literal[...]`, a model)."""
+    return isinstance(part, str) and (part.startswith("literal[") or part.endswith("Config"))
 
 
 def _origin_kind_of(raw: Mapping[str, Any], name: str) -> str | None:
@@ -195,6 +217,17 @@ def format_errors(exc: ValidationError, raw: Mapping[str, Any]) -> list[str]:
             behavior = raw.get("behaviors", [])[loc[1]] if isinstance(loc[1], int) else {}
             if isinstance(behavior, Mapping) and isinstance(behavior.get(str(loc[2])), str):
                 continue
+        if loc and _is_union_tag(loc[-1]):
+            # The value failed every alternative of a union (a name, or a table): report only
+            # the one it was meant for (a table for a table, a name otherwise).
+            found = error.get("input")
+            is_name = str(loc[-1]).startswith("literal[")
+            if is_name == isinstance(found, Mapping):
+                continue
+            if is_name:
+                ctx = dict(error.get("ctx", {}))
+                ctx["expected"] = f"{ctx.get('expected', '')}, or a table"
+                error = {**error, "ctx": ctx}
         text = _describe(error)
         if text not in problems:
             problems.append(text)

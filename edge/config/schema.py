@@ -30,6 +30,9 @@ class _Strict(BaseModel):
 
 
 Seconds = Annotated[float, Field(gt=0, le=3600)]
+# `dir/module.function`, relative to edge.toml (Lambda's handler string, with a folder).
+HANDLER_PATTERN = r"^[^:]+\.[A-Za-z_][A-Za-z0-9_]*$"
+PATH_PATTERN_CHARACTER = re.compile(r"[A-Za-z0-9_\-.*?$/~\"'@:+&]")
 HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 HeaderName = Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]
 
@@ -62,8 +65,10 @@ class ServerConfig(_Strict):
         if value is None:
             return None
         _, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or int(port) > 65535:
+        if not sep or not port.isdigit():
             raise ValueError(f"expected HOST:PORT such as 127.0.0.1:8080, found {value!r}")
+        if int(port) > 65535:
+            raise ValueError(f"expected a port from 0 to 65535 in HOST:PORT, found {value!r}")
         return value
 
 
@@ -227,7 +232,7 @@ class FunctionConfig(_Strict):
     """
 
     runtime: Literal["python", "wasm"] = "python"
-    handler: str | None = Field(default=None, pattern=r"^[^:]+\.[A-Za-z_][A-Za-z0-9_]*$")
+    handler: str | None = Field(default=None, pattern=HANDLER_PATTERN)
     code: Path | None = None
     module: Path | None = None
     abi: Literal["core", "wasi"] = "core"
@@ -474,9 +479,16 @@ class BehaviorConfig(_Strict):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        # CloudFront: patterns are paths; a leading slash is optional, `*` and `?` are wildcards.
-        if any(c.isspace() for c in value):
-            raise ValueError(f"a path pattern has no white space, found {value!r}")
+        # CloudFront: patterns are paths; a leading slash is optional, `*` and `?` are
+        # wildcards, and only these characters are allowed: A-Z a-z 0-9 _ - . * $ / ~ " ' @ : +
+        # and & (CacheBehavior.PathPattern).
+        bad = sorted({c for c in value if not PATH_PATTERN_CHARACTER.fullmatch(c)})
+        if bad:
+            shown = ", ".join(repr(c) for c in bad)
+            raise ValueError(
+                "expected a path pattern of A-Z a-z 0-9 _ - . * ? $ / ~ \" ' @ : + & "
+                f"(CloudFront's characters), found {value!r} with {shown}"
+            )
         return value
 
 
