@@ -41,8 +41,9 @@ class Key:
 
     name: str
     kind: str
-    default: str
+    default: str  # as TOML, or "required" / "not set"
     meaning: str
+    note: str = ""  # the default in other words ("8 GiB")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,8 @@ def render_text(width: int = 100) -> str:
             elif key.default == "not set":
                 lines.append(f"  {key.name}    ({key.kind}; not set by default)")
             else:
-                lines.append(f"  {key.name} = {key.default}    ({key.kind})")
+                note = f" ({key.note})" if key.note else ""
+                lines.append(f"  {key.name} = {key.default}{note}    ({key.kind})")
             lines += textwrap.wrap(
                 key.meaning, width, initial_indent="      ", subsequent_indent="      "
             )
@@ -118,12 +120,14 @@ def render_markdown() -> str:
         "",
     ]
     for section in sections():
-        heading = f"#### `{section.table}` {section.qualifier}".rstrip()
+        heading = f"### `{section.table}` {section.qualifier}".rstrip()
         out += [heading, "", section.intro, ""]
         out += ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
         for key in section.keys:
             default = key.default
             default = f"*{default}*" if default in ("required", "not set") else f"`{default}`"
+            if key.note:
+                default += f" ({key.note})"
             cells = (f"`{key.name}`", key.kind, default, key.meaning)
             out.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
         out.append("")
@@ -170,12 +174,14 @@ def _section_and_nested(table: str, qualifier: str, model: type[BaseModel]) -> l
     keys: list[Key] = []
     nested: dict[type[BaseModel], list[str]] = {}
     for name, field in _fields(model):
+        default, note = _default(field, name)
         keys.append(
             Key(
                 name=name,
                 kind=_kind(field.annotation, field.metadata, name=name),
-                default=_default(field, name),
+                default=default,
                 meaning=" ".join((field.description or "").split()),
+                note=note,
             )
         )
         for inner in _models(field.annotation):
@@ -321,21 +327,19 @@ def _or(words: Sequence[str]) -> str:
 # ---- defaults --------------------------------------------------------------------------------
 
 
-def _default(field: FieldInfo, name: str) -> str:
+def _default(field: FieldInfo, name: str) -> tuple[str, str]:
+    """(the default as TOML, or "required" / "not set"; a size in words for a byte count)."""
     if field.default_factory is not None:
         value = field.default_factory()  # type: ignore[call-arg]
     elif field.default is PydanticUndefined:
-        return "required"
+        return "required", ""
     else:
         value = field.default
-    if isinstance(value, BaseModel):
-        return "(a table)"
-    text = _toml(value)
     if name.endswith("_bytes") and isinstance(value, int) and not isinstance(value, bool):
         for size, unit in _SIZE_UNITS:
             if value >= size and value % size == 0:
-                return f"{text} ({value // size} {unit})"
-    return text
+                return _toml(value), f"{value // size} {unit}"
+    return _toml(value), ""
 
 
 def _toml(value: Any) -> str:
