@@ -597,8 +597,8 @@ class InvokeConfig(_Strict):
     )
     queue_path: Path = Field(
         default=Path(".edge/async-queue.sqlite3"),
-        description="The durable queue of accepted asynchronous events (an SQLite file, created "
-        "when any function is configured), relative to edge.toml.",
+        description="The durable queue of accepted asynchronous events (an SQLite file, made "
+        "when the admin listener runs with any function configured), relative to edge.toml.",
     )
     sync_payload_bytes: int = Field(
         default=6 * 1024 * 1024,
