@@ -28,7 +28,7 @@ logger = logging.getLogger("edge.viewer")
 Journey = Callable[[ViewerRequest], Awaitable[Answer]]
 
 # The X-Cache kinds an answer can carry.
-_RESULTS = ("Hit", "RefreshHit", "Miss", "Error", "LambdaGeneratedResponse")
+_RESULTS = ("Hit", "RefreshHit", "Miss", "Error", "LambdaGeneratedResponse", "Redirect")
 
 
 class BodyTooLarge(Exception):
