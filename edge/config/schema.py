@@ -784,6 +784,9 @@ class SandboxConfig(_Strict):
 Association = Annotated[str | FunctionAssociation, Field(union_mode="left_to_right")]
 
 
+ViewerProtocolPolicy = Literal["allow-all", "redirect-to-https", "https-only"]
+
+
 class BehaviorConfig(_Strict):
     """`[[behaviors]]`: a path pattern, its origin, methods, and the slots for functions."""
 
@@ -803,6 +806,14 @@ class BehaviorConfig(_Strict):
         default="rfc9111",
         description='The cache policy: "rfc9111" (the origin\'s headers decide), '
         '"caching-optimized" (CloudFront\'s managed policy), "disabled", or a policy table.',
+    )
+    viewer_protocol_policy: ViewerProtocolPolicy = Field(
+        default="allow-all",
+        description=(
+            "What an HTTP (not HTTPS) request gets, as CloudFront's ViewerProtocolPolicy: "
+            "allow-all serves it; redirect-to-https answers 301 to the https URL (307 for "
+            "methods other than GET and HEAD) before any function runs; https-only answers 403."
+        ),
     )
     viewer_request: Association | None = Field(
         default=None,
