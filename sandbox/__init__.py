@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sandbox.cloudfront_js.spec import CloudFrontJsSpec
     from sandbox.host import RuntimeHost, invoke_once
     from sandbox.python_worker.isolation import SandboxPolicy, probe_isolation
     from sandbox.python_worker.spec import FunctionSpec
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from sandbox.wasm.spec import WasmFunctionSpec
 
 __all__ = [
+    "CloudFrontJsSpec",
     "FunctionCodeInvalid",
     "FunctionCrashed",
     "FunctionError",
@@ -64,6 +66,7 @@ __all__ = [
 ]
 
 _MODULES = {
+    "CloudFrontJsSpec": "sandbox.cloudfront_js.spec",
     "RuntimeHost": "sandbox.host",
     "invoke_once": "sandbox.host",
     "SandboxPolicy": "sandbox.python_worker.isolation",
