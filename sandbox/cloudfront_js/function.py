@@ -17,7 +17,7 @@ import time
 from typing import Final
 
 import orjson
-import quickjs
+import quickjs  # type: ignore[import-untyped]
 
 from sandbox.cloudfront_js.kvs import KeyValueStore, KeyValueStoreInvalid, Snapshot
 from sandbox.cloudfront_js.source import SourceRefused, factory_source
