@@ -288,3 +288,41 @@ def _kind(value: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
         type(value), "a number"
     )
+
+
+def sample_function_event(
+    event_type: FunctionEventType,
+    *,
+    uri: str = "/",
+    method: str = "GET",
+    querystring: str = "",
+    headers: Sequence[tuple[str, str]] = (),
+    status: int = 200,
+) -> dict[str, Any]:
+    """A valid CloudFront Functions event (`edge events cloudfront-function TRIGGER`)."""
+    shown = list(headers) or [("host", "d111111abcdef8.cloudfront.net"), ("accept", "*/*")]
+    request = Request(
+        client_ip="198.51.100.11", method=method, uri=uri, querystring=querystring, headers=shown
+    )
+    response = Response(
+        status=status,
+        status_description="OK" if status == 200 else "",
+        headers=[("content-type", "text/html"), ("server", "origin")],
+    )
+    config = EventConfig(
+        "d111111abcdef8.cloudfront.net",
+        "EDFDVBD6EXAMPLE",
+        "4TyzHTaYWb1GX1qTfsHhEqV6HUDd_BzoBZnwfnvQc_1oF26ClkoUSEQ==",
+    )
+    return build_function_event(event_type, config, request, response).document
+
+
+def is_function_event(document: Any) -> bool:
+    """Whether `document` has the CloudFront Functions event shape (version 1.0, viewer)."""
+    return (
+        isinstance(document, dict)
+        and document.get("version") == "1.0"
+        and isinstance(document.get("context"), dict)
+        and document["context"].get("eventType") in ("viewer-request", "viewer-response")
+        and isinstance(document.get("request"), dict)
+    )

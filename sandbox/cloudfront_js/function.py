@@ -180,11 +180,12 @@ class CloudFrontFunction(Runtime):
             self._busy = False
         used = time.thread_time() - started
         utilization = min(100, round(used / budget * 100))
-        document = orjson.loads(out)
-        logs: list[str] = document.get("logs") or []
-        if logs:
-            self._deliver(request_id, logs, None)
-        payload = orjson.dumps({"result": document["result"], "computeUtilization": utilization})
+        result = out.encode("utf-8")
+        if out.startswith("L"):
+            document = orjson.loads(result[1:])
+            self._deliver(request_id, document["logs"], None)
+            result = orjson.dumps(document["result"])
+        payload = b'{"result":%b,"computeUtilization":%d}' % (result, utilization)
         return InvocationResult(
             payload=payload,
             log="",

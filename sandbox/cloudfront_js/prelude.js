@@ -387,8 +387,11 @@
     ];
 
     // ---- the run -------------------------------------------------------------------------------
+    // The result's JSON; with "L" before it when the run logged (then {result, logs}).
     function finish(value) {
-      var out = JSON.stringify({ result: value === undefined ? null : value, logs: logs });
+      value = value === undefined ? null : value;
+      if (logs.length === 0) return JSON.stringify(value);
+      var out = "L" + JSON.stringify({ result: value, logs: logs });
       logs = [];
       return out;
     }
