@@ -263,7 +263,17 @@ def _pairs(where: str, mapping: Any, before: dict[str, Any]) -> list[tuple[str, 
         raise FunctionValidationError(f"{where} must be an object")
     out: list[tuple[str, str]] = []
     for name, entry in mapping.items():
-        out += [(name, v) for v in _entry_values(f"{where}[{name!r}]", entry, before.get(name))]
+        old = before.get(name)
+        if (
+            old is not None and entry == old
+        ):  # unchanged: its values as they came (the common case, kept fast)
+            many = old.get("multiValue")
+            if many is None:
+                out.append((name, old["value"]))
+            else:
+                out += [(name, x["value"]) for x in many]
+            continue
+        out += [(name, v) for v in _entry_values(f"{where}[{name!r}]", entry, old)]
     return out
 
 
