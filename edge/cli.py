@@ -358,6 +358,7 @@ def run_server(config: EdgeConfig) -> int:
                 invalidate=None if journal else invalidate,
                 journal=journal,
                 access=access,
+                key_value_stores={n: s.file for n, s in config.key_value_stores.items()},
             )
 
         def ready(listen: Any, admin: Any) -> None:

@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sandbox.cloudfront_js.kvs import KeyValueStoreInvalid, edit_store
     from sandbox.cloudfront_js.spec import CloudFrontJsSpec
     from sandbox.host import RuntimeHost, invoke_once
     from sandbox.python_worker.isolation import SandboxPolicy, probe_isolation
@@ -48,6 +49,7 @@ __all__ = [
     "FunctionThrottled",
     "FunctionTimeout",
     "InvocationResult",
+    "KeyValueStoreInvalid",
     "LogSink",
     "PayloadTooLarge",
     "PoolClosed",
@@ -58,6 +60,7 @@ __all__ = [
     "SandboxPolicy",
     "WasmFunctionSpec",
     "check_environment",
+    "edit_store",
     "invoke_once",
     "log_tail",
     "new_request_id",
@@ -66,6 +69,8 @@ __all__ = [
 ]
 
 _MODULES = {
+    "KeyValueStoreInvalid": "sandbox.cloudfront_js.kvs",
+    "edit_store": "sandbox.cloudfront_js.kvs",
     "CloudFrontJsSpec": "sandbox.cloudfront_js.spec",
     "RuntimeHost": "sandbox.host",
     "invoke_once": "sandbox.host",

@@ -80,7 +80,9 @@ def edge(
     tmp = tmp_path_factory.mktemp("edge-cf")
     config = tmp / "edge.toml"
     config.write_text(_config(origin.url, store))
-    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0"]).start(tmp)
+    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]).start(
+        tmp
+    )
     yield process
     process.stop()
 
@@ -197,6 +199,17 @@ def test_edge_check_refuses_what_cloudfront_refuses(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "at most 10240 bytes" in result.stdout + result.stderr
+    store = tmp_path / "kvs.json"
+    store.write_text(json.dumps({"data": [{"key": "k", "value": "v" * 1025}]}))
+    result = _check(
+        tmp_path,
+        f'[key_value_stores.s]\nfile = "{store}"\n\n'
+        f'[functions.k]\nruntime = "cloudfront-js-2.0"\ncode = "{JS / "kvs.js"}"\n'
+        'key_value_store = "s"\n\n'
+        '[[behaviors]]\npath = "/k/*"\norigin = "app"\nviewer-request = "k"\n',
+    )
+    assert result.returncode != 0
+    assert "expected at most 1024 bytes (1 KB), found 1025" in result.stdout + result.stderr
     result = _check(
         tmp_path,
         f'[functions.ok]\nruntime = "cloudfront-js-2.0"\ncode = "{JS / "redirect.js"}"\n\n'
@@ -209,3 +222,31 @@ def test_edge_check_refuses_what_cloudfront_refuses(tmp_path: Path) -> None:
     out = result.stdout + result.stderr
     assert "runs only on viewer-request and viewer-response" in out
     assert "not both" in out
+
+
+def test_admin_api_puts_lists_and_deletes_keys(
+    edge: EdgeProcess, client: httpx.Client, store: Path
+) -> None:
+    with httpx.Client(base_url=edge.admin_url, timeout=30) as admin:
+        put = admin.put("/key-value-stores/settings/keys/greeting", json={"value": "hej"})
+        assert put.status_code == 200
+        too_big = admin.put("/key-value-stores/settings/keys/big", json={"value": "v" * 1025})
+        assert too_big.status_code == 400
+        assert "at most 1024 bytes" in too_big.json()["error"]
+        keys = {
+            item["key"]: item["value"]
+            for item in admin.get("/key-value-stores/settings/keys").json()["items"]
+        }
+        assert keys["greeting"] == "hej"
+        assert "big" not in keys
+        deadline = time.monotonic() + 10
+        seen = {}
+        while time.monotonic() < deadline:  # each worker reloads within a second
+            seen = dict(client.get("/kvs/x").json()["headers"])
+            if seen["x-kvs-greeting"] == "hej":
+                break
+            time.sleep(0.2)
+        assert seen["x-kvs-greeting"] == "hej"
+        assert admin.delete("/key-value-stores/settings/keys/extra").status_code in (204, 404)
+        assert admin.delete("/key-value-stores/settings/keys/extra").status_code == 404
+        assert admin.get("/key-value-stores/nope/keys").status_code == 404

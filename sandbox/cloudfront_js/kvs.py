@@ -132,3 +132,25 @@ class KeyValueStore:
         self._signature = signature
         self.last_error = None
         self._snapshot = Snapshot(data, self._snapshot.created, _iso(stat.st_mtime))
+
+
+def edit_store(
+    text: bytes, *, put: tuple[str, str] | None = None, delete: str | None = None
+) -> tuple[bytes, dict[str, str], bool]:
+    """A store file's new text after putting one key or deleting one, in the import format:
+    (text, entries, whether anything changed). Raises KeyValueStoreInvalid for a file or an
+    entry over CloudFront's limits (the file is then left as it was by the caller)."""
+    data = parse_store(text)
+    changed = False
+    if put is not None:
+        key, value = put
+        check_entry(key, value, "the entry")
+        changed = data.get(key) != value
+        data[key] = value
+    if delete is not None and delete in data:
+        del data[delete]
+        changed = True
+    document = {"data": [{"key": k, "value": v} for k, v in data.items()]}
+    new_text = orjson.dumps(document, option=orjson.OPT_INDENT_2)
+    parse_store(new_text)  # the whole store within 5 MB
+    return new_text, data, changed
