@@ -109,6 +109,7 @@ def test_viewer_request_function_next_to_a_lambda_edge_origin_request(
         assert seen["x-cf-ip"] == "127.0.0.1"
         assert seen["x-cf-settimeout"] == "undefined"
         assert seen["x-cf-date"] == "true"
+        assert seen["x-cf-error"] == "Custom: x"
         assert seen["x-origin-request"] == "ran"  # Lambda@Edge ran after the CloudFront Function
 
 

@@ -363,6 +363,27 @@
     if (v2) globalThis.Buffer = Buffer;
 
     // ---- lock everything reachable -------------------------------------------------------------
+    // The "override mistake": with a frozen prototype, `err.name = ...` or
+    // `Foo.prototype.toString = ...` would fail. On the prototypes user code commonly shadows,
+    // each data property becomes an accessor whose setter gives the object its own property.
+    function tame(proto) {
+      Reflect.ownKeys(proto).forEach(function (key) {
+        var d = Object.getOwnPropertyDescriptor(proto, key);
+        if (!("value" in d) || !d.configurable || key === "__proto__") return;
+        var value = d.value;
+        Object.defineProperty(proto, key, {
+          get: function () { return value; },
+          set: function (v) {
+            if (this === proto) throw new TypeError("Cannot change the built-in " + String(key));
+            Object.defineProperty(this, key, { value: v, writable: true, enumerable: true, configurable: true });
+          },
+          enumerable: d.enumerable,
+          configurable: false,
+        });
+      });
+    }
+    [Object.prototype, Function.prototype, Error.prototype, TypeError.prototype, RangeError.prototype,
+     SyntaxError.prototype, ReferenceError.prototype, EvalError.prototype, URIError.prototype].forEach(tame);
     var roots = [];
     var seen = new Set();
     function freeze(o) {

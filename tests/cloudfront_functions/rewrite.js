@@ -16,5 +16,8 @@ async function handler(event) {
   try { Object.prototype.polluted = 1; } catch (e) {}
   request.headers['x-cf-polluted'] = { value: String(({}).polluted) };
   request.headers['x-cf-date'] = { value: String(Date.now() === new Date().getTime()) };
+  var error = new Error('x');
+  error.name = 'Custom'; // shadowing a frozen built-in's property still works
+  request.headers['x-cf-error'] = { value: String(error) };
   return request;
 }
