@@ -223,6 +223,19 @@ def test_edge_check_refuses_what_cloudfront_refuses(tmp_path: Path) -> None:
     out = result.stdout + result.stderr
     assert "runs only on viewer-request and viewer-response" in out
     assert "not both" in out
+    config = tmp_path / "origin.toml"
+    config.write_text(
+        '[origins.app]\nfunction = "cf"\n\n'
+        f'[functions.cf]\nruntime = "cloudfront-js-2.0"\ncode = "{JS / "redirect.js"}"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "check", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "is a CloudFront Function, which runs only on viewer triggers" in result.stderr
 
 
 def test_admin_api_puts_lists_and_deletes_keys(

@@ -201,6 +201,13 @@ def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
         )
         if qualified:
             problems.append(qualified)
+        elif isinstance(origin, FunctionOriginConfig) and config.functions.get(
+            origin.function, FunctionConfig(handler="x.y")
+        ).runtime.startswith("cloudfront-js"):
+            problems.append(
+                f"origins.{name}.function: expected a Lambda function: {origin.function!r} is a "
+                "CloudFront Function, which runs only on viewer triggers"
+            )
         elif isinstance(origin, FunctionOriginConfig) and origin.function not in config.functions:
             close = difflib.get_close_matches(origin.function, functions, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
