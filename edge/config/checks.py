@@ -46,6 +46,44 @@ def check_origin_shapes(raw: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def check_server(config: EdgeConfig) -> list[str]:
+    """`[server]`: no two listeners on one address; HTTPS with readable certificate and key
+    files, and those only with HTTPS."""
+    server = config.server
+    problems: list[str] = []
+    listeners = {
+        "listen": server.listen,
+        "admin": server.admin,
+        "https_listen": server.https_listen,
+    }
+    seen: dict[str, str] = {}
+    for key, address in listeners.items():
+        if address is None or address.endswith(":0"):
+            continue
+        if address in seen:
+            problems.append(
+                f"server.{key}: expected an address of its own, found {address!r}, which "
+                f"server.{seen[address]} listens on already"
+            )
+        seen.setdefault(address, key)
+    tls = {"certificate": server.certificate, "private_key": server.private_key}
+    if server.https_listen is None:
+        problems += [
+            f"server.{key}: goes with server.https_listen, which is not set"
+            for key, path in tls.items()
+            if path is not None
+        ]
+        return problems
+    for key, path in tls.items():
+        if path is None:
+            problems.append(f"server.{key}: expected a PEM file for server.https_listen")
+            continue
+        file = path if path.is_absolute() else config.base_dir / path
+        if not file.is_file():
+            problems.append(f"server.{key}: expected a PEM file, found no file at {str(file)!r}")
+    return problems
+
+
 def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     names = sorted(config.origins)

@@ -43,6 +43,14 @@ class ServerConfig(_Strict):
     listen: str = "127.0.0.1:8080"
     workers: int = Field(default=1, ge=1, le=64)
     admin: str | None = None
+    # The server behind the viewer listeners (the admin listener is always hypercorn's).
+    engine: Literal["granian", "hypercorn"] = "granian"
+    # HTTPS (HTTP/2 by ALPN, else HTTP/1.1) for viewers, beside `listen`: the same app on
+    # both. `certificate` (the chain, leaf first) and `private_key` are PEM files, relative
+    # to edge.toml.
+    https_listen: str | None = None
+    certificate: Path | None = None
+    private_key: Path | None = None
     name: str = Field(default="edge", pattern=r"^[A-Za-z0-9._-]+$")
     max_body_bytes: int = Field(default=1024**3 * 8, ge=0)
     max_header_bytes: int = Field(default=20 * 1024, ge=1024, le=1024 * 1024)
@@ -59,7 +67,7 @@ class ServerConfig(_Strict):
     escaped_slashes: Literal["reject", "keep"] = "reject"
     access_log: bool = True
 
-    @field_validator("listen", "admin")
+    @field_validator("listen", "admin", "https_listen")
     @classmethod
     def _host_port(cls, value: str | None) -> str | None:
         if value is None:
