@@ -394,8 +394,10 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
                 access=access,
             )
 
-        def ready(listen: Any, admin: Any, https: Any) -> None:
-            _banner(config, str(listen), str(admin) if admin else None, sandbox, https)
+        https: list[str] = []
+
+        def ready(listen: Any, admin: Any) -> None:
+            _banner(config, str(listen), str(admin) if admin else None, sandbox, *https)
 
         try:
             return server_module.run(
@@ -403,6 +405,7 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
                 options,
                 admin_factory=admin_factory if server.admin else None,
                 on_ready=ready,
+                on_https_ready=lambda listen: https.append(str(listen)),
             )
         except ListenError as error:
             _fail_listen(error, config, flags)

@@ -70,13 +70,13 @@ handler = "tests.edge_functions.hooks.raise_error"
     ids=lambda p: f"{p[0]}-{'multi' if p[1] else 'single'}",
 )
 def edge(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, engine: str
 ) -> Iterator[tuple[EdgeProcess, bool, str]]:
     adapter, multi = request.param
     tmp = tmp_path_factory.mktemp("alb")
     config = tmp / "edge.toml"
     config.write_text(CONFIG.format(multi=str(multi).lower(), repo=REPO, handler=ADAPTERS[adapter]))
-    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0"]).start(tmp)
+    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0"], engine=engine).start(tmp)
     yield process, multi, adapter
     process.stop()
 

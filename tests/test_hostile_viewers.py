@@ -311,7 +311,9 @@ handler = "{hooks}.echo_event_response"
 
 
 @pytest.fixture(scope="module")
-def edge(origin: CacheOrigin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+def edge(
+    origin: CacheOrigin, tmp_path_factory: pytest.TempPathFactory, engine: str
+) -> Iterator[EdgeProcess]:
     tmp = tmp_path_factory.mktemp("hostile-viewers")
     site = tmp / "site"
     (site / "static").mkdir(parents=True)
@@ -319,7 +321,7 @@ def edge(origin: CacheOrigin, tmp_path_factory: pytest.TempPathFactory) -> Itera
     (site / "static" / "open.txt").write_text("open\n")
     config = tmp / "edge.toml"
     config.write_text(CONFIG.format(url=origin.url, site=site, hooks=HOOKS))
-    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0"]).start(tmp)
+    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0"], engine=engine).start(tmp)
     yield process
     process.stop()
 

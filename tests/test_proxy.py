@@ -70,11 +70,13 @@ def _dead_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def edge(origin: OriginServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+def edge(
+    origin: OriginServer, tmp_path_factory: pytest.TempPathFactory, engine: str
+) -> Iterator[EdgeProcess]:
     tmp = tmp_path_factory.mktemp("edge")
     config = tmp / "edge.toml"
     config.write_text(CONFIG.format(origin=origin.url, dead_port=_dead_port()))
-    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0"]).start(tmp)
+    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0"], engine=engine).start(tmp)
     yield process
     process.stop()
 
@@ -272,9 +274,9 @@ def test_admin_health_and_metrics(edge: EdgeProcess, client: httpx.Client) -> No
 
 
 def test_streams_200_mb_down_and_up_without_holding_them(
-    start_edge: Any, origin: OriginServer
+    start_edge: Any, origin: OriginServer, engine: str
 ) -> None:
-    edge: EdgeProcess = start_edge("--origin", origin.url, "--no-access-log")
+    edge: EdgeProcess = start_edge("--origin", origin.url, "--no-access-log", "--engine", engine)
     size = 200 * 1024 * 1024
     with httpx.Client(base_url=edge.url, timeout=60) as client:
         client.get("/warm-up")

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import importlib.metadata
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Final
@@ -71,9 +72,10 @@ class _OwnSocketServer(Server):
         self._edge_socket = sock
 
     def _init_shared_socket(self) -> None:
-        # (fd, is a unix socket, backlog): granian listens on it and never closes it.
+        # (fd, is a unix socket, backlog). granian closes the descriptor when it stops: it
+        # gets a duplicate, so the socket object the edge holds never closes a reused number.
         holder: Any = SocketHolder
-        self._shd = holder(self._edge_socket.fileno(), False, self.backlog)
+        self._shd = holder(os.dup(self._edge_socket.fileno()), False, self.backlog)
         self._ssp = None
 
 
@@ -198,6 +200,8 @@ async def serve_sockets(
             await shutdown.wait()
             for server in servers:
                 server.stop()
+        for sock, _ in listeners:
+            sock.close()  # no new connection waits in its backlog while the last ones finish
         try:
             async with asyncio.timeout(options.graceful_timeout_seconds):
                 await counted.idle.wait()

@@ -47,14 +47,16 @@ def run(
     options: ServerOptions,
     *,
     admin_factory: AppFactory | None = None,
-    on_ready: Callable[[Listen, Listen | None, Listen | None], None] | None = None,
+    on_ready: Callable[[Listen, Listen | None], None] | None = None,
+    on_https_ready: Callable[[Listen], None] | None = None,
 ) -> int:
     """Serve until SIGINT or SIGTERM; return the process exit status.
 
     Every listener is bound before anything is served: ListenError (naming the listener)
     when one cannot be. `on_ready` is called once every listener accepts connections, with
-    the actual addresses of the viewer, admin and HTTPS listeners (a port of 0 resolved), so
-    a caller can print a banner or a test can connect.
+    the actual addresses of the viewer and admin listeners (a port of 0 resolved), so a
+    caller can print a banner or a test can connect; `on_https_ready` just before it, with
+    the HTTPS listener's.
     """
     _check_distinct(options)
     hypercorn_patches.apply()  # the admin listener is hypercorn's under either engine
@@ -79,8 +81,10 @@ def run(
     ]
 
     def ready() -> None:
+        if on_https_ready and tls_actual:
+            on_https_ready(tls_actual)
         if on_ready:
-            on_ready(actual, admin_actual, tls_actual)
+            on_ready(actual, admin_actual)
 
     if workers == 1:
         return _run_single(app_factory, per_worker[0], admin_factory, admin_sock, options, ready)
