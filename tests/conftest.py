@@ -33,7 +33,7 @@ class EdgeProcess:
         engine: str | None = None,
     ) -> None:
         self.args = [*args, "--engine", engine] if engine else args
-        self.engine = engine
+        self.engine = engine or "granian"  # the default of `[server] engine`
         self.stdout_path: Path | None = None
         self._lines: list[str] = []
         self._cond = threading.Condition()

@@ -31,7 +31,8 @@ Headers = dict[str, str]
 
 
 @pytest.fixture(scope="module")
-def cache_origin() -> Iterator[CacheOrigin]:
+def cache_origin(engine: str) -> Iterator[CacheOrigin]:
+    """A fresh origin for each engine's edges: the tests count what reaches it."""
     with running_cache_origin() as server:
         yield server
 

@@ -305,9 +305,9 @@ def test_streams_200_mb_down_and_up_without_holding_them(
 
 
 def test_graceful_shutdown_finishes_in_flight_requests(
-    start_edge: Any, origin: OriginServer
+    start_edge: Any, origin: OriginServer, engine: str
 ) -> None:
-    edge: EdgeProcess = start_edge("--origin", origin.url)
+    edge: EdgeProcess = start_edge("--origin", origin.url, "--engine", engine)
     result: dict[str, Any] = {}
 
     def slow_request() -> None:
@@ -324,9 +324,11 @@ def test_graceful_shutdown_finishes_in_flight_requests(
     assert result["response"].text == "slow answer"
 
 
-def test_two_workers_serve_and_stop_cleanly(start_edge: Any, origin: OriginServer) -> None:
+def test_two_workers_serve_and_stop_cleanly(
+    start_edge: Any, origin: OriginServer, engine: str
+) -> None:
     edge: EdgeProcess = start_edge(
-        "--origin", origin.url, "--workers", "2", "--admin", "127.0.0.1:0"
+        "--origin", origin.url, "--workers", "2", "--admin", "127.0.0.1:0", "--engine", engine
     )
     with httpx.Client(base_url=edge.url) as c:
         for n in range(20):

@@ -125,7 +125,10 @@ def admit(
             host = normalize_host(target.authority, scheme=scheme)  # RFC 9112 §3.2.2
         elif len(hosts) == 1:
             host = normalize_host(hosts[0], scheme=scheme)
-        elif not hosts and http_version == "1.0":
+        elif http_version == "1.0" and not any(hosts):
+            # HTTP/1.0 needs no Host (granian passes an empty one on where none was sent).
+            if hosts:
+                headers = [(name, value) for name, value in headers if name != b"host"]
             return Admitted(
                 target.path, target.normal_path, target.query, headers, content_length, chunked
             )

@@ -50,6 +50,8 @@ class AsgiViewer(Viewer):
             try:
                 scheme: str = scope.get("scheme", "http")
                 http_version: str = scope.get("http_version", "1.1")
+                if http_version == "1":  # granian's name for HTTP/1.0
+                    http_version = "1.0"
                 admitted = admit(
                     method,
                     raw_path,
