@@ -94,6 +94,17 @@ def test_https_serves_the_same_app_as_http(
     assert re.search(r"GET /echo/secure 200", "\n".join(edge.access_lines()))
 
 
+def test_the_plain_listener_takes_http2_with_prior_knowledge(
+    https_edge: tuple[EdgeProcess, str],
+) -> None:
+    """h2c: a client that knows the server speaks HTTP/2 starts with its preface."""
+    edge, _ = https_edge
+    with httpx.Client(http1=False, http2=True, timeout=20) as client:
+        response = client.get(f"{edge.url}/echo/h2c")
+    assert response.status_code == 200
+    assert response.http_version == "HTTP/2"
+
+
 def _edge(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "edge.cli", *args],
