@@ -141,6 +141,27 @@ url = "http://127.0.0.1:9"
     assert "private_key" not in result.stderr
 
 
+def test_a_key_that_does_not_fit_the_certificate_is_a_config_error(
+    tmp_path: Path, ca: trustme.CA, tls_files: tuple[Path, Path]
+) -> None:
+    chain, _ = tls_files
+    ca.issue_cert("other.example").private_key_pem.write_to_path(str(tmp_path / "other.pem"))
+    (tmp_path / "edge.toml").write_text(
+        f"""
+[server]
+https_listen = "127.0.0.1:8443"
+certificate = "{chain}"
+private_key = "other.pem"
+
+[origins.app]
+url = "http://127.0.0.1:9"
+"""
+    )
+    result = _edge("check", str(tmp_path / "edge.toml"))
+    assert result.returncode == 2
+    assert "server.certificate: expected a PEM certificate chain that goes with" in result.stderr
+
+
 def test_check_flags_admin_on_the_viewer_address(tmp_path: Path) -> None:
     (tmp_path / "edge.toml").write_text(
         """

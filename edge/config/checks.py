@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import difflib
 import re
+import ssl
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from edge.config.schema import (
@@ -74,6 +76,7 @@ def check_server(config: EdgeConfig) -> list[str]:
             if path is not None
         ]
         return problems
+    files: list[Path] = []
     for key, path in tls.items():
         if path is None:
             problems.append(f"server.{key}: expected a PEM file for server.https_listen")
@@ -81,6 +84,15 @@ def check_server(config: EdgeConfig) -> list[str]:
         file = path if path.is_absolute() else config.base_dir / path
         if not file.is_file():
             problems.append(f"server.{key}: expected a PEM file, found no file at {str(file)!r}")
+        files.append(file)
+    if not problems:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(*map(str, files))
+        except (ssl.SSLError, OSError) as exc:
+            problems.append(
+                "server.certificate: expected a PEM certificate chain that goes with "
+                f"server.private_key, found one that does not load ({exc})"
+            )
     return problems
 
 
