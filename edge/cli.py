@@ -365,6 +365,8 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
         )
         caches: list[Any] = []
 
+        https: list[str] = []  # the HTTPS listener's address, once bound
+
         def app_factory() -> Any:
             app = create_app(
                 config,
@@ -374,6 +376,8 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
                 wasm_cache_dir=wasm_cache,
             )
             caches.append(app.state.pipeline.cache)
+            if https:  # where redirect-to-https behaviors send viewers
+                app.state.pipeline.https_port = int(https[0].rpartition(":")[2])
             return app
 
         async def invalidate(paths: Sequence[str]) -> int:
@@ -393,8 +397,6 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
                 journal=journal,
                 access=access,
             )
-
-        https: list[str] = []
 
         def ready(listen: Any, admin: Any) -> None:
             _banner(config, str(listen), str(admin) if admin else None, sandbox, *https)

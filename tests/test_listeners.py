@@ -66,6 +66,15 @@ private_key = "{key}"
 
 [origins.app]
 url = "{origin.url}"
+
+[[behaviors]]
+path = "/secure/*"
+origin = "app"
+viewer_protocol_policy = "redirect-to-https"
+
+[[behaviors]]
+path = "*"
+origin = "app"
 """
     )
     process = EdgeProcess(
@@ -92,6 +101,17 @@ def test_https_serves_the_same_app_as_http(
     assert seen["/echo/secure"]["x-forwarded-proto"] == "https"
     assert seen["/echo/plain"]["x-forwarded-proto"] == "http"
     assert re.search(r"GET /echo/secure 200", "\n".join(edge.access_lines()))
+
+
+def test_redirect_to_https_names_the_https_listener(
+    https_edge: tuple[EdgeProcess, str], ca: trustme.CA
+) -> None:
+    edge, https_url = https_edge
+    with httpx.Client(verify=_tls_context(ca), timeout=20) as client:
+        redirect = client.get(f"{edge.url}/secure/page?a=1")
+        assert redirect.status_code == 301
+        assert redirect.headers["location"] == f"{https_url}/secure/page?a=1"
+        assert client.get(redirect.headers["location"]).status_code == 200
 
 
 def test_the_plain_listener_takes_http2_with_prior_knowledge(

@@ -55,8 +55,8 @@ def run(
     Every listener is bound before anything is served: ListenError (naming the listener)
     when one cannot be. `on_ready` is called once every listener accepts connections, with
     the actual addresses of the viewer and admin listeners (a port of 0 resolved), so a
-    caller can print a banner or a test can connect; `on_https_ready` just before it, with
-    the HTTPS listener's.
+    caller can print a banner or a test can connect. `on_https_ready` is called with the HTTPS
+    listener's address once it is bound, before any app is made.
     """
     _check_distinct(options)
     hypercorn_patches.apply()  # the admin listener is hypercorn's under either engine
@@ -80,9 +80,10 @@ def run(
         [sock, *([tls_socks[index]] if tls_socks else [])] for index, sock in enumerate(main_socks)
     ]
 
+    if on_https_ready and tls_actual:
+        on_https_ready(tls_actual)  # before any fork: the workers' apps may need to know
+
     def ready() -> None:
-        if on_https_ready and tls_actual:
-            on_https_ready(tls_actual)
         if on_ready:
             on_ready(actual, admin_actual)
 

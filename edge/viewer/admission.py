@@ -8,6 +8,7 @@ closed where the framing cannot be trusted:
 | URL over `max_url_bytes` | 414 | UrlTooLong |
 | request line and headers over `max_header_bytes` | 431 | HeadersTooLarge |
 | Content-Length together with Transfer-Encoding (RFC 9112 §6.1) | 400, close | AmbiguousFraming |
+| a method not in upper case (RFC 9110 §9.1: `get` is not GET) | 400 | InvalidMethod |
 | CONNECT or TRACE (no method set allows them, "any" neither) | 403 | MethodNotAllowed |
 | a target that is not one path (`edge.uri`) | 400 | InvalidTarget / InvalidPath |
 | no Host, several, or one that is not a host (RFC 9112 §3.2) | 400 | InvalidHost |
@@ -114,6 +115,17 @@ def admit(
                 400,
                 "AmbiguousFraming",
                 "The request has both Content-Length and Transfer-Encoding.",
+            )
+        )
+    if method != method.upper():
+        # RFC 9110 §9.1: methods are case-sensitive, `get` is not GET (hypercorn upper-cases
+        # the method before the edge sees it: its patch refuses these; granian passes it on).
+        raise Refused(
+            request_refused(
+                400,
+                "InvalidMethod",
+                "Methods are case-sensitive (RFC 9110 §9.1) and this one is not upper-case: "
+                "send GET, HEAD, POST, ... as written.",
             )
         )
     if method in NEVER_FORWARDED:
