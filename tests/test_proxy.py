@@ -312,12 +312,12 @@ def test_graceful_shutdown_finishes_in_flight_requests(
 
     def slow_request() -> None:
         with httpx.Client(timeout=30) as c:
-            result["response"] = c.get(f"{edge.url}/slow/1")
+            result["response"] = c.get(f"{edge.url}/slow/1?{engine}")
 
     thread = threading.Thread(target=slow_request)
     thread.start()
     # Wait until the origin has the request, so it is truly in flight at the edge.
-    origin.log.wait_for_target("/slow/1")
+    origin.log.wait_for_target(f"/slow/1?{engine}")
     assert edge.stop(signal.SIGTERM) == 0
     thread.join(30)
     assert result["response"].status_code == 200

@@ -138,15 +138,15 @@ def admit(
         target = parse_target(raw_path, query, escaped_slashes=limits.escaped_slashes)
         if target.authority is not None:
             host = normalize_host(target.authority, scheme=scheme)  # RFC 9112 §3.2.2
-        elif len(hosts) == 1:
-            host = normalize_host(hosts[0], scheme=scheme)
-        elif http_version == "1.0" and not any(hosts):
+        elif http_version == "1.0" and hosts in ([], [b""]):
             # HTTP/1.0 needs no Host (granian passes an empty one on where none was sent).
             if hosts:
                 headers = [(name, value) for name, value in headers if name != b"host"]
             return Admitted(
                 target.path, target.normal_path, target.query, headers, content_length, chunked
             )
+        elif len(hosts) == 1:
+            host = normalize_host(hosts[0], scheme=scheme)
         else:
             raise TargetRefused(
                 "InvalidHost", "A request needs exactly one Host header (RFC 9112 §3.2)."
