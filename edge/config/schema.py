@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from edge.behaviors import MethodSet
+from edge.config.handlers import parse_handler
 from origin_proxy import DEFAULT_MAX_RESPONSE_HEADER_BYTES, DEFAULT_MAX_RESPONSE_HEADER_FIELDS
 
 
@@ -30,8 +31,6 @@ class _Strict(BaseModel):
 
 
 Seconds = Annotated[float, Field(gt=0, le=3600)]
-# `dir/module.function`, relative to edge.toml (Lambda's handler string, with a folder).
-HANDLER_PATTERN = r"^[^:]+\.[A-Za-z_][A-Za-z0-9_]*$"
 PATH_PATTERN_CHARACTER = re.compile(r"[A-Za-z0-9_\-.*?$/~\"'@:+&]")
 HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 HeaderName = Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]
@@ -58,6 +57,9 @@ class ServerConfig(_Strict):
     # matched and forwarded as written.
     escaped_slashes: Literal["reject", "keep"] = "reject"
     access_log: bool = True
+    # Functions' own log (what they print, START/END/REPORT) on stderr, each line naming the
+    # function and trigger: "full", "errors-only" (invocations that failed) or "none".
+    function_logs: Literal["full", "errors-only", "none"] = "full"
 
     @field_validator("listen", "admin")
     @classmethod
@@ -226,13 +228,13 @@ Trigger = Literal["viewer-request", "origin-request", "origin-response", "viewer
 class FunctionConfig(_Strict):
     """`[functions.NAME]`: a Lambda function the behaviors (and later origins) can call.
 
-    Python: `handler = "dir/module.function"` (relative to the config file), or `code = "dir"`
-    with `handler = "module.function"` as Lambda writes it. WASM: `module = "path/fn.wasm"`
-    (or `.wat`), `abi = "core" | "wasi"`.
+    Python: `handler = "dir/module.function"` or `"dir/file.py::function"` (relative to the
+    config file), or `code = "dir"` with `handler = "module.function"` as Lambda writes it.
+    WASM: `module = "path/fn.wasm"` (or `.wat`), `abi = "core" | "wasi"`.
     """
 
     runtime: Literal["python", "wasm"] = "python"
-    handler: str | None = Field(default=None, pattern=HANDLER_PATTERN)
+    handler: str | None = None
     code: Path | None = None
     module: Path | None = None
     abi: Literal["core", "wasi"] = "core"
@@ -276,6 +278,13 @@ class FunctionConfig(_Strict):
                 "expected a destination 'function:NAME', 'file:PATH.jsonl' or an http(s):// "
                 f"URL, found {value!r}"
             )
+        return value
+
+    @field_validator("handler")
+    @classmethod
+    def _handler(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_handler(value)  # either spelling; a ValueError says what was expected
         return value
 
     @field_validator("memory_pages")
@@ -327,12 +336,13 @@ class FunctionConfig(_Strict):
 
     @property
     def code_dir_and_handler(self) -> tuple[Path, str]:
-        """(code directory, `module.function`)."""
-        handler = self.handler or ""
+        """(code directory, Lambda's `module.function`), from either spelling of `handler`."""
+        ref = parse_handler(self.handler or "")
         if self.code is not None:
-            return self.code, handler
-        folder, slash, rest = handler.rpartition("/")
-        return (Path(folder) if slash else Path(".")), rest
+            # Within `code`, a folder is part of the module (`sub/auth.handler`, as Lambda).
+            inner = ref.folder / ref.module if ref.folder != Path(".") else Path(ref.module)
+            return self.code, f"{inner.as_posix()}.{ref.function}"
+        return ref.folder, ref.lambda_handler
 
 
 class InvokeConfig(_Strict):
