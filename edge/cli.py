@@ -719,6 +719,8 @@ def invoke(
             target, abi=abi or "core", timeout=timeout, memory=memory, environment=environment
         )
     label = str(edge_event.trigger) if edge_event is not None else None
+    if alb_origin is not None:
+        label = "origin"
     logs = FunctionLogs("full")
     try:
         host = RuntimeHost()
@@ -937,24 +939,31 @@ def events(
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
     "--admin",
-    help="The edge's admin listener, HOST:PORT (default: server.admin of --config, else "
+    help="The edge's admin listener, HOST:PORT (default: [server] admin of the config, else "
     "127.0.0.1:9180).",
 )
 @click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="The edge's edge.toml: its admin address and, with [admin] access_key_id, the key "
-    "to sign with (the secret from the environment variable or file it names).",
+    help="The edge's edge.toml (default: ./edge.toml when there is one): its admin address "
+    "([server] admin) and, with [admin] access_key_id, the key to sign with (the secret from "
+    "the environment variable or file it names).",
 )
 def invalidate(paths: tuple[str, ...], admin: str | None, config_path: Path | None) -> None:
-    """Invalidate cached responses: exact PATHS or prefixes ending in '*' ('/images/*')."""
+    """Invalidate cached responses: exact PATHS or prefixes ending in '*' ('/images/*').
+
+    The request goes to the edge's admin listener: --admin, else [server] admin of --config
+    (or ./edge.toml), else 127.0.0.1:9180. With `edge serve --origin ...`, start the
+    listener with --admin HOST:PORT and pass the same here."""
     import httpx
 
     from edge import sigv4
     from edge.admin_guard import SIGNING_SERVICE
 
     credentials = None
+    if config_path is None and Path("edge.toml").is_file():
+        config_path = Path("edge.toml")
     if config_path is not None:
         config = _load(config_path, None)
         credentials = _admin_credentials(config)
@@ -962,6 +971,12 @@ def invalidate(paths: tuple[str, ...], admin: str | None, config_path: Path | No
             host, _, port = config.server.admin.rpartition(":")
             unspecified = host in ("", "0.0.0.0", "[::]", "::")
             admin = f"{'127.0.0.1' if unspecified else host}:{port}"
+        elif admin is None:
+            err_console.print(
+                f"[bold red]error:[/] {escape(str(config_path))} has no admin listener "
+                "(\\[server] admin): set it, or give --admin HOST:PORT"
+            )
+            sys.exit(2)
     address = admin or "127.0.0.1:9180"
     url = f"http://{address}/invalidations"
     body = json.dumps({"paths": list(paths)}).encode()

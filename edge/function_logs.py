@@ -16,8 +16,9 @@ import sys
 import zlib
 from typing import Literal, TextIO
 
+from rich.color import ColorSystem
 from rich.console import Console
-from rich.text import Text
+from rich.style import Style
 
 FunctionLogMode = Literal["full", "errors-only", "none"]
 
@@ -25,6 +26,11 @@ FunctionLogMode = Literal["full", "errors-only", "none"]
 _PLATFORM_LINE = re.compile(r"(START|END|REPORT|INIT_START) RequestId: |INIT_START ")
 _ERROR_LINE = re.compile(r"\[ERROR\]|Task timed out after|Status: (error|timeout)")
 _WARNING_LINE = re.compile(r"\[WARN(ING)?\]")
+_COLOUR_SYSTEMS = {
+    "standard": ColorSystem.STANDARD,
+    "256": ColorSystem.EIGHT_BIT,
+    "truecolor": ColorSystem.TRUECOLOR,
+}
 _NAME_COLOURS = ("cyan", "magenta", "green", "blue", "bright_cyan", "bright_magenta")
 
 
@@ -34,14 +40,15 @@ class FunctionLogs:
     def __init__(self, mode: FunctionLogMode = "full", *, stream: TextIO | None = None) -> None:
         self.mode = mode
         self._stream = stream if stream is not None else sys.stderr
-        self._console: Console | None = None
+        # On a terminal that takes colours (not NO_COLOR, not TERM=dumb): the colour system
+        # to render styles for; rich decides, as for the edge's other messages.
+        self._colours: ColorSystem | None = None
         isatty = getattr(self._stream, "isatty", None)
         if isatty is not None and isatty():
-            console = Console(
-                file=self._stream, highlight=False, soft_wrap=True, markup=False, emoji=False
-            )
-            if console.color_system is not None:  # NO_COLOR, TERM=dumb: plain text
-                self._console = console
+            console = Console(file=self._stream)
+            if not console.no_color and console.color_system is not None:
+                self._colours = _COLOUR_SYSTEMS.get(console.color_system, ColorSystem.STANDARD)
+        self._styles: dict[str, Style] = {}
 
     def record(self, function: str, trigger: str | None, text: str, *, failed: bool) -> None:
         """One invocation's log: written in "full" mode, and in "errors-only" when `failed`."""
@@ -58,26 +65,37 @@ class FunctionLogs:
     def write(self, function: str, trigger: str | None, text: str) -> None:
         label = f"{function} {trigger}" if trigger else function
         lines = text.splitlines()
-        if self._console is None:
+        if self._colours is None:
             self._stream.write("".join(f"{label} | {line}\n" for line in lines))
             self._stream.flush()
             return
-        colour = _NAME_COLOURS[zlib.crc32(function.encode()) % len(_NAME_COLOURS)]
-        out = Text()
+        lead = self._paint(f"{label} | ", _name_colour(function))
+        out: list[str] = []
         failing = False
         for line in lines:
-            out.append(f"{label} | ", style=colour)
             if _PLATFORM_LINE.match(line):
                 failing = False
-                out.append(line, style="bold red" if _ERROR_LINE.search(line) else "dim")
+                style = "bold red" if _ERROR_LINE.search(line) else "dim"
             elif _ERROR_LINE.search(line):
                 failing = True  # the traceback that follows is the error's too
-                out.append(line, style="bold red")
+                style = "bold red"
             elif failing:
-                out.append(line, style="red")
+                style = "red"
             elif _WARNING_LINE.search(line):
-                out.append(line, style="yellow")
+                style = "yellow"
             else:
-                out.append(line)
-            out.append("\n")
-        self._console.print(out, end="")
+                style = ""
+            out.append(f"{lead}{self._paint(line, style) if style else line}\n")
+        self._stream.write("".join(out))
+        self._stream.flush()
+
+    def _paint(self, text: str, style: str) -> str:
+        parsed = self._styles.get(style)
+        if parsed is None:
+            parsed = self._styles[style] = Style.parse(style)
+        return parsed.render(text, color_system=self._colours)
+
+
+def _name_colour(function: str) -> str:
+    """A colour of the function's own, the same in every run."""
+    return _NAME_COLOURS[zlib.crc32(function.encode()) % len(_NAME_COLOURS)]
