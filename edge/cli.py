@@ -640,8 +640,8 @@ def invoke(
     NAME             a function of --config, with its settings, environment, memory,
                      timeout and sandbox
     HANDLER          a Python handler: FILE.py::FUNCTION or MODULE.FUNCTION, with an
-                     optional FOLDER/ before it (examples/functions/auth.py::handler,
-                     examples/functions/auth.handler)
+                     optional FOLDER/ before it (examples/functions/redirects.py::handler,
+                     examples/functions/redirects.handler)
     MODULE.wasm      a WASM module (.wasm or .wat)
 
     Prints the result JSON on stdout and the function's log on stderr. With a Lambda@Edge

@@ -64,11 +64,12 @@ class FunctionLogs:
 
     def write(self, function: str, trigger: str | None, text: str) -> None:
         label = f"{function} {trigger}" if trigger else function
-        lines = text.splitlines()
         if self._colours is None:
-            self._stream.write("".join(f"{label} | {line}\n" for line in lines))
+            lead = f"{label} | "
+            self._stream.write(lead + text.rstrip("\n").replace("\n", "\n" + lead) + "\n")
             self._stream.flush()
             return
+        lines = text.rstrip("\n").split("\n")
         lead = self._paint(f"{label} | ", _name_colour(function))
         out: list[str] = []
         failing = False
