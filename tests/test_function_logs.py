@@ -4,19 +4,23 @@ never in a file or a pipe."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import pty
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from edge.config import parse_config
 from edge.function_logs import FunctionLogs
+from edge.functions import FunctionRegistry
 from tests.conftest import REPO, EdgeProcess
 
 LOG = (
@@ -172,3 +176,33 @@ def test_errors_only_shows_the_logs_of_failed_invocations(start_edge: Any, tmp_p
     edge.wait_for(r"invalid viewer-request \| REPORT RequestId: ")
     assert "fine ran" not in edge.log
     assert "\x1b[" not in edge.log
+
+
+def test_a_provisioned_environments_init_output_names_its_function(tmp_path: Path) -> None:
+    (tmp_path / "warm.py").write_text(
+        'print("warming up")\n\ndef handler(event, context):\n    print("serving")\n    return {}\n'
+    )
+    config = parse_config(
+        {
+            "origins": {"o": {"directory": "."}},
+            "functions": {"warm": {"handler": "warm.py::handler", "provisioned": 1}},
+        },
+        base_dir=tmp_path,
+    )
+    out = io.StringIO()
+
+    async def run() -> None:
+        registry = FunctionRegistry(config, logs=FunctionLogs("full", stream=out))
+        try:
+            await registry.start()
+            assert out.getvalue() == "warm | warming up\n"  # Init, before any invocation
+            result = await registry.invoke(
+                "warm", b"{}", request_id="", deadline=time.monotonic() + 10
+            )
+        finally:
+            await registry.aclose()
+        assert f"warm invoke | START RequestId: {result.request_id} " in out.getvalue()
+        assert "warm invoke | serving\n" in out.getvalue()
+        assert out.getvalue().count("START RequestId") == 1  # written once, not by the sink too
+
+    asyncio.run(run())
