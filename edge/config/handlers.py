@@ -34,20 +34,22 @@ class HandlerRef:
         return f"{self.module}.{self.function}"
 
 
-def parse_handler(text: str) -> HandlerRef:
+def parse_handler(text: str, *, file_suffixes: tuple[str, ...] = (".py",)) -> HandlerRef:
     """`[FOLDER/]FILE.py::FUNCTION` or `[FOLDER/]MODULE.FUNCTION` as one `HandlerRef`; a
-    ValueError says what was expected and what was found."""
+    ValueError says what was expected and what was found. `file_suffixes`: what a FILE may
+    end with (a runtime for other languages passes its own: `.mjs`, `.js`)."""
     if "::" in text:
         file, _, function = text.rpartition("::")
         path = Path(file)
-        if path.suffix != ".py" or not path.stem or not _IDENTIFIER.fullmatch(function):
-            raise ValueError(_expected(text, hint=" (a .py file, '::', a function name)"))
+        if path.suffix not in file_suffixes or not path.stem or not _IDENTIFIER.fullmatch(function):
+            files = " or ".join(f"a {suffix} file" for suffix in file_suffixes)
+            raise ValueError(_expected(text, hint=f" ({files}, '::', a function name)"))
         return HandlerRef(path.parent, path.stem, function)
     folder, slash, rest = text.rpartition("/")
     module, dot, function = rest.rpartition(".")
     if not dot or not module or not _IDENTIFIER.fullmatch(function) or ":" in text:
         raise ValueError(_expected(text))
-    if module.endswith(".py"):
+    if module.endswith(file_suffixes):
         raise ValueError(
             _expected(text, hint=f"; did you mean {f'{folder}{slash}{module}::{function}'!r}?")
         )
