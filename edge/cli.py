@@ -313,7 +313,12 @@ def _check_code(config: EdgeConfig, *, link_modules: bool) -> None:
             association = config.behaviors[0].association(trigger)
             if association is not None:
                 keys[association.name] = f"--{trigger}"
-    problems = check_functions(config, link_modules=link_modules, keys=keys)
+    problems = check_functions(
+        config,
+        wasm_cache_dir=_wasm_cache_dir() if link_modules else None,
+        link_modules=link_modules,
+        keys=keys,
+    )
     if problems:
         _fail_config(ConfigError(config.source, problems))
 
@@ -428,21 +433,48 @@ def run_server(config: EdgeConfig) -> int:
 
 
 @main.command()
-@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
-def check(config_path: Path) -> None:
+@click.argument("config_path", metavar="CONFIG", required=False, type=click.Path(path_type=Path))
+@click.option("--explain", is_flag=True, help="Print every key of edge.toml instead (no CONFIG).")
+@click.option("--markdown", is_flag=True, help="With --explain: as README's reference section.")
+def check(config_path: Path | None, explain: bool, markdown: bool) -> None:
     """Validate CONFIG and print the resolved configuration as JSON.
 
     Beyond the file itself, each function's code must be able to start, checked without
     running it: a Python handler's file must exist, parse and define the function; a WASM
     module is compiled and linked under its ABI. What cannot is a configuration error
-    (exit 2).
+    (exit 2). `--explain` prints every key instead: its type, default and meaning.
     """
+    if explain or markdown:
+        _explain(config_path, markdown=markdown)
+        return
+    if config_path is None:
+        raise click.UsageError("Missing argument 'CONFIG' (or --explain for every key).")
     config = _load(config_path, None)
     _check_code(config, link_modules=True)
     resolved = config.model_dump(mode="json", by_alias=True, exclude_none=True)
     click.echo(json.dumps(resolved, indent=2))
     _sandbox_line(_sandbox_report(config))
     err_console.print(f"[green]ok[/]: {config_path} is valid")
+
+
+def _explain(config_path: Path | None, *, markdown: bool) -> None:
+    """`edge check --explain [--markdown]`: the configuration reference."""
+    from edge.config.reference import render_markdown, render_text
+
+    if config_path is not None:
+        raise click.UsageError("--explain describes every key and takes no CONFIG.")
+    if markdown:
+        click.echo(render_markdown(), nl=False)
+    else:
+        click.echo(render_text())
+
+
+def _wasm_cache_dir() -> str:
+    """Where compiled WASM modules are kept: `$XDG_CACHE_HOME/edge/wasm` (read here: only the
+    CLI reads the environment), else `~/.cache/edge/wasm`."""
+    from sandbox import wasm_cache_dir
+
+    return str(wasm_cache_dir(os.environ.get("XDG_CACHE_HOME")))
 
 
 _TRIGGERS = ("viewer-request", "origin-request", "origin-response", "viewer-response")
@@ -728,7 +760,11 @@ def invoke(
             host.check(spec, link_modules=False)  # a Python handler: found, parsed, defined
         finally:
             host.close()
-        result = asyncio.run(invoke_once(spec, event, entry=entry, isolation=isolation))
+        result = asyncio.run(
+            invoke_once(
+                spec, event, entry=entry, isolation=isolation, wasm_cache_dir=_wasm_cache_dir()
+            )
+        )
     except FunctionError as error:
         logs.write(spec.name, label, error.log)
         click.echo(error.payload_bytes.decode())
