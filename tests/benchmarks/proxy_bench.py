@@ -947,6 +947,8 @@ class Measurement:
     # it had (all that were seen during the run).
     server_cpu_seconds: float = 0.0
     server_processes: int = 0
+    # Of those, the ones started during the measured run (a Python environment: a cold start).
+    server_started: int = 0
     elapsed_seconds: float = 0.0
     # label -> the largest PSS sample of that tree during the run, MiB
     pss_mib: dict[str, float] = field(default_factory=dict)
@@ -990,6 +992,8 @@ class TreeSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._snapshot(pss=False)
+        # What ran when the load began: a process seen later started during the run.
+        self.initial = {label: set(pids) for label, pids in self.seen.items()}
 
     def _snapshot(self, *, pss: bool) -> None:
         for label, pids in process_trees(self.roots).items():
@@ -1011,6 +1015,31 @@ class TreeSampler:
         self._snapshot(pss=False)
 
 
+# Extra one-second warm-ups, at most, while the server keeps starting processes.
+EXTRA_WARMUPS = 5
+
+
+def warm_up(load: Load, url: str, watched: Sequence[tuple[str, int]]) -> None:
+    """The warm-up load; then, for as long as the last one made the server start processes (a
+    Python hook's environments, one per concurrent request), one more second of it, so that
+    the measured run has no cold starts in it."""
+    if load.warmup_seconds <= 0:
+        return
+    roots = dict(watched[:1])
+
+    def processes() -> set[int]:
+        return {pid for pids in process_trees(roots).values() for pid in pids}
+
+    seen = processes()
+    load.run(url, load.warmup_seconds)
+    for _ in range(EXTRA_WARMUPS):
+        now = processes()
+        if not now - seen:
+            return
+        seen |= now
+        load.run(url, 1)
+
+
 def measure(
     load: Load,
     url: str,
@@ -1019,8 +1048,7 @@ def measure(
 ) -> Measurement:
     """Warm up, then one measured wrk run while sampling the CPU time and memory of every
     watched process tree (and, for a cache-hit row, the origin's request count)."""
-    if load.warmup_seconds > 0:
-        load.run(url, load.warmup_seconds)
+    warm_up(load, url, watched)
     fetches_before = count_origin_fetches() if count_origin_fetches else 0
     server = watched[0][0] if watched else None
     before = all_cpu_ticks()
@@ -1071,6 +1099,7 @@ def measure(
         server_cpu_seconds=server_seconds,
         pss_mib={label: max(kib) / 1024 for label, kib in sampler.pss_kib.items() if kib},
         server_processes=len(tree),
+        server_started=len(tree - sampler.initial.get(server, set())) if server else 0,
         elapsed_seconds=elapsed,
     )
 
@@ -1324,6 +1353,14 @@ def report(
             )
 
     for target in targets:
+        started = [run.server_started for run in results.get(target.name, [])]
+        if any(started):
+            console.print(
+                f"[yellow]{escape(_label(target))}: {sum(started)} server processes started"
+                " during the measured run: cold starts are in its figures (each wrk run opens"
+                " new connections, which the kernel may spread more unevenly over the workers"
+                " than before; a longer --warmup makes that rarer)[/]"
+            )
         for run in results.get(target.name, []):
             r = run.result
             if r.errors:
