@@ -92,6 +92,7 @@ GUESTS_DIR = Path(__file__).resolve().parent / "guests"
 
 # The server engines of `edge serve --engine`, in the order the table shows them.
 ENGINES = ("hypercorn", "granian")
+# The one engine of an `edge serve` that has no --engine option.
 DEFAULT_ENGINE = "hypercorn"
 
 # The hook every runtime runs: add this request header; the origin echoes it back.
@@ -205,12 +206,6 @@ def process_trees(roots: dict[str, int]) -> dict[str, list[int]]:
     children = _children_map()
     pids = frozenset(roots.values())
     return {label: _tree(children, root, pids - {root}) for label, root in roots.items()}
-
-
-def cpu_ticks(pid: int) -> int:
-    """User plus system CPU time of `pid` in clock ticks (0 once it is gone)."""
-    fields = _proc_stat(pid)
-    return int(fields[11]) + int(fields[12]) if fields else 0
 
 
 def _start_time(pid: int) -> int | None:
