@@ -31,7 +31,7 @@ from sandbox.runtime.errors import (
 )
 from sandbox.runtime.protocol import Invocation, Runtime
 from sandbox.runtime.result import InvocationResult
-from sandbox.runtime.sink import LogSink, deliver_log
+from sandbox.runtime.sink import LogSink
 from sandbox.runtime.stats import Counters, RuntimeStats
 
 PRELUDE: Final = (
@@ -181,14 +181,15 @@ class CloudFrontFunction(Runtime):
         used = time.thread_time() - started
         utilization = min(100, round(used / budget * 100))
         result = out.encode("utf-8")
+        log = ""
         if out.startswith("L"):
             document = orjson.loads(result[1:])
-            self._deliver(request_id, document["logs"], None)
+            log = self._log_text(request_id, document["logs"], None)
             result = orjson.dumps(document["result"])
         payload = b'{"result":%b,"computeUtilization":%d}' % (result, utilization)
         return InvocationResult(
             payload=payload,
-            log="",
+            log=log,
             request_id=request_id,
             duration_ms=used * 1000,
             billed_duration_ms=0,
@@ -253,18 +254,18 @@ class CloudFrontFunction(Runtime):
                 duration_ms=used * 1000,
             )
             self._counters.count_error(error)
-        error.log = self._deliver(request_id, logs, f"{error.error_type}: {error.error_message}")
+        error.log = self._log_text(request_id, logs, f"{error.error_type}: {error.error_message}")
         return error
 
-    def _deliver(self, request_id: str, logs: list[str], error: str | None) -> str:
+    def _log_text(self, request_id: str, logs: list[str], error: str | None) -> str:
+        """The run's log (CloudFront Functions' lines), returned with its result or error: the
+        caller writes it where function logs go."""
         lines = [f"{request_id} START DistributionID: function {self.name}"]
         lines += [f"{request_id} {line}" for line in logs]
         if error is not None:
             lines.append(f"{request_id} ERROR {error}")
         lines.append(f"{request_id} END")
-        text = "\n".join(lines) + "\n"
-        deliver_log(self._log_sink, text)
-        return text
+        return "\n".join(lines) + "\n"
 
 
 def _first_line(exc: BaseException) -> str:
