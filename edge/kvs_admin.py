@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import KeyValueStoreInvalid, edit_store
+from sandbox import edit_store
 
 MAX_PUT_BODY_BYTES: Final = 64 * 1024
 
@@ -77,17 +77,17 @@ def key_value_store_routes(stores: Mapping[str, Path]) -> list[Route]:
                 return Response(status_code=204)
             body = await request.body()
             if len(body) > MAX_PUT_BODY_BYTES:
-                raise KeyValueStoreInvalid("the body is too large for one entry")
+                raise ValueError("the body is too large for one entry")
             document = orjson.loads(body)
             value = document.get("value") if isinstance(document, dict) else None
             if not isinstance(value, str):
-                raise KeyValueStoreInvalid('expected a body {"value": "..."} with a string value')
+                raise ValueError('expected a body {"value": "..."} with a string value')
             data, _ = await edit(name, path, put=(key, value))
         except orjson.JSONDecodeError as exc:
             return JSONResponse(
                 {"error": f"the body is not JSON: {exc}", "code": "ValidationException"}, 400
             )
-        except KeyValueStoreInvalid as exc:
+        except ValueError as exc:  # the store's KeyValueStoreInvalid: a limit, the format
             return JSONResponse({"error": str(exc), "code": "ValidationException"}, 400)
         return JSONResponse({"key": key, "value": data[key], "keyCount": len(data)})
 

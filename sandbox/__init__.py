@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sandbox.cloudfront_js.kvs import KeyValueStoreInvalid, edit_store
+    from sandbox.cloudfront_js.kvs import edit_store
     from sandbox.cloudfront_js.spec import CloudFrontJsSpec
     from sandbox.host import RuntimeHost, invoke_once
     from sandbox.python_worker.isolation import SandboxPolicy, probe_isolation
@@ -49,7 +49,6 @@ __all__ = [
     "FunctionThrottled",
     "FunctionTimeout",
     "InvocationResult",
-    "KeyValueStoreInvalid",
     "LogSink",
     "PayloadTooLarge",
     "PoolClosed",
@@ -69,7 +68,6 @@ __all__ = [
 ]
 
 _MODULES = {
-    "KeyValueStoreInvalid": "sandbox.cloudfront_js.kvs",
     "edit_store": "sandbox.cloudfront_js.kvs",
     "CloudFrontJsSpec": "sandbox.cloudfront_js.spec",
     "RuntimeHost": "sandbox.host",

@@ -138,8 +138,8 @@ def edit_store(
     text: bytes, *, put: tuple[str, str] | None = None, delete: str | None = None
 ) -> tuple[bytes, dict[str, str], bool]:
     """A store file's new text after putting one key or deleting one, in the import format:
-    (text, entries, whether anything changed). Raises KeyValueStoreInvalid for a file or an
-    entry over CloudFront's limits (the file is then left as it was by the caller)."""
+    (text, entries, whether anything changed). Raises KeyValueStoreInvalid (a ValueError) for
+    a file or an entry over CloudFront's limits (the caller then leaves the file as it was)."""
     data = parse_store(text)
     changed = False
     if put is not None:
