@@ -193,13 +193,18 @@ def _check(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
 def test_edge_check_refuses_what_cloudfront_refuses(tmp_path: Path) -> None:
     big = tmp_path / "big.js"
     big.write_text("function handler(e) { return e.request; }\n" + "// pad\n" * 2000)
+    node = tmp_path / "node.js"
+    node.write_text("import fs from 'fs';\nfunction handler(e) { return e.request; }\n")
     result = _check(
         tmp_path,
         f'[functions.big]\nruntime = "cloudfront-js-2.0"\ncode = "{big}"\n\n'
-        '[[behaviors]]\npath = "/c/*"\norigin = "app"\nviewer-request = "big"\n',
+        f'[functions.node]\nruntime = "cloudfront-js-2.0"\ncode = "{node}"\n\n'
+        '[[behaviors]]\npath = "/c/*"\norigin = "app"\nviewer-request = "big"\n\n'
+        '[[behaviors]]\npath = "/d/*"\norigin = "app"\nviewer-request = "node"\n',
     )
     assert result.returncode != 0
     assert "at most 10240 bytes" in result.stdout + result.stderr
+    assert "cannot import 'fs'" in result.stdout + result.stderr
     store = tmp_path / "kvs.json"
     store.write_text(json.dumps({"data": [{"key": "k", "value": "v" * 1025}]}))
     result = _check(
