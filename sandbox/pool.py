@@ -1,14 +1,27 @@
-"""The execution environments of one function version: concurrency cap, warm reuse, idle reaping.
+"""The execution environments of one function version: concurrency, warm reuse, idle reaping.
 
 `EnvironmentPool` is the `Runtime` of every runtime whose environments are processes (Python
 workers now, Node.js next): it is generic over how an environment is launched
 (`EnvironmentLauncher`) and what one is (`Environment`), and knows nothing of either's inside.
-It behaves like Lambda's scaling of one version (spec §10): environments scale from zero (or
-from the provisioned count) up to `max_concurrency`, each serving one invocation at a time; a
-free warm environment is always preferred (the most recently used first, so the others age
-out); beyond the cap an invocation is throttled, or waits at most `max_wait_seconds` if the spec
-allows. Idle environments are reaped after `idle_seconds`; dead ones (timeout, crash, out of
-memory) are replaced by the next cold start.
+
+Two counts, kept apart. Concurrency is Lambda's (spec §10): each invocation in flight counts
+from its admission to its end, up to `max_concurrency`; beyond it an invocation is throttled,
+or waits at most `max_wait_seconds` if the spec allows. Processes are the machine's: each
+environment serves one invocation at a time, and at most `max_environments` of them run (a
+number near the core count: more processes than cores only take turns on them). An admitted
+invocation takes a free warm environment (the most recently used first, so the others age
+out), else starts one while under `max_environments`, else waits for the next one released
+(first come, first served). It still counts toward concurrency while it waits, and it is
+reported as what it then is: a warm start in an environment that already ran (no Init, no
+`Init Duration`), counted in `RuntimeStats.queued` (Lambda would have cold-started it).
+
+Waiting is for fast handlers. When an invocation has waited `environment_wait_seconds` and every
+busy environment has been in its invocation at least that long (slow, I/O-bound handlers), one
+more environment starts for it above the cap, as Lambda would; a spec whose wait is at least its
+timeout makes the cap hard. An invocation whose deadline passes while it waits never ran: it is
+throttled (`ConcurrentInvocationLimitExceeded`, the node's capacity). Idle environments are
+reaped after `idle_seconds`; dead ones (timeout, crash, out of memory) are replaced by the next
+cold start.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Generic, Protocol, TypeVar
 
 from sandbox.runtime.errors import (
+    CAPACITY_THROTTLE_REASON,
     THROTTLE_REASON,
     FunctionError,
     FunctionThrottled,
@@ -47,6 +61,10 @@ class PoolSpec(VersionSpec, Protocol):
     def idle_seconds(self) -> float: ...
     @property
     def init_timeout_seconds(self) -> float: ...
+    @property
+    def max_environments(self) -> int: ...
+    @property
+    def environment_wait_seconds(self) -> float: ...
 
 
 class Environment(Protocol):
@@ -67,6 +85,11 @@ class Environment(Protocol):
 
     @property
     def pid(self) -> int: ...
+
+    @property
+    def ready(self) -> bool:
+        """True once Init finished (successfully or not)."""
+        ...
 
     @property
     def init_output(self) -> str:
@@ -134,10 +157,19 @@ class EnvironmentPool(Runtime, Generic[E]):
         self._log_sink = log_sink
         self._clock = clock
         self._idle: list[E] = []  # most recently used last
-        self._busy: set[E] = set()
-        self._slots = 0  # environments holding a concurrency slot: starting, busy or idle
+        self._busy: dict[E, float] = {}  # -> when its invocation started (time.monotonic())
+        self._environments = 0  # processes: starting, busy or idle
+        self._launching = 0  # of those, asked of the launcher and not yet returned
+        self._cap = max(spec.max_environments, spec.provisioned, 1)
+        self._in_flight = 0  # Lambda's concurrency: invocations admitted and not yet ended
         self._dying: set[E] = set()
+        # Invocations waiting for room under max_concurrency (max_wait_seconds)...
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # ...and admitted ones waiting for an environment: a released one is handed over (the
+        # result), or None (the timer, or room to start one).
+        self._environment_waiters: collections.deque[asyncio.Future[E | None]] = (
+            collections.deque()
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._counts = Counters()
 
@@ -173,10 +205,11 @@ class EnvironmentPool(Runtime, Generic[E]):
         self.closed = True
         for task in list(self._tasks):
             task.cancel()
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_exception(PoolClosed("the pool was closed"))
-                waiter.exception()
+        for waiters in (self._waiters, self._environment_waiters):
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(PoolClosed("the pool was closed"))
+                    waiter.exception()
         for environment in [*self._idle, *self._busy]:
             environment.kill(closing=True)
             self._dying.add(environment)
@@ -194,46 +227,35 @@ class EnvironmentPool(Runtime, Generic[E]):
     # -- invoking -------------------------------------------------------------------------
 
     async def _invoke(self, invocation: Invocation) -> InvocationResult:
-        """One invocation in a free environment (warm first, else a new one under
-        `max_concurrency`, else after waiting up to `max_wait_seconds`, else throttled)."""
-        environment = await self._acquire(invocation.deadline)
-        self._counts.invocations += 1
+        """One invocation: admitted under `max_concurrency` (or throttled), then run in a free
+        environment (warm first, else a new one under `max_environments`, else the next one
+        released)."""
+        deadline = invocation.deadline
+        if self._in_flight >= self._spec.max_concurrency:
+            await self._wait_for_room(deadline)
+        self._in_flight += 1
         try:
-            result = await environment.invoke(invocation)
-        except FunctionError as error:
-            self._counts.count_error(error)
-            deliver_log(self._log_sink, error.log)
-            raise
+            environment = await self._acquire(deadline)
+            self._counts.invocations += 1
+            try:
+                result = await environment.invoke(invocation)
+            except FunctionError as error:
+                self._counts.count_error(error)
+                deliver_log(self._log_sink, error.log)
+                raise
+            finally:
+                self._release(environment)
         finally:
-            self._release(environment)
+            self._in_flight -= 1
+            self._wake(self._waiters, None)
         deliver_log(self._log_sink, result.log)
         return result
 
-    async def _acquire(self, deadline: float) -> E:
+    async def _wait_for_room(self, deadline: float) -> None:
+        """Wait (at most `max_wait_seconds`, once) until fewer than `max_concurrency`
+        invocations are in flight; else the invocation is throttled."""
         waited = False
-        while True:
-            while self._idle:
-                environment = self._idle.pop()
-                if environment.alive:
-                    self._busy.add(environment)
-                    self._counts.warm_starts += 1
-                    return environment
-                self._discard(environment)
-            if self._slots < self._spec.max_concurrency:
-                self._slots += 1
-                try:
-                    environment = await self._launcher.launch(provisioned=False)
-                except BaseException:
-                    self._slots -= 1
-                    self._wake_one()
-                    raise
-                if self.closed:  # closed while it was launched: aclose() never saw it
-                    environment.kill(closing=True)
-                    await environment.wait_exited()
-                    raise PoolClosed("the pool was closed")
-                self._busy.add(environment)
-                self._counts.cold_starts += 1
-                return environment
+        while self._in_flight >= self._spec.max_concurrency:
             wait_seconds = min(self._spec.max_wait_seconds, deadline - time.monotonic())
             if waited or wait_seconds <= 0:
                 self._counts.throttles += 1
@@ -249,24 +271,114 @@ class EnvironmentPool(Runtime, Generic[E]):
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
 
+    async def _acquire(self, deadline: float) -> E:
+        while self._idle:
+            environment = self._idle.pop()
+            if environment.alive:
+                self._busy[environment] = time.monotonic()
+                self._counts.warm_starts += 1
+                return environment
+            self._discard(environment)
+        if self._environments < self._cap:
+            return await self._launch()
+        return await self._wait_for_environment(deadline)
+
+    async def _launch(self) -> E:
+        """A new environment for the invocation at hand (a cold start)."""
+        self._environments += 1
+        self._launching += 1
+        try:
+            environment = await self._launcher.launch(provisioned=False)
+        except BaseException:
+            self._environments -= 1
+            self._wake(self._environment_waiters, None)
+            raise
+        finally:
+            self._launching -= 1
+        if self.closed:  # closed while it was launched: aclose() never saw it
+            environment.kill(closing=True)
+            await environment.wait_exited()
+            raise PoolClosed("the pool was closed")
+        self._busy[environment] = time.monotonic()
+        self._counts.cold_starts += 1
+        return environment
+
+    async def _wait_for_environment(self, deadline: float) -> E:
+        """Every environment is busy and there are `max_environments`: wait for the next one
+        released (handed over in arrival order), or start one more once waiting has not
+        helped for `environment_wait_seconds`. Throttled when the deadline passes first."""
+        self._counts.queued += 1
+        loop = asyncio.get_running_loop()
+        patience = self._spec.environment_wait_seconds
+        scale_at = time.monotonic() + patience
+        while True:
+            waiter: asyncio.Future[E | None] = loop.create_future()
+            self._environment_waiters.append(waiter)
+            timer = loop.call_at(min(scale_at, deadline), _expire, waiter)
+            try:
+                environment = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    handed = waiter.result()
+                    if handed is not None:  # handed over as we were cancelled: pass it on
+                        self._busy.pop(handed, None)
+                        self._release(handed)
+                raise
+            finally:
+                timer.cancel()
+                with contextlib.suppress(ValueError):
+                    self._environment_waiters.remove(waiter)
+            if environment is not None:
+                self._counts.warm_starts += 1
+                return environment
+            if self.closed:
+                raise PoolClosed("the pool was closed")
+            while self._idle:  # one was released while nobody waited
+                environment = self._idle.pop()
+                if environment.alive:
+                    self._busy[environment] = time.monotonic()
+                    self._counts.warm_starts += 1
+                    return environment
+                self._discard(environment)
+            now = time.monotonic()
+            if self._environments < self._cap:
+                return await self._launch()
+            if now >= deadline:
+                self._counts.throttles += 1
+                raise FunctionThrottled(self._spec.name, CAPACITY_THROTTLE_REASON)
+            if now >= scale_at:
+                # One more at a time, and only while none is starting: slow handlers scale out
+                # (as Lambda's would); a queue of fast ones behind a slow start does not.
+                starting = self._launching or not all(e.ready for e in self._busy)
+                youngest = max(self._busy.values(), default=now)
+                if not starting and now - youngest >= patience:
+                    return await self._launch()
+                scale_at = (now if starting else youngest) + patience
+
     def _release(self, environment: E) -> None:
-        self._busy.discard(environment)
+        self._busy.pop(environment, None)
         if environment.alive and not self.closed:
             environment.last_used = self._clock()
+            waiters = self._environment_waiters
+            while waiters:
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    self._busy[environment] = time.monotonic()
+                    waiter.set_result(environment)
+                    return
             self._idle.append(environment)
-            self._wake_one()
         else:
             self._discard(environment)
 
     def _discard(self, environment: E) -> None:
-        """Kill an environment and free its slot; the process is buried in the background."""
+        """Kill an environment and free its place; the process is buried in the background."""
         environment.kill(closing=self.closed)
-        self._slots -= 1
+        self._environments -= 1
         self._dying.add(environment)
         if self.closed:
             return  # aclose() waits for everything in _dying
         self._spawn_task(self._bury(environment))
-        self._wake_one()
+        self._wake(self._environment_waiters, None)
         if environment.provisioned:
             self._spawn_task(self._replace_provisioned())
 
@@ -274,23 +386,25 @@ class EnvironmentPool(Runtime, Generic[E]):
         await environment.wait_exited()
         self._dying.discard(environment)
 
-    def _wake_one(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
+    @staticmethod
+    def _wake(waiters: collections.deque[asyncio.Future[Any]], value: Any) -> None:
+        """Resolve the first waiter still waiting with `value`."""
+        while waiters:
+            waiter = waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(value)
                 return
 
     # -- provisioned environments and idle reaping ----------------------------------------
 
     async def _provision(self) -> None:
-        if self._slots >= self._spec.max_concurrency or self.closed:
+        if self._environments >= self._cap or self.closed:
             return
-        self._slots += 1
+        self._environments += 1
         try:
             environment = await self._launcher.launch(provisioned=True)
         except BaseException:
-            self._slots -= 1
+            self._environments -= 1
             raise
         ready = await environment.wait_ready(self._spec.init_timeout_seconds)
         if environment.init_output:
@@ -298,14 +412,14 @@ class EnvironmentPool(Runtime, Generic[E]):
         if not ready or self.closed:
             # An init failure is not retried in a loop: the next invocation cold-starts.
             environment.kill(closing=self.closed)
-            self._slots -= 1
+            self._environments -= 1
             self._dying.add(environment)
             await self._bury(environment)
-            self._wake_one()
+            self._wake(self._environment_waiters, None)
             return
         environment.last_used = self._clock()
         self._idle.insert(0, environment)  # least recently used end: taken after warm ones
-        self._wake_one()
+        self._wake(self._environment_waiters, None)
 
     async def _replace_provisioned(self) -> None:
         provisioned = sum(e.provisioned for e in [*self._idle, *self._busy])
@@ -348,9 +462,19 @@ class EnvironmentPool(Runtime, Generic[E]):
     def stats(self) -> RuntimeStats:
         """Counters and gauges for a metrics layer."""
         return self._counts.snapshot(
-            environments=self._slots, busy=len(self._busy), idle=len(self._idle)
+            environments=self._environments,
+            busy=len(self._busy),
+            idle=len(self._idle),
+            in_flight=self._in_flight,
+            waiting=len(self._environment_waiters),
+            max_environments=self._cap,
         )
 
     def environment_pids(self) -> list[int]:
         """Pids of the live environments (for tests and diagnostics)."""
         return [e.pid for e in [*self._idle, *self._busy]]
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -127,7 +127,7 @@ def test_warm_environments_are_reused_most_recently_used_first(
     runner: asyncio.Runner, zygote: Zygote
 ) -> None:
     async def scenario() -> tuple[set[int], list[int], sandbox.RuntimeStats]:
-        spec = make_spec("basic.count", max_concurrency=3)
+        spec = make_spec("basic.count", max_concurrency=3, max_environments=3)
         async with PythonFunctionPool(spec, zygote=zygote) as pool:
             first = await asyncio.gather(*(pool.invoke(b"{}") for _ in range(3)))
             pids = {orjson.loads(r.payload)["environment"] for r in first}
@@ -173,7 +173,9 @@ def test_provisioned_environments_are_ready_and_not_reaped(
     sunk: list[str] = []
 
     async def scenario() -> None:
-        spec = make_spec("basic.describe", provisioned=1, max_concurrency=2, idle_seconds=1)
+        spec = make_spec(
+            "basic.describe", provisioned=1, max_concurrency=2, idle_seconds=1, max_environments=2
+        )
         async with PythonFunctionPool(
             spec, zygote=zygote, clock=clock, log_sink=sunk.append
         ) as pool:
@@ -198,6 +200,10 @@ def test_provisioned_environments_are_ready_and_not_reaped(
                 environments=1,
                 busy=0,
                 idle=1,
+                in_flight=0,
+                waiting=0,
+                queued=0,
+                max_environments=2,
             )
 
     runner.run(scenario())

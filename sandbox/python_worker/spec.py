@@ -7,6 +7,7 @@ here compute the variables of spec §12.3 (Lambda's rules for the user's own are
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -29,6 +30,19 @@ INITIALIZATION_PROVISIONED = "provisioned-concurrency"
 
 _RUNTIME_DIR = str(Path(__file__).resolve().parent)
 
+# How long an invocation waits for a busy environment, once `max_environments` run, before one
+# more starts for it (if every busy one is that deep in its invocation): far above a fast
+# handler's round trip (~0.1 ms) and a queue of them, well below a slow handler's I/O.
+DEFAULT_ENVIRONMENT_WAIT_SECONDS = 0.02
+
+
+def available_cores() -> int:
+    """The cores this process may run on: the default number of environments per function."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
 
 @dataclass(frozen=True, slots=True)
 class FunctionSpec:
@@ -39,8 +53,11 @@ class FunctionSpec:
     becomes the process's address-space limit (see `address_space_limit`). `max_concurrency`
     environments at most, each serving one invocation at a time; idle ones live
     `idle_seconds`; `provisioned` of them are started in advance and never reaped.
-    `max_wait_seconds` > 0 lets an invocation wait that long for a busy environment instead of
-    being throttled at once. `network`: the environments share the host's network (loopback
+    `max_wait_seconds` > 0 lets an invocation wait that long for room under `max_concurrency`
+    instead of being throttled at once. `max_environments` processes at most serve the
+    invocations in flight (default: the cores available); an invocation beyond them waits for
+    one, and after `environment_wait_seconds` one more starts for it if every busy one is that
+    deep in its invocation (a wait at least the timeout makes the cap hard; see `sandbox.pool`). `network`: the environments share the host's network (loopback
     included); otherwise they have none. `ephemeral_storage_mb` bounds /tmp and any one file.
     `writable_paths`: host directories the environments may write (the only ones they see but
     their code, which is read-only).
@@ -57,6 +74,8 @@ class FunctionSpec:
     idle_seconds: float = 300.0
     provisioned: int = 0
     max_wait_seconds: float = 0.0
+    max_environments: int = field(default_factory=available_cores)
+    environment_wait_seconds: float = DEFAULT_ENVIRONMENT_WAIT_SECONDS
     region: str = "us-east-1"
     account_id: str = "123456789012"
     max_event_bytes: int = DEFAULT_PAYLOAD_LIMIT_BYTES
@@ -82,6 +101,10 @@ class FunctionSpec:
             raise ValueError("provisioned must be between 0 and max_concurrency")
         if self.idle_seconds <= 0:
             raise ValueError("idle_seconds must be positive")
+        if self.max_environments < 1:
+            raise ValueError("max_environments must be at least 1")
+        if self.environment_wait_seconds < 0:
+            raise ValueError("environment_wait_seconds must not be negative")
 
     @property
     def function_arn(self) -> str:
