@@ -16,9 +16,10 @@ reported as what it then is: a warm start in an environment that already ran (no
 `Init Duration`), counted in `RuntimeStats.queued` (Lambda would have cold-started it).
 
 Waiting is for fast handlers. When an invocation has waited `environment_wait_seconds` and every
-busy environment has been in its invocation at least that long (slow, I/O-bound handlers), one
-more environment starts for it above the cap, as Lambda would; a spec whose wait is at least its
-timeout makes the cap hard. An invocation whose deadline passes while it waits never ran: it is
+busy environment has been in its invocation at least that long, asleep (slow, I/O-bound
+handlers: `Environment.waits_on_io`), one more environment starts for it above the cap, as
+Lambda would; processes that are merely short of CPU never scale out. A spec whose wait is at
+least its timeout makes the cap hard. An invocation whose deadline passes while it waits never ran: it is
 throttled (`ConcurrentInvocationLimitExceeded`, the node's capacity). Idle environments are
 reaped after `idle_seconds`; dead ones (timeout, crash, out of memory) are replaced by the next
 cold start.
@@ -89,6 +90,10 @@ class Environment(Protocol):
     @property
     def ready(self) -> bool:
         """True once Init finished (successfully or not)."""
+        ...
+
+    def waits_on_io(self) -> bool:
+        """True when the invocation in progress sleeps on something else than the CPU."""
         ...
 
     @property
@@ -347,13 +352,18 @@ class EnvironmentPool(Runtime, Generic[E]):
                 self._counts.throttles += 1
                 raise FunctionThrottled(self._spec.name, CAPACITY_THROTTLE_REASON)
             if now >= scale_at:
-                # One more at a time, and only while none is starting: slow handlers scale out
-                # (as Lambda's would); a queue of fast ones behind a slow start does not.
-                starting = self._launching or not all(e.ready for e in self._busy)
-                youngest = max(self._busy.values(), default=now)
-                if not starting and now - youngest >= patience:
+                # One more at a time, while none is starting, and only when every busy one
+                # sleeps in a long invocation (slow, I/O-bound handlers scale out as Lambda's
+                # would); processes short of CPU, or a queue behind a slow start, do not.
+                busy = self._busy
+                starting = self._launching or not all(e.ready for e in busy)
+                youngest = max(busy.values(), default=now)
+                if starting or now - youngest < patience:
+                    scale_at = (now if starting else youngest) + patience
+                elif all(e.waits_on_io() for e in busy):
                     return await self._launch()
-                scale_at = (now if starting else youngest) + patience
+                else:
+                    scale_at = now + patience
 
     def _release(self, environment: E) -> None:
         self._busy.pop(environment, None)

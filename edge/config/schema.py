@@ -7,6 +7,7 @@ the lines a user reads is `edge.config.messages`'.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -23,6 +24,13 @@ from pydantic import (
 
 from edge.behaviors import MethodSet
 from origin_proxy import DEFAULT_MAX_RESPONSE_HEADER_BYTES, DEFAULT_MAX_RESPONSE_HEADER_FIELDS
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 class _Strict(BaseModel):
@@ -245,8 +253,17 @@ class FunctionConfig(_Strict):
     memory: int = Field(default=128, ge=1, le=10_240)
     environment: dict[str, str] = Field(default_factory=dict)
     max_concurrency: int = Field(default=64, ge=0, le=10_000)
-    # Seconds an invocation may wait for a busy environment before it is throttled (0: never).
+    # Seconds an invocation may wait for room under max_concurrency before it is throttled
+    # (0: never).
     max_wait: Annotated[float, Field(ge=0, le=900)] = 0.0
+    # Python: processes (execution environments) per edge worker for this function; default
+    # the cores. An invocation beyond them waits for one to be free (it still counts toward
+    # max_concurrency, and is throttled if its deadline passes first).
+    max_environments: int = Field(default_factory=_available_cores, ge=1, le=10_000)
+    # Python: seconds that wait lasts before one more process starts for it anyway, when every
+    # busy one is that deep in its invocation (slow handlers scale out, as in Lambda); a value
+    # at least the timeout makes max_environments a hard cap.
+    environment_wait: Annotated[float, Field(ge=0, le=900)] = 0.02
     idle_timeout: Annotated[float, Field(gt=0)] = 300.0
     provisioned: int = Field(default=0, ge=0)
     # Lambda's reserved concurrency: a cap for this function, carved out of the node's limit.

@@ -17,8 +17,11 @@ the limit, Runtime.ExitError otherwise), so the edge never holds more than one l
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import fcntl
+import termios
 import time
 import uuid
 from dataclasses import dataclass
@@ -154,6 +157,19 @@ class ExecutionEnvironment:
     def start_ms(self) -> float | None:
         """Milliseconds from fork to the handler's module imported, as the child measured."""
         return None if self._init is None else self._init.start_ms
+
+    def waits_on_io(self) -> bool:
+        """True when the process is asleep in the invocation it was given and has not answered
+        (a handler waiting on the network, a sleep...): another process would not take CPU
+        from it. False when it runs or waits for a CPU, or its answer waits to be read here."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat", "rb") as stat:
+                state = stat.read().rpartition(b")")[2].split(maxsplit=1)[0]
+            pending = array.array("i", [0])
+            fcntl.ioctl(self.process.sock.fileno(), termios.FIONREAD, pending)
+        except (OSError, IndexError):
+            return False
+        return state in (b"S", b"D") and pending[0] == 0
 
     @classmethod
     async def launch(
