@@ -19,10 +19,14 @@ Waiting is for fast handlers. When an invocation has waited `environment_wait_se
 busy environment has been in its invocation at least that long, asleep (slow, I/O-bound
 handlers: `Environment.waits_on_io`), one more environment starts for it above the cap, as
 Lambda would; processes that are merely short of CPU never scale out. A spec whose wait is at
-least its timeout makes the cap hard. An invocation whose deadline passes while it waits never ran: it is
-throttled (`ConcurrentInvocationLimitExceeded`, the node's capacity). Idle environments are
-reaped after `idle_seconds`; dead ones (timeout, crash, out of memory) are replaced by the next
-cold start.
+least its timeout makes the cap hard. An invocation whose deadline passes while it waits never
+ran: it is throttled (`ConcurrentInvocationLimitExceeded`, the node's capacity).
+
+An environment that answers is handed to the first waiting invocation at once, from its socket's
+callback (`Environment.on_answer`, `dispatch`): on a busy event loop, waiting for the finished
+invocation's caller to run first would leave the process idle for a turn of the loop. Idle
+environments are reaped after `idle_seconds`; dead ones (timeout, crash, out of memory) are
+replaced by the next cold start.
 """
 
 from __future__ import annotations
@@ -72,8 +76,10 @@ class Environment(Protocol):
     """One execution environment: a process that serves one invocation at a time.
 
     `provisioned`: started in advance (never reaped, replaced when it dies). `last_used` is
-    the pool's to write (its clock). Every failure of an invocation is a `FunctionError` with
-    the invocation's log, or `PoolClosed` once `kill(closing=True)` was called.
+    the pool's to write (its clock), and `on_answer`: the environment calls it, synchronously,
+    when an invocation answered and it can take the next one at once. Every failure of an
+    invocation is a `FunctionError` with the invocation's log, or `PoolClosed` once
+    `kill(closing=True)` was called.
     """
 
     provisioned: bool
@@ -105,8 +111,19 @@ class Environment(Protocol):
         """Wait for Init; True if the environment can serve."""
         ...
 
+    on_answer: Callable[[Any], None] | None
+
     async def invoke(self, invocation: Invocation) -> InvocationResult:
         """Run one invocation; a `FunctionError` (with its log) when the function failed."""
+        ...
+
+    def dispatch(self, invocation: Invocation) -> Any:
+        """Send `invocation` now to this initialised, free environment; returns the handle
+        `finish` takes."""
+        ...
+
+    async def finish(self, handle: Any) -> InvocationResult:
+        """The result of a dispatched invocation (failures as in `invoke`)."""
         ...
 
     def kill(self, *, closing: bool = False) -> None:
@@ -170,11 +187,10 @@ class EnvironmentPool(Runtime, Generic[E]):
         self._dying: set[E] = set()
         # Invocations waiting for room under max_concurrency (max_wait_seconds)...
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        # ...and admitted ones waiting for an environment: a released one is handed over (the
-        # result), or None (the timer, or room to start one).
-        self._environment_waiters: collections.deque[asyncio.Future[E | None]] = (
-            collections.deque()
-        )
+        # ...and admitted ones waiting for an environment: one is handed over (the result: it,
+        # and the invocation's handle if already sent), or None (the timer, or room to start).
+        self._environment_waiters: collections.deque[_Waiter[E]] = collections.deque()
+        self._owners: dict[E, Invocation] = {}  # busy environment -> the invocation it serves
         self._tasks: set[asyncio.Task[Any]] = set()
         self._counts = Counters()
 
@@ -210,11 +226,12 @@ class EnvironmentPool(Runtime, Generic[E]):
         self.closed = True
         for task in list(self._tasks):
             task.cancel()
-        for waiters in (self._waiters, self._environment_waiters):
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(PoolClosed("the pool was closed"))
-                    waiter.exception()
+        futures: list[asyncio.Future[Any]] = [*self._waiters]
+        futures += [waiter.future for waiter in self._environment_waiters]
+        for waiter in futures:
+            if not waiter.done():
+                waiter.set_exception(PoolClosed("the pool was closed"))
+                waiter.exception()
         for environment in [*self._idle, *self._busy]:
             environment.kill(closing=True)
             self._dying.add(environment)
@@ -234,22 +251,25 @@ class EnvironmentPool(Runtime, Generic[E]):
     async def _invoke(self, invocation: Invocation) -> InvocationResult:
         """One invocation: admitted under `max_concurrency` (or throttled), then run in a free
         environment (warm first, else a new one under `max_environments`, else the next one
-        released)."""
+        that answers)."""
         deadline = invocation.deadline
         if self._in_flight >= self._spec.max_concurrency:
             await self._wait_for_room(deadline)
         self._in_flight += 1
         try:
-            environment = await self._acquire(deadline)
+            environment, sent = await self._acquire(invocation)
             self._counts.invocations += 1
             try:
-                result = await environment.invoke(invocation)
+                if sent is None:
+                    result = await environment.invoke(invocation)
+                else:
+                    result = await environment.finish(sent)
             except FunctionError as error:
                 self._counts.count_error(error)
                 deliver_log(self._log_sink, error.log)
                 raise
             finally:
-                self._release(environment)
+                self._release(environment, invocation)
         finally:
             self._in_flight -= 1
             self._wake(self._waiters, None)
@@ -276,27 +296,39 @@ class EnvironmentPool(Runtime, Generic[E]):
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
 
-    async def _acquire(self, deadline: float) -> E:
+    async def _acquire(self, invocation: Invocation) -> tuple[E, Any]:
+        """An environment for `invocation`, and the handle of the invocation if it was already
+        sent to it (`Environment.dispatch`), else None."""
+        environment = self._take_idle(invocation)
+        if environment is not None:
+            return environment, None
+        if self._environments < self._cap:
+            return await self._launch(invocation), None
+        return await self._wait_for_environment(invocation)
+
+    def _take_idle(self, invocation: Invocation) -> E | None:
         while self._idle:
             environment = self._idle.pop()
             if environment.alive:
-                self._busy[environment] = time.monotonic()
+                self._hold(environment, invocation)
                 self._counts.warm_starts += 1
                 return environment
             self._discard(environment)
-        if self._environments < self._cap:
-            return await self._launch()
-        return await self._wait_for_environment(deadline)
+        return None
 
-    async def _launch(self) -> E:
-        """A new environment for the invocation at hand (a cold start)."""
+    def _hold(self, environment: E, invocation: Invocation) -> None:
+        self._busy[environment] = time.monotonic()
+        self._owners[environment] = invocation
+
+    async def _launch(self, invocation: Invocation) -> E:
+        """A new environment for `invocation` (a cold start)."""
         self._environments += 1
         self._launching += 1
         try:
             environment = await self._launcher.launch(provisioned=False)
         except BaseException:
             self._environments -= 1
-            self._wake(self._environment_waiters, None)
+            self._nudge()
             raise
         finally:
             self._launching -= 1
@@ -304,50 +336,52 @@ class EnvironmentPool(Runtime, Generic[E]):
             environment.kill(closing=True)
             await environment.wait_exited()
             raise PoolClosed("the pool was closed")
-        self._busy[environment] = time.monotonic()
+        environment.on_answer = self._on_answer
+        self._hold(environment, invocation)
         self._counts.cold_starts += 1
         return environment
 
-    async def _wait_for_environment(self, deadline: float) -> E:
+    async def _wait_for_environment(self, invocation: Invocation) -> tuple[E, Any]:
         """Every environment is busy and there are `max_environments`: wait for the next one
-        released (handed over in arrival order), or start one more once waiting has not
-        helped for `environment_wait_seconds`. Throttled when the deadline passes first."""
+        that answers (it gets this invocation at once, in arrival order), or start one more
+        once waiting has not helped for `environment_wait_seconds`. Throttled when the
+        deadline passes first."""
         self._counts.queued += 1
+        deadline = invocation.deadline
         loop = asyncio.get_running_loop()
         patience = self._spec.environment_wait_seconds
         scale_at = time.monotonic() + patience
         while True:
-            waiter: asyncio.Future[E | None] = loop.create_future()
+            waiter = _Waiter(invocation, loop.create_future())
             self._environment_waiters.append(waiter)
-            timer = loop.call_at(min(scale_at, deadline), _expire, waiter)
+            timer = loop.call_at(min(scale_at, deadline), _expire, waiter.future)
             try:
-                environment = await waiter
+                handed = await waiter.future
             except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                    handed = waiter.result()
-                    if handed is not None:  # handed over as we were cancelled: pass it on
-                        self._busy.pop(handed, None)
-                        self._release(handed)
+                future = waiter.future
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    given = future.result()
+                    if given is not None:  # handed over as we were cancelled
+                        environment, sent = given
+                        if sent is not None:
+                            environment.kill()  # it runs an invocation nobody will read
+                        self._release(environment, invocation)
                 raise
             finally:
                 timer.cancel()
                 with contextlib.suppress(ValueError):
                     self._environment_waiters.remove(waiter)
-            if environment is not None:
+            if handed is not None:
                 self._counts.warm_starts += 1
-                return environment
+                return handed
             if self.closed:
                 raise PoolClosed("the pool was closed")
-            while self._idle:  # one was released while nobody waited
-                environment = self._idle.pop()
-                if environment.alive:
-                    self._busy[environment] = time.monotonic()
-                    self._counts.warm_starts += 1
-                    return environment
-                self._discard(environment)
+            environment = self._take_idle(invocation)  # one was released while nobody waited
+            if environment is not None:
+                return environment, None
             now = time.monotonic()
             if self._environments < self._cap:
-                return await self._launch()
+                return await self._launch(invocation), None
             if now >= deadline:
                 self._counts.throttles += 1
                 raise FunctionThrottled(self._spec.name, CAPACITY_THROTTLE_REASON)
@@ -361,20 +395,40 @@ class EnvironmentPool(Runtime, Generic[E]):
                 if starting or now - youngest < patience:
                     scale_at = (now if starting else youngest) + patience
                 elif all(e.waits_on_io() for e in busy):
-                    return await self._launch()
+                    return await self._launch(invocation), None
                 else:
                     scale_at = now + patience
 
-    def _release(self, environment: E) -> None:
+    def _on_answer(self, environment: E) -> None:
+        """`environment` answered and can serve again: the first waiting invocation is sent
+        to it now, from the socket's callback, without waiting for its previous invocation's
+        caller to run (a turn of a busy event loop can take milliseconds)."""
+        if self.closed or not environment.alive:
+            return
+        waiters = self._environment_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.future.done():
+                sent = environment.dispatch(waiter.invocation)
+                environment.last_used = self._clock()
+                self._hold(environment, waiter.invocation)
+                waiter.future.set_result((environment, sent))
+                return
+
+    def _release(self, environment: E, invocation: Invocation) -> None:
+        """`invocation` is done with `environment` (unless it was handed on already)."""
+        if self._owners.get(environment) is not invocation:
+            return  # already serving the next invocation
+        del self._owners[environment]
         self._busy.pop(environment, None)
         if environment.alive and not self.closed:
             environment.last_used = self._clock()
             waiters = self._environment_waiters
             while waiters:
                 waiter = waiters.popleft()
-                if not waiter.done():
-                    self._busy[environment] = time.monotonic()
-                    waiter.set_result(environment)
+                if not waiter.future.done():
+                    self._hold(environment, waiter.invocation)
+                    waiter.future.set_result((environment, None))
                     return
             self._idle.append(environment)
         else:
@@ -388,13 +442,20 @@ class EnvironmentPool(Runtime, Generic[E]):
         if self.closed:
             return  # aclose() waits for everything in _dying
         self._spawn_task(self._bury(environment))
-        self._wake(self._environment_waiters, None)
+        self._nudge()
         if environment.provisioned:
             self._spawn_task(self._replace_provisioned())
 
     async def _bury(self, environment: E) -> None:
         await environment.wait_exited()
         self._dying.discard(environment)
+
+    def _nudge(self) -> None:
+        """Tell the first invocation waiting for an environment to look again (one may start)."""
+        for waiter in self._environment_waiters:
+            if not waiter.future.done():
+                waiter.future.set_result(None)
+                return
 
     @staticmethod
     def _wake(waiters: collections.deque[asyncio.Future[Any]], value: Any) -> None:
@@ -425,11 +486,12 @@ class EnvironmentPool(Runtime, Generic[E]):
             self._environments -= 1
             self._dying.add(environment)
             await self._bury(environment)
-            self._wake(self._environment_waiters, None)
+            self._nudge()
             return
         environment.last_used = self._clock()
+        environment.on_answer = self._on_answer
         self._idle.insert(0, environment)  # least recently used end: taken after warm ones
-        self._wake(self._environment_waiters, None)
+        self._nudge()
 
     async def _replace_provisioned(self) -> None:
         provisioned = sum(e.provisioned for e in [*self._idle, *self._busy])
@@ -483,6 +545,16 @@ class EnvironmentPool(Runtime, Generic[E]):
     def environment_pids(self) -> list[int]:
         """Pids of the live environments (for tests and diagnostics)."""
         return [e.pid for e in [*self._idle, *self._busy]]
+
+
+class _Waiter(Generic[E]):
+    """An admitted invocation waiting for an environment."""
+
+    __slots__ = ("future", "invocation")
+
+    def __init__(self, invocation: Invocation, future: asyncio.Future[tuple[E, Any] | None]):
+        self.invocation = invocation
+        self.future = future
 
 
 def _expire(waiter: asyncio.Future[Any]) -> None:

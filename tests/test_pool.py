@@ -294,7 +294,8 @@ def test_sixteen_concurrent_invocations_share_two_processes_and_all_succeed(
 
     results, most, stats = runner.run(scenario())
     environments = {orjson.loads(r.payload)["environment"] for r in results}
-    assert len(results) == 16 and len(environments) == 2 and most == 2
+    assert len(results) == 16
+    assert (len(environments), most) == (2, 2)
     # Two cold starts (Init ran twice, and only those two logs say so); the fourteen that
     # waited ran warm, in an environment that had already served.
     assert sum(r.init_duration_ms is not None for r in results) == 2

@@ -57,7 +57,8 @@ class FunctionSpec:
     instead of being throttled at once. `max_environments` processes at most serve the
     invocations in flight (default: the cores available); an invocation beyond them waits for
     one, and after `environment_wait_seconds` one more starts for it if every busy one is that
-    deep in its invocation (a wait at least the timeout makes the cap hard; see `sandbox.pool`). `network`: the environments share the host's network (loopback
+    deep in its invocation, asleep (a wait at least the timeout makes the cap hard; see
+    `sandbox.pool`). `network`: the environments share the host's network (loopback
     included); otherwise they have none. `ephemeral_storage_mb` bounds /tmp and any one file.
     `writable_paths`: host directories the environments may write (the only ones they see but
     their code, which is read-only).
