@@ -191,6 +191,7 @@ class EnvironmentPool(Runtime, Generic[E]):
         # and the invocation's handle if already sent), or None (the timer, or room to start).
         self._environment_waiters: collections.deque[_Waiter[E]] = collections.deque()
         self._owners: dict[E, Invocation] = {}  # busy environment -> the invocation it serves
+        self._scaler: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._counts = Counters()
 
@@ -224,6 +225,8 @@ class EnvironmentPool(Runtime, Generic[E]):
         if self.closed:
             return
         self.closed = True
+        if self._scaler is not None:
+            self._scaler.cancel()
         for task in list(self._tasks):
             task.cancel()
         futures: list[asyncio.Future[Any]] = [*self._waiters]
@@ -342,62 +345,84 @@ class EnvironmentPool(Runtime, Generic[E]):
         return environment
 
     async def _wait_for_environment(self, invocation: Invocation) -> tuple[E, Any]:
-        """Every environment is busy and there are `max_environments`: wait for the next one
-        that answers (it gets this invocation at once, in arrival order), or start one more
-        once waiting has not helped for `environment_wait_seconds`. Throttled when the
-        deadline passes first."""
+        """Every environment is busy and there are `max_environments`: wait, in arrival order,
+        for the next one that answers (it gets this invocation at once), for room to start
+        one, or for the pool to scale out for it (`_scale_out`). Throttled when the deadline
+        passes first."""
         self._counts.queued += 1
         deadline = invocation.deadline
         loop = asyncio.get_running_loop()
-        patience = self._spec.environment_wait_seconds
-        scale_at = time.monotonic() + patience
-        while True:
-            waiter = _Waiter(invocation, loop.create_future())
-            self._environment_waiters.append(waiter)
-            timer = loop.call_at(min(scale_at, deadline), _expire, waiter.future)
-            try:
-                handed = await waiter.future
-            except asyncio.CancelledError:
-                future = waiter.future
-                if future.done() and not future.cancelled() and future.exception() is None:
-                    given = future.result()
-                    if given is not None:  # handed over as we were cancelled
-                        environment, sent = given
-                        if sent is not None:
-                            environment.kill()  # it runs an invocation nobody will read
-                        self._release(environment, invocation)
-                raise
-            finally:
-                timer.cancel()
-                with contextlib.suppress(ValueError):
-                    self._environment_waiters.remove(waiter)
-            if handed is not None:
-                self._counts.warm_starts += 1
-                return handed
-            if self.closed:
-                raise PoolClosed("the pool was closed")
-            environment = self._take_idle(invocation)  # one was released while nobody waited
-            if environment is not None:
-                return environment, None
-            now = time.monotonic()
-            if self._environments < self._cap:
-                return await self._launch(invocation), None
-            if now >= deadline:
-                self._counts.throttles += 1
-                raise FunctionThrottled(self._spec.name, CAPACITY_THROTTLE_REASON)
-            if now >= scale_at:
-                # One more at a time, while none is starting, and only when every busy one
-                # sleeps in a long invocation (slow, I/O-bound handlers scale out as Lambda's
-                # would); processes short of CPU, or a queue behind a slow start, do not.
-                busy = self._busy
-                starting = self._launching or not all(e.ready for e in busy)
-                youngest = max(busy.values(), default=now)
-                if starting or now - youngest < patience:
-                    scale_at = (now if starting else youngest) + patience
-                elif all(e.waits_on_io() for e in busy):
+        waiter: _Waiter[E] = _Waiter(invocation, loop.create_future())
+        waiters = self._environment_waiters
+        waiters.append(waiter)
+        self._arm_scaler()
+        timer = loop.call_at(deadline, _expire, waiter)
+        try:
+            while True:
+                try:
+                    given = await waiter.future
+                except asyncio.CancelledError:
+                    future = waiter.future
+                    if future.done() and not future.cancelled() and future.exception() is None:
+                        given = future.result()
+                        if isinstance(given, tuple):  # handed over as we were cancelled
+                            environment, sent = given
+                            if sent is not None:
+                                environment.kill()  # it runs an invocation nobody will read
+                            self._release(environment, invocation)
+                    raise
+                if isinstance(given, tuple):
+                    self._counts.warm_starts += 1
+                    return given
+                if given is _SCALE_OUT:
                     return await self._launch(invocation), None
-                else:
-                    scale_at = now + patience
+                if self.closed:
+                    raise PoolClosed("the pool was closed")
+                environment = self._take_idle(invocation)  # released while nobody waited
+                if environment is not None:
+                    return environment, None
+                if self._environments < self._cap:
+                    return await self._launch(invocation), None
+                if waiter.expired:
+                    self._counts.throttles += 1
+                    raise FunctionThrottled(self._spec.name, CAPACITY_THROTTLE_REASON)
+                waiter.future = loop.create_future()  # and keep the place in the queue
+        finally:
+            timer.cancel()
+            with contextlib.suppress(ValueError):
+                waiters.remove(waiter)
+
+    def _arm_scaler(self) -> None:
+        if self._scaler is None and not self.closed:
+            self._scaler = asyncio.get_running_loop().call_later(
+                self._spec.environment_wait_seconds, self._scale_out
+            )
+
+    def _scale_out(self) -> None:
+        """While invocations wait for an environment: one more starts, for the first of them,
+        when none is starting and every busy one has slept in its invocation for at least
+        `environment_wait_seconds` (slow, I/O-bound handlers scale out as Lambda's would;
+        processes short of CPU, or a queue behind a slow start, do not)."""
+        self._scaler = None
+        waiting = [w for w in self._environment_waiters if not w.future.done()]
+        if not waiting or self.closed:
+            return
+        patience = self._spec.environment_wait_seconds
+        now = time.monotonic()
+        busy = self._busy
+        youngest = max(busy.values(), default=now)
+        delay = patience
+        if self._launching or not all(e.ready for e in busy):
+            pass
+        elif now - youngest < patience:
+            delay = youngest + patience - now
+        elif all(e.waits_on_io() for e in busy):
+            first = waiting[0]
+            self._environment_waiters.remove(first)
+            first.future.set_result(_SCALE_OUT)
+            if len(waiting) == 1:
+                return
+        self._scaler = asyncio.get_running_loop().call_later(max(delay, 0.001), self._scale_out)
 
     def _on_answer(self, environment: E) -> None:
         """`environment` answered and can serve again: the first waiting invocation is sent
@@ -405,15 +430,22 @@ class EnvironmentPool(Runtime, Generic[E]):
         caller to run (a turn of a busy event loop can take milliseconds)."""
         if self.closed or not environment.alive:
             return
+        waiter = self._next_waiter()
+        if waiter is not None:
+            sent = environment.dispatch(waiter.invocation)
+            environment.last_used = self._clock()
+            self._hold(environment, waiter.invocation)
+            waiter.future.set_result((environment, sent))
+
+    def _next_waiter(self) -> _Waiter[E] | None:
+        """The first invocation waiting for an environment that can take one now (out of the
+        queue); one looking again (its future done) keeps its place."""
         waiters = self._environment_waiters
-        while waiters:
-            waiter = waiters.popleft()
+        for waiter in waiters:
             if not waiter.future.done():
-                sent = environment.dispatch(waiter.invocation)
-                environment.last_used = self._clock()
-                self._hold(environment, waiter.invocation)
-                waiter.future.set_result((environment, sent))
-                return
+                waiters.remove(waiter)
+                return waiter
+        return None
 
     def _release(self, environment: E, invocation: Invocation) -> None:
         """`invocation` is done with `environment` (unless it was handed on already)."""
@@ -423,13 +455,11 @@ class EnvironmentPool(Runtime, Generic[E]):
         self._busy.pop(environment, None)
         if environment.alive and not self.closed:
             environment.last_used = self._clock()
-            waiters = self._environment_waiters
-            while waiters:
-                waiter = waiters.popleft()
-                if not waiter.future.done():
-                    self._hold(environment, waiter.invocation)
-                    waiter.future.set_result((environment, None))
-                    return
+            waiter = self._next_waiter()
+            if waiter is not None:
+                self._hold(environment, waiter.invocation)
+                waiter.future.set_result((environment, None))
+                return
             self._idle.append(environment)
         else:
             self._discard(environment)
@@ -547,16 +577,23 @@ class EnvironmentPool(Runtime, Generic[E]):
         return [e.pid for e in [*self._idle, *self._busy]]
 
 
+# What a waiting invocation is told: an environment (and the handle of the invocation if it was
+# already sent), None (look again: room to start one, or the deadline), or this: start one.
+_SCALE_OUT = object()
+
+
 class _Waiter(Generic[E]):
     """An admitted invocation waiting for an environment."""
 
-    __slots__ = ("future", "invocation")
+    __slots__ = ("expired", "future", "invocation")
 
-    def __init__(self, invocation: Invocation, future: asyncio.Future[tuple[E, Any] | None]):
+    def __init__(self, invocation: Invocation, future: asyncio.Future[Any]) -> None:
         self.invocation = invocation
         self.future = future
+        self.expired = False  # its deadline passed
 
 
-def _expire(waiter: asyncio.Future[Any]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+def _expire(waiter: _Waiter[Any]) -> None:
+    waiter.expired = True
+    if not waiter.future.done():
+        waiter.future.set_result(None)
