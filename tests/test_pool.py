@@ -361,3 +361,17 @@ def test_slow_handlers_scale_out_above_the_cap_as_lambda_would(
     # environment of its own: a cold start, as in Lambda.
     assert sum(r.init_duration_ms is not None for r in results) == 2
     assert (stats.cold_starts, stats.queued, stats.environments) == (2, 1, 2)
+
+
+def test_request_ids_are_not_repeated_in_a_forked_process() -> None:
+    sandbox.new_request_id()  # the parent has drawn its random bytes
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child only reports and exits
+        os.write(write_end, sandbox.new_request_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    child_id = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert child_id != sandbox.new_request_id()
