@@ -356,7 +356,7 @@ class EnvironmentPool(Runtime, Generic[E]):
         waiters = self._environment_waiters
         waiters.append(waiter)
         self._arm_scaler()
-        timer = loop.call_at(deadline, _expire, waiter)
+        timer = loop.call_later(max(0.0, deadline - time.monotonic()), _expire, waiter)
         try:
             while True:
                 try:

@@ -373,8 +373,14 @@ class ExecutionEnvironment:
 
     async def finish(self, call: _Call) -> InvocationResult:
         """The result of an invocation sent by `dispatch()` (or `invoke()`)."""
+        future = call.future  # the environment's waiter since `_send`
         try:
-            outcome = await self._next_event(call.future)
+            if future.done():
+                outcome = future.result()
+            elif self._lost:
+                outcome = _LOST
+            else:
+                outcome = await future
             if isinstance(outcome, str):
                 raise await self._failure(outcome, call)
         except asyncio.CancelledError:
@@ -383,6 +389,8 @@ class ExecutionEnvironment:
             raise
         finally:
             call.cancel_timer()
+            if self._waiter is future:
+                self._waiter = None
         return self._complete(outcome, call.request_id, call.first, call.started)
 
     def _begin(self, invocation: Invocation) -> _Call:
@@ -398,7 +406,8 @@ class ExecutionEnvironment:
             self._loop.create_future(),
             None,
         )
-        call.timer = self._loop.call_at(invocation.deadline, _expire, call)
+        # call_later, not call_at: uvloop's call_at costs twice as much.
+        call.timer = self._loop.call_later(max(0.0, invocation.deadline - started), _expire, call)
         return call
 
     def _send(self, call: _Call, invocation: Invocation) -> None:
