@@ -19,8 +19,10 @@ Waiting is for fast handlers. When an invocation has waited `environment_wait_se
 busy environment has been in its invocation at least that long, asleep (slow, I/O-bound
 handlers: `Environment.waits_on_io`), one more environment starts for it above the cap, as
 Lambda would; processes that are merely short of CPU never scale out. A spec whose wait is at
-least its timeout makes the cap hard. An invocation whose deadline passes while it waits never
-ran: it is throttled (`ConcurrentInvocationLimitExceeded`, the node's capacity).
+least its timeout makes the cap hard. A wait is not the function's time: an invocation that
+waited gets its full timeout from the moment it starts (within the caller's own deadline, e.g.
+a trigger's), as Lambda times a function from its start. One whose deadline passes while it
+waits never ran: it is throttled (`ConcurrentInvocationLimitExceeded`, the node's capacity).
 
 An environment that answers is handed to the first waiting invocation at once, from its socket's
 callback (`Environment.on_answer`, `dispatch`): on a busy event loop, waiting for the finished
@@ -34,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, Protocol, TypeVar
@@ -260,13 +263,15 @@ class EnvironmentPool(Runtime, Generic[E]):
             await self._wait_for_room(deadline)
         self._in_flight += 1
         try:
-            environment, sent = await self._acquire(invocation)
+            environment, sent, waited = await self._acquire(invocation)
             self._counts.invocations += 1
             try:
-                if sent is None:
-                    result = await environment.invoke(invocation)
-                else:
+                if sent is not None:
                     result = await environment.finish(sent)
+                elif waited:
+                    result = await environment.invoke(self._timed_from_now(invocation))
+                else:
+                    result = await environment.invoke(invocation)
             except FunctionError as error:
                 self._counts.count_error(error)
                 deliver_log(self._log_sink, error.log)
@@ -299,15 +304,29 @@ class EnvironmentPool(Runtime, Generic[E]):
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
 
-    async def _acquire(self, invocation: Invocation) -> tuple[E, Any]:
-        """An environment for `invocation`, and the handle of the invocation if it was already
-        sent to it (`Environment.dispatch`), else None."""
+    async def _acquire(self, invocation: Invocation) -> tuple[E, Any, bool]:
+        """An environment for `invocation`, the handle of the invocation if it was already
+        sent to it (`Environment.dispatch`) or None, and whether it waited for one."""
         environment = self._take_idle(invocation)
         if environment is not None:
-            return environment, None
+            return environment, None, False
         if self._environments < self._cap:
-            return await self._launch(invocation), None
-        return await self._wait_for_environment(invocation)
+            return await self._launch(invocation), None, False
+        environment, sent = await self._wait_for_environment(invocation)
+        return environment, sent, True
+
+    def _timed_from_now(self, invocation: Invocation) -> Invocation:
+        """An invocation that waited for an environment, as it starts: Lambda times the
+        function from its start (a wait is not the function's time), within the caller's own
+        deadline."""
+        deadline = time.monotonic() + self._spec.timeout_seconds
+        budget_seconds = self._spec.timeout_seconds
+        caller = invocation.caller_deadline
+        if caller is not None and caller < deadline:
+            deadline, budget_seconds = caller, invocation.budget_seconds
+        if deadline <= invocation.deadline:
+            return invocation
+        return dataclasses.replace(invocation, deadline=deadline, budget_seconds=budget_seconds)
 
     def _take_idle(self, invocation: Invocation) -> E | None:
         while self._idle:
@@ -432,7 +451,7 @@ class EnvironmentPool(Runtime, Generic[E]):
             return
         waiter = self._next_waiter()
         if waiter is not None:
-            sent = environment.dispatch(waiter.invocation)
+            sent = environment.dispatch(self._timed_from_now(waiter.invocation))
             environment.last_used = self._clock()
             self._hold(environment, waiter.invocation)
             waiter.future.set_result((environment, sent))

@@ -375,3 +375,17 @@ def test_request_ids_are_not_repeated_in_a_forked_process() -> None:
     os.close(read_end)
     os.waitpid(pid, 0)
     assert child_id != sandbox.new_request_id()
+
+
+def test_the_wait_for_an_environment_is_not_the_functions_time(
+    runner: asyncio.Runner, zygote: Zygote
+) -> None:
+    async def scenario() -> list[InvocationResult]:
+        # Each handler runs 0.6 s of its 1 s timeout; the second waits 0.6 s for the only
+        # environment first, and is timed from its own start, as Lambda times a function.
+        spec = make_spec("basic.sleep", max_concurrency=2, **hard_cap(1, timeout_seconds=1))
+        async with PythonFunctionPool(spec, zygote=zygote) as pool:
+            return list(await asyncio.gather(*(pool.invoke(b'{"seconds": 0.6}') for _ in range(2))))
+
+    results = runner.run(scenario())
+    assert [r.payload for r in results] == [b'"woke"'] * 2
