@@ -148,8 +148,13 @@ async def concurrent_burst(spec: FunctionSpec, concurrency: int, seconds: float)
 async def concurrency_rounds(
     concurrency: int, seconds: float, caps: list[int], rounds: int
 ) -> None:
+    # A timeout long enough for `concurrency` cold starts at once on a busy machine.
     spec = FunctionSpec(
-        name="bench", handler="basic.add_header", code_dir=FUNCTIONS, max_concurrency=concurrency
+        name="bench",
+        handler="basic.add_header",
+        code_dir=FUNCTIONS,
+        max_concurrency=concurrency,
+        timeout_seconds=30.0,
     )
     for round_number in range(rounds):
         for cap in caps:
