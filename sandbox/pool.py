@@ -37,6 +37,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, Protocol, TypeVar
@@ -70,7 +71,10 @@ class PoolSpec(VersionSpec, Protocol):
     @property
     def init_timeout_seconds(self) -> float: ...
     @property
-    def max_environments(self) -> int: ...
+    def max_environments(self) -> int:
+        """The most environments kept at once; 0: as many as the cores."""
+        ...
+
     @property
     def environment_wait_seconds(self) -> float: ...
 
@@ -185,7 +189,7 @@ class EnvironmentPool(Runtime, Generic[E]):
         self._busy: dict[E, float] = {}  # -> when its invocation started (time.monotonic())
         self._environments = 0  # processes: starting, busy or idle
         self._launching = 0  # of those, asked of the launcher and not yet returned
-        self._cap = max(spec.max_environments, spec.provisioned, 1)
+        self._cap = max(spec.max_environments or available_cores(), spec.provisioned, 1)
         self._in_flight = 0  # Lambda's concurrency: invocations admitted and not yet ended
         self._dying: set[E] = set()
         # Invocations waiting for room under max_concurrency (max_wait_seconds)...
@@ -599,6 +603,14 @@ class EnvironmentPool(Runtime, Generic[E]):
 # What a waiting invocation is told: an environment (and the handle of the invocation if it was
 # already sent), None (look again: room to start one, or the deadline), or this: start one.
 _SCALE_OUT = object()
+
+
+def available_cores() -> int:
+    """The cores this process may run on: `max_environments` when a spec says 0."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 class _Waiter(Generic[E]):

@@ -7,7 +7,6 @@ here compute the variables of spec §12.3 (Lambda's rules for the user's own are
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Mapping
@@ -36,14 +35,6 @@ _RUNTIME_DIR = str(Path(__file__).resolve().parent)
 DEFAULT_ENVIRONMENT_WAIT_SECONDS = 0.02
 
 
-def available_cores() -> int:
-    """The cores this process may run on: the default number of environments per function."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 @dataclass(frozen=True, slots=True)
 class FunctionSpec:
     """One function version as the Python runtime runs it.
@@ -55,7 +46,7 @@ class FunctionSpec:
     `idle_seconds`; `provisioned` of them are started in advance and never reaped.
     `max_wait_seconds` > 0 lets an invocation wait that long for room under `max_concurrency`
     instead of being throttled at once. `max_environments` processes at most serve the
-    invocations in flight (default: the cores available); an invocation beyond them waits for
+    invocations in flight (0: as many as the cores available); an invocation beyond them waits for
     one, and after `environment_wait_seconds` one more starts for it if every busy one is that
     deep in its invocation, asleep (a wait at least the timeout makes the cap hard; see
     `sandbox.pool`). `network`: the environments share the host's network (loopback
@@ -75,7 +66,7 @@ class FunctionSpec:
     idle_seconds: float = 300.0
     provisioned: int = 0
     max_wait_seconds: float = 0.0
-    max_environments: int = field(default_factory=available_cores)
+    max_environments: int = 0
     environment_wait_seconds: float = DEFAULT_ENVIRONMENT_WAIT_SECONDS
     region: str = "us-east-1"
     account_id: str = "123456789012"
@@ -102,8 +93,8 @@ class FunctionSpec:
             raise ValueError("provisioned must be between 0 and max_concurrency")
         if self.idle_seconds <= 0:
             raise ValueError("idle_seconds must be positive")
-        if self.max_environments < 1:
-            raise ValueError("max_environments must be at least 1")
+        if self.max_environments < 0:
+            raise ValueError("max_environments must not be negative (0: the cores)")
         if self.environment_wait_seconds < 0:
             raise ValueError("environment_wait_seconds must not be negative")
 
