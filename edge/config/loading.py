@@ -15,7 +15,9 @@ from edge.config.checks import (
     check_origin_shapes,
     check_references,
     check_reserved_concurrency,
+    check_server,
 )
+from edge.config.handlers import parse_handler
 from edge.config.messages import (
     ConfigError,
     format_errors,
@@ -42,6 +44,7 @@ def parse_config(
     except ValidationError as exc:
         raise ConfigError(source, format_errors(exc, raw)) from None
     problems = check_references(config, raw) + check_reserved_concurrency(config)
+    problems += check_server(config)
     if problems:
         raise ConfigError(source, problems)
     return _resolve_paths(config, base)
@@ -73,6 +76,11 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
     cache = config.cache
     if cache.disk_directory is not None and not cache.disk_directory.is_absolute():
         cache = cache.model_copy(update={"disk_directory": (base / cache.disk_directory).resolve()})
+    server = config.server
+    for key in ("certificate", "private_key"):
+        path = getattr(server, key)
+        if path is not None and not path.is_absolute():
+            server = server.model_copy(update={key: (base / path).resolve()})
     invoke = config.invoke
     if not invoke.queue_path.is_absolute():
         invoke = invoke.model_copy(update={"queue_path": (base / invoke.queue_path).resolve()})
@@ -83,6 +91,7 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
             "functions": functions,
             "invoke": invoke,
             "cache": cache,
+            "server": server,
         }
     )
 
@@ -114,12 +123,15 @@ def config_for_origin(
     base_dir: Path | None = None,
     include_body: bool = False,
     origin_kind: str | None = None,
+    cache: str | None = None,
 ) -> EdgeConfig:
     """The one-behavior configuration of `edge serve --origin URL|DIR [--viewer-request ...]`.
 
-    `hooks` maps a trigger to `FILE.py::FUNCTION`; each becomes a function of its own.
-    `include_body` is `include_body = true` on the request triggers among them; `origin_kind`
-    the origin's `origin_kind` (default: "custom" for a URL, "s3" for a directory).
+    `hooks` maps a trigger to a handler (`FILE.py::FUNCTION` or `MODULE.FUNCTION`, relative to
+    `base_dir`); each becomes a function of its own. `include_body` is `include_body = true`
+    on the request triggers among them; `origin_kind` the origin's `origin_kind` (default:
+    "custom" for a URL, "s3" for a directory); `cache` the behavior's cache policy by name
+    (default "rfc9111").
     """
     origin: dict[str, Any] = {"url": target} if "://" in target else {"directory": target}
     base = base_dir or Path.cwd()
@@ -135,14 +147,20 @@ def config_for_origin(
         origin["origin_kind"] = origin_kind
     # A generic caching proxy forwards every method, extension methods included.
     behavior: dict[str, Any] = {"path": "*", "origin": "origin", "methods": "any"}
+    if cache is not None:
+        behavior["cache"] = cache
     functions: dict[str, Any] = {}
     for trigger, spec in (hooks or {}).items():
-        file, sep, function = spec.rpartition("::")
-        if not sep or not file.endswith(".py"):
-            raise ConfigError(f"--{trigger}", [f"expected FILE.py::FUNCTION, found {spec!r}"])
-        path = Path(file)
-        name = f"{trigger}-{path.stem}".replace("_", "-")[:64]
-        functions[name] = {"handler": f"{path.parent / path.stem}.{function}"}
+        try:
+            ref = parse_handler(spec)
+        except ValueError as exc:
+            raise ConfigError(f"--{trigger}", [str(exc)]) from None
+        # Named after its file and function (`auth-handler`): what its log lines show.
+        stem = ref.module.rpartition(".")[2].rpartition("/")[2]
+        name = re.sub(r"[^A-Za-z0-9-]", "-", f"{stem}-{ref.function}")[:64]
+        if name in functions:  # one handler at two triggers: two functions, as in CloudFront
+            name = f"{name[:40]}-{trigger}"
+        functions[name] = {"handler": spec}
         wants_body = include_body and trigger.endswith("-request")
         behavior[trigger] = {"function": name, "include_body": True} if wants_body else name
     raw: dict[str, Any] = {"origins": {"origin": origin}, "behaviors": [behavior]}

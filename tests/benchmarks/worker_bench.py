@@ -36,7 +36,7 @@ FUNCTIONS = Path(__file__).resolve().parents[1] / "functions"
 
 
 def _event() -> bytes:
-    event = sample_event(EventType.VIEWER_REQUEST, uri="/", headers=[("host", "example.com")])
+    event = sample_event(EventType.VIEWER_REQUEST)  # AWS's sample, as `edge events` prints it
     headers = event["Records"][0]["cf"]["request"]["headers"]
     i = 0
     while len(orjson.dumps(event)) < 1024:
