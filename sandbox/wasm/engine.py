@@ -5,7 +5,8 @@ One `WasmEngine` serves every WASM function of a process. It holds up to two was
 and keeps the machine code on disk, keyed by the module's sha256, the wasmtime version and the
 settings that affect code generation, so the next start only deserializes it (~0.1 ms instead
 of ~1 ms-1 s). A background thread advances the engines' epoch every `tick_seconds` while any
-invocation is running: that is what interrupts a guest at its deadline.
+invocation is running: that is what suspends a guest at the end of its slice on the event loop
+and interrupts it at its deadline.
 
 The cache directory must be private to the user: a compiled module is native code that
 wasmtime maps and runs without validation. It is created with mode 0700.
@@ -35,6 +36,8 @@ from sandbox.wasm import raw_calls
 logger = logging.getLogger("sandbox.wasm")
 
 DEFAULT_TICK_SECONDS = 0.002
+# How long a guest may run on the event loop before it is suspended and moved to a thread.
+DEFAULT_SLICE_SECONDS = 0.002
 _OPT_LEVEL = "speed"
 
 
@@ -68,6 +71,9 @@ class WasmEngine:
 
     `cache_dir=None` uses `wasm_cache_dir()`; `cache_dir=False` disables the disk cache.
     `raw_calls=False` never uses the raw path (by default it is used when its self-test passes).
+    `slice_seconds`: how long an invocation of a core module (raw path) runs on the event loop
+    before its guest is suspended and moved to a thread (a deadline counted in ticks, so it
+    ends up to one tick later); 0 starts every invocation on a thread.
     """
 
     def __init__(
@@ -76,9 +82,13 @@ class WasmEngine:
         cache_dir: Path | str | bool | None = None,
         tick_seconds: float = DEFAULT_TICK_SECONDS,
         raw_calls: bool = True,
+        slice_seconds: float = DEFAULT_SLICE_SECONDS,
     ) -> None:
         if tick_seconds <= 0:
             raise ValueError("tick_seconds must be positive")
+        if slice_seconds < 0:
+            raise ValueError("slice_seconds must be 0 or more")
+        self.slice_seconds = slice_seconds
         if cache_dir is False:
             self.cache_dir: Path | None = None
         elif cache_dir is None or cache_dir is True:
