@@ -1,0 +1,100 @@
+"""WASM invocations on the event loop: a guest runs there for one slice at most, then goes on
+(the same call, suspended and resumed) on its slot's thread until it ends or times out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.runtime.errors import FunctionTimeout
+from sandbox.wasm import WasmEngine, WasmFunction, WasmFunctionSpec
+
+GUEST = Path(__file__).resolve().parent / "wasm" / "slices.wat"
+EVENT = b'{"Records":[]}'
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[WasmEngine]:
+    shared = WasmEngine(cache_dir=tmp_path / "cache")
+    assert shared.raw_calls, shared.raw_calls_problem  # the path that runs on the loop
+    yield shared
+    shared.close()
+
+
+def spec(name: str, **overrides: object) -> WasmFunctionSpec:
+    return WasmFunctionSpec(name=name, module=GUEST, **overrides)  # type: ignore[arg-type]
+
+
+async def heartbeat(beats: list[str]) -> None:
+    """What every other request on the loop needs: the loop coming round again."""
+    while True:
+        await asyncio.sleep(0.001)
+        beats.append("beat")
+
+
+def test_a_spinning_guest_leaves_the_loop_serving_others_until_it_times_out(
+    engine: WasmEngine,
+) -> None:
+    events: list[str] = []
+
+    async def main() -> FunctionTimeout:
+        async with (
+            WasmFunction(spec("spinner", timeout_seconds=0.5), engine=engine) as spinner,
+            WasmFunction(spec("fast"), engine=engine) as fast,
+        ):
+            await fast.start()
+            ticker = asyncio.ensure_future(heartbeat(events))
+            spinning = asyncio.ensure_future(spinner.invoke(EVENT))
+            await asyncio.sleep(0)  # the spinner's first slice runs on the loop, now
+            answers = [await fast.invoke(EVENT, entry="origin_request") for _ in range(5)]
+            events.append("fast answered")
+            assert all(answer.payload == b'{"fast":true}' for answer in answers)
+            with pytest.raises(FunctionTimeout) as caught:
+                await spinning
+            events.append("spinner timed out")
+            ticker.cancel()
+            return caught.value
+
+    error = asyncio.run(main())
+    assert error.error_type == "Sandbox.Timedout"
+    assert error.log.endswith("Status: timeout\t\n")
+    # The fast invocations and the heartbeat went on while the guest spun.
+    assert events.index("fast answered") < events.index("spinner timed out")
+    beats_during_spin = events[: events.index("spinner timed out")].count("beat")
+    assert beats_during_spin >= 10
+
+
+@pytest.mark.parametrize("slice_seconds", [0.002, 0.0], ids=["loop-first", "thread-only"])
+def test_a_long_guest_call_finishes_on_its_thread_with_its_state_and_log(
+    tmp_path: Path, slice_seconds: float
+) -> None:
+    engine = WasmEngine(cache_dir=tmp_path / "cache", slice_seconds=slice_seconds)
+    beats: list[str] = []
+
+    async def main() -> list[tuple[bytes, str, int]]:
+        async with WasmFunction(
+            spec("long", reuse_instance=True, timeout_seconds=30), engine=engine
+        ) as function:
+            await function.start()
+            ticker = asyncio.ensure_future(heartbeat(beats))
+            outcomes = []
+            for _ in range(2):
+                before = len(beats)
+                result = await function.invoke(EVENT, entry="viewer_request")
+                outcomes.append((result.payload, result.log, len(beats) - before))
+            ticker.cancel()
+            return outcomes
+
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        engine.close()
+    # The warm instance's global went on counting: the call moved, it was not run again.
+    assert [payload for payload, _, _ in outcomes] == [b"1", b"2"]
+    for _, log, beats_during in outcomes:
+        lines = [line.split("\t")[-1] for line in log.splitlines() if "\tINFO\t" in line]
+        assert lines == ["before the slice", "after the slice"]
+        assert beats_during >= 1  # the loop went on while the guest counted
