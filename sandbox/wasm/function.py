@@ -47,6 +47,8 @@ from sandbox.wasm.instance import LinkedModule
 from sandbox.wasm.invocation import FUEL_ERROR, Running, SlotState, begin_invocation
 from sandbox.wasm.spec import WasmFunctionSpec
 
+# Stores of finished invocations that wait for the loop's next round to be freed, at most.
+_MAX_RETIRED = 16
 _Job = tuple[Running, "asyncio.Future[InvocationResult]", asyncio.AbstractEventLoop]
 
 
@@ -257,9 +259,13 @@ class WasmFunction(Runtime):
         if retired is None:
             return
         state.retired = None
-        self._retired.append(retired)
-        if len(self._retired) == 1:
-            asyncio.get_running_loop().call_soon(self._retired.clear)
+        waiting = self._retired
+        waiting.append(retired)
+        if len(waiting) == 1:
+            asyncio.get_running_loop().call_soon(waiting.clear)
+        elif len(waiting) > _MAX_RETIRED:
+            # A caller that awaits invocation after invocation without the loop coming round.
+            waiting.clear()
 
     def _settle(self, slot: _Slot, outcome: InvocationResult | BaseException) -> None:
         """On the loop: release the slot, count and log an invocation that ended."""

@@ -48,6 +48,17 @@ class GuestTrap(Exception):
         self.frames = frames
 
 
+class InstancesExhausted(Exception):
+    """No new instance now: every slot of the engine's pooling allocator is taken."""
+
+
+def exhaustion(message: str) -> InstancesExhausted | None:
+    """The pooling allocator's refusal in wasmtime's error text, if that is what it is."""
+    if "maximum concurrent limit of" in message:
+        return InstancesExhausted(message)
+    return None
+
+
 class GuestExit(Exception):
     """A WASI guest called `proc_exit(code)`."""
 

@@ -23,6 +23,7 @@ from sandbox.runtime.errors import (
     FunctionCrashed,
     FunctionError,
     FunctionMemoryExceeded,
+    FunctionThrottled,
     FunctionTimeout,
 )
 from sandbox.runtime.limits import MIB
@@ -36,6 +37,7 @@ from sandbox.wasm.guest import (
     GuestAbiViolation,
     GuestExit,
     GuestTrap,
+    InstancesExhausted,
     LiveInstance,
     Slices,
     WasiSetup,
@@ -50,6 +52,7 @@ ABI_ERROR = "Runtime.AbiViolation"
 MEMORY_ERROR = "Runtime.OutOfMemory"
 EXIT_ERROR = "Runtime.ExitError"
 SIZE_ERROR = "Function.ResponseSizeTooLarge"
+POOL_THROTTLE_REASON = "ConcurrentInvocationLimitExceeded"  # Lambda's account-level limit
 
 
 class SlotState:
@@ -257,6 +260,7 @@ def _invocation_steps(
         raise run.timeout()
     engine.invocation_started()
     failure: FunctionError | None = None
+    throttled: FunctionThrottled | None = None
     payload = abi.CONTINUE
     try:
         if spec.abi == "core":
@@ -281,6 +285,10 @@ def _invocation_steps(
     except FunctionError as error:
         slot.warm = None
         failure = error.with_traceback(None)  # its frames hold the instance
+    except InstancesExhausted:
+        # Every instance slot of the process is taken: throttled, as Lambda throttles at the
+        # account's concurrency limit.
+        throttled = FunctionThrottled(spec.name, POOL_THROTTLE_REASON)
     finally:
         engine.invocation_finished()
         if run.instance is not None:
@@ -291,6 +299,8 @@ def _invocation_steps(
         if run.instance is not slot.warm:
             slot.retired = run.instance
         run.instance = None
+    if throttled is not None:
+        raise throttled
     if failure is not None:
         # Raised outside the except blocks: no __context__ that would keep the guest's frames.
         raise failure

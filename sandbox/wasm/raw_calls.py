@@ -45,6 +45,7 @@ from sandbox.wasm.guest import (
     StoreLimits,
     WasiSetup,
     current_capture,
+    exhaustion,
     log_outside_memory,
     set_capture,
     split_trap_message,
@@ -135,9 +136,13 @@ class _Bindings:
             failure = self.error_from(error)
             if isinstance(failure, wasmtime.ExitTrap):
                 raise GuestExit(failure.code)
+            text = str(failure)
+            exhausted = exhaustion(text)
+            if exhausted is not None:
+                raise exhausted
             # A trap made by a host function (edge.log) comes back as an error: its cause is
             # the host's message, after wasmtime's backtrace.
-            raise GuestAbiViolation(split_trap_message(str(failure))[0])
+            raise GuestAbiViolation(split_trap_message(text)[0])
         if trap:
             wrapped = self.trap_from(trap)
             code = wrapped.trap_code
