@@ -215,6 +215,32 @@ class LiveInstance(abc.ABC):
         if self._has_reset:
             yield from self.call_void_sliced(abi.RESET_EXPORT)
 
+    # The same without a generator while nothing is suspended (the hot path): `start_*` runs
+    # the call until it ends (None; `answer` then has its result) or is suspended (the call,
+    # to `resume` until it ends). Only `raw_calls` suspends.
+
+    answer = 0
+
+    def start_alloc(self, size: int) -> object | None:
+        """`alloc(size)`, started; `answer` is the pointer (unsigned)."""
+        self.answer = self.alloc(size)
+        return None
+
+    def start_entry(self, entry: str, ptr: int, length: int) -> object | None:
+        """`call_entry(...)`, started; `answer` is the packed result."""
+        self.answer = self.call_entry(entry, ptr, length)
+        return None
+
+    def start_void(self, name: str) -> object | None:
+        """`call_void(name)`, started."""
+        self.call_void(name)
+        return None
+
+    def resume(self, suspended: object) -> Slices[None]:
+        """Run a suspended call until it ends (yielding at each deadline); sets `answer`."""
+        raise AssertionError("only raw calls are suspended")
+        yield
+
 
 class Linked(abc.ABC):
     """A module pre-linked with the host's imports (`edge.log`, WASI when asked).

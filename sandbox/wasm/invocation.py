@@ -369,18 +369,28 @@ def _core_steps(
     else:
         slot.reuses += 1
         instance.set_limits(deadline_ticks=ticks, fuel=spec.fuel)
-        yield from instance.reset_sliced()
+        if linked.has_reset:
+            suspended = instance.start_void(abi.RESET_EXPORT)
+            if suspended is not None:
+                yield from instance.resume(suspended)
     run.instance = instance
     event = request.event
     size = len(event)
-    ptr = yield from instance.alloc_sliced(size)
+    # `start_*` runs a call without a generator; `resume` only when it was suspended.
+    suspended = instance.start_alloc(size)
+    if suspended is not None:
+        yield from instance.resume(suspended)
+    ptr = instance.answer
     if ptr == 0:
         slot.warm = None
         if abi.memory_exceeded(instance.memory_bytes(), spec.memory_limit_bytes, size):
             raise run.out_of_memory()
         raise GuestAbiViolation(f"edge_alloc({size}) returned 0")
     instance.write(ptr, event)
-    packed = yield from instance.call_entry_sliced(request.entry, ptr, size)
+    suspended = instance.start_entry(request.entry, ptr, size)
+    if suspended is not None:
+        yield from instance.resume(suspended)
+    packed = instance.answer
     if packed == 0:
         return abi.CONTINUE
     result_ptr, length = abi.unpack_result(packed)

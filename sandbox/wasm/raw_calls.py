@@ -56,6 +56,7 @@ from sandbox.wasm.guest import (
 TESTED_VERSIONS = ("50.",)
 
 _MEMORY_NAME = abi.MEMORY_EXPORT.encode()
+_POINTER, _PACKED = 0, 1  # how the last sliced call's result reads: an i32 pointer, an i64
 _T = TypeVar("_T")
 
 
@@ -329,6 +330,8 @@ class RawInstance(LiveInstance):
         self._result = (self._bound.val * 1)()
         self._async_trap = self._bound.trap_pointer()
         self._async_error = self._bound.error_pointer()
+        self._kind = _PACKED
+        self._answer = 0
         memory = self._export(abi.MEMORY_EXPORT)
         assert memory is not None  # checked at link time
         self._memory = memory.of.memory
@@ -382,6 +385,78 @@ class RawInstance(LiveInstance):
             self._async_trap = bound.trap_pointer()
             self._async_error = bound.error_pointer()
             bound.check(error, trap)
+
+    def _start(self, name: str, count: int, results: int) -> object | None:
+        bound = self._bound
+        trap, error = self._async_trap, self._async_error
+        future = bound.call_async(
+            self.context,
+            byref(self._func(name)),
+            self._values,
+            count,
+            self._result,
+            results,
+            byref(trap),
+            byref(error),
+        )
+        if not bound.future_poll(future):
+            suspended: object = future
+            return suspended
+        bound.future_delete(future)
+        if error or trap:
+            self._async_trap = bound.trap_pointer()
+            self._async_error = bound.error_pointer()
+            bound.check(error, trap)
+        return None
+
+    def _resume(self, future: Any) -> Slices[None]:
+        bound = self._bound
+        trap, error = self._async_trap, self._async_error
+        try:
+            while not bound.future_poll(future):
+                yield
+        finally:
+            bound.future_delete(future)
+        if error or trap:
+            self._async_trap = bound.trap_pointer()
+            self._async_error = bound.error_pointer()
+            bound.check(error, trap)
+
+    def start_alloc(self, size: int) -> object | None:
+        if not self.linked.sliced:
+            return super().start_alloc(size)
+        self._values[0].of.i32 = size
+        self._kind = _POINTER
+        return self._start(abi.ALLOC_EXPORT, 1, 1)
+
+    def start_entry(self, entry: str, ptr: int, length: int) -> object | None:
+        if not self.linked.sliced:
+            return super().start_entry(entry, ptr, length)
+        values = self._values
+        values[0].of.i32 = ptr
+        values[1].of.i32 = length
+        self._kind = _PACKED
+        return self._start(entry, 2, 1)
+
+    def start_void(self, name: str) -> object | None:
+        if not self.linked.sliced:
+            return super().start_void(name)
+        return self._start(name, 0, 0)
+
+    def resume(self, suspended: object) -> Slices[None]:
+        return self._resume(suspended)
+
+    @property
+    def answer(self) -> int:
+        if not self.linked.sliced:
+            return self._answer
+        if self._kind == _POINTER:
+            return int(self._result[0].of.i32) & 0xFFFF_FFFF
+        return int(self._result[0].of.i64)
+
+    @answer.setter
+    def answer(self, value: int) -> None:
+        self._answer = value
 
     def alloc_sliced(self, size: int) -> Slices[int]:
         if not self.linked.sliced:
