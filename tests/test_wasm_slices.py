@@ -1,5 +1,6 @@
 """WASM invocations on the event loop: a guest runs there for one slice at most, then goes on
-(the same call, suspended and resumed) on its slot's thread until it ends or times out."""
+(the same call, suspended and resumed) on its slot's thread until it ends or times out; the
+engine's pool of instance slots, and what happens when it is all taken."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.runtime.errors import FunctionTimeout
+from sandbox.runtime.errors import FunctionThrottled, FunctionTimeout
 from sandbox.wasm import WasmEngine, WasmFunction, WasmFunctionSpec
+from sandbox.wasm import engine as engine_module
 
 GUEST = Path(__file__).resolve().parent / "wasm" / "slices.wat"
 EVENT = b'{"Records":[]}'
@@ -98,3 +100,33 @@ def test_a_long_guest_call_finishes_on_its_thread_with_its_state_and_log(
         lines = [line.split("\t")[-1] for line in log.splitlines() if "\tINFO\t" in line]
         assert lines == ["before the slice", "after the slice"]
         assert beats_during >= 1  # the loop went on while the guest counted
+
+
+def test_with_every_instance_slot_taken_an_invocation_is_throttled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "POOL_INSTANCES", 2)
+    engine = WasmEngine(cache_dir=tmp_path / "cache")
+
+    async def main() -> tuple[list[bytes], FunctionThrottled, int]:
+        async with (
+            WasmFunction(spec("warm-a", reuse_instance=True), engine=engine) as first,
+            WasmFunction(spec("warm-b", reuse_instance=True), engine=engine) as second,
+            WasmFunction(spec("fresh"), engine=engine) as third,
+        ):
+            # Two warm instances hold both slots of the pool.
+            answers = [
+                (await function.invoke(EVENT, entry="origin_request")).payload
+                for function in (first, second)
+            ]
+            with pytest.raises(FunctionThrottled) as caught:
+                await third.invoke(EVENT, entry="origin_request")
+            return answers, caught.value, third.stats().throttles
+
+    try:
+        answers, throttled, throttles = asyncio.run(main())
+    finally:
+        engine.close()
+    assert answers == [b'{"fast":true}'] * 2
+    assert throttled.reason == "ConcurrentInvocationLimitExceeded"
+    assert throttles == 1

@@ -49,6 +49,8 @@ DEFAULT_TICK_SECONDS = 0.002
 # of address space (wasm32's whole range; a function's own limit is its store's), not memory.
 POOL_INSTANCES = 1000
 _POOL_MEMORY_BYTES = 4 << 30
+# Idle ticks before the ticker parks until the next invocation.
+_LINGER_TICKS = 50
 # How long a guest may run on the event loop before it is suspended and moved to a thread.
 DEFAULT_SLICE_SECONDS = 0.002
 _OPT_LEVEL = "speed"
@@ -249,7 +251,7 @@ class WasmEngine:
                     target=self._tick, name="wasm-epoch-ticker", daemon=True
                 )
                 self._ticker.start()
-        if first:
+        if first and not self._ticking:
             self._wake.set()
 
     def invocation_finished(self) -> None:
@@ -272,14 +274,21 @@ class WasmEngine:
     def _tick(self) -> None:
         tick = self.tick_seconds
         self._tick_base, self._ticks_done, self._ticking = time.monotonic(), 0, True
+        idle = 0
         while not self._closed:
             self._wake.clear()
-            # Re-check after clearing: an invocation that started in between set the event.
-            if self._active == 0:
+            idle = idle + 1 if self._active == 0 else 0
+            # Parks after `_LINGER_TICKS` idle ticks, not at once: invocations that follow each
+            # other then need no wake-up (an Event.set, a few µs each).
+            if idle > _LINGER_TICKS:
                 self._ticking = False
-                self._wake.wait()
+                # Re-check after clearing `_ticking`: an invocation that started in between
+                # saw it set and did not wake us.
+                if self._active == 0:
+                    self._wake.wait()
                 self._tick_base, self._ticks_done = time.monotonic(), 0
                 self._ticking = True
+                idle = 0
                 continue
             base, done = self._tick_base, self._ticks_done
             time.sleep(max(0.0, base + (done + 1) * tick - time.monotonic()))

@@ -277,6 +277,9 @@ class WasmFunction(Runtime):
         if isinstance(outcome, InvocationResult):
             deliver_log(self._log_sink, outcome.log)
             return
+        if isinstance(outcome, FunctionThrottled):  # every instance slot of the engine taken
+            self._counts.throttles += 1
+            return
         if isinstance(outcome, FunctionError):
             self._counts.count_error(outcome)
             if outcome.error_type == FUEL_ERROR:
