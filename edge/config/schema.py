@@ -455,6 +455,9 @@ class SandboxConfig(_Strict):
 Association = Annotated[str | FunctionAssociation, Field(union_mode="left_to_right")]
 
 
+ViewerProtocolPolicy = Literal["allow-all", "redirect-to-https", "https-only"]
+
+
 class BehaviorConfig(_Strict):
     """`[[behaviors]]`: a path pattern, its origin, methods, and the slots for functions."""
 
@@ -464,6 +467,14 @@ class BehaviorConfig(_Strict):
     # "rfc9111" (the default: the origin's headers decide), "caching-optimized",
     # "disabled", or a policy table.
     cache: CachePolicyName | CachePolicyConfig = "rfc9111"
+    viewer_protocol_policy: ViewerProtocolPolicy = Field(
+        default="allow-all",
+        description=(
+            "What an HTTP (not HTTPS) request gets, as CloudFront's ViewerProtocolPolicy: "
+            "allow-all serves it; redirect-to-https answers 301 to the https URL (307 for "
+            "methods other than GET and HEAD) before any function runs; https-only answers 403."
+        ),
+    )
     viewer_request: Association | None = Field(default=None, alias="viewer-request")
     origin_request: Association | None = Field(default=None, alias="origin-request")
     origin_response: Association | None = Field(default=None, alias="origin-response")
