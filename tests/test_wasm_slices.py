@@ -130,3 +130,25 @@ def test_with_every_instance_slot_taken_an_invocation_is_throttled(
     assert answers == [b'{"fast":true}'] * 2
     assert throttled.reason == "ConcurrentInvocationLimitExceeded"
     assert throttles == 1
+
+
+def test_a_module_bigger_than_a_pool_slot_still_runs(tmp_path: Path) -> None:
+    # A table past the pool's 20,000 elements and a second memory: each instance of such a
+    # module is mapped on its own.
+    module = tmp_path / "big.wat"
+    module.write_text(
+        '(module (memory (export "memory") 1) (memory $second 1) (table 30000 funcref)\n'
+        ' (func (export "edge_alloc") (param i32) (result i32) (i32.const 1024))\n'
+        ' (func (export "handler") (param i32 i32) (result i64) (i64.const 0)))\n'
+    )
+    engine = WasmEngine(cache_dir=tmp_path / "cache")
+
+    async def main() -> bytes:
+        function_spec = WasmFunctionSpec(name="big", module=module)
+        async with WasmFunction(function_spec, engine=engine) as function:
+            return (await function.invoke(EVENT)).payload
+
+    try:
+        assert asyncio.run(main()) == b""  # continue unchanged
+    finally:
+        engine.close()

@@ -9,8 +9,9 @@ of ~1 ms-1 s).
 Instances come from wasmtime's pooling allocator: a new instance takes a slot whose memory,
 table and fiber stack are mapped once and reset when it is freed, rather than mapped and
 unmapped per instance (~45 µs less per fresh-instance invocation here). `POOL_INSTANCES`
-instances may be alive at once; past that, an invocation is throttled. Where the address space
-is too small for the pool (a `ulimit -v`), the engine maps per instance as before.
+instances may be alive at once; past that, an invocation is throttled. A module that does not
+fit a pool slot (a table over 20,000 elements, several memories) gets an engine without a
+pool, as does everything where the address space is too small for it (a `ulimit -v`).
 
 A background thread advances the engines' epoch every `tick_seconds` while any
 invocation is running: that is what suspends a guest at the end of its slice on the event loop
@@ -117,7 +118,7 @@ class WasmEngine:
         self._allow_raw_calls = raw_calls
         self._raw_calls: bool | None = None
         self.raw_calls_problem: str | None = None
-        self._engines: dict[bool, wasmtime.Engine] = {}
+        self._engines: dict[tuple[bool, bool], wasmtime.Engine] = {}  # (fuel, pooled)
         self._modules: dict[str, wasmtime.Module] = {}
         self._lock = threading.Lock()
         self._compiles = 0
@@ -150,25 +151,32 @@ class WasmEngine:
                 self._raw_calls = problem is None
             return self._raw_calls
 
-    def engine(self, *, fuel: bool) -> wasmtime.Engine:
-        """The wasmtime engine for modules with (or without) fuel metering."""
+    def engine(self, *, fuel: bool, pooled: bool = True) -> wasmtime.Engine:
+        """The wasmtime engine for modules with (or without) fuel metering, whose instances
+        come from the pool (`pooled`, when the engine has one) or are mapped one by one."""
         with self._lock:
-            engine = self._engines.get(fuel)
+            pooled = pooled and self.pooling
+            engine = self._engines.get((fuel, pooled))
+            if engine is None and pooled:
+                try:
+                    engine = wasmtime.Engine(_config(fuel=fuel, pooling=True))
+                except (wasmtime.WasmtimeError, AttributeError) as exc:
+                    logger.warning("WASM: no pooling allocator (%s); mapping per instance", exc)
+                    self.pooling = pooled = False
+                    engine = self._engines.get((fuel, pooled))
             if engine is None:
-                engine = None
-                if self.pooling:
-                    try:
-                        engine = wasmtime.Engine(_config(fuel=fuel, pooling=True))
-                    except (wasmtime.WasmtimeError, AttributeError) as exc:
-                        logger.warning("WASM: no pooling allocator (%s); mapping per instance", exc)
-                        self.pooling = False
-                if engine is None:
-                    engine = wasmtime.Engine(_config(fuel=fuel, pooling=False))
-                self._engines[fuel] = engine
+                engine = wasmtime.Engine(_config(fuel=fuel, pooling=pooled))
+            self._engines[(fuel, pooled)] = engine
             return engine
 
-    def load_module(self, path: Path | str, *, fuel: bool) -> LoadedModule:
-        """Compile `path` (`.wasm` or `.wat`), or load its machine code from the cache.
+    def is_pooled(self, engine: wasmtime.Engine) -> bool:
+        """Whether `engine` (one of this engine's) takes its instances from the pool."""
+        with self._lock:
+            return any(pooled for (_, pooled), one in self._engines.items() if one is engine)
+
+    def load_module(self, path: Path | str, *, fuel: bool, pooled: bool = True) -> LoadedModule:
+        """Compile `path` (`.wasm` or `.wat`), or load its machine code from the cache, for the
+        engine `engine(fuel=fuel, pooled=pooled)`.
 
         Blocking (compiling a large module takes seconds): call it off the event loop.
         Raises `wasmtime.WasmtimeError` for an invalid module, OSError if it cannot be read.
@@ -176,8 +184,8 @@ class WasmEngine:
         source = Path(path)
         raw = source.read_bytes()
         wasm = bytes(wasmtime.wat2wasm(raw.decode("utf-8"))) if source.suffix == ".wat" else raw
-        engine = self.engine(fuel=fuel)  # first: it decides `pooling`, part of the key
-        key = self._cache_key(wasm, fuel=fuel)
+        engine = self.engine(fuel=fuel, pooled=pooled)
+        key = self._cache_key(wasm, fuel=fuel, pooled=self.is_pooled(engine))
         with self._lock:
             cached = self._modules.get(key)
             if cached is not None:
@@ -201,12 +209,12 @@ class WasmEngine:
         with self._lock:
             return CacheStats(self._compiles, self._disk_hits, self._memory_hits)
 
-    def _cache_key(self, wasm: bytes, *, fuel: bool) -> str:
+    def _cache_key(self, wasm: bytes, *, fuel: bool, pooled: bool) -> str:
         digest = hashlib.sha256(wasm)
         # Everything that changes the machine code for the same module bytes.
         settings = (
             f"\0wasmtime={_wasmtime_version()};arch={platform.machine()};"
-            f"opt={_OPT_LEVEL};epoch=1;fuel={int(fuel)};pool={int(self.pooling)}"
+            f"opt={_OPT_LEVEL};epoch=1;fuel={int(fuel)};pool={int(pooled)}"
         )
         digest.update(settings.encode())
         return digest.hexdigest()

@@ -328,17 +328,34 @@ def link(spec: WasmFunctionSpec, engine: WasmEngine) -> tuple[LinkedModule, bool
     """
     fuel = spec.fuel is not None
     try:
-        loaded = engine.load_module(spec.module, fuel=fuel)
-        linked = LinkedModule(
-            engine.engine(fuel=fuel),
-            loaded.module,
-            spec.abi,
-            memory_limit_bytes=spec.memory_limit_bytes,
-            raw_calls=engine.raw_calls,
-        )
+        try:
+            loaded = engine.load_module(spec.module, fuel=fuel)
+            linked = _linked(spec, engine, loaded.module, pooled=True)
+        except wasmtime.WasmtimeError as exc:
+            if _POOL_MISFIT not in str(exc):
+                raise
+            # A module bigger than a pool slot (a large table, several memories) runs on an
+            # engine that maps each instance on its own, as before the pool.
+            loaded = engine.load_module(spec.module, fuel=fuel, pooled=False)
+            linked = _linked(spec, engine, loaded.module, pooled=False)
     except (OSError, UnicodeDecodeError, wasmtime.WasmtimeError, ModuleAbiError) as exc:
         raise WasmModuleError(spec.name, Path(spec.module), str(exc)) from exc
     return linked, loaded.compiled
+
+
+_POOL_MISFIT = "does not fit in pooling allocator requirements"  # wasmtime's words
+
+
+def _linked(
+    spec: WasmFunctionSpec, engine: WasmEngine, module: wasmtime.Module, *, pooled: bool
+) -> LinkedModule:
+    return LinkedModule(
+        engine.engine(fuel=spec.fuel is not None, pooled=pooled),
+        module,
+        spec.abi,
+        memory_limit_bytes=spec.memory_limit_bytes,
+        raw_calls=engine.raw_calls,
+    )
 
 
 def _join_all(threads: list[threading.Thread]) -> None:
