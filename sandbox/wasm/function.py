@@ -189,6 +189,9 @@ class WasmFunction(Runtime):
                 future.set_exception(PoolClosed("the function was closed during the invocation"))
                 future.exception()
         threads = [slot.thread for slot in self._slots if slot.thread is not None]
+        for slot in self._slots:
+            if slot.thread is None:  # nothing else will drop its stores (and pool slots)
+                slot.state.warm = slot.state.retired = None
         self._idle.clear()
         self._retired.clear()
         if threads:
