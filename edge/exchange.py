@@ -97,10 +97,11 @@ class Answer:
 
     @classmethod
     def of(cls, response: OriginResponse, result: str) -> Answer:
-        """An origin's or the cache's response, as it goes on."""
+        """An origin's or the cache's response, as it goes on (its headers, a list of its own
+        as every response the cache gives is, become the answer's)."""
         return cls(
             response.status,
-            list(response.headers),
+            response.headers,
             response.body,
             result,
             response.reason,

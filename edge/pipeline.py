@@ -41,7 +41,7 @@ from edge.metrics import ProxyMetrics
 from edge.origins import Upstream, secondary_after
 from edge.triggers import TriggerRunner
 from edge.viewer.admission import refuse_for_behavior
-from origin_proxy import Headers, OriginError, strip_hop_by_hop, via_value
+from origin_proxy import Headers, OriginError, via_value, without_hop_by_hop
 from origin_proxy.cache import (
     HttpCache,
     Lookup,
@@ -194,7 +194,7 @@ class Pipeline:
         self.metrics.record_origin(upstream.name, time.perf_counter() - asked)
         return Answer(
             response.status,
-            strip_hop_by_hop(response.headers),
+            without_hop_by_hop(response.headers),  # a list of the origin's own
             response.body,
             "Error" if response.status >= 400 else "Miss",
             response.reason,
