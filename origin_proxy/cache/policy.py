@@ -22,7 +22,7 @@ import enum
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from origin_proxy.cache.directives import (
@@ -230,9 +230,9 @@ def announce_surrogate(policy: CachePolicy, headers: Headers) -> Headers:
 # -- cache keys ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class CacheKey:
-    """The primary cache key: the URI path, and the selected query/header/cookie values."""
+class CacheKey(NamedTuple):
+    """The primary cache key: the URI path, and the selected query/header/cookie values.
+    (A named tuple: hashed and compared in C, several times a request.)"""
 
     path: bytes
     extra: bytes = b""
