@@ -242,8 +242,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         read_timeout: float | None,
         timeouts: Mapping[str, float | None] | None,
     ) -> RawResponse:
-        loop = conn._loop
-        waiter: asyncio.Future[None] = loop.create_future()
+        waiter: asyncio.Future[None] = conn._loop.create_future()
         conn.head_waiter = waiter
         conn.in_exchange = True
         conn.is_head = is_head
@@ -265,11 +264,11 @@ class PooledTransport(httpx.AsyncBaseTransport):
                 if read_timeout is None:
                     await waiter
                 else:
-                    timer = loop.call_later(read_timeout, conn._on_head_timeout)
+                    conn.watch_head(read_timeout)
                     try:
                         await waiter
                     finally:
-                        timer.cancel()
+                        conn.head_deadline = None
             else:
                 waiter.result()
         except BaseException:
@@ -409,6 +408,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         conn.keep_alive = False
         if not conn.lost:
             conn.lost = True  # closing: never handed out again, even before connection_lost
+            conn.stop_head_timer()
             if conn.transport is not None:
                 conn.transport.close()
         self._forget(conn)
