@@ -82,13 +82,19 @@ class Pipeline:
         request.behavior = behavior.path
         request.origin = behavior.upstream.name
         request.forward_host = behavior.forward_host
-        refuse_for_behavior(
-            request.method,
-            behavior.methods,
-            has_body=request.body is not None,
-            content_length=request.content_length,
-            max_body_bytes=self.max_body_bytes,
-        )
+        methods = behavior.methods
+        if (
+            (methods is not None and request.method not in methods)
+            or request.body is not None
+            or request.content_length is not None
+        ):
+            refuse_for_behavior(
+                request.method,
+                methods,
+                has_body=request.body is not None,
+                content_length=request.content_length,
+                max_body_bytes=self.max_body_bytes,
+            )
         hooks = self.hooks
 
         # 2. viewer-request. Its own answer goes straight to the viewer: nothing else runs.

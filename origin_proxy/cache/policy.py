@@ -720,8 +720,7 @@ class Action(enum.Enum):
     REVALIDATE = "revalidate"  # validate with the origin before use (§4.3)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     action: Action
     age: float
 
@@ -813,7 +812,7 @@ def answer_conditions(request_headers: Headers, status: int, stored_headers: Hea
     full). Only for 2xx stored responses; the viewer's conditions come first."""
     if not 200 <= status < 300:
         return None
-    if not any(name in PRECONDITION_FIELDS for name, _ in request_headers):
+    if PRECONDITION_FIELDS.isdisjoint([name for name, _ in request_headers]):
         return None  # the common case, a plain request: nothing to parse
     conditions = condition_fields(request_headers) or {}
     last_modified_value = _first(stored_headers, b"last-modified")
