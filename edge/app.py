@@ -130,6 +130,12 @@ class _EdgeApp(Starlette):
         super().__init__(**options)
         self.viewer = viewer
 
+    def refuse_unparsed(
+        self, status: int, detail: str | None, client_ip: str, request_line: bytes
+    ) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        """The viewer's answer to a request the server's parser refused (for the engines)."""
+        return self.viewer.refuse_unparsed(status, detail, client_ip, request_line)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             await self.viewer(scope, receive, send)

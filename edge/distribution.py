@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from edge.behaviors import METHOD_SETS, PathMatcher
 from edge.caching import keyed_host, policy_for
-from edge.config import BehaviorConfig, EdgeConfig, FunctionAssociation
+from edge.config import BehaviorConfig, CachePolicyConfig, EdgeConfig, FunctionAssociation
 from edge.origins import Upstream
 from origin_proxy.cache import CachePolicy
 
@@ -26,6 +26,10 @@ class Behavior:
     viewer_response: FunctionAssociation | None = None
     policy: CachePolicy = field(default_factory=CachePolicy.rfc9111)
     forward_host: bool = True  # X-Forwarded-Host to the origin (see edge.caching.keyed_host)
+    # CloudFront's ViewerProtocolPolicy: "allow-all", "redirect-to-https" or "https-only".
+    protocol_policy: str = "allow-all"
+    # CloudFront-Forwarded-Proto is added after viewer-request (the cache policy lists it).
+    forwarded_proto: bool = False
 
     @property
     def has_functions(self) -> bool:
@@ -67,4 +71,7 @@ def _behavior(behavior: BehaviorConfig, upstreams: Mapping[str, Upstream], name:
         viewer_response=behavior.association("viewer-response"),
         policy=policy,
         forward_host=forward_host,
+        protocol_policy=behavior.viewer_protocol_policy,
+        forwarded_proto=isinstance(behavior.cache, CachePolicyConfig)
+        and any(name.lower() == "cloudfront-forwarded-proto" for name in behavior.cache.headers),
     )

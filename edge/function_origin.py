@@ -24,7 +24,7 @@ from edge.events.alb import (
 )
 from edge.events.alb_rules import ALB_FAILURES, ALB_REQUEST_BODY_LIMIT_BYTES, AlbCondition
 from edge.functions import FunctionRegistry
-from origin_proxy import OriginRequest, OriginResponse, single_chunk
+from origin_proxy import Headers, OriginRequest, OriginResponse, single_chunk
 from sandbox import (
     FunctionError,
     FunctionThrottled,
@@ -72,6 +72,21 @@ async def _read_limited(body: AsyncIterator[bytes] | None, limit: int) -> tuple[
             return b"", True
         parts.append(chunk)
     return b"".join(parts), False
+
+
+def _body_headers(headers: Headers, body: bytes) -> list[tuple[str, str]]:
+    """The request's headers as the load balancer passes them: it reads the whole body, so
+    the event's `content-length` is the body's length (a chunked request, or one whose body
+    an origin-request function replaced, would otherwise show none or a stale one, and an
+    adapter that reads `content-length` bytes would read the wrong body)."""
+    lines = [
+        (k.decode("latin-1"), v.decode("latin-1"))
+        for k, v in headers
+        if k != b"content-length" and k != b"transfer-encoding"
+    ]
+    if body or len(lines) != len(headers):
+        lines.append(("content-length", str(len(body))))
+    return lines
 
 
 def _encode(value: str) -> bytes:
@@ -133,7 +148,7 @@ class FunctionOrigin:
             path=path.decode("latin-1"),
             client_ip=request.client_ip,
             query_string=query.decode("latin-1"),
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers],
+            headers=_body_headers(request.headers, body),
             body=body,
             listener_port=request.listener_port,
             protocol="https" if request.scheme == "https" else "http",

@@ -40,7 +40,7 @@ from edge.hooks import Hooks
 from edge.metrics import ProxyMetrics
 from edge.origins import Upstream, secondary_after
 from edge.triggers import TriggerRunner
-from edge.viewer.admission import refuse_for_behavior
+from edge.viewer.admission import https_answer, refuse_for_behavior, with_forwarded_proto
 from origin_proxy import Headers, OriginError, via_value, without_hop_by_hop
 from origin_proxy.cache import (
     HttpCache,
@@ -72,6 +72,8 @@ class Pipeline:
         self.behaviors = build_behaviors(config, upstreams, functions=triggers is not None)
         self.via = via_value(config.server.name)
         self.max_body_bytes = config.server.max_body_bytes
+        # The port a redirect-to-https behavior sends viewers to.
+        self.https_port = 443
         # Background work (stale-while-revalidate refreshes): the app's lifespan sets it.
         self.background: asyncio.TaskGroup | None = None
 
@@ -95,6 +97,8 @@ class Pipeline:
                 content_length=request.content_length,
                 max_body_bytes=self.max_body_bytes,
             )
+        if behavior.protocol_policy != "allow-all" and request.scheme != "https":
+            return https_answer(behavior.protocol_policy, request, self.https_port)
         hooks = self.hooks
 
         # 2. viewer-request. Its own answer goes straight to the viewer: nothing else runs.
@@ -103,6 +107,8 @@ class Pipeline:
             generated = await hooks.viewer_request(behavior.viewer_request, request)
             if generated is not None:
                 return generated
+        if behavior.forwarded_proto:
+            request.headers = with_forwarded_proto(request.headers, request.scheme)
 
         # 3. The cache. A hit skips origin-request, the origin and origin-response.
         cache = self.cache

@@ -237,6 +237,22 @@ def test_a_request_line_over_the_buffer_is_414(
     assert status_of(response) == (patched_status if patched else unpatched_status)
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"get /small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                     id="lower-case-method"),
+        pytest.param(b"GET /small HTTP/1.1\r\nHost: x\r\nX-A: b\r\n c\r\n"
+                     b"Connection: close\r\n\r\n", id="obsolete-line-folding"),
+    ],
+)  # fmt: skip
+def test_strict_heads_are_refused(patched: bool, raw: bytes) -> None:
+    with Server(app) as server:
+        response = server.exchange(raw)
+    # Unpatched, hypercorn serves `get` as GET and h11 joins the folded line.
+    assert status_of(response) == (400 if patched else 200)
+
+
 def test_an_untested_hypercorn_is_left_alone(caplog: pytest.LogCaptureFixture) -> None:
     before = {name: H11Protocol.__dict__[name] for name in ("__init__", "_send_h11_event")}
     with caplog.at_level(logging.WARNING, logger="edge.server"):

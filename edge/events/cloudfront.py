@@ -149,7 +149,20 @@ def _shown_name(name: str, canonical_keys: bool) -> tuple[str, str] | None:
     lower = name.lower()
     if is_disallowed_header(lower):
         return None
-    return (lower, canonical_header_name(lower) if canonical_keys and name == lower else name)
+    if not canonical_keys or name != lower:
+        return (lower, name)
+    return (lower, _CLOUDFRONT_KEYS.get(lower) or canonical_header_name(lower))
+
+
+# The headers CloudFront adds itself, as its events spell them (§3.3).
+_CLOUDFRONT_KEYS: dict[str, str] = {
+    "cloudfront-forwarded-proto": "CloudFront-Forwarded-Proto",
+    "cloudfront-is-desktop-viewer": "CloudFront-Is-Desktop-Viewer",
+    "cloudfront-is-mobile-viewer": "CloudFront-Is-Mobile-Viewer",
+    "cloudfront-is-smarttv-viewer": "CloudFront-Is-SmartTV-Viewer",
+    "cloudfront-is-tablet-viewer": "CloudFront-Is-Tablet-Viewer",
+    "cloudfront-viewer-country": "CloudFront-Viewer-Country",
+}
 
 
 def header_map(headers: Sequence[tuple[str, str]], *, canonical_keys: bool = True) -> HeaderMap:

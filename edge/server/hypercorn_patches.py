@@ -1,6 +1,6 @@
-"""Two corrections to hypercorn's HTTP/1.1 protocol, made by replacing its private methods.
+"""Corrections to hypercorn's HTTP/1.1 protocol, made by replacing its private methods.
 
-hypercorn has no hook for either, so `apply` replaces methods of
+hypercorn has no hook for any of them, so `apply` replaces methods of
 `hypercorn.protocol.h11.H11Protocol` (and, per connection, wraps `h11.Connection.next_event`).
 Private methods change without notice, so `apply` patches only the hypercorn versions the
 patches were tested on (`TESTED_VERSIONS`, what pyproject.toml pins); on any other it logs a
@@ -16,12 +16,18 @@ socket, what each patch guarantees and what hypercorn does without it.
   them a protocol error and hypercorn answers 400 in place of the response the request is owed
   (which the origin may already have run). And a request line longer than h11's buffer gets
   414 (URI Too Long), not the 431 meant for an oversized header section.
+- Strict heads: a request with obsolete line folding, or with a method that is not upper-case
+  (hypercorn upper-cases it, so `get` would be served as GET), is refused with 400.
+- Parser refusals answered like the edge's own: the 400/414/431 that h11 or the edge makes
+  before the app sees a request carries CloudFront's error page, X-Edge-Error and a request
+  id, and gets an access-log line (hypercorn's own has an empty body and no log line).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -114,7 +120,8 @@ def _coalescing_send(
 
 
 def _guarded_init(original: Callable[..., None]) -> Callable[..., None]:
-    """`__init__` whose h11 connection reads nothing once the peer may send no more."""
+    """`__init__` whose h11 connection reads nothing once the peer may send no more, and
+    refuses a request head h11 would take but the edge does not (`_refusal`)."""
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
@@ -122,13 +129,48 @@ def _guarded_init(original: Callable[..., None]) -> Callable[..., None]:
         next_event = connection.next_event
 
         def guarded_next_event() -> Any:
-            if connection.their_state is h11.MUST_CLOSE:
+            state = connection.their_state
+            if state is h11.MUST_CLOSE:
                 return h11.NEED_DATA  # RFC 9112 §9.6: what follows is not read
-            return next_event()
+            if state is not h11.IDLE:
+                return next_event()
+            received = connection.trailing_data[0]
+            try:
+                event = next_event()
+            except h11.RemoteProtocolError:
+                self._edge_request_line = received.partition(b"\n")[0].rstrip(b"\r")
+                raise
+            if type(event) is h11.Request:
+                self._edge_request_line = received.partition(b"\n")[0].rstrip(b"\r")
+                refusal = _refusal(event.method, received)
+                if refusal is not None:
+                    self._edge_refusal = refusal
+                    raise h11.RemoteProtocolError(refusal, error_status_hint=400)
+            return event
 
         connection.next_event = guarded_next_event
 
     return init
+
+
+# A line of the header section that starts with a space or tab continues the one before.
+_FOLDED_LINE: Final = re.compile(rb"\n[ \t]")
+
+
+def _refusal(method: bytes, received: bytes) -> str | None:
+    """Why the edge refuses a request h11 parsed (the `X-Edge-Error` detail), or None.
+
+    h11 joins obsolete line folding into one value (RFC 9112 §5.2 allows refusing it instead:
+    a folded line is read differently by different parsers) and hypercorn upper-cases the
+    method (methods are case-sensitive, RFC 9110 §9.1: `get` is not GET)."""
+    if method != method.upper():
+        return "InvalidMethod"
+    end = received.find(b"\n\r\n")
+    if end < 0:
+        end = received.find(b"\n\n")
+    if _FOLDED_LINE.search(received, 0, end if end >= 0 else len(received)):
+        return "ObsoleteLineFolding"
+    return None
 
 
 def _uri_too_long_send(
@@ -138,8 +180,22 @@ def _uri_too_long_send(
     end: the request line itself was too long."""
 
     async def send_error_response(self: Any, status_code: int) -> None:
-        if status_code == 431 and b"\n" not in self.connection.trailing_data[0]:
+        received = self.connection.trailing_data[0]
+        if status_code == 431 and b"\n" not in received:
             status_code = 414
-        await original(self, status_code)
+        refuse = getattr(getattr(self.app, "app", None), "refuse_unparsed", None)
+        if refuse is None:
+            await original(self, status_code)
+            return
+        request_line = getattr(self, "_edge_request_line", None)
+        if request_line is None:
+            request_line = received.partition(b"\n")[0].rstrip(b"\r")
+        client = self.client[0] if self.client else "0.0.0.0"
+        headers, body = refuse(
+            status_code, getattr(self, "_edge_refusal", None), client, request_line[:2048]
+        )
+        await self._send_h11_event(h11.Response(status_code=status_code, headers=headers))
+        await self._send_h11_event(h11.Data(data=body))
+        await self._send_h11_event(h11.EndOfMessage())
 
     return send_error_response

@@ -14,7 +14,9 @@ closed where the framing cannot be trusted:
 
 Then, once the journey has matched a behavior (`refuse_for_behavior`): a method outside its
 set -> 403; a GET or HEAD with a body -> 403 (as CloudFront answers); a declared body over
-`max_body_bytes` -> 413.
+`max_body_bytes` -> 413. An HTTP request to a behavior whose viewer protocol policy wants
+HTTPS (`https_answer`): redirect-to-https -> 301 (307 for other methods than GET and HEAD)
+to the https URL; https-only -> 403. Neither runs a function.
 
 The admitted request carries the path as sent (what functions, the cache and the origin see),
 its normal form (what behaviors match) and the headers with one normalised Host (from an
@@ -25,9 +27,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge.exchange import Answer, ViewerRequest
 from edge.failures import Failure, request_refused
 from edge.uri import EscapedSlashes, TargetRefused, normalize_host, parse_target
-from origin_proxy import Headers
+from origin_proxy import Headers, single_chunk
 
 # Methods no behavior forwards: CONNECT would make the edge a tunnel, TRACE reflects the
 # request (credentials included) back to a script (cross-site tracing).
@@ -171,3 +174,47 @@ def body_too_large(max_body_bytes: int) -> Failure:
     return request_refused(
         413, "RequestTooLarge", f"The request body is larger than {max_body_bytes} bytes."
     )
+
+
+def https_answer(policy: str, request: ViewerRequest, https_port: int) -> Answer:
+    """CloudFront's answer to an HTTP request for a behavior whose viewer protocol policy is
+    `redirect-to-https` (301 to the https URL for GET and HEAD, 307 for other methods so their
+    body is sent again) or `https-only` (`Refused`, 403)."""
+    if policy != "redirect-to-https":
+        raise Refused(
+            request_refused(
+                403, "HttpsRequired", "This path is served over HTTPS only: use an https URL."
+            )
+        )
+    host = b""
+    for name, value in request.headers:
+        if name == b"host":
+            host = value
+            break
+    if not host.endswith(b"]"):
+        host = host.rpartition(b":")[0] or host
+    if https_port != 443:
+        host += b":%d" % https_port
+    location = b"https://" + host + request.path + (b"?" + request.query if request.query else b"")
+    status = 301 if request.method in ("GET", "HEAD") else 307
+    reason = b"Moved Permanently" if status == 301 else b"Temporary Redirect"
+    body = b"<html><head><title>%d %s</title></head><body><h1>%d %s</h1></body></html>\n" % (
+        status,
+        reason,
+        status,
+        reason,
+    )
+    headers: Headers = [
+        (b"location", location),
+        (b"content-type", b"text/html"),
+        (b"content-length", b"%d" % len(body)),
+    ]
+    return Answer(status, headers, single_chunk(body), "Redirect", reason)
+
+
+def with_forwarded_proto(headers: Headers, scheme: str) -> Headers:
+    """`headers` with CloudFront-Forwarded-Proto saying the viewer's protocol (one the viewer
+    sent is replaced: it must not be able to claim HTTPS)."""
+    kept = [(name, value) for name, value in headers if name != b"cloudfront-forwarded-proto"]
+    kept.append((b"cloudfront-forwarded-proto", scheme.encode()))
+    return kept

@@ -28,7 +28,7 @@ logger = logging.getLogger("edge.viewer")
 Journey = Callable[[ViewerRequest], Awaitable[Answer]]
 
 # The X-Cache kinds an answer can carry.
-_RESULTS = ("Hit", "RefreshHit", "Miss", "Error", "LambdaGeneratedResponse")
+_RESULTS = ("Hit", "RefreshHit", "Miss", "Error", "LambdaGeneratedResponse", "Redirect")
 
 
 class BodyTooLarge(Exception):
@@ -63,12 +63,48 @@ class Served:
         self.started = time.perf_counter()
         self.request_id = new_request_id()
         self.method = method
-        self.path = path
+        self.path = (
+            path if len(path) <= _LOGGED_PATH_CHARS and path.isprintable() else (_loggable(path))
+        )
         self.client_ip = client_ip
         self.head_sent = False
         self.status = 0
         self.body_bytes = 0
         self.result = "-"
+
+
+# What a parser-level refusal says, by status, when the server's parser made it.
+_PARSER_REFUSALS: dict[int, tuple[str, str]] = {
+    400: ("MalformedRequest", "The request is not valid HTTP/1.1 (RFC 9112)."),
+    414: ("UrlTooLong", "The request line is longer than the server accepts."),
+    431: ("HeadersTooLarge", "The request's header section is larger than the server accepts."),
+}
+
+# Refusals the edge makes at the parser (`detail` -> message).
+_EDGE_REFUSALS: dict[str, str] = {
+    "ObsoleteLineFolding": (
+        "A header field continues on a following line (obsolete line folding): RFC 9112 "
+        "§5.2 lets a server refuse it, and the edge does."
+    ),
+    "InvalidMethod": (
+        "Methods are case-sensitive (RFC 9110 §9.1) and this one is not upper-case: "
+        "send GET, HEAD, POST, ... as written."
+    ),
+}
+
+
+# How much of a path the access log and error lines show.
+_LOGGED_PATH_CHARS = 1024
+
+
+def _loggable(path: str) -> str:
+    """`path` for one log line: control characters escaped, the length bounded (a 64 KB URL
+    is logged as its first kilobyte and its length)."""
+    if not path.isprintable():
+        path = path.encode("unicode_escape").decode("ascii")
+    if len(path) > _LOGGED_PATH_CHARS:
+        path = f"{path[:_LOGGED_PATH_CHARS]}...({len(path)} chars)"
+    return path
 
 
 _date_cache: list[Any] = [0, b""]
@@ -145,6 +181,29 @@ class Viewer:
             headers.append((b"connection", b"close"))
         served.status = failure.status
         served.result = failure.kind
+        return headers, body
+
+    def refuse_unparsed(
+        self, status: int, detail: str | None, client_ip: str, request_line: bytes
+    ) -> tuple[Headers, bytes]:
+        """The error page for a request the server's parser refused before any adapter saw
+        it (`status` 400, 414 or 431; `detail` names the rule when the edge made the
+        refusal), counted and logged like every other request. `request_line` is what was
+        read of the first line, for the access log."""
+        method, _, rest = request_line.partition(b" ")
+        target = rest.rpartition(b" ")[0] if rest.endswith((b"HTTP/1.1", b"HTTP/1.0")) else rest
+        served = Served(
+            method.decode("latin-1")[:16] or "-", target.decode("latin-1") or "-", client_ip
+        )
+        if detail is None:
+            detail, message = _PARSER_REFUSALS.get(status, _PARSER_REFUSALS[400])
+        else:
+            message = _EDGE_REFUSALS.get(detail, detail)
+        headers, body = self.failure_page(request_refused(status, detail, message), served)
+        if (b"connection", b"close") not in headers:
+            headers.append((b"connection", b"close"))
+        served.body_bytes = len(body)
+        self.finish(served, None)
         return headers, body
 
     def failure_of(self, exc: Exception, served: Served) -> Failure | None:

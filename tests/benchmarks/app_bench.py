@@ -3,8 +3,7 @@
 Run by hand (pytest does not collect it):
 
     python tests/benchmarks/app_bench.py [-n 20000] [--rounds 3] [--only hit forward ...]
-                                         [--client native|pyreqwest] [--instructions]
-                                         [--profile TOP]
+                                         [--instructions] [--profile TOP]
 
 No server and no socket on the viewer side: a fake ASGI server calls the app the way an HTTP/1.1
 server does (one `http.response.start`, the body in one message), on uvloop, one request after
@@ -15,8 +14,8 @@ serve). Every request is a `GET /file` answered with the same 1 KB body.
 | row | what |
 |---|---|
 | `hit` | a cache hit (the default RFC 9111 policy; the origin's answer says max-age=3600) |
-| `forward` | cache off, forwarded to nginx on 127.0.0.1 through the HTTP origin client (the transport's syscalls included: this process's CPU, user + system) |
-| `forward-app` | the same journey with an origin that answers from memory: the app's part of a forward, without the client |
+| `forward` | cache off, to nginx on 127.0.0.1 through the HTTP origin client (syscalls included) |
+| `forward-app` | the same with an origin answering from memory: a forward without the client |
 | `directory` | cache off, the file read from a directory origin |
 
 Figures per request: CPU µs (`time.process_time`, median of `--rounds`), Python function
@@ -25,7 +24,7 @@ counts as a call), and with `--instructions` the instructions valgrind's callgri
 runs of different lengths, the difference divided by the extra requests, so start-up and
 warm-up cancel out; repeatable whatever else the machine does).
 
-`--client` picks the HTTP origin client of the `forward` row (`[origins.X] client`).
+`--profile TOP` also prints cProfile's TOP functions by own time for each row.
 nginx (`/usr/sbin/nginx`) is started on an ephemeral port in a temporary directory and stopped
 by its PID at the end.
 """
@@ -45,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +214,7 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
         await task
 
 
-def build_app(row: str, root: Path, origin_url: str | None, client: str) -> Any:
+def build_app(row: str, root: Path, origin_url: str | None) -> Any:
     origin: dict[str, Any]
     cache = "disabled"
     if row == "directory":
@@ -223,8 +222,6 @@ def build_app(row: str, root: Path, origin_url: str | None, client: str) -> Any:
     elif row == "forward":
         assert origin_url is not None
         origin = {"url": origin_url}
-        if client != "native":
-            origin["client"] = client
     else:
         origin = {"url": "http://127.0.0.1:9"}  # replaced by a memory origin below
         if row == "hit":
@@ -281,7 +278,7 @@ def measure_row(
 async def _measure(
     row: str, root: Path, origin_url: str | None, args: argparse.Namespace
 ) -> dict[str, float]:
-    app = build_app(row, root, origin_url, args.client)
+    app = build_app(row, root, origin_url)
     server = FakeServer(app)
     async with lifespan(app):
         await server.run(args.warmup)
@@ -353,7 +350,7 @@ def instructions(row: str, args: argparse.Namespace) -> float:
     for count in (small, large):
         argv = [
             valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
-            sys.executable, __file__, "--only", row, "--client", args.client,
+            sys.executable, __file__, "--only", row,
             "--warmup", str(args.warmup), "--requests-only", str(count),
         ]  # fmt: skip
         if args.origin:
@@ -372,7 +369,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--only", nargs="+", choices=ROWS, default=list(ROWS))
-    parser.add_argument("--client", default="native", help="the forward row's origin client")
     parser.add_argument("--origin", help="forward to this URL instead of a local nginx")
     parser.add_argument("--instructions", action="store_true", help="also run callgrind")
     parser.add_argument(

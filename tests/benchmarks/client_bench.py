@@ -15,8 +15,8 @@ so that what else the machine does falls on every client alike; the figures are 
 |---|---|
 | `native` | the edge's seam: `HttpOrigin.fetch` (our HTTP/1.1 transport, called directly) |
 | `native-httpx` | the same through httpx's request and response objects (as before December 2026) |
-| `transport` | `PooledTransport.handle_async_request` alone (httpx's interface), request built once |
-| `pyreqwest` | pyreqwest's async client (Rust: reqwest on hyper, in a tokio runtime), body streamed |
+| `transport` | `PooledTransport.handle_async_request` (httpx's interface), request built once |
+| `pyreqwest` | pyreqwest's async client (Rust: reqwest on hyper, tokio), body streamed |
 | `raw` | a floor: one asyncio protocol per connection, httptools, no pool logic, no checks |
 
 CPU is `time.process_time` of this process (every thread, so a Rust client's runtime threads
@@ -38,9 +38,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from app_bench import BODY, _new_loop, nginx_origin  # noqa: E402
+from app_bench import BODY, _new_loop, nginx_origin
 
-from origin_proxy import HttpOrigin, OriginRequest  # noqa: E402
+from origin_proxy import HttpOrigin, OriginRequest
 
 CLIENTS = ("native", "native-httpx", "transport", "pyreqwest", "raw")
 
@@ -213,7 +213,7 @@ async def _bench(
         clients[name] = await MAKERS[name](url)
     figures: dict[tuple[str, str], list[tuple[float, float]]] = {}
     try:
-        for name, (fetch, _) in clients.items():  # warm-up: connections made, code paths hot
+        for fetch, _ in clients.values():  # warm-up: connections made, code paths hot
             await _run(fetch, 500, args.concurrency)
         for _ in range(args.rounds):
             for name, (fetch, _) in clients.items():
