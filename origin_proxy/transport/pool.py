@@ -168,6 +168,8 @@ class PooledTransport(httpx.AsyncBaseTransport):
         if not has_host:
             if netloc is None:
                 scheme, host, port = key
+                if b":" in host:
+                    host = b"[" + host + b"]"  # an IPv6 address
                 default = 443 if scheme == b"https" else 80
                 netloc = host if port == default else b"%b:%d" % (host, port)
             lines += (b"host: ", netloc, CRLF)
