@@ -13,6 +13,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sandbox.cloudfront_js.kvs import edit_store
+    from sandbox.cloudfront_js.spec import CloudFrontJsSpec
     from sandbox.host import RuntimeHost, invoke_once
     from sandbox.python_worker.isolation import SandboxPolicy, probe_isolation
     from sandbox.python_worker.spec import FunctionSpec
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from sandbox.wasm.spec import WasmFunctionSpec
 
 __all__ = [
+    "CloudFrontJsSpec",
     "FunctionCodeInvalid",
     "FunctionCrashed",
     "FunctionError",
@@ -56,6 +59,7 @@ __all__ = [
     "SandboxPolicy",
     "WasmFunctionSpec",
     "check_environment",
+    "edit_store",
     "invoke_once",
     "log_tail",
     "new_request_id",
@@ -64,6 +68,8 @@ __all__ = [
 ]
 
 _MODULES = {
+    "edit_store": "sandbox.cloudfront_js.kvs",
+    "CloudFrontJsSpec": "sandbox.cloudfront_js.spec",
     "RuntimeHost": "sandbox.host",
     "invoke_once": "sandbox.host",
     "SandboxPolicy": "sandbox.python_worker.isolation",

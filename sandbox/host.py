@@ -2,7 +2,8 @@
 
 `RuntimeHost` owns what runtimes share (the wasmtime engine and its module cache, the isolation
 policy of Python zygotes, the log sink) and picks the runtime by the kind of spec: a
-`FunctionSpec` runs in Python worker processes, a `WasmFunctionSpec` on wasmtime. A new runtime
+`FunctionSpec` runs in Python worker processes, a `WasmFunctionSpec` on wasmtime, a
+`CloudFrontJsSpec` (a CloudFront Function) in process on QuickJS. A new runtime
 is one more spec type and one more branch here; its callers do not change.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sandbox.cloudfront_js.function import CloudFrontFunction
+from sandbox.cloudfront_js.spec import CloudFrontJsSpec
 from sandbox.python_worker.code_check import check_handler
 from sandbox.python_worker.function import PythonFunctionPool
 from sandbox.python_worker.isolation import SandboxPolicy
@@ -21,7 +24,7 @@ from sandbox.wasm.engine import WasmEngine
 from sandbox.wasm.function import WasmFunction, link
 from sandbox.wasm.spec import WasmFunctionSpec
 
-RuntimeSpec = FunctionSpec | WasmFunctionSpec
+RuntimeSpec = FunctionSpec | WasmFunctionSpec | CloudFrontJsSpec
 
 
 class RuntimeHost:
@@ -50,6 +53,8 @@ class RuntimeHost:
         sink = log_sink or self._log_sink
         if isinstance(spec, WasmFunctionSpec):
             return WasmFunction(spec, engine=self._wasm_engine(), log_sink=sink)
+        if isinstance(spec, CloudFrontJsSpec):
+            return CloudFrontFunction(spec, log_sink=sink)
         return PythonFunctionPool(spec, log_sink=sink, sandbox=self._isolation)
 
     def check(self, spec: RuntimeSpec, *, link_modules: bool = True) -> None:
@@ -62,6 +67,9 @@ class RuntimeHost:
         if isinstance(spec, WasmFunctionSpec):
             if link_modules:
                 link(spec, self._wasm_engine())
+            return
+        if isinstance(spec, CloudFrontJsSpec):
+            CloudFrontFunction(spec).load()
             return
         check_handler(spec)
 

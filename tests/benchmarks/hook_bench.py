@@ -127,6 +127,8 @@ WASM = "wasm"
 # Issue targets for WASM hooks: throughput with the hook vs without, per-invocation p50.
 WASM_RATIO_TARGETS = {"directory-wasm": 0.85, "directory-wasm-reused": 0.90}
 WASM_P50_TARGETS_US = {"fresh": 60.0, "reused": 20.0}
+CLOUDFRONT_FUNCTION = "cloudfront-function"
+CLOUDFRONT_FUNCTION_P50_TARGET_US = 50.0
 
 
 class BenchFailed(Exception):
@@ -737,12 +739,55 @@ async def measure_wasm(count: int, into: dict[str, Series]) -> None:
             engine.close()
 
 
+# --- part 5: CloudFront Functions (QuickJS, in process) ------------------------------------
+
+CLOUDFRONT_FUNCTION_SOURCE = """\
+function handler(event) {
+  var request = event.request;
+  request.headers['x-hook'] = { value: '1' };
+  return request;
+}
+"""
+
+
+def cloudfront_function_round(count: int, series: Series) -> str | None:
+    """One round of CloudFront Function runs of a ~1 KB viewer-request event, each including
+    the event build and the result decode; None, or what failed. Sequential, on this thread:
+    the runtime runs functions on the event loop's thread, without a hand-off."""
+    from edge.events.cloudfront_functions import build_function_event, decode_function_result
+    from sandbox.cloudfront_js.function import CloudFrontFunction
+    from sandbox.cloudfront_js.spec import CloudFrontJsSpec
+
+    request = viewer_request(viewer_headers())
+    config = EventConfig("d111111abcdef8.cloudfront.net", "EDFDVBD6EXAMPLE", "x" * 56)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            code = Path(tmp) / "add_header.js"
+            code.write_text(CLOUDFRONT_FUNCTION_SOURCE)
+            function = CloudFrontFunction(CloudFrontJsSpec(name="hook", code=code, runtime="1.0"))
+            function.load()
+        samples: list[float] = []
+        for index in range(count + 200):
+            started = time.perf_counter()
+            event = build_function_event("viewer-request", config, request)
+            result = function.run_sync(event.payload, "x" * 56)
+            outcome = decode_function_result(event, result.payload)
+            if index >= 200:  # warm-up first
+                samples.append((time.perf_counter() - started) * 1e6)
+        if not any(name == "x-hook" for name, _ in getattr(outcome, "headers", ())):
+            return "the function's header is missing from the decoded result"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    series.rounds.append(samples)
+    return None
+
+
 # --- main ----------------------------------------------------------------------------------
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
-    names = [*HTTP_ROWS, INVOKE, START, WASM]
+    names = [*HTTP_ROWS, INVOKE, START, WASM, CLOUDFRONT_FUNCTION]
     parser.add_argument(
         "--duration", type=pb._at_least(1), default=10, help="seconds per HTTP row (default 10)"
     )
@@ -812,7 +857,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sandbox = SandboxPolicy(isolation=args.isolation)
     sandbox_level = probe_isolation(args.isolation).level
-    wanted = set(args.only or [*HTTP_ROWS, INVOKE, START, WASM])
+    wanted = set(args.only or [*HTTP_ROWS, INVOKE, START, WASM, CLOUDFRONT_FUNCTION])
     rows = [t for t in HTTP_TARGETS if t.name in wanted]
     failures: dict[str, str] = {}
 
@@ -843,6 +888,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fresh": Series("WASM hook, fresh instance", "µs", "event build + invoke + decode"),
         "reused": Series("WASM hook, reused instance", "µs", "event build + invoke + decode"),
     }
+    cloudfront_series = Series(
+        "CloudFront Function (QuickJS)", "µs", "event build + run + decode, in process"
+    )
     event_sizes = (0, 0)
     with tempfile.TemporaryDirectory(prefix="hook-bench-") as tmp:
         bench = pb.Bench(Path(tmp), args.workers, nginx)
@@ -894,6 +942,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         console.print("[red]failed[/]")
                     else:
                         console.print(f"p50 {statistics.median(starts.host.rounds[-1]):.2f} ms")
+                if CLOUDFRONT_FUNCTION in wanted and CLOUDFRONT_FUNCTION not in failures:
+                    console.print("CloudFront Function runs ...", end=" ")
+                    failed = cloudfront_function_round(args.invocations, cloudfront_series)
+                    if failed is not None:
+                        failures[CLOUDFRONT_FUNCTION] = failed
+                        console.print("[red]failed[/]")
+                    else:
+                        median = statistics.median(cloudfront_series.rounds[-1])
+                        console.print(f"p50 {median:.0f} µs")
         finally:
             bench.close()
 
@@ -921,6 +978,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             (starts.host, starts.child, starts.init, starts.cold, starts.zygote),
             (starts.host, START_P50_TARGET_MS),
         )
+    if cloudfront_series.samples:
+        report_series(
+            "CloudFront Function per run, ~1 KB viewer-request event, QuickJS in process",
+            (cloudfront_series,),
+            None,
+        )
     report_targets(
         (
             ("Python hook, warm round trip", invocations.invoke, INVOKE_P50_TARGET_US),
@@ -935,9 +998,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 WASM_P50_TARGETS_US["reused"],
             ),
             ("Python environment start", starts.host, START_P50_TARGET_MS),
+            (
+                "CloudFront Function, per run",
+                cloudfront_series,
+                CLOUDFRONT_FUNCTION_P50_TARGET_US,
+            ),
         )
     )
-    for name in (INVOKE, START, WASM):
+    for name in (INVOKE, START, WASM, CLOUDFRONT_FUNCTION):
         if name in failures:
             console.print(f"[red]{name} failed:[/] {escape(failures[name])}")
     return 1 if failures else 0
