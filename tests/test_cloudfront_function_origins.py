@@ -76,6 +76,9 @@ def test_update_request_origin_moves_host_port_path_and_headers(
     assert echo["target"] == "/moved/to-echo/x?q=1"
     assert dict(echo["headers"])["x-origin-secret"] == "s3cret"
     edge.wait_for(r"originShield.*not supported here; ignored", 10)
+    moved = client.get("/to-localhost/y").json()
+    assert moved["target"] == "/to-localhost/y"
+    assert dict(moved["headers"])["host"].startswith("localhost:")
 
 
 def test_origin_group_fails_over_from_a_to_b(client: httpx.Client, edge: EdgeProcess) -> None:

@@ -1,7 +1,8 @@
 import cf from 'cloudfront';
 
 // Origin helpers by path: /to-b/... (or any path with `x-pick: b`) selects origin B; /to-echo/... moves the request to the
-// echo origin's host, port and path (ECHO_PORT is written in by the test); /group/... makes a
+// echo origin's host, port and path (ECHO_PORT is written in by the test), /to-localhost/...
+// to the same server under a host name nobody configured; /group/... makes a
 // group of A and B that fails over on 500; /to-nowhere/... names an origin nobody configured.
 function handler(event) {
   var request = event.request;
@@ -16,6 +17,12 @@ function handler(event) {
       customHeaders: { 'x-origin-secret': 's3cret' },
       customOriginConfig: { port: ECHO_PORT, protocol: 'http' },
       originShield: { enabled: false },
+    });
+  } else if (uri.startsWith('/to-localhost/')) {
+    // A host no origin is configured with: a client of its own.
+    cf.updateRequestOrigin({
+      domainName: 'localhost',
+      customOriginConfig: { port: ECHO_PORT, protocol: 'http' },
     });
   } else if (uri.startsWith('/group/')) {
     request.uri = '/status/500';
