@@ -13,8 +13,12 @@ import binascii
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from origin_proxy import Headers, OriginResponse, single_chunk
+
+if TYPE_CHECKING:
+    from edge.origins import Upstream
 
 _ID_BYTES = 42
 _ID_BATCH = 64  # ids' worth of random bytes read at once: one getrandom call per batch
@@ -105,6 +109,9 @@ class ViewerRequest:
     # For the access log and the metrics: the behavior and origin the journey chose.
     behavior: str = "-"
     origin: str = "-"
+    # The origin a CloudFront Function chose at viewer-request (cf.selectRequestOriginById ...),
+    # for this request only; None: the behavior's.
+    chosen_upstream: Upstream | None = None
     # The viewer's HTTP version as the server parsed it: "1.0", "1.1" or "2" (with `scheme`,
     # what CloudFront-Forwarded-Proto and a viewer protocol policy go on).
     http_version: str = "1.1"

@@ -17,8 +17,9 @@ A function that fails raises `TriggerFailed` (`edge.triggers`); `edge.failures` 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, MutableMapping
-from typing import Literal
+from typing import Any, Literal
 
 from edge.config import FunctionAssociation
 from edge.events import (
@@ -31,9 +32,18 @@ from edge.events import (
 )
 from edge.events.cloudfront import Origin as EventOrigin
 from edge.exchange import Answer, ViewerRequest, drain, headers_from_str, headers_to_str
-from edge.origins import Outbound, Upstream, resolve_switched_origin
-from edge.triggers import TriggerRunner
+from edge.origins import (
+    OriginChangeRefused,
+    Outbound,
+    Upstream,
+    apply_origin_ops,
+    resolve_switched_origin,
+)
+from edge.triggers import CloudFrontFunctionFailed, TriggerRunner
 from origin_proxy import single_chunk
+from sandbox import FunctionError
+
+logger = logging.getLogger("edge.hooks")
 
 # lambda-edge-spec §1.4: how much of the body include-body exposes.
 _INCLUDE_BODY_BYTES = {"viewer-request": 40 * 1024, "origin-request": 1024 * 1024}
@@ -65,7 +75,36 @@ class Hooks:
             request.event_headers = list(outcome.headers)
             _apply_request(request, outcome)
             request.headers = headers_from_str(request.event_headers)
+            if outcome.origin_ops:
+                self._choose_origin(association, request, outcome.origin_ops)
         return None
+
+    def _choose_origin(
+        self,
+        association: FunctionAssociation,
+        request: ViewerRequest,
+        ops: tuple[dict[str, Any], ...],
+    ) -> None:
+        """Apply a CloudFront Function's origin helper calls to this request's origin; a call
+        that cannot be applied (an unknown origin id) fails the function (503)."""
+        current = request.chosen_upstream or self.upstreams[request.origin]
+        try:
+            chosen = apply_origin_ops(self.upstreams, current, ops)
+        except OriginChangeRefused as exc:
+            logger.warning(
+                "request %s: CloudFront Function %r at viewer-request: %s",
+                request.id,
+                association.name,
+                exc,
+            )
+            error = FunctionError(
+                {"errorType": "Error", "errorMessage": str(exc)}, request_id=request.id
+            )
+            raise CloudFrontFunctionFailed(
+                EventType.VIEWER_REQUEST, association.name, error, request.id
+            ) from exc
+        request.chosen_upstream = chosen
+        request.origin = chosen.name
 
     async def origin_request(
         self, association: FunctionAssociation, request: ViewerRequest, outbound: Outbound

@@ -374,3 +374,191 @@ class _AdHocOrigin:
 async def close_upstreams(upstreams: Mapping[str, Upstream]) -> None:
     for upstream in upstreams.values():
         await upstream.origin.aclose()
+
+
+# -- CloudFront Functions' origin helpers (2.0, viewer-request) -------------------------------
+
+# The statuses an origin group may fail over on (as `[origins.X] failover_statuses`).
+_GROUP_FAILOVER_STATUSES = frozenset({400, 403, 404, 416, 500, 502, 503, 504})
+# updateRequestOrigin's settings this edge applies; the others are logged and ignored.
+_UPDATE_KEYS = frozenset(
+    {"domainName", "originPath", "customHeaders", "customOriginConfig", "timeouts"}
+)
+
+
+class OriginChangeRefused(Exception):
+    """A CloudFront Function's origin helper call cannot be applied (an unknown origin id, a
+    setting of the wrong kind): the function fails, as CloudFront fails it."""
+
+
+def apply_origin_ops(
+    upstreams: MutableMapping[str, Upstream],
+    current: Upstream,
+    ops: tuple[Mapping[str, object], ...],
+) -> Upstream:
+    """The upstream for this request after a CloudFront Function's calls of
+    `cf.selectRequestOriginById`, `cf.updateRequestOrigin` and `cf.createRequestOriginGroup`,
+    applied in order to `current` (the behavior's origin). Origin ids are `[origins.NAME]`
+    names. The result is this request's own: nothing configured changes."""
+    for op in ops:
+        kind = op.get("op")
+        if kind == "select":
+            current = _configured_origin(upstreams, op.get("id"))
+        elif kind == "group":
+            current = _request_group(upstreams, op)
+        elif kind == "update":
+            params = op.get("params")
+            if not isinstance(params, Mapping):
+                raise OriginChangeRefused("updateRequestOrigin(params): params must be an object")
+            if current.failover is not None:  # a group: only its primary is updated
+                primary = _updated_origin(upstreams, replace(current, failover=None), params)
+                current = replace(primary, failover=current.failover)
+            else:
+                current = _updated_origin(upstreams, current, params)
+        else:
+            raise OriginChangeRefused(f"unknown origin operation {kind!r}")
+    return current
+
+
+def origin_cache_variant(upstream: Upstream) -> bytes:
+    """What sets apart, in the cache key, answers from an origin a function chose: its name
+    and settings (so two origins never share what they answered for the same URL)."""
+    return f"{upstream.name}\n{upstream.event_origin!r}\n{upstream.path_prefix!r}".encode()
+
+
+def _configured_origin(upstreams: Mapping[str, Upstream], origin_id: object) -> Upstream:
+    if not isinstance(origin_id, str) or origin_id.startswith("ad-hoc:"):
+        raise OriginChangeRefused(
+            f"origin id must be a configured origin's name, not {origin_id!r}"
+        )
+    found = upstreams.get(origin_id)
+    if found is None:
+        configured = ", ".join(sorted(k for k in upstreams if not k.startswith("ad-hoc:")))
+        raise OriginChangeRefused(
+            f"no origin with id {origin_id!r} (the configured origins: {configured})"
+        )
+    return found
+
+
+def _request_group(upstreams: Mapping[str, Upstream], op: Mapping[str, object]) -> Upstream:
+    ids = op.get("originIds")
+    codes = op.get("statusCodes")
+    if not isinstance(ids, list) or len(ids) != 2:
+        raise OriginChangeRefused("createRequestOriginGroup: originIds must list two origin ids")
+    if not isinstance(codes, list) or not codes:
+        raise OriginChangeRefused("createRequestOriginGroup: failoverCriteria.statusCodes is empty")
+    wrong = [c for c in codes if c not in _GROUP_FAILOVER_STATUSES]
+    if wrong:
+        allowed = ", ".join(map(str, sorted(_GROUP_FAILOVER_STATUSES)))
+        raise OriginChangeRefused(
+            f"createRequestOriginGroup: cannot fail over on {wrong} (allowed: {allowed})"
+        )
+    selection = op.get("selectionCriteria")
+    if selection not in (None, "default"):
+        logger.warning(
+            "createRequestOriginGroup: selectionCriteria %r is not supported here; ignored "
+            "(the first origin is the primary)",
+            selection,
+        )
+    primary = _configured_origin(upstreams, ids[0])
+    secondary = _configured_origin(upstreams, ids[1])
+    return replace(
+        primary,
+        name=f"{primary.name}+{secondary.name}",
+        failover=(secondary, frozenset(int(c) for c in codes)),
+    )
+
+
+def _updated_origin(
+    upstreams: MutableMapping[str, Upstream], current: Upstream, params: Mapping[str, object]
+) -> Upstream:
+    for key in params:
+        if key not in _UPDATE_KEYS:
+            logger.warning("updateRequestOrigin: %r is not supported here; ignored", key)
+    described = current.event_origin
+    domain = params.get("domainName")
+    if domain is not None and (not isinstance(domain, str) or not domain or "/" in domain):
+        raise OriginChangeRefused(
+            f"updateRequestOrigin: domainName must be a host name, not {domain!r}"
+        )
+    path = params.get("originPath", described.path)
+    if not isinstance(path, str) or (path and (not path.startswith("/") or path.endswith("/"))):
+        raise OriginChangeRefused(
+            "updateRequestOrigin: originPath must start with '/' and not end with one, "
+            f"not {path!r}"
+        )
+    headers = params.get("customHeaders")
+    custom = described.custom_headers
+    if headers is not None:
+        if not isinstance(headers, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise OriginChangeRefused(
+                "updateRequestOrigin: customHeaders must map names to strings"
+            )
+        custom = tuple(headers.items())
+    origin_config = params.get("customOriginConfig") or {}
+    timeouts = params.get("timeouts") or {}
+    if not isinstance(origin_config, Mapping) or not isinstance(timeouts, Mapping):
+        raise OriginChangeRefused(
+            "updateRequestOrigin: customOriginConfig and timeouts are objects"
+        )
+    for key in origin_config:
+        if key not in ("port", "protocol"):
+            logger.warning(
+                "updateRequestOrigin: customOriginConfig.%s is not supported here; ignored", key
+            )
+    for key in timeouts:
+        if key != "readTimeout":
+            logger.warning("updateRequestOrigin: timeouts.%s is not supported here; ignored", key)
+    port = origin_config.get("port")
+    protocol = origin_config.get("protocol")
+    read_timeout = timeouts.get("readTimeout")
+    if port is not None and (not isinstance(port, int) or not 1 <= port <= 65535):
+        raise OriginChangeRefused(f"updateRequestOrigin: port must be 1 to 65535, not {port!r}")
+    if protocol not in (None, "http", "https"):
+        raise OriginChangeRefused(
+            f"updateRequestOrigin: protocol must be http or https, not {protocol!r}"
+        )
+    if read_timeout is not None and (
+        not isinstance(read_timeout, int) or not 1 <= read_timeout <= 120
+    ):
+        raise OriginChangeRefused(
+            "updateRequestOrigin: timeouts.readTimeout must be 1 to 120 seconds"
+        )
+    if domain is None and port is None and protocol is None:
+        if read_timeout is not None:
+            logger.warning(
+                "updateRequestOrigin: timeouts.readTimeout applies to a new domainName only; "
+                "ignored"
+            )
+        target = current
+        new_described: EventOrigin = replace(described, path=path, custom_headers=custom)
+    else:
+        base = (
+            described
+            if isinstance(described, CustomOrigin)
+            else CustomOrigin(described.domain_name)
+        )
+        new_described = replace(
+            base,
+            domain_name=domain if isinstance(domain, str) else base.domain_name,
+            port=port if isinstance(port, int) else base.port,
+            protocol="http"
+            if protocol == "http"
+            else "https"
+            if protocol == "https"
+            else base.protocol,
+            path=path,
+            read_timeout_seconds=read_timeout
+            if isinstance(read_timeout, int)
+            else base.read_timeout_seconds,
+            custom_headers=custom,
+        )
+        target = resolve_switched_origin(upstreams, new_described)
+    return replace(
+        target,
+        event_origin=new_described,
+        path_prefix=path.encode("utf-8"),
+        custom_headers=tuple(headers_from_str(custom)),
+    )

@@ -38,7 +38,7 @@ from edge.distribution import Behavior, build_behaviors
 from edge.exchange import Answer, ViewerRequest, drain
 from edge.hooks import Hooks
 from edge.metrics import ProxyMetrics
-from edge.origins import Upstream, secondary_after
+from edge.origins import Upstream, origin_cache_variant, secondary_after
 from edge.triggers import TriggerRunner
 from edge.viewer.admission import https_answer, refuse_for_behavior, with_forwarded_proto
 from origin_proxy import Headers, OriginError, via_value, without_hop_by_hop
@@ -115,8 +115,14 @@ class Pipeline:
         look: Lookup | None = None
         answer: Answer | None = None
         if cache is not None and behavior.policy.enabled:
+            chosen = request.chosen_upstream
             look = await cache.lookup(
-                behavior.policy, request.method, request.path, request.query, request.headers
+                behavior.policy,
+                request.method,
+                request.path,
+                request.query,
+                request.headers,
+                origin_cache_variant(chosen) if chosen is not None else b"",
             )
         try:
             if cache is not None and look is not None:
@@ -131,7 +137,8 @@ class Pipeline:
                         504, b"Gateway Timeout", b"504 only-if-cached: not cached\n"
                     )
             if answer is None:
-                answer = await self._origin_side(behavior, request, look, behavior.upstream)
+                upstream = request.chosen_upstream or behavior.upstream
+                answer = await self._origin_side(behavior, request, look, upstream)
         finally:
             if look is not None:
                 look.release()
@@ -240,7 +247,8 @@ class Pipeline:
         # The origin side as a miss would run it (origin-request, the origin, origin-response,
         # the store); the answer is only drained: that is what stores it.
         try:
-            answer = await self._origin_side(behavior, request, look, behavior.upstream)
+            upstream = request.chosen_upstream or behavior.upstream
+            answer = await self._origin_side(behavior, request, look, upstream)
             try:
                 await drain(answer.body)
             finally:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 import orjson
@@ -146,9 +146,11 @@ def compute_utilization(payload: bytes) -> int | None:
 def decode_function_result(event: FunctionEvent, payload: bytes) -> FunctionOutcome:
     """What the pipeline does with the function's result; raises FunctionValidationError."""
     try:
-        result = orjson.loads(payload).get("result")
+        document = orjson.loads(payload)
+        result = document.get("result")
     except (orjson.JSONDecodeError, AttributeError):
         raise FunctionValidationError("the result is not JSON") from None
+    origin_ops = document.get("origin") or ()
     if not isinstance(result, dict):
         raise FunctionValidationError(
             f"the function returned {_kind(result)}; return the event's request or response "
@@ -165,7 +167,15 @@ def decode_function_result(event: FunctionEvent, payload: bytes) -> FunctionOutc
                     f"{MAX_GENERATED_BYTES} (40 KB) of headers and body"
                 )
             return GeneratedResponse(status, description, headers, body or b"")
-        return _request_outcome(result, original["request"])
+        outcome = _request_outcome(result, original["request"])
+        if origin_ops:
+            outcome = replace(outcome, origin_ops=tuple(origin_ops))
+        return outcome
+    if origin_ops:
+        raise FunctionValidationError(
+            "the origin can be changed at viewer-request only (cf.updateRequestOrigin, "
+            "cf.selectRequestOriginById, cf.createRequestOriginGroup)"
+        )
     status, description, headers, body = _response_parts(result, original["response"])
     return UpdatedResponse(status, description, headers, body)
 

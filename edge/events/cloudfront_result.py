@@ -101,6 +101,9 @@ class UpdatedRequest:
     body: bytes | None = None
     origin: Origin | None = None
     warnings: tuple[str, ...] = ()
+    # CloudFront Functions (2.0, viewer-request): the calls of the cloudfront module's origin
+    # helpers, in order, as {"op": "select" | "update" | "group", ...} (edge.origins applies them).
+    origin_ops: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,14 +151,21 @@ class HttpCache:
     # -- 1. lookup ---------------------------------------------------------------------------
 
     async def lookup(
-        self, policy: CachePolicy, method: str, path: bytes, query: bytes, headers: Headers
+        self,
+        policy: CachePolicy,
+        method: str,
+        path: bytes,
+        query: bytes,
+        headers: Headers,
+        variant: bytes = b"",
     ) -> Lookup:
-        """What to do for a viewer request (after viewer-request, before origin-request)."""
+        """What to do for a viewer request (after viewer-request, before origin-request).
+        `variant`: what else decides the answer, in the key (see `cache_key`)."""
         normalized = normalize_request_headers(policy, headers)
         directives = parse_request_directives(policy, normalized)
         if method not in ("GET", "HEAD") or not policy.enabled or directives.no_store:
             return Lookup(Outcome.PASS, policy, method, None, normalized, headers, directives)
-        key = cache_key(policy, path, query, normalized)
+        key = cache_key(policy, path, query, normalized, variant)
         found = self._consult(policy, method, key, normalized, directives)
         collapser = self.collapser
         if collapser is None or method != "GET":

@@ -300,10 +300,13 @@ def _selected_cookies(
     return [pair for pair in cookies if (pair[0] in names) == keep]
 
 
-def cache_key(policy: CachePolicy, path: bytes, query: bytes, headers: Headers) -> CacheKey:
+def cache_key(
+    policy: CachePolicy, path: bytes, query: bytes, headers: Headers, variant: bytes = b""
+) -> CacheKey:
     """The primary key for a GET/HEAD to `path?query` under `policy` (RFC 9111 §2: the URI;
-    plus what the policy adds). `headers` should already be `normalize_request_headers`'d."""
-    parts: list[bytes] = []
+    plus what the policy adds). `headers` should already be `normalize_request_headers`'d.
+    `variant` sets apart what else decides the answer (an origin chosen for this request)."""
+    parts: list[bytes] = [b"\nv:" + variant] if variant else []
     if policy.query_strings == "all":
         if query:
             parts.append(b"?" + query)

@@ -182,11 +182,15 @@ class CloudFrontFunction(Runtime):
         utilization = min(100, round(used / budget * 100))
         result = out.encode("utf-8")
         log = ""
+        origin = b""
         if out.startswith("L"):
             document = orjson.loads(result[1:])
-            log = self._log_text(request_id, document["logs"], None)
+            if document["logs"]:
+                log = self._log_text(request_id, document["logs"], None)
             result = orjson.dumps(document["result"])
-        payload = b'{"result":%b,"computeUtilization":%d}' % (result, utilization)
+            if "origin" in document:  # the cloudfront module's origin calls, in order
+                origin = b',"origin":' + orjson.dumps(document["origin"])
+        payload = b'{"result":%b,"computeUtilization":%d%b}' % (result, utilization, origin)
         return InvocationResult(
             payload=payload,
             log=log,

@@ -320,6 +320,39 @@
     }
     var cloudfront = { kvs: function () { return kvsHandle(); } };
 
+    // ---- cloudfront (origin modification, 2.0) ---------------------------------------------------
+    // Each call is recorded for the run; the host applies them in order to this request's origin
+    // (viewer-request only) once the handler returned.
+    var originOps = [];
+    function plainObject(x, what) {
+      if (x === null || typeof x !== "object" || Array.isArray(x)) throw new TypeError(what + " must be an object");
+      return x;
+    }
+    function originId(id, what) {
+      if (typeof id !== "string" || id === "") throw new TypeError(what + " must be a non-empty string (an origin id)");
+      return id;
+    }
+    if (v2) {
+      cloudfront.updateRequestOrigin = function (params) {
+        originOps.push({ op: "update", params: JSON.parse(JSON.stringify(plainObject(params, "updateRequestOrigin(params)"))) });
+      };
+      cloudfront.selectRequestOriginById = function (id) {
+        originOps.push({ op: "select", id: originId(id, "selectRequestOriginById(originId)") });
+      };
+      cloudfront.createRequestOriginGroup = function (params) {
+        plainObject(params, "createRequestOriginGroup(params)");
+        var ids = params.originIds;
+        if (!Array.isArray(ids) || ids.length !== 2) throw new TypeError("createRequestOriginGroup: originIds must list two origin ids (primary, secondary)");
+        ids.forEach(function (id) { originId(id, "createRequestOriginGroup: each of originIds"); });
+        var criteria = plainObject(params.failoverCriteria, "createRequestOriginGroup: failoverCriteria");
+        var codes = criteria.statusCodes;
+        if (!Array.isArray(codes) || codes.length === 0 || !codes.every(function (c) { return typeof c === "number" && c % 1 === 0; })) {
+          throw new TypeError("createRequestOriginGroup: failoverCriteria.statusCodes must be a non-empty array of status codes");
+        }
+        originOps.push({ op: "group", originIds: ids.slice(), statusCodes: codes.slice(), selectionCriteria: params.selectionCriteria === undefined ? null : String(params.selectionCriteria) });
+      };
+    }
+
     var modules = { cloudfront: cloudfront, crypto: crypto, querystring: querystring };
     function require(name) {
       if (name === "crypto" || name === "querystring") return modules[name];
@@ -411,14 +444,18 @@
     // The result's JSON; with "L" before it when the run logged (then {result, logs}).
     function finish(value) {
       value = value === undefined ? null : value;
-      if (logs.length === 0) return JSON.stringify(value);
-      var out = "L" + JSON.stringify({ result: value, logs: logs });
+      if (logs.length === 0 && originOps.length === 0) return JSON.stringify(value);
+      var extra = { result: value, logs: logs };
+      if (originOps.length !== 0) extra.origin = originOps;
+      var out = "L" + JSON.stringify(extra);
       logs = [];
+      originOps = [];
       return out;
     }
     globalThis.__cf_run = function (factory, eventJson, nowMs) {
         now = nowMs;
         logs = [];
+        originOps = [];
         state = null;
         var handler = factory(require, modules, consoleObject);
         if (typeof handler !== "function") throw new TypeError("handler is not a function");

@@ -15,7 +15,8 @@ run, since the proxy rows forward to it.
 Each edge row runs once per server engine (`edge serve --engine hypercorn|granian`); when
 `edge serve --help` offers no `--engine`, the granian rows print as not available. The hook rows
 run one viewer-request function that adds `X-Hook: 1` to the request, in Python, in WASM (a C
-guest, a fresh instance per request and a reused one) and, for comparison, as a Cloudflare
+guest, a fresh instance per request and a reused one), as a CloudFront Function
+(cloudfront-js-2.0, in process on QuickJS) and, for comparison, as a Cloudflare
 Worker in workerd (through miniflare, installed from npm into ~/.cache/edge-bench/ when
 missing). The origin echoes the header back as `X-Hook-Seen`, so every hook row is checked to
 have run its hook before it is measured.
@@ -107,6 +108,14 @@ def handler(event, context):
     request["headers"]["x-hook"] = [{"key": "X-Hook", "value": "1"}]
     return request
 '''
+# The same job as a CloudFront Function (cloudfront-js-2.0, run in process on QuickJS).
+CLOUDFRONT_FUNCTION_SOURCE = """\
+function handler(event) {
+  var request = event.request;
+  request.headers["x-hook"] = { value: "1" };
+  return request;
+}
+"""
 # The same job as a Cloudflare Worker: fetch the origin with the header added.
 WORKER_SOURCE = """\
 export default {
@@ -153,6 +162,7 @@ DIRECTORY_GOAL = 0.30  # edge directory origin vs nginx serving the file
 PYTHON_HOOK_GOAL = 0.75  # a warm Python hook vs the same row without it
 WASM_FRESH_GOAL = 0.85  # a WASM hook, fresh instance per request, vs the same row without
 WASM_REUSED_GOAL = 0.90  # a WASM hook, reused instance
+CLOUDFRONT_FUNCTION_GOAL = 0.85  # a CloudFront Function (QuickJS, in process)
 WORKERD_CPU_GOAL = 1.5  # edge hook rows' requests per CPU-second vs workerd's
 # Memory: the edge's PSS under load at most workerd's (ratio <= 1).
 
@@ -705,6 +715,20 @@ def start_edge_python(bench: Bench, engine: str) -> Started:
     )
 
 
+def start_edge_cloudfront_function(bench: Bench, engine: str) -> Started:
+    code = bench.root / "functions"
+    code.mkdir(mode=0o755, exist_ok=True)
+    path = code / "add_header.js"
+    path.write_text(CLOUDFRONT_FUNCTION_SOURCE)
+    path.chmod(0o644)
+    return bench.start_edge_uncached(
+        f"edge-cloudfront-function-{engine}",
+        {"url": bench.origin_url()},
+        engine=engine,
+        function={"runtime": "cloudfront-js-2.0", "code": str(path)},
+    )
+
+
 @functools.cache
 def wasm_hook_module() -> Path:
     """The C guest guests/add_header.c, built for the core ABI with the example guests' library
@@ -833,6 +857,12 @@ TARGETS: tuple[Target, ...] = (
         _no_hook(WASM_REUSED_GOAL),
         reuse=True,
     ),
+    *_edge_rows(
+        "edge-cloudfront-function",
+        "edge, forwarding + CloudFront Function hook",
+        start_edge_cloudfront_function,
+        _no_hook(CLOUDFRONT_FUNCTION_GOAL),
+    ),
     Target(
         "workerd",
         "workerd (miniflare) + Worker hook",
@@ -850,7 +880,7 @@ TARGETS: tuple[Target, ...] = (
 )
 
 # The rows that run the same hook as the workerd row: compared per CPU-second and by memory.
-WORKERD_PEERS = ("edge-python", "edge-wasm", "edge-wasm-reused")
+WORKERD_PEERS = ("edge-python", "edge-wasm", "edge-wasm-reused", "edge-cloudfront-function")
 
 
 # --- load ----------------------------------------------------------------------------------
