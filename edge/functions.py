@@ -1,10 +1,11 @@
 """The function registry: one runtime object per configured function, behind one door.
 
 Each function gets the `sandbox.Runtime` its configuration asks for, made by one
-`sandbox.RuntimeHost`: Python functions an execution-environment pool each, and each pool its
-own zygote, confined by the `[sandbox]` policy to that function's code and network (one
-function's environments cannot reach another's, and a zygote that dies is relaunched for its
-function alone); WASM functions share one wasmtime engine and its compiled module cache. The
+`sandbox.RuntimeHost`: Python and Node.js functions an execution-environment pool each, each
+Python pool with its own zygote and each Node.js environment a `node` process of its own, all
+confined by the `[sandbox]` policy to that function's code and network (one function's
+environments cannot reach another's, and a zygote that dies is relaunched for its function
+alone); WASM functions share one wasmtime engine and its compiled module cache. The
 registry never asks which runtime it holds. Each invocation's Lambda log (START .. REPORT) goes
 to the log sink, by default the edge's stderr, as Lambda writes it to CloudWatch.
 """
@@ -26,6 +27,7 @@ from sandbox import (
     FunctionSpec,
     InvocationResult,
     LogSink,
+    NodeFunctionSpec,
     Runtime,
     RuntimeHost,
     RuntimeStats,
@@ -126,12 +128,37 @@ def wasm_spec_for(
     )
 
 
-def runtime_spec_for(
+def node_spec_for(
     name: str, function: FunctionConfig, *, timeout_seconds: float
-) -> FunctionSpec | WasmFunctionSpec:
+) -> NodeFunctionSpec:
+    """The Node.js sandbox's description of function `name` (the same keys as Python's)."""
+    python = spec_for(name, function, timeout_seconds=timeout_seconds)
+    return NodeFunctionSpec(
+        name=name,
+        handler=python.handler,
+        code_dir=python.code_dir,
+        memory_mb=python.memory_mb,
+        timeout_seconds=python.timeout_seconds,
+        environment=python.environment,
+        max_concurrency=python.max_concurrency,
+        idle_seconds=python.idle_seconds,
+        provisioned=python.provisioned,
+        max_wait_seconds=python.max_wait_seconds,
+        network=python.network,
+        writable_paths=python.writable_paths,
+        ephemeral_storage_mb=python.ephemeral_storage_mb,
+    )
+
+
+RuntimeSpec = FunctionSpec | NodeFunctionSpec | WasmFunctionSpec
+
+
+def runtime_spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> RuntimeSpec:
     """The sandbox's description of function `name`, for the runtime it names."""
     if function.runtime == "wasm":
         return wasm_spec_for(name, function, timeout_seconds=timeout_seconds)
+    if function.is_nodejs:
+        return node_spec_for(name, function, timeout_seconds=timeout_seconds)
     return spec_for(name, function, timeout_seconds=timeout_seconds)
 
 
@@ -172,7 +199,7 @@ class FunctionRegistry:
         limiter: Limiter | None = None,
     ) -> None:
         self._limiter = limiter
-        self._specs: dict[str, FunctionSpec | WasmFunctionSpec] = {}
+        self._specs: dict[str, RuntimeSpec] = {}
         self._runtimes: dict[str, Runtime] = {}
         self._host = RuntimeHost(
             log_sink=log_sink, isolation=sandbox_policy(config), wasm_cache_dir=wasm_cache_dir
@@ -181,7 +208,7 @@ class FunctionRegistry:
         self._code_dirs = [
             function.code_dir_and_handler[0].resolve()
             for function in config.functions.values()
-            if function.runtime == "python"
+            if function.runtime != "wasm"
         ]
         self.info: dict[str, FunctionInfo] = {}
         longest = _longest_timeout(config)

@@ -1,8 +1,9 @@
 """Execution environments for edge functions, behind one small async interface.
 
 `RuntimeHost().create(spec)` gives a function version's `Runtime` (a `FunctionSpec` runs in
-Python worker processes, a `WasmFunctionSpec` on wasmtime): `start()`, `invoke(event, ...) ->
-InvocationResult`, `stats()`, `aclose()`, raising the errors exported here. Callers use
+Python worker processes, a `NodeFunctionSpec` in `node` processes, a `WasmFunctionSpec` on
+wasmtime): `start()`, `invoke(event, ...) -> InvocationResult`, `stats()`, `aclose()`, raising
+the errors exported here. Callers use
 `sandbox` through these names only. Exports are loaded on first use: the zygote imports this
 package before it forks environments and must not pay for asyncio.
 """
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sandbox.host import RuntimeHost, invoke_once
+    from sandbox.node_worker.spec import NodeFunctionSpec
     from sandbox.python_worker.isolation import SandboxPolicy, probe_isolation
     from sandbox.python_worker.spec import FunctionSpec
     from sandbox.runtime.errors import (
@@ -47,6 +49,7 @@ __all__ = [
     "FunctionTimeout",
     "InvocationResult",
     "LogSink",
+    "NodeFunctionSpec",
     "PayloadTooLarge",
     "PoolClosed",
     "Runtime",
@@ -66,6 +69,7 @@ __all__ = [
 _MODULES = {
     "RuntimeHost": "sandbox.host",
     "invoke_once": "sandbox.host",
+    "NodeFunctionSpec": "sandbox.node_worker.spec",
     "SandboxPolicy": "sandbox.python_worker.isolation",
     "probe_isolation": "sandbox.python_worker.isolation",
     "FunctionSpec": "sandbox.python_worker.spec",

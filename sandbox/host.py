@@ -2,14 +2,17 @@
 
 `RuntimeHost` owns what runtimes share (the wasmtime engine and its module cache, the isolation
 policy of Python zygotes, the log sink) and picks the runtime by the kind of spec: a
-`FunctionSpec` runs in Python worker processes, a `WasmFunctionSpec` on wasmtime. A new runtime
-is one more spec type and one more branch here; its callers do not change.
+`FunctionSpec` runs in Python worker processes, a `NodeFunctionSpec` in `node` processes, a
+`WasmFunctionSpec` on wasmtime. A new runtime is one more spec type and one more branch here;
+its callers do not change.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from sandbox.node_worker.function import NodeFunctionPool
+from sandbox.node_worker.spec import NodeFunctionSpec, check_node
 from sandbox.python_worker.function import PythonFunctionPool
 from sandbox.python_worker.isolation import SandboxPolicy
 from sandbox.python_worker.spec import FunctionSpec
@@ -20,7 +23,7 @@ from sandbox.wasm.engine import WasmEngine
 from sandbox.wasm.function import WasmFunction, link
 from sandbox.wasm.spec import WasmFunctionSpec
 
-RuntimeSpec = FunctionSpec | WasmFunctionSpec
+RuntimeSpec = FunctionSpec | NodeFunctionSpec | WasmFunctionSpec
 
 
 class RuntimeHost:
@@ -47,14 +50,19 @@ class RuntimeHost:
         """The runtime for `spec`, not started yet."""
         if isinstance(spec, WasmFunctionSpec):
             return WasmFunction(spec, engine=self._wasm_engine(), log_sink=self._log_sink)
+        if isinstance(spec, NodeFunctionSpec):
+            return NodeFunctionPool(spec, log_sink=self._log_sink, policy=self._isolation)
         return PythonFunctionPool(spec, log_sink=self._log_sink, sandbox=self._isolation)
 
     def check(self, spec: RuntimeSpec) -> None:
         """Refuse code that cannot run at all, before serving: raises `FunctionCodeInvalid`
-        naming the problem (for a WASM module: compiles and links it under its ABI).
+        naming the problem (for a WASM module: compiles and links it under its ABI; for a
+        Node.js function: its `node` and its handler's module file).
         Blocking."""
         if isinstance(spec, WasmFunctionSpec):
             link(spec, self._wasm_engine())
+        elif isinstance(spec, NodeFunctionSpec):
+            check_node(spec)
 
     def _wasm_engine(self) -> WasmEngine:
         if self._engine is None:

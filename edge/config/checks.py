@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -123,6 +124,7 @@ def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
     for name, function in config.functions.items():
         problems += _check_function_destinations(name, function, functions)
         problems += _check_runtime_keys(name, function)
+        problems += _check_node(name, function)
         problems += _check_provisioned(name, function)
         try:
             check_environment(function.environment)
@@ -242,7 +244,8 @@ def _check_function_destinations(
     return problems
 
 
-# Keys one runtime reads and the other would silently pass over.
+# Keys one runtime reads and the other would silently pass over (Node.js functions read the
+# Python keys: a handler in a code directory, network, writable paths).
 _RUNTIME_KEYS = {
     "python": ("handler", "code", "network", "writable_paths"),
     "wasm": ("module", "abi", "reuse_instance", "fuel"),
@@ -250,12 +253,23 @@ _RUNTIME_KEYS = {
 
 
 def _check_runtime_keys(name: str, function: FunctionConfig) -> list[str]:
-    other = "wasm" if function.runtime == "python" else "python"
+    other = "python" if function.runtime == "wasm" else "wasm"
     return [
         f"functions.{name}.{key}: expected no {key} for a {function.runtime} function (a "
         f"{other} setting), found {getattr(function, key)!r}"
         for key in _RUNTIME_KEYS[other]
         if key in function.model_fields_set
+    ]
+
+
+def _check_node(name: str, function: FunctionConfig) -> list[str]:
+    """A Node.js function needs `node` on the edge's PATH (every nodejs name runs that one)."""
+    if not function.is_nodejs or shutil.which("node") is not None:
+        return []
+    return [
+        f"functions.{name}.runtime: expected `node` on PATH for a {function.runtime} function, "
+        "found none: install Node.js (Debian/Ubuntu: `apt-get install nodejs`, or from "
+        "https://nodejs.org)"
     ]
 
 

@@ -227,11 +227,15 @@ class FunctionConfig(_Strict):
     """`[functions.NAME]`: a Lambda function the behaviors (and later origins) can call.
 
     Python: `handler = "dir/module.function"` (relative to the config file), or `code = "dir"`
-    with `handler = "module.function"` as Lambda writes it. WASM: `module = "path/fn.wasm"`
+    with `handler = "module.function"` as Lambda writes it. Node.js (`runtime = "nodejs"`, or
+    Lambda's `nodejs18.x`, `nodejs20.x`, `nodejs22.x`, all run by the installed `node`): the
+    same keys, the module `dir/index.js`, `.mjs` or `.cjs`. WASM: `module = "path/fn.wasm"`
     (or `.wat`), `abi = "core" | "wasi"`.
     """
 
-    runtime: Literal["python", "wasm"] = "python"
+    runtime: Literal["python", "nodejs", "nodejs18.x", "nodejs20.x", "nodejs22.x", "wasm"] = (
+        "python"
+    )
     handler: str | None = Field(default=None, pattern=HANDLER_PATTERN)
     code: Path | None = None
     module: Path | None = None
@@ -298,10 +302,10 @@ class FunctionConfig(_Strict):
             raise ValueError(
                 "expected either memory (MB) or memory_pages (64 KiB pages), found both"
             )
-        if runtime == "python" and value < 128:
+        if runtime != "wasm" and value < 128:
             raise ValueError(
-                "expected at least 128 (MB) for a python function (Lambda's minimum; a wasm "
-                f"function may have less), found {value}"
+                f"expected at least 128 (MB) for a {runtime} function (Lambda's minimum; a "
+                f"wasm function may have less), found {value}"
             )
         if runtime == "wasm" and value > 4096:
             raise ValueError(
@@ -314,9 +318,16 @@ class FunctionConfig(_Strict):
     def _runtime_fields(self) -> FunctionConfig:
         if self.runtime == "python" and self.handler is None:
             raise ValueError('a python function needs handler = "dir/module.function"')
+        if self.is_nodejs and self.handler is None:
+            raise ValueError(f'a {self.runtime} function needs handler = "dir/index.handler"')
         if self.runtime == "wasm" and self.module is None:
             raise ValueError('a wasm function needs module = "path/to/function.wasm"')
         return self
+
+    @property
+    def is_nodejs(self) -> bool:
+        """True for a Node.js function (`nodejs` or one of Lambda's `nodejsNN.x` names)."""
+        return self.runtime.startswith("nodejs")
 
     @property
     def memory_size_mb(self) -> int:
