@@ -405,8 +405,9 @@ def _one_shot_spec(
     memory: int,
     environment: dict[str, str],
 ) -> Any:
-    """The sandbox spec of `edge invoke`'s TARGET: FILE.py::FUNC, or a .wasm / .wat module."""
-    from sandbox import FunctionSpec, WasmFunctionSpec
+    """The sandbox spec of `edge invoke`'s TARGET: FILE.py::FUNC, FILE.js::FUNC (or .mjs,
+    .cjs: Node.js), or a .wasm / .wat module."""
+    from sandbox import FunctionSpec, NodeFunctionSpec, WasmFunctionSpec
 
     if target.endswith((".wasm", ".wat")):
         module = Path(target)
@@ -424,11 +425,23 @@ def _one_shot_spec(
     path, sep, function = target.rpartition("::")
     if not sep or not path or not function.isidentifier():
         raise click.BadParameter(
-            f"expected FILE.py::FUNCTION or a .wasm/.wat module, found {target!r}"
+            f"expected FILE.py::FUNCTION, FILE.js::FUNCTION or a .wasm/.wat module, "
+            f"found {target!r}"
         )
     file = Path(path)
     if not file.is_file():
         raise click.BadParameter(f"no such file: {path}")
+    if file.suffix in (".js", ".mjs", ".cjs"):
+        return NodeFunctionSpec(
+            name=file.stem,
+            handler=f"{file.stem}.{function}",
+            code_dir=file.resolve().parent,
+            memory_mb=memory,
+            timeout_seconds=timeout,
+            environment=environment,
+            max_concurrency=1,
+            spare_environments=0,
+        )
     return FunctionSpec(
         name=file.stem,
         handler=f"{file.stem}.{function}",
@@ -472,7 +485,7 @@ def _one_shot_event(event_path: Path | None, trigger: str | None) -> tuple[bytes
 
 
 @main.command()
-@click.argument("target", metavar="FILE.py::FUNC|MODULE.wasm")
+@click.argument("target", metavar="FILE.py::FUNC|FILE.js::FUNC|MODULE.wasm")
 @click.option(
     "--event",
     "event_path",
@@ -504,7 +517,7 @@ def _one_shot_event(event_path: Path | None, trigger: str | None) -> tuple[bytes
     type=click.IntRange(1, 10240),
     default=128,
     show_default=True,
-    help="Memory limit in MB (Python: at least 128).",
+    help="Memory limit in MB (Python, Node.js: at least 128).",
 )
 @click.option(
     "--env",
@@ -522,8 +535,8 @@ def invoke(
     memory: int,
     env_pairs: tuple[str, ...],
 ) -> None:
-    """Run one function once in a real execution environment: a Python handler or a WASM
-    module, through the same runtimes as `edge serve`.
+    """Run one function once in a real execution environment: a Python or Node.js handler
+    (FILE.js, .mjs or .cjs) or a WASM module, through the same runtimes as `edge serve`.
 
     Prints the result JSON on stdout and the function's log on stderr. With a Lambda@Edge
     event (or --trigger), the result is checked as CloudFront checks it. Exits 1 when the
