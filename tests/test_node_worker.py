@@ -244,9 +244,7 @@ def test_console_writes_lambdas_node_log_lines_between_start_and_end(
     [
         pytest.param("/throws/x", 503, "LambdaExecutionError", "TypeError", id="throws"),
         pytest.param("/spin/x", 503, "LambdaExecutionError", "Sandbox.Timedout", id="timeout"),
-        pytest.param(
-            "/memory/x", 503, "LambdaExecutionError", "Runtime.OutOfMemory", id="memory"
-        ),
+        pytest.param("/memory/x", 503, "LambdaExecutionError", "Runtime.OutOfMemory", id="memory"),
         pytest.param(
             "/large/x",
             503,
@@ -414,9 +412,7 @@ def test_init_failures_are_lambdas(handler: str, error_type: str, message: str) 
 
 
 def test_environments_have_their_variables_and_a_private_tmp() -> None:
-    spec = _spec(
-        "behaviours.environment", environment={"GREETING": "hello"}, max_concurrency=2
-    )
+    spec = _spec("behaviours.environment", environment={"GREETING": "hello"}, max_concurrency=2)
     os.environ["EDGE_NOT_FOR_FUNCTIONS"] = "secret"
 
     async def scenario(host: RuntimeHost) -> list[Any]:
@@ -434,7 +430,8 @@ def test_environments_have_their_variables_and_a_private_tmp() -> None:
     finally:
         del os.environ["EDGE_NOT_FOR_FUNCTIONS"]
     assert first["environmentId"] != second["environmentId"]
-    assert not first["before"] and not second["before"]  # neither saw the other's file
+    assert not first["before"]  # neither saw the other's file
+    assert not second["before"]
     assert again["before"]  # a warm environment keeps its own /tmp
     for document in (first, second):
         assert document["greeting"] == "hello"
@@ -579,5 +576,104 @@ def test_the_runtime_refuses_to_start_without_node(tmp_path: Path) -> None:
         finally:
             await runtime.aclose()
 
-    with pytest.raises(FunctionCodeInvalid, match="install Node.js"):
+    with pytest.raises(FunctionCodeInvalid, match=r"install Node\.js"):
         _run(scenario)
+
+
+# ---- the JavaScript examples answer as the Python ones ----------------------------------
+
+EXAMPLES = REPO / "examples" / "functions"
+
+
+def _python_example(name: str) -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"node_twin_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _events() -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    """(example, Python function, JavaScript export) -> the events both are given."""
+    from edge.events import EventType, sample_event
+
+    request = EventType.VIEWER_REQUEST
+    origin_request = EventType.ORIGIN_REQUEST
+    origin_response = EventType.ORIGIN_RESPONSE
+    viewer_response = EventType.VIEWER_RESPONSE
+    basic = "Basic " + __import__("base64").b64encode(b"demo:edge").decode()
+    wrong = "Basic " + __import__("base64").b64encode(b"demo:nope").decode()
+    return {
+        ("security_headers", "handler", "handler"): [
+            sample_event(origin_response),
+            sample_event(origin_response, response_headers=[("X-Powered-By", "PHP/8")]),
+        ],
+        ("redirects", "handler", "handler"): [
+            sample_event(request, uri="/old", querystring="x=1"),
+            sample_event(request, uri="/blog/", querystring="x=1"),
+            sample_event(request, uri="//docs///a.html"),
+            sample_event(request, uri="/docs/"),
+            sample_event(request, uri="/plain.html"),
+        ],
+        ("basic_auth", "handler", "handler"): [
+            sample_event(request),
+            sample_event(request, headers=[("Authorization", basic)]),
+            sample_event(request, headers=[("Authorization", wrong)]),
+            sample_event(request, headers=[("Authorization", "Basic !!!")]),
+            sample_event(request, headers=[("Authorization", "Bearer x")]),
+        ],
+        ("origin_selector", "handler", "handler"): [
+            sample_event(origin_request),
+            sample_event(origin_request, headers=[("X-Origin", " Beta ")]),
+            sample_event(origin_request, headers=[("Cookie", "a=1; origin=beta")]),
+        ],
+        ("custom_error_page", "handler", "handler"): [
+            sample_event(
+                origin_response, status=503, response_headers=[("Content-Encoding", "gzip")]
+            ),
+            sample_event(origin_response, status=404),
+        ],
+        ("ab_testing", "viewer_request", "viewerRequest"): [
+            sample_event(request, uri="/experiment/", headers=[("Cookie", "x=1; ab-group=b")]),
+            sample_event(request, uri="/other", headers=[("Cookie", "ab-group=a")]),
+        ],
+        ("ab_testing", "viewer_response", "viewerResponse"): [
+            sample_event(viewer_response, headers=[("X-AB-Group", "new:a")]),
+            sample_event(viewer_response, headers=[("X-AB-Group", "b")]),
+            sample_event(viewer_response),
+        ],
+    }
+
+
+def test_the_javascript_examples_answer_as_the_python_ones() -> None:
+    import copy
+
+    cases = _events()
+
+    async def scenario(host: RuntimeHost) -> dict[tuple[str, str, str], list[Any]]:
+        outcomes: dict[tuple[str, str, str], list[Any]] = {}
+
+        async def run(key: tuple[str, str, str]) -> None:
+            name, _, export = key
+            code = EXAMPLES / "js"
+            runtime = host.create(_spec(f"{name}.{export}", code, max_concurrency=1))
+            try:
+                outcomes[key] = [
+                    json.loads((await runtime.invoke(json.dumps(e).encode())).payload)
+                    for e in cases[key]
+                ]
+            finally:
+                await runtime.aclose()
+
+        await asyncio.gather(*(run(key) for key in cases))
+        return outcomes
+
+    got = _run(scenario)
+    for key, events in cases.items():
+        name, function, _ = key
+        handler = getattr(_python_example(name), function)
+        expected = [handler(copy.deepcopy(event), None) for event in events]
+        assert got[key] == expected, key
