@@ -8,7 +8,7 @@ time an invocation may take) are the rest of what no runtime writes again; `fram
 between the host and a process) and `output_tail` (a dead process's output, read by the host)
 are what the process runtimes share.
 
-Runtimes (`sandbox.python_worker`, `sandbox.node_worker`, `sandbox.wasm`, those to come) import from here and never
-from each other. Nothing is imported here: the processes of the Python runtime import
-`log_lines` before they fork, and must not pay for the rest.
+Runtimes (`sandbox.python_worker`, `sandbox.node_worker`, `sandbox.wasm`, those to come) import
+from here and never from each other. Nothing is imported here: the processes of the Python
+runtime import `log_lines` before they fork, and must not pay for the rest.
 """
