@@ -552,18 +552,31 @@ def test_edge_check_says_how_to_get_node_when_it_is_missing(tmp_path: Path) -> N
     assert "apt-get install nodejs" in result.stderr
 
 
-def test_edge_check_refuses_a_handler_without_its_module(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        pytest.param("", "functions.f.handler: no module for handler 'index.handler'", id="module"),
+        pytest.param(
+            '[sandbox]\nisolation = "uid-only"\n',
+            "functions.f.runtime: a nodejs function runs under bubblewrap or unconfined",
+            id="uid-only",
+        ),
+    ],
+)
+def test_edge_check_refuses_what_a_node_function_cannot_start_with(
+    tmp_path: Path, extra: str, problem: str
+) -> None:
     (tmp_path / "site").mkdir()
     (tmp_path / "code").mkdir()
     config = tmp_path / "edge.toml"
     config.write_text(
-        '[origins.site]\ndirectory = "site"\n'
+        f'{extra}[origins.site]\ndirectory = "site"\n'
         '[[behaviors]]\npath = "*"\norigin = "site"\nviewer-request = "f"\n'
         '[functions.f]\nruntime = "nodejs"\nhandler = "code/index.handler"\n'
     )
     result = _edge("check", str(config))
     assert result.returncode == 2
-    assert "functions.f.handler: no module for handler 'index.handler'" in result.stderr
+    assert problem in result.stderr
 
 
 def test_the_runtime_refuses_to_start_without_node(tmp_path: Path) -> None:

@@ -124,7 +124,7 @@ def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
     for name, function in config.functions.items():
         problems += _check_function_destinations(name, function, functions)
         problems += _check_runtime_keys(name, function)
-        problems += _check_node(name, function)
+        problems += _check_node(name, function, config.sandbox.isolation)
         problems += _check_provisioned(name, function)
         try:
             check_environment(function.environment)
@@ -262,9 +262,18 @@ def _check_runtime_keys(name: str, function: FunctionConfig) -> list[str]:
     ]
 
 
-def _check_node(name: str, function: FunctionConfig) -> list[str]:
-    """A Node.js function needs `node` on the edge's PATH (every nodejs name runs that one)."""
-    if not function.is_nodejs or shutil.which("node") is not None:
+def _check_node(name: str, function: FunctionConfig, isolation: str) -> list[str]:
+    """A Node.js function needs `node` on the edge's PATH (every nodejs name runs that one),
+    and an isolation it can have: bubblewrap or none (`uid-only` is the Python zygote's)."""
+    if not function.is_nodejs:
+        return []
+    if isolation == "uid-only":
+        return [
+            f"functions.{name}.runtime: a {function.runtime} function runs under bubblewrap or "
+            "unconfined, found sandbox.isolation = 'uid-only' (set 'auto', 'namespaces' or "
+            "'none')"
+        ]
+    if shutil.which("node") is not None:
         return []
     return [
         f"functions.{name}.runtime: expected `node` on PATH for a {function.runtime} function, "

@@ -41,7 +41,7 @@ from sandbox.node_worker.spec import (
     node_flags,
     process_environment,
 )
-from sandbox.runtime.errors import FunctionCodeInvalid, PoolClosed, SandboxError
+from sandbox.runtime.errors import FunctionCodeInvalid, PoolClosed
 from sandbox.runtime.limits import MIB
 
 _EXIT_WAIT_SECONDS = 5.0
@@ -84,8 +84,8 @@ class NodeLauncher:
 
     async def start(self) -> None:
         """Find `node`, settle the confinement, start the spare processes. Raises
-        `FunctionCodeInvalid` when there is no `node`, `SandboxError` when the isolation asked
-        for cannot be had."""
+        `FunctionCodeInvalid` when there is no `node` or the isolation asked for cannot be had
+        (the function then fails its own invocations; `edge check` refuses both earlier)."""
         if self._closed:
             raise PoolClosed("the pool is closed")
         if self._started:
@@ -103,7 +103,7 @@ class NodeLauncher:
                 None, confinement_level, isolation, self._node
             )
         except ConfinementUnavailable as exc:
-            raise SandboxError(f"function {spec.name!r}: {exc}") from None
+            raise FunctionCodeInvalid(spec.name, str(exc)) from None
         command = [self._node, *node_flags(spec.memory_mb), str(RUNTIME_SCRIPT)]
         if bwrap is not None:
             prefix = bwrap_arguments(
