@@ -132,7 +132,10 @@ function patchConsole() {
 // -- frames ------------------------------------------------------------------------------------
 
 const ipc = new net.Socket({ fd: Number(process.argv[2]), readable: true, writable: true });
-let pending = EMPTY;
+// Chunks of the frame being received: joined once it is whole (a 6 MB event comes in ~100).
+let chunks = [];
+let buffered = 0;
+let needed = HEADER_BYTES;
 
 function sendFrame(kind, meta, blob, log) {
   const metaBytes = Buffer.from(JSON.stringify(meta));
@@ -145,17 +148,26 @@ function sendFrame(kind, meta, blob, log) {
 }
 
 ipc.on('data', (chunk) => {
-  pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+  chunks.push(chunk);
+  buffered += chunk.length;
+  if (buffered < needed) return;
+  let pending = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, buffered);
+  chunks = [];
+  buffered = 0;
+  needed = HEADER_BYTES;
   while (pending.length >= HEADER_BYTES) {
     const kind = pending.readUInt8(0);
     const metaLength = pending.readUInt32BE(1);
     const logLength = pending.readUInt32BE(5);
     const blobLength = pending.readUInt32BE(9);
     const total = HEADER_BYTES + metaLength + logLength + blobLength;
-    if (pending.length < total) return;
+    if (pending.length < total) {
+      needed = total;
+      break;
+    }
     const meta = pending.subarray(HEADER_BYTES, HEADER_BYTES + metaLength);
     const blob = pending.subarray(HEADER_BYTES + metaLength + logLength, total);
-    pending = pending.length === total ? EMPTY : pending.subarray(total);
+    pending = pending.subarray(total);
     if (kind === KIND_CONFIGURE) {
       configure(JSON.parse(meta.toString('utf8')));
     } else if (kind === KIND_INVOKE && handler !== null && active === null) {
@@ -163,6 +175,10 @@ ipc.on('data', (chunk) => {
     } else {
       process.exit(1); // the host never sends anything else: nothing to answer
     }
+  }
+  if (pending.length) {
+    chunks.push(pending);
+    buffered = pending.length;
   }
 });
 ipc.on('error', () => process.exit(0));
