@@ -6,7 +6,8 @@ handler: Init begins); `invoke()` sends an event and waits for the answer until 
 Every way an invocation ends becomes an `InvocationResult` or one `FunctionError` subclass with
 the invocation's complete log in Lambda's format, as for Python functions: a timeout kills the
 process at the deadline (`Sandbox.Timedout`), a process that died is `Runtime.ExitError`, one
-that V8 ended for want of memory `Runtime.OutOfMemory`. Nothing the process sends is trusted:
+that V8 ended for want of memory, or whose buffer the memory limit refused, is
+`Runtime.OutOfMemory` (and is replaced). Nothing the process sends is trusted:
 frames are decoded under the result and log limits, and a frame over them, unreadable or
 unasked for kills the environment (Function.ResponseSizeTooLarge for a result over the limit).
 """
@@ -330,6 +331,18 @@ class NodeEnvironment:
         output = _output_text(frame)
         if frame.log_dropped:
             self.kill()  # the runtime never sends more than the limit: other code wrote this
+        if frame.kind == KIND_ERROR and meta.get("k") == "memory":
+            self.kill()
+            message = f"RequestId: {request_id} Error: Runtime exited with error: out of memory"
+            raise self._exit_failure(
+                FunctionMemoryExceeded,
+                "Runtime.OutOfMemory",
+                message,
+                request_id,
+                first,
+                duration_ms,
+                output,
+            )
         log = self._log(request_id, first, output, duration_ms, memory_mb)
         if frame.kind == KIND_RESULT:
             return InvocationResult(

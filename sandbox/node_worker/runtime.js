@@ -449,14 +449,25 @@ function complete(invocation, error, result) {
       }
     }
   }
+  const meta = { d: 0, m: memoryUsedMb() };
   if (failure !== null) {
     kind = KIND_ERROR;
     [failure, blob] = boundedError(failure);
-    logError('Invoke Error', failure);
+    if (isOutOfMemory(error)) {
+      meta.k = 'memory'; // the host replaces the environment: its memory is spent
+    } else {
+      logError('Invoke Error', failure);
+    }
   }
-  const duration = performance.now() - invocation.started;
+  meta.d = performance.now() - invocation.started;
   currentRequestId = undefined;
-  sendFrame(kind, { d: duration, m: memoryUsedMb() }, blob, drainOutput(maxLogBytes));
+  sendFrame(kind, meta, blob, drainOutput(maxLogBytes));
+}
+
+// What V8 throws when the memory limit (RLIMIT_DATA) refuses a buffer: the function ran out
+// of memory, as Lambda would have stopped it (its V8 heap running out ends the process instead).
+function isOutOfMemory(error) {
+  return error instanceof RangeError && /^Array buffer allocation failed$/.test(error.message);
 }
 
 function die(label, error) {
