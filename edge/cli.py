@@ -375,23 +375,51 @@ def run_server(config: EdgeConfig) -> int:
 
 
 @main.command()
-@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
-def check(config_path: Path) -> None:
+@click.argument("config_path", metavar="CONFIG", required=False, type=click.Path(path_type=Path))
+@click.option("--explain", is_flag=True, help="Print every key of edge.toml instead (no CONFIG).")
+@click.option("--markdown", is_flag=True, help="With --explain: as README's reference section.")
+def check(config_path: Path | None, explain: bool, markdown: bool) -> None:
     """Validate CONFIG and print the resolved configuration as JSON.
 
     Beyond the file itself, each function's code must be able to start (a WASM module is
     compiled and linked under its ABI): what cannot is a configuration error (exit 2).
+    `--explain` prints every key instead: its type, default and meaning.
     """
+    if explain or markdown:
+        _explain(config_path, markdown=markdown)
+        return
+    if config_path is None:
+        raise click.UsageError("Missing argument 'CONFIG' (or --explain for every key).")
     from edge.functions import check_functions
 
     config = _load(config_path, None)
-    problems = check_functions(config)
+    problems = check_functions(config, wasm_cache_dir=_wasm_cache_dir())
     if problems:
         _fail_config(ConfigError(config.source, problems))
     resolved = config.model_dump(mode="json", by_alias=True, exclude_none=True)
     click.echo(json.dumps(resolved, indent=2))
     _sandbox_line(_sandbox_report(config))
     err_console.print(f"[green]ok[/]: {config_path} is valid")
+
+
+def _explain(config_path: Path | None, *, markdown: bool) -> None:
+    """`edge check --explain [--markdown]`: the configuration reference."""
+    from edge.config.reference import render_markdown, render_text
+
+    if config_path is not None:
+        raise click.UsageError("--explain describes every key and takes no CONFIG.")
+    if markdown:
+        click.echo(render_markdown(), nl=False)
+    else:
+        click.echo(render_text())
+
+
+def _wasm_cache_dir() -> str:
+    """Where compiled WASM modules are kept: `$XDG_CACHE_HOME/edge/wasm` (read here: only the
+    CLI reads the environment), else `~/.cache/edge/wasm`."""
+    from sandbox import wasm_cache_dir
+
+    return str(wasm_cache_dir(os.environ.get("XDG_CACHE_HOME")))
 
 
 _TRIGGERS = ("viewer-request", "origin-request", "origin-response", "viewer-response")
@@ -560,7 +588,9 @@ def invoke(
         spec = _one_shot_spec(
             target, abi=abi, timeout=timeout, memory=memory, environment=environment
         )
-        result = asyncio.run(invoke_once(spec, event, entry=entry))
+        result = asyncio.run(
+            invoke_once(spec, event, entry=entry, wasm_cache_dir=_wasm_cache_dir())
+        )
     except FunctionError as error:
         sys.stderr.write(error.log)
         click.echo(error.payload_bytes.decode())

@@ -227,6 +227,7 @@ def test_the_face_is_loaded_lazily_and_imports_no_runtime_eagerly() -> None:
 def test_top_level_layout() -> None:
     allowed = {
         "pyproject.toml",
+        "LICENSE",
         "README.md",
         "edge",
         "sandbox",

@@ -1,8 +1,9 @@
 """A function as origin: ALB Lambda-target events built and answers decoded (lambda-edge-spec §7),
 and real adapters (Mangum, apig-wsgi, Powertools) run behind them in both header modes.
 
-The expected events are AWS's documented samples (shared/reference/events/alb-*.json), written
-out here so the suite does not depend on files outside the repository.
+The expected events are AWS's documented samples (the ALB Lambda-target events of the Elastic
+Load Balancing guide), written out here so the suite does not depend on files outside the
+repository.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Lambda@Edge events: building them in AWS's shape, and validating what functions return.
 
-The expected events are AWS's documented samples (shared/reference/events/*.json), written out
-here so the suite does not depend on files outside the repository.
+The expected events are AWS's documented samples (the Lambda@Edge event structure pages of the
+CloudFront developer guide), written out here so the suite does not depend on files outside the
+repository.
 """
 
 from __future__ import annotations

@@ -40,24 +40,69 @@ HeaderName = Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]
 class ServerConfig(_Strict):
     """`[server]`: where to listen and the protocol limits."""
 
-    listen: str = "127.0.0.1:8080"
-    workers: int = Field(default=1, ge=1, le=64)
-    admin: str | None = None
-    name: str = Field(default="edge", pattern=r"^[A-Za-z0-9._-]+$")
-    max_body_bytes: int = Field(default=1024**3 * 8, ge=0)
-    max_header_bytes: int = Field(default=20 * 1024, ge=1024, le=1024 * 1024)
-    max_url_bytes: int = Field(default=8 * 1024, ge=256, le=1024 * 1024)
-    graceful_timeout: Seconds = 30.0
-    keep_alive_timeout: Seconds = 60.0
-    # Seconds a request body may pause between two chunks before the viewer gets 408.
-    client_body_timeout: Seconds = 30.0
-    # Seconds a response write may wait for a viewer that reads nothing; then it is abandoned
-    # (the origin's connection is freed).
-    send_timeout: Seconds = 60.0
-    # "reject": a path with %2F or %5C gets 400 (origins disagree on what it means); "keep":
-    # matched and forwarded as written.
-    escaped_slashes: Literal["reject", "keep"] = "reject"
-    access_log: bool = True
+    listen: str = Field(
+        default="127.0.0.1:8080",
+        description="HOST:PORT the proxy listens on for viewers (`edge serve --listen` overrides "
+        "it).",
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes, each with its own `SO_REUSEPORT` socket on `listen`.",
+    )
+    admin: str | None = Field(
+        default=None,
+        description="HOST:PORT of the admin listener (/healthz, /metrics, invalidations, the "
+        "Invoke API); not set: no admin listener.",
+    )
+    name: str = Field(
+        default="edge",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description='This edge\'s name in `Via` and `X-Cache` ("Miss from edge"): letters, '
+        "digits, `.`, `_` and `-`.",
+    )
+    max_body_bytes: int = Field(
+        default=1024**3 * 8,
+        ge=0,
+        description="The largest request body accepted; a larger one gets 413.",
+    )
+    max_header_bytes: int = Field(
+        default=20 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="The largest request line and header section; a larger one gets 431.",
+    )
+    max_url_bytes: int = Field(
+        default=8 * 1024,
+        ge=256,
+        le=1024 * 1024,
+        description="The longest request target (path and query); a longer one gets 414.",
+    )
+    graceful_timeout: Seconds = Field(
+        default=30.0,
+        description="Seconds in-flight requests get to finish on shutdown (SIGINT, SIGTERM).",
+    )
+    keep_alive_timeout: Seconds = Field(
+        default=60.0,
+        description="Seconds an idle connection from a viewer is kept open.",
+    )
+    client_body_timeout: Seconds = Field(
+        default=30.0,
+        description="Seconds a request body may pause between two chunks; then the viewer gets "
+        "408.",
+    )
+    send_timeout: Seconds = Field(
+        default=60.0,
+        description="Seconds a response may wait for a viewer that reads nothing; then it is "
+        "abandoned and the origin's connection freed.",
+    )
+    escaped_slashes: Literal["reject", "keep"] = Field(
+        default="reject",
+        description='"reject": a path with %2F or %5C gets 400 (origins disagree on what it '
+        'means); "keep": matched and forwarded as written.',
+    )
+    access_log: bool = Field(default=True, description="One line per request on stdout.")
 
     @field_validator("listen", "admin")
     @classmethod
@@ -78,27 +123,63 @@ OriginKind = Literal["custom", "s3"]
 class HttpOriginConfig(_Strict):
     """`[origins.NAME]` with `url`: an HTTP server."""
 
-    url: str
-    # Another name this origin answers to when an origin-request function switches to it.
-    domain_name: str | None = None
-    keep_host: bool = False
-    headers: dict[HeaderName, str] = Field(default_factory=dict)
-    connect_timeout: Seconds = 10.0
-    read_timeout: Seconds = 30.0
-    max_connections: int = Field(default=512, ge=1, le=100_000)
-    # Of those, how many requests whose body streams from the viewer may hold at once
-    # (default: three quarters, so stalled uploads leave the rest to other requests).
-    max_upload_connections: int | None = Field(default=None, ge=1, le=100_000)
-    # An answer whose head (status line, fields, interim heads) is larger gets a 502.
+    url: str = Field(
+        description="The origin's http:// or https:// URL; a path in it is put before every "
+        "request's path."
+    )
+    domain_name: str | None = Field(
+        default=None,
+        description="Another name this origin answers to when an origin-request function "
+        "switches the request to it.",
+    )
+    keep_host: bool = Field(
+        default=False,
+        description="true: send the viewer's Host to the origin; false: the origin's own.",
+    )
+    headers: dict[HeaderName, str] = Field(
+        default_factory=dict,
+        description="Headers added to every request to this origin (CloudFront's origin custom "
+        "headers).",
+    )
+    connect_timeout: Seconds = Field(
+        default=10.0,
+        description="Seconds to connect: an origin that cannot be reached gets 502, one that "
+        "does not connect in time 504.",
+    )
+    read_timeout: Seconds = Field(
+        default=30.0,
+        description="Seconds until the response starts, and that an upload may wait for the "
+        "origin to read; then 504.",
+    )
+    max_connections: int = Field(
+        default=512, ge=1, le=100_000, description="Connections to this origin at once."
+    )
+    # Three quarters by default, so stalled uploads leave the rest to other requests.
+    max_upload_connections: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Of those, how many requests whose body streams from the viewer may hold at "
+        "once; not set: three quarters of max_connections.",
+    )
     max_response_header_bytes: int = Field(
-        default=DEFAULT_MAX_RESPONSE_HEADER_BYTES, ge=1024, le=16 * 1024 * 1024
+        default=DEFAULT_MAX_RESPONSE_HEADER_BYTES,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="The largest response head (status line, header fields, interim 1xx "
+        "heads); a larger one gets 502.",
     )
     max_response_header_fields: int = Field(
-        default=DEFAULT_MAX_RESPONSE_HEADER_FIELDS, ge=1, le=100_000
+        default=DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
+        ge=1,
+        le=100_000,
+        description="The most header fields in a response head; more get 502.",
     )
-    # How Lambda@Edge events describe it: `origin.custom`, or `origin.s3` for an S3-compatible
-    # server (a bucket's REST endpoint, MinIO).
-    origin_kind: OriginKind = "custom"
+    origin_kind: OriginKind = Field(
+        default="custom",
+        description='How Lambda@Edge events describe it: "custom" (`origin.custom`), or "s3" '
+        "(`origin.s3`) for an S3-compatible server (a bucket's REST endpoint, MinIO).",
+    )
 
     @field_validator("url")
     @classmethod
@@ -118,16 +199,30 @@ class HttpOriginConfig(_Strict):
 class DirectoryOriginConfig(_Strict):
     """`[origins.NAME]` with `directory`: files served the way S3 website hosting does."""
 
-    directory: Path
-    index_document: str | None = "index.html"
-    error_document: str | None = None
-    # The S3 bucket domain this origin stands for in Lambda@Edge events (and answers to when
-    # an origin-request function switches to it). Default: `<name>.s3.us-east-1.amazonaws.com`
-    # (`<name>.s3-website-us-east-1.amazonaws.com` with origin_kind = "custom").
-    domain_name: str | None = None
-    # How Lambda@Edge events describe it: `origin.s3` (a bucket), or `origin.custom` (the
-    # bucket's website endpoint, which CloudFront reaches as a custom origin).
-    origin_kind: OriginKind = "s3"
+    directory: Path = Field(description="The folder served, relative to edge.toml.")
+    index_document: str | None = Field(
+        default="index.html",
+        description="The file served for a folder's path (S3's index document); not set: no index "
+        "document.",
+    )
+    error_document: str | None = Field(
+        default=None,
+        description="The file served for a missing one (S3's error document); not set: a "
+        "plain 404.",
+    )
+    domain_name: str | None = Field(
+        default=None,
+        description="The S3 bucket domain this origin stands for in Lambda@Edge events (and "
+        "answers to when an origin-request function switches to it); not set: "
+        "`NAME.s3.us-east-1.amazonaws.com` (`NAME.s3-website-us-east-1.amazonaws.com` with "
+        'origin_kind = "custom").',
+    )
+    origin_kind: OriginKind = Field(
+        default="s3",
+        description='How Lambda@Edge events describe it: "s3" (`origin.s3`, a bucket), or '
+        '"custom" (`origin.custom`: the bucket\'s website endpoint, which CloudFront reaches as '
+        "a custom origin).",
+    )
 
     @property
     def kind(self) -> Literal["directory"]:
@@ -138,12 +233,22 @@ class FunctionOriginConfig(_Strict):
     """`[origins.NAME]` with `function`: a Lambda function is the origin, called the way an
     Application Load Balancer calls a Lambda target (ALB event in, ALB response out)."""
 
-    function: str
-    multi_value_headers: bool = False
-    target_group_arn: str = (
-        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/edge/0123456789abcdef"
+    function: str = Field(description="The function (a `[functions.NAME]`) that answers.")
+    multi_value_headers: bool = Field(
+        default=False,
+        description="The target group's `lambda.multi_value_headers.enabled`: the event and the "
+        "answer use `multiValueHeaders` and `multiValueQueryStringParameters`.",
     )
-    domain_name: str | None = None
+    target_group_arn: str = Field(
+        default="arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/edge/"
+        "0123456789abcdef",
+        description="The target group's ARN, shown in the event's `requestContext.elb`.",
+    )
+    domain_name: str | None = Field(
+        default=None,
+        description="Another name this origin answers to when an origin-request function "
+        "switches the request to it.",
+    )
 
     @property
     def kind(self) -> Literal["function"]:
@@ -159,10 +264,12 @@ class OriginGroupConfig(_Strict):
     and OPTIONS requests go to the secondary when the primary answers one of
     `failover_statuses`, cannot be reached or times out."""
 
-    primary: str
-    secondary: str
+    primary: str = Field(description="The origin tried first (a name of `[origins]`).")
+    secondary: str = Field(description="The origin tried when the primary fails.")
     failover_statuses: list[FailoverStatus] = Field(
-        default_factory=lambda: list(_DEFAULT_FAILOVER), min_length=1
+        default_factory=lambda: list(_DEFAULT_FAILOVER),
+        min_length=1,
+        description="The primary's statuses that send the request to the secondary.",
     )
 
     @property
@@ -176,21 +283,50 @@ OriginConfig = HttpOriginConfig | DirectoryOriginConfig | FunctionOriginConfig |
 class CachePolicyConfig(_Strict):
     """A behavior's cache policy, CloudFront-style (`cache = { ... }`)."""
 
-    min_ttl: Annotated[float, Field(ge=0)] = 0.0
-    # None: the origin's headers decide, with RFC 9111's heuristic when they say nothing.
-    default_ttl: Annotated[float, Field(ge=0)] | None = None
-    max_ttl: Annotated[float, Field(ge=0)] | None = None
-    query_strings: Literal["none", "all"] | list[str] = "all"
-    headers: list[str] = Field(default_factory=list)
-    cookies: Literal["none", "all"] | list[str] = "none"
-    compress: bool = False
-    # An expired stored copy stands in for a failing origin (CloudFront's way); false: only
-    # within a stale-if-error window (RFC 5861).
-    serve_stale_on_error: bool = True
-    # A response with Set-Cookie is stored (and its cookie replayed on every hit to viewers
-    # with the same keyed cookies, as CloudFront does when it forwards cookies). Default: not
-    # stored, so one viewer's cookie never reaches another.
-    cache_set_cookie: bool = False
+    min_ttl: Annotated[float, Field(ge=0)] = Field(
+        default=0.0,
+        description="Seconds a response is kept at least, even when its headers say "
+        "`no-store`, `no-cache` or `private` (CloudFront's Minimum TTL).",
+    )
+    default_ttl: Annotated[float, Field(ge=0)] | None = Field(
+        default=None,
+        description="Seconds a response whose headers give no lifetime is kept (CloudFront's "
+        "Default TTL); not set: RFC 9111's heuristic decides.",
+    )
+    max_ttl: Annotated[float, Field(ge=0)] | None = Field(
+        default=None,
+        description="Seconds a response is kept at most, whatever its headers say (CloudFront's "
+        "Maximum TTL; 0 disables caching); not set: no cap.",
+    )
+    query_strings: Literal["none", "all"] | list[str] = Field(
+        default="all",
+        description='Query parameters in the cache key: "none", "all", or a list of names.',
+    )
+    headers: list[str] = Field(
+        default_factory=list,
+        description="Request headers whose values are in the cache key.",
+    )
+    cookies: Literal["none", "all"] | list[str] = Field(
+        default="none",
+        description='Cookies in the cache key: "none", "all", or a list of names; only these '
+        "reach the origin.",
+    )
+    compress: bool = Field(
+        default=False,
+        description="The viewer's Accept-Encoding (br, gzip or neither) is in the cache key, so "
+        "compressed and plain copies are kept apart.",
+    )
+    serve_stale_on_error: bool = Field(
+        default=True,
+        description="An expired stored copy stands in for a failing origin (CloudFront's way); "
+        "false: only within a `stale-if-error` window (RFC 5861).",
+    )
+    cache_set_cookie: bool = Field(
+        default=False,
+        description="Store responses with Set-Cookie and replay the cookie on every hit to "
+        "viewers with the same keyed cookies (CloudFront's way when it forwards cookies); "
+        "false: not stored, so one viewer's cookie never reaches another.",
+    )
 
 
 CachePolicyName = Literal["rfc9111", "caching-optimized", "disabled"]
@@ -199,20 +335,39 @@ CachePolicyName = Literal["rfc9111", "caching-optimized", "disabled"]
 class CacheConfig(_Strict):
     """`[cache]`: the store every behavior's policy uses."""
 
-    memory_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
-    # Bodies larger than this go to the disk tier (when there is one).
-    memory_object_max_bytes: int = Field(default=1024 * 1024, ge=0)
-    disk_directory: Path | None = None
-    disk_bytes: int = Field(default=0, ge=0)
-    # How long concurrent misses for one key wait for the request that fetches it.
-    collapse_wait: Annotated[float, Field(ge=0, le=300)] = 30.0
+    memory_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="The memory stored responses may use; the least recently used go first.",
+    )
+    memory_object_max_bytes: int = Field(
+        default=1024 * 1024,
+        ge=0,
+        description="Bodies larger than this go to the disk tier (without one, they are not "
+        "stored).",
+    )
+    disk_directory: Path | None = Field(
+        default=None,
+        description="The folder of the disk tier, relative to edge.toml; not set: no disk tier.",
+    )
+    disk_bytes: int = Field(default=0, ge=0, description="The disk tier's budget; 0: no disk tier.")
+    collapse_wait: Annotated[float, Field(ge=0, le=300)] = Field(
+        default=30.0,
+        description="Seconds concurrent misses for one key wait for the request that fetches it.",
+    )
 
 
 class FunctionAssociation(_Strict):
     """A function attached to one trigger of a behavior (`name` or `name:qualifier`)."""
 
-    function: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?$")
-    include_body: bool = False
+    function: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?$",
+        description="The function's name (a `[functions.NAME]`).",
+    )
+    include_body: bool = Field(
+        default=False,
+        description="The function sees the request body (viewer-request and origin-request).",
+    )
 
     @property
     def name(self) -> str:
@@ -224,7 +379,7 @@ Trigger = Literal["viewer-request", "origin-request", "origin-response", "viewer
 
 
 class FunctionConfig(_Strict):
-    """`[functions.NAME]`: a Lambda function the behaviors (and later origins) can call.
+    """`[functions.NAME]`: a Lambda function behaviors, function origins and the Invoke API call.
 
     Python: `handler = "dir/module.function"` (relative to the config file), or `code = "dir"`
     with `handler = "module.function"` as Lambda writes it. Node.js (`runtime = "nodejs"`, or
@@ -233,42 +388,139 @@ class FunctionConfig(_Strict):
     (or `.wat`), `abi = "core" | "wasi"`.
     """
 
-    runtime: Literal["python", "nodejs", "nodejs18.x", "nodejs20.x", "nodejs22.x", "wasm"] = (
-        "python"
+    runtime: Literal["python", "nodejs", "nodejs18.x", "nodejs20.x", "nodejs22.x", "wasm"] = Field(
+        default="python",
+        description='"python" (a handler), "nodejs" (a JavaScript handler; Lambda\'s names '
+        '"nodejs18.x", "nodejs20.x" and "nodejs22.x" too, all run by the installed `node`) or '
+        '"wasm" (a WebAssembly module).',
     )
-    handler: str | None = Field(default=None, pattern=HANDLER_PATTERN)
-    code: Path | None = None
-    module: Path | None = None
-    abi: Literal["core", "wasi"] = "core"
-    reuse_instance: bool = False
-    fuel: int | None = Field(default=None, gt=0)
-    timeout: Annotated[float, Field(gt=0, le=900)] | None = None
-    # WASM: the guest's memory cap in 64 KiB pages (wasm's own unit), instead of `memory`.
-    memory_pages: int | None = Field(default=None, ge=1, le=65_536)
-    # MB. Python: Lambda's 128..10,240. WASM: 1..4,096 (a wasm32 memory holds at most 4 GiB).
-    memory: int = Field(default=128, ge=1, le=10_240)
-    environment: dict[str, str] = Field(default_factory=dict)
-    max_concurrency: int = Field(default=64, ge=0, le=10_000)
-    # Seconds an invocation may wait for a busy environment before it is throttled (0: never).
-    max_wait: Annotated[float, Field(ge=0, le=900)] = 0.0
-    idle_timeout: Annotated[float, Field(gt=0)] = 300.0
-    provisioned: int = Field(default=0, ge=0)
-    # Lambda's reserved concurrency: a cap for this function, carved out of the node's limit.
-    reserved_concurrency: int | None = Field(default=None, ge=0)
-    # Python: the environments share the edge's network (127.0.0.1 included); false: none.
-    network: bool = False
-    # Python: host directories the function may write, bound at the same path (relative to
-    # edge.toml). The sandbox shows no other host directory but the code, read-only.
-    writable_paths: list[Path] = Field(default_factory=list)
-    # Lambda's ephemeral storage in MB: the size of /tmp and of any one file (spec §14).
-    ephemeral_storage: int = Field(default=512, ge=512, le=10_240)
-    # Asynchronous invocation (Lambda's event invoke config, spec §9).
-    maximum_retry_attempts: int = Field(default=2, ge=0, le=2)
-    maximum_event_age: int = Field(default=21_600, ge=60, le=21_600)
-    # Destinations: "function:NAME", "file:PATH.jsonl" or "http(s)://URL".
-    on_success: str | None = None
-    on_failure: str | None = None
-    dead_letter: str | None = None
+    handler: str | None = Field(
+        default=None,
+        pattern=HANDLER_PATTERN,
+        description="Python: `dir/module.function`, relative to edge.toml; with `code`, "
+        "`module.function` inside it, as Lambda writes it. Node.js: the same, the module "
+        "being `module.js`, `.mjs` or `.cjs`.",
+    )
+    code: Path | None = Field(
+        default=None,
+        description="Python, Node.js: the folder the handler's module is in (Lambda's deployment "
+        "package), relative to edge.toml.",
+    )
+    module: Path | None = Field(
+        default=None,
+        description="WASM: the module, `.wasm` or `.wat` text, relative to edge.toml.",
+    )
+    abi: Literal["core", "wasi"] = Field(
+        default="core",
+        description='WASM: "core" (the edge ABI\'s exports, one per trigger) or "wasi" (the '
+        "event on stdin, the result on stdout).",
+    )
+    reuse_instance: bool = Field(
+        default=False,
+        description="WASM: true keeps one warm instance per execution slot, globals and all "
+        "(Lambda's model); false: a fresh instance per invocation.",
+    )
+    fuel: int | None = Field(
+        default=None,
+        gt=0,
+        description="WASM: an instruction budget per invocation; not set: no budget (the timeout "
+        "still holds).",
+    )
+    timeout: Annotated[float, Field(gt=0, le=900)] | None = Field(
+        default=None,
+        description="Seconds an invocation may run; not set: the trigger's limit in "
+        "`[lambda_edge]` (5 viewer, 30 origin).",
+    )
+    memory_pages: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_536,
+        description="WASM: the memory cap in 64 KiB pages (wasm's own unit), instead of `memory`.",
+    )
+    # A wasm32 memory holds at most 4 GiB.
+    memory: int = Field(
+        default=128,
+        ge=1,
+        le=10_240,
+        description="MB. Python: the process's address-space limit (Lambda's 128 to 10,240). "
+        "Node.js: V8's heap (90 %) and the process's data limit (128 to 10,240). "
+        "WASM: the cap on the guest's memory (1 to 4,096).",
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variables the function sees (a triggered function only with "
+        "`[lambda_edge] allow_environment`).",
+    )
+    max_concurrency: int = Field(
+        default=64,
+        ge=0,
+        le=10_000,
+        description="Execution environments at once; beyond them an invocation is throttled "
+        "(503 at a trigger).",
+    )
+    max_wait: Annotated[float, Field(ge=0, le=900)] = Field(
+        default=0.0,
+        description="Seconds an invocation may wait for a busy environment before it is "
+        "throttled; 0: throttled at once.",
+    )
+    idle_timeout: Annotated[float, Field(gt=0)] = Field(
+        default=300.0,
+        description="Seconds an idle environment is kept before it is stopped.",
+    )
+    provisioned: int = Field(
+        default=0, ge=0, description="Environments started in advance, before any request."
+    )
+    reserved_concurrency: int | None = Field(
+        default=None,
+        ge=0,
+        description="Lambda's reserved concurrency: a cap for this function, carved out of "
+        "`[invoke] node_concurrency` (0 throttles it); not set: it shares the rest.",
+    )
+    network: bool = Field(
+        default=False,
+        description="Python, Node.js: true gives the function the edge's network (127.0.0.1 "
+        "included); false: no network at all.",
+    )
+    writable_paths: list[Path] = Field(
+        default_factory=list,
+        description="Python, Node.js: host folders the function may write, at the same path "
+        "(relative to edge.toml); it sees no other host folder but its code, read-only.",
+    )
+    ephemeral_storage: int = Field(
+        default=512,
+        ge=512,
+        le=10_240,
+        description="MB: the size of the function's /tmp and of any one file it writes "
+        "(Lambda's ephemeral storage; Lambda@Edge allows only 512).",
+    )
+    maximum_retry_attempts: int = Field(
+        default=2,
+        ge=0,
+        le=2,
+        description="Asynchronous invocation: retries after a function error.",
+    )
+    maximum_event_age: int = Field(
+        default=21_600,
+        ge=60,
+        le=21_600,
+        description="Asynchronous invocation: seconds an event may wait to run; then it is "
+        "given up (to on_failure).",
+    )
+    on_success: str | None = Field(
+        default=None,
+        description="Where the record of a successful asynchronous invocation goes: "
+        "`function:NAME`, `file:PATH.jsonl` (relative to edge.toml) or an http(s):// URL.",
+    )
+    on_failure: str | None = Field(
+        default=None,
+        description="Where the record of an asynchronous invocation goes when every attempt "
+        "failed or the event grew too old (the same forms as on_success).",
+    )
+    dead_letter: str | None = Field(
+        default=None,
+        description="Where a given-up asynchronous event goes, as Lambda's dead-letter queue "
+        "gets it (the same forms as on_success).",
+    )
 
     @field_validator("on_success", "on_failure", "dead_letter")
     @classmethod
@@ -349,14 +601,33 @@ class FunctionConfig(_Strict):
 class InvokeConfig(_Strict):
     """`[invoke]`: Lambda's Invoke API on the admin listener, and asynchronous invocation."""
 
-    # Concurrent executions across all functions of this node (Lambda's account limit).
-    node_concurrency: int = Field(default=1000, ge=1, le=100_000)
-    # The durable queue of accepted asynchronous events (SQLite); relative to edge.toml.
-    queue_path: Path = Path(".edge/async-queue.sqlite3")
-    sync_payload_bytes: int = Field(default=6 * 1024 * 1024, ge=1)
-    async_payload_bytes: int = Field(default=1024 * 1024, ge=1)
-    # Waits before the 2nd and 3rd attempt after a function error (Lambda: ~1 and ~2 minutes).
-    retry_delays: tuple[float, float] = (60.0, 120.0)
+    node_concurrency: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Concurrent executions across all functions of this node (Lambda's account "
+        "limit).",
+    )
+    queue_path: Path = Field(
+        default=Path(".edge/async-queue.sqlite3"),
+        description="The durable queue of accepted asynchronous events (an SQLite file, made "
+        "when the admin listener runs with any function configured), relative to edge.toml.",
+    )
+    sync_payload_bytes: int = Field(
+        default=6 * 1024 * 1024,
+        ge=1,
+        description="The largest event and result of a synchronous invocation.",
+    )
+    async_payload_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="The largest event of an asynchronous invocation.",
+    )
+    retry_delays: tuple[float, float] = Field(
+        default=(60.0, 120.0),
+        description="Seconds before the 2nd and the 3rd attempt after a function error "
+        "(Lambda: about 1 and 2 minutes).",
+    )
 
 
 class AdminConfig(_Strict):
@@ -367,19 +638,37 @@ class AdminConfig(_Strict):
     made with that key, as boto3 and the AWS CLI send.
     """
 
-    # Host names the listener answers to besides its IP addresses and localhost:
-    # "edge.internal", ".example.com" (the domain and its subdomains), or "*" (any).
-    allowed_hosts: tuple[str, ...] = ()
-    # Browser origins allowed to send requests ("https://admin.example.com").
-    allowed_origins: tuple[str, ...] = ()
-    access_key_id: str | None = Field(
-        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_+.@-]+$"
+    allowed_hosts: tuple[str, ...] = Field(
+        default=(),
+        description="Host names the listener answers to besides its IP addresses and "
+        'localhost: "edge.internal", ".example.com" (the domain and its subdomains), or "*" '
+        "(any).",
     )
-    secret_access_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    # Relative to edge.toml.
-    secret_access_key_file: Path | None = None
-    # Let /metrics be scraped without a signature (Prometheus cannot sign).
-    unsigned_metrics: bool = False
+    allowed_origins: tuple[str, ...] = Field(
+        default=(),
+        description='Browser origins allowed to send requests ("https://admin.example.com").',
+    )
+    access_key_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_+.@-]+$",
+        description="The key id every request but /healthz must be signed with (AWS Signature "
+        "Version 4): letters, digits and `_+.@-`; not set: requests are not signed.",
+    )
+    secret_access_key_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The name of the environment variable that holds the key's secret.",
+    )
+    secret_access_key_file: Path | None = Field(
+        default=None,
+        description="The file that holds the key's secret, relative to edge.toml.",
+    )
+    unsigned_metrics: bool = Field(
+        default=False,
+        description="true: /metrics can be read without a signature (Prometheus cannot sign).",
+    )
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -431,15 +720,41 @@ class AdminConfig(_Strict):
 class LambdaEdgeConfig(_Strict):
     """`[lambda_edge]`: CloudFront's limits for triggered functions, and what the event shows."""
 
-    viewer_timeout: Annotated[float, Field(gt=0, le=900)] = 5.0
-    origin_timeout: Annotated[float, Field(gt=0, le=900)] = 30.0
-    viewer_memory: int = Field(default=128, ge=128, le=10_240)
-    # Lambda@Edge refuses user environment variables; allowing them is an extension.
-    allow_environment: bool = False
-    # A viewer-response status change: False keeps the status and warns, True answers 502.
-    strict: bool = False
-    distribution_id: str = "EDFDVBD6EXAMPLE"
-    distribution_domain_name: str = "d111111abcdef8.cloudfront.net"
+    viewer_timeout: Annotated[float, Field(gt=0, le=900)] = Field(
+        default=5.0,
+        description="Seconds a viewer-request or viewer-response function may run at most "
+        "(CloudFront's limit: 5).",
+    )
+    origin_timeout: Annotated[float, Field(gt=0, le=900)] = Field(
+        default=30.0,
+        description="Seconds an origin-request or origin-response function may run at most "
+        "(CloudFront's limit: 30).",
+    )
+    viewer_memory: int = Field(
+        default=128,
+        ge=128,
+        le=10_240,
+        description="MB a viewer-request or viewer-response function may have at most "
+        "(CloudFront's limit: 128).",
+    )
+    allow_environment: bool = Field(
+        default=False,
+        description="Lambda@Edge has no environment variables; true allows them on triggered "
+        "functions (4 KB in all).",
+    )
+    strict: bool = Field(
+        default=False,
+        description="A viewer-response function that changes the status: false keeps the "
+        "status and logs a warning; true answers 502.",
+    )
+    distribution_id: str = Field(
+        default="EDFDVBD6EXAMPLE",
+        description="The distribution id events show (`config.distributionId`).",
+    )
+    distribution_domain_name: str = Field(
+        default="d111111abcdef8.cloudfront.net",
+        description="The distribution's domain name events show (`config.distributionDomainName`).",
+    )
 
 
 class SandboxConfig(_Strict):
@@ -451,9 +766,25 @@ class SandboxConfig(_Strict):
     when the edge runs as root, 1024 per function zygote.
     """
 
-    isolation: Literal["auto", "namespaces", "uid-only", "none"] = "auto"
-    uid_base: int = Field(default=1_900_000_000, ge=1000, le=2**31 - 2**21)
-    uid_count: int = Field(default=1024 * 1024, ge=1024, le=2**21)
+    isolation: Literal["auto", "namespaces", "uid-only", "none"] = Field(
+        default="auto",
+        description='"auto": the best this machine allows; "namespaces": refuse to start '
+        'without them; "uid-only": a uid per environment, no namespaces (needs root); "none": '
+        "the edge's own user.",
+    )
+    uid_base: int = Field(
+        default=1_900_000_000,
+        ge=1000,
+        le=2**31 - 2**21,
+        description="The first uid functions run under when the edge runs as root.",
+    )
+    uid_count: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=2**21,
+        description="How many uids from uid_base functions may use: a multiple of 1024 (each "
+        "function takes 1024).",
+    )
 
     @field_validator("uid_count")
     @classmethod
@@ -472,12 +803,23 @@ ViewerProtocolPolicy = Literal["allow-all", "redirect-to-https", "https-only"]
 class BehaviorConfig(_Strict):
     """`[[behaviors]]`: a path pattern, its origin, methods, and the slots for functions."""
 
-    path: str = Field(min_length=1, max_length=255)
-    origin: str
-    methods: MethodSet = "all"
-    # "rfc9111" (the default: the origin's headers decide), "caching-optimized",
-    # "disabled", or a policy table.
-    cache: CachePolicyName | CachePolicyConfig = "rfc9111"
+    path: str = Field(
+        min_length=1,
+        max_length=255,
+        description="A CloudFront path pattern (`*` and `?` wildcards, case-sensitive); the "
+        "first behavior that matches wins, and `*` is the default behavior.",
+    )
+    origin: str = Field(description="The origin its requests go to (a name of `[origins]`).")
+    methods: MethodSet = Field(
+        default="all",
+        description='The methods allowed (others get 403): "get-head", "get-head-options", '
+        '"all" (CloudFront\'s sets) or "any" (every method).',
+    )
+    cache: CachePolicyName | CachePolicyConfig = Field(
+        default="rfc9111",
+        description='The cache policy: "rfc9111" (the origin\'s headers decide), '
+        '"caching-optimized" (CloudFront\'s managed policy), "disabled", or a policy table.',
+    )
     viewer_protocol_policy: ViewerProtocolPolicy = Field(
         default="allow-all",
         description=(
@@ -486,10 +828,27 @@ class BehaviorConfig(_Strict):
             "methods other than GET and HEAD) before any function runs; https-only answers 403."
         ),
     )
-    viewer_request: Association | None = Field(default=None, alias="viewer-request")
-    origin_request: Association | None = Field(default=None, alias="origin-request")
-    origin_response: Association | None = Field(default=None, alias="origin-response")
-    viewer_response: Association | None = Field(default=None, alias="viewer-response")
+    viewer_request: Association | None = Field(
+        default=None,
+        alias="viewer-request",
+        description="The function run on the viewer's request, before the cache.",
+    )
+    origin_request: Association | None = Field(
+        default=None,
+        alias="origin-request",
+        description="The function run on a cache miss, before the request goes to the origin.",
+    )
+    origin_response: Association | None = Field(
+        default=None,
+        alias="origin-response",
+        description="The function run on the origin's response, before the cache stores it.",
+    )
+    viewer_response: Association | None = Field(
+        default=None,
+        alias="viewer-response",
+        description="The function run on the response before it goes to the viewer (not for "
+        "statuses of 400 and above).",
+    )
 
     def association(self, trigger: str) -> FunctionAssociation | None:
         """The function attached to `trigger`, normalised to a FunctionAssociation."""
@@ -517,15 +876,37 @@ class BehaviorConfig(_Strict):
 class EdgeConfig(_Strict):
     """The whole of edge.toml, after validation."""
 
-    server: ServerConfig = Field(default_factory=ServerConfig)
-    origins: dict[str, OriginConfig]
-    behaviors: list[BehaviorConfig] = Field(default_factory=list)
-    functions: dict[str, FunctionConfig] = Field(default_factory=dict)
-    lambda_edge: LambdaEdgeConfig = Field(default_factory=LambdaEdgeConfig)
-    invoke: InvokeConfig = Field(default_factory=InvokeConfig)
-    cache: CacheConfig = Field(default_factory=CacheConfig)
-    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
-    admin: AdminConfig = Field(default_factory=AdminConfig)
+    server: ServerConfig = Field(
+        default_factory=ServerConfig, description="Where to listen, and the protocol limits."
+    )
+    origins: dict[str, OriginConfig] = Field(
+        description="Where requests go: at least one, by name."
+    )
+    behaviors: list[BehaviorConfig] = Field(
+        default_factory=list,
+        description="Which origin and functions serve a path, in order; the first that "
+        "matches wins.",
+    )
+    functions: dict[str, FunctionConfig] = Field(
+        default_factory=dict, description="Lambda functions, by name."
+    )
+    lambda_edge: LambdaEdgeConfig = Field(
+        default_factory=LambdaEdgeConfig,
+        description="CloudFront's limits for triggered functions, and what events show.",
+    )
+    invoke: InvokeConfig = Field(
+        default_factory=InvokeConfig,
+        description="Lambda's Invoke API and asynchronous invocation.",
+    )
+    cache: CacheConfig = Field(
+        default_factory=CacheConfig, description="The store every behavior's cache policy uses."
+    )
+    sandbox: SandboxConfig = Field(
+        default_factory=SandboxConfig, description="How Python functions are isolated."
+    )
+    admin: AdminConfig = Field(
+        default_factory=AdminConfig, description="Who may use the admin listener."
+    )
     source: str = Field(default="<memory>", exclude=True)
     base_dir: Path = Field(default=Path("."), exclude=True)
 

@@ -1,211 +1,50 @@
-"""Build the example WASM guests (examples/wasm/) from source with the `ziglang` toolchain.
-
-Each guest compiles to `<out_dir>/<language>/<name>.wasm`. A build is skipped when a stamp next
-to the module records the same key: a hash of the sources, the ABI header, the flags and the
-toolchain version, so repeated test runs cost nothing. Outputs are replaced atomically, so two
-test runs building at once cannot read a half-written module.
-
-By hand: `python -m tests.wasm_guests.build [OUT_DIR]` builds every guest and prints its size.
-"""
+"""The example WASM guests' builder, examples/wasm/build.py (it lives with the examples, for
+users), imported here for the tests and benchmarks that build the guests they drive."""
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import os
-import shutil
-import subprocess
+import importlib.util
 import sys
-import tempfile
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from types import ModuleType
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples" / "wasm"
-ABI_HEADER = REPO / "sandbox" / "wasm" / "edge_abi.h"
-DEFAULT_OUT_DIR = EXAMPLES / "build"
-
-Language = Literal["c", "zig"]
-LANGUAGES: tuple[Language, ...] = ("c", "zig")
-
-# The toolchain's default wasm stack is 1 MiB; these guests need a few KiB (the C parser stops
-# at 256 levels of nesting), and every instance pays for its stack pages.
-STACK_BYTES = 64 * 1024
-
-# wasm32-freestanding: the core ABI, nothing imported but edge.log. No libc (-nostdlib): the
-# guests bring their own heap; -Wl,--no-entry because a reactor has no _start.
-C_FLAGS = (
-    "-target",
-    "wasm32-freestanding",
-    "-Os",
-    "-std=c11",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-nostdlib",
-    "-Wl,--no-entry",
-    f"-Wl,-z,stack-size={STACK_BYTES}",
-)
-C_LIBRARY = ("edge_guest.h", "edge_guest.c", "edge_json.c")
-
-# -rdynamic exports every `export fn`; -fno-entry for the same reason as above.
-ZIG_FLAGS = (
-    "-target",
-    "wasm32-freestanding",
-    "-fno-entry",
-    "-rdynamic",
-    "-O",
-    "ReleaseSmall",
-    "--stack",
-    str(STACK_BYTES),
-)
-ZIG_LIBRARY = ("edge.zig",)
-
-STAMP_SUFFIX = ".sha256"
+_PATH = Path(__file__).resolve().parents[2] / "examples" / "wasm" / "build.py"
+_NAME = "edge_examples_wasm_build"
 
 
-class GuestBuildFailed(RuntimeError):
-    """The compiler rejected a guest; the message carries its command and diagnostics."""
+def _load() -> ModuleType:
+    if _NAME in sys.modules:
+        return sys.modules[_NAME]
+    spec = importlib.util.spec_from_file_location(_NAME, _PATH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_NAME] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
 
 
-@dataclass(frozen=True)
-class Guest:
-    """One example function in one language, and the entry points it exports."""
+_builder = _load()
+GUESTS = _builder.GUESTS
+LANGUAGES = _builder.LANGUAGES
+DEFAULT_OUT_DIR = _builder.DEFAULT_OUT_DIR
+Guest = _builder.Guest
+GuestBuildFailed = _builder.GuestBuildFailed
+Language = _builder.Language
+build_all = _builder.build_all
+build_guest = _builder.build_guest
+find_guest = _builder.find_guest
+main = _builder.main
 
-    name: str
-    language: Language
-    entry_points: tuple[str, ...]
-
-    @property
-    def source_dir(self) -> Path:
-        return EXAMPLES / self.language
-
-    @property
-    def main_source(self) -> Path:
-        return self.source_dir / f"{self.name}.{self.language}"
-
-    @property
-    def sources(self) -> tuple[Path, ...]:
-        """Every file the build reads, for the cache key."""
-        if self.language == "c":
-            library = tuple(self.source_dir / name for name in C_LIBRARY)
-            return (self.main_source, *library, ABI_HEADER)
-        return (self.main_source, *(self.source_dir / name for name in ZIG_LIBRARY))
-
-    def output(self, out_dir: Path) -> Path:
-        return out_dir / self.language / f"{self.name}.wasm"
-
-    def command(self, output: Path) -> list[str]:
-        zig = [sys.executable, "-m", "ziglang"]
-        if self.language == "c":
-            c_files = [str(self.main_source)]
-            c_files += [str(self.source_dir / n) for n in C_LIBRARY if n.endswith(".c")]
-            include = f"-I{ABI_HEADER.parent}"
-            return [*zig, "cc", *C_FLAGS, include, "-o", str(output), *c_files]
-        return [
-            *zig,
-            "build-exe",
-            *ZIG_FLAGS,
-            f"-femit-bin={output}",
-            str(self.main_source),
-        ]
-
-
-_ENTRY_POINTS = {
-    "security_headers": ("origin_response", "handler"),
-    "ab_testing": ("viewer_request", "viewer_response", "handler"),
-    "redirects": ("viewer_request", "handler"),
-}
-
-GUESTS: tuple[Guest, ...] = tuple(
-    Guest(name, language, entries)
-    for language in LANGUAGES
-    for name, entries in _ENTRY_POINTS.items()
-)
-
-
-def find_guest(name: str, language: Language) -> Guest:
-    for guest in GUESTS:
-        if guest.name == name and guest.language == language:
-            return guest
-    raise KeyError(f"no {language} guest named {name!r}")
-
-
-def toolchain_version() -> str:
-    return importlib.metadata.version("ziglang")
-
-
-def cache_key(guest: Guest) -> str:
-    digest = hashlib.sha256()
-    digest.update(f"ziglang {toolchain_version()}\0".encode())
-    digest.update("\0".join(guest.command(Path("OUT"))[1:]).encode())
-    for source in guest.sources:
-        digest.update(f"\0{source.relative_to(REPO)}\0".encode())
-        digest.update(source.read_bytes())
-    return digest.hexdigest()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def build_guest(guest: Guest, out_dir: Path = DEFAULT_OUT_DIR) -> Path:
-    """Compile `guest` into `out_dir` (unless an identical build is there) and return its path."""
-    output = guest.output(out_dir)
-    stamp = output.with_name(output.name + STAMP_SUFFIX)
-    key = cache_key(guest)
-    if output.is_file() and stamp.is_file() and stamp.read_text() == key:
-        return output
-    output.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{guest.name}-"))
-    try:
-        built = workdir / output.name
-        command = guest.command(built)
-        # Zig's caches (compiled std, compiler_rt) go next to the outputs, not into $HOME or
-        # the source tree; the scratch directory catches any intermediate file.
-        cache = out_dir / ".zig-cache"
-        env = {
-            **os.environ,
-            "ZIG_GLOBAL_CACHE_DIR": str(cache / "global"),
-            "ZIG_LOCAL_CACHE_DIR": str(cache / "local"),
-        }
-        done = subprocess.run(
-            command, cwd=workdir, env=env, capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0 or not built.is_file():
-            raise GuestBuildFailed(
-                f"{guest.language} guest {guest.name} failed to build\n"
-                f"$ {' '.join(command)}\n{done.stderr}"
-            )
-        os.replace(built, output)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    _write_atomically(stamp, key.encode())
-    return output
-
-
-def build_all(
-    out_dir: Path = DEFAULT_OUT_DIR, guests: Iterable[Guest] = GUESTS
-) -> dict[Guest, Path]:
-    """Build several guests at once (the compiler runs in child processes, so threads suffice)."""
-    todo = list(guests)
-    with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1) or 1) as pool:
-        paths = list(pool.map(lambda g: build_guest(g, out_dir), todo))
-    return dict(zip(todo, paths, strict=True))
-
-
-def main(argv: list[str]) -> int:
-    out_dir = Path(argv[0]).resolve() if argv else DEFAULT_OUT_DIR
-    for guest, path in build_all(out_dir).items():
-        print(f"{guest.language:4} {guest.name:17} {path.stat().st_size:7} B  {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+__all__ = [
+    "DEFAULT_OUT_DIR",
+    "GUESTS",
+    "LANGUAGES",
+    "Guest",
+    "GuestBuildFailed",
+    "Language",
+    "build_all",
+    "build_guest",
+    "find_guest",
+    "main",
+]
