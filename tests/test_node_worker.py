@@ -502,6 +502,23 @@ def test_a_spare_process_makes_the_next_cold_start() -> None:
     assert "Init Duration: " in log
 
 
+def test_a_provisioned_environment_is_initialised_before_any_request() -> None:
+    spec = _spec("behaviours.environment", provisioned=1, max_concurrency=1)
+
+    async def scenario(host: RuntimeHost) -> tuple[Any, str]:
+        runtime = host.create(spec)
+        try:
+            await runtime.start()  # returns once the provisioned environment has run Init
+            result = await runtime.invoke(b"{}")
+        finally:
+            await runtime.aclose()
+        return json.loads(result.payload), result.log
+
+    document, log = _run(scenario)
+    assert document["initialisationType"] == "provisioned-concurrency"
+    assert "Init Duration" not in log  # Init was not this invocation's
+
+
 # ---- the author's tools -----------------------------------------------------------------
 
 
