@@ -163,7 +163,6 @@ class NodeLauncher:
                 process = candidate
         if process is None:
             process = self._start_process()
-        self._fill_spares()
         spec = self._spec
         settings: dict[str, Any] = {
             "code_dir": str(spec.code_dir.resolve()),
@@ -177,7 +176,11 @@ class NodeLauncher:
             "max_result_bytes": spec.max_result_bytes,
             "max_log_bytes": spec.max_log_bytes,
         }
-        return await NodeEnvironment.configure(process, spec, settings, provisioned=provisioned)
+        environment = await NodeEnvironment.configure(
+            process, spec, settings, provisioned=provisioned
+        )
+        self._fill_spares()  # after the CONFIGURE frame left: the next spare does not delay Init
+        return environment
 
     async def aclose(self) -> None:
         """Stop the spare processes."""
