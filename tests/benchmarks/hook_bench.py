@@ -780,8 +780,8 @@ class NodeSeries:
 async def measure_node(
     code_dir: Path, count: int, starts: int, into: NodeSeries, isolation: str
 ) -> None:
-    """Warm round trips of a Node.js pool (interleaved with a Python pool), then environment
-    starts with and without a spare process, then bare `node -e 0` for reference."""
+    """Warm round trips of a Node.js pool (interleaved with a Python pool), bare `node -e 0` for
+    reference, then environment starts with and without a spare process."""
     from sandbox.node_worker.function import NodeFunctionPool
     from sandbox.node_worker.spec import NodeFunctionSpec, find_node
 
@@ -817,6 +817,17 @@ async def measure_node(
         into.invoke.rounds.append(node_samples)
         into.python.rounds.append(python_samples)
 
+    node_path = find_node()
+    bare = []
+    for _ in range(min(starts, 50)):
+        started = time.perf_counter()
+        process = await asyncio.create_subprocess_exec(node_path, "-e", "0", env={})
+        await process.wait()
+        bare.append((time.perf_counter() - started) * 1e3)
+    into.bare.rounds.append(bare)
+    # Between two starts, time for a spare to boot (twice a bare node's, on a busy machine).
+    pause_seconds = max(0.15, 2 * statistics.median(bare) / 1e3)
+
     for spares, series in ((1, into.spare), (0, into.fresh)):
         pool = NodeFunctionPool(spec(spares), policy=policy)
         launcher = pool.launcher
@@ -824,7 +835,7 @@ async def measure_node(
         try:
             await launcher.start()
             for _ in range(starts):
-                await asyncio.sleep(0.15)  # a spare has booted by now (when there is one)
+                await asyncio.sleep(pause_seconds)  # a spare has booted (when there is one)
                 started = time.perf_counter()
                 environment = await launcher.launch(provisioned=False)
                 try:
@@ -837,15 +848,6 @@ async def measure_node(
         finally:
             await launcher.aclose()
         series.rounds.append(samples)
-
-    node_path = find_node()
-    bare = []
-    for _ in range(min(starts, 50)):
-        started = time.perf_counter()
-        process = await asyncio.create_subprocess_exec(node_path, "-e", "0", env={})
-        await process.wait()
-        bare.append((time.perf_counter() - started) * 1e3)
-    into.bare.rounds.append(bare)
 
 
 def node_rows(code_dir: Path, args: argparse.Namespace, into: NodeSeries) -> str | None:
