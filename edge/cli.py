@@ -181,31 +181,42 @@ def main() -> None:
 @click.option("--origin", help="Serve a one-behavior proxy to this URL or directory.")
 @click.option("--listen", help="HOST:PORT for viewers (default 127.0.0.1:8080).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes.")
-@click.option("--admin", help="HOST:PORT for /healthz and /metrics.")
+@click.option(
+    "--admin",
+    help="HOST:PORT for the admin listener: /healthz, /metrics, /invalidations (edge "
+    "invalidate) and the Invoke API; with CONFIG or --origin.",
+)
 @click.option("--access-log/--no-access-log", default=None, help="One line per request on stdout.")
+@click.option(
+    "--function-logs",
+    type=click.Choice(["full", "errors-only", "none"]),
+    help="The functions' own log on stderr, each line naming the function and trigger: every "
+    "invocation, only those that failed, or none ([server] function_logs; default full).",
+)
 @click.option(
     "--viewer-request",
     "viewer_request",
-    metavar="FILE.py::FUNC",
-    help="With --origin: a Python handler for viewer-request.",
+    metavar="HANDLER",
+    help="With --origin: a Python handler for viewer-request, FILE.py::FUNCTION or "
+    "MODULE.FUNCTION (as in edge.toml), with an optional FOLDER/ before it.",
 )
 @click.option(
     "--origin-request",
     "origin_request",
-    metavar="FILE.py::FUNC",
-    help="With --origin: a Python handler for origin-request.",
+    metavar="HANDLER",
+    help="With --origin: a Python handler for origin-request (same spellings).",
 )
 @click.option(
     "--origin-response",
     "origin_response",
-    metavar="FILE.py::FUNC",
-    help="With --origin: a Python handler for origin-response.",
+    metavar="HANDLER",
+    help="With --origin: a Python handler for origin-response (same spellings).",
 )
 @click.option(
     "--viewer-response",
     "viewer_response",
-    metavar="FILE.py::FUNC",
-    help="With --origin: a Python handler for viewer-response.",
+    metavar="HANDLER",
+    help="With --origin: a Python handler for viewer-response (same spellings).",
 )
 @click.option(
     "--include-body",
@@ -218,6 +229,14 @@ def main() -> None:
     type=click.Choice(["custom", "s3"]),
     help="With --origin: how Lambda@Edge events describe the origin, origin.custom or "
     "origin.s3 (origin_kind; default: custom for a URL, s3 for a directory).",
+)
+@click.option(
+    "--cache",
+    type=click.Choice(["rfc9111", "caching-optimized", "disabled"]),
+    help="With --origin: the cache policy. rfc9111 (the default): the origin's Cache-Control "
+    "and Expires decide, else a share of the Last-Modified age (an edited file can stay "
+    "stale for a while); caching-optimized: CloudFront's managed policy; disabled: nothing "
+    "is stored, every request reaches the origin (an edited file is served at once).",
 )
 def serve(
     config_path: Path | None,
@@ -232,8 +251,15 @@ def serve(
     viewer_response: str | None,
     include_body: bool,
     origin_kind: str | None,
+    function_logs: str | None,
+    cache: str | None,
 ) -> None:
-    """Start the edge with CONFIG (default: the bundled examples/edge.toml)."""
+    """Start the edge with CONFIG (default: the bundled examples/edge.toml), or in front of
+    one origin with --origin URL|DIR.
+
+    Every function's code is checked before serving, as `edge check` does: a Python handler
+    whose file is missing, does not parse or lacks the function is a configuration error
+    (exit 2)."""
     given = {
         "viewer-request": viewer_request,
         "origin-request": origin_request,
@@ -245,6 +271,8 @@ def serve(
         raise click.UsageError("--viewer-request and friends go with --origin")
     if origin_kind is not None and origin is None:
         raise click.UsageError("--origin-kind goes with --origin (in CONFIG: origin_kind)")
+    if cache is not None and origin is None:
+        raise click.UsageError("--cache goes with --origin (in CONFIG: a behavior's cache)")
     if include_body and not (viewer_request or origin_request):
         raise click.UsageError(
             "--include-body goes with --viewer-request or --origin-request (CloudFront shows "
@@ -256,13 +284,43 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     config = _with_overrides(
-        _load(config_path, origin, hooks, include_body=include_body, origin_kind=origin_kind),
+        _load(
+            config_path,
+            origin,
+            hooks,
+            include_body=include_body,
+            origin_kind=origin_kind,
+            cache=cache,
+        ),
         listen=listen,
         workers=workers,
         admin=admin,
         access_log=access_log,
+        function_logs=function_logs,
     )
+    _check_code(config, link_modules=False)
     sys.exit(run_server(config))
+
+
+def _check_code(config: EdgeConfig, *, link_modules: bool) -> None:
+    """Exit 2 with the problems of functions whose code cannot run (`check_functions`); with
+    --origin each is named by its flag (`--viewer-request`)."""
+    from edge.functions import check_functions
+
+    keys: dict[str, str] = {}
+    if config.source == "--origin":
+        for trigger in _TRIGGERS:
+            association = config.behaviors[0].association(trigger)
+            if association is not None:
+                keys[association.name] = f"--{trigger}"
+    problems = check_functions(
+        config,
+        wasm_cache_dir=_wasm_cache_dir() if link_modules else None,
+        link_modules=link_modules,
+        keys=keys,
+    )
+    if problems:
+        _fail_config(ConfigError(config.source, problems))
 
 
 def run_server(config: EdgeConfig) -> int:
@@ -381,21 +439,18 @@ def run_server(config: EdgeConfig) -> int:
 def check(config_path: Path | None, explain: bool, markdown: bool) -> None:
     """Validate CONFIG and print the resolved configuration as JSON.
 
-    Beyond the file itself, each function's code must be able to start (a WASM module is
-    compiled and linked under its ABI): what cannot is a configuration error (exit 2).
-    `--explain` prints every key instead: its type, default and meaning.
+    Beyond the file itself, each function's code must be able to start, checked without
+    running it: a Python handler's file must exist, parse and define the function; a WASM
+    module is compiled and linked under its ABI. What cannot is a configuration error
+    (exit 2). `--explain` prints every key instead: its type, default and meaning.
     """
     if explain or markdown:
         _explain(config_path, markdown=markdown)
         return
     if config_path is None:
         raise click.UsageError("Missing argument 'CONFIG' (or --explain for every key).")
-    from edge.functions import check_functions
-
     config = _load(config_path, None)
-    problems = check_functions(config, wasm_cache_dir=_wasm_cache_dir())
-    if problems:
-        _fail_config(ConfigError(config.source, problems))
+    _check_code(config, link_modules=True)
     resolved = config.model_dump(mode="json", by_alias=True, exclude_none=True)
     click.echo(json.dumps(resolved, indent=2))
     _sandbox_line(_sandbox_report(config))
@@ -425,18 +480,30 @@ def _wasm_cache_dir() -> str:
 _TRIGGERS = ("viewer-request", "origin-request", "origin-response", "viewer-response")
 
 
+# Lambda's default timeout for a function that sets none (spec §14).
+_DEFAULT_TIMEOUT_SECONDS = 3.0
+_DEFAULT_MEMORY_MB = 128
+
+
+# The files `edge invoke` runs with Node.js (FILE.js::FUNC), as Lambda resolves a handler.
+_NODE_SUFFIXES = (".js", ".mjs", ".cjs")
+
+
 def _one_shot_spec(
     target: str,
     *,
     abi: str,
-    timeout: float,
-    memory: int,
+    timeout: float | None,
+    memory: int | None,
     environment: dict[str, str],
 ) -> Any:
-    """The sandbox spec of `edge invoke`'s TARGET: FILE.py::FUNC, FILE.js::FUNC (or .mjs,
-    .cjs: Node.js), or a .wasm / .wat module."""
+    """The sandbox spec of `edge invoke`'s TARGET: a handler (FILE.py::FUNC or MODULE.FUNC;
+    FILE.js::FUNC, or .mjs, .cjs, for Node.js), or a .wasm / .wat module."""
+    from edge.config.handlers import parse_handler
     from sandbox import FunctionSpec, NodeFunctionSpec, WasmFunctionSpec
 
+    timeout = timeout or _DEFAULT_TIMEOUT_SECONDS
+    memory = memory or _DEFAULT_MEMORY_MB
     if target.endswith((".wasm", ".wat")):
         module = Path(target)
         if not module.is_file():
@@ -450,35 +517,88 @@ def _one_shot_spec(
             environment=environment,
             max_concurrency=1,
         )
-    path, sep, function = target.rpartition("::")
-    if not sep or not path or not function.isidentifier():
-        raise click.BadParameter(
-            f"expected FILE.py::FUNCTION, FILE.js::FUNCTION or a .wasm/.wat module, "
-            f"found {target!r}"
-        )
-    file = Path(path)
-    if not file.is_file():
-        raise click.BadParameter(f"no such file: {path}")
-    if file.suffix in (".js", ".mjs", ".cjs"):
+    if target.rpartition("::")[0].endswith(_NODE_SUFFIXES):
+        try:
+            node = parse_handler(target, file_suffixes=_NODE_SUFFIXES)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        if not node.folder.is_dir():
+            raise click.BadParameter(f"no such folder: {node.folder}")
         return NodeFunctionSpec(
-            name=file.stem,
-            handler=f"{file.stem}.{function}",
-            code_dir=file.resolve().parent,
+            name=re.sub(r"[^A-Za-z0-9_-]", "-", node.module)[:64],
+            handler=node.lambda_handler,
+            code_dir=node.folder.resolve(),
             memory_mb=memory,
             timeout_seconds=timeout,
             environment=environment,
             max_concurrency=1,
             spare_environments=0,
         )
+    try:
+        ref = parse_handler(target)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc}, or a .wasm/.wat module") from None
+    if not ref.folder.is_dir():
+        raise click.BadParameter(f"no such folder: {ref.folder}")
     return FunctionSpec(
-        name=file.stem,
-        handler=f"{file.stem}.{function}",
-        code_dir=file.resolve().parent,
+        name=re.sub(r"[^A-Za-z0-9_-]", "-", ref.module.rpartition(".")[2])[:64],
+        handler=ref.lambda_handler,
+        code_dir=ref.folder.resolve(),
         memory_mb=memory,
         timeout_seconds=timeout,
         environment=environment,
         max_concurrency=1,
     )
+
+
+def _function_triggers(config: EdgeConfig, name: str) -> list[str]:
+    """The Lambda@Edge triggers function `name` is associated with, in CloudFront's order."""
+    found = {
+        trigger
+        for behavior in config.behaviors
+        for trigger in _TRIGGERS
+        if (association := behavior.association(trigger)) is not None and association.name == name
+    }
+    return [trigger for trigger in _TRIGGERS if trigger in found]
+
+
+def _configured_spec(
+    config: EdgeConfig,
+    name: str,
+    trigger: str | None,
+    *,
+    timeout: float | None,
+    memory: int | None,
+    environment: dict[str, str],
+) -> Any:
+    """The sandbox spec of function `name` of `config`, as the edge runs it: its code, memory,
+    environment and timeout (else the trigger's limit, else Lambda's 3 s); flags override."""
+    import dataclasses
+
+    from edge.functions import runtime_spec_for
+
+    function = config.functions[name]
+    edge = config.lambda_edge
+    limit = None
+    if trigger is not None:
+        limit = edge.viewer_timeout if trigger.startswith("viewer") else edge.origin_timeout
+    seconds = timeout or function.timeout or limit or _DEFAULT_TIMEOUT_SECONDS
+    spec = runtime_spec_for(name, function, timeout_seconds=seconds)
+    changes: dict[str, Any] = {
+        "timeout_seconds": seconds,
+        "max_concurrency": 1,
+        "environment": {**spec.environment, **environment},
+    }
+    if hasattr(spec, "provisioned"):
+        changes["provisioned"] = 0
+    if memory is not None:
+        changes["memory_mb"] = memory
+        if getattr(spec, "memory_pages", None) is not None:
+            changes["memory_pages"] = None
+    try:
+        return dataclasses.replace(spec, **changes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _one_shot_event(event_path: Path | None, trigger: str | None) -> tuple[bytes, Any]:
@@ -513,12 +633,19 @@ def _one_shot_event(event_path: Path | None, trigger: str | None) -> tuple[bytes
 
 
 @main.command()
-@click.argument("target", metavar="FILE.py::FUNC|FILE.js::FUNC|MODULE.wasm")
+@click.argument("target", metavar="NAME|HANDLER|MODULE.wasm")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The edge.toml that defines function NAME (default: ./edge.toml).",
+)
 @click.option(
     "--event",
     "event_path",
     type=click.Path(path_type=Path, exists=True, dir_okay=False, allow_dash=True),
-    help="Event JSON file ('-': stdin). Default: a sample event for --trigger, else {}.",
+    help="Event JSON file ('-': stdin). Default: a sample event for --trigger (for NAME: "
+    "for the trigger it is associated with, or an ALB event for a function origin), else {}.",
 )
 @click.option(
     "--trigger",
@@ -529,52 +656,59 @@ def _one_shot_event(event_path: Path | None, trigger: str | None) -> tuple[bytes
 @click.option(
     "--abi",
     type=click.Choice(["core", "wasi"]),
-    default="core",
-    show_default=True,
-    help="A WASM module's ABI (sandbox/wasm/ABI.md).",
+    help="A WASM module's ABI (sandbox/wasm/ABI.md; default core).",
 )
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.001, max=900),
-    default=3.0,
-    show_default=True,
-    help="Seconds before the environment is killed.",
+    help="Seconds before the environment is killed (default 3; for NAME: its timeout, else "
+    "the trigger's limit).",
 )
 @click.option(
     "--memory",
     type=click.IntRange(1, 10240),
-    default=128,
-    show_default=True,
-    help="Memory limit in MB (Python, Node.js: at least 128).",
+    help="Memory limit in MB (Python, Node.js: at least 128; default 128, for NAME: its memory).",
 )
 @click.option(
     "--env",
     "env_pairs",
     multiple=True,
     metavar="KEY=VALUE",
-    help="An environment variable for the function (repeatable).",
+    help="An environment variable for the function (repeatable; for NAME: added to its own).",
 )
 def invoke(
     target: str,
+    config_path: Path | None,
     event_path: Path | None,
     trigger: str | None,
-    abi: str,
-    timeout: float,
-    memory: int,
+    abi: str | None,
+    timeout: float | None,
+    memory: int | None,
     env_pairs: tuple[str, ...],
 ) -> None:
-    """Run one function once in a real execution environment: a Python or Node.js handler
-    (FILE.js, .mjs or .cjs) or a WASM module, through the same runtimes as `edge serve`.
+    """Run one function once in a real execution environment, through the same runtimes as
+    `edge serve`.
+
+    \b
+    NAME             a function of --config, with its settings, environment, memory,
+                     timeout and sandbox
+    HANDLER          a Python handler: FILE.py::FUNCTION or MODULE.FUNCTION, with an
+                     optional FOLDER/ before it (examples/functions/redirects.py::handler,
+                     examples/functions/redirects.handler)
+                     or a Node.js one: FILE.js::FUNCTION (or .mjs, .cjs)
+    MODULE.wasm      a WASM module (.wasm or .wat)
 
     Prints the result JSON on stdout and the function's log on stderr. With a Lambda@Edge
     event (or --trigger), the result is checked as CloudFront checks it. Exits 1 when the
     function failed (its error document is printed as the result, as Lambda returns it), when
-    its result is invalid at the trigger, or when it cannot start.
+    its result is invalid at the trigger (CloudFront would answer 502), or when it cannot start.
     """
     import asyncio
 
-    from edge.events import LambdaValidationError, ValidationPolicy, decode_result
-    from sandbox import FunctionError, SandboxError, invoke_once
+    from edge.config.handlers import is_handler
+    from edge.events import AlbError, LambdaValidationError, ValidationPolicy, decode_result
+    from edge.function_logs import FunctionLogs
+    from sandbox import FunctionError, RuntimeHost, SandboxError, invoke_once
 
     environment = {}
     for pair in env_pairs:
@@ -582,29 +716,103 @@ def invoke(
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE, found {pair!r}")
         environment[key] = value
-    event, edge_event = _one_shot_event(event_path, trigger)
+    by_name = not target.endswith((".wasm", ".wat")) and not is_handler(target)
+    isolation = None
+    alb_origin: Any = None
+    if by_name:
+        if abi is not None:
+            raise click.UsageError("--abi goes with a MODULE.wasm (for NAME: its abi in CONFIG)")
+        config = _load(config_path or Path("edge.toml"), None)
+        if target not in config.functions:
+            import difflib
+
+            known = sorted(config.functions)
+            close = difflib.get_close_matches(target, known, n=1)
+            raise click.BadParameter(
+                f"expected a function of {config.source} "
+                f"({', '.join(repr(n) for n in known) or 'none are defined'}), a handler "
+                f"(FILE.py::FUNCTION, MODULE.FUNCTION) or a .wasm/.wat module, found "
+                f"{target!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                param_hint="NAME",
+            )
+        if event_path is None and trigger is None:
+            triggers = _function_triggers(config, target)
+            if len(triggers) > 1:
+                raise click.UsageError(
+                    f"function {target!r} runs at {', '.join(triggers)}: say which with "
+                    "--trigger (or give --event)"
+                )
+            trigger = triggers[0] if triggers else None
+            if trigger is None:
+                alb_origin = next(
+                    (o for o in config.origins.values() if getattr(o, "function", None) == target),
+                    None,
+                )
+        isolation = _configured_isolation(config)
+    elif config_path is not None:
+        raise click.UsageError("--config goes with a function NAME, not a handler or module")
+    if alb_origin is not None:
+        from edge.events import sample_alb_event
+
+        event = json.dumps(sample_alb_event(multi_value=alb_origin.multi_value_headers)).encode()
+        edge_event = None
+    else:
+        event, edge_event = _one_shot_event(event_path, trigger)
     entry = "handler" if edge_event is None else str(edge_event.trigger).replace("-", "_")
-    try:
-        spec = _one_shot_spec(
-            target, abi=abi, timeout=timeout, memory=memory, environment=environment
+    if by_name:
+        spec = _configured_spec(
+            config,
+            target,
+            None if edge_event is None else str(edge_event.trigger),
+            timeout=timeout,
+            memory=memory,
+            environment=environment,
         )
+    else:
+        spec = _one_shot_spec(
+            target, abi=abi or "core", timeout=timeout, memory=memory, environment=environment
+        )
+    label = str(edge_event.trigger) if edge_event is not None else None
+    if alb_origin is not None:
+        label = "origin"
+    logs = FunctionLogs("full")
+    try:
+        host = RuntimeHost()
+        try:
+            host.check(spec, link_modules=False)  # a Python handler: found, parsed, defined
+        finally:
+            host.close()
         result = asyncio.run(
-            invoke_once(spec, event, entry=entry, wasm_cache_dir=_wasm_cache_dir())
+            invoke_once(
+                spec, event, entry=entry, isolation=isolation, wasm_cache_dir=_wasm_cache_dir()
+            )
         )
     except FunctionError as error:
-        sys.stderr.write(error.log)
+        logs.write(spec.name, label, error.log)
         click.echo(error.payload_bytes.decode())
         sys.exit(1)
     except (SandboxError, ValueError) as error:
         err_console.print(f"[bold red]error:[/] {escape(str(error))}")
         sys.exit(1)
-    sys.stderr.write(result.log)
+    logs.write(spec.name, label, result.log)
     if edge_event is not None and not result.payload:
         err_console.print(
             f"(no result: continue unchanged, the {edge_event.trigger} goes on as it came)"
         )
         return
     click.echo(result.payload.decode("utf-8", "replace"))
+    if alb_origin is not None:
+        from edge.events import decode_alb_response
+
+        try:
+            decode_alb_response(result.payload, multi_value=alb_origin.multi_value_headers)
+        except AlbError as invalid:
+            err_console.print(
+                f"[bold red]error:[/] invalid function origin answer; the load balancer "
+                f"answers {invalid.status} ({escape(str(invalid))})"
+            )
+            sys.exit(1)
+        return
     if edge_event is None:
         return
     try:
@@ -617,6 +825,14 @@ def invoke(
         sys.exit(1)
     for warning in outcome.warnings:
         err_console.print(f"[bold yellow]warning:[/] {escape(warning)}")
+
+
+def _configured_isolation(config: EdgeConfig) -> Any:
+    """`[sandbox]` of `config` as the sandbox takes it, probed as `edge serve` does."""
+    from edge.functions import sandbox_policy
+
+    _sandbox_report(config)  # exits 2 when the machine cannot give the isolation asked for
+    return sandbox_policy(config)
 
 
 _CLOUDFRONT_KINDS = ("viewer-request", "origin-request", "origin-response", "viewer-response")
@@ -781,24 +997,31 @@ def events(
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
     "--admin",
-    help="The edge's admin listener, HOST:PORT (default: server.admin of --config, else "
+    help="The edge's admin listener, HOST:PORT (default: [server] admin of the config, else "
     "127.0.0.1:9180).",
 )
 @click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="The edge's edge.toml: its admin address and, with [admin] access_key_id, the key "
-    "to sign with (the secret from the environment variable or file it names).",
+    help="The edge's edge.toml (default: ./edge.toml when there is one): its admin address "
+    "([server] admin) and, with [admin] access_key_id, the key to sign with (the secret from "
+    "the environment variable or file it names).",
 )
 def invalidate(paths: tuple[str, ...], admin: str | None, config_path: Path | None) -> None:
-    """Invalidate cached responses: exact PATHS or prefixes ending in '*' ('/images/*')."""
+    """Invalidate cached responses: exact PATHS or prefixes ending in '*' ('/images/*').
+
+    The request goes to the edge's admin listener: --admin, else [server] admin of --config
+    (or ./edge.toml), else 127.0.0.1:9180. With `edge serve --origin ...`, start the
+    listener with --admin HOST:PORT and pass the same here."""
     import httpx
 
     from edge import sigv4
     from edge.admin_guard import SIGNING_SERVICE
 
     credentials = None
+    if config_path is None and Path("edge.toml").is_file():
+        config_path = Path("edge.toml")
     if config_path is not None:
         config = _load(config_path, None)
         credentials = _admin_credentials(config)
@@ -806,6 +1029,12 @@ def invalidate(paths: tuple[str, ...], admin: str | None, config_path: Path | No
             host, _, port = config.server.admin.rpartition(":")
             unspecified = host in ("", "0.0.0.0", "[::]", "::")
             admin = f"{'127.0.0.1' if unspecified else host}:{port}"
+        elif admin is None:
+            err_console.print(
+                f"[bold red]error:[/] {escape(str(config_path))} has no admin listener "
+                "(\\[server] admin): set it, or give --admin HOST:PORT"
+            )
+            sys.exit(2)
     address = admin or "127.0.0.1:9180"
     url = f"http://{address}/invalidations"
     body = json.dumps({"paths": list(paths)}).encode()

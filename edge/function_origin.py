@@ -166,8 +166,13 @@ class FunctionOrigin:
                 request_id="",
                 deadline=time.monotonic() + self.timeout_seconds,
                 timeout_seconds=self.timeout_seconds,
+                trigger="origin",
             )
-            response = decode_alb_response(result.payload, multi_value=self.multi_value)
+            try:
+                response = decode_alb_response(result.payload, multi_value=self.multi_value)
+            except AlbError:
+                self.registry.logs.rejected(self.function, "origin", result.log)
+                raise
         except AlbError as exc:
             return self._answer(exc.condition, exc.detail)
         except SandboxError as exc:

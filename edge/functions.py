@@ -7,14 +7,16 @@ confined by the `[sandbox]` policy to that function's code and network (one func
 environments cannot reach another's, and a zygote that dies is relaunched for its function
 alone); WASM functions share one wasmtime engine and its compiled module cache. The
 registry never asks which runtime it holds. Each invocation's Lambda log (START .. REPORT) goes
-to the log sink, by default the edge's stderr, as Lambda writes it to CloudWatch.
+to the function logs (`edge.function_logs`: the edge's stderr by default), every line naming
+the function and the trigger it ran at, as `[server] function_logs` says.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-import sys
+import re
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -22,17 +24,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edge.config import EdgeConfig, FunctionConfig
+from edge.function_logs import FunctionLogs
 from sandbox import (
     FunctionCodeInvalid,
+    FunctionError,
     FunctionSpec,
     InvocationResult,
-    LogSink,
     NodeFunctionSpec,
     Runtime,
     RuntimeHost,
     RuntimeStats,
     SandboxPolicy,
     WasmFunctionSpec,
+    new_request_id,
 )
 
 logger = logging.getLogger("edge.functions")
@@ -40,10 +44,8 @@ logger = logging.getLogger("edge.functions")
 # No admission to take when the registry has no limiter (nullcontext is reusable).
 _NO_LEASE = contextlib.nullcontext()
 
-
-def stderr_sink(text: str) -> None:
-    sys.stderr.write(text if text.endswith("\n") else text + "\n")
-    sys.stderr.flush()
+# The request id of an invocation's log text.
+_START_LINE = re.compile(r"^START RequestId: (\S+) ", re.MULTILINE)
 
 
 class Limiter(Protocol):
@@ -162,20 +164,30 @@ def runtime_spec_for(name: str, function: FunctionConfig, *, timeout_seconds: fl
     return spec_for(name, function, timeout_seconds=timeout_seconds)
 
 
-def check_functions(config: EdgeConfig, *, wasm_cache_dir: str | None = None) -> list[str]:
-    """What keeps a configured function's code from running at all (a WASM module that does
-    not link under its ABI...), one line each under the function's key, as `edge check` shows
-    configuration problems. Blocking: compiles WASM modules (into the module cache)."""
+def check_functions(
+    config: EdgeConfig,
+    *,
+    wasm_cache_dir: str | None = None,
+    link_modules: bool = True,
+    keys: Mapping[str, str] | None = None,
+) -> list[str]:
+    """What keeps a configured function's code from running at all (a Python handler whose
+    file is missing, does not parse or lacks the function; a WASM module that does not link
+    under its ABI...), one line each under the function's key, as `edge check` shows
+    configuration problems. Nothing of the functions runs. `link_modules`: compile WASM
+    modules (into the module cache; blocking, and never before forking workers). `keys`: the
+    key (or flag) to name for a function instead of `functions.NAME.handler`."""
     host = RuntimeHost(wasm_cache_dir=wasm_cache_dir)
     problems: list[str] = []
     try:
         for name, function in config.functions.items():
             spec = runtime_spec_for(name, function, timeout_seconds=_longest_timeout(config))
             try:
-                host.check(spec)
+                host.check(spec, link_modules=link_modules)
             except FunctionCodeInvalid as error:
                 key = "module" if function.runtime == "wasm" else "handler"
-                problems.append(f"functions.{name}.{key}: {error.reason}")
+                where = (keys or {}).get(name, f"functions.{name}.{key}")
+                problems.append(f"{where}: {error.reason}")
     finally:
         host.close()
     return problems
@@ -194,16 +206,18 @@ class FunctionRegistry:
         self,
         config: EdgeConfig,
         *,
-        log_sink: LogSink | None = stderr_sink,
+        logs: FunctionLogs | None = None,
         wasm_cache_dir: str | None = None,
         limiter: Limiter | None = None,
     ) -> None:
         self._limiter = limiter
         self._specs: dict[str, RuntimeSpec] = {}
         self._runtimes: dict[str, Runtime] = {}
-        self._host = RuntimeHost(
-            log_sink=log_sink, isolation=sandbox_policy(config), wasm_cache_dir=wasm_cache_dir
-        )
+        self.logs = logs or FunctionLogs(config.server.function_logs)
+        # Request ids of the invocations this registry awaits: it writes their logs itself,
+        # knowing the trigger and the outcome.
+        self._awaited: set[str] = set()
+        self._host = RuntimeHost(isolation=sandbox_policy(config), wasm_cache_dir=wasm_cache_dir)
         self._queue_dir = config.invoke.queue_path.resolve().parent
         self._code_dirs = [
             function.code_dir_and_handler[0].resolve()
@@ -231,12 +245,20 @@ class FunctionRegistry:
         for name, spec in self._specs.items():
             if name in self._runtimes:
                 continue
-            runtime = self._host.create(spec)
+            runtime = self._host.create(spec, log_sink=functools.partial(self._sandbox_log, name))
             self._runtimes[name] = runtime
             try:
                 await runtime.start()
             except FunctionCodeInvalid as error:
                 logger.error("%s; its invocations fail until it is fixed", error)
+
+    def _sandbox_log(self, name: str, text: str) -> None:
+        """Log text from function `name`'s runtime that no awaited invocation will bring back
+        (a provisioned environment's Init output; an invocation whose caller went away)."""
+        found = _START_LINE.search(text)
+        if found is not None and found[1] in self._awaited:
+            return
+        self.logs.record(name, None, text, failed="[ERROR]" in text)
 
     def _make_hidden_directories(self) -> None:
         """Create the queue's directory now when it would sit in a function's code directory:
@@ -263,23 +285,35 @@ class FunctionRegistry:
         timeout_seconds: float | None = None,
         entry: str = "handler",
         client_context: dict[str, Any] | None = None,
+        trigger: str = "invoke",
     ) -> InvocationResult:
         """Run function `name` once; raises the sandbox's errors (see sandbox.Runtime).
 
         An empty payload means "continue unchanged" (a WASM guest's 0, see ABI.md).
-        `client_context`: the Invoke API's `X-Amz-Client-Context`, decoded.
+        `client_context`: the Invoke API's `X-Amz-Client-Context`, decoded. `trigger` names
+        the caller in the function's log lines (`viewer-request`, `origin`, `invoke`).
         """
         runtime = self._runtimes[name]
-        # Lambda's concurrency: the function's reserved share and the node-wide limit.
-        with self._limiter.acquire(name) if self._limiter is not None else _NO_LEASE:
-            return await runtime.invoke(
-                event,
-                entry=entry,
-                request_id=request_id or None,
-                deadline=deadline,
-                timeout_seconds=timeout_seconds,
-                client_context=client_context,
-            )
+        request_id = request_id or new_request_id()
+        self._awaited.add(request_id)
+        try:
+            # Lambda's concurrency: the function's reserved share and the node-wide limit.
+            with self._limiter.acquire(name) if self._limiter is not None else _NO_LEASE:
+                result = await runtime.invoke(
+                    event,
+                    entry=entry,
+                    request_id=request_id,
+                    deadline=deadline,
+                    timeout_seconds=timeout_seconds,
+                    client_context=client_context,
+                )
+        except FunctionError as error:
+            self.logs.record(name, trigger, error.log, failed=True)
+            raise
+        finally:
+            self._awaited.discard(request_id)
+        self.logs.record(name, trigger, result.log, failed=False)
+        return result
 
     def stats(self) -> dict[str, RuntimeStats]:
         """Each started function's counters and gauges, for a metrics layer."""

@@ -115,13 +115,18 @@ class TriggerRunner:
                 deadline=time.monotonic() + limit,
                 timeout_seconds=limit,
                 entry=entry,
+                trigger=trigger.value,
             )
             lambda_id = result.request_id
             if not result.payload:
                 if self.metrics is not None:
                     self.metrics.record_function(name, trigger, time.perf_counter() - started, None)
                 return None
-            outcome = decode_result(event, result.payload, policy=self.policy)
+            try:
+                outcome = decode_result(event, result.payload, policy=self.policy)
+            except LambdaValidationError:
+                self.registry.logs.rejected(name, trigger.value, result.log)
+                raise
         except (SandboxError, LambdaValidationError) as exc:
             lambda_id = lambda_id or getattr(exc, "request_id", "")
             if self.metrics is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sandbox.node_worker.function import NodeFunctionPool
 from sandbox.node_worker.spec import NodeFunctionSpec, check_node
+from sandbox.python_worker.code_check import check_handler
 from sandbox.python_worker.function import PythonFunctionPool
 from sandbox.python_worker.isolation import SandboxPolicy
 from sandbox.python_worker.spec import FunctionSpec
@@ -46,23 +47,31 @@ class RuntimeHost:
         self._wasm_cache_dir = wasm_cache_dir
         self._engine: WasmEngine | None = None
 
-    def create(self, spec: RuntimeSpec) -> Runtime:
-        """The runtime for `spec`, not started yet."""
+    def create(self, spec: RuntimeSpec, *, log_sink: LogSink | None = None) -> Runtime:
+        """The runtime for `spec`, not started yet; `log_sink` (default: the host's) receives
+        its log text."""
+        sink = log_sink or self._log_sink
         if isinstance(spec, WasmFunctionSpec):
-            return WasmFunction(spec, engine=self._wasm_engine(), log_sink=self._log_sink)
+            return WasmFunction(spec, engine=self._wasm_engine(), log_sink=sink)
         if isinstance(spec, NodeFunctionSpec):
-            return NodeFunctionPool(spec, log_sink=self._log_sink, policy=self._isolation)
-        return PythonFunctionPool(spec, log_sink=self._log_sink, sandbox=self._isolation)
+            return NodeFunctionPool(spec, log_sink=sink, policy=self._isolation)
+        return PythonFunctionPool(spec, log_sink=sink, sandbox=self._isolation)
 
-    def check(self, spec: RuntimeSpec) -> None:
+    def check(self, spec: RuntimeSpec, *, link_modules: bool = True) -> None:
         """Refuse code that cannot run at all, before serving: raises `FunctionCodeInvalid`
-        naming the problem (for a WASM module: compiles and links it under its ABI; for a
-        Node.js function: its `node` and its handler's module file).
-        Blocking."""
+        naming the problem. Nothing of the function runs: a Python handler's module is found
+        and parsed, and must define the function; a Node.js function needs its `node` and its
+        handler's module file; a WASM module is compiled and linked under its ABI (unless
+        `link_modules` is false: wasmtime's threads must not be started in a process that
+        forks workers afterwards). Each runtime brings its own check here. Blocking."""
         if isinstance(spec, WasmFunctionSpec):
-            link(spec, self._wasm_engine())
-        elif isinstance(spec, NodeFunctionSpec):
+            if link_modules:
+                link(spec, self._wasm_engine())
+            return
+        if isinstance(spec, NodeFunctionSpec):
             check_node(spec)
+            return
+        check_handler(spec)
 
     def _wasm_engine(self) -> WasmEngine:
         if self._engine is None:

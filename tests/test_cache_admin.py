@@ -3,9 +3,11 @@ admin listener and `edge invalidate`."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -64,6 +66,31 @@ def test_invalid_invalidation_requests_are_refused(start_edge: Any, origin: Orig
             response = admin.post("/invalidations", json=document)
             assert response.status_code == 400, document
             assert "invalid invalidation request" in response.json()["error"]
+
+
+def test_edge_invalidate_finds_the_admin_listener_in_the_config(
+    start_edge: Any, origin: OriginServer, tmp_path: Path
+) -> None:
+    edge: EdgeProcess = start_edge("--origin", origin.url, "--admin", "127.0.0.1:0")
+    port = _admin_port(edge).rpartition(":")[2]
+    origin_table = f'[origins.o]\nurl = "{origin.url}"\n'
+    # An unspecified address is reached on loopback; the current folder's edge.toml is read.
+    (tmp_path / "edge.toml").write_text(f'[server]\nadmin = "0.0.0.0:{port}"\n' + origin_table)
+    (tmp_path / "other.toml").write_text(origin_table)
+
+    def invalidate(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "edge.cli", "invalidate", "/a/*", *args],
+            capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+
+    found = invalidate()
+    assert found.returncode == 0, found.stderr
+    assert re.search(r"invalidation \w+: /a/\*: 0 cached responses removed", found.stdout)
+    missing = invalidate("--config", "other.toml")
+    assert missing.returncode == 2
+    assert "other.toml has no admin listener ([server] admin)" in missing.stderr
 
 
 def test_cache_results_in_metrics(start_edge: Any, origin: OriginServer) -> None:

@@ -161,6 +161,17 @@ HTTP = {"url": "http://127.0.0.1:9"}
             id="behavior-without-origin",
         ),
         pytest.param(
+            {"server": {"function_logs": "errors"}, "origins": {"a": HTTP}},
+            "server.function_logs: expected one of 'full', 'errors-only' or 'none', found "
+            "'errors' (did you mean 'errors-only'?)",
+            id="function-logs-mode",
+        ),
+        pytest.param(
+            {"origins": {"a": HTTP}, "functions": {"f": {"handler": "auth.py:handler"}}},
+            "functions.f.handler: expected a handler as FILE.py::FUNCTION or MODULE.FUNCTION",
+            id="handler-spelled-neither-way",
+        ),
+        pytest.param(
             {"origins": {"a": HTTP}, "behaviors": {"path": "*"}},
             "behaviors: expected an array of tables, found one table; write [[behaviors]]",
             id="behaviors-not-an-array",

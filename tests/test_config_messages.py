@@ -34,9 +34,11 @@ _ORIGIN = '[origins.s]\ndirectory = "site"\n'
             id="cache-name-typo",
         ),
         pytest.param(
-            _ORIGIN + '[functions.f]\nhandler = "auth.py::handler"\n',
-            "in a config file write 'auth.handler'",
-            id="handler-in-flag-syntax",
+            _ORIGIN + '[functions.f]\nhandler = "auth.py.handler"\n',
+            "functions.f.handler: expected a handler as FILE.py::FUNCTION or MODULE.FUNCTION, "
+            "with an optional FOLDER/ before it, found 'auth.py.handler'; did you mean "
+            "'auth.py::handler'?",
+            id="handler-mixing-the-spellings",
         ),
         pytest.param(
             _ORIGIN + '[behaviors]\npath = "*"\norigin = "s"\n',

@@ -270,14 +270,6 @@ OUTSIDE = tuple(
         ("/wo", "rk/"),
     )
 )
-# Fixed on another branch (the benchmarks'); drop these once it is merged.
-PENDING = frozenset(
-    {
-        "tests/benchmarks/README.md",
-        "tests/benchmarks/wasm_bench.py",
-        "tests/benchmarks/worker_bench.py",
-    }
-)
 
 
 def _tracked_files() -> list[str]:
@@ -298,8 +290,6 @@ def _tracked_files() -> list[str]:
 def test_no_file_points_outside_the_repository() -> None:
     found = []
     for name in _tracked_files():
-        if name in PENDING:
-            continue
         path = REPO / name
         if not path.is_file():
             continue

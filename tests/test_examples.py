@@ -490,12 +490,31 @@ def test_quick_hooks_without_a_config_file(start_edge: Any, origin: OriginServer
         "--viewer-request",
         f"{hooks}::tag_request",
         "--origin-response",
-        f"{hooks}::tag_response",
+        "tests/edge_functions/hooks.tag_response",  # the config file's spelling works too
     )
     with httpx.Client(base_url=edge.url) as c:
         response = c.get("/quick")
     assert dict(response.json()["headers"])["x-viewer-request"] == "ran"
     assert response.headers["x-origin-response"] == "ran"
+    # Each function log line names the function (its file and function) and the trigger.
+    edge.wait_for(r"hooks-tag-request viewer-request \| START RequestId: ")
+    edge.wait_for(r"hooks-tag-response origin-response \| REPORT RequestId: ")
+
+
+def test_quick_origin_without_cache_serves_an_edited_file_at_once(
+    start_edge: Any, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    page = site / "page.html"
+    page.write_text("first")
+    edge: EdgeProcess = start_edge("--origin", str(site), "--cache", "disabled")
+    with httpx.Client(base_url=edge.url) as c:
+        assert c.get("/page.html").text == "first"
+        page.write_text("second")
+        again = c.get("/page.html")
+    assert again.text == "second"
+    assert again.headers["x-cache"] == "Miss from edge"
 
 
 HOOKS = REPO / "tests" / "edge_functions" / "hooks.py"

@@ -509,11 +509,12 @@ def invoke_api(edge: EdgeProcess, name: str, event: dict[str, Any]) -> httpx.Res
 
 
 def function_log(edge: EdgeProcess, request_id: str) -> str:
-    """The function's log for one invocation, START to REPORT, from the edge's stderr."""
+    """The function's log for one invocation, START to REPORT, from the edge's stderr (without
+    the function and trigger that lead each line there)."""
     found = edge.wait_for(
         rf"(?s)START RequestId: {request_id} .*?REPORT RequestId: {request_id}[^\n]*\n"
     )
-    return found[0]
+    return re.sub(r"(?m)^[A-Za-z0-9_-]+ [a-z-]+ \| ", "", found[0])
 
 
 def test_a_10_mib_result_through_the_invoke_api(edge: EdgeProcess) -> None:

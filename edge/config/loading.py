@@ -16,6 +16,7 @@ from edge.config.checks import (
     check_references,
     check_reserved_concurrency,
 )
+from edge.config.handlers import parse_handler
 from edge.config.messages import (
     ConfigError,
     format_errors,
@@ -114,12 +115,15 @@ def config_for_origin(
     base_dir: Path | None = None,
     include_body: bool = False,
     origin_kind: str | None = None,
+    cache: str | None = None,
 ) -> EdgeConfig:
     """The one-behavior configuration of `edge serve --origin URL|DIR [--viewer-request ...]`.
 
-    `hooks` maps a trigger to `FILE.py::FUNCTION`; each becomes a function of its own.
-    `include_body` is `include_body = true` on the request triggers among them; `origin_kind`
-    the origin's `origin_kind` (default: "custom" for a URL, "s3" for a directory).
+    `hooks` maps a trigger to a handler (`FILE.py::FUNCTION` or `MODULE.FUNCTION`, relative to
+    `base_dir`); each becomes a function of its own. `include_body` is `include_body = true`
+    on the request triggers among them; `origin_kind` the origin's `origin_kind` (default:
+    "custom" for a URL, "s3" for a directory); `cache` the behavior's cache policy by name
+    (default "rfc9111").
     """
     origin: dict[str, Any] = {"url": target} if "://" in target else {"directory": target}
     base = base_dir or Path.cwd()
@@ -135,14 +139,20 @@ def config_for_origin(
         origin["origin_kind"] = origin_kind
     # A generic caching proxy forwards every method, extension methods included.
     behavior: dict[str, Any] = {"path": "*", "origin": "origin", "methods": "any"}
+    if cache is not None:
+        behavior["cache"] = cache
     functions: dict[str, Any] = {}
     for trigger, spec in (hooks or {}).items():
-        file, sep, function = spec.rpartition("::")
-        if not sep or not file.endswith(".py"):
-            raise ConfigError(f"--{trigger}", [f"expected FILE.py::FUNCTION, found {spec!r}"])
-        path = Path(file)
-        name = f"{trigger}-{path.stem}".replace("_", "-")[:64]
-        functions[name] = {"handler": f"{path.parent / path.stem}.{function}"}
+        try:
+            ref = parse_handler(spec)
+        except ValueError as exc:
+            raise ConfigError(f"--{trigger}", [str(exc)]) from None
+        # Named after its file and function (`auth-handler`): what its log lines show.
+        stem = ref.module.rpartition(".")[2].rpartition("/")[2]
+        name = re.sub(r"[^A-Za-z0-9-]", "-", f"{stem}-{ref.function}")[:64]
+        if name in functions:  # one handler at two triggers: two functions, as in CloudFront
+            name = f"{name[:40]}-{trigger}"
+        functions[name] = {"handler": spec}
         wants_body = include_body and trigger.endswith("-request")
         behavior[trigger] = {"function": name, "include_body": True} if wants_body else name
     raw: dict[str, Any] = {"origins": {"origin": origin}, "behaviors": [behavior]}

@@ -14,7 +14,6 @@ from pydantic import (
 )
 
 from edge.config.schema import (
-    HANDLER_PATTERN,
     HEADER_NAME_PATTERN,
     AdminConfig,
     BehaviorConfig,
@@ -171,15 +170,6 @@ def _pattern_words(pattern: object, found: object) -> str:
     """What a pattern-checked key expects, in words (never the regular expression)."""
     if pattern == HEADER_NAME_PATTERN:
         return f"expected an HTTP header name (RFC 9110 token), found {found!r}"
-    if pattern == HANDLER_PATTERN:
-        hint = ""
-        if isinstance(found, str) and "::" in found:
-            file, _, function = found.partition("::")
-            hint = f"; in a config file write {file.removesuffix('.py') + '.' + function!r}"
-        return (
-            "expected FOLDER/MODULE.FUNCTION relative to the config file (for example "
-            f"'functions/auth.handler'), found {found!r}{hint}"
-        )
     return f"expected a different form of text, found {found!r}"
 
 

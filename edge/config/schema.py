@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from edge.behaviors import MethodSet
+from edge.config.handlers import parse_handler
 from origin_proxy import DEFAULT_MAX_RESPONSE_HEADER_BYTES, DEFAULT_MAX_RESPONSE_HEADER_FIELDS
 
 
@@ -30,8 +31,6 @@ class _Strict(BaseModel):
 
 
 Seconds = Annotated[float, Field(gt=0, le=3600)]
-# `dir/module.function`, relative to edge.toml (Lambda's handler string, with a folder).
-HANDLER_PATTERN = r"^[^:]+\.[A-Za-z_][A-Za-z0-9_]*$"
 PATH_PATTERN_CHARACTER = re.compile(r"[A-Za-z0-9_\-.*?$/~\"'@:+&]")
 HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 HeaderName = Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]
@@ -103,6 +102,12 @@ class ServerConfig(_Strict):
         'means); "keep": matched and forwarded as written.',
     )
     access_log: bool = Field(default=True, description="One line per request on stdout.")
+    function_logs: Literal["full", "errors-only", "none"] = Field(
+        default="full",
+        description="The functions' own log on stderr (what they print, START/END/REPORT), "
+        'each line naming the function and trigger: "full", "errors-only" (invocations that '
+        'failed or whose result was refused) or "none" (`edge serve --function-logs`).',
+    )
 
     @field_validator("listen", "admin")
     @classmethod
@@ -378,14 +383,20 @@ TRIGGERS = ("viewer-request", "origin-request", "origin-response", "viewer-respo
 Trigger = Literal["viewer-request", "origin-request", "origin-response", "viewer-response"]
 
 
+def _handler_files(runtime: str) -> tuple[str, ...]:
+    """What the FILE of a `FILE::FUNCTION` handler ends with, for `runtime`."""
+    return (".js", ".mjs", ".cjs") if runtime.startswith("nodejs") else (".py",)
+
+
 class FunctionConfig(_Strict):
     """`[functions.NAME]`: a Lambda function behaviors, function origins and the Invoke API call.
 
-    Python: `handler = "dir/module.function"` (relative to the config file), or `code = "dir"`
-    with `handler = "module.function"` as Lambda writes it. Node.js (`runtime = "nodejs"`, or
-    Lambda's `nodejs18.x`, `nodejs20.x`, `nodejs22.x`, all run by the installed `node`): the
-    same keys, the module `dir/index.js`, `.mjs` or `.cjs`. WASM: `module = "path/fn.wasm"`
-    (or `.wat`), `abi = "core" | "wasi"`.
+    Python: `handler = "dir/module.function"` or `"dir/file.py::function"` (relative to the
+    config file), or `code = "dir"` with `handler = "module.function"` as Lambda writes it.
+    Node.js (`runtime = "nodejs"`, or Lambda's `nodejs18.x`, `nodejs20.x`, `nodejs22.x`, all
+    run by the installed `node`): the same keys, the module `dir/index.js`, `.mjs` or `.cjs`
+    (`"dir/index.mjs::handler"` too). WASM: `module = "path/fn.wasm"` (or `.wat`),
+    `abi = "core" | "wasi"`.
     """
 
     runtime: Literal["python", "nodejs", "nodejs18.x", "nodejs20.x", "nodejs22.x", "wasm"] = Field(
@@ -396,10 +407,9 @@ class FunctionConfig(_Strict):
     )
     handler: str | None = Field(
         default=None,
-        pattern=HANDLER_PATTERN,
-        description="Python: `dir/module.function`, relative to edge.toml; with `code`, "
-        "`module.function` inside it, as Lambda writes it. Node.js: the same, the module "
-        "being `module.js`, `.mjs` or `.cjs`.",
+        description="Python: `dir/module.function` or `dir/file.py::function`, relative to "
+        "edge.toml; with `code`, `module.function` inside it, as Lambda writes it. Node.js: "
+        "the same, the module being `module.js`, `.mjs` or `.cjs` (`dir/index.js::handler`).",
     )
     code: Path | None = Field(
         default=None,
@@ -534,6 +544,14 @@ class FunctionConfig(_Strict):
             )
         return value
 
+    @field_validator("handler")
+    @classmethod
+    def _handler(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            # Either spelling; a ValueError says what was expected.
+            parse_handler(value, file_suffixes=_handler_files(info.data.get("runtime", "")))
+        return value
+
     @field_validator("memory_pages")
     @classmethod
     def _pages_for_wasm(cls, value: int | None, info: ValidationInfo) -> int | None:
@@ -590,12 +608,13 @@ class FunctionConfig(_Strict):
 
     @property
     def code_dir_and_handler(self) -> tuple[Path, str]:
-        """(code directory, `module.function`)."""
-        handler = self.handler or ""
+        """(code directory, Lambda's `module.function`), from either spelling of `handler`."""
+        ref = parse_handler(self.handler or "", file_suffixes=_handler_files(self.runtime))
         if self.code is not None:
-            return self.code, handler
-        folder, slash, rest = handler.rpartition("/")
-        return (Path(folder) if slash else Path(".")), rest
+            # Within `code`, a folder is part of the module (`sub/auth.handler`, as Lambda).
+            inner = ref.folder / ref.module if ref.folder != Path(".") else Path(ref.module)
+            return self.code, f"{inner.as_posix()}.{ref.function}"
+        return ref.folder, ref.lambda_handler
 
 
 class InvokeConfig(_Strict):

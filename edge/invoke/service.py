@@ -17,13 +17,14 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from edge.config import EdgeConfig, FunctionConfig
-from edge.functions import FunctionRegistry, stderr_sink
+from edge.function_logs import FunctionLogs
+from edge.functions import FunctionRegistry
 from edge.invoke.concurrency import ConcurrencyLimiter
 from edge.invoke.destinations import Outbox
 from edge.invoke.dispatcher import Dispatcher
 from edge.invoke.metrics import InvokeMetrics
 from edge.invoke.queue import EventQueue, NewEvent
-from sandbox import FunctionThrottled, InvocationResult, LogSink
+from sandbox import FunctionThrottled, InvocationResult
 
 logger = logging.getLogger("edge.invoke")
 
@@ -44,14 +45,14 @@ class InvokeService:
         limiter: ConcurrencyLimiter | None = None,
         functions: FunctionRegistry | None = None,
         wasm_cache_dir: str | None = None,
-        log_sink: LogSink | None = stderr_sink,
+        logs: FunctionLogs | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.limiter = limiter or ConcurrencyLimiter.from_config(config)
         self._owns_registry = functions is None
         self.registry = functions or FunctionRegistry(
-            config, log_sink=log_sink, wasm_cache_dir=wasm_cache_dir
+            config, logs=logs, wasm_cache_dir=wasm_cache_dir
         )
         self._clock = clock
         self.queue = EventQueue(config.invoke.queue_path)

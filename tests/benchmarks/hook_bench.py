@@ -652,13 +652,21 @@ async def measure_starts(
 # --- report of parts 2 and 3 ---------------------------------------------------------------
 
 
+def _goal_cell(series: Series, goal: float) -> str:
+    """`<= goal unit: met` for a p50 target, beside the figure."""
+    met = "[green]met[/]" if series.p50() <= goal else "[yellow]missed[/]"
+    return f"<= {goal:g} {series.unit}: {met}"
+
+
 def report_series(
     title: str, series: Sequence[Series], target: tuple[Series, float] | None
 ) -> None:
     rounds = max((len(s.rounds) for s in series), default=0)
     table = Table(title=title, title_justify="left")
     table.add_column("figure")
-    for column in ("p50", "p99", "n", *(("p50 per round",) if rounds > 1 else ())):
+    table.add_column("p50", justify="right")
+    table.add_column("target (p50)")
+    for column in ("p99", "n", *(("p50 per round",) if rounds > 1 else ())):
         table.add_column(column, justify="right")
     table.add_column("what it includes")
     for one in series:
@@ -669,20 +677,28 @@ def report_series(
         table.add_row(
             one.title,
             f"{one.p50():.{digits}f} {one.unit}",
+            _goal_cell(one, target[1]) if target is not None and target[0] is one else "",
             f"{one.p99():.{digits}f} {one.unit}",
             str(len(one.samples)),
             *per_round,
             one.what,
         )
     console.print(table)
-    if target is not None and target[0].samples:
-        goal_series, goal = target
-        p50 = goal_series.p50()
-        met = "[green]met[/]" if p50 <= goal else "[yellow]missed[/]"
-        console.print(
-            f"{goal_series.title}: p50 {p50:.{0 if goal_series.unit == 'µs' else 2}f}"
-            f" {goal_series.unit} (target <= {goal:g} {goal_series.unit}: {met})"
-        )
+
+
+def report_targets(goals: Sequence[tuple[str, Series, float]]) -> None:
+    """The per-call targets together, each figure beside its target."""
+    measured = [(label, series, goal) for label, series, goal in goals if series.samples]
+    if not measured:
+        return
+    table = Table(title="Targets", title_justify="left")
+    table.add_column("figure")
+    table.add_column("p50", justify="right")
+    table.add_column("target (p50)")
+    for label, series, goal in measured:
+        digits = 0 if series.unit == "µs" else 2
+        table.add_row(label, f"{series.p50():.{digits}f} {series.unit}", _goal_cell(series, goal))
+    console.print(table)
 
 
 # --- part 4: WASM invocations -------------------------------------------------------------
@@ -1068,6 +1084,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             (starts.host, START_P50_TARGET_MS),
         )
     report_node(node_series)
+    report_targets(
+        (
+            ("Python hook, warm round trip", invocations.invoke, INVOKE_P50_TARGET_US),
+            (
+                "WASM hook, fresh instance, per invocation",
+                wasm_series["fresh"],
+                WASM_P50_TARGETS_US["fresh"],
+            ),
+            (
+                "WASM hook, reused instance, per invocation",
+                wasm_series["reused"],
+                WASM_P50_TARGETS_US["reused"],
+            ),
+            ("Python environment start", starts.host, START_P50_TARGET_MS),
+            ("Node.js hook, warm round trip", node_series.invoke, NODE_INVOKE_P50_TARGET_US),
+            ("Node.js environment start, spare", node_series.spare, NODE_START_P50_TARGET_MS),
+        )
+    )
     for name in (INVOKE, START, WASM, NODE):
         if name in failures:
             console.print(f"[red]{name} failed:[/] {escape(failures[name])}")

@@ -17,20 +17,17 @@ from pathlib import Path
 
 import orjson
 
+from edge.events import EventType, sample_event
 from sandbox.python_worker.environment import ExecutionEnvironment
 from sandbox.python_worker.function import PythonFunctionPool
 from sandbox.python_worker.launcher import Zygote
 from sandbox.python_worker.spec import FunctionSpec
 
 FUNCTIONS = Path(__file__).resolve().parents[1] / "functions"
-EVENTS = Path("/work/shared/reference/events/viewer-request.json")
 
 
 def _event() -> bytes:
-    if EVENTS.exists():
-        event = orjson.loads(EVENTS.read_bytes())
-    else:
-        event = {"Records": [{"cf": {"config": {}, "request": {"headers": {}, "uri": "/"}}}]}
+    event = sample_event(EventType.VIEWER_REQUEST)  # AWS's sample, as `edge events` prints it
     headers = event["Records"][0]["cf"]["request"]["headers"]
     i = 0
     while len(orjson.dumps(event)) < 1024:
