@@ -716,7 +716,11 @@ def invoke(
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE, found {pair!r}")
         environment[key] = value
-    by_name = not target.endswith((".wasm", ".wat")) and not is_handler(target)
+    by_name = (
+        not target.endswith((".wasm", ".wat"))
+        and not is_handler(target)
+        and not target.rpartition("::")[0].endswith(_NODE_SUFFIXES)
+    )
     isolation = None
     alb_origin: Any = None
     if by_name:
@@ -731,7 +735,8 @@ def invoke(
             raise click.BadParameter(
                 f"expected a function of {config.source} "
                 f"({', '.join(repr(n) for n in known) or 'none are defined'}), a handler "
-                f"(FILE.py::FUNCTION, MODULE.FUNCTION) or a .wasm/.wat module, found "
+                f"(FILE.py::FUNCTION, MODULE.FUNCTION, FILE.js::FUNCTION) or a .wasm/.wat "
+                "module, found "
                 f"{target!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
                 param_hint="NAME",
             )

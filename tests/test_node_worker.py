@@ -224,19 +224,21 @@ def test_console_writes_lambdas_node_log_lines_between_start_and_end(
     request_id = client.get("/state/log").json()["requestId"]
     rid = re.escape(request_id)
     stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+    # Each line of a function's log is named: `<function> <trigger> | <line>`.
+    named = r"state viewer-request \| "
     found = edge.wait_for(
-        rf"START RequestId: {rid} Version: \$LATEST\n"
-        rf"{stamp}\t{rid}\tINFO\tinvocation \d+\n"
-        rf"{stamp}\t{rid}\tINFO\tinfo line\n"
-        rf"{stamp}\t{rid}\tWARN\twarn line\n"
-        rf"{stamp}\t{rid}\tERROR\terror line\n"
-        rf"END RequestId: {rid}\n"
-        rf"REPORT RequestId: {rid}\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms\t"
+        rf"{named}START RequestId: {rid} Version: \$LATEST\n"
+        rf"{named}{stamp}\t{rid}\tINFO\tinvocation \d+\n"
+        rf"{named}{stamp}\t{rid}\tINFO\tinfo line\n"
+        rf"{named}{stamp}\t{rid}\tWARN\twarn line\n"
+        rf"{named}{stamp}\t{rid}\tERROR\terror line\n"
+        rf"{named}END RequestId: {rid}\n"
+        rf"{named}REPORT RequestId: {rid}\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms\t"
         r"Memory Size: 128 MB\tMax Memory Used: \d+ MB\t"
     )
     assert found
     # What Init logged comes before the first START, with Lambda's `undefined` request id.
-    edge.wait_for(rf"{stamp}\tundefined\tINFO\tinit done\nSTART RequestId: ")
+    edge.wait_for(rf"{named}{stamp}\tundefined\tINFO\tinit done\n{named}START RequestId: ")
 
 
 @pytest.mark.parametrize(
@@ -540,7 +542,9 @@ def test_edge_invoke_runs_a_js_handler(tmp_path: Path) -> None:
     result = _edge("invoke", f"{FUNCTIONS}/behaviours.js::promise", "--event", str(event))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"style": "promise", "event": {"n": 2}}
-    assert re.search(r"\tundefined\tINFO\tinit done\nSTART RequestId: ", result.stderr)
+    assert re.search(
+        r"\tundefined\tINFO\tinit done\n(behaviours \| )?START RequestId: ", result.stderr
+    )
     assert "REPORT RequestId: " in result.stderr
 
 
