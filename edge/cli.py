@@ -15,7 +15,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -147,11 +147,16 @@ def exposure_warning(admin: str | None, *, signed: bool) -> str | None:
     )
 
 
-def _banner(config: EdgeConfig, listen: str, admin: str | None, sandbox: Any) -> None:
+def _banner(
+    config: EdgeConfig, listen: str, admin: str | None, sandbox: Any, https: str | None = None
+) -> None:
     err_console.print(
         f"[bold]edge {__version__}[/] listening on [bold cyan]http://{listen}[/]"
-        f"  ({config.server.workers} worker{'s' if config.server.workers != 1 else ''})"
+        f"  ({config.server.workers} worker{'s' if config.server.workers != 1 else ''},"
+        f" {config.server.engine})"
     )
+    if https:
+        err_console.print(f"https on [bold cyan]https://{https}[/]  (HTTP/2 and HTTP/1.1)")
     if admin:
         signed = "signed requests only" if config.admin.access_key_id else "unsigned"
         err_console.print(
@@ -185,6 +190,11 @@ def main() -> None:
     "--admin",
     help="HOST:PORT for the admin listener: /healthz, /metrics, /invalidations (edge "
     "invalidate) and the Invoke API; with CONFIG or --origin.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["granian", "hypercorn"]),
+    help="The server behind the viewer listeners (default: granian; [server] engine).",
 )
 @click.option("--access-log/--no-access-log", default=None, help="One line per request on stdout.")
 @click.option(
@@ -244,6 +254,7 @@ def serve(
     listen: str | None,
     workers: int | None,
     admin: str | None,
+    engine: str | None,
     access_log: bool | None,
     viewer_request: str | None,
     origin_request: str | None,
@@ -295,11 +306,13 @@ def serve(
         listen=listen,
         workers=workers,
         admin=admin,
+        engine=engine,
         access_log=access_log,
         function_logs=function_logs,
     )
     _check_code(config, link_modules=False)
-    sys.exit(run_server(config))
+    flags = {"listen": listen, "admin": admin}
+    sys.exit(run_server(config, flags={key for key, value in flags.items() if value is not None}))
 
 
 def _check_code(config: EdgeConfig, *, link_modules: bool) -> None:
@@ -323,9 +336,26 @@ def _check_code(config: EdgeConfig, *, link_modules: bool) -> None:
         _fail_config(ConfigError(config.source, problems))
 
 
-def run_server(config: EdgeConfig) -> int:
-    """Serve `config` until SIGINT/SIGTERM. Returns the exit status."""
-    from edge.server import ServerOptions, parse_listen
+def _fail_listen(error: Any, config: EdgeConfig, flags: Collection[str]) -> NoReturn:
+    """A listener that cannot be opened: one line naming where its address came from."""
+    key = error.key
+    where = f"--{key}" if key in flags else f"[server] {key} in {config.source}"
+    hint = {
+        "listen": "choose another with --listen HOST:PORT",
+        "admin": "choose another with --admin HOST:PORT",
+        "https_listen": "choose another in [server] https_listen",
+    }[key]
+    err_console.print(
+        f"[bold red]error:[/] {escape(where)}: cannot listen on {error.listen}: "
+        f"{escape(error.reason)}; {hint}"
+    )
+    sys.exit(2)
+
+
+def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
+    """Serve `config` until SIGINT/SIGTERM. Returns the exit status; exits with status 2 when
+    a listener cannot be opened (`flags`: the addresses given on the command line)."""
+    from edge.server import ListenError, ServerOptions, parse_listen
     from sandbox import wasm_cache_dir
 
     # Probed once here: the workers forked later inherit the answer.
@@ -366,6 +396,10 @@ def run_server(config: EdgeConfig) -> int:
             listen=parse_listen(server.listen),
             workers=server.workers,
             admin=parse_listen(server.admin) if server.admin else None,
+            engine=server.engine,
+            https_listen=parse_listen(server.https_listen) if server.https_listen else None,
+            certificate=server.certificate,
+            private_key=server.private_key,
             graceful_timeout_seconds=server.graceful_timeout,
             keep_alive_timeout_seconds=server.keep_alive_timeout,
             max_header_bytes=server.max_header_bytes,
@@ -389,6 +423,8 @@ def run_server(config: EdgeConfig) -> int:
         )
         caches: list[Any] = []
 
+        https: list[str] = []  # the HTTPS listener's address, once bound
+
         def app_factory() -> Any:
             app = create_app(
                 config,
@@ -398,6 +434,8 @@ def run_server(config: EdgeConfig) -> int:
                 wasm_cache_dir=wasm_cache,
             )
             caches.append(app.state.pipeline.cache)
+            if https:  # where redirect-to-https behaviors send viewers
+                app.state.pipeline.https_port = int(https[0].rpartition(":")[2])
             return app
 
         async def invalidate(paths: Sequence[str]) -> int:
@@ -419,14 +457,18 @@ def run_server(config: EdgeConfig) -> int:
             )
 
         def ready(listen: Any, admin: Any) -> None:
-            _banner(config, str(listen), str(admin) if admin else None, sandbox)
+            _banner(config, str(listen), str(admin) if admin else None, sandbox, *https)
 
-        return server_module.run(
-            app_factory,
-            options,
-            admin_factory=admin_factory if server.admin else None,
-            on_ready=ready,
-        )
+        try:
+            return server_module.run(
+                app_factory,
+                options,
+                admin_factory=admin_factory if server.admin else None,
+                on_ready=ready,
+                on_https_ready=lambda listen: https.append(str(listen)),
+            )
+        except ListenError as error:
+            _fail_listen(error, config, flags)
     finally:
         if multiproc_dir:
             shutil.rmtree(multiproc_dir, ignore_errors=True)

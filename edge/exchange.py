@@ -73,6 +73,9 @@ class ViewerRequest:
     # For the access log and the metrics: the behavior and origin the journey chose.
     behavior: str = "-"
     origin: str = "-"
+    # The viewer's HTTP version as the server parsed it: "1.0", "1.1" or "2" (with `scheme`,
+    # what CloudFront-Forwarded-Proto and a viewer protocol policy go on).
+    http_version: str = "1.1"
 
     def for_refresh(self) -> ViewerRequest:
         """A copy that refreshes a stored response in the background: a GET with no body, with

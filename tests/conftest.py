@@ -17,14 +17,23 @@ from tests.origin_app import OriginServer, running_origin
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The viewer listener's servers (`edge serve --engine`): the end-to-end suites run under each.
+ENGINES = ("granian", "hypercorn")
+
 
 class EdgeProcess:
     """`edge serve ...` in a child process, on ephemeral ports, with its output captured."""
 
     def __init__(
-        self, args: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
+        self,
+        args: list[str],
+        *,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        engine: str | None = None,
     ) -> None:
-        self.args = args
+        self.args = [*args, "--engine", engine] if engine else args
+        self.engine = engine or "granian"  # the default of `[server] engine`
         self.stdout_path: Path | None = None
         self._lines: list[str] = []
         self._cond = threading.Condition()
@@ -117,6 +126,13 @@ def tmp_path(tmp_path: Path) -> Path:
     edge is root, and Lambda too wants code world-readable (755 directories, 644 files)."""
     tmp_path.chmod(0o755)
     return tmp_path
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each engine in turn, for the module's server-starting fixtures (`--engine`)."""
+    value: str = request.param
+    return value
 
 
 @pytest.fixture(scope="module")

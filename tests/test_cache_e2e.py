@@ -31,19 +31,23 @@ Headers = dict[str, str]
 
 
 @pytest.fixture(scope="module")
-def cache_origin() -> Iterator[CacheOrigin]:
+def cache_origin(engine: str) -> Iterator[CacheOrigin]:
+    """A fresh origin for each engine's edges: the tests count what reaches it."""
     with running_cache_origin() as server:
         yield server
 
 
-def _start(args: list[str], tmp: Path) -> EdgeProcess:
-    return EdgeProcess([*args, "--listen", "127.0.0.1:0"]).start(tmp)
+def _start(args: list[str], tmp: Path, engine: str | None = None) -> EdgeProcess:
+    return EdgeProcess([*args, "--listen", "127.0.0.1:0"], engine=engine).start(tmp)
 
 
 @pytest.fixture(scope="module")
-def edge(cache_origin: CacheOrigin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def edge(
+    cache_origin: CacheOrigin, tmp_path_factory: pytest.TempPathFactory, engine: str
+) -> Iterator[str]:
     """`edge serve --origin URL`: one behavior, the default rfc9111 policy."""
-    process = _start(["--origin", cache_origin.url], tmp_path_factory.mktemp("edge-rfc9111"))
+    tmp = tmp_path_factory.mktemp("edge-rfc9111")
+    process = _start(["--origin", cache_origin.url], tmp, engine)
     yield process.url
     process.stop()
 
@@ -110,7 +114,7 @@ disk_bytes = 33554432
 
 @pytest.fixture(scope="module")
 def cloudfront_edge(
-    cache_origin: CacheOrigin, tmp_path_factory: pytest.TempPathFactory
+    cache_origin: CacheOrigin, tmp_path_factory: pytest.TempPathFactory, engine: str
 ) -> Iterator[tuple[str, Path]]:
     """An edge whose behaviors carry CloudFront-style cache policies (the default memory
     budget, and a disk tier): its URL and its disk directory."""
@@ -118,7 +122,7 @@ def cloudfront_edge(
     disk = tmp / "disk"
     config = tmp / "edge.toml"
     config.write_text(CLOUDFRONT_CONFIG.format(url=cache_origin.url, disk=disk))
-    process = _start([str(config)], tmp)
+    process = _start([str(config)], tmp, engine)
     yield process.url, disk
     process.stop()
 
@@ -147,14 +151,14 @@ disk_bytes = 33554432
 
 @pytest.fixture(scope="module")
 def budget_edge(
-    cache_origin: CacheOrigin, tmp_path_factory: pytest.TempPathFactory
+    cache_origin: CacheOrigin, tmp_path_factory: pytest.TempPathFactory, engine: str
 ) -> Iterator[tuple[EdgeProcess, Path]]:
     """An edge with a 200 KB memory budget and a disk tier for bodies over 1 MB."""
     tmp = tmp_path_factory.mktemp("edge-budget")
     disk = tmp / "disk"
     config = tmp / "edge.toml"
     config.write_text(BUDGET_CONFIG.format(url=cache_origin.url, disk=disk))
-    process = _start([str(config)], tmp)
+    process = _start([str(config)], tmp, engine)
     yield process, disk
     process.stop()
 

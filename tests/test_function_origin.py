@@ -26,7 +26,7 @@ from sandbox import (
     SandboxError,
 )
 from tests.alb_functions import BINARY_BODY
-from tests.conftest import REPO, EdgeProcess
+from tests.conftest import ENGINES, REPO, EdgeProcess
 
 ADAPTERS = {
     "mangum": "tests.alb_functions.mangum_app.handler",
@@ -66,17 +66,22 @@ handler = "tests.edge_functions.hooks.raise_error"
 
 @pytest.fixture(
     scope="module",
-    params=[(adapter, multi) for adapter in ADAPTERS for multi in (True, False)],
-    ids=lambda p: f"{p[0]}-{'multi' if p[1] else 'single'}",
+    # Each adapter under both engines (one per header mode, to keep the starts down).
+    params=[
+        (adapter, multi, ENGINES[index])
+        for adapter in ADAPTERS
+        for index, multi in enumerate((True, False))
+    ],
+    ids=lambda p: f"{p[0]}-{'multi' if p[1] else 'single'}-{p[2]}",
 )
 def edge(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[EdgeProcess, bool, str]]:
-    adapter, multi = request.param
+    adapter, multi, engine = request.param
     tmp = tmp_path_factory.mktemp("alb")
     config = tmp / "edge.toml"
     config.write_text(CONFIG.format(multi=str(multi).lower(), repo=REPO, handler=ADAPTERS[adapter]))
-    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0"]).start(tmp)
+    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0"], engine=engine).start(tmp)
     yield process, multi, adapter
     process.stop()
 

@@ -192,6 +192,9 @@ def _admit(
         pytest.param({"headers": []}, 400, id="no-host-rfc9112-s3.2"),
         pytest.param({"headers": [(b"host", b"a"), (b"host", b"b")]}, 400, id="two-hosts"),
         pytest.param({"headers": [], "http_version": "1.0"}, 200, id="http-1.0-without-host"),
+        pytest.param(
+            {"headers": [(b"host", b"")], "http_version": "1.0"}, 200, id="http-1.0-empty-host"
+        ),
         pytest.param({"path": b"/a%2fb"}, 400, id="encoded-slash"),
     ],
 )
@@ -216,7 +219,8 @@ def test_absolute_form_authority_becomes_the_host() -> None:
 
 
 @pytest.fixture(scope="module")
-def origin() -> Iterator[CacheOrigin]:
+def origin(engine: str) -> Iterator[CacheOrigin]:
+    """A fresh origin for each engine's edge: the tests count what reaches it."""
     with running_cache_origin() as server:
         yield server
 
@@ -311,7 +315,9 @@ handler = "{hooks}.echo_event_response"
 
 
 @pytest.fixture(scope="module")
-def edge(origin: CacheOrigin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+def edge(
+    origin: CacheOrigin, tmp_path_factory: pytest.TempPathFactory, engine: str
+) -> Iterator[EdgeProcess]:
     tmp = tmp_path_factory.mktemp("hostile-viewers")
     site = tmp / "site"
     (site / "static").mkdir(parents=True)
@@ -319,7 +325,7 @@ def edge(origin: CacheOrigin, tmp_path_factory: pytest.TempPathFactory) -> Itera
     (site / "static" / "open.txt").write_text("open\n")
     config = tmp / "edge.toml"
     config.write_text(CONFIG.format(url=origin.url, site=site, hooks=HOOKS))
-    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0"]).start(tmp)
+    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0"], engine=engine).start(tmp)
     yield process
     process.stop()
 
@@ -398,7 +404,16 @@ def test_event_uri_is_the_path_as_sent(edge: EdgeProcess) -> None:
     event = json.loads(_body(_get(edge, b"http://Evil.Example/show/x")))
     request = event["Records"][0]["cf"]["request"]
     assert request["uri"] == "/show/x"
-    assert request["headers"]["host"] == [{"key": "Host", "value": "evil.example"}]
+    assert request["headers"]["host"] == [{"key": "Host", "value": _absolute_form_host(edge)}]
+
+
+def _absolute_form_host(edge: EdgeProcess) -> str:
+    """The Host an absolute-form request (`GET http://evil.example/x`, `Host: edge.test`) goes
+    on. RFC 9112 §3.2.2 has the target's authority win, as under hypercorn. granian's ASGI
+    scope does not carry that authority (hyper parses it, granian passes on the path alone),
+    so under granian the Host header decides: one host, used alike for the cache key, the
+    functions and the origin."""
+    return "evil.example" if edge.engine == "hypercorn" else "edge.test"
 
 
 def test_absolute_form_never_reaches_the_origin(edge: EdgeProcess, origin: CacheOrigin) -> None:
@@ -407,7 +422,7 @@ def test_absolute_form_never_reaches_the_origin(edge: EdgeProcess, origin: Cache
     assert status_of(response) == 200
     seen = origin.seen("/abs/x")[-1]
     assert seen.target == "/abs/x?q=1"
-    assert seen.headers["x-forwarded-host"] == "evil.example"
+    assert seen.headers["x-forwarded-host"] == _absolute_form_host(edge)
 
 
 @pytest.mark.parametrize(
@@ -422,8 +437,13 @@ def test_absolute_form_never_reaches_the_origin(edge: EdgeProcess, origin: Cache
 def test_content_length_with_transfer_encoding_is_refused_and_closed(
     edge: EdgeProcess, origin: CacheOrigin, transfer_encoding: bytes
 ) -> None:
-    """RFC 9112 §6.1: such a request is refused and the connection closed, so the bytes after
-    the chunked body never reach the origin as a second request."""
+    """RFC 9112 §6.1: such a request is refused (or, as the RFC allows, read by its
+    Transfer-Encoding alone) and the connection closed, so the bytes after the chunked body
+    never reach the origin as a second request.
+
+    Under granian, hyper takes the second way before the edge sees the request (it drops the
+    Content-Length), so the edge cannot refuse it: the request goes on with an empty chunked
+    body, and the connection is closed after its answer."""
     smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
     raw = (
         b"POST /te HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding:"
@@ -434,11 +454,13 @@ def test_content_length_with_transfer_encoding_is_refused_and_closed(
     with socket.create_connection(("127.0.0.1", _port(edge)), timeout=10) as sock:
         sock.sendall(raw)
         response = read_response(sock)
-        assert status_of(response) == 400
+        if edge.engine == "hypercorn":
+            assert status_of(response) == 400
         assert _header(response, b"connection") == b"close"
         assert sock.recv(65536) == b""  # closed: nothing else is answered
     assert origin.count("/smuggled") == 0
-    assert origin.count("/te") == 0
+    if edge.engine == "hypercorn":
+        assert origin.count("/te") == 0
 
 
 @pytest.mark.parametrize(
@@ -489,9 +511,54 @@ def test_get_or_head_with_a_body_is_refused(
     assert _header(_get(edge, path.encode()), b"x-cache") == b"Miss from edge"
 
 
+_MANY_HEADERS = b"".join(b"X-H%d: v\r\n" % n for n in range(150))
+
+
+@pytest.mark.parametrize(
+    ("head", "hypercorn", "granian"),
+    [
+        pytest.param(b"GET /static/open.txt HTTP/1.0\r\n", 200, 200, id="http-1.0-without-host"),
+        pytest.param(b"GET / HTTP/1.1\r\nHost: x\r\nX-A : b\r\n", 400, 400, id="space-colon"),
+        pytest.param(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n", 400, 400, id="bad-cl"
+        ),
+        pytest.param(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n",
+            400,
+            400,
+            id="two-content-lengths",
+        ),
+        # obs-fold (RFC 9112 §5.2): refused by hyper, and by the edge's patch under h11.
+        pytest.param(
+            b"GET /static/open.txt HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n", 400, 400, id="obs-fold"
+        ),
+        # Where the parsers differ, each answer is one RFC 9112 allows: an unknown transfer
+        # coding (§6.1) gets 501 from h11 and 400 from hyper.
+        pytest.param(
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n", 501, 400, id="te-gzip"
+        ),
+        # hyper takes at most 100 header fields (431 past that); h11 has no count, only the
+        # size limit.
+        pytest.param(
+            b"GET /static/open.txt HTTP/1.1\r\nHost: x\r\n" + _MANY_HEADERS,
+            200,
+            431,
+            id="150-fields",
+        ),
+    ],
+)
+def test_malformed_heads(edge: EdgeProcess, head: bytes, hypercorn: int, granian: int) -> None:
+    response = exchange(_port(edge), head + b"Connection: close\r\n\r\n")
+    assert status_of(response) == (hypercorn if edge.engine == "hypercorn" else granian)
+
+
 def test_long_urls_get_414(edge: EdgeProcess) -> None:
     assert status_of(_get(edge, b"/" + b"a" * 9_000)) == 414  # over max_url_bytes
-    assert status_of(_get(edge, b"/" + b"a" * 70_000)) == 414  # over the parser's buffer
+    # Over the parser's buffer the edge never sees the request: hypercorn's (patched) answer
+    # is 414; hyper, under granian, cannot tell a long request line from long headers and
+    # answers 431 (with no body) for either.
+    beyond_buffer = 414 if edge.engine == "hypercorn" else 431
+    assert status_of(_get(edge, b"/" + b"a" * 70_000)) == beyond_buffer
     big = b"X-Big: " + b"a" * 30_000
     assert status_of(_get(edge, b"/short", big)) == 431
 

@@ -104,13 +104,15 @@ CONFIG = "\n\n".join(
 
 
 @pytest.fixture(scope="module")
-def edge(origin: OriginServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+def edge(
+    origin: OriginServer, tmp_path_factory: pytest.TempPathFactory, engine: str
+) -> Iterator[EdgeProcess]:
     tmp = tmp_path_factory.mktemp("edge-fn")
     config = tmp / "edge.toml"
     config.write_text(CONFIG.replace("{origin}", origin.url))
-    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]).start(
-        tmp
-    )
+    process = EdgeProcess(
+        [str(config), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"], engine=engine
+    ).start(tmp)
     yield process
     process.stop()
 

@@ -70,11 +70,13 @@ def _dead_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def edge(origin: OriginServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+def edge(
+    origin: OriginServer, tmp_path_factory: pytest.TempPathFactory, engine: str
+) -> Iterator[EdgeProcess]:
     tmp = tmp_path_factory.mktemp("edge")
     config = tmp / "edge.toml"
     config.write_text(CONFIG.format(origin=origin.url, dead_port=_dead_port()))
-    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0"]).start(tmp)
+    process = EdgeProcess([str(config), "--listen", "127.0.0.1:0"], engine=engine).start(tmp)
     yield process
     process.stop()
 
@@ -272,9 +274,9 @@ def test_admin_health_and_metrics(edge: EdgeProcess, client: httpx.Client) -> No
 
 
 def test_streams_200_mb_down_and_up_without_holding_them(
-    start_edge: Any, origin: OriginServer
+    start_edge: Any, origin: OriginServer, engine: str
 ) -> None:
-    edge: EdgeProcess = start_edge("--origin", origin.url, "--no-access-log")
+    edge: EdgeProcess = start_edge("--origin", origin.url, "--no-access-log", "--engine", engine)
     size = 200 * 1024 * 1024
     with httpx.Client(base_url=edge.url, timeout=60) as client:
         client.get("/warm-up")
@@ -303,28 +305,30 @@ def test_streams_200_mb_down_and_up_without_holding_them(
 
 
 def test_graceful_shutdown_finishes_in_flight_requests(
-    start_edge: Any, origin: OriginServer
+    start_edge: Any, origin: OriginServer, engine: str
 ) -> None:
-    edge: EdgeProcess = start_edge("--origin", origin.url)
+    edge: EdgeProcess = start_edge("--origin", origin.url, "--engine", engine)
     result: dict[str, Any] = {}
 
     def slow_request() -> None:
         with httpx.Client(timeout=30) as c:
-            result["response"] = c.get(f"{edge.url}/slow/1")
+            result["response"] = c.get(f"{edge.url}/slow/1?{engine}")
 
     thread = threading.Thread(target=slow_request)
     thread.start()
     # Wait until the origin has the request, so it is truly in flight at the edge.
-    origin.log.wait_for_target("/slow/1")
+    origin.log.wait_for_target(f"/slow/1?{engine}")
     assert edge.stop(signal.SIGTERM) == 0
     thread.join(30)
     assert result["response"].status_code == 200
     assert result["response"].text == "slow answer"
 
 
-def test_two_workers_serve_and_stop_cleanly(start_edge: Any, origin: OriginServer) -> None:
+def test_two_workers_serve_and_stop_cleanly(
+    start_edge: Any, origin: OriginServer, engine: str
+) -> None:
     edge: EdgeProcess = start_edge(
-        "--origin", origin.url, "--workers", "2", "--admin", "127.0.0.1:0"
+        "--origin", origin.url, "--workers", "2", "--admin", "127.0.0.1:0", "--engine", engine
     )
     with httpx.Client(base_url=edge.url) as c:
         for n in range(20):

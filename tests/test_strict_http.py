@@ -18,12 +18,14 @@ from tests.rawhttp import exchange, status_of
 
 
 @pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+def edge(tmp_path_factory: pytest.TempPathFactory, engine: str) -> Iterator[EdgeProcess]:
     root = tmp_path_factory.mktemp("strict")
     site = root / "site"
     site.mkdir()
     (site / "index.html").write_text("hello\n")
-    process = EdgeProcess(["--origin", str(site), "--listen", "127.0.0.1:0"]).start(root)
+    process = EdgeProcess(["--origin", str(site), "--listen", "127.0.0.1:0"], engine=engine).start(
+        root
+    )
     yield process
     process.stop()
 
@@ -77,8 +79,9 @@ def test_a_method_is_case_sensitive(edge: EdgeProcess, method: bytes) -> None:
 def test_obsolete_line_folding_is_refused(edge: EdgeProcess, head: bytes) -> None:
     response = _send(edge, head)
     assert status_of(response) == 400
-    assert _header(response, "x-edge-error") == "ObsoleteLineFolding"
     assert _header(response, "connection") == "close"
+    if edge.engine == "hypercorn":  # under granian hyper refuses it: see _HYPER_REFUSES
+        assert _header(response, "x-edge-error") == "ObsoleteLineFolding"
 
 
 def test_a_value_with_inner_spaces_is_not_folding(edge: EdgeProcess) -> None:
@@ -93,6 +96,12 @@ def test_a_host_with_spaces_is_refused(edge: EdgeProcess, host: bytes) -> None:
     response = _send(edge, b"GET /index.html HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
     assert status_of(response) == 400
     assert _header(response, "x-edge-error") == "InvalidHost"
+
+
+# What granian's parser (hyper) refuses before the edge sees the request, and its status: a
+# bare answer with no body, no X-Edge-Error and no access-log line (granian has no hook for
+# it). hyper cannot tell a request line longer than its buffer from a header section that is.
+_HYPER_REFUSES = {"ws-name": 400, "ctl": 400, "line-longer-than-the-parser-reads": 431}
 
 
 @pytest.mark.parametrize(
@@ -116,9 +125,14 @@ def test_a_host_with_spaces_is_refused(edge: EdgeProcess, host: bytes) -> None:
     ],
 )
 def test_a_parser_refusal_has_the_error_page_and_an_access_log_line(
-    edge: EdgeProcess, head: bytes, status: int, detail: str
+    request: pytest.FixtureRequest, edge: EdgeProcess, head: bytes, status: int, detail: str
 ) -> None:
     response = _send(edge, head)
+    hyper = _HYPER_REFUSES.get(request.node.callspec.id.partition("-")[2])
+    if edge.engine == "granian" and hyper is not None:
+        assert status_of(response) == hyper
+        assert b"content-length: 0\r\n" in response
+        return
     assert status_of(response) == status
     assert _header(response, "x-edge-error") == detail
     request_id = _header(response, "x-amz-cf-id")

@@ -8,7 +8,9 @@ from __future__ import annotations
 import difflib
 import re
 import shutil
+import ssl
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from edge.config.schema import (
@@ -43,6 +45,54 @@ def check_origin_shapes(raw: Mapping[str, Any]) -> list[str]:
                 f"origins.{name}: expected exactly one of 'url' (an HTTP origin), "
                 f"'directory' (a local folder), 'function' (a Lambda function) or 'primary' "
                 f"with 'secondary' (an origin group), found {keys}"
+            )
+    return problems
+
+
+def check_server(config: EdgeConfig) -> list[str]:
+    """`[server]`: no two listeners on one address; HTTPS with readable certificate and key
+    files, and those only with HTTPS."""
+    server = config.server
+    problems: list[str] = []
+    listeners = {
+        "listen": server.listen,
+        "admin": server.admin,
+        "https_listen": server.https_listen,
+    }
+    seen: dict[str, str] = {}
+    for key, address in listeners.items():
+        if address is None or address.endswith(":0"):
+            continue
+        if address in seen:
+            problems.append(
+                f"server.{key}: expected an address of its own, found {address!r}, which "
+                f"server.{seen[address]} listens on already"
+            )
+        seen.setdefault(address, key)
+    tls = {"certificate": server.certificate, "private_key": server.private_key}
+    if server.https_listen is None:
+        problems += [
+            f"server.{key}: goes with server.https_listen, which is not set"
+            for key, path in tls.items()
+            if path is not None
+        ]
+        return problems
+    files: list[Path] = []
+    for key, path in tls.items():
+        if path is None:
+            problems.append(f"server.{key}: expected a PEM file for server.https_listen")
+            continue
+        file = path if path.is_absolute() else config.base_dir / path
+        if not file.is_file():
+            problems.append(f"server.{key}: expected a PEM file, found no file at {str(file)!r}")
+        files.append(file)
+    if not problems:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(*map(str, files))
+        except (ssl.SSLError, OSError) as exc:
+            problems.append(
+                "server.certificate: expected a PEM certificate chain that goes with "
+                f"server.private_key, found one that does not load ({exc})"
             )
     return problems
 

@@ -15,6 +15,7 @@ from edge.config.checks import (
     check_origin_shapes,
     check_references,
     check_reserved_concurrency,
+    check_server,
 )
 from edge.config.handlers import parse_handler
 from edge.config.messages import (
@@ -43,6 +44,7 @@ def parse_config(
     except ValidationError as exc:
         raise ConfigError(source, format_errors(exc, raw)) from None
     problems = check_references(config, raw) + check_reserved_concurrency(config)
+    problems += check_server(config)
     if problems:
         raise ConfigError(source, problems)
     return _resolve_paths(config, base)
@@ -74,6 +76,11 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
     cache = config.cache
     if cache.disk_directory is not None and not cache.disk_directory.is_absolute():
         cache = cache.model_copy(update={"disk_directory": (base / cache.disk_directory).resolve()})
+    server = config.server
+    for key in ("certificate", "private_key"):
+        path = getattr(server, key)
+        if path is not None and not path.is_absolute():
+            server = server.model_copy(update={key: (base / path).resolve()})
     invoke = config.invoke
     if not invoke.queue_path.is_absolute():
         invoke = invoke.model_copy(update={"queue_path": (base / invoke.queue_path).resolve()})
@@ -84,6 +91,7 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
             "functions": functions,
             "invoke": invoke,
             "cache": cache,
+            "server": server,
         }
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config as HypercornConfig
@@ -37,19 +37,30 @@ async def serve_sockets(
     apps: Iterable[tuple[ASGIApp, socket.socket]],
     options: ServerOptions,
     shutdown: asyncio.Event,
+    *,
+    secure: Sequence[socket.socket] = (),
 ) -> None:
     """Serve each app on its socket until `shutdown` is set, then drain in-flight requests.
 
     The first app is the proxy: it writes its own `Date` (an origin's is forwarded, so the
-    server must not add a second one, RFC 9110 §6.6.1); the others get hypercorn's.
+    server must not add a second one, RFC 9110 §6.6.1); the others get hypercorn's. The first
+    app is also served over TLS on the `secure` sockets, with the options' certificate
+    (HTTP/2 by ALPN, else HTTP/1.1).
     """
     proxy_config = hypercorn_config(options)
     proxy_config.include_date_header = False
+    if secure:
+        proxy_config.certfile = str(options.certificate)
+        proxy_config.keyfile = str(options.private_key)
     other_config = hypercorn_config(options)
     async with asyncio.TaskGroup() as group:
         for index, (app, sock) in enumerate(apps):
             config = proxy_config if index == 0 and options.proxy_first else other_config
-            sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
+            sockets = Sockets(
+                secure_sockets=list(secure) if index == 0 else [],
+                insecure_sockets=[sock],
+                quic_sockets=[],
+            )
             group.create_task(
                 worker_serve(
                     wrap_app(app, config.wsgi_max_body_size, "asgi"),

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
-__all__ = ["Listen", "ServerOptions", "bind_socket", "parse_listen"]
+__all__ = [
+    "Engine",
+    "Listen",
+    "ListenError",
+    "ServerOptions",
+    "bind_socket",
+    "bind_sockets",
+    "parse_listen",
+]
+
+Engine = Literal["granian", "hypercorn"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +43,15 @@ def parse_listen(text: str) -> Listen:
 
 @dataclass(frozen=True, slots=True)
 class ServerOptions:
-    """How to serve: addresses, processes and the protocol limits hypercorn enforces."""
+    """How to serve: addresses, processes, the engine and the protocol limits it enforces."""
 
     listen: Listen = Listen("127.0.0.1", 8080)
+    # The viewer listener's server; the admin listener is always served by hypercorn.
+    engine: Engine = "granian"
+    # A second viewer listener, over TLS (HTTP/2 by ALPN), with these PEM files.
+    https_listen: Listen | None = None
+    certificate: Path | None = None
+    private_key: Path | None = None
     workers: int = 1
     admin: Listen | None = None
     graceful_timeout_seconds: float = 30.0
@@ -46,14 +64,46 @@ class ServerOptions:
     proxy_first: bool = False
 
 
-def bind_socket(listen: Listen, *, reuse_port: bool) -> socket.socket:
-    """A listening TCP socket on `listen`."""
+class ListenError(Exception):
+    """A listener could not be opened. `key` is which one (`listen`, `https_listen`, `admin`)."""
+
+    def __init__(self, key: str, listen: Listen, reason: str) -> None:
+        super().__init__(f"{key} {listen}: {reason}")
+        self.key = key
+        self.listen = listen
+        self.reason = reason
+
+
+def bind_socket(listen: Listen, *, reuse_port: bool, key: str = "listen") -> socket.socket:
+    """A listening TCP socket on `listen`; ListenError saying why there is none."""
     family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((listen.host, listen.port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((listen.host, listen.port))
+        sock.listen(2048)
+    except socket.gaierror as exc:
+        sock.close()
+        reason = f"cannot resolve the host {listen.host!r} ({exc.strerror})"
+        raise ListenError(key, listen, reason) from None
+    except OSError as exc:
+        sock.close()
+        raise ListenError(key, listen, (exc.strerror or str(exc)).lower()) from None
     sock.setblocking(False)
     return sock
+
+
+def bind_sockets(listen: Listen, count: int, *, key: str = "listen") -> list[socket.socket]:
+    """`count` listening sockets on one address, one per worker process (SO_REUSEPORT when
+    several: the kernel spreads connections across them)."""
+    if count == 1:
+        return [bind_socket(listen, reuse_port=False, key=key)]
+    if listen.port:
+        # SO_REUSEPORT would let a second server on this address take a share of the traffic
+        # without a word: a plain bind first fails when anyone listens here already.
+        bind_socket(listen, reuse_port=False, key=key).close()
+    first = bind_socket(listen, reuse_port=True, key=key)
+    actual = Listen(listen.host, first.getsockname()[1])
+    return [first] + [bind_socket(actual, reuse_port=True, key=key) for _ in range(count - 1)]

@@ -15,7 +15,7 @@ from typing import Any
 
 from edge.server import hypercorn_patches
 from edge.server.hypercorn_engine import ASGIApp, serve_sockets
-from edge.server.options import Listen, ServerOptions, bind_socket
+from edge.server.options import Listen, ListenError, ServerOptions, bind_socket, bind_sockets
 
 __all__ = ["AppFactory", "run"]
 
@@ -48,46 +48,81 @@ def run(
     *,
     admin_factory: AppFactory | None = None,
     on_ready: Callable[[Listen, Listen | None], None] | None = None,
+    on_https_ready: Callable[[Listen], None] | None = None,
 ) -> int:
     """Serve until SIGINT or SIGTERM; return the process exit status.
 
-    `on_ready` is called once every listener accepts connections, with the actual addresses
-    (a port of 0 resolved), so a caller can print a banner or a test can connect.
+    Every listener is bound before anything is served: ListenError (naming the listener)
+    when one cannot be. `on_ready` is called once every listener accepts connections, with
+    the actual addresses of the viewer and admin listeners (a port of 0 resolved), so a
+    caller can print a banner or a test can connect. `on_https_ready` is called with the HTTPS
+    listener's address once it is bound, before any app is made.
     """
-    hypercorn_patches.apply()
+    _check_distinct(options)
+    hypercorn_patches.apply()  # the admin listener is hypercorn's under either engine
     workers = max(1, options.workers)
-    main_socks = [bind_socket(options.listen, reuse_port=workers > 1)]
+    main_socks = bind_sockets(options.listen, workers, key="listen")
     actual = Listen(options.listen.host, main_socks[0].getsockname()[1])
-    main_socks += [bind_socket(actual, reuse_port=True) for _ in range(workers - 1)]
-    admin_sock = bind_socket(options.admin, reuse_port=False) if options.admin else None
+    tls_socks: list[socket.socket] = []
+    tls_actual: Listen | None = None
+    if options.https_listen is not None:
+        tls_socks = bind_sockets(options.https_listen, workers, key="https_listen")
+        tls_actual = Listen(options.https_listen.host, tls_socks[0].getsockname()[1])
+    admin_sock = (
+        bind_socket(options.admin, reuse_port=False, key="admin") if options.admin else None
+    )
     admin_actual = (
         Listen(options.admin.host, admin_sock.getsockname()[1])
         if options.admin and admin_sock
         else None
     )
+    per_worker = [
+        [sock, *([tls_socks[index]] if tls_socks else [])] for index, sock in enumerate(main_socks)
+    ]
+
+    if on_https_ready and tls_actual:
+        on_https_ready(tls_actual)  # before any fork: the workers' apps may need to know
+
+    def ready() -> None:
+        if on_ready:
+            on_ready(actual, admin_actual)
 
     if workers == 1:
-        return _run_single(
-            app_factory,
-            main_socks[0],
-            admin_factory,
-            admin_sock,
-            options,
-            lambda: on_ready(actual, admin_actual) if on_ready else None,
-        )
-    return _run_forked(
-        app_factory,
-        main_socks,
-        admin_factory,
-        admin_sock,
-        options,
-        lambda: on_ready(actual, admin_actual) if on_ready else None,
-    )
+        return _run_single(app_factory, per_worker[0], admin_factory, admin_sock, options, ready)
+    return _run_forked(app_factory, per_worker, admin_factory, admin_sock, options, ready)
+
+
+def _check_distinct(options: ServerOptions) -> None:
+    """Two listeners on one address: the second bind would fail, or share the first's traffic."""
+    seen: dict[Listen, str] = {}
+    for key, listen in (
+        ("listen", options.listen),
+        ("https_listen", options.https_listen),
+        ("admin", options.admin),
+    ):
+        if listen is None or listen.port == 0:
+            continue
+        if listen in seen:
+            raise ListenError(key, listen, f"the same address as {seen[listen]}")
+        seen[listen] = key
+
+
+async def _serve_viewers(
+    app: ASGIApp, socks: list[socket.socket], options: ServerOptions, shutdown: asyncio.Event
+) -> None:
+    """The viewer app on its listeners (the first plain, the second, if any, over TLS)."""
+    if options.engine == "granian":
+        from edge.server import granian_engine
+
+        listeners = [(sock, index > 0) for index, sock in enumerate(socks)]
+        await granian_engine.serve_sockets(listeners, app, options, shutdown)
+        return
+    await serve_sockets([(app, socks[0])], options, shutdown, secure=socks[1:])
 
 
 def _run_single(
     app_factory: AppFactory,
-    sock: socket.socket,
+    socks: list[socket.socket],
     admin_factory: AppFactory | None,
     admin_sock: socket.socket | None,
     options: ServerOptions,
@@ -96,12 +131,16 @@ def _run_single(
     async def main() -> None:
         shutdown = asyncio.Event()
         _install_shutdown_signals(shutdown)
-        apps: list[tuple[ASGIApp, socket.socket]] = [(app_factory(), sock)]
-        if admin_factory is not None and admin_sock is not None:
-            apps.append((admin_factory(), admin_sock))
+        app = app_factory()
         loop = asyncio.get_running_loop()
         loop.call_soon(ready)
-        await serve_sockets(apps, options, shutdown)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(_serve_viewers(app, socks, options, shutdown))
+            if admin_factory is not None and admin_sock is not None:
+                admin_only = replace(options, proxy_first=False)
+                group.create_task(
+                    serve_sockets([(admin_factory(), admin_sock)], admin_only, shutdown)
+                )
 
     _run_loop(main, options.use_uvloop)
     return 0
@@ -109,24 +148,25 @@ def _run_single(
 
 def _run_forked(
     app_factory: AppFactory,
-    socks: list[socket.socket],
+    per_worker: list[list[socket.socket]],
     admin_factory: AppFactory | None,
     admin_sock: socket.socket | None,
     options: ServerOptions,
     ready: Callable[[], None],
 ) -> int:
     children: list[int] = []
-    for index, sock in enumerate(socks):
+    every = [sock for socks in per_worker for sock in socks]
+    for index, socks in enumerate(per_worker):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child process
             code = 1
             try:
-                for other in socks:
-                    if other is not sock:
+                for other in every:
+                    if other not in socks:
                         other.close()
                 if admin_sock is not None:
                     admin_sock.close()
-                code = _run_single(app_factory, sock, None, None, options, lambda: None)
+                code = _run_single(app_factory, socks, None, None, options, lambda: None)
             except BaseException:
                 logger.exception("worker %d failed", index)
             finally:
@@ -134,7 +174,7 @@ def _run_forked(
                 sys.stderr.flush()
                 os._exit(code)
         children.append(pid)
-    for sock in socks:
+    for sock in every:
         sock.close()
 
     async def main() -> None:

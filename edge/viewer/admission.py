@@ -8,6 +8,7 @@ closed where the framing cannot be trusted:
 | URL over `max_url_bytes` | 414 | UrlTooLong |
 | request line and headers over `max_header_bytes` | 431 | HeadersTooLarge |
 | Content-Length together with Transfer-Encoding (RFC 9112 §6.1) | 400, close | AmbiguousFraming |
+| a method not in upper case (RFC 9110 §9.1: `get` is not GET) | 400 | InvalidMethod |
 | CONNECT or TRACE (no method set allows them, "any" neither) | 403 | MethodNotAllowed |
 | a target that is not one path (`edge.uri`) | 400 | InvalidTarget / InvalidPath |
 | no Host, several, or one that is not a host (RFC 9112 §3.2) | 400 | InvalidHost |
@@ -116,6 +117,17 @@ def admit(
                 "The request has both Content-Length and Transfer-Encoding.",
             )
         )
+    if method != method.upper():
+        # RFC 9110 §9.1: methods are case-sensitive, `get` is not GET (hypercorn upper-cases
+        # the method before the edge sees it: its patch refuses these; granian passes it on).
+        raise Refused(
+            request_refused(
+                400,
+                "InvalidMethod",
+                "Methods are case-sensitive (RFC 9110 §9.1) and this one is not upper-case: "
+                "send GET, HEAD, POST, ... as written.",
+            )
+        )
     if method in NEVER_FORWARDED:
         raise Refused(
             request_refused(
@@ -126,12 +138,15 @@ def admit(
         target = parse_target(raw_path, query, escaped_slashes=limits.escaped_slashes)
         if target.authority is not None:
             host = normalize_host(target.authority, scheme=scheme)  # RFC 9112 §3.2.2
-        elif len(hosts) == 1:
-            host = normalize_host(hosts[0], scheme=scheme)
-        elif not hosts and http_version == "1.0":
+        elif http_version == "1.0" and hosts in ([], [b""]):
+            # HTTP/1.0 needs no Host (granian passes an empty one on where none was sent).
+            if hosts:
+                headers = [(name, value) for name, value in headers if name != b"host"]
             return Admitted(
                 target.path, target.normal_path, target.query, headers, content_length, chunked
             )
+        elif len(hosts) == 1:
+            host = normalize_host(hosts[0], scheme=scheme)
         else:
             raise TargetRefused(
                 "InvalidHost", "A request needs exactly one Host header (RFC 9112 §3.2)."

@@ -49,6 +49,9 @@ class AsgiViewer(Viewer):
         try:
             try:
                 scheme: str = scope.get("scheme", "http")
+                http_version: str = scope.get("http_version", "1.1")
+                if http_version == "1":  # granian's name for HTTP/1.0
+                    http_version = "1.0"
                 admitted = admit(
                     method,
                     raw_path,
@@ -56,7 +59,7 @@ class AsgiViewer(Viewer):
                     scope["headers"],
                     scheme=scheme,
                     limits=self.limits,
-                    http_version=scope.get("http_version", "1.1"),
+                    http_version=http_version,
                 )
                 request = ViewerRequest(
                     method,
@@ -71,9 +74,10 @@ class AsgiViewer(Viewer):
                     None if admitted.chunked else admitted.content_length,
                     served.client_ip,
                     scheme,
-                    (scope.get("server") or ("", 80))[1] or 80,
+                    int((scope.get("server") or ("", 80))[1] or 80),  # granian: a str
                     admitted.normal_path.decode("latin-1"),
                     served.request_id,
+                    http_version=http_version,
                 )
                 answer = await self.journey(request)
             except Refused as refused:

@@ -2,9 +2,11 @@
 CloudFront's error page for a failure, what a request body that breaks off is answered with,
 and one metrics record and access-log line per request.
 
-An adapter per server interface (`edge.viewer.asgi`; granian's own interface next) reads the
-request into an `edge.exchange.ViewerRequest`, hands it to the journey and writes out what
-these give it; hypercorn keeps its protocol code apart from its I/O the same way.
+An adapter per server interface (`edge.viewer.asgi`, which both granian and hypercorn call)
+reads the request into an `edge.exchange.ViewerRequest`, hands it to the journey and writes
+out what these give it; hypercorn keeps its protocol code apart from its I/O the same way.
+(granian's native RSGI interface is faster on a bare hello, but hands over the path
+percent-decoded and drops header values that are not ASCII: the edge must see both as sent.)
 """
 
 from __future__ import annotations
