@@ -11,6 +11,8 @@ class AccessLog:
 
     def __init__(self, stream: TextIO | None) -> None:
         self._stream = stream
+        self._second = -1  # the second `_stamp` was formatted for
+        self._stamp = ""
 
     @property
     def enabled(self) -> bool:
@@ -34,7 +36,11 @@ class AccessLog:
         if stream is None:
             return
         now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+        second = int(now)
+        if second != self._second:  # formatted once a second
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        stamp = self._stamp
         stream.write(
             f"{stamp}.{int(now % 1 * 1000):03d}Z {client} {method} {path} {status} {body_bytes} "
             f"{seconds * 1000:.2f}ms behavior={behavior} origin={origin} result={result} "

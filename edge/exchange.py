@@ -9,17 +9,49 @@ bytes, read once.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 
 from origin_proxy import Headers, OriginResponse, single_chunk
 
+_ID_BYTES = 42
+_ID_BATCH = 64  # ids' worth of random bytes read at once: one getrandom call per batch
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
+class _RequestIds:
+    """Request ids from random bytes read in batches. A forked worker starts a batch of its own
+    (never the parent's bytes: two workers would hand out the same ids)."""
+
+    __slots__ = ("_at", "_batch")
+
+    def __init__(self) -> None:
+        self._batch = b""
+        self._at = 0
+
+    def forget(self) -> None:
+        self._batch = b""
+        self._at = 0
+
+    def __call__(self) -> str:
+        at = self._at
+        if at >= len(self._batch):
+            self._batch = os.urandom(_ID_BYTES * _ID_BATCH)
+            at = 0
+        self._at = at + _ID_BYTES
+        data = self._batch[at : at + _ID_BYTES]
+        return binascii.b2a_base64(data, newline=False).translate(_URL_SAFE).decode()
+
+
+_request_ids = _RequestIds()
+os.register_at_fork(after_in_child=_request_ids.forget)
+
 
 def new_request_id() -> str:
     """An opaque id like CloudFront's X-Amz-Cf-Id (URL-safe base64 of 42 random bytes)."""
-    return base64.urlsafe_b64encode(os.urandom(42)).decode()
+    return _request_ids()
 
 
 def headers_to_str(headers: Headers) -> list[tuple[str, str]]:
@@ -100,10 +132,11 @@ class Answer:
 
     @classmethod
     def of(cls, response: OriginResponse, result: str) -> Answer:
-        """An origin's or the cache's response, as it goes on."""
+        """An origin's or the cache's response, as it goes on (its headers, a list of its own
+        as every response the cache gives is, become the answer's)."""
         return cls(
             response.status,
-            list(response.headers),
+            response.headers,
             response.body,
             result,
             response.reason,

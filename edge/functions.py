@@ -79,6 +79,8 @@ def spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> 
         idle_seconds=function.idle_timeout,
         provisioned=min(function.provisioned, function.max_concurrency),
         max_wait_seconds=function.max_wait,
+        max_environments=function.max_environments,
+        environment_wait_seconds=function.environment_wait,
         network=function.network,
         writable_paths=tuple(function.writable_paths),
         ephemeral_storage_mb=function.ephemeral_storage,

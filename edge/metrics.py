@@ -50,6 +50,17 @@ class _Histogram:
         self.total = 0.0
 
 
+class _RequestTally:
+    """The requests of one (behavior, status, result) since the last flush."""
+
+    __slots__ = ("body_bytes", "count", "latency")
+
+    def __init__(self, buckets: int) -> None:
+        self.count = 0
+        self.body_bytes = 0
+        self.latency = _Histogram(buckets)
+
+
 class ProxyMetrics:
     """The proxy's metric families, registered once per registry.
 
@@ -116,6 +127,9 @@ class ProxyMetrics:
             registry=reg,
         )
         self._counts: dict[tuple[Any, ...], float] = {}
+        # Requests by (behavior, status, result): one dict entry a request updates, split into
+        # the families it counts in at flush.
+        self._requests: dict[tuple[str, int, str], _RequestTally] = {}
         self._histograms: dict[tuple[Any, ...], _Histogram] = {}
         self._bounds = list(_LATENCY_BUCKETS)
 
@@ -131,17 +145,14 @@ class ProxyMetrics:
         self, behavior: str, status: int, body_bytes: int, seconds: float, result: str = "-"
     ) -> None:
         """One answered request; `result` is its X-Cache kind (Hit, RefreshHit, Miss, ...)."""
-        counts = self._counts
-        key: tuple[Any, ...] = (self.requests, behavior, status)
-        counts[key] = counts.get(key, 0) + 1
-        key = (self.cache_results, behavior, result)
-        counts[key] = counts.get(key, 0) + 1
-        if body_bytes:
-            key = (self.response_bytes, behavior)
-            counts[key] = counts.get(key, 0) + body_bytes
-            key = (self.cache_result_bytes, behavior, result)
-            counts[key] = counts.get(key, 0) + body_bytes
-        self._observe(self.request_seconds, behavior, seconds)
+        key = (behavior, status, result)
+        tally = self._requests.get(key)
+        if tally is None:
+            tally = self._requests[key] = _RequestTally(len(self._bounds) + 1)
+        tally.count += 1
+        tally.body_bytes += body_bytes
+        tally.latency.counts[bisect_left(self._bounds, seconds)] += 1
+        tally.latency.total += seconds
 
     def record_origin(self, origin: str, seconds: float) -> None:
         self._observe(self.origin_seconds, origin, seconds)
@@ -163,17 +174,28 @@ class ProxyMetrics:
 
     def flush(self) -> None:
         """Move what was recorded into the prometheus-client metrics."""
+        requests, self._requests = self._requests, {}
+        for (behavior, status, result), tally in requests.items():
+            self.requests.labels(behavior, status).inc(tally.count)
+            self.cache_results.labels(behavior, result).inc(tally.count)
+            if tally.body_bytes:
+                self.response_bytes.labels(behavior).inc(tally.body_bytes)
+                self.cache_result_bytes.labels(behavior, result).inc(tally.body_bytes)
+            self._add_histogram(self.request_seconds.labels(behavior), tally.latency)
         counts, self._counts = self._counts, {}
         for (family, *labels), amount in counts.items():
             family.labels(*labels).inc(amount)
         histograms, self._histograms = self._histograms, {}
         for (family, label), histogram in histograms.items():
-            child = family.labels(label)
-            # prometheus-client keeps per-bucket counts (not cumulative) and the sum.
-            for index, count in enumerate(histogram.counts):
-                if count:
-                    child._buckets[index].inc(count)
-            child._sum.inc(histogram.total)
+            self._add_histogram(family.labels(label), histogram)
+
+    @staticmethod
+    def _add_histogram(child: Any, histogram: _Histogram) -> None:
+        # prometheus-client keeps per-bucket counts (not cumulative) and the sum.
+        for index, count in enumerate(histogram.counts):
+            if count:
+                child._buckets[index].inc(count)
+        child._sum.inc(histogram.total)
 
 
 ISOLATION_LEVELS = ("namespaces", "uid-only", "none")

@@ -41,7 +41,7 @@ from edge.metrics import ProxyMetrics
 from edge.origins import Upstream, secondary_after
 from edge.triggers import TriggerRunner
 from edge.viewer.admission import https_answer, refuse_for_behavior, with_forwarded_proto
-from origin_proxy import Headers, OriginError, strip_hop_by_hop, via_value
+from origin_proxy import Headers, OriginError, via_value, without_hop_by_hop
 from origin_proxy.cache import (
     HttpCache,
     Lookup,
@@ -84,13 +84,19 @@ class Pipeline:
         request.behavior = behavior.path
         request.origin = behavior.upstream.name
         request.forward_host = behavior.forward_host
-        refuse_for_behavior(
-            request.method,
-            behavior.methods,
-            has_body=request.body is not None,
-            content_length=request.content_length,
-            max_body_bytes=self.max_body_bytes,
-        )
+        methods = behavior.methods
+        if (
+            (methods is not None and request.method not in methods)
+            or request.body is not None
+            or request.content_length is not None
+        ):
+            refuse_for_behavior(
+                request.method,
+                methods,
+                has_body=request.body is not None,
+                content_length=request.content_length,
+                max_body_bytes=self.max_body_bytes,
+            )
         if behavior.protocol_policy != "allow-all" and request.scheme != "https":
             return https_answer(behavior.protocol_policy, request, self.https_port)
         hooks = self.hooks
@@ -200,7 +206,7 @@ class Pipeline:
         self.metrics.record_origin(upstream.name, time.perf_counter() - asked)
         return Answer(
             response.status,
-            strip_hop_by_hop(response.headers),
+            without_hop_by_hop(response.headers),  # a list of the origin's own
             response.body,
             "Error" if response.status >= 400 else "Miss",
             response.reason,

@@ -20,6 +20,7 @@ from origin_proxy.headers import (
     forward_response_headers,
     strip_hop_by_hop,
     via_value,
+    without_hop_by_hop,
 )
 from origin_proxy.limits import (
     DEFAULT_MAX_RESPONSE_HEADER_BYTES,
@@ -48,4 +49,5 @@ __all__ = [
     "single_chunk",
     "strip_hop_by_hop",
     "via_value",
+    "without_hop_by_hop",
 ]

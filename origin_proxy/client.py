@@ -33,8 +33,13 @@ from origin_proxy.limits import (
     DEFAULT_MAX_RESPONSE_HEADER_BYTES,
     DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
 )
-from origin_proxy.message import OriginRequest, OriginResponse
-from origin_proxy.transport import PooledTransport, ResponseBodyIncomplete, ResponseHeadTooLarge
+from origin_proxy.message import Headers, OriginRequest, OriginResponse
+from origin_proxy.transport import (
+    BufferedBody,
+    PooledTransport,
+    ResponseBodyIncomplete,
+    ResponseHeadTooLarge,
+)
 
 
 class _BodyStream(httpx.AsyncByteStream):
@@ -109,6 +114,11 @@ class HttpOrigin:
             max_response_header_bytes=max_response_header_bytes,
             max_response_header_fields=max_response_header_fields,
         )
+        # Our own transport is called without httpx's request and response objects.
+        self._pooled = self._transport if isinstance(self._transport, PooledTransport) else None
+        base = self._base_url
+        self._key = (base.raw_scheme, base.raw_host, self.port)
+        self._netloc = base.netloc
         self.client = httpx.AsyncClient(
             transport=self._transport,
             base_url=self._base_url,
@@ -123,16 +133,64 @@ class HttpOrigin:
 
     async def fetch(self, request: OriginRequest) -> OriginResponse:
         """Send `request`; the answer's body streams from the origin as it is read."""
+        pooled = self._pooled
+        if pooled is None:
+            return await self._fetch_through_httpx(request)
+        body = request.body
+        headers = request.headers
+        stream: _BodyStream | None = None
+        if body is not None:
+            stream = _BodyStream(body)
+            headers = _framed(headers, request.content_length)
+        elif _has_content_length(headers):
+            headers = [(k, v) for k, v in headers if k != b"content-length"]
+        try:
+            raw = await pooled.send(
+                self._key,
+                request.method,
+                request.target,
+                headers,
+                body_stream=stream,
+                timeouts=self._timeout,
+                netloc=self._netloc,
+            )
+        except Exception as exc:
+            if stream is not None and stream.error is not None:
+                raise stream.error from None
+            raise self._map_error(exc) from exc
+        raw_stream = raw.stream
+        return OriginResponse(
+            raw.status,
+            [(name.lower(), value) for name, value in raw.headers],
+            # A body that came whole with the head cannot fail any more: no mapping needed.
+            raw_stream.__aiter__()
+            if isinstance(raw_stream, BufferedBody)
+            else self._mapped(raw_stream),
+            raw.reason,
+            raw_stream.aclose,
+        )
+
+    async def _mapped(self, stream: httpx.AsyncByteStream) -> AsyncIterator[bytes]:
+        """`stream`, its failures as `OriginError`s."""
+        try:
+            async for chunk in stream:
+                yield chunk
+        except OriginError:
+            raise
+        except Exception as exc:
+            raise self._map_error(exc) from exc
+
+    async def _fetch_through_httpx(self, request: OriginRequest) -> OriginResponse:
+        """`fetch` through any httpx transport (one given to the constructor)."""
         stream: httpx.AsyncByteStream = (
             _EMPTY if request.body is None else _BodyStream(request.body)
         )
         # Framing is recomputed here, from what the body is now (it may have been replaced).
-        headers = [(k, v) for k, v in request.headers if k != b"content-length"]
+        headers = request.headers
         if request.body is not None:
-            if request.content_length is not None:
-                headers.append((b"content-length", str(request.content_length).encode()))
-            else:
-                headers.append((b"transfer-encoding", b"chunked"))
+            headers = _framed(headers, request.content_length)
+        else:
+            headers = [(k, v) for k, v in headers if k != b"content-length"]
         outgoing = httpx.Request(
             request.method,
             self._base_url,
@@ -148,21 +206,11 @@ class HttpOrigin:
             raise self._map_error(exc) from exc
         raw_stream = response.stream
         assert isinstance(raw_stream, httpx.AsyncByteStream)
-
-        async def body() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in raw_stream:
-                    yield chunk
-            except OriginError:
-                raise
-            except Exception as exc:
-                raise self._map_error(exc) from exc
-
         reason = response.extensions.get("reason_phrase", b"")
         return OriginResponse(
             status=response.status_code,
             headers=[(name.lower(), value) for name, value in response.headers.raw],
-            body=body(),
+            body=self._mapped(raw_stream),
             reason=reason if isinstance(reason, bytes) else b"",
             close=raw_stream.aclose,
         )
@@ -195,6 +243,24 @@ class HttpOrigin:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _framed(headers: Headers, content_length: int | None) -> Headers:
+    """`headers` with the framing of a body of `content_length` bytes (None: chunked), which is
+    recomputed from what the body is now (it may have been replaced)."""
+    framed = [(k, v) for k, v in headers if k != b"content-length"]
+    if content_length is not None:
+        framed.append((b"content-length", str(content_length).encode()))
+    else:
+        framed.append((b"transfer-encoding", b"chunked"))
+    return framed
+
+
+def _has_content_length(headers: Headers) -> bool:
+    for name, _ in headers:  # noqa: SIM110 - a plain loop: no generator on every request
+        if name == b"content-length":
+            return True
+    return False
 
 
 def _is_dns_failure(exc: BaseException) -> bool:

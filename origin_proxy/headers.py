@@ -48,6 +48,15 @@ def strip_hop_by_hop(headers: Headers) -> Headers:
     return [(name, value) for name, value in headers if name not in drop]
 
 
+def without_hop_by_hop(headers: Headers) -> Headers:
+    """`headers` without hop-by-hop fields: `headers` itself when it has none (for a list the
+    caller owns and will not share), else a new list."""
+    for name, _ in headers:
+        if name in HOP_BY_HOP:
+            return strip_hop_by_hop(headers)
+    return headers
+
+
 def via_value(name: str) -> bytes:
     """This edge's `Via` entry (RFC 9110 §7.6.3: protocol version and a pseudonym)."""
     return f"1.1 {name}".encode("latin-1")
@@ -84,34 +93,45 @@ def forward_request_headers(
     which replace viewer fields of the same name. `forwarded_host`: whether the viewer's Host
     is passed on as X-Forwarded-Host (a viewer's own X-Forwarded-Host never is).
     """
-    out = strip_hop_by_hop(headers)
+    drop: frozenset[bytes] | None = None
+    for name, _ in headers:
+        if name in HOP_BY_HOP:
+            drop = HOP_BY_HOP | connection_listed(headers)
+            break
     viewer_host = b""
     xff: bytes | None = None
-    kept: Headers = []
-    for name, value in out:
+    via_at = -1  # where the last Via field went in `kept`
+    kept: Headers = [] if host is None else [(b"host", host)]
+    for name, value in headers:
+        if drop is not None and name in drop:
+            continue
         if name == b"host":
             viewer_host = value
             if host is None:
                 kept.append((name, value))
         elif name == b"x-forwarded-for":
             xff = value if xff is None else xff + b", " + value
-        elif name in (b"x-forwarded-proto", b"x-forwarded-host"):
+        elif name == b"x-forwarded-proto" or name == b"x-forwarded-host":
             continue
         else:
+            if name == b"via":
+                via_at = len(kept)
             kept.append((name, value))
-    if host is not None:
-        kept.insert(0, (b"host", host))
     ip = client_ip.encode("latin-1")
     kept.append((b"x-forwarded-for", xff + b", " + ip if xff else ip))
     kept.append((b"x-forwarded-proto", proto.encode("latin-1")))
     if viewer_host and forwarded_host:
         kept.append((b"x-forwarded-host", viewer_host))
-    append_value(kept, b"via", via)
-    extra_list = list(extra)
-    if extra_list:
-        names = {name for name, _ in extra_list}
-        kept = [(k, v) for k, v in kept if k not in names]
-        kept.extend(extra_list)
+    if via_at < 0:
+        kept.append((b"via", via))
+    else:
+        kept[via_at] = (b"via", kept[via_at][1] + b", " + via)
+    if extra:
+        extra_list = list(extra)
+        if extra_list:
+            names = {name for name, _ in extra_list}
+            kept = [(k, v) for k, v in kept if k not in names]
+            kept.extend(extra_list)
     return kept
 
 

@@ -317,18 +317,18 @@ def test_invalidation_by_path_and_wildcard_counts_what_it_removed() -> None:
     assert store.snapshot().invalidated == 4
 
 
-def test_wildcard_invalidation_over_many_entries_takes_milliseconds() -> None:
+def test_wildcard_invalidation_over_many_entries() -> None:
+    # How long it takes is measured by tests/benchmarks/admin_bench.py, not asserted here.
     store = CacheStore(memory_bytes=1 << 30)
     fresh = storable(("Cache-Control", "max-age=60"))
     for number in range(50_000):
         folder = "images" if number % 2 else "pages"
         store.store(CacheKey(f"/{folder}/{number}".encode()), 200, b"OK", fresh, [], b"x")
-    started = time.perf_counter()
     removed = store.invalidate("/images/*")
-    elapsed = time.perf_counter() - started
     assert removed == 25_000
-    assert elapsed < 1.0, elapsed  # ~60 ms measured here for 25,000 of 50,000
     assert store.snapshot().entries == 25_000
+    assert store.select(CacheKey(b"/images/1"), []) is None
+    assert store.select(CacheKey(b"/pages/2"), []) is not None
 
 
 def _paths_store(paths: list[str]) -> CacheStore:

@@ -127,7 +127,7 @@ def test_warm_environments_are_reused_most_recently_used_first(
     runner: asyncio.Runner, zygote: Zygote
 ) -> None:
     async def scenario() -> tuple[set[int], list[int], sandbox.RuntimeStats]:
-        spec = make_spec("basic.count", max_concurrency=3)
+        spec = make_spec("basic.count", max_concurrency=3, max_environments=3)
         async with PythonFunctionPool(spec, zygote=zygote) as pool:
             first = await asyncio.gather(*(pool.invoke(b"{}") for _ in range(3)))
             pids = {orjson.loads(r.payload)["environment"] for r in first}
@@ -173,7 +173,9 @@ def test_provisioned_environments_are_ready_and_not_reaped(
     sunk: list[str] = []
 
     async def scenario() -> None:
-        spec = make_spec("basic.describe", provisioned=1, max_concurrency=2, idle_seconds=1)
+        spec = make_spec(
+            "basic.describe", provisioned=1, max_concurrency=2, idle_seconds=1, max_environments=2
+        )
         async with PythonFunctionPool(
             spec, zygote=zygote, clock=clock, log_sink=sunk.append
         ) as pool:
@@ -198,6 +200,10 @@ def test_provisioned_environments_are_ready_and_not_reaped(
                 environments=1,
                 busy=0,
                 idle=1,
+                in_flight=0,
+                waiting=0,
+                queued=0,
+                max_environments=2,
             )
 
     runner.run(scenario())
@@ -256,3 +262,130 @@ def test_public_surface_is_small_and_resolves() -> None:
         assert getattr(sandbox, name) is not None
     with pytest.raises(AttributeError):
         _ = sandbox.nothing_here
+
+
+# --- processes capped, concurrency counted per invocation -----------------------------------
+
+
+def hard_cap(environments: int, **overrides: object) -> dict[str, object]:
+    """Spec fields for at most `environments` processes, whatever the handlers do (a wait for
+    a busy environment as long as the timeout: the pool never scales out above the cap)."""
+    fields: dict[str, object] = {
+        "max_environments": environments,
+        "timeout_seconds": 5,
+        "environment_wait_seconds": 5,
+    }
+    fields.update(overrides)
+    return fields
+
+
+def test_sixteen_concurrent_invocations_share_two_processes_and_all_succeed(
+    runner: asyncio.Runner, zygote: Zygote
+) -> None:
+    async def scenario() -> tuple[list[InvocationResult], int, sandbox.RuntimeStats]:
+        spec = make_spec("basic.count", max_concurrency=16, **hard_cap(2))
+        async with PythonFunctionPool(spec, zygote=zygote) as pool:
+            most = 0
+            calls = asyncio.gather(*(pool.invoke(b"{}") for _ in range(16)))
+            while not calls.done():
+                most = max(most, pool.stats().environments, len(pool.environment_pids()))
+                await asyncio.sleep(0.001)
+            return list(await calls), most, pool.stats()
+
+    results, most, stats = runner.run(scenario())
+    environments = {orjson.loads(r.payload)["environment"] for r in results}
+    assert len(results) == 16
+    assert (len(environments), most) == (2, 2)
+    # Two cold starts (Init ran twice, and only those two logs say so); the fourteen that
+    # waited ran warm, in an environment that had already served.
+    assert sum(r.init_duration_ms is not None for r in results) == 2
+    assert sum("Init Duration" in r.log for r in results) == 2
+    assert (stats.cold_starts, stats.warm_starts, stats.queued) == (2, 14, 14)
+    assert (stats.invocations, stats.throttles, stats.in_flight, stats.waiting) == (16, 0, 0, 0)
+    assert (stats.environments, stats.max_environments) == (2, 2)
+
+
+def test_waiting_invocations_still_count_toward_concurrency(
+    runner: asyncio.Runner, zygote: Zygote
+) -> None:
+    async def scenario() -> tuple[list[InvocationResult | BaseException], sandbox.RuntimeStats]:
+        spec = make_spec("basic.sleep", max_concurrency=4, **hard_cap(2))
+        async with PythonFunctionPool(spec, zygote=zygote) as pool:
+            outcomes = await asyncio.gather(
+                *(pool.invoke(b'{"seconds": 0.2}') for _ in range(7)), return_exceptions=True
+            )
+            return outcomes, pool.stats()
+
+    outcomes, stats = runner.run(scenario())
+    throttled = [o for o in outcomes if isinstance(o, FunctionThrottled)]
+    assert len(throttled) == 3  # 4 in flight (2 running, 2 waiting), the excess refused
+    assert all(t.reason == "ReservedFunctionConcurrentInvocationLimitExceeded" for t in throttled)
+    assert [o.payload for o in outcomes if isinstance(o, InvocationResult)] == [b'"woke"'] * 4
+    assert (stats.throttles, stats.cold_starts, stats.queued, stats.environments) == (3, 2, 2, 2)
+
+
+def test_a_wait_past_the_deadline_is_throttled_and_the_function_never_runs(
+    runner: asyncio.Runner, zygote: Zygote
+) -> None:
+    async def scenario() -> tuple[bytes, FunctionThrottled, sandbox.RuntimeStats]:
+        spec = make_spec("basic.sleep", max_concurrency=4, **hard_cap(1))
+        async with PythonFunctionPool(spec, zygote=zygote) as pool:
+            slow = asyncio.ensure_future(pool.invoke(b'{"seconds": 1}'))
+            while pool.stats().busy == 0:
+                await asyncio.sleep(0.01)
+            loop = asyncio.get_running_loop()
+            with pytest.raises(FunctionThrottled) as refused:
+                await pool.invoke(b'{"seconds": 0}', deadline=loop.time() + 0.2)
+            return (await slow).payload, refused.value, pool.stats()
+
+    payload, refused, stats = runner.run(scenario())
+    assert payload == b'"woke"'
+    assert refused.reason == "ConcurrentInvocationLimitExceeded"
+    assert (stats.invocations, stats.throttles, stats.queued, stats.cold_starts) == (1, 1, 1, 1)
+
+
+def test_slow_handlers_scale_out_above_the_cap_as_lambda_would(
+    runner: asyncio.Runner, zygote: Zygote
+) -> None:
+    async def scenario() -> tuple[list[InvocationResult], sandbox.RuntimeStats]:
+        spec = make_spec(
+            "basic.sleep", max_concurrency=4, max_environments=1, environment_wait_seconds=0.05
+        )
+        async with PythonFunctionPool(spec, zygote=zygote) as pool:
+            results = await asyncio.gather(*(pool.invoke(b'{"seconds": 1}') for _ in range(2)))
+            return results, pool.stats()
+
+    results, stats = runner.run(scenario())
+    assert [r.payload for r in results] == [b'"woke"'] * 2
+    # The second waited, saw the only environment busy for longer than the wait, and got an
+    # environment of its own: a cold start, as in Lambda.
+    assert sum(r.init_duration_ms is not None for r in results) == 2
+    assert (stats.cold_starts, stats.queued, stats.environments) == (2, 1, 2)
+
+
+def test_request_ids_are_not_repeated_in_a_forked_process() -> None:
+    sandbox.new_request_id()  # the parent has drawn its random bytes
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child only reports and exits
+        os.write(write_end, sandbox.new_request_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    child_id = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert child_id != sandbox.new_request_id()
+
+
+def test_the_wait_for_an_environment_is_not_the_functions_time(
+    runner: asyncio.Runner, zygote: Zygote
+) -> None:
+    async def scenario() -> list[InvocationResult]:
+        # Each handler runs 0.6 s of its 1 s timeout; the second waits 0.6 s for the only
+        # environment first, and is timed from its own start, as Lambda times a function.
+        spec = make_spec("basic.sleep", max_concurrency=2, **hard_cap(1, timeout_seconds=1))
+        async with PythonFunctionPool(spec, zygote=zygote) as pool:
+            return list(await asyncio.gather(*(pool.invoke(b'{"seconds": 0.6}') for _ in range(2))))
+
+    results = runner.run(scenario())
+    assert [r.payload for r in results] == [b'"woke"'] * 2

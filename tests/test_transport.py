@@ -615,6 +615,43 @@ def test_slow_origin_is_read_timeout(loop: str) -> None:
     run(main(), loop)
 
 
+@pytest.mark.parametrize("loop", LOOPS)
+def test_origin_silent_on_a_reused_connection_is_read_timeout(loop: str) -> None:
+    # One timer serves a kept-alive connection's exchanges: the second request's head must
+    # still time out, whether the first exchange's timer is still pending or long gone, and
+    # whatever the timeout of the exchange before it.
+    async def first_then_stall(request: Received, writer: asyncio.StreamWriter) -> bool:
+        if request.target == b"/slow-answer":
+            await asyncio.sleep(0.15)  # answered after part of the read timeout has gone
+        elif request.target != b"/answered":
+            await asyncio.Event().wait()
+        writer.write(response(b"ok"))
+        return True
+
+    async def main() -> None:
+        async with Origin(first_then_stall) as origin, pooled(read_timeout=0.3) as transport:
+            for first in ("/slow-answer", "/answered"):
+                assert (
+                    await read_all(await transport.handle_async_request(get(origin.url(first))))
+                    == b"ok"
+                )
+                with pytest.raises(httpx.ReadTimeout):
+                    await transport.handle_async_request(get(origin.url("/never")))
+            # A timer far away is pending when a request with a short timeout comes: the
+            # short one ends it (else the test would hang until pytest's own timeout).
+            longer = {"connect": 5.0, "read": 600.0, "write": 5.0, "pool": 5.0}
+            shorter = {"connect": 5.0, "read": 0.1, "write": 5.0, "pool": 5.0}
+            answered = get(origin.url("/answered"), extensions={"timeout": longer})
+            await read_all(await transport.handle_async_request(answered))
+            with pytest.raises(httpx.ReadTimeout):
+                await transport.handle_async_request(
+                    get(origin.url("/never"), extensions={"timeout": shorter})
+                )
+            assert origin.connections == 3  # a connection that timed out is never reused
+
+    run(main(), loop)
+
+
 def test_per_request_timeout_overrides_the_default() -> None:
     async def stall(request: Received, writer: asyncio.StreamWriter) -> bool:
         await asyncio.Event().wait()

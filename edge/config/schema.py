@@ -485,13 +485,29 @@ class FunctionConfig(_Strict):
         default=64,
         ge=0,
         le=10_000,
-        description="Execution environments at once; beyond them an invocation is throttled "
-        "(503 at a trigger).",
+        description="Invocations in flight at once (Lambda's concurrency); beyond them an "
+        "invocation is throttled (503 at a trigger).",
     )
     max_wait: Annotated[float, Field(ge=0, le=900)] = Field(
         default=0.0,
-        description="Seconds an invocation may wait for a busy environment before it is "
-        "throttled; 0: throttled at once.",
+        description="Seconds an invocation may wait for room under max_concurrency before it "
+        "is throttled; 0: throttled at once.",
+    )
+    max_environments: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="Python: processes (execution environments) per edge worker for this "
+        "function; 0: as many as the machine has cores. An invocation beyond them waits for "
+        "one to be free: it still counts toward max_concurrency, runs warm (no Init), is timed "
+        "from its own start, and is throttled if its deadline passes first.",
+    )
+    environment_wait: Annotated[float, Field(ge=0, le=900)] = Field(
+        default=0.02,
+        description="Python: seconds an invocation waits beyond max_environments before one "
+        "more process starts for it, when every busy one has slept that long in its "
+        "invocation (slow, I/O-bound handlers scale out as in Lambda); at least the timeout: "
+        "max_environments is a hard cap.",
     )
     idle_timeout: Annotated[float, Field(gt=0)] = Field(
         default=300.0,

@@ -22,7 +22,7 @@ import enum
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from origin_proxy.cache.directives import (
@@ -230,9 +230,9 @@ def announce_surrogate(policy: CachePolicy, headers: Headers) -> Headers:
 # -- cache keys ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class CacheKey:
-    """The primary cache key: the URI path, and the selected query/header/cookie values."""
+class CacheKey(NamedTuple):
+    """The primary cache key: the URI path, and the selected query/header/cookie values.
+    (A named tuple: hashed and compared in C, several times a request.)"""
 
     path: bytes
     extra: bytes = b""
@@ -720,8 +720,7 @@ class Action(enum.Enum):
     REVALIDATE = "revalidate"  # validate with the origin before use (§4.3)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     action: Action
     age: float
 
@@ -813,7 +812,7 @@ def answer_conditions(request_headers: Headers, status: int, stored_headers: Hea
     full). Only for 2xx stored responses; the viewer's conditions come first."""
     if not 200 <= status < 300:
         return None
-    if not any(name in PRECONDITION_FIELDS for name, _ in request_headers):
+    if PRECONDITION_FIELDS.isdisjoint([name for name, _ in request_headers]):
         return None  # the common case, a plain request: nothing to parse
     conditions = condition_fields(request_headers) or {}
     last_modified_value = _first(stored_headers, b"last-modified")

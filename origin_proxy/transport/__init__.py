@@ -13,7 +13,14 @@ connection's protocol: parsing a response, timeouts, sending a request body), `b
 request and response body streams), `framing` (HTTP/1.1 message rules, pure) and `errors`.
 """
 
+from origin_proxy.transport.bodies import BufferedBody, RawResponse
 from origin_proxy.transport.errors import ResponseBodyIncomplete, ResponseHeadTooLarge
 from origin_proxy.transport.pool import PooledTransport
 
-__all__ = ["PooledTransport", "ResponseBodyIncomplete", "ResponseHeadTooLarge"]
+__all__ = [
+    "BufferedBody",
+    "PooledTransport",
+    "RawResponse",
+    "ResponseBodyIncomplete",
+    "ResponseHeadTooLarge",
+]

@@ -1,10 +1,11 @@
 """The bodies of an exchange: a streamed request body, and a response body either buffered
-(it came whole with the head) or read from its connection as the consumer asks for it."""
+(it came whole with the head) or read from its connection as the consumer asks for it; and the
+response head they come with."""
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
 import httpx
@@ -13,7 +14,14 @@ if TYPE_CHECKING:
     from origin_proxy.transport.connection import Connection
     from origin_proxy.transport.pool import PooledTransport
 
-__all__ = ["BufferedBody", "StreamedBody", "StreamedRequestBody", "close_body", "next_chunk"]
+__all__ = [
+    "BufferedBody",
+    "RawResponse",
+    "StreamedBody",
+    "StreamedRequestBody",
+    "close_body",
+    "next_chunk",
+]
 
 
 async def next_chunk(body: AsyncIterator[bytes]) -> bytes:
@@ -41,7 +49,7 @@ class StreamedRequestBody:
         self._slot_of: PooledTransport | None = None
 
     @classmethod
-    async def start(cls, stream: httpx.AsyncByteStream) -> StreamedRequestBody:
+    async def start(cls, stream: AsyncIterable[bytes]) -> StreamedRequestBody:
         """Wait for the first chunk that is not empty (b"" if the stream ends first)."""
         rest = stream.__aiter__()
         try:
@@ -121,3 +129,26 @@ class StreamedBody(httpx.AsyncByteStream):
             conn._pool._release(conn)
         else:
             conn._pool._discard(conn)
+
+
+class RawResponse:
+    """A response head as the origin sent it, and its body.
+
+    `headers` are the fields in the origin's order and casing (a list of its own); `stream`
+    gives the connection back once read to the end or closed."""
+
+    __slots__ = ("headers", "http_version", "reason", "status", "stream")
+
+    def __init__(
+        self,
+        status: int,
+        reason: bytes,
+        http_version: bytes,
+        headers: list[tuple[bytes, bytes]],
+        stream: BufferedBody | StreamedBody,
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.http_version = http_version
+        self.headers = headers
+        self.stream = stream

@@ -71,6 +71,9 @@ class Connection(asyncio.Protocol):
         "framing_bytes",
         "got_data",
         "head_bytes",
+        "head_deadline",
+        "head_timer",
+        "head_timer_at",
         "head_waiter",
         "headers",
         "headers_done",
@@ -106,6 +109,12 @@ class Connection(asyncio.Protocol):
         self.reading_paused = False
         self.writing_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
+        # The head timeout, kept lazily: one timer outlives the exchanges of a kept-alive
+        # connection and is moved on when it fires early (a timer per request costs more than
+        # the rest of a request's bookkeeping).
+        self.head_deadline: float | None = None
+        self.head_timer: asyncio.TimerHandle | None = None
+        self.head_timer_at = 0.0
         self._reset_exchange()
 
     def _reset_exchange(self) -> None:
@@ -196,6 +205,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self.stop_head_timer()
         self._pool._forget(self)
         drain = self.drain_waiter
         if drain is not None and not drain.done():
@@ -332,6 +342,39 @@ class Connection(asyncio.Protocol):
             self.body_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+    def watch_head(self, timeout_seconds: float) -> None:
+        """Time out the exchange's head after `timeout_seconds` (until `head_deadline` is set
+        back to None: the head came, or the exchange ended otherwise)."""
+        loop = self._loop
+        deadline = loop.time() + timeout_seconds
+        self.head_deadline = deadline
+        timer = self.head_timer
+        if timer is not None:
+            if self.head_timer_at <= deadline:
+                return  # it fires first and moves itself on to the deadline
+            timer.cancel()
+        self.head_timer_at = deadline
+        self.head_timer = loop.call_at(deadline, self._head_timer_fired)
+
+    def stop_head_timer(self) -> None:
+        self.head_deadline = None
+        timer = self.head_timer
+        if timer is not None:
+            self.head_timer = None
+            timer.cancel()
+
+    def _head_timer_fired(self) -> None:
+        self.head_timer = None
+        deadline = self.head_deadline
+        if deadline is None or self.lost:
+            return  # no head awaited: the next exchange starts a timer again
+        if self._loop.time() < deadline:
+            self.head_timer_at = deadline
+            self.head_timer = self._loop.call_at(deadline, self._head_timer_fired)
+            return
+        self.head_deadline = None
+        self._on_head_timeout()
 
     def _on_head_timeout(self) -> None:
         waiter = self.head_waiter

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 
 import httpx
 
@@ -14,7 +14,12 @@ from origin_proxy.limits import (
     DEFAULT_MAX_RESPONSE_HEADER_FIELDS,
     default_upload_connections,
 )
-from origin_proxy.transport.bodies import BufferedBody, StreamedBody, StreamedRequestBody
+from origin_proxy.transport.bodies import (
+    BufferedBody,
+    RawResponse,
+    StreamedBody,
+    StreamedRequestBody,
+)
 from origin_proxy.transport.connection import Connection, Key
 from origin_proxy.transport.errors import StaleConnectionError
 from origin_proxy.transport.framing import CRLF, LAST_CHUNK, make_headers
@@ -81,58 +86,102 @@ class PooledTransport(httpx.AsyncBaseTransport):
     # -- the request path ------------------------------------------------------------------
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._closed:
-            raise RuntimeError("PooledTransport is closed")
         url = request.url
         scheme = url.raw_scheme
         port = url.port
         if port is None:
             port = 443 if scheme == b"https" else 80
-        key = (scheme, url.raw_host, port)
         extensions = request.extensions
-        target = extensions.get("target") or url.raw_path
-        timeouts: Mapping[str, float | None] | None = extensions.get("timeout")
+        stream = request.stream
+        body: bytes | None = None
+        body_stream: AsyncIterable[bytes] | None = None
+        if isinstance(stream, httpx.ByteStream):
+            body = b"".join(stream)
+        else:
+            assert isinstance(stream, httpx.AsyncByteStream)
+            body_stream = stream
+        raw = await self.send(
+            (scheme, url.raw_host, port),
+            request.method,
+            extensions.get("target") or url.raw_path,
+            request.headers.raw,
+            body=body,
+            body_stream=body_stream,
+            timeouts=extensions.get("timeout"),
+            netloc=url.netloc,
+        )
+        return httpx.Response(
+            raw.status,
+            headers=make_headers(raw.headers),
+            stream=raw.stream,
+            extensions={"reason_phrase": raw.reason, "http_version": raw.http_version},
+        )
+
+    async def send(
+        self,
+        key: Key,
+        method: str,
+        target: bytes,
+        headers: Iterable[tuple[bytes, bytes]],
+        *,
+        body: bytes | None = None,
+        body_stream: AsyncIterable[bytes] | None = None,
+        timeouts: Mapping[str, float | None] | None = None,
+        netloc: bytes | None = None,
+    ) -> RawResponse:
+        """Send one request to the origin `key` (scheme, host, port) and wait for its head.
+
+        The request goes as given: `target` as the request target, `headers` as they are (a
+        Host is added from `netloc` when there is none), `body` in memory or `body_stream`
+        streamed (Content-Length when given, else chunked). The answer's head comes with its
+        body as a stream that gives the connection back once read or closed. This is the
+        path without httpx's request and response objects (`handle_async_request` is this
+        under httpx's interface); it raises httpx's exceptions all the same.
+        """
+        if self._closed:
+            raise RuntimeError("PooledTransport is closed")
         if timeouts is None:
             read_timeout: float | None = self._read_timeout
         else:
             read_timeout = timeouts.get("read", self._read_timeout)
 
         # The request head, with the body inline when it is already in memory.
-        lines = [request.method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
+        lines = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
         header_lines = 0
         has_host = False
         length: int | None = None
         chunked = False
-        for name, value in request.headers.raw:
+        for name, value in headers:
             lines += (name, b": ", value, CRLF)
             header_lines += 1
-            if len(name) == 4:
+            size = len(name)
+            if size == 4:
                 has_host = has_host or name.lower() == b"host"
-            elif len(name) == 14:
+            elif size == 14:
                 if name.lower() == b"content-length":
                     try:
                         length = int(value)
                     except ValueError:
                         raise httpx.LocalProtocolError("invalid Content-Length") from None
-            elif len(name) == 17 and name.lower() == b"transfer-encoding":
+            elif size == 17 and name.lower() == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
         if not has_host:
-            lines += (b"host: ", url.netloc, CRLF)
+            if netloc is None:
+                scheme, host, port = key
+                if b":" in host:
+                    host = b"[" + host + b"]"  # an IPv6 address
+                default = 443 if scheme == b"https" else 80
+                netloc = host if port == default else b"%b:%d" % (host, port)
+            lines += (b"host: ", netloc, CRLF)
             header_lines += 1
-        stream = request.stream
-        body_stream: httpx.AsyncByteStream | None = None
-        if isinstance(stream, httpx.ByteStream):
-            body = b"".join(stream)
-            if chunked:
-                body = b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body) if body else LAST_CHUNK
-            elif body and length is None:
-                # The whole body is known: Content-Length suits more origins than chunked.
-                lines.append(b"content-length: %d\r\n" % len(body))
-                header_lines += 1
-        else:
+        if body is None:
             body = b""
-            assert isinstance(stream, httpx.AsyncByteStream)
-            body_stream = stream
+        elif chunked:
+            body = b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body) if body else LAST_CHUNK
+        elif body and length is None:
+            # The whole body is known: Content-Length suits more origins than chunked.
+            lines.append(b"content-length: %d\r\n" % len(body))
+            header_lines += 1
         lines.append(CRLF)
         head = b"".join(lines)
         # RFC 9112 §2.2: a CR or LF inside a field would split it into forged header lines.
@@ -164,9 +213,10 @@ class PooledTransport(httpx.AsyncBaseTransport):
                 streamed.release_upload_slot()
                 await streamed.close()
             raise
+        is_head = method == "HEAD"
         try:
             return await self._exchange(
-                conn, request, head, streamed, chunked, length, read_timeout, timeouts
+                conn, is_head, head, streamed, chunked, length, read_timeout, timeouts
             )
         except StaleConnectionError:
             # The origin closed an idle connection as we reused it: nothing was received, so
@@ -178,7 +228,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         conn = await self._acquire(key, timeouts, fresh=True)
         try:
             return await self._exchange(
-                conn, request, head, None, chunked, length, read_timeout, timeouts
+                conn, is_head, head, None, chunked, length, read_timeout, timeouts
             )
         except StaleConnectionError:  # pragma: no cover - a fresh connection is never reused
             raise httpx.RemoteProtocolError("origin closed the connection") from None
@@ -186,19 +236,18 @@ class PooledTransport(httpx.AsyncBaseTransport):
     async def _exchange(
         self,
         conn: Connection,
-        request: httpx.Request,
+        is_head: bool,
         head: bytes,
         streamed: StreamedRequestBody | None,
         chunked: bool,
         length: int | None,
         read_timeout: float | None,
         timeouts: Mapping[str, float | None] | None,
-    ) -> httpx.Response:
-        loop = conn._loop
-        waiter: asyncio.Future[None] = loop.create_future()
+    ) -> RawResponse:
+        waiter: asyncio.Future[None] = conn._loop.create_future()
         conn.head_waiter = waiter
         conn.in_exchange = True
-        conn.is_head = request.method == "HEAD"
+        conn.is_head = is_head
         transport = conn.transport
         assert transport is not None
         try:
@@ -217,11 +266,11 @@ class PooledTransport(httpx.AsyncBaseTransport):
                 if read_timeout is None:
                     await waiter
                 else:
-                    timer = loop.call_later(read_timeout, conn._on_head_timeout)
+                    conn.watch_head(read_timeout)
                     try:
                         await waiter
                     finally:
-                        timer.cancel()
+                        conn.head_deadline = None
             else:
                 waiter.result()
         except BaseException:
@@ -232,22 +281,18 @@ class PooledTransport(httpx.AsyncBaseTransport):
             self._discard(conn)
             raise
         conn.head_waiter = None
-        extensions = {"reason_phrase": conn.reason, "http_version": conn.http_version}
         if conn.complete:
-            stream: httpx.AsyncByteStream = BufferedBody(conn.chunks)
-            response = httpx.Response(
-                conn.status,
-                headers=make_headers(conn.headers),
-                stream=stream,
-                extensions=extensions,
+            response = RawResponse(
+                conn.status, conn.reason, conn.http_version, conn.headers, BufferedBody(conn.chunks)
             )
             self._release(conn)
             return response
-        return httpx.Response(
+        return RawResponse(
             conn.status,
-            headers=make_headers(conn.headers),
-            stream=StreamedBody(conn, read_timeout),
-            extensions=extensions,
+            conn.reason,
+            conn.http_version,
+            conn.headers,
+            StreamedBody(conn, read_timeout),
         )
 
     # -- the pool --------------------------------------------------------------------------
@@ -365,6 +410,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         conn.keep_alive = False
         if not conn.lost:
             conn.lost = True  # closing: never handed out again, even before connection_lost
+            conn.stop_head_timer()
             if conn.transport is not None:
                 conn.transport.close()
         self._forget(conn)

@@ -17,10 +17,14 @@ the limit, Runtime.ExitError otherwise), so the edge never holds more than one l
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import fcntl
+import termios
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +84,29 @@ class _InitReport:
     error: dict[str, Any] | None
 
 
+@dataclass(slots=True)
+class _Call:
+    """One invocation in an environment: what its result or failure needs, its answer (or why
+    none came) and the timer that ends it at its deadline."""
+
+    request_id: str
+    deadline: float
+    budget_seconds: float
+    started: float
+    first: bool
+    future: asyncio.Future[Frame | str]
+    timer: asyncio.TimerHandle | None
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+def _expire(call: _Call) -> None:
+    if not call.future.done():
+        call.future.set_result(_EXPIRED)
+
+
 class _Connection(asyncio.Protocol):
     """Feeds frames from the environment's socket to its `ExecutionEnvironment`."""
 
@@ -132,8 +159,11 @@ class ExecutionEnvironment:
         self._killed = False
         self._closed_by_owner = False
         self._released = False
-        self._budget_seconds = 0.0
         self._violation: FrameError | None = None
+        # Called (synchronously, from the socket's callback) when an invocation answered and the
+        # environment can take the next one: the owner's chance to `dispatch` without a turn of
+        # the event loop in between.
+        self.on_answer: Callable[[ExecutionEnvironment], None] | None = None
 
     @property
     def pid(self) -> int:
@@ -154,6 +184,19 @@ class ExecutionEnvironment:
     def start_ms(self) -> float | None:
         """Milliseconds from fork to the handler's module imported, as the child measured."""
         return None if self._init is None else self._init.start_ms
+
+    def waits_on_io(self) -> bool:
+        """True when the process is asleep in the invocation it was given and has not answered
+        (a handler waiting on the network, a sleep...): another process would not take CPU
+        from it. False when it runs or waits for a CPU, or its answer waits to be read here."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat", "rb") as stat:
+                state = stat.read().rpartition(b")")[2].split(maxsplit=1)[0]
+            pending = array.array("i", [0])
+            fcntl.ioctl(self.process.sock.fileno(), termios.FIONREAD, pending)
+        except (OSError, IndexError):
+            return False
+        return state in (b"S", b"D") and pending[0] == 0
 
     @classmethod
     async def launch(
@@ -220,6 +263,8 @@ class ExecutionEnvironment:
             return
         if waiter is not None and awaited:
             waiter.set_result(frame)
+            if frame.kind == KIND_RESULT and not frame.log_dropped and self.on_answer is not None:
+                self.on_answer(self)  # free now: the pool may send the next invocation at once
 
     def _on_violation(self, exc: FrameError) -> None:
         """The environment broke the protocol: it is killed, and the invocation fails."""
@@ -241,15 +286,20 @@ class ExecutionEnvironment:
         if waiter is not None and not waiter.done():
             waiter.set_result(_EXPIRED)
 
-    async def _next_event(self) -> Frame | str:
+    async def _next_event(self, waiter: asyncio.Future[Frame | str] | None = None) -> Frame | str:
+        """What comes next: a frame, or why none will (`_LOST`, `_EXPIRED`, `_VIOLATED`)."""
+        if waiter is None:
+            waiter = self._loop.create_future()
+        if waiter.done():
+            return waiter.result()
         if self._lost:
             return _LOST
-        waiter: asyncio.Future[Frame | str] = self._loop.create_future()
         self._waiter = waiter
         try:
             return await waiter
         finally:
-            self._waiter = None
+            if self._waiter is waiter:
+                self._waiter = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -292,45 +342,88 @@ class ExecutionEnvironment:
     # -- invoking -------------------------------------------------------------------------
 
     async def invoke(self, invocation: Invocation) -> InvocationResult:
-        """Run one invocation until its deadline. Raises a `FunctionError` subclass for every
-        failure of the function, with its log."""
-        started = time.monotonic()
-        request_id, deadline = invocation.request_id, invocation.deadline
-        self._budget_seconds = invocation.budget_seconds
-        first = self.invocations == 0
-        self.invocations += 1
-        timer = self._loop.call_later(max(0.0, deadline - started), self._on_deadline)
-        try:
-            if self._init is None:
-                outcome = await self._next_event()
-                if isinstance(outcome, str):
-                    raise await self._failure(outcome, request_id, started, deadline, first)
-            init = self._init
-            assert init is not None
-            if init.error is not None:
-                raise self._init_failure(init, request_id, started)
-            meta: dict[str, Any] = {
-                "id": request_id,
-                "arn": invocation.invoked_arn or self.spec.function_arn,
-                "dl": int((time.time() + (deadline - time.monotonic())) * 1000),
-            }
-            if invocation.client_context is not None:
-                meta["cc"] = invocation.client_context
-            if invocation.cognito_identity is not None:
-                meta["ci"] = invocation.cognito_identity
-            transport = self._transport
-            assert transport is not None
-            transport.write(encode_frame(KIND_INVOKE, orjson.dumps(meta), invocation.event))
-            outcome = await self._next_event()
+        """Run one invocation until its deadline (waiting for Init first). Raises a
+        `FunctionError` subclass for every failure of the function, with its log."""
+        call = self._begin(invocation)
+        if self._init is None:
+            try:
+                outcome = await self._next_event(call.future)
+            except asyncio.CancelledError:
+                self.kill()
+                call.cancel_timer()
+                raise
             if isinstance(outcome, str):
-                raise await self._failure(outcome, request_id, started, deadline, first)
+                call.cancel_timer()
+                raise await self._failure(outcome, call)
+            call.future = self._loop.create_future()
+        init = self._init
+        assert init is not None
+        if init.error is not None:
+            call.cancel_timer()
+            raise self._init_failure(init, call.request_id, call.started)
+        self._send(call, invocation)
+        return await self.finish(call)
+
+    def dispatch(self, invocation: Invocation) -> _Call:
+        """Send `invocation` now to this ready, idle environment (no await: the pool calls it
+        the moment the previous answer arrived); `finish()` the handle for its result."""
+        call = self._begin(invocation)
+        self._send(call, invocation)
+        return call
+
+    async def finish(self, call: _Call) -> InvocationResult:
+        """The result of an invocation sent by `dispatch()` (or `invoke()`)."""
+        future = call.future  # the environment's waiter since `_send`
+        try:
+            if future.done():
+                outcome = future.result()
+            elif self._lost:
+                outcome = _LOST
+            else:
+                outcome = await future
+            if isinstance(outcome, str):
+                raise await self._failure(outcome, call)
         except asyncio.CancelledError:
             # Nobody will read this invocation's answer: the environment cannot be trusted.
             self.kill()
             raise
         finally:
-            timer.cancel()
-        return self._complete(outcome, request_id, first, started)
+            call.cancel_timer()
+            if self._waiter is future:
+                self._waiter = None
+        return self._complete(outcome, call.request_id, call.first, call.started)
+
+    def _begin(self, invocation: Invocation) -> _Call:
+        started = time.monotonic()
+        first = self.invocations == 0
+        self.invocations += 1
+        call = _Call(
+            invocation.request_id,
+            invocation.deadline,
+            invocation.budget_seconds,
+            started,
+            first,
+            self._loop.create_future(),
+            None,
+        )
+        # call_later, not call_at: uvloop's call_at costs twice as much.
+        call.timer = self._loop.call_later(max(0.0, invocation.deadline - started), _expire, call)
+        return call
+
+    def _send(self, call: _Call, invocation: Invocation) -> None:
+        meta: dict[str, Any] = {
+            "id": call.request_id,
+            "arn": invocation.invoked_arn or self.spec.function_arn,
+            "dl": int((time.time() + (call.deadline - time.monotonic())) * 1000),
+        }
+        if invocation.client_context is not None:
+            meta["cc"] = invocation.client_context
+        if invocation.cognito_identity is not None:
+            meta["ci"] = invocation.cognito_identity
+        transport = self._transport
+        assert transport is not None
+        self._waiter = call.future
+        transport.write(encode_frame(KIND_INVOKE, orjson.dumps(meta), invocation.event))
 
     def _prefix(self, first: bool) -> str:
         """Init's output opens the first invocation's log (not for pre-warmed environments)."""
@@ -487,10 +580,14 @@ class ExecutionEnvironment:
         self.kill()
         return FunctionError(init.error, log=log, request_id=request_id, duration_ms=duration_ms)
 
-    async def _failure(
-        self, outcome: str, request_id: str, started: float, deadline: float, first: bool
-    ) -> FunctionError | PoolClosed:
+    async def _failure(self, outcome: str, call: _Call) -> FunctionError | PoolClosed:
         """The error for an invocation whose process timed out, died or broke the protocol."""
+        request_id, started, deadline, first = (
+            call.request_id,
+            call.started,
+            call.deadline,
+            call.first,
+        )
         spec = self.spec
         if self._closed_by_owner:
             return PoolClosed("the pool was closed during the invocation")
@@ -501,7 +598,7 @@ class ExecutionEnvironment:
             self.kill()
             now_epoch = time.time()
             duration_ms = (time.monotonic() - started) * 1000.0
-            budget_seconds = self._budget_seconds
+            budget_seconds = call.budget_seconds
             output = self.process.read_output(spec.max_log_bytes)
             if self._init is None:
                 first = False  # Init never finished: nothing to report as an Init Duration

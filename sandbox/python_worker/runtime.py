@@ -290,8 +290,9 @@ def _too_large(size_bytes: int, max_bytes: int) -> _Fault:
     )
 
 
-def _marshal(result: Any, max_bytes: int) -> bytes:
-    """The result's JSON, or `_Fault`: Runtime.MarshalError, Function.ResponseSizeTooLarge."""
+def _marshal(result: Any, max_bytes: int, peak_rss_kib: int) -> bytes:
+    """The result's JSON, or `_Fault`: Runtime.MarshalError, Function.ResponseSizeTooLarge.
+    `peak_rss_kib`: the process's peak RSS after the handler returned."""
     if isinstance(result, bytes):
         if len(result) > max_bytes:
             raise _too_large(len(result), max_bytes)
@@ -302,7 +303,7 @@ def _marshal(result: Any, max_bytes: int) -> bytes:
             max_bytes,
             default=_marshal_default,
             option=_MARSHAL_OPTIONS,
-            known_small=_peak_rss_kib() <= _fast_marshal_ceiling_kib,
+            known_small=peak_rss_kib <= _fast_marshal_ceiling_kib,
         )
     except orjson.JSONEncodeError as exc:
         cause = exc.__cause__ or exc
@@ -431,6 +432,7 @@ def _invoke(
     error: dict[str, Any] | None = None
     kind_of_error = "function"
     payload = b""
+    peak_kib = -1
     try:
         context = LambdaContext(
             aws_request_id=request_id,
@@ -444,7 +446,13 @@ def _invoke(
             event = orjson.loads(event_bytes)
         except orjson.JSONDecodeError as exc:
             raise _Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}") from None
-        payload = _marshal(handler(event, context), max_result_bytes)
+        result = handler(event, context)
+        # One getrusage for both the marshaller's choice and the REPORT (a result small enough
+        # for the fast path adds no memory worth a megabyte).
+        peak_kib = _peak_rss_kib()
+        payload = _marshal(result, max_result_bytes, peak_kib)
+        if peak_kib > _fast_marshal_ceiling_kib:
+            peak_kib = _peak_rss_kib()
     except _Fault as fault:
         error = _error_document(fault.message, fault.error_type, fault.trace, request_id)
     except MemoryError as exc:
@@ -460,7 +468,9 @@ def _invoke(
         )
     duration_ms = (time.perf_counter() - started) * 1000.0
     _current_request_id = ""
-    reply_meta: dict[str, Any] = {"d": duration_ms, "m": _max_memory_used_mb()}
+    if error is not None or peak_kib < 0:
+        peak_kib = _peak_rss_kib()
+    reply_meta: dict[str, Any] = {"d": duration_ms, "m": peak_kib // 1024}
     if error is None:
         return KIND_RESULT, reply_meta, payload, False
     error, blob = _bounded_error(error, max_result_bytes)

@@ -29,6 +29,11 @@ INITIALIZATION_PROVISIONED = "provisioned-concurrency"
 
 _RUNTIME_DIR = str(Path(__file__).resolve().parent)
 
+# How long an invocation waits for a busy environment, once `max_environments` run, before one
+# more starts for it (if every busy one is that deep in its invocation): far above a fast
+# handler's round trip (~0.1 ms) and a queue of them, well below a slow handler's I/O.
+DEFAULT_ENVIRONMENT_WAIT_SECONDS = 0.02
+
 
 @dataclass(frozen=True, slots=True)
 class FunctionSpec:
@@ -39,8 +44,12 @@ class FunctionSpec:
     becomes the process's address-space limit (see `address_space_limit`). `max_concurrency`
     environments at most, each serving one invocation at a time; idle ones live
     `idle_seconds`; `provisioned` of them are started in advance and never reaped.
-    `max_wait_seconds` > 0 lets an invocation wait that long for a busy environment instead of
-    being throttled at once. `network`: the environments share the host's network (loopback
+    `max_wait_seconds` > 0 lets an invocation wait that long for room under `max_concurrency`
+    instead of being throttled at once. `max_environments` processes at most serve the
+    invocations in flight (0: as many as the cores available); an invocation beyond them waits for
+    one, and after `environment_wait_seconds` one more starts for it if every busy one is that
+    deep in its invocation, asleep (a wait at least the timeout makes the cap hard; see
+    `sandbox.pool`). `network`: the environments share the host's network (loopback
     included); otherwise they have none. `ephemeral_storage_mb` bounds /tmp and any one file.
     `writable_paths`: host directories the environments may write (the only ones they see but
     their code, which is read-only).
@@ -57,6 +66,8 @@ class FunctionSpec:
     idle_seconds: float = 300.0
     provisioned: int = 0
     max_wait_seconds: float = 0.0
+    max_environments: int = 0
+    environment_wait_seconds: float = DEFAULT_ENVIRONMENT_WAIT_SECONDS
     region: str = "us-east-1"
     account_id: str = "123456789012"
     max_event_bytes: int = DEFAULT_PAYLOAD_LIMIT_BYTES
@@ -82,6 +93,10 @@ class FunctionSpec:
             raise ValueError("provisioned must be between 0 and max_concurrency")
         if self.idle_seconds <= 0:
             raise ValueError("idle_seconds must be positive")
+        if self.max_environments < 0:
+            raise ValueError("max_environments must not be negative (0: the cores)")
+        if self.environment_wait_seconds < 0:
+            raise ValueError("environment_wait_seconds must not be negative")
 
     @property
     def function_arn(self) -> str:

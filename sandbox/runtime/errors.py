@@ -68,6 +68,9 @@ class FunctionMemoryExceeded(FunctionError):
 
 # §8.3 ThrottleReason for a function-level cap.
 THROTTLE_REASON = "ReservedFunctionConcurrentInvocationLimitExceeded"
+# §8.3 ThrottleReason for the node's own capacity: no execution environment could be had
+# before the invocation's deadline.
+CAPACITY_THROTTLE_REASON = "ConcurrentInvocationLimitExceeded"
 
 
 class FunctionThrottled(SandboxError):

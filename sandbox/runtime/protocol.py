@@ -31,6 +31,9 @@ class Invocation:
 
     `deadline` is absolute, on `time.monotonic()`'s clock; `budget_seconds` is the limit a
     timeout message names. `invoked_arn` is None for the function's own unqualified ARN.
+    `caller_deadline` is the caller's own deadline, if it gave one (`deadline` is the earlier of
+    it and the function's timeout from the call): what a runtime that makes an invocation wait
+    before it runs keeps to when it times the function from its start.
     """
 
     event: bytes
@@ -41,6 +44,7 @@ class Invocation:
     invoked_arn: str | None = None
     client_context: dict[str, Any] | None = None
     cognito_identity: dict[str, Any] | None = None
+    caller_deadline: float | None = None
 
 
 class VersionSpec(Protocol):
@@ -105,6 +109,7 @@ class Runtime(abc.ABC):
             raise PayloadTooLarge(len(event), self._max_event_bytes)
         if not self.started:
             await self.start()
+        caller_deadline = deadline
         deadline, budget_seconds = invocation_deadline(
             self._timeout_seconds, deadline, timeout_seconds
         )
@@ -118,6 +123,7 @@ class Runtime(abc.ABC):
                 invoked_arn,
                 client_context,
                 cognito_identity,
+                caller_deadline,
             )
         )
 

@@ -20,7 +20,10 @@ class RuntimeStats:
     `warm_starts`: invocations served by one that already ran. `function_errors` counts every
     `FunctionError`, `timeouts`, `crashes` and `memory_exceeded` the kinds among them.
     `environments`: environments (or execution slots) that exist now, `busy` + `idle` of them
-    (and those starting).
+    (and those starting). `in_flight`: invocations admitted and not yet ended (Lambda's
+    concurrency), `waiting` of them waiting for an environment now; `queued`: invocations
+    that waited for one instead of starting one (Lambda would have cold-started them);
+    `max_environments`: the most environments kept at once (0: the runtime has no such cap).
     """
 
     invocations: int
@@ -34,6 +37,10 @@ class RuntimeStats:
     environments: int
     busy: int
     idle: int
+    in_flight: int
+    waiting: int
+    queued: int
+    max_environments: int
 
 
 @dataclass(slots=True)
@@ -48,6 +55,7 @@ class Counters:
     timeouts: int = 0
     crashes: int = 0
     memory_exceeded: int = 0
+    queued: int = 0
 
     def count_error(self, error: FunctionError) -> None:
         """Count one failed invocation, by kind."""
@@ -59,7 +67,16 @@ class Counters:
         elif isinstance(error, FunctionCrashed):
             self.crashes += 1
 
-    def snapshot(self, *, environments: int, busy: int, idle: int) -> RuntimeStats:
+    def snapshot(
+        self,
+        *,
+        environments: int,
+        busy: int,
+        idle: int,
+        in_flight: int = 0,
+        waiting: int = 0,
+        max_environments: int = 0,
+    ) -> RuntimeStats:
         return RuntimeStats(
             invocations=self.invocations,
             cold_starts=self.cold_starts,
@@ -72,4 +89,8 @@ class Counters:
             environments=environments,
             busy=busy,
             idle=idle,
+            in_flight=in_flight,
+            waiting=waiting,
+            queued=self.queued,
+            max_environments=max_environments,
         )

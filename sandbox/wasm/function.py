@@ -1,12 +1,20 @@
-"""A WASM function version behind the runtime seam: slots, throttling, the thread hand-off.
+"""A WASM function version behind the runtime seam: slots, throttling, loop or thread.
 
 `WasmFunction` is a `Runtime`: `invoke(event) -> InvocationResult`, raising one of
-`sandbox.runtime.errors`. Each invocation runs on the thread of one execution slot (never on
-the event loop: wasmtime releases the GIL while the guest runs, so a spinning guest stalls
-nobody); at most `max_concurrency` slots exist, and an invocation that finds them all busy is
-throttled at once, as Lambda throttles a version at its reserved concurrency (spec §8.3).
-A slot is a thread with a queue: the loop puts the request on it and the thread answers with
-`call_soon_threadsafe` — about half the cost of `run_in_executor` (see wasm_bench.py).
+`sandbox.runtime.errors`. Each invocation takes one execution slot (at most `max_concurrency`
+exist; an invocation that finds them all busy is throttled at once, as Lambda throttles a
+version at its reserved concurrency, spec §8.3).
+
+Where it runs: an invocation of a core module on the raw path starts on the event loop, with
+its guest's epoch deadline at the end of a short slice (`WasmEngine.slice_seconds`, 2 ms).
+Nearly every hook ends well within it, and costs no thread hand-off (~40-50 µs) at all. A
+guest still running at the end of the slice is suspended there (wasmtime's async call on its
+own fiber stack) and the same call resumes on the slot's thread, which runs it until it ends
+or its deadline drops it (a timeout): a spinning guest holds the loop for one slice at most.
+Other invocations (WASI commands, the public-API fallback, `slice_seconds=0`) run on the slot's
+thread from the start, where wasmtime releases the GIL while the guest runs. A slot's thread
+is started the first time it is needed; the loop puts the work on its queue and the thread
+answers with `call_soon_threadsafe`, about half the cost of `run_in_executor`.
 """
 
 from __future__ import annotations
@@ -34,12 +42,14 @@ from sandbox.runtime.sink import LogSink, deliver_log
 from sandbox.runtime.stats import Counters, RuntimeStats
 from sandbox.wasm.engine import WasmEngine
 from sandbox.wasm.errors import WasmModuleError
-from sandbox.wasm.guest import ModuleAbiError
+from sandbox.wasm.guest import LiveInstance, ModuleAbiError
 from sandbox.wasm.instance import LinkedModule
-from sandbox.wasm.invocation import FUEL_ERROR, SlotState, run_invocation
+from sandbox.wasm.invocation import FUEL_ERROR, Running, SlotState, begin_invocation
 from sandbox.wasm.spec import WasmFunctionSpec
 
-_Job = tuple[Invocation, "asyncio.Future[InvocationResult]", asyncio.AbstractEventLoop]
+# Stores of finished invocations that wait for the loop's next round to be freed, at most.
+_MAX_RETIRED = 16
+_Job = tuple[Running, "asyncio.Future[InvocationResult]", asyncio.AbstractEventLoop]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,41 +67,47 @@ class WasmStats(RuntimeStats):
 
 
 class _Slot:
-    """One execution slot: a thread that runs one invocation at a time, and its warm state."""
+    """One execution slot: its warm state, and a thread (started when first needed) that runs
+    the invocations that outlive their slice on the loop, or that never start there."""
 
     def __init__(self, function: WasmFunction, number: int) -> None:
         self.state = SlotState()
         self._function = function
+        self._number = number
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.future: asyncio.Future[InvocationResult] | None = None
-        self.thread = threading.Thread(
-            target=self._serve, name=f"wasm-{function.spec.name}-{number}", daemon=True
-        )
-        self.thread.start()
+        self.thread: threading.Thread | None = None
 
     def submit(self, job: _Job) -> None:
         self.future = job[1]
+        if self.thread is None:
+            self.thread = threading.Thread(
+                target=self._serve,
+                name=f"wasm-{self._function.spec.name}-{self._number}",
+                daemon=True,
+            )
+            self.thread.start()
         self._queue.put(job)
 
     def stop(self) -> None:
-        self._queue.put(None)
+        if self.thread is not None:
+            self._queue.put(None)
 
     def _serve(self) -> None:
         function = self._function
-        linked = function._linked
-        assert linked is not None
-        spec, engine, state = function.spec, function._engine, self.state
+        state = self.state
         while True:
             job = self._queue.get()
             if job is None:
                 state.warm = state.retired = None  # drop the stores on their own thread
                 return
-            request, future, loop = job
+            running, future, loop = job
             outcome: InvocationResult | BaseException
             try:
-                outcome = run_invocation(linked, spec, engine, state, request)
+                outcome = running.run_to_end()
             except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting caller
                 outcome = exc
+            del running, job
             # RuntimeError: the loop is closed, nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(function._complete, self, future, outcome)
@@ -125,6 +141,8 @@ class WasmFunction(Runtime):
         self._cache_hits = 0
         self._counts = Counters()
         self._out_of_fuel = 0
+        # Stores of invocations that ended on the loop, freed by the loop's next round.
+        self._retired: list[LiveInstance] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -170,8 +188,12 @@ class WasmFunction(Runtime):
             if future is not None and not future.done():
                 future.set_exception(PoolClosed("the function was closed during the invocation"))
                 future.exception()
-        threads = [slot.thread for slot in self._slots]
+        threads = [slot.thread for slot in self._slots if slot.thread is not None]
+        for slot in self._slots:
+            if slot.thread is None:  # nothing else will drop its stores (and pool slots)
+                slot.state.warm = slot.state.retired = None
         self._idle.clear()
+        self._retired.clear()
         if threads:
             await asyncio.to_thread(_join_all, threads)
 
@@ -187,11 +209,12 @@ class WasmFunction(Runtime):
         return linked is None or entry in linked.entries
 
     async def _invoke(self, invocation: Invocation) -> InvocationResult:
-        """Run `invocation` on a free slot's thread (a new slot under `max_concurrency`, else
-        throttled at once). The payload is the guest's bytes as they are (the caller validates
-        them); `CONTINUE` (b"") when the guest returned 0 or has no such entry point. A guest
-        has no context object (ABI.md): `invoked_arn`, `client_context` and `cognito_identity`
-        do not reach it. A WASI exit status is `FunctionCrashed`.
+        """Run `invocation` in a free slot (a new slot under `max_concurrency`, else throttled
+        at once): on the loop for one slice, then on the slot's thread (module docstring).
+        The payload is the guest's bytes as they are (the caller validates them); `CONTINUE`
+        (b"") when the guest returned 0 or has no such entry point. A guest has no context
+        object (ABI.md): `invoked_arn`, `client_context` and `cognito_identity` do not reach
+        it. A WASI exit status is `FunctionCrashed`.
         """
         spec = self.spec
         linked = self._linked
@@ -207,20 +230,48 @@ class WasmFunction(Runtime):
             self._counts.throttles += 1
             raise FunctionThrottled(spec.name, THROTTLE_REASON)
         self._counts.invocations += 1
+        running = begin_invocation(linked, spec, self._engine, slot.state, invocation)
+        if self._on_loop:
+            try:
+                result = running.run_slice()
+            except BaseException as exc:
+                self._settle(slot, exc)
+                self._retire(slot.state)
+                raise
+            if result is not None:
+                self._settle(slot, result)
+                self._retire(slot.state)
+                return result
         loop = asyncio.get_running_loop()
         future: asyncio.Future[InvocationResult] = loop.create_future()
-        slot.submit((invocation, future, loop))
+        slot.submit((running, future, loop))
+        del running
         # The slot is released by _complete() when the guest is done, not here: a cancelled
         # caller does not stop the guest, and its slot stays busy until the guest ends.
         return await future
 
-    def _complete(
-        self,
-        slot: _Slot,
-        future: asyncio.Future[InvocationResult],
-        outcome: InvocationResult | BaseException,
-    ) -> None:
-        """On the loop: release the slot, count, log, and answer the caller."""
+    @property
+    def _on_loop(self) -> bool:
+        linked = self._linked
+        return linked is not None and linked.sliced and self._engine.slice_seconds > 0
+
+    def _retire(self, state: SlotState) -> None:
+        """Free the store of an invocation that ended on the loop once the caller has gone on
+        with its answer (freeing a store, unmapping its memory, costs ~5-15 µs)."""
+        retired = state.retired
+        if retired is None:
+            return
+        state.retired = None
+        waiting = self._retired
+        waiting.append(retired)
+        if len(waiting) == 1:
+            asyncio.get_running_loop().call_soon(waiting.clear)
+        elif len(waiting) > _MAX_RETIRED:
+            # A caller that awaits invocation after invocation without the loop coming round.
+            waiting.clear()
+
+    def _settle(self, slot: _Slot, outcome: InvocationResult | BaseException) -> None:
+        """On the loop: release the slot, count and log an invocation that ended."""
         slot.future = None
         if self.closed:
             slot.stop()
@@ -228,15 +279,30 @@ class WasmFunction(Runtime):
             self._idle.append(slot)
         if isinstance(outcome, InvocationResult):
             deliver_log(self._log_sink, outcome.log)
-            if not future.done():
-                future.set_result(outcome)
+            return
+        if isinstance(outcome, FunctionThrottled):  # every instance slot of the engine taken
+            self._counts.throttles += 1
             return
         if isinstance(outcome, FunctionError):
             self._counts.count_error(outcome)
             if outcome.error_type == FUEL_ERROR:
                 self._out_of_fuel += 1
             deliver_log(self._log_sink, outcome.log)
-        if not future.done():
+
+    def _complete(
+        self,
+        slot: _Slot,
+        future: asyncio.Future[InvocationResult],
+        outcome: InvocationResult | BaseException,
+    ) -> None:
+        """On the loop, for an invocation that ended on the slot's thread: settle it and
+        answer the caller."""
+        self._settle(slot, outcome)
+        if future.done():
+            return
+        if isinstance(outcome, InvocationResult):
+            future.set_result(outcome)
+        else:
             future.set_exception(outcome)
 
     def stats(self) -> WasmStats:
@@ -265,17 +331,34 @@ def link(spec: WasmFunctionSpec, engine: WasmEngine) -> tuple[LinkedModule, bool
     """
     fuel = spec.fuel is not None
     try:
-        loaded = engine.load_module(spec.module, fuel=fuel)
-        linked = LinkedModule(
-            engine.engine(fuel=fuel),
-            loaded.module,
-            spec.abi,
-            memory_limit_bytes=spec.memory_limit_bytes,
-            raw_calls=engine.raw_calls,
-        )
+        try:
+            loaded = engine.load_module(spec.module, fuel=fuel)
+            linked = _linked(spec, engine, loaded.module, pooled=True)
+        except wasmtime.WasmtimeError as exc:
+            if _POOL_MISFIT not in str(exc):
+                raise
+            # A module bigger than a pool slot (a large table, several memories) runs on an
+            # engine that maps each instance on its own, as before the pool.
+            loaded = engine.load_module(spec.module, fuel=fuel, pooled=False)
+            linked = _linked(spec, engine, loaded.module, pooled=False)
     except (OSError, UnicodeDecodeError, wasmtime.WasmtimeError, ModuleAbiError) as exc:
         raise WasmModuleError(spec.name, Path(spec.module), str(exc)) from exc
     return linked, loaded.compiled
+
+
+_POOL_MISFIT = "does not fit in pooling allocator requirements"  # wasmtime's words
+
+
+def _linked(
+    spec: WasmFunctionSpec, engine: WasmEngine, module: wasmtime.Module, *, pooled: bool
+) -> LinkedModule:
+    return LinkedModule(
+        engine.engine(fuel=spec.fuel is not None, pooled=pooled),
+        module,
+        spec.abi,
+        memory_limit_bytes=spec.memory_limit_bytes,
+        raw_calls=engine.raw_calls,
+    )
 
 
 def _join_all(threads: list[threading.Thread]) -> None:

@@ -7,18 +7,34 @@ command); `Linked` makes them from a pre-linked module. Two implementations exis
 (wasmtime-py's public API, the fallback). Guest failures surface as `GuestTrap`, `GuestExit` or
 `GuestAbiViolation` from either. A guest's `edge.log` lines go to the capture its thread set.
 
-Everything here runs on the worker thread that owns the store; nothing touches asyncio.
+Every guest call also exists "sliced", as a generator (`Slices`): it yields each time the guest
+has run past its epoch deadline and is suspended there (wasmtime's async call on its own fiber
+stack), and returns the call's answer. Whoever drives it decides at each yield whether the guest
+goes on (here, or on another thread: a suspended call may be resumed from any thread, never
+from two at once) or is killed (`throw` an `INTERRUPT` `GuestTrap` in; the call is dropped).
+Only `raw_calls` suspends (`Linked.sliced`); elsewhere a sliced call runs to its end at once and
+a deadline traps, as a plain call does.
+
+A store is used by one thread at a time; nothing here touches asyncio.
 """
 
 from __future__ import annotations
 
 import abc
 import threading
+from collections.abc import Generator
 from ctypes import memmove, string_at
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sandbox.wasm import abi
 from sandbox.wasm.capture import OutputCapture
+
+_T = TypeVar("_T")
+# A sliced guest call: yields while the guest is suspended at a deadline, returns its answer.
+Slices = Generator[None, None, _T]
+
+INTERRUPT = "INTERRUPT"  # the trap code of a guest stopped at its deadline
 
 
 class GuestTrap(Exception):
@@ -30,6 +46,17 @@ class GuestTrap(Exception):
         self.code = code
         self.message = message
         self.frames = frames
+
+
+class InstancesExhausted(Exception):
+    """No new instance now: every slot of the engine's pooling allocator is taken."""
+
+
+def exhaustion(message: str) -> InstancesExhausted | None:
+    """The pooling allocator's refusal in wasmtime's error text, if that is what it is."""
+    if "maximum concurrent limit of" in message:
+        return InstancesExhausted(message)
+    return None
 
 
 class GuestExit(Exception):
@@ -165,14 +192,70 @@ class LiveInstance(abc.ABC):
             if exit_.code != 0:
                 raise
 
+    # Sliced calls (see the module docstring). These run the plain call; `raw_calls` suspends.
+
+    def alloc_sliced(self, size: int) -> Slices[int]:
+        """`alloc`, sliced."""
+        return self.alloc(size)
+        yield  # a generator that never suspends
+
+    def call_entry_sliced(self, entry: str, ptr: int, length: int) -> Slices[int]:
+        """`call_entry`, sliced."""
+        return self.call_entry(entry, ptr, length)
+        yield
+
+    def call_void_sliced(self, name: str) -> Slices[None]:
+        """`call_void`, sliced."""
+        self.call_void(name)
+        return
+        yield
+
+    def reset_sliced(self) -> Slices[None]:
+        """`reset`, sliced."""
+        if self._has_reset:
+            yield from self.call_void_sliced(abi.RESET_EXPORT)
+
+    # The same without a generator while nothing is suspended (the hot path): `start_*` runs
+    # the call until it ends (None; `answer` then has its result) or is suspended (the call,
+    # to `resume` until it ends). Only `raw_calls` suspends.
+
+    answer = 0
+
+    def start_alloc(self, size: int) -> object | None:
+        """`alloc(size)`, started; `answer` is the pointer (unsigned)."""
+        self.answer = self.alloc(size)
+        return None
+
+    def start_entry(self, entry: str, ptr: int, length: int) -> object | None:
+        """`call_entry(...)`, started; `answer` is the packed result."""
+        self.answer = self.call_entry(entry, ptr, length)
+        return None
+
+    def start_void(self, name: str) -> object | None:
+        """`call_void(name)`, started."""
+        self.call_void(name)
+        return None
+
+    def resume(self, suspended: object) -> Slices[None]:
+        """Run a suspended call until it ends (yielding at each deadline); sets `answer`."""
+        raise AssertionError("only raw calls are suspended")
+        yield
+
 
 class Linked(abc.ABC):
     """A module pre-linked with the host's imports (`edge.log`, WASI when asked).
     `has_reset`: its instances call `edge_reset` in `reset()`."""
 
     has_reset: bool
+    # Whether its core instances suspend at their deadline (else the deadline traps).
+    sliced: bool = False
 
     @abc.abstractmethod
     def instantiate(self, limits: StoreLimits, wasi: WasiSetup | None = None) -> LiveInstance:
         """A new instance in a new store with its limits set. Raises GuestTrap / GuestExit /
         GuestAbiViolation when the module's start function fails."""
+
+    def instantiate_sliced(self, limits: StoreLimits) -> Slices[LiveInstance]:
+        """`instantiate` (core ABI), sliced: a start function may be suspended."""
+        return self.instantiate(limits)
+        yield

@@ -11,7 +11,14 @@ from __future__ import annotations
 import wasmtime
 
 from sandbox.wasm import abi
-from sandbox.wasm.guest import Linked, LiveInstance, ModuleAbiError, StoreLimits, WasiSetup
+from sandbox.wasm.guest import (
+    Linked,
+    LiveInstance,
+    ModuleAbiError,
+    Slices,
+    StoreLimits,
+    WasiSetup,
+)
 from sandbox.wasm.public_calls import PublicLinked
 from sandbox.wasm.raw_calls import RawLinked
 from sandbox.wasm.spec import Abi
@@ -99,6 +106,9 @@ class LinkedModule:
             if raw_calls
             else PublicLinked(engine, module, wasi=wasi, has_reset=self.has_reset)
         )
+        # Whether its invocations may start on the event loop: their guest can be suspended at
+        # the end of a slice and resumed on a thread (raw calls, core ABI).
+        self.sliced = self._linked.sliced
 
     def _check_imports(self, abi_name: Abi) -> None:
         for item in self.module.imports:
@@ -132,4 +142,15 @@ class LinkedModule:
         )
         if self.has_initialize:
             instance.call_void(abi.INITIALIZE_EXPORT)
+        return instance
+
+    def instantiate_sliced(
+        self, *, memory_limit_bytes: int, deadline_ticks: int, fuel: int | None
+    ) -> Slices[LiveInstance]:
+        """`instantiate` (core ABI), sliced: a start function or `_initialize` may suspend."""
+        instance = yield from self._linked.instantiate_sliced(
+            StoreLimits(memory_limit_bytes, deadline_ticks, fuel)
+        )
+        if self.has_initialize:
+            yield from instance.call_void_sliced(abi.INITIALIZE_EXPORT)
         return instance

@@ -1,8 +1,15 @@
-"""One invocation of a WASM function, start to finish, on the worker thread of its slot.
+"""One invocation of a WASM function, start to finish, on one thread at a time.
 
-`run_invocation` arms the limits (epoch deadline, memory, fuel), runs the guest under its ABI,
+An invocation arms the limits (epoch deadline, memory, fuel), runs the guest under its ABI,
 and turns every way it can end into an `InvocationResult` or one `FunctionError` with the
 invocation's complete log text in Lambda's format (START, the guest's lines, END, REPORT).
+
+`begin_invocation` gives a `Running` invocation, whose `run_slice()` runs it until it ends or
+its guest is suspended at the end of a slice (a sliced module: raw calls, core ABI; see
+`guest`). The caller runs the first slice on the event loop and, when the guest outlives it,
+hands the `Running` invocation to a thread, whose `run_to_end()` resumes the suspended guest
+call there (the same call, not a new one: nothing runs twice) and drops it at the deadline.
+Other modules never suspend: their deadline traps, and they run on a thread from the start.
 No asyncio here: the caller hands the outcome back to the event loop.
 """
 
@@ -16,6 +23,7 @@ from sandbox.runtime.errors import (
     FunctionCrashed,
     FunctionError,
     FunctionMemoryExceeded,
+    FunctionThrottled,
     FunctionTimeout,
 )
 from sandbox.runtime.limits import MIB
@@ -25,10 +33,13 @@ from sandbox.wasm import abi
 from sandbox.wasm.capture import OutputCapture
 from sandbox.wasm.engine import WasmEngine
 from sandbox.wasm.guest import (
+    INTERRUPT,
     GuestAbiViolation,
     GuestExit,
     GuestTrap,
+    InstancesExhausted,
     LiveInstance,
+    Slices,
     WasiSetup,
     set_capture,
 )
@@ -41,6 +52,7 @@ ABI_ERROR = "Runtime.AbiViolation"
 MEMORY_ERROR = "Runtime.OutOfMemory"
 EXIT_ERROR = "Runtime.ExitError"
 SIZE_ERROR = "Function.ResponseSizeTooLarge"
+POOL_THROTTLE_REASON = "ConcurrentInvocationLimitExceeded"  # Lambda's account-level limit
 
 
 class SlotState:
@@ -169,6 +181,60 @@ class _Run:
         )
 
 
+def begin_invocation(
+    linked: LinkedModule,
+    spec: WasmFunctionSpec,
+    engine: WasmEngine,
+    slot: SlotState,
+    request: Invocation,
+) -> Running:
+    """`request`'s invocation, not yet started: `run_slice` runs it."""
+    run = _Run(spec, request)
+    return Running(run, _invocation_steps(linked, spec, engine, slot, run))
+
+
+class Running:
+    """An invocation under way: its state and its steps (a generator that yields each time the
+    guest is suspended at the end of a slice). Driven by one thread at a time."""
+
+    __slots__ = ("run", "steps")
+
+    def __init__(self, run: _Run, steps: Slices[InvocationResult]) -> None:
+        self.run = run
+        self.steps = steps
+
+    def run_slice(self) -> InvocationResult | None:
+        """Run the invocation on this thread until it ends or its guest is suspended at the end
+        of a slice: its result, None when suspended with time left, or raises `FunctionError`.
+        A guest suspended at or past the invocation's deadline is dropped: a timeout."""
+        run = self.run
+        set_capture(run.capture)
+        try:
+            self.steps.send(None)
+        except StopIteration as done:
+            result: InvocationResult = done.value
+            return result
+        finally:
+            set_capture(None)
+        if time.monotonic() < run.request.deadline:
+            return None
+        set_capture(run.capture)
+        try:
+            # The timeout comes out of the steps (the guest's call is dropped on the way).
+            self.steps.throw(GuestTrap(INTERRUPT, "the invocation reached its deadline", []))
+        finally:
+            set_capture(None)
+        raise AssertionError("an interrupted invocation went on")  # pragma: no cover
+
+    def run_to_end(self) -> InvocationResult:
+        """Run the invocation on this thread until it ends (a thread may block: the guest
+        runs a tick at a time until its deadline)."""
+        while True:
+            result = self.run_slice()
+            if result is not None:
+                return result
+
+
 def run_invocation(
     linked: LinkedModule,
     spec: WasmFunctionSpec,
@@ -176,18 +242,29 @@ def run_invocation(
     slot: SlotState,
     request: Invocation,
 ) -> InvocationResult:
-    """Run `request` to its end; raises `FunctionError` (or a subclass) when the guest failed."""
-    run = _Run(spec, request)
+    """Run `request` to its end on this thread; raises `FunctionError` (or a subclass) when the
+    guest failed."""
+    return begin_invocation(linked, spec, engine, slot, request).run_to_end()
+
+
+def _invocation_steps(
+    linked: LinkedModule,
+    spec: WasmFunctionSpec,
+    engine: WasmEngine,
+    slot: SlotState,
+    run: _Run,
+) -> Slices[InvocationResult]:
+    request = run.request
     seconds_left = request.deadline - run.started
     if seconds_left <= 0:
         raise run.timeout()
-    set_capture(run.capture)
     engine.invocation_started()
     failure: FunctionError | None = None
+    throttled: FunctionThrottled | None = None
     payload = abi.CONTINUE
     try:
         if spec.abi == "core":
-            payload = _run_core(linked, spec, engine, slot, run, seconds_left)
+            payload = yield from _core_steps(linked, spec, engine, slot, run, seconds_left)
         else:
             payload = _run_wasi(linked, spec, engine, slot, run, seconds_left)
     except GuestTrap as trap:
@@ -208,17 +285,22 @@ def run_invocation(
     except FunctionError as error:
         slot.warm = None
         failure = error.with_traceback(None)  # its frames hold the instance
+    except InstancesExhausted:
+        # Every instance slot of the process is taken: throttled, as Lambda throttles at the
+        # account's concurrency limit.
+        throttled = FunctionThrottled(spec.name, POOL_THROTTLE_REASON)
     finally:
         engine.invocation_finished()
-        set_capture(None)
         if run.instance is not None:
             run.memory_bytes = run.instance.memory_bytes()
-        # Free the store on this thread (the slot drops `retired` after answering), not
-        # whenever an exception's frames die: a WASI store's output streams call back into
-        # Python from wasmtime's own threads.
+        # Freed by the slot after the answer is on its way, not whenever an exception's
+        # frames die: a WASI store's output streams call back into Python from wasmtime's own
+        # threads.
         if run.instance is not slot.warm:
             slot.retired = run.instance
         run.instance = None
+    if throttled is not None:
+        raise throttled
     if failure is not None:
         # Raised outside the except blocks: no __context__ that would keep the guest's frames.
         raise failure
@@ -235,7 +317,7 @@ def _size_message(size: int, spec: WasmFunctionSpec) -> str:
 
 
 def _trap_error(run: _Run, trap: GuestTrap) -> FunctionError:
-    if trap.code == "INTERRUPT":
+    if trap.code == INTERRUPT:
         return run.timeout()
     if trap.code == "OUT_OF_FUEL":
         message = (
@@ -258,20 +340,24 @@ def _trap_error(run: _Run, trap: GuestTrap) -> FunctionError:
     )
 
 
-def _run_core(
+def _core_steps(
     linked: LinkedModule,
     spec: WasmFunctionSpec,
     engine: WasmEngine,
     slot: SlotState,
     run: _Run,
     seconds_left: float,
-) -> bytes:
+) -> Slices[bytes]:
     request = run.request
+    # A sliced guest is suspended after one slice (then every tick, until the deadline);
+    # elsewhere the deadline traps.
+    if linked.sliced:
+        seconds_left = min(seconds_left, engine.slice_seconds)
     ticks = engine.deadline_ticks(seconds_left)
     instance = slot.warm
     if instance is None:
         begun = time.monotonic()
-        instance = linked.instantiate(
+        instance = yield from linked.instantiate_sliced(
             memory_limit_bytes=spec.memory_limit_bytes, deadline_ticks=ticks, fuel=spec.fuel
         )
         slot.instances += 1
@@ -283,17 +369,28 @@ def _run_core(
     else:
         slot.reuses += 1
         instance.set_limits(deadline_ticks=ticks, fuel=spec.fuel)
-        instance.reset()
+        if linked.has_reset:
+            suspended = instance.start_void(abi.RESET_EXPORT)
+            if suspended is not None:
+                yield from instance.resume(suspended)
     run.instance = instance
     event = request.event
-    ptr = instance.alloc(len(event))
+    size = len(event)
+    # `start_*` runs a call without a generator; `resume` only when it was suspended.
+    suspended = instance.start_alloc(size)
+    if suspended is not None:
+        yield from instance.resume(suspended)
+    ptr = instance.answer
     if ptr == 0:
         slot.warm = None
-        if abi.memory_exceeded(instance.memory_bytes(), spec.memory_limit_bytes, len(event)):
+        if abi.memory_exceeded(instance.memory_bytes(), spec.memory_limit_bytes, size):
             raise run.out_of_memory()
-        raise GuestAbiViolation(f"edge_alloc({len(event)}) returned 0")
+        raise GuestAbiViolation(f"edge_alloc({size}) returned 0")
     instance.write(ptr, event)
-    packed = instance.call_entry(request.entry, ptr, len(event))
+    suspended = instance.start_entry(request.entry, ptr, size)
+    if suspended is not None:
+        yield from instance.resume(suspended)
+    packed = instance.answer
     if packed == 0:
         return abi.CONTINUE
     result_ptr, length = abi.unpack_result(packed)

@@ -35,7 +35,7 @@ def _failure(exc: Exception) -> Exception:
         code = exc.trap_code
         message, frames = guest.split_trap_message(exc.message)
         return guest.GuestTrap(None if code is None else code.name, message, frames)
-    return guest.GuestAbiViolation(str(exc))
+    return guest.exhaustion(str(exc)) or guest.GuestAbiViolation(str(exc))
 
 
 def _log(caller: wasmtime.Caller, ptr: int, length: int) -> None:

@@ -1,9 +1,12 @@
 """Per-invocation overhead of the WASM runtime; by hand: `python -m tests.benchmarks.wasm_bench`.
 
 A ~1 KB viewer-request event through a core-ABI guest that returns it unchanged, measured as
-`await function.invoke(...)` on the event loop (copy in/out, thread hand-off, logs included),
-for fresh instances and reused ones; then where the time goes: the thread hand-off alone (our
-slot thread vs `run_in_executor` vs `asyncio.to_thread`) and the synchronous steps on one thread.
+`await function.invoke(...)` on the event loop (copy in/out, logs included), for fresh
+instances and reused ones, three ways in turn: as invocations run now (on the loop for a slice,
+instances from the pooling allocator), with each instance mapped on its own (`pooling=False`),
+and handed to the slot's thread every time (`slice_seconds=0`, how every invocation ran before).
+Then where the time goes: the thread hand-off alone (our slot thread vs `run_in_executor` vs
+`asyncio.to_thread`) and the synchronous steps on one thread.
 """
 
 from __future__ import annotations
@@ -44,16 +47,16 @@ ROUNDS = 5000
 
 
 def _event() -> bytes:
-    """AWS's sample viewer-request event (as `edge events` prints it), padded to ~1 KB."""
-    event = orjson.dumps(sample_event(EventType.VIEWER_REQUEST))
-    return event + b" " * max(0, 1024 - len(event))  # ~1 KB, still valid JSON
+    """A viewer-request event as the edge builds it, padded to ~1 KB (still valid JSON)."""
+    event = orjson.dumps(sample_event(EventType.VIEWER_REQUEST, uri="/index.html"))
+    return event + b" " * max(0, 1024 - len(event))
 
 
 def _summary(name: str, samples_us: list[float]) -> None:
     samples_us.sort()
     p50 = statistics.median(samples_us)
     p99 = samples_us[int(len(samples_us) * 0.99)]
-    print(f"{name:<58} p50 {p50:7.1f} µs   p99 {p99:7.1f} µs")
+    print(f"{name:<72} p50 {p50:7.1f} µs   p99 {p99:7.1f} µs")
 
 
 async def _time_async(call: Callable[[], Awaitable[object]], rounds: int = ROUNDS) -> list[float]:
@@ -78,18 +81,42 @@ def _time_sync(call: Callable[[], object], rounds: int = ROUNDS) -> list[float]:
     return samples
 
 
-async def _invocations(engine: WasmEngine, module: Path, event: bytes) -> None:
-    for reuse in (False, True):
-        spec = WasmFunctionSpec(name="bench", module=module, reuse_instance=reuse)
-        async with WasmFunction(spec, engine=engine) as function:
-            result = await function.invoke(event, entry="viewer_request")
-            assert result.payload == event
+# (label, WasmEngine options): how invocations run today, and the two ways they ran before, so
+# one run compares them (each series takes turns, a slice at a time, against the same drift).
+ENGINES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("on the loop, pooled instances", {}),
+    ("on the loop, instances mapped one by one", {"pooling": False}),
+    ("thread hand-off every time (slice_seconds=0)", {"slice_seconds": 0.0}),
+)
+TURNS = 10
 
-            async def call(invoke: Any = function.invoke) -> object:
-                return await invoke(event, entry="viewer_request")
 
-            samples = await _time_async(call)
-            _summary(f"invoke(), {'reused' if reuse else 'fresh'} instance", samples)
+async def _invocations(cache: Path, module: Path, event: bytes) -> None:
+    engines = [WasmEngine(cache_dir=cache, **options) for _, options in ENGINES]
+    samples: dict[tuple[str, bool], list[float]] = {}
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            calls = []
+            for (label, _), engine in zip(ENGINES, engines, strict=True):
+                for reuse in (False, True):
+                    spec = WasmFunctionSpec(name="bench", module=module, reuse_instance=reuse)
+                    function = await stack.enter_async_context(WasmFunction(spec, engine=engine))
+                    result = await function.invoke(event, entry="viewer_request")
+                    assert result.payload == event
+
+                    async def call(invoke: Any = function.invoke) -> object:
+                        return await invoke(event, entry="viewer_request")
+
+                    calls.append(((label, reuse), call))
+            for _ in range(TURNS):
+                for key, call in calls:
+                    taken = await _time_async(call, ROUNDS // TURNS)
+                    samples.setdefault(key, []).extend(taken)
+    finally:
+        for engine in engines:
+            engine.close()
+    for (label, reuse), taken in samples.items():
+        _summary(f"invoke(), {'reused' if reuse else 'fresh'}, {label}", taken)
 
 
 async def _handoffs() -> None:
@@ -159,7 +186,7 @@ def main() -> None:
         engine = WasmEngine(cache_dir=Path(directory) / "cache")
         try:
             print(f"event: {len(event)} bytes, {ROUNDS} rounds each")
-            asyncio.run(_invocations(engine, module, event))
+            asyncio.run(_invocations(Path(directory) / "cache", module, event))
             asyncio.run(_handoffs())
             _steps(engine, module, event)
         finally:

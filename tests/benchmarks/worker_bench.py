@@ -1,18 +1,27 @@
-"""Benchmark of the Python runtime (run by hand): warm round trip and environment start.
+"""Benchmark of the Python runtime (run by hand): warm round trip, environment start, and what
+many concurrent invocations cost in processes and memory.
 
-    python tests/benchmarks/worker_bench.py [--loop uvloop|asyncio] [-n 5000]
+    python tests/benchmarks/worker_bench.py [--loop uvloop|asyncio] [-n 5000] [--starts 200]
+                                            [--concurrency 64] [--burst-seconds 3]
+                                            [--environments 2,64]
 
 Warm round trip: `PythonFunctionPool.invoke` of a ~1 KB viewer-request event with a handler that
 adds a header, measured from the async caller. Environment start: fork to the handler's module
-imported (as the child measures it) and launch to ready (as the host sees it).
+imported (as the child measures it) and launch to ready (as the host sees it). Concurrency: for
+each `max_environments` of `--environments` (in turn, several rounds), `--concurrency`
+invocations kept in flight for `--burst-seconds`; shows invocations/s, the most environments
+seen, their PSS (the zygote's included) and the CPU per invocation of this process and of the
+environments.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -76,19 +85,113 @@ async def bench(n: int, starts: int) -> None:
         await zygote.aclose()
 
 
+def _on_cpu_ns(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/schedstat") as schedstat:
+            return int(schedstat.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _pss_mb(pids: list[int]) -> float:
+    total_kib = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        total_kib += int(line.split()[1])
+        except OSError:
+            pass
+    return total_kib / 1024
+
+
+async def concurrent_burst(spec: FunctionSpec, concurrency: int, seconds: float) -> str:
+    """`concurrency` invocations in flight for `seconds` on one pool: one line of figures."""
+    event = _event()
+    async with PythonFunctionPool(spec) as pool:
+        await asyncio.gather(*(pool.invoke(event) for _ in range(concurrency)))  # warm
+        zygote = pool.zygote
+        most, pss, done = 0, 0.0, 0
+        before = {pid: _on_cpu_ns(pid) for pid in pool.environment_pids()}
+        cpu_started, started = time.process_time(), time.perf_counter()
+        stop = started + seconds
+
+        async def caller() -> None:
+            nonlocal done
+            while time.perf_counter() < stop:
+                await pool.invoke(event)
+                done += 1
+
+        async def watch() -> None:
+            nonlocal most, pss
+            while time.perf_counter() < stop:
+                pids = pool.environment_pids()
+                if len(pids) >= most:
+                    most = len(pids)
+                    pss = _pss_mb([*pids, *([zygote.pid] if zygote is not None else [])])
+                await asyncio.sleep(0.1)
+
+        await asyncio.gather(watch(), *(caller() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        host_us = (time.process_time() - cpu_started) * 1e6 / max(done, 1)
+        after = {pid: _on_cpu_ns(pid) for pid in pool.environment_pids()}
+        environments_us = sum(v - before.get(k, 0) for k, v in after.items()) / 1e3 / max(done, 1)
+        stats = pool.stats()
+    return (
+        f"{done / elapsed:8.0f} inv/s   environments (most) {most:3d}   PSS {pss:6.1f} MB   "
+        f"CPU/inv host {host_us:5.1f} us + environments {environments_us:5.1f} us   "
+        f"cold {stats.cold_starts} queued {stats.queued}"
+    )
+
+
+async def concurrency_rounds(
+    concurrency: int, seconds: float, caps: list[int], rounds: int
+) -> None:
+    # A timeout long enough for `concurrency` cold starts at once on a busy machine.
+    spec = FunctionSpec(
+        name="bench",
+        handler="basic.add_header",
+        code_dir=FUNCTIONS,
+        max_concurrency=concurrency,
+        timeout_seconds=30.0,
+    )
+    for round_number in range(rounds):
+        for cap in caps:
+            line = await concurrent_burst(replace(spec, max_environments=cap), concurrency, seconds)
+            print(f"round {round_number + 1}, max_environments {cap:3d}: {line}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     parser.add_argument("-n", type=int, default=5000)
     parser.add_argument("--starts", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--burst-seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--environments",
+        default=f"{len(os.sched_getaffinity(0))},64",
+        help="max_environments values to compare under --concurrency, comma-separated",
+    )
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--only", choices=["round-trip", "concurrency"], default=None)
     args = parser.parse_args()
     print(f"event loop: {args.loop}")
+    caps = [int(value) for value in args.environments.split(",")]
+
+    async def everything() -> None:
+        if args.only != "concurrency":
+            await bench(args.n, args.starts)
+        if args.only != "round-trip":
+            await concurrency_rounds(args.concurrency, args.burst_seconds, caps, args.rounds)
+
     if args.loop == "uvloop":
         import uvloop
 
-        uvloop.run(bench(args.n, args.starts))
+        uvloop.run(everything())
     else:
-        asyncio.run(bench(args.n, args.starts))
+        asyncio.run(everything())
 
 
 if __name__ == "__main__":
