@@ -148,6 +148,8 @@ def node_spec_for(
         idle_seconds=python.idle_seconds,
         provisioned=python.provisioned,
         max_wait_seconds=python.max_wait_seconds,
+        max_environments=python.max_environments,
+        environment_wait_seconds=python.environment_wait_seconds,
         network=python.network,
         writable_paths=python.writable_paths,
         ephemeral_storage_mb=python.ephemeral_storage_mb,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,27 @@ class _InitReport:
     error: dict[str, Any] | None
 
 
+@dataclass(slots=True)
+class _Call:
+    """One invocation in an environment: what its result or failure needs, its answer (or why
+    none came) and the timer that ends it at its deadline."""
+
+    invocation: Invocation
+    started: float
+    first: bool
+    future: asyncio.Future[Frame | str]
+    timer: asyncio.TimerHandle | None = None
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+def _expire(call: _Call) -> None:
+    if not call.future.done():
+        call.future.set_result(_EXPIRED)
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self, environment: NodeEnvironment) -> None:
         self._environment = environment
@@ -122,10 +144,21 @@ class NodeEnvironment:
         self._closed_by_owner = False
         self._released = False
         self._violation: FrameError | None = None
+        self.on_answer: Callable[[NodeEnvironment], None] | None = None
 
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    @property
+    def ready(self) -> bool:
+        """True once Init finished (successfully or not)."""
+        return self._init is not None
+
+    def waits_on_io(self) -> bool:
+        """True when `node` is asleep in the invocation it was given and has not answered (a
+        handler awaiting the network, a timer...): another process would not take CPU from it."""
+        return self.process.sleeps() and not self.process.answer_pending()
 
     @property
     def alive(self) -> bool:
@@ -181,6 +214,8 @@ class NodeEnvironment:
             return
         if waiter is not None and awaited:
             waiter.set_result(frame)
+            if frame.kind == KIND_RESULT and not frame.log_dropped and self.on_answer is not None:
+                self.on_answer(self)  # free now: the pool may send the next invocation at once
 
     def _on_violation(self, exc: FrameError) -> None:
         if self._violation is None:
@@ -201,15 +236,17 @@ class NodeEnvironment:
         if waiter is not None and not waiter.done():
             waiter.set_result(_EXPIRED)
 
-    async def _next_event(self) -> Frame | str:
+    async def _next_event(self, waiter: asyncio.Future[Frame | str] | None = None) -> Frame | str:
         if self._lost:
             return _LOST
-        waiter: asyncio.Future[Frame | str] = self._loop.create_future()
+        if waiter is None:
+            waiter = self._loop.create_future()
         self._waiter = waiter
         try:
             return await waiter
         finally:
-            self._waiter = None
+            if self._waiter is waiter:
+                self._waiter = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -249,43 +286,79 @@ class NodeEnvironment:
     # -- invoking -------------------------------------------------------------------------
 
     async def invoke(self, invocation: Invocation) -> InvocationResult:
-        """Run one invocation until its deadline. Raises a `FunctionError` subclass for every
-        failure of the function, with its log."""
-        started = time.monotonic()
-        request_id, deadline = invocation.request_id, invocation.deadline
-        first = self.invocations == 0
-        self.invocations += 1
-        timer = self._loop.call_later(max(0.0, deadline - started), self._on_deadline)
-        try:
-            if self._init is None:
-                outcome = await self._next_event()
-                if isinstance(outcome, str):
-                    raise await self._failure(outcome, invocation, started, first)
-            init = self._init
-            assert init is not None
-            if init.error is not None:
-                raise self._init_failure(init, request_id, started)
-            meta: dict[str, Any] = {
-                "id": request_id,
-                "arn": invocation.invoked_arn or self.spec.function_arn,
-                "dl": int((time.time() + (deadline - time.monotonic())) * 1000),
-            }
-            if invocation.client_context is not None:
-                meta["cc"] = invocation.client_context
-            if invocation.cognito_identity is not None:
-                meta["ci"] = invocation.cognito_identity
-            transport = self._transport
-            assert transport is not None
-            transport.write(encode_frame(KIND_INVOKE, orjson.dumps(meta), invocation.event))
-            outcome = await self._next_event()
+        """Run one invocation until its deadline (waiting for Init first). Raises a
+        `FunctionError` subclass for every failure of the function, with its log."""
+        call = self._begin(invocation)
+        if self._init is None:
+            try:
+                outcome = await self._next_event(call.future)
+            except asyncio.CancelledError:
+                self.kill()
+                call.cancel_timer()
+                raise
             if isinstance(outcome, str):
-                raise await self._failure(outcome, invocation, started, first)
+                call.cancel_timer()
+                raise await self._failure(outcome, call)
+            call.future = self._loop.create_future()
+        init = self._init
+        assert init is not None
+        if init.error is not None:
+            call.cancel_timer()
+            raise self._init_failure(init, invocation.request_id, call.started)
+        self._send(call)
+        return await self.finish(call)
+
+    def dispatch(self, invocation: Invocation) -> _Call:
+        """Send `invocation` now to this ready, idle environment (no await: the pool calls it
+        the moment the previous answer arrived); `finish()` the handle for its result."""
+        call = self._begin(invocation)
+        self._send(call)
+        return call
+
+    async def finish(self, call: _Call) -> InvocationResult:
+        """The result of an invocation sent by `dispatch()` (or `invoke()`)."""
+        future = call.future
+        try:
+            if future.done():
+                outcome = future.result()
+            elif self._lost:
+                outcome = _LOST
+            else:
+                outcome = await future
+            if isinstance(outcome, str):
+                raise await self._failure(outcome, call)
         except asyncio.CancelledError:
             self.kill()  # nobody will read this invocation's answer
             raise
         finally:
-            timer.cancel()
-        return self._complete(outcome, request_id, first, started)
+            call.cancel_timer()
+            if self._waiter is future:
+                self._waiter = None
+        return self._complete(outcome, call.invocation.request_id, call.first, call.started)
+
+    def _begin(self, invocation: Invocation) -> _Call:
+        started = time.monotonic()
+        first = self.invocations == 0
+        self.invocations += 1
+        call = _Call(invocation, started, first, self._loop.create_future())
+        call.timer = self._loop.call_later(max(0.0, invocation.deadline - started), _expire, call)
+        return call
+
+    def _send(self, call: _Call) -> None:
+        invocation = call.invocation
+        meta: dict[str, Any] = {
+            "id": invocation.request_id,
+            "arn": invocation.invoked_arn or self.spec.function_arn,
+            "dl": int((time.time() + (invocation.deadline - time.monotonic())) * 1000),
+        }
+        if invocation.client_context is not None:
+            meta["cc"] = invocation.client_context
+        if invocation.cognito_identity is not None:
+            meta["ci"] = invocation.cognito_identity
+        transport = self._transport
+        assert transport is not None
+        self._waiter = call.future
+        transport.write(encode_frame(KIND_INVOKE, orjson.dumps(meta), invocation.event))
 
     def _first_of_on_demand(self, first: bool) -> bool:
         return first and not self.provisioned and self._init is not None
@@ -421,11 +494,10 @@ class NodeEnvironment:
         self.kill()
         return FunctionError(init.error, log=log, request_id=request_id, duration_ms=duration_ms)
 
-    async def _failure(
-        self, outcome: str, invocation: Invocation, started: float, first: bool
-    ) -> FunctionError | PoolClosed:
+    async def _failure(self, outcome: str, call: _Call) -> FunctionError | PoolClosed:
         """The error for an invocation whose process timed out, died or broke the protocol."""
         spec = self.spec
+        invocation, started, first = call.invocation, call.started, call.first
         request_id = invocation.request_id
         if self._closed_by_owner:
             return PoolClosed("the pool was closed during the invocation")

@@ -9,6 +9,7 @@ recycled pid) and to its process group.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import fcntl
@@ -17,6 +18,7 @@ import resource
 import shutil
 import signal
 import socket
+import termios
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -69,6 +71,38 @@ class NodeProcess:
             except (OSError, ValueError, KeyError, IndexError):
                 return None
         return None
+
+    def runtime_pid(self) -> int:
+        """The pid of the process that runs node (bwrap's child's child under bubblewrap)."""
+        pid = self.pid
+        for _ in range(3):
+            try:
+                with open(f"/proc/{pid}/comm", "rb") as comm:
+                    if comm.read().strip() != b"bwrap":
+                        return pid
+                with open(f"/proc/{pid}/task/{pid}/children", "rb") as children:
+                    pid = int(children.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                return pid
+        return pid
+
+    def sleeps(self) -> bool:
+        """True when the process that runs node is asleep (state S or D), not on a CPU."""
+        try:
+            with open(f"/proc/{self.runtime_pid()}/stat", "rb") as stat:
+                state = stat.read().rpartition(b")")[2].split(maxsplit=1)[0]
+        except (OSError, IndexError):
+            return False
+        return state in (b"S", b"D")
+
+    def answer_pending(self) -> bool:
+        """True when bytes the process sent wait unread on the host's socket."""
+        pending = array.array("i", [0])
+        try:
+            fcntl.ioctl(self.sock.fileno(), termios.FIONREAD, pending)
+        except OSError:
+            return False
+        return pending[0] > 0
 
     def release(self) -> None:
         """Close the host's descriptors and remove the TMPDIR (after the process exited)."""

@@ -37,6 +37,10 @@ INSTALL_HINT = (
     "so that `node` is on the edge's PATH"
 )
 
+# How long an invocation waits for a busy environment, once `max_environments` run, before one
+# more starts for it (see `sandbox.pool`): the Python runtime's default.
+DEFAULT_ENVIRONMENT_WAIT_SECONDS = 0.02
+
 # V8's old space gets this share of the function's memory, as Lambda's Node.js runtime sizes
 # it; the rest is for the young generation, code and buffers.
 HEAP_SHARE_PERCENT = 90
@@ -75,8 +79,9 @@ class NodeFunctionSpec:
     into the module's exports), resolved inside `code_dir` (the task root) as `module.js`,
     `module.mjs` or `module.cjs`. `node`: the interpreter (a name on PATH or a path).
     `spare_environments`: processes kept started ahead of need (their node booted, no code
-    loaded yet), so that a cold start only pays for Init; 0 for none. Every other field means
-    what it means in the Python runtime's `FunctionSpec`.
+    loaded yet), so that a cold start only pays for Init; 0 for none. Every other field
+    (`max_environments`, `environment_wait_seconds` included) means what it means in the Python
+    runtime's `FunctionSpec`.
     """
 
     name: str
@@ -90,6 +95,8 @@ class NodeFunctionSpec:
     idle_seconds: float = 300.0
     provisioned: int = 0
     max_wait_seconds: float = 0.0
+    max_environments: int = 0
+    environment_wait_seconds: float = DEFAULT_ENVIRONMENT_WAIT_SECONDS
     region: str = "us-east-1"
     account_id: str = "123456789012"
     max_event_bytes: int = DEFAULT_PAYLOAD_LIMIT_BYTES
@@ -117,6 +124,10 @@ class NodeFunctionSpec:
             raise ValueError("provisioned must be between 0 and max_concurrency")
         if self.idle_seconds <= 0:
             raise ValueError("idle_seconds must be positive")
+        if self.max_environments < 0:
+            raise ValueError("max_environments must not be negative (0: the cores)")
+        if self.environment_wait_seconds < 0:
+            raise ValueError("environment_wait_seconds must not be negative")
         if self.spare_environments < 0:
             raise ValueError("spare_environments must be >= 0")
 
