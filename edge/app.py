@@ -14,7 +14,8 @@ import contextlib
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -151,9 +152,10 @@ def create_admin_app(
     invalidate: Callable[[Sequence[str]], Awaitable[int]] | None = None,
     journal: InvalidationJournal | None = None,
     access: AdminAccess | None = None,
+    key_value_stores: Mapping[str, Path] | None = None,
 ) -> Starlette:
     """Health, metrics, invalidations and (with `invoke`) Lambda's Invoke API, on a separate
-    listener.
+    listener; with `key_value_stores` (file by name), the KeyValueStore admin API.
 
     `registry`: the metrics to scrape: this process's (one worker), or every worker's
     (`metrics.multiprocess_registry`); None: this process's default registry.
@@ -228,6 +230,11 @@ def create_admin_app(
         Route("/invalidations", invalidations, methods=["POST"]),
     ]
     body_limits = [MAX_INVALIDATION_BODY_BYTES]
+    if key_value_stores:
+        from edge.kvs_admin import MAX_PUT_BODY_BYTES, key_value_store_routes
+
+        routes += key_value_store_routes(key_value_stores)
+        body_limits.append(MAX_PUT_BODY_BYTES)
     if invoke is not None:
         routes += invoke_routes(invoke)
         body_limits += [

@@ -454,6 +454,7 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
                 invalidate=None if journal else invalidate,
                 journal=journal,
                 access=access,
+                key_value_stores={n: s.file for n, s in config.key_value_stores.items()},
             )
 
         def ready(listen: Any, admin: Any) -> None:
@@ -618,6 +619,7 @@ def _configured_spec(
     import dataclasses
 
     from edge.functions import runtime_spec_for
+    from sandbox import CloudFrontJsSpec
 
     function = config.functions[name]
     edge = config.lambda_edge
@@ -626,6 +628,7 @@ def _configured_spec(
         limit = edge.viewer_timeout if trigger.startswith("viewer") else edge.origin_timeout
     seconds = timeout or function.timeout or limit or _DEFAULT_TIMEOUT_SECONDS
     spec = runtime_spec_for(name, function, timeout_seconds=seconds)
+    assert not isinstance(spec, CloudFrontJsSpec)  # `invoke` runs those on their own path
     changes: dict[str, Any] = {
         "timeout_seconds": seconds,
         "max_concurrency": 1,
@@ -675,7 +678,7 @@ def _one_shot_event(event_path: Path | None, trigger: str | None) -> tuple[bytes
 
 
 @main.command()
-@click.argument("target", metavar="NAME|HANDLER|MODULE.wasm")
+@click.argument("target", metavar="NAME|HANDLER|MODULE.wasm|FUNCTION.js")
 @click.option(
     "--config",
     "config_path",
@@ -718,6 +721,17 @@ def _one_shot_event(event_path: Path | None, trigger: str | None) -> tuple[bytes
     metavar="KEY=VALUE",
     help="An environment variable for the function (repeatable; for NAME: added to its own).",
 )
+@click.option(
+    "--runtime",
+    type=click.Choice(["cloudfront-js-2.0", "cloudfront-js-1.0"]),
+    help="A .js file's CloudFront Functions runtime (default: cloudfront-js-2.0).",
+)
+@click.option(
+    "--kvs",
+    "kvs_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="CloudFront Functions 2.0: the KeyValueStore file (AWS's import format) cf.kvs() reads.",
+)
 def invoke(
     target: str,
     config_path: Path | None,
@@ -727,6 +741,8 @@ def invoke(
     timeout: float | None,
     memory: int | None,
     env_pairs: tuple[str, ...],
+    runtime: str | None,
+    kvs_path: Path | None,
 ) -> None:
     """Run one function once in a real execution environment, through the same runtimes as
     `edge serve`.
@@ -739,6 +755,8 @@ def invoke(
                      examples/functions/redirects.handler)
                      or a Node.js one: FILE.js::FUNCTION (or .mjs, .cjs)
     MODULE.wasm      a WASM module (.wasm or .wat)
+    FUNCTION.js      a CloudFront Function (--runtime, --kvs): prints what it returned and
+                     its compute utilization
 
     Prints the result JSON on stdout and the function's log on stderr. With a Lambda@Edge
     event (or --trigger), the result is checked as CloudFront checks it. Exits 1 when the
@@ -752,6 +770,9 @@ def invoke(
     from edge.function_logs import FunctionLogs
     from sandbox import FunctionError, RuntimeHost, SandboxError, invoke_once
 
+    if target.endswith(".js") or runtime is not None:
+        _invoke_cloudfront_function(target, event_path, trigger, runtime, kvs_path)
+        return
     environment = {}
     for pair in env_pairs:
         key, sep, value = pair.partition("=")
@@ -782,6 +803,17 @@ def invoke(
                 f"{target!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
                 param_hint="NAME",
             )
+        function = config.functions[target]
+        if function.runtime.startswith("cloudfront-js") and function.code is not None:
+            store = config.key_value_stores.get(function.key_value_store or "")
+            _invoke_cloudfront_function(
+                str(function.code),
+                event_path,
+                trigger or next(iter(_function_triggers(config, target)), None),
+                function.runtime,
+                store.file if store is not None else None,
+            )
+            return
         if event_path is None and trigger is None:
             triggers = _function_triggers(config, target)
             if len(triggers) > 1:
@@ -874,6 +906,77 @@ def invoke(
         err_console.print(f"[bold yellow]warning:[/] {escape(warning)}")
 
 
+def _invoke_cloudfront_function(
+    target: str,
+    event_path: Path | None,
+    trigger: str | None,
+    runtime: str | None,
+    kvs_path: Path | None,
+) -> None:
+    """`edge invoke FUNCTION.js`: one run of a CloudFront Function; prints the returned object
+    and its compute utilization, and checks the result as CloudFront does."""
+    import asyncio
+
+    from edge.events.cloudfront_functions import (
+        FunctionEvent,
+        FunctionValidationError,
+        compute_utilization,
+        decode_function_result,
+        is_function_event,
+        sample_function_event,
+    )
+    from sandbox import CloudFrontJsSpec, FunctionError, SandboxError, invoke_once
+
+    code = Path(target)
+    if not code.is_file():
+        raise click.BadParameter(f"no such file: {target}")
+    if event_path is None:
+        kind = trigger if trigger in ("viewer-request", "viewer-response") else "viewer-request"
+        document: Any = sample_function_event(kind)  # type: ignore[arg-type]
+    else:
+        raw = sys.stdin.buffer.read() if str(event_path) == "-" else event_path.read_bytes()
+        try:
+            document = json.loads(raw)
+        except ValueError as exc:
+            raise click.BadParameter(f"the event is not JSON: {exc}") from None
+    if not is_function_event(document):
+        raise click.BadParameter(
+            "the event is not a CloudFront Functions event (see `edge events cloudfront-function "
+            "viewer-request`)"
+        )
+    event = FunctionEvent(document["context"]["eventType"], json.dumps(document).encode(), document)
+    try:
+        spec = CloudFrontJsSpec(
+            name=code.stem,
+            code=code.resolve(),
+            runtime="1.0" if runtime == "cloudfront-js-1.0" else "2.0",
+            key_value_store=kvs_path.resolve() if kvs_path is not None else None,
+            key_value_store_name=kvs_path.stem if kvs_path is not None else "",
+        )
+        result = asyncio.run(invoke_once(spec, event.payload))
+    except FunctionError as error:
+        sys.stderr.write(error.log)
+        err_console.print(
+            f"[bold red]error:[/] {escape(error.error_type)}: {escape(error.error_message)}; "
+            "CloudFront answers 503 (X-Cache: FunctionExecutionError)"
+        )
+        sys.exit(1)
+    except (SandboxError, ValueError) as error:
+        err_console.print(f"[bold red]error:[/] {escape(str(error))}")
+        sys.exit(1)
+    sys.stderr.write(result.log)
+    click.echo(json.dumps(json.loads(result.payload)["result"], indent=2))
+    err_console.print(f"compute utilization: {compute_utilization(result.payload)}")
+    try:
+        decode_function_result(event, result.payload)
+    except FunctionValidationError as invalid:
+        err_console.print(
+            "[bold red]error:[/] invalid result; CloudFront answers 502 "
+            f"(X-Cache: FunctionValidationError): {escape(str(invalid))}"
+        )
+        sys.exit(1)
+
+
 def _configured_isolation(config: EdgeConfig) -> Any:
     """`[sandbox]` of `config` as the sandbox takes it, probed as `edge serve` does."""
     from edge.functions import sandbox_policy
@@ -888,11 +991,11 @@ _RECORD_CONDITIONS = ("Success", "RetriesExhausted", "EventAgeExceeded")
 # The sample kinds each option shapes (`--status` on a CloudFront request trigger is tolerated:
 # it always was). Any other pairing is a usage error rather than an option silently dropped.
 _EVENT_OPTION_KINDS = {
-    "uri": (*_CLOUDFRONT_KINDS, *_ALB_KINDS),
-    "method": (*_CLOUDFRONT_KINDS, "alb"),
-    "querystring": (*_CLOUDFRONT_KINDS, "alb"),
-    "header_pairs": (*_CLOUDFRONT_KINDS, "alb"),
-    "status": _CLOUDFRONT_KINDS,
+    "uri": (*_CLOUDFRONT_KINDS, *_ALB_KINDS, "cloudfront-function"),
+    "method": (*_CLOUDFRONT_KINDS, "alb", "cloudfront-function"),
+    "querystring": (*_CLOUDFRONT_KINDS, "alb", "cloudfront-function"),
+    "header_pairs": (*_CLOUDFRONT_KINDS, "alb", "cloudfront-function"),
+    "status": (*_CLOUDFRONT_KINDS, "cloudfront-function"),
     "body": ("viewer-request", "origin-request", "alb"),
     "multi_value_headers": _ALB_KINDS,
     "condition": ("destination-record",),
@@ -914,7 +1017,15 @@ def _check_event_options(ctx: click.Context, kind: str) -> None:
 @main.command()
 @click.argument(
     "kind",
-    type=click.Choice([*_CLOUDFRONT_KINDS, *_ALB_KINDS, "destination-record"]),
+    type=click.Choice(
+        [*_CLOUDFRONT_KINDS, *_ALB_KINDS, "destination-record", "cloudfront-function"]
+    ),
+)
+@click.argument(
+    "function_trigger",
+    metavar="[viewer-request|viewer-response]",
+    required=False,
+    type=click.Choice(["viewer-request", "viewer-response"]),
 )
 @click.option("--uri", default="/", show_default=True, help="Request path.")
 @click.option("--method", default="GET", show_default=True, help="Request method.")
@@ -967,6 +1078,7 @@ def _check_event_options(ctx: click.Context, kind: str) -> None:
 def events(
     ctx: click.Context,
     kind: str,
+    function_trigger: str | None,
     uri: str,
     method: str,
     querystring: str,
@@ -985,6 +1097,7 @@ def events(
     alb: what a function origin gets (an ALB Lambda-target request)
     alb-health-check: an ALB health check
     destination-record: what an on_success / on_failure destination gets
+    cloudfront-function viewer-request|viewer-response: a CloudFront Functions event
     """
     import time
 
@@ -1009,6 +1122,17 @@ def events(
             query_string=querystring,
             headers=headers,
             body=body_bytes or b"",
+        )
+    elif kind == "cloudfront-function":
+        from edge.events.cloudfront_functions import sample_function_event
+
+        document = sample_function_event(
+            "viewer-response" if function_trigger == "viewer-response" else "viewer-request",
+            uri=uri,
+            method=method.upper(),
+            querystring=querystring,
+            headers=headers,
+            status=status,
         )
     elif kind == "alb-health-check":
         document = sample_health_check_event(multi_value=multi_value_headers, path=uri)

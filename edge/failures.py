@@ -11,7 +11,8 @@ import html
 from dataclasses import dataclass
 
 from edge.events import LambdaValidationError
-from edge.triggers import TriggerFailed
+from edge.events.cloudfront_functions import FunctionValidationError
+from edge.triggers import CloudFrontFunctionFailed, TriggerFailed
 from origin_proxy import (
     OriginDisconnected,
     OriginError,
@@ -153,8 +154,49 @@ def _function_failure(exc: TriggerFailed) -> Failure:
     )
 
 
+_CLOUDFRONT_FUNCTION = (
+    "The CloudFront function associated with the CloudFront distribution is invalid or could "
+    "not run."
+)
+
+
+def _cloudfront_function_failure(exc: CloudFrontFunctionFailed) -> Failure:
+    """CloudFront Functions: an invalid result -> 502 FunctionValidationError; an execution
+    error (a throw, the compute budget or memory exceeded, code that cannot run) -> 503
+    FunctionExecutionError."""
+    where = f"CloudFront Function {exc.function!r} at {exc.trigger}"
+    cause = exc.cause
+    if isinstance(cause, FunctionValidationError):
+        return Failure(
+            502,
+            "FunctionValidationError",
+            "FunctionValidationError",
+            _CLOUDFRONT_FUNCTION,
+            f"{where}: invalid result: {cause}. Fix the function's return value.",
+        )
+    if isinstance(cause, FunctionTimeout):
+        hint = "make it do less per request (CloudFront stops a function past its budget)"
+        detail, text = cause.error_type, f"{cause.error_message}; {hint}"
+    elif isinstance(cause, FunctionMemoryExceeded):
+        detail, text = cause.error_type, f"{cause.error_message}; use less memory"
+    elif isinstance(cause, FunctionError):
+        detail = cause.error_type or "Error"
+        text = f"{cause.error_type}: {cause.error_message}; see the function's log for this request"
+    elif isinstance(cause, FunctionCodeInvalid):
+        detail = "FunctionCodeInvalid"
+        text = (
+            f"the function cannot start: {cause.reason}; fix it and restart the edge "
+            "(`edge check` names such problems before serving)"
+        )
+    else:
+        detail, text = type(cause).__name__, str(cause)
+    return Failure(503, "FunctionExecutionError", detail, _CLOUDFRONT_FUNCTION, f"{where}: {text}")
+
+
 def failure_for(exc: BaseException) -> Failure:
     """Map an exception raised while serving a request to what the viewer gets."""
+    if isinstance(exc, CloudFrontFunctionFailed):
+        return _cloudfront_function_failure(exc)
     if isinstance(exc, TriggerFailed):
         return _function_failure(exc)
     if isinstance(exc, OriginTimeout):

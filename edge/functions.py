@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from edge.config import EdgeConfig, FunctionConfig
 from edge.function_logs import FunctionLogs
 from sandbox import (
+    CloudFrontJsSpec,
     FunctionCodeInvalid,
     FunctionError,
     FunctionSpec,
@@ -156,11 +157,34 @@ def node_spec_for(
     )
 
 
-RuntimeSpec = FunctionSpec | NodeFunctionSpec | WasmFunctionSpec
+RuntimeSpec = FunctionSpec | NodeFunctionSpec | WasmFunctionSpec | CloudFrontJsSpec
 
 
-def runtime_spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> RuntimeSpec:
+def cloudfront_spec_for(
+    name: str, function: FunctionConfig, key_value_stores: Mapping[str, Path] | None = None
+) -> CloudFrontJsSpec:
+    """The description of CloudFront Function `name` (`key_value_stores`: store files by name)."""
+    assert function.code is not None
+    store = function.key_value_store
+    return CloudFrontJsSpec(
+        name=name,
+        code=function.code,
+        runtime="1.0" if function.runtime == "cloudfront-js-1.0" else "2.0",
+        key_value_store=(key_value_stores or {}).get(store) if store else None,
+        key_value_store_name=store or "",
+    )
+
+
+def runtime_spec_for(
+    name: str,
+    function: FunctionConfig,
+    *,
+    timeout_seconds: float,
+    key_value_stores: Mapping[str, Path] | None = None,
+) -> RuntimeSpec:
     """The sandbox's description of function `name`, for the runtime it names."""
+    if function.runtime.startswith("cloudfront-js"):
+        return cloudfront_spec_for(name, function, key_value_stores)
     if function.runtime == "wasm":
         return wasm_spec_for(name, function, timeout_seconds=timeout_seconds)
     if function.is_nodejs:
@@ -185,16 +209,25 @@ def check_functions(
     problems: list[str] = []
     try:
         for name, function in config.functions.items():
-            spec = runtime_spec_for(name, function, timeout_seconds=_longest_timeout(config))
+            spec = runtime_spec_for(
+                name,
+                function,
+                timeout_seconds=_longest_timeout(config),
+                key_value_stores=_store_files(config),
+            )
             try:
                 host.check(spec, link_modules=link_modules)
             except FunctionCodeInvalid as error:
-                key = "module" if function.runtime == "wasm" else "handler"
+                key = {"wasm": "module", "python": "handler"}.get(function.runtime, "code")
                 where = (keys or {}).get(name, f"functions.{name}.{key}")
                 problems.append(f"{where}: {error.reason}")
     finally:
         host.close()
     return problems
+
+
+def _store_files(config: EdgeConfig) -> dict[str, Path]:
+    return {name: store.file for name, store in config.key_value_stores.items()}
 
 
 def _longest_timeout(config: EdgeConfig) -> float:
@@ -231,7 +264,9 @@ class FunctionRegistry:
         self.info: dict[str, FunctionInfo] = {}
         longest = _longest_timeout(config)
         for name, function in config.functions.items():
-            spec = runtime_spec_for(name, function, timeout_seconds=longest)
+            spec = runtime_spec_for(
+                name, function, timeout_seconds=longest, key_value_stores=_store_files(config)
+            )
             self._specs[name] = spec
             self.info[name] = FunctionInfo(
                 name, function.runtime, spec.version, function.memory_size_mb, function.timeout

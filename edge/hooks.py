@@ -58,7 +58,9 @@ class Hooks:
             EventType.VIEWER_REQUEST, association, shown, None, request.id
         )
         if isinstance(outcome, GeneratedResponse):
-            return _generated(outcome, "LambdaGeneratedResponse")
+            cloudfront = self.runner.is_cloudfront_function(association.name)
+            kind = "FunctionGeneratedResponse" if cloudfront else "LambdaGeneratedResponse"
+            return _generated(outcome, kind)
         if isinstance(outcome, UpdatedRequest):
             request.event_headers = list(outcome.headers)
             _apply_request(request, outcome)

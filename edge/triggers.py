@@ -23,6 +23,12 @@ from edge.events import (
     build_event,
     decode_result,
 )
+from edge.events.cloudfront_functions import (
+    FunctionEventType,
+    FunctionValidationError,
+    build_function_event,
+    decode_function_result,
+)
 from edge.events.cloudfront_result import Outcome
 from edge.functions import FunctionRegistry
 from sandbox import SandboxError
@@ -47,6 +53,10 @@ class TriggerFailed(Exception):
         self.function = function
         self.cause = cause
         self.lambda_request_id = lambda_request_id
+
+
+class CloudFrontFunctionFailed(TriggerFailed):
+    """A CloudFront Function failed (its own X-Cache kinds: FunctionExecutionError, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +102,10 @@ class TriggerRunner:
         None means "continue unchanged": a WASM function without an entry point for this
         trigger (no event is even built) or one that returned nothing.
         """
+        if self.is_cloudfront_function(association.name):
+            return await self._run_cloudfront_function(
+                trigger, association.name, request, response, request_id
+            )
         entry = trigger.value.replace("-", "_")
         if not self.registry.has_entry(association.name, entry):
             return None
@@ -139,4 +153,42 @@ class TriggerRunner:
             self.metrics.record_function(name, trigger, time.perf_counter() - started, None)
         for warning in outcome.warnings:
             logger.warning("request %s: function %s at %s: %s", request_id, name, trigger, warning)
+        return outcome
+
+    def is_cloudfront_function(self, name: str) -> bool:
+        info = self.registry.info.get(name)
+        return info is not None and info.runtime.startswith("cloudfront-js")
+
+    async def _run_cloudfront_function(
+        self,
+        trigger: EventType,
+        name: str,
+        request: Request,
+        response: Response | None,
+        request_id: str,
+    ) -> Outcome:
+        """Run CloudFront Function `name` at a viewer trigger: its own event and result rules."""
+        assert trigger in (EventType.VIEWER_REQUEST, EventType.VIEWER_RESPONSE)
+        event_type: FunctionEventType = (
+            "viewer-request" if trigger == EventType.VIEWER_REQUEST else "viewer-response"
+        )
+        config = EventConfig(self.distribution_domain_name, self.distribution_id, request_id)
+        event = build_function_event(event_type, config, request, response)
+        started = time.perf_counter()
+        try:
+            result = await self.registry.invoke(
+                name,
+                event.payload,
+                request_id=request_id,
+                deadline=time.monotonic() + self.viewer_timeout_seconds,
+                timeout_seconds=self.viewer_timeout_seconds,
+            )
+            outcome = decode_function_result(event, result.payload)
+        except (SandboxError, FunctionValidationError) as exc:
+            if self.metrics is not None:
+                kind = getattr(exc, "error_type", None) or type(exc).__name__
+                self.metrics.record_function(name, trigger, time.perf_counter() - started, kind)
+            raise CloudFrontFunctionFailed(trigger, name, exc, request_id) from exc
+        if self.metrics is not None:
+            self.metrics.record_function(name, trigger, time.perf_counter() - started, None)
         return outcome

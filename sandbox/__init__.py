@@ -14,6 +14,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sandbox.cloudfront_js.kvs import edit_store
+    from sandbox.cloudfront_js.spec import CloudFrontJsSpec
     from sandbox.host import RuntimeHost, invoke_once
     from sandbox.node_worker.spec import NodeFunctionSpec
     from sandbox.python_worker.isolation import SandboxPolicy, probe_isolation
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from sandbox.wasm.spec import WasmFunctionSpec
 
 __all__ = [
+    "CloudFrontJsSpec",
     "FunctionCodeInvalid",
     "FunctionCrashed",
     "FunctionError",
@@ -59,6 +62,7 @@ __all__ = [
     "SandboxPolicy",
     "WasmFunctionSpec",
     "check_environment",
+    "edit_store",
     "invoke_once",
     "log_tail",
     "new_request_id",
@@ -67,6 +71,8 @@ __all__ = [
 ]
 
 _MODULES = {
+    "edit_store": "sandbox.cloudfront_js.kvs",
+    "CloudFrontJsSpec": "sandbox.cloudfront_js.spec",
     "RuntimeHost": "sandbox.host",
     "invoke_once": "sandbox.host",
     "NodeFunctionSpec": "sandbox.node_worker.spec",

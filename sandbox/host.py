@@ -3,14 +3,17 @@
 `RuntimeHost` owns what runtimes share (the wasmtime engine and its module cache, the isolation
 policy of Python zygotes, the log sink) and picks the runtime by the kind of spec: a
 `FunctionSpec` runs in Python worker processes, a `NodeFunctionSpec` in `node` processes, a
-`WasmFunctionSpec` on wasmtime. A new runtime is one more spec type and one more branch here;
-its callers do not change.
+`WasmFunctionSpec` on wasmtime, a `CloudFrontJsSpec` (a CloudFront Function) in process on
+QuickJS. A new runtime is one more spec type and one more branch here; its callers do not
+change.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from sandbox.cloudfront_js.function import CloudFrontFunction
+from sandbox.cloudfront_js.spec import CloudFrontJsSpec
 from sandbox.node_worker.function import NodeFunctionPool
 from sandbox.node_worker.spec import NodeFunctionSpec, check_node
 from sandbox.python_worker.code_check import check_handler
@@ -24,7 +27,7 @@ from sandbox.wasm.engine import WasmEngine
 from sandbox.wasm.function import WasmFunction, link
 from sandbox.wasm.spec import WasmFunctionSpec
 
-RuntimeSpec = FunctionSpec | NodeFunctionSpec | WasmFunctionSpec
+RuntimeSpec = FunctionSpec | NodeFunctionSpec | WasmFunctionSpec | CloudFrontJsSpec
 
 
 class RuntimeHost:
@@ -55,6 +58,8 @@ class RuntimeHost:
             return WasmFunction(spec, engine=self._wasm_engine(), log_sink=sink)
         if isinstance(spec, NodeFunctionSpec):
             return NodeFunctionPool(spec, log_sink=sink, policy=self._isolation)
+        if isinstance(spec, CloudFrontJsSpec):
+            return CloudFrontFunction(spec, log_sink=sink)
         return PythonFunctionPool(spec, log_sink=sink, sandbox=self._isolation)
 
     def check(self, spec: RuntimeSpec, *, link_modules: bool = True) -> None:
@@ -70,6 +75,9 @@ class RuntimeHost:
             return
         if isinstance(spec, NodeFunctionSpec):
             check_node(spec)
+            return
+        if isinstance(spec, CloudFrontJsSpec):
+            CloudFrontFunction(spec).load()
             return
         check_handler(spec)
 

@@ -145,6 +145,19 @@ def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
                 )
             function = config.functions[association.name]
             viewer = trigger.startswith("viewer")
+            if function.runtime.startswith("cloudfront-js"):
+                if not viewer:
+                    problems.append(
+                        f"{where}: expected a Lambda@Edge function: {association.name!r} is a "
+                        f"CloudFront Function ({function.runtime}), which runs only on "
+                        "viewer-request and viewer-response"
+                    )
+                if association.include_body:
+                    problems.append(
+                        f"{where}.include_body: expected false: CloudFront Functions do not "
+                        "see the request body"
+                    )
+                continue
             limit = edge.viewer_timeout if viewer else edge.origin_timeout
             if function.timeout is not None and function.timeout > limit:
                 problems.append(
@@ -171,6 +184,8 @@ def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
                     f"variables (set lambda_edge.allow_environment = true to allow them), "
                     f"found {len(function.environment)}"
                 )
+    for index, behavior in enumerate(config.behaviors):
+        problems += _check_function_kinds(config, index, behavior.association)
     for name, function in config.functions.items():
         problems += _check_function_destinations(name, function, functions)
         problems += _check_runtime_keys(name, function)
@@ -180,6 +195,9 @@ def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
             check_environment(function.environment)
         except ValueError as exc:
             problems.append(f"functions.{name}.environment: {exc}")
+        if function.runtime.startswith("cloudfront-js"):
+            problems += _check_cloudfront_function(config, name, function)
+            continue
         if function.runtime == "wasm" and function.module is not None:
             module = function.module
             found = module if module.is_absolute() else config.base_dir / module
@@ -235,6 +253,13 @@ def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
         )
         if qualified:
             problems.append(qualified)
+        elif isinstance(origin, FunctionOriginConfig) and config.functions.get(
+            origin.function, FunctionConfig(handler="x.y")
+        ).runtime.startswith("cloudfront-js"):
+            problems.append(
+                f"origins.{name}.function: expected a Lambda function: {origin.function!r} is a "
+                "CloudFront Function, which runs only on viewer triggers"
+            )
         elif isinstance(origin, FunctionOriginConfig) and origin.function not in config.functions:
             close = difflib.get_close_matches(origin.function, functions, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -299,16 +324,21 @@ def _check_function_destinations(
 _RUNTIME_KEYS = {
     "python": ("handler", "code", "network", "writable_paths"),
     "wasm": ("module", "abi", "reuse_instance", "fuel"),
+    "cloudfront-js": ("code", "key_value_store"),
 }
 
 
 def _check_runtime_keys(name: str, function: FunctionConfig) -> list[str]:
-    other = "python" if function.runtime == "wasm" else "wasm"
+    own = "cloudfront-js" if function.runtime.startswith("cloudfront-js") else function.runtime
+    if function.is_nodejs:
+        own = "python"  # a Node.js function reads the Python keys
     return [
         f"functions.{name}.{key}: expected no {key} for a {function.runtime} function (a "
         f"{other} setting), found {getattr(function, key)!r}"
-        for key in _RUNTIME_KEYS[other]
-        if key in function.model_fields_set
+        for other, keys in _RUNTIME_KEYS.items()
+        if other != own
+        for key in keys
+        if key in function.model_fields_set and key not in _RUNTIME_KEYS[own]
     ]
 
 
@@ -330,6 +360,48 @@ def _check_node(name: str, function: FunctionConfig, isolation: str) -> list[str
         "found none: install Node.js (Debian/Ubuntu: `apt-get install nodejs`, or from "
         "https://nodejs.org)"
     ]
+
+
+def _check_function_kinds(config: EdgeConfig, index: int, association: Any) -> list[str]:
+    """CloudFront: a behavior's viewer triggers hold CloudFront Functions or Lambda@Edge
+    functions, not both (origin triggers may use Lambda@Edge next to viewer CloudFront
+    Functions)."""
+    kinds: dict[str, str] = {}
+    for trigger in ("viewer-request", "viewer-response"):
+        attached = association(trigger)
+        function = config.functions.get(attached.name) if attached is not None else None
+        if function is not None:
+            cloudfront = function.runtime.startswith("cloudfront-js")
+            kinds[trigger] = "a CloudFront Function" if cloudfront else "a Lambda@Edge function"
+    if len(set(kinds.values())) > 1:
+        shown = ", ".join(f"{t}: {k}" for t, k in kinds.items())
+        return [
+            f"behaviors[{index}]: expected CloudFront Functions or Lambda@Edge functions on the "
+            f"viewer triggers, not both (CloudFront refuses the mix), found {shown}"
+        ]
+    return []
+
+
+def _check_cloudfront_function(
+    config: EdgeConfig, name: str, function: FunctionConfig
+) -> list[str]:
+    problems: list[str] = []
+    code = function.code
+    if code is not None:
+        found = code if code.is_absolute() else config.base_dir / code
+        if not found.is_file():
+            problems.append(
+                f"functions.{name}.code: expected an existing .js file, found {str(code)!r} "
+                f"(looked at {found})"
+            )
+    store = function.key_value_store
+    if store is not None and store not in config.key_value_stores:
+        known = ", ".join(repr(n) for n in config.key_value_stores) or "none are defined"
+        problems.append(
+            f"functions.{name}.key_value_store: expected one of the key_value_stores ({known}), "
+            f"found {store!r}"
+        )
+    return problems
 
 
 def _check_provisioned(name: str, function: FunctionConfig) -> list[str]:

@@ -62,6 +62,10 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
             module = function.module if function.module.is_absolute() else base / function.module
             functions[name] = function.model_copy(update={"module": module.resolve()})
             continue
+        if function.runtime.startswith("cloudfront-js") and function.code is not None:
+            code = function.code if function.code.is_absolute() else base / function.code
+            functions[name] = function.model_copy(update={"code": code.resolve()})
+            continue
         code_dir, handler = function.code_dir_and_handler
         if not code_dir.is_absolute():
             code_dir = (base / code_dir).resolve()
@@ -69,6 +73,10 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
         functions[name] = function.model_copy(
             update={"code": code_dir, "handler": handler, "writable_paths": writable}
         )
+    stores = {
+        name: store.model_copy(update={"file": (base / store.file).resolve()})
+        for name, store in config.key_value_stores.items()
+    }
     behaviors = list(config.behaviors)
     if not behaviors or behaviors[-1].path != "*":
         # CloudFront always has a default behavior; with one origin it is implied.
@@ -89,6 +97,7 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
             "origins": origins,
             "behaviors": behaviors,
             "functions": functions,
+            "key_value_stores": stores,
             "invoke": invoke,
             "cache": cache,
             "server": server,

@@ -419,11 +419,21 @@ class FunctionConfig(_Strict):
     `abi = "core" | "wasi"`.
     """
 
-    runtime: Literal["python", "nodejs", "nodejs18.x", "nodejs20.x", "nodejs22.x", "wasm"] = Field(
+    runtime: Literal[
+        "python",
+        "nodejs",
+        "nodejs18.x",
+        "nodejs20.x",
+        "nodejs22.x",
+        "wasm",
+        "cloudfront-js-1.0",
+        "cloudfront-js-2.0",
+    ] = Field(
         default="python",
         description='"python" (a handler), "nodejs" (a JavaScript handler; Lambda\'s names '
-        '"nodejs18.x", "nodejs20.x" and "nodejs22.x" too, all run by the installed `node`) or '
-        '"wasm" (a WebAssembly module).',
+        '"nodejs18.x", "nodejs20.x" and "nodejs22.x" too, all run by the installed `node`), '
+        '"wasm" (a WebAssembly module), or "cloudfront-js-2.0" / "cloudfront-js-1.0" (a '
+        "CloudFront Function: `code` is its .js file; viewer triggers only).",
     )
     handler: str | None = Field(
         default=None,
@@ -433,8 +443,14 @@ class FunctionConfig(_Strict):
     )
     code: Path | None = Field(
         default=None,
-        description="Python, Node.js: the folder the handler's module is in (Lambda's deployment "
-        "package), relative to edge.toml.",
+        description="Python, Node.js: the folder the handler's module is in (Lambda's "
+        "deployment package), relative to edge.toml. CloudFront Functions: the .js file (at "
+        "most 10 KB).",
+    )
+    key_value_store: str | None = Field(
+        default=None,
+        description="CloudFront Functions 2.0: the `[key_value_stores.NAME]` that `cf.kvs()` "
+        "reads (one per function).",
     )
     module: Path | None = Field(
         default=None,
@@ -628,6 +644,13 @@ class FunctionConfig(_Strict):
             raise ValueError(f'a {self.runtime} function needs handler = "dir/index.handler"')
         if self.runtime == "wasm" and self.module is None:
             raise ValueError('a wasm function needs module = "path/to/function.wasm"')
+        if self.runtime.startswith("cloudfront-js") and self.code is None:
+            raise ValueError(f'a {self.runtime} function needs code = "path/to/function.js"')
+        if self.key_value_store is not None and self.runtime != "cloudfront-js-2.0":
+            raise ValueError(
+                "expected key_value_store only on a cloudfront-js-2.0 function (cf.kvs() is "
+                f"a 2.0 feature), found it on a {self.runtime} function"
+            )
         return self
 
     @property
@@ -651,6 +674,15 @@ class FunctionConfig(_Strict):
             inner = ref.folder / ref.module if ref.folder != Path(".") else Path(ref.module)
             return self.code, f"{inner.as_posix()}.{ref.function}"
         return ref.folder, ref.lambda_handler
+
+
+class KeyValueStoreConfig(_Strict):
+    """`[key_value_stores.NAME]`: a CloudFront KeyValueStore, read by CloudFront Functions."""
+
+    file: Path = Field(
+        description='The store in AWS\'s import format (`{"data": [{"key": ..., "value": ...}]}`), '
+        "relative to edge.toml; reloaded within a second when it changes.",
+    )
 
 
 class InvokeConfig(_Strict):
@@ -944,6 +976,9 @@ class EdgeConfig(_Strict):
     )
     functions: dict[str, FunctionConfig] = Field(
         default_factory=dict, description="Lambda functions, by name."
+    )
+    key_value_stores: dict[str, KeyValueStoreConfig] = Field(
+        default_factory=dict, description="CloudFront KeyValueStores, by name."
     )
     lambda_edge: LambdaEdgeConfig = Field(
         default_factory=LambdaEdgeConfig,

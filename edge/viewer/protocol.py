@@ -30,7 +30,15 @@ logger = logging.getLogger("edge.viewer")
 Journey = Callable[[ViewerRequest], Awaitable[Answer]]
 
 # The X-Cache kinds an answer can carry.
-_RESULTS = ("Hit", "RefreshHit", "Miss", "Error", "LambdaGeneratedResponse", "Redirect")
+_RESULTS = (
+    "Hit",
+    "RefreshHit",
+    "Miss",
+    "Error",
+    "LambdaGeneratedResponse",
+    "FunctionGeneratedResponse",
+    "Redirect",
+)
 
 
 class BodyTooLarge(Exception):

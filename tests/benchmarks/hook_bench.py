@@ -128,6 +128,8 @@ NODE = "node"
 # Issue targets for WASM hooks: throughput with the hook vs without, per-invocation p50.
 WASM_RATIO_TARGETS = {"directory-wasm": 0.85, "directory-wasm-reused": 0.90}
 WASM_P50_TARGETS_US = {"fresh": 60.0, "reused": 20.0}
+CLOUDFRONT_FUNCTION = "cloudfront-function"
+CLOUDFRONT_FUNCTION_P50_TARGET_US = 50.0
 
 
 class BenchFailed(Exception):
@@ -896,12 +898,55 @@ def report_node(into: NodeSeries) -> None:
         )
 
 
+# --- part 5: CloudFront Functions (QuickJS, in process) ------------------------------------
+
+CLOUDFRONT_FUNCTION_SOURCE = """\
+function handler(event) {
+  var request = event.request;
+  request.headers['x-hook'] = { value: '1' };
+  return request;
+}
+"""
+
+
+def cloudfront_function_round(count: int, series: Series) -> str | None:
+    """One round of CloudFront Function runs of a ~1 KB viewer-request event, each including
+    the event build and the result decode; None, or what failed. Sequential, on this thread:
+    the runtime runs functions on the event loop's thread, without a hand-off."""
+    from edge.events.cloudfront_functions import build_function_event, decode_function_result
+    from sandbox.cloudfront_js.function import CloudFrontFunction
+    from sandbox.cloudfront_js.spec import CloudFrontJsSpec
+
+    request = viewer_request(viewer_headers())
+    config = EventConfig("d111111abcdef8.cloudfront.net", "EDFDVBD6EXAMPLE", "x" * 56)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            code = Path(tmp) / "add_header.js"
+            code.write_text(CLOUDFRONT_FUNCTION_SOURCE)
+            function = CloudFrontFunction(CloudFrontJsSpec(name="hook", code=code, runtime="1.0"))
+            function.load()
+        samples: list[float] = []
+        for index in range(count + 200):
+            started = time.perf_counter()
+            event = build_function_event("viewer-request", config, request)
+            result = function.run_sync(event.payload, "x" * 56)
+            outcome = decode_function_result(event, result.payload)
+            if index >= 200:  # warm-up first
+                samples.append((time.perf_counter() - started) * 1e6)
+        if not any(name == "x-hook" for name, _ in getattr(outcome, "headers", ())):
+            return "the function's header is missing from the decoded result"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    series.rounds.append(samples)
+    return None
+
+
 # --- main ----------------------------------------------------------------------------------
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
-    names = [*HTTP_ROWS, INVOKE, START, WASM, NODE]
+    names = [*HTTP_ROWS, INVOKE, START, WASM, CLOUDFRONT_FUNCTION, NODE]
     parser.add_argument(
         "--duration", type=pb._at_least(1), default=10, help="seconds per HTTP row (default 10)"
     )
@@ -971,7 +1016,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sandbox = SandboxPolicy(isolation=args.isolation)
     sandbox_level = probe_isolation(args.isolation).level
-    wanted = set(args.only or [*HTTP_ROWS, INVOKE, START, WASM, NODE])
+    wanted = set(args.only or [*HTTP_ROWS, INVOKE, START, WASM, CLOUDFRONT_FUNCTION, NODE])
     rows = [t for t in HTTP_TARGETS if t.name in wanted]
     failures: dict[str, str] = {}
 
@@ -1002,6 +1047,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fresh": Series("WASM hook, fresh instance", "µs", "event build + invoke + decode"),
         "reused": Series("WASM hook, reused instance", "µs", "event build + invoke + decode"),
     }
+    cloudfront_series = Series(
+        "CloudFront Function (QuickJS)", "µs", "event build + run + decode, in process"
+    )
     event_sizes = (0, 0)
     with tempfile.TemporaryDirectory(prefix="hook-bench-") as tmp:
         bench = pb.Bench(Path(tmp), args.workers, nginx)
@@ -1053,6 +1101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         console.print("[red]failed[/]")
                     else:
                         console.print(f"p50 {statistics.median(starts.host.rounds[-1]):.2f} ms")
+                if CLOUDFRONT_FUNCTION in wanted and CLOUDFRONT_FUNCTION not in failures:
+                    console.print("CloudFront Function runs ...", end=" ")
+                    failed = cloudfront_function_round(args.invocations, cloudfront_series)
+                    if failed is not None:
+                        failures[CLOUDFRONT_FUNCTION] = failed
+                        console.print("[red]failed[/]")
+                    else:
+                        median = statistics.median(cloudfront_series.rounds[-1])
+                        console.print(f"p50 {median:.0f} µs")
                 if NODE in wanted and NODE not in failures:
                     failed_node = node_rows(code_dir, args, node_series)
                     if failed_node is not None:
@@ -1085,6 +1142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             (starts.host, START_P50_TARGET_MS),
         )
     report_node(node_series)
+    if cloudfront_series.samples:
+        report_series(
+            "CloudFront Function per run, ~1 KB viewer-request event, QuickJS in process",
+            (cloudfront_series,),
+            None,
+        )
     report_targets(
         (
             ("Python hook, warm round trip", invocations.invoke, INVOKE_P50_TARGET_US),
@@ -1099,11 +1162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 WASM_P50_TARGETS_US["reused"],
             ),
             ("Python environment start", starts.host, START_P50_TARGET_MS),
+            (
+                "CloudFront Function, per run",
+                cloudfront_series,
+                CLOUDFRONT_FUNCTION_P50_TARGET_US,
+            ),
             ("Node.js hook, warm round trip", node_series.invoke, NODE_INVOKE_P50_TARGET_US),
             ("Node.js environment start, spare", node_series.spare, NODE_START_P50_TARGET_MS),
         )
     )
-    for name in (INVOKE, START, WASM, NODE):
+    for name in (INVOKE, START, WASM, CLOUDFRONT_FUNCTION, NODE):
         if name in failures:
             console.print(f"[red]{name} failed:[/] {escape(failures[name])}")
     return 1 if failures else 0

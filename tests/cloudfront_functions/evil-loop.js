@@ -1,0 +1,1 @@
+function handler(event) { while (true) {} }

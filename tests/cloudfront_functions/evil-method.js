@@ -1,0 +1,1 @@
+function handler(event) { event.request.method = 'POST'; return event.request; }
