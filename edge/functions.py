@@ -259,7 +259,7 @@ class FunctionRegistry:
         self._code_dirs = [
             function.code_dir_and_handler[0].resolve()
             for function in config.functions.values()
-            if function.runtime != "wasm"
+            if function.runtime == "python" or function.is_nodejs
         ]
         self.info: dict[str, FunctionInfo] = {}
         longest = _longest_timeout(config)

@@ -624,7 +624,7 @@ class FunctionConfig(_Strict):
             raise ValueError(
                 "expected either memory (MB) or memory_pages (64 KiB pages), found both"
             )
-        if runtime != "wasm" and value < 128:
+        if (runtime == "python" or runtime.startswith("nodejs")) and value < 128:
             raise ValueError(
                 f"expected at least 128 (MB) for a {runtime} function (Lambda's minimum; a "
                 f"wasm function may have less), found {value}"

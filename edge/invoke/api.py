@@ -133,7 +133,9 @@ class FunctionDescriptions:
             return cached
         function = self._service.config.functions[name]
         sha, size = _code_sha256(function)
-        handler = function.handler if function.runtime != "wasm" else "handler"
+        handler = (
+            function.handler if function.runtime == "python" or function.is_nodejs else "handler"
+        )
         document: dict[str, Any] = {
             "FunctionName": name,
             "FunctionArn": function_arn(name),
