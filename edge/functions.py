@@ -219,6 +219,8 @@ def check_functions(
                 host.check(spec, link_modules=link_modules)
             except FunctionCodeInvalid as error:
                 key = {"wasm": "module", "python": "handler"}.get(function.runtime, "code")
+                if function.is_nodejs:
+                    key = "handler"
                 where = (keys or {}).get(name, f"functions.{name}.{key}")
                 problems.append(f"{where}: {error.reason}")
     finally:
