@@ -528,6 +528,10 @@ _DEFAULT_TIMEOUT_SECONDS = 3.0
 _DEFAULT_MEMORY_MB = 128
 
 
+# The files `edge invoke` runs with Node.js (FILE.js::FUNC), as Lambda resolves a handler.
+_NODE_SUFFIXES = (".js", ".mjs", ".cjs")
+
+
 def _one_shot_spec(
     target: str,
     *,
@@ -536,10 +540,10 @@ def _one_shot_spec(
     memory: int | None,
     environment: dict[str, str],
 ) -> Any:
-    """The sandbox spec of `edge invoke`'s TARGET: a handler (FILE.py::FUNC or MODULE.FUNC),
-    or a .wasm / .wat module."""
+    """The sandbox spec of `edge invoke`'s TARGET: a handler (FILE.py::FUNC or MODULE.FUNC;
+    FILE.js::FUNC, or .mjs, .cjs, for Node.js), or a .wasm / .wat module."""
     from edge.config.handlers import parse_handler
-    from sandbox import FunctionSpec, WasmFunctionSpec
+    from sandbox import FunctionSpec, NodeFunctionSpec, WasmFunctionSpec
 
     timeout = timeout or _DEFAULT_TIMEOUT_SECONDS
     memory = memory or _DEFAULT_MEMORY_MB
@@ -555,6 +559,23 @@ def _one_shot_spec(
             timeout_seconds=timeout,
             environment=environment,
             max_concurrency=1,
+        )
+    if target.rpartition("::")[0].endswith(_NODE_SUFFIXES):
+        try:
+            node = parse_handler(target, file_suffixes=_NODE_SUFFIXES)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        if not node.folder.is_dir():
+            raise click.BadParameter(f"no such folder: {node.folder}")
+        return NodeFunctionSpec(
+            name=re.sub(r"[^A-Za-z0-9_-]", "-", node.module)[:64],
+            handler=node.lambda_handler,
+            code_dir=node.folder.resolve(),
+            memory_mb=memory,
+            timeout_seconds=timeout,
+            environment=environment,
+            max_concurrency=1,
+            spare_environments=0,
         )
     try:
         ref = parse_handler(target)
@@ -691,7 +712,7 @@ def _one_shot_event(event_path: Path | None, trigger: str | None) -> tuple[bytes
 @click.option(
     "--memory",
     type=click.IntRange(1, 10240),
-    help="Memory limit in MB (Python: at least 128; default 128, for NAME: its memory).",
+    help="Memory limit in MB (Python, Node.js: at least 128; default 128, for NAME: its memory).",
 )
 @click.option(
     "--env",
@@ -732,6 +753,7 @@ def invoke(
     HANDLER          a Python handler: FILE.py::FUNCTION or MODULE.FUNCTION, with an
                      optional FOLDER/ before it (examples/functions/redirects.py::handler,
                      examples/functions/redirects.handler)
+                     or a Node.js one: FILE.js::FUNCTION (or .mjs, .cjs)
     MODULE.wasm      a WASM module (.wasm or .wat)
     FUNCTION.js      a CloudFront Function (--runtime, --kvs): prints what it returned and
                      its compute utilization
@@ -757,7 +779,11 @@ def invoke(
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE, found {pair!r}")
         environment[key] = value
-    by_name = not target.endswith((".wasm", ".wat")) and not is_handler(target)
+    by_name = (
+        not target.endswith((".wasm", ".wat"))
+        and not is_handler(target)
+        and not target.rpartition("::")[0].endswith(_NODE_SUFFIXES)
+    )
     isolation = None
     alb_origin: Any = None
     if by_name:
@@ -772,7 +798,8 @@ def invoke(
             raise click.BadParameter(
                 f"expected a function of {config.source} "
                 f"({', '.join(repr(n) for n in known) or 'none are defined'}), a handler "
-                f"(FILE.py::FUNCTION, MODULE.FUNCTION) or a .wasm/.wat module, found "
+                f"(FILE.py::FUNCTION, MODULE.FUNCTION, FILE.js::FUNCTION) or a .wasm/.wat "
+                "module, found "
                 f"{target!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
                 param_hint="NAME",
             )

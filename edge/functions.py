@@ -1,10 +1,11 @@
 """The function registry: one runtime object per configured function, behind one door.
 
 Each function gets the `sandbox.Runtime` its configuration asks for, made by one
-`sandbox.RuntimeHost`: Python functions an execution-environment pool each, and each pool its
-own zygote, confined by the `[sandbox]` policy to that function's code and network (one
-function's environments cannot reach another's, and a zygote that dies is relaunched for its
-function alone); WASM functions share one wasmtime engine and its compiled module cache. The
+`sandbox.RuntimeHost`: Python and Node.js functions an execution-environment pool each, each
+Python pool with its own zygote and each Node.js environment a `node` process of its own, all
+confined by the `[sandbox]` policy to that function's code and network (one function's
+environments cannot reach another's, and a zygote that dies is relaunched for its function
+alone); WASM functions share one wasmtime engine and its compiled module cache. The
 registry never asks which runtime it holds. Each invocation's Lambda log (START .. REPORT) goes
 to the function logs (`edge.function_logs`: the edge's stderr by default), every line naming
 the function and the trigger it ran at, as `[server] function_logs` says.
@@ -30,6 +31,7 @@ from sandbox import (
     FunctionError,
     FunctionSpec,
     InvocationResult,
+    NodeFunctionSpec,
     Runtime,
     RuntimeHost,
     RuntimeStats,
@@ -131,6 +133,33 @@ def wasm_spec_for(
     )
 
 
+def node_spec_for(
+    name: str, function: FunctionConfig, *, timeout_seconds: float
+) -> NodeFunctionSpec:
+    """The Node.js sandbox's description of function `name` (the same keys as Python's)."""
+    python = spec_for(name, function, timeout_seconds=timeout_seconds)
+    return NodeFunctionSpec(
+        name=name,
+        handler=python.handler,
+        code_dir=python.code_dir,
+        memory_mb=python.memory_mb,
+        timeout_seconds=python.timeout_seconds,
+        environment=python.environment,
+        max_concurrency=python.max_concurrency,
+        idle_seconds=python.idle_seconds,
+        provisioned=python.provisioned,
+        max_wait_seconds=python.max_wait_seconds,
+        max_environments=python.max_environments,
+        environment_wait_seconds=python.environment_wait_seconds,
+        network=python.network,
+        writable_paths=python.writable_paths,
+        ephemeral_storage_mb=python.ephemeral_storage_mb,
+    )
+
+
+RuntimeSpec = FunctionSpec | NodeFunctionSpec | WasmFunctionSpec | CloudFrontJsSpec
+
+
 def cloudfront_spec_for(
     name: str, function: FunctionConfig, key_value_stores: Mapping[str, Path] | None = None
 ) -> CloudFrontJsSpec:
@@ -152,12 +181,14 @@ def runtime_spec_for(
     *,
     timeout_seconds: float,
     key_value_stores: Mapping[str, Path] | None = None,
-) -> FunctionSpec | WasmFunctionSpec | CloudFrontJsSpec:
+) -> RuntimeSpec:
     """The sandbox's description of function `name`, for the runtime it names."""
     if function.runtime.startswith("cloudfront-js"):
         return cloudfront_spec_for(name, function, key_value_stores)
     if function.runtime == "wasm":
         return wasm_spec_for(name, function, timeout_seconds=timeout_seconds)
+    if function.is_nodejs:
+        return node_spec_for(name, function, timeout_seconds=timeout_seconds)
     return spec_for(name, function, timeout_seconds=timeout_seconds)
 
 
@@ -188,6 +219,8 @@ def check_functions(
                 host.check(spec, link_modules=link_modules)
             except FunctionCodeInvalid as error:
                 key = {"wasm": "module", "python": "handler"}.get(function.runtime, "code")
+                if function.is_nodejs:
+                    key = "handler"
                 where = (keys or {}).get(name, f"functions.{name}.{key}")
                 problems.append(f"{where}: {error.reason}")
     finally:
@@ -217,7 +250,7 @@ class FunctionRegistry:
         limiter: Limiter | None = None,
     ) -> None:
         self._limiter = limiter
-        self._specs: dict[str, FunctionSpec | WasmFunctionSpec | CloudFrontJsSpec] = {}
+        self._specs: dict[str, RuntimeSpec] = {}
         self._runtimes: dict[str, Runtime] = {}
         self.logs = logs or FunctionLogs(config.server.function_logs)
         # Request ids of the invocations this registry awaits: it writes their logs itself,
@@ -228,7 +261,7 @@ class FunctionRegistry:
         self._code_dirs = [
             function.code_dir_and_handler[0].resolve()
             for function in config.functions.values()
-            if function.runtime == "python"
+            if function.runtime == "python" or function.is_nodejs
         ]
         self.info: dict[str, FunctionInfo] = {}
         longest = _longest_timeout(config)

@@ -1,8 +1,9 @@
 """Execution environments for edge functions, behind one small async interface.
 
 `RuntimeHost().create(spec)` gives a function version's `Runtime` (a `FunctionSpec` runs in
-Python worker processes, a `WasmFunctionSpec` on wasmtime): `start()`, `invoke(event, ...) ->
-InvocationResult`, `stats()`, `aclose()`, raising the errors exported here. Callers use
+Python worker processes, a `NodeFunctionSpec` in `node` processes, a `WasmFunctionSpec` on
+wasmtime): `start()`, `invoke(event, ...) -> InvocationResult`, `stats()`, `aclose()`, raising
+the errors exported here. Callers use
 `sandbox` through these names only. Exports are loaded on first use: the zygote imports this
 package before it forks environments and must not pay for asyncio.
 """
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from sandbox.cloudfront_js.kvs import edit_store
     from sandbox.cloudfront_js.spec import CloudFrontJsSpec
     from sandbox.host import RuntimeHost, invoke_once
+    from sandbox.node_worker.spec import NodeFunctionSpec
     from sandbox.python_worker.isolation import SandboxPolicy, probe_isolation
     from sandbox.python_worker.spec import FunctionSpec
     from sandbox.runtime.errors import (
@@ -50,6 +52,7 @@ __all__ = [
     "FunctionTimeout",
     "InvocationResult",
     "LogSink",
+    "NodeFunctionSpec",
     "PayloadTooLarge",
     "PoolClosed",
     "Runtime",
@@ -72,6 +75,7 @@ _MODULES = {
     "CloudFrontJsSpec": "sandbox.cloudfront_js.spec",
     "RuntimeHost": "sandbox.host",
     "invoke_once": "sandbox.host",
+    "NodeFunctionSpec": "sandbox.node_worker.spec",
     "SandboxPolicy": "sandbox.python_worker.isolation",
     "probe_isolation": "sandbox.python_worker.isolation",
     "FunctionSpec": "sandbox.python_worker.spec",

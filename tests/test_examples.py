@@ -7,6 +7,7 @@ import base64
 import dataclasses
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -49,6 +50,30 @@ def client(demo: EdgeProcess) -> Iterator[httpx.Client]:
         yield c
 
 
+NO_NODE = pytest.mark.skipif(shutil.which("node") is None, reason="`node` is not installed")
+
+
+@pytest.fixture(scope="module")
+def node_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+    """examples/edge-node.toml: the demo with its functions in JavaScript."""
+    tmp = tmp_path_factory.mktemp("demo-node")
+    config = str(EXAMPLES / "edge-node.toml")
+    process = EdgeProcess([config, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+    process.start(tmp)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(params=["python", pytest.param("node", marks=NO_NODE)])
+def script_client(request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    """The demo with its functions in Python, then in JavaScript."""
+    demo: EdgeProcess = request.getfixturevalue(
+        "demo" if request.param == "python" else "node_demo"
+    )
+    with httpx.Client(base_url=demo.url, timeout=30) as c:
+        yield c
+
+
 # The examples that exist in every runtime: Python under examples/functions/, C and Zig under
 # examples/wasm/ (built from source by the test). The same tests run against each.
 WASM_FUNCTIONS = {
@@ -76,13 +101,13 @@ def _wasm_demo_config(language: str, out_dir: Path) -> str:
     return text
 
 
-@pytest.fixture(scope="module", params=["python", "c", "zig"])
+@pytest.fixture(scope="module", params=["python", pytest.param("node", marks=NO_NODE), "c", "zig"])
 def any_demo(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EdgeProcess]:
     """The demo with its security-headers, redirects and A/B functions in one runtime."""
-    if request.param == "python":
-        yield request.getfixturevalue("demo")
+    if request.param in ("python", "node"):
+        yield request.getfixturevalue("demo" if request.param == "python" else "node_demo")
         return
     tmp = tmp_path_factory.mktemp(f"demo-{request.param}")
     config = tmp / "edge.toml"
@@ -117,7 +142,8 @@ def test_demo_missing_page_gets_the_error_document(client: httpx.Client) -> None
     assert "The demo site has no such page" in response.text
 
 
-def test_basic_auth(client: httpx.Client) -> None:
+def test_basic_auth(script_client: httpx.Client) -> None:
+    client = script_client
     response = client.get("/private.html")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Basic realm="edge demo"'
@@ -187,13 +213,25 @@ def test_ab_testing_assigns_a_sticky_group(any_client: httpx.Client) -> None:
         pytest.param({"Cookie": "theme=dark; origin=beta"}, id="by-cookie"),
     ],
 )
-def test_origin_selection(client: httpx.Client, headers: dict[str, str]) -> None:
+def test_origin_selection(script_client: httpx.Client, headers: dict[str, str]) -> None:
+    client = script_client
     assert "Beta site" in client.get("/", headers=headers).text
     assert "Served by edge" in client.get("/").text
 
 
+@pytest.mark.parametrize(
+    "function",
+    [
+        pytest.param(f'handler = "{EXAMPLES}/functions/custom_error_page.handler"', id="python"),
+        pytest.param(
+            f'runtime = "nodejs"\nhandler = "{EXAMPLES}/functions/js/custom_error_page.handler"',
+            id="node",
+            marks=NO_NODE,
+        ),
+    ],
+)
 def test_custom_error_page_replaces_an_origin_5xx(
-    start_edge: Any, origin: OriginServer, tmp_path: Path
+    start_edge: Any, origin: OriginServer, function: str
 ) -> None:
     config = f"""
 [origins.app]
@@ -205,7 +243,7 @@ origin = "app"
 origin-response = "custom-error-page"
 
 [functions.custom-error-page]
-handler = "{EXAMPLES}/functions/custom_error_page.handler"
+{function}
 """
     edge: EdgeProcess = start_edge(config=config)
     with httpx.Client(base_url=edge.url) as c:
@@ -240,6 +278,8 @@ def _edge(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[s
 def test_every_example_config_passes_edge_check() -> None:
     configs = sorted(EXAMPLES.glob("**/*.toml"))
     assert configs
+    if shutil.which("node") is None:  # its nodejs functions need `node`: a config error without
+        configs.remove(EXAMPLES / "edge-node.toml")
     for config in configs:
         result = _edge("check", str(config))
         assert result.returncode == 0, f"{config}: {result.stderr}"

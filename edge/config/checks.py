@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import shutil
 import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -188,6 +189,7 @@ def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
     for name, function in config.functions.items():
         problems += _check_function_destinations(name, function, functions)
         problems += _check_runtime_keys(name, function)
+        problems += _check_node(name, function, config.sandbox.isolation)
         problems += _check_provisioned(name, function)
         try:
             check_environment(function.environment)
@@ -317,7 +319,8 @@ def _check_function_destinations(
     return problems
 
 
-# Keys one runtime reads and the others would silently pass over.
+# Keys one runtime reads and the other would silently pass over (Node.js functions read the
+# Python keys: a handler in a code directory, network, writable paths).
 _RUNTIME_KEYS = {
     "python": ("handler", "code", "network", "writable_paths"),
     "wasm": ("module", "abi", "reuse_instance", "fuel"),
@@ -327,6 +330,8 @@ _RUNTIME_KEYS = {
 
 def _check_runtime_keys(name: str, function: FunctionConfig) -> list[str]:
     own = "cloudfront-js" if function.runtime.startswith("cloudfront-js") else function.runtime
+    if function.is_nodejs:
+        own = "python"  # a Node.js function reads the Python keys
     return [
         f"functions.{name}.{key}: expected no {key} for a {function.runtime} function (a "
         f"{other} setting), found {getattr(function, key)!r}"
@@ -334,6 +339,26 @@ def _check_runtime_keys(name: str, function: FunctionConfig) -> list[str]:
         if other != own
         for key in keys
         if key in function.model_fields_set and key not in _RUNTIME_KEYS[own]
+    ]
+
+
+def _check_node(name: str, function: FunctionConfig, isolation: str) -> list[str]:
+    """A Node.js function needs `node` on the edge's PATH (every nodejs name runs that one),
+    and an isolation it can have: bubblewrap or none (`uid-only` is the Python zygote's)."""
+    if not function.is_nodejs:
+        return []
+    if isolation == "uid-only":
+        return [
+            f"functions.{name}.runtime: a {function.runtime} function runs under bubblewrap or "
+            "unconfined, found sandbox.isolation = 'uid-only' (set 'auto', 'namespaces' or "
+            "'none')"
+        ]
+    if shutil.which("node") is not None:
+        return []
+    return [
+        f"functions.{name}.runtime: expected `node` on PATH for a {function.runtime} function, "
+        "found none: install Node.js (Debian/Ubuntu: `apt-get install nodejs`, or from "
+        "https://nodejs.org)"
     ]
 
 

@@ -403,29 +403,49 @@ TRIGGERS = ("viewer-request", "origin-request", "origin-response", "viewer-respo
 Trigger = Literal["viewer-request", "origin-request", "origin-response", "viewer-response"]
 
 
+def _handler_files(runtime: str) -> tuple[str, ...]:
+    """What the FILE of a `FILE::FUNCTION` handler ends with, for `runtime`."""
+    return (".js", ".mjs", ".cjs") if runtime.startswith("nodejs") else (".py",)
+
+
 class FunctionConfig(_Strict):
     """`[functions.NAME]`: a Lambda function behaviors, function origins and the Invoke API call.
 
     Python: `handler = "dir/module.function"` or `"dir/file.py::function"` (relative to the
     config file), or `code = "dir"` with `handler = "module.function"` as Lambda writes it.
-    WASM: `module = "path/fn.wasm"` (or `.wat`), `abi = "core" | "wasi"`.
+    Node.js (`runtime = "nodejs"`, or Lambda's `nodejs18.x`, `nodejs20.x`, `nodejs22.x`, all
+    run by the installed `node`): the same keys, the module `dir/index.js`, `.mjs` or `.cjs`
+    (`"dir/index.mjs::handler"` too). WASM: `module = "path/fn.wasm"` (or `.wat`),
+    `abi = "core" | "wasi"`.
     """
 
-    runtime: Literal["python", "wasm", "cloudfront-js-1.0", "cloudfront-js-2.0"] = Field(
+    runtime: Literal[
+        "python",
+        "nodejs",
+        "nodejs18.x",
+        "nodejs20.x",
+        "nodejs22.x",
+        "wasm",
+        "cloudfront-js-1.0",
+        "cloudfront-js-2.0",
+    ] = Field(
         default="python",
-        description='"python" (a handler), "wasm" (a WebAssembly module), or '
-        '"cloudfront-js-2.0" / "cloudfront-js-1.0" (a CloudFront Function: `code` is its .js '
-        "file; viewer triggers only).",
+        description='"python" (a handler), "nodejs" (a JavaScript handler; Lambda\'s names '
+        '"nodejs18.x", "nodejs20.x" and "nodejs22.x" too, all run by the installed `node`), '
+        '"wasm" (a WebAssembly module), or "cloudfront-js-2.0" / "cloudfront-js-1.0" (a '
+        "CloudFront Function: `code` is its .js file; viewer triggers only).",
     )
     handler: str | None = Field(
         default=None,
         description="Python: `dir/module.function` or `dir/file.py::function`, relative to "
-        "edge.toml; with `code`, `module.function` inside it, as Lambda writes it.",
+        "edge.toml; with `code`, `module.function` inside it, as Lambda writes it. Node.js: "
+        "the same, the module being `module.js`, `.mjs` or `.cjs` (`dir/index.js::handler`).",
     )
     code: Path | None = Field(
         default=None,
-        description="Python: the folder the handler's module is in (Lambda's deployment "
-        "package), relative to edge.toml. CloudFront Functions: the .js file (at most 10 KB).",
+        description="Python, Node.js: the folder the handler's module is in (Lambda's "
+        "deployment package), relative to edge.toml. CloudFront Functions: the .js file (at "
+        "most 10 KB).",
     )
     key_value_store: str | None = Field(
         default=None,
@@ -469,6 +489,7 @@ class FunctionConfig(_Strict):
         ge=1,
         le=10_240,
         description="MB. Python: the process's address-space limit (Lambda's 128 to 10,240). "
+        "Node.js: V8's heap (90 %) and the process's data limit (128 to 10,240). "
         "WASM: the cap on the guest's memory (1 to 4,096).",
     )
     environment: dict[str, str] = Field(
@@ -519,13 +540,13 @@ class FunctionConfig(_Strict):
     )
     network: bool = Field(
         default=False,
-        description="Python: true gives the function the edge's network (127.0.0.1 included); "
-        "false: no network at all.",
+        description="Python, Node.js: true gives the function the edge's network (127.0.0.1 "
+        "included); false: no network at all.",
     )
     writable_paths: list[Path] = Field(
         default_factory=list,
-        description="Python: host folders the function may write, at the same path (relative "
-        "to edge.toml); it sees no other host folder but its code, read-only.",
+        description="Python, Node.js: host folders the function may write, at the same path "
+        "(relative to edge.toml); it sees no other host folder but its code, read-only.",
     )
     ephemeral_storage: int = Field(
         default=512,
@@ -577,9 +598,10 @@ class FunctionConfig(_Strict):
 
     @field_validator("handler")
     @classmethod
-    def _handler(cls, value: str | None) -> str | None:
+    def _handler(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
-            parse_handler(value)  # either spelling; a ValueError says what was expected
+            # Either spelling; a ValueError says what was expected.
+            parse_handler(value, file_suffixes=_handler_files(info.data.get("runtime", "")))
         return value
 
     @field_validator("memory_pages")
@@ -602,10 +624,10 @@ class FunctionConfig(_Strict):
             raise ValueError(
                 "expected either memory (MB) or memory_pages (64 KiB pages), found both"
             )
-        if runtime == "python" and value < 128:
+        if (runtime == "python" or runtime.startswith("nodejs")) and value < 128:
             raise ValueError(
-                "expected at least 128 (MB) for a python function (Lambda's minimum; a wasm "
-                f"function may have less), found {value}"
+                f"expected at least 128 (MB) for a {runtime} function (Lambda's minimum; a "
+                f"wasm function may have less), found {value}"
             )
         if runtime == "wasm" and value > 4096:
             raise ValueError(
@@ -618,6 +640,8 @@ class FunctionConfig(_Strict):
     def _runtime_fields(self) -> FunctionConfig:
         if self.runtime == "python" and self.handler is None:
             raise ValueError('a python function needs handler = "dir/module.function"')
+        if self.is_nodejs and self.handler is None:
+            raise ValueError(f'a {self.runtime} function needs handler = "dir/index.handler"')
         if self.runtime == "wasm" and self.module is None:
             raise ValueError('a wasm function needs module = "path/to/function.wasm"')
         if self.runtime.startswith("cloudfront-js") and self.code is None:
@@ -630,6 +654,11 @@ class FunctionConfig(_Strict):
         return self
 
     @property
+    def is_nodejs(self) -> bool:
+        """True for a Node.js function (`nodejs` or one of Lambda's `nodejsNN.x` names)."""
+        return self.runtime.startswith("nodejs")
+
+    @property
     def memory_size_mb(self) -> int:
         """The memory cap in whole MB (pages rounded up): what Lambda reports as MemorySize."""
         if self.memory_pages is not None:
@@ -639,7 +668,7 @@ class FunctionConfig(_Strict):
     @property
     def code_dir_and_handler(self) -> tuple[Path, str]:
         """(code directory, Lambda's `module.function`), from either spelling of `handler`."""
-        ref = parse_handler(self.handler or "")
+        ref = parse_handler(self.handler or "", file_suffixes=_handler_files(self.runtime))
         if self.code is not None:
             # Within `code`, a folder is part of the module (`sub/auth.handler`, as Lambda).
             inner = ref.folder / ref.module if ref.folder != Path(".") else Path(ref.module)

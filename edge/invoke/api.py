@@ -90,6 +90,8 @@ def _client_context(header: str | None) -> dict[str, Any] | None:
 def _runtime_name(function: FunctionConfig) -> str:
     if function.runtime == "wasm":
         return "provided"
+    if function.is_nodejs:
+        return function.runtime
     return f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 
@@ -101,6 +103,10 @@ def _code_sha256(function: FunctionConfig) -> tuple[str, int]:
     if path is None and function.code is not None and function.handler:
         module = function.handler.rpartition(".")[0].replace(".", "/")
         path = function.code / f"{module}.py"
+        if function.is_nodejs:
+            name = function.handler.partition(".")[0]
+            found = [function.code / f"{name}{x}" for x in (".js", ".mjs", ".cjs")]
+            path = next((f for f in found if f.is_file()), found[0])
     if path is not None:
         try:
             data = path.read_bytes()
@@ -127,7 +133,9 @@ class FunctionDescriptions:
             return cached
         function = self._service.config.functions[name]
         sha, size = _code_sha256(function)
-        handler = function.handler if function.runtime == "python" else "handler"
+        handler = (
+            function.handler if function.runtime == "python" or function.is_nodejs else "handler"
+        )
         document: dict[str, Any] = {
             "FunctionName": name,
             "FunctionArn": function_arn(name),

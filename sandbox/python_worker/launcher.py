@@ -15,7 +15,6 @@ import asyncio
 import collections
 import contextlib
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -39,13 +38,12 @@ from sandbox.python_worker.isolation import (
     probe_isolation,
     uid_for,
 )
-from sandbox.runtime import log_lines
 from sandbox.runtime.errors import SandboxError
+from sandbox.runtime.output_tail import read_output_tail
 
 _SOURCE_ROOT = str(SOURCE_ROOT)
 _MAX_MESSAGE_BYTES = 1 << 16
 _STARTUP_TIMEOUT_SECONDS = 30.0
-_MARKER = re.compile(rb"\[\.\.\. (\d{1,20}) bytes of output dropped \.\.\.\]\n")
 
 
 @dataclass(eq=False)
@@ -78,23 +76,8 @@ class SpawnedProcess:
 
     def read_output(self, max_bytes: int) -> str:
         """What the process wrote to fds 1/2 since its last drain (for timeouts and crashes):
-        the last `max_bytes`, after a marker line when more was written.
-
-        The runtime keeps the file near the limit by compacting it to its own marker line plus
-        the tail; that marker's count is carried into this one when the marker is cut off."""
-        try:
-            end = os.fstat(self.memfd).st_size
-            start = max(0, end - max_bytes)
-            data = os.pread(self.memfd, end - start, start)
-            head = os.pread(self.memfd, log_lines.DROPPED_MARKER_MAX_BYTES, 0) if start else b""
-        except OSError:
-            return ""
-        text = data.decode("utf-8", "replace")
-        if not start:
-            return text
-        earlier = _MARKER.match(head)
-        dropped = start + (int(earlier[1]) - len(earlier[0]) if earlier else 0)
-        return log_lines.dropped_marker(dropped) + text
+        the last `max_bytes`, after a marker line when more was written."""
+        return read_output_tail(self.memfd, max_bytes)
 
     def peak_memory_mb(self) -> int | None:
         """The process's peak resident set (VmHWM), while it is alive."""

@@ -124,6 +124,7 @@ HTTP_ROWS = (
 INVOKE = "invoke"
 START = "start"
 WASM = "wasm"
+NODE = "node"
 # Issue targets for WASM hooks: throughput with the hook vs without, per-invocation p50.
 WASM_RATIO_TARGETS = {"directory-wasm": 0.85, "directory-wasm-reused": 0.90}
 WASM_P50_TARGETS_US = {"fresh": 60.0, "reused": 20.0}
@@ -739,6 +740,164 @@ async def measure_wasm(count: int, into: dict[str, Series]) -> None:
             engine.close()
 
 
+# --- part 5: Node.js functions (their own rows; see node_rows) -------------------------------
+
+NODE_INVOKE_P50_TARGET_US = 150.0
+NODE_START_P50_TARGET_MS = 60.0
+# A plain Lambda@Edge viewer-request handler in JavaScript: the Python one's twin.
+NODE_HANDLER_SOURCE = """\
+exports.handler = async (event) => {
+  const request = event.Records[0].cf.request;
+  request.headers['x-hook'] = [{ key: 'X-Hook', value: '1' }];
+  return request;
+};
+"""
+
+
+@dataclass
+class NodeSeries:
+    invoke: Series = field(
+        default_factory=lambda: Series(
+            "Node warm round trip",
+            "µs",
+            "NodeFunctionPool.invoke of the ~1 KB viewer-request event (host's view: frame out,"
+            " JSON.parse, handler, JSON.stringify, output drained, frame back)",
+        )
+    )
+    python: Series = field(
+        default_factory=lambda: Series(
+            "Python warm round trip",
+            "µs",
+            "PythonFunctionPool.invoke of the same event, interleaved with the Node calls",
+        )
+    )
+    spare: Series = field(
+        default_factory=lambda: Series(
+            "Node launch -> ready, spare",
+            "ms",
+            "a cold start with a pre-started process waiting: CONFIGURE sent, module loaded,"
+            " Init frame received (the next spare is spawned meanwhile)",
+        )
+    )
+    fresh: Series = field(
+        default_factory=lambda: Series(
+            "Node launch -> ready, no spare",
+            "ms",
+            "spare_environments = 0: posix_spawn (bwrap when confined), node booted, runtime.js"
+            " loaded, CONFIGURE, module loaded, Init frame received",
+        )
+    )
+    bare: Series = field(
+        default_factory=lambda: Series(
+            "node -e 0",
+            "ms",
+            "reference: the interpreter alone, started and exited (no sandbox, empty env)",
+        )
+    )
+
+
+async def measure_node(
+    code_dir: Path, count: int, starts: int, into: NodeSeries, isolation: str
+) -> None:
+    """Warm round trips of a Node.js pool (interleaved with a Python pool), bare `node -e 0` for
+    reference, then environment starts with and without a spare process."""
+    from sandbox.node_worker.function import NodeFunctionPool
+    from sandbox.node_worker.spec import NodeFunctionSpec, find_node
+
+    (code_dir / "add_header.js").write_text(NODE_HANDLER_SOURCE)
+    event_bytes = viewer_event_bytes(viewer_headers())
+    policy = SandboxPolicy(isolation=isolation)  # type: ignore[arg-type]
+
+    def spec(spares: int) -> NodeFunctionSpec:
+        return NodeFunctionSpec(
+            name="hook-node",
+            handler="add_header.handler",
+            code_dir=code_dir,
+            max_concurrency=1,
+            spare_environments=spares,
+        )
+
+    python = PythonFunctionPool(function_spec(code_dir), sandbox=policy)
+    async with NodeFunctionPool(spec(0), policy=policy) as node, python:
+        result = await node.invoke(event_bytes)
+        if b"x-hook" not in result.payload:
+            raise BenchFailed(f"the Node handler did not add X-Hook: {result.payload[:200]!r}")
+        for _ in range(500):
+            await node.invoke(event_bytes)
+            await python.invoke(event_bytes)
+        node_samples, python_samples = [], []
+        for _ in range(count):
+            started = time.perf_counter()
+            await node.invoke(event_bytes)
+            middle = time.perf_counter()
+            await python.invoke(event_bytes)
+            python_samples.append((time.perf_counter() - middle) * 1e6)
+            node_samples.append((middle - started) * 1e6)
+        into.invoke.rounds.append(node_samples)
+        into.python.rounds.append(python_samples)
+
+    node_path = find_node()
+    bare = []
+    for _ in range(min(starts, 50)):
+        started = time.perf_counter()
+        process = await asyncio.create_subprocess_exec(node_path, "-e", "0", env={})
+        await process.wait()
+        bare.append((time.perf_counter() - started) * 1e3)
+    into.bare.rounds.append(bare)
+    # Between two starts, time for a spare to boot (twice a bare node's, on a busy machine).
+    pause_seconds = max(0.15, 2 * statistics.median(bare) / 1e3)
+
+    for spares, series in ((1, into.spare), (0, into.fresh)):
+        pool = NodeFunctionPool(spec(spares), policy=policy)
+        launcher = pool.launcher
+        samples = []
+        try:
+            await launcher.start()
+            for _ in range(starts):
+                await asyncio.sleep(pause_seconds)  # a spare has booted (when there is one)
+                started = time.perf_counter()
+                environment = await launcher.launch(provisioned=False)
+                try:
+                    if not await environment.wait_ready(INIT_TIMEOUT_SECONDS):
+                        raise BenchFailed("a Node.js environment did not finish Init")
+                    samples.append((time.perf_counter() - started) * 1e3)
+                finally:
+                    environment.kill()
+                    await environment.wait_exited()
+        finally:
+            await launcher.aclose()
+        series.rounds.append(samples)
+
+
+def node_rows(code_dir: Path, args: argparse.Namespace, into: NodeSeries) -> str | None:
+    """One round of the Node.js part; the failure's text, or None."""
+    console.print("Node.js invocations and starts ...", end=" ")
+    try:
+        count, starts = args.invocations, min(args.starts, 50)
+        run_async(lambda: measure_node(code_dir, count, starts, into, args.isolation))
+    except Exception as exc:
+        console.print("[red]failed[/]")
+        return f"{type(exc).__name__}: {exc}"
+    console.print(f"p50 {statistics.median(into.invoke.rounds[-1]):.0f} µs")
+    return None
+
+
+def report_node(into: NodeSeries) -> None:
+    if into.invoke.samples:
+        report_series(
+            "Node.js warm invocation round trip (one environment, sequential calls, ~1 KB"
+            " viewer-request event; Python interleaved)",
+            (into.invoke, into.python),
+            (into.invoke, NODE_INVOKE_P50_TARGET_US),
+        )
+    if into.spare.samples:
+        report_series(
+            "Starting a Node.js execution environment",
+            (into.spare, into.fresh, into.bare),
+            (into.spare, NODE_START_P50_TARGET_MS),
+        )
+
+
 # --- part 5: CloudFront Functions (QuickJS, in process) ------------------------------------
 
 CLOUDFRONT_FUNCTION_SOURCE = """\
@@ -787,7 +946,7 @@ def cloudfront_function_round(count: int, series: Series) -> str | None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
-    names = [*HTTP_ROWS, INVOKE, START, WASM, CLOUDFRONT_FUNCTION]
+    names = [*HTTP_ROWS, INVOKE, START, WASM, CLOUDFRONT_FUNCTION, NODE]
     parser.add_argument(
         "--duration", type=pb._at_least(1), default=10, help="seconds per HTTP row (default 10)"
     )
@@ -857,7 +1016,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sandbox = SandboxPolicy(isolation=args.isolation)
     sandbox_level = probe_isolation(args.isolation).level
-    wanted = set(args.only or [*HTTP_ROWS, INVOKE, START, WASM, CLOUDFRONT_FUNCTION])
+    wanted = set(args.only or [*HTTP_ROWS, INVOKE, START, WASM, CLOUDFRONT_FUNCTION, NODE])
     rows = [t for t in HTTP_TARGETS if t.name in wanted]
     failures: dict[str, str] = {}
 
@@ -883,7 +1042,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
 
     results: dict[str, list[pb.Measurement]] = {t.name: [] for t in rows}
-    invocations, starts = InvokeSeries(), StartSeries()
+    invocations, starts, node_series = InvokeSeries(), StartSeries(), NodeSeries()
     wasm_series = {
         "fresh": Series("WASM hook, fresh instance", "µs", "event build + invoke + decode"),
         "reused": Series("WASM hook, reused instance", "µs", "event build + invoke + decode"),
@@ -951,6 +1110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     else:
                         median = statistics.median(cloudfront_series.rounds[-1])
                         console.print(f"p50 {median:.0f} µs")
+                if NODE in wanted and NODE not in failures:
+                    failed_node = node_rows(code_dir, args, node_series)
+                    if failed_node is not None:
+                        failures[NODE] = failed_node
         finally:
             bench.close()
 
@@ -978,6 +1141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             (starts.host, starts.child, starts.init, starts.cold, starts.zygote),
             (starts.host, START_P50_TARGET_MS),
         )
+    report_node(node_series)
     if cloudfront_series.samples:
         report_series(
             "CloudFront Function per run, ~1 KB viewer-request event, QuickJS in process",
@@ -1003,9 +1167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cloudfront_series,
                 CLOUDFRONT_FUNCTION_P50_TARGET_US,
             ),
+            ("Node.js hook, warm round trip", node_series.invoke, NODE_INVOKE_P50_TARGET_US),
+            ("Node.js environment start, spare", node_series.spare, NODE_START_P50_TARGET_MS),
         )
     )
-    for name in (INVOKE, START, WASM, CLOUDFRONT_FUNCTION):
+    for name in (INVOKE, START, WASM, CLOUDFRONT_FUNCTION, NODE):
         if name in failures:
             console.print(f"[red]{name} failed:[/] {escape(failures[name])}")
     return 1 if failures else 0

@@ -1,0 +1,1 @@
+module.exports.handler = async () => ({ kind: 'cjs', require: typeof require });

@@ -1,0 +1,1 @@
+export const handler = async () => ({ kind: 'mjs', topLevelAwait: await Promise.resolve(42) });
