@@ -344,11 +344,11 @@ def test_two_workers_serve_and_stop_cleanly(
     assert edge.stop() == 0
 
 
-def test_one_line_proxy_to_a_directory(start_edge: Any, tmp_path: Path) -> None:
+def test_one_line_proxy_to_a_directory(start_edge: Any, tmp_path: Path, engine: str) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_text("<h1>home</h1>")
-    edge: EdgeProcess = start_edge("--origin", str(site))
+    edge: EdgeProcess = start_edge("--origin", str(site), "--engine", engine)
     with httpx.Client(base_url=edge.url) as c:
         response = c.get("/")
     assert response.status_code == 200
@@ -381,14 +381,16 @@ def test_directory_origin_never_serves_outside_its_root(
 
 
 @pytest.fixture(scope="module")
-def site_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+def site_edge(tmp_path_factory: pytest.TempPathFactory, engine: str) -> Iterator[EdgeProcess]:
     tmp = tmp_path_factory.mktemp("site")
     (tmp / "secret.txt").write_text("top secret")
     root = tmp / "root"
     (root / "sub").mkdir(parents=True)
     (root / "index.html").write_text("home")
     (root / "outside-link").symlink_to(tmp / "secret.txt")
-    process = EdgeProcess(["--origin", str(root), "--listen", "127.0.0.1:0"]).start(tmp)
+    process = EdgeProcess(["--origin", str(root), "--listen", "127.0.0.1:0"], engine=engine).start(
+        tmp
+    )
     yield process
     process.stop()
 
