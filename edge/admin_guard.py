@@ -9,7 +9,10 @@
    Host) nor in `[admin] allowed_origins` is refused, as is one marked `Sec-Fetch-Site:
    cross-site` or `same-site` without such an Origin (403). boto3, the AWS CLI and curl send
    neither header, and pass.
-3. **Signed**, when credentials are configured: AWS Signature Version 4 on every path but
+3. **Not through this edge**: a request whose `Via` carries this edge's own entry (`1.1
+   <name>`, what the proxy adds to every request it forwards) came through the proxy, sent
+   there by a viewer or a function that switched its origin to this listener: 403.
+4. **Signed**, when credentials are configured: AWS Signature Version 4 on every path but
    `/healthz` (and `/metrics` with `[admin] unsigned_metrics`). The header, key, time and
    scope are checked first; then the body is read, bounded by the largest any route accepts
    (413 past it), hashed and the signature compared; the route then gets the same body.
@@ -52,6 +55,8 @@ class AdminAccess:
     allowed_origins: tuple[str, ...] = ()
     credentials: sigv4.Credentials | None = None
     unsigned_paths: frozenset[str] = frozenset({"/healthz"})
+    # This edge's Via entry (`1.1 <name>`): a request carrying it came through the proxy.
+    proxy_via: str = ""
 
 
 def host_allowed(host: str, allowed_hosts: tuple[str, ...]) -> bool:
@@ -155,6 +160,17 @@ class AdminGuard:
         if scope["method"] == "OPTIONS" and "access-control-request-method" in found:
             raise errors.cross_site_refused(
                 "CORS preflight refused: the admin listener grants no cross-origin access."
+            )
+        via = self.access.proxy_via
+        if via and any(
+            entry.strip() == via
+            for name, value in headers
+            if name == "via"
+            for entry in value.split(",")
+        ):
+            raise errors.cross_site_refused(
+                f"Request refused: it came through this edge's proxy (Via: {via}); the admin "
+                "listener cannot be reached through the edge, by a viewer or a function."
             )
         origin = found.get("origin")
         allowed = origin is not None and (

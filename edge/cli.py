@@ -381,6 +381,7 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
         from edge.invalidation import InvalidationJournal
         from edge.invoke import ConcurrencyLimiter, InvokeService
         from edge.metrics import ProxyMetrics, multiprocess_registry, record_sandbox_isolation
+        from origin_proxy import via_value
 
         registry = None if multiproc_dir else CollectorRegistry()
         record_sandbox_isolation(registry, sandbox.level)
@@ -391,6 +392,7 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
             unsigned_paths=frozenset(
                 {"/healthz", "/metrics"} if config.admin.unsigned_metrics else {"/healthz"}
             ),
+            proxy_via=via_value(server.name).decode("latin-1"),
         )
         options = ServerOptions(
             listen=parse_listen(server.listen),

@@ -544,3 +544,48 @@ def test_the_proxy_answers_while_3000_wildcards_are_invalidated(open_edge: EdgeP
     port = _port(open_edge.url)
     again = exchange(port, f"GET /f/7.txt HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
     assert re.search(rb"(?i)\r\nx-cache: Hit from edge\r\n", again)
+
+
+_SWITCH_TO_ADMIN = """
+def handler(event, context):
+    request = event["Records"][0]["cf"]["request"]
+    request["origin"] = {"custom": {
+        "domainName": "localhost", "port": PORT, "protocol": "http", "path": "",
+        "sslProtocols": ["TLSv1.2"], "readTimeout": 5, "keepaliveTimeout": 5,
+        "customHeaders": {}}}
+    request["uri"] = "/metrics"
+    return request
+"""
+
+
+def test_a_function_cannot_reach_the_admin_listener_through_the_proxy(
+    tmp_path: Path, start_edge: Any, origin: Any
+) -> None:
+    with socket.socket() as probe:  # a free port for the admin listener, known to the function
+        probe.bind(("127.0.0.1", 0))
+        admin_port = probe.getsockname()[1]
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "switch.py").write_text(_SWITCH_TO_ADMIN.replace("PORT", str(admin_port)))
+    code.chmod(0o755)
+    config = f"""
+[origins.o]
+url = "{origin.url}"
+
+[[behaviors]]
+path = "*"
+origin = "o"
+origin-request = "switch"
+
+[functions.switch]
+code = "{code}"
+handler = "switch.handler"
+"""
+    edge = start_edge("--admin", f"127.0.0.1:{admin_port}", config=config)
+    with httpx.Client() as client:
+        response = client.get(f"{edge.url}/anything")
+        assert response.status_code == 403
+        assert "came through this edge's proxy" in response.text
+        assert "edge_sandbox_isolation" not in response.text
+        # The listener itself still answers its own clients.
+        assert client.get(f"http://127.0.0.1:{admin_port}/metrics").status_code == 200
