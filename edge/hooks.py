@@ -52,9 +52,12 @@ _INCLUDE_BODY_BYTES = {"viewer-request": 40 * 1024, "origin-request": 1024 * 102
 class Hooks:
     """Runs the functions of a behavior's triggers on the request in flight."""
 
-    def __init__(self, runner: TriggerRunner, upstreams: MutableMapping[str, Upstream]) -> None:
+    def __init__(
+        self, runner: TriggerRunner, upstreams: MutableMapping[str, Upstream], *, via: bytes
+    ) -> None:
         self.runner = runner
         self.upstreams = upstreams  # where a switched-to origin is found, or kept
+        self.via = via  # this edge's Via entry, for a request switched to an HTTP origin
 
     async def viewer_request(
         self, association: FunctionAssociation, request: ViewerRequest
@@ -130,8 +133,15 @@ class Hooks:
             # X-Forwarded-Proto is hidden from functions (§3.1) but still goes to the origin.
             outbound.headers.append((b"x-forwarded-proto", request.scheme.encode()))
             if outcome.origin is not None:
+                before = outbound.upstream
                 outbound.upstream = resolve_switched_origin(self.upstreams, outcome.origin)
                 outbound.event_origin = outcome.origin
+                if outbound.upstream.forwards_headers and not before.forwards_headers:
+                    # Headers made for an origin that takes none (a directory): now they go
+                    # out as to any HTTP origin (Via, X-Forwarded-*, hop-by-hop fields dropped).
+                    outbound.headers = outbound.upstream.outbound(
+                        request, outbound.headers, via=self.via
+                    ).headers
         return None
 
     async def origin_response(

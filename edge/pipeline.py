@@ -68,7 +68,11 @@ class Pipeline:
     ) -> None:
         self.cache = cache
         self.metrics = metrics
-        self.hooks = Hooks(triggers, upstreams) if triggers is not None else None
+        self.hooks = (
+            Hooks(triggers, upstreams, via=via_value(config.server.name))
+            if triggers is not None
+            else None
+        )
         self.behaviors = build_behaviors(config, upstreams, functions=triggers is not None)
         self.via = via_value(config.server.name)
         self.max_body_bytes = config.server.max_body_bytes

@@ -558,8 +558,9 @@ def handler(event, context):
 """
 
 
+@pytest.mark.parametrize("behavior_origin", ["url", "directory"])
 def test_a_function_cannot_reach_the_admin_listener_through_the_proxy(
-    tmp_path: Path, start_edge: Any, origin: Any
+    tmp_path: Path, start_edge: Any, origin: Any, behavior_origin: str
 ) -> None:
     with socket.socket() as probe:  # a free port for the admin listener, known to the function
         probe.bind(("127.0.0.1", 0))
@@ -568,9 +569,11 @@ def test_a_function_cannot_reach_the_admin_listener_through_the_proxy(
     code.mkdir()
     (code / "switch.py").write_text(_SWITCH_TO_ADMIN.replace("PORT", str(admin_port)))
     code.chmod(0o755)
+    # A directory origin takes no forwarded headers: the switch must still add them.
+    where = f'url = "{origin.url}"' if behavior_origin == "url" else f'directory = "{tmp_path}"'
     config = f"""
 [origins.o]
-url = "{origin.url}"
+{where}
 
 [[behaviors]]
 path = "*"
