@@ -327,12 +327,14 @@ class FunctionRegistry:
         entry: str = "handler",
         client_context: dict[str, Any] | None = None,
         trigger: str = "invoke",
+        trace_id: str | None = None,
     ) -> InvocationResult:
         """Run function `name` once; raises the sandbox's errors (see sandbox.Runtime).
 
         An empty payload means "continue unchanged" (a WASM guest's 0, see ABI.md).
         `client_context`: the Invoke API's `X-Amz-Client-Context`, decoded. `trigger` names
         the caller in the function's log lines (`viewer-request`, `origin`, `invoke`).
+        `trace_id`: the request's `X-Amzn-Trace-Id`, the function's `_X_AMZN_TRACE_ID`.
         """
         runtime = self._runtimes[name]
         request_id = request_id or new_request_id()
@@ -347,6 +349,7 @@ class FunctionRegistry:
                     deadline=deadline,
                     timeout_seconds=timeout_seconds,
                     client_context=client_context,
+                    trace_id=trace_id,
                 )
         except FunctionError as error:
             self.logs.record(name, trigger, error.log, failed=True)

@@ -172,7 +172,7 @@ class Pipeline:
                 return self._keep(look, request, generated)
 
         # 5. The origin; a failing group primary hands over to the secondary (4 runs again).
-        outbound.add_custom_headers()
+        outbound.add_custom_headers(request.trace().encode("latin-1"))
         if look is not None:
             outbound.headers = announce_surrogate(look.policy, outbound.headers)
         try:

@@ -96,8 +96,10 @@ class TriggerRunner:
         request: Request,
         response: Response | None,
         request_id: str,
+        trace_id: str | None = None,
     ) -> Outcome | None:
         """Invoke `association`'s function at `trigger`; the decoded outcome, or TriggerFailed.
+        `trace_id`: the viewer request's `X-Amzn-Trace-Id`, for the function's process.
 
         None means "continue unchanged": a WASM function without an entry point for this
         trigger (no event is even built) or one that returned nothing.
@@ -130,6 +132,7 @@ class TriggerRunner:
                 timeout_seconds=limit,
                 entry=entry,
                 trigger=trigger.value,
+                trace_id=trace_id,
             )
             lambda_id = result.request_id
             if not result.payload:

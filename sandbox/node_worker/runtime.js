@@ -379,6 +379,9 @@ function invoke(meta, eventBytes) {
   const invocation = { started: performance.now(), done: false, waiting: null };
   active = invocation;
   currentRequestId = meta.id;
+  // Per invocation, as Lambda's runtime client sets it (and removes it when there is none).
+  if (meta.tr !== undefined) process.env._X_AMZN_TRACE_ID = meta.tr;
+  else delete process.env._X_AMZN_TRACE_ID;
   let event;
   try {
     event = JSON.parse(eventBytes.toString('utf8'));

@@ -429,6 +429,12 @@ def _invoke(
     meta = orjson.loads(meta_bytes)
     request_id = meta["id"]
     _current_request_id = request_id
+    # Per invocation, as Lambda's runtime client sets it (and removes it when there is none).
+    trace = meta.get("tr")
+    if trace is not None:
+        os.environ["_X_AMZN_TRACE_ID"] = trace
+    else:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
     error: dict[str, Any] | None = None
     kind_of_error = "function"
     payload = b""

@@ -45,6 +45,8 @@ class Invocation:
     client_context: dict[str, Any] | None = None
     cognito_identity: dict[str, Any] | None = None
     caller_deadline: float | None = None
+    # The X-Ray trace header (`Root=1-...;...`): `_X_AMZN_TRACE_ID` in the function's process.
+    trace_id: str | None = None
 
 
 class VersionSpec(Protocol):
@@ -88,6 +90,7 @@ class Runtime(abc.ABC):
         invoked_arn: str | None = None,
         client_context: dict[str, Any] | None = None,
         cognito_identity: dict[str, Any] | None = None,
+        trace_id: str | None = None,
     ) -> InvocationResult:
         """Invoke the function once with `event` (JSON bytes) at `entry`.
 
@@ -95,7 +98,9 @@ class Runtime(abc.ABC):
         (absolute, `time.monotonic()`'s clock) can only shorten the function's timeout;
         `timeout_seconds` is the caller's limit a timeout message then names. `invoked_arn`,
         `client_context` (the Invoke API's `X-Amz-Client-Context`, decoded) and
-        `cognito_identity` reach the function's context where its runtime has one.
+        `cognito_identity` reach the function's context where its runtime has one; `trace_id`
+        (an `X-Amzn-Trace-Id` value) its `_X_AMZN_TRACE_ID` variable, as Lambda sets it per
+        invocation.
 
         Returns the result (its payload `CONTINUE` when the function changed nothing); raises
         `FunctionError` (or `FunctionTimeout`, `FunctionCrashed`, `FunctionMemoryExceeded`)
@@ -124,6 +129,7 @@ class Runtime(abc.ABC):
                 client_context,
                 cognito_identity,
                 caller_deadline,
+                trace_id,
             )
         )
 
