@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 import time
 import uuid
@@ -72,16 +73,29 @@ def create_app(
         registry = FunctionRegistry(config, limiter=limiter, wasm_cache_dir=wasm_cache_dir)
     live = upstreams if upstreams is not None else build_upstreams(config, registry)
     recorder = metrics or ProxyMetrics(CollectorRegistry())
-    pipeline = Pipeline(
+    pipeline_class: type[Pipeline] = Pipeline
+    viewer_class: type[AsgiViewer] = AsgiViewer
+    spans = None
+    if config.tracing.otlp_endpoint is not None:
+        from edge import otel
+
+        spans = otel.make_spans(config.tracing)
+        pipeline_class = otel.traced_pipeline(Pipeline)
+        viewer_class = otel.traced_viewer(AsgiViewer)
+        pipeline_class.spans = viewer_class.spans = spans  # type: ignore[attr-defined]
+    triggers = (
+        TriggerRunner.from_config(config, registry, recorder) if registry is not None else None
+    )
+    if triggers is not None and spans is not None:
+        triggers = dataclasses.replace(triggers, spans=spans)
+    pipeline = pipeline_class(
         config,
         live,
         metrics=recorder,
-        triggers=(
-            TriggerRunner.from_config(config, registry, recorder) if registry is not None else None
-        ),
+        triggers=triggers,
         cache=cache if cache is not None else build_cache(config.cache),
     )
-    viewer = AsgiViewer(
+    viewer = viewer_class(
         pipeline,
         config.server,
         metrics=recorder,
@@ -116,6 +130,8 @@ def create_app(
                 if registry is not None:
                     await registry.aclose()
                 await close_upstreams(live)
+                if spans is not None:
+                    await asyncio.to_thread(spans.shutdown)  # sends the spans still queued
 
     app = _EdgeApp(viewer, lifespan=lifespan)
     app.router.default = viewer

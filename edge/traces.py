@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from contextvars import ContextVar
 
 from edge.events.alb import trace_header
 
@@ -62,9 +63,16 @@ def new_trace_header() -> str:
     return f"Root={new_trace_root()}"
 
 
+# Set by the tracing viewer around a request it already took the trace of (`edge.otel`).
+preset_trace: ContextVar[str | None] = ContextVar("edge_preset_trace", default=None)
+
+
 def viewer_trace(headers: list[tuple[bytes, bytes]]) -> str:
     """The trace of a request carrying `headers` (lower-case names): the viewer's last
     X-Amzn-Trace-Id when it names a trace and is not too long, else a new one."""
+    preset = preset_trace.get()
+    if preset is not None:
+        return preset
     sent = None
     for name, value in headers:
         if name == b"x-amzn-trace-id":

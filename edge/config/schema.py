@@ -960,6 +960,34 @@ class BehaviorConfig(_Strict):
         return value
 
 
+class TracingConfig(_Strict):
+    """`[tracing]`: OpenTelemetry spans of every request, off unless an endpoint is set."""
+
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="Where spans go: an OTLP/HTTP traces URL, e.g. "
+        "\"http://127.0.0.1:4318/v1/traces\" (needs `pip install 'edge[tracing]'`); not "
+        "set: no spans are made. Each viewer request gets one (its trace id is the Root of its "
+        "X-Amzn-Trace-Id), with one per function trigger, the cache lookup and the origin "
+        "fetch under it.",
+    )
+    service_name: str = Field(default="edge", description="The spans' `service.name`.")
+    sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="The share of new traces recorded; a viewer's trace with `Parent` and "
+        "`Sampled=0|1` keeps its own decision.",
+    )
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http(s):// URL, found {value!r}")
+        return value
+
+
 class EdgeConfig(_Strict):
     """The whole of edge.toml, after validation."""
 
@@ -996,6 +1024,9 @@ class EdgeConfig(_Strict):
     )
     admin: AdminConfig = Field(
         default_factory=AdminConfig, description="Who may use the admin listener."
+    )
+    tracing: TracingConfig = Field(
+        default_factory=TracingConfig, description="OpenTelemetry spans (off by default)."
     )
     source: str = Field(default="<memory>", exclude=True)
     base_dir: Path = Field(default=Path("."), exclude=True)
