@@ -75,7 +75,7 @@ def spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> 
         code_dir=code_dir,
         memory_mb=function.memory,
         timeout_seconds=function.timeout or timeout_seconds,
-        environment=dict(function.environment),
+        environment=_logging_variables(function) | dict(function.environment),
         max_concurrency=function.max_concurrency,
         idle_seconds=function.idle_timeout,
         provisioned=min(function.provisioned, function.max_concurrency),
@@ -86,6 +86,14 @@ def spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> 
         writable_paths=tuple(function.writable_paths),
         ephemeral_storage_mb=function.ephemeral_storage,
     )
+
+
+def _logging_variables(function: FunctionConfig) -> dict[str, str]:
+    """What Lambda sets from a function's logging configuration, for its runtime to read."""
+    if function.log_format != "json":
+        return {}
+    # Lambda's application log level in the JSON format defaults to INFO.
+    return {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": function.log_level or "INFO"}
 
 
 def sandbox_policy(config: EdgeConfig) -> SandboxPolicy:

@@ -341,7 +341,7 @@ def _check_function_destinations(
 # Keys one runtime reads and the other would silently pass over (Node.js functions read the
 # Python keys: a handler in a code directory, network, writable paths).
 _RUNTIME_KEYS = {
-    "python": ("handler", "code", "network", "writable_paths"),
+    "python": ("handler", "code", "network", "writable_paths", "log_format", "log_level"),
     "wasm": ("module", "abi", "reuse_instance", "fuel"),
     "cloudfront-js": ("code", "key_value_store"),
 }

@@ -497,6 +497,18 @@ class FunctionConfig(_Strict):
         description="Environment variables the function sees (a triggered function only with "
         "`[lambda_edge] allow_environment`).",
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Python, Node.js: Lambda's log format. \"json\": the runtime's logger "
+        "(Python's logging, Node's console) writes JSON lines with timestamp, level, message "
+        "and requestId, and START/REPORT become `platform.start`/`platform.report` records "
+        "(AWS_LAMBDA_LOG_FORMAT=JSON in `environment` does the same).",
+    )
+    log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] | None = Field(
+        default=None,
+        description='With log_format = "json": the least level the function\'s logger writes '
+        "(Lambda's application log level, AWS_LAMBDA_LOG_LEVEL); not set: INFO, as on Lambda.",
+    )
     max_concurrency: int = Field(
         default=64,
         ge=0,
@@ -646,6 +658,11 @@ class FunctionConfig(_Strict):
             raise ValueError('a wasm function needs module = "path/to/function.wasm"')
         if self.runtime.startswith("cloudfront-js") and self.code is None:
             raise ValueError(f'a {self.runtime} function needs code = "path/to/function.js"')
+        if self.log_level is not None and self.log_format != "json":
+            raise ValueError(
+                'expected log_format = "json" with log_level (Lambda filters by level in its '
+                f'JSON format only), found log_format = "{self.log_format}"'
+            )
         if self.key_value_store is not None and self.runtime != "cloudfront-js-2.0":
             raise ValueError(
                 "expected key_value_store only on a cloudfront-js-2.0 function (cf.kvs() is "
