@@ -45,6 +45,7 @@ from edge.invoke import InvokeService
 from edge.metrics import ProxyMetrics, render_latest
 from edge.origins import Upstream, build_upstreams, close_upstreams
 from edge.pipeline import Pipeline
+from edge.status_page import RecentErrors
 from edge.triggers import TriggerRunner
 from edge.viewer import AsgiViewer
 from origin_proxy.cache import HttpCache
@@ -64,6 +65,7 @@ def create_app(
     cache: HttpCache | None = None,
     limiter: Limiter | None = None,
     journal: InvalidationJournal | None = None,
+    recent_errors: RecentErrors | None = None,
 ) -> Starlette:
     """The viewer-facing application for `config`. `limiter` admits function invocations by
     concurrency (shared with the admin listener's Invoke API when in the same process).
@@ -101,6 +103,7 @@ def create_app(
         metrics=recorder,
         access_log=access_log or AccessLog(sys.stdout if config.server.access_log else None),
     )
+    viewer.recent_errors = recent_errors
 
     async def flush_metrics() -> None:
         while True:
@@ -169,6 +172,7 @@ def create_admin_app(
     journal: InvalidationJournal | None = None,
     access: AdminAccess | None = None,
     key_value_stores: Mapping[str, Path] | None = None,
+    status: tuple[EdgeConfig, RecentErrors] | None = None,
 ) -> Starlette:
     """Health, metrics, invalidations and (with `invoke`) Lambda's Invoke API, on a separate
     listener; with `key_value_stores` (file by name), the KeyValueStore admin API.
@@ -220,7 +224,7 @@ def create_admin_app(
             201,
         )
 
-    async def metrics(_: Request) -> Response:
+    async def scrape() -> bytes:
         if flush is not None:
             flush()
         if registry is not None:
@@ -230,7 +234,10 @@ def create_admin_app(
         if invoke is not None:
             await invoke.refresh_metrics()
             body += generate_latest(invoke.metrics_registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        return body
+
+    async def metrics(_: Request) -> Response:
+        return Response(await scrape(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -246,6 +253,10 @@ def create_admin_app(
         Route("/invalidations", invalidations, methods=["POST"]),
     ]
     body_limits = [MAX_INVALIDATION_BODY_BYTES]
+    if status is not None:
+        from edge.status_page import status_routes
+
+        routes += status_routes(status[0], scrape, status[1])
     if key_value_stores:
         from edge.kvs_admin import MAX_PUT_BODY_BYTES, key_value_store_routes
 

@@ -773,6 +773,12 @@ class AdminConfig(_Strict):
         default=False,
         description="true: /metrics can be read without a signature (Prometheus cannot sign).",
     )
+    unsigned_status: bool = Field(
+        default=False,
+        description="true: the status page (/status, /status.json) can be read without a "
+        "signature (a browser cannot sign); it shows counts, names and recent failures' "
+        "request ids and causes.",
+    )
 
     @field_validator("allowed_hosts")
     @classmethod
