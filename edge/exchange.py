@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from edge.traces import trace_for
 from origin_proxy import Headers, OriginResponse, single_chunk
 
 if TYPE_CHECKING:
@@ -115,17 +116,22 @@ class ViewerRequest:
     # The viewer's HTTP version as the server parsed it: "1.0", "1.1" or "2" (with `scheme`,
     # what CloudFront-Forwarded-Proto and a viewer protocol policy go on).
     http_version: str = "1.1"
-    # The X-Amzn-Trace-Id value origins and functions get ("" until `trace()` makes it).
+    # The X-Amzn-Trace-Id value origins and functions get ("" until `trace()` makes it), and
+    # whether the viewer sent that header (valid or not).
     trace_id: str = ""
+    trace_sent: bool = False
 
     def trace(self) -> str:
         """This request's X-Amzn-Trace-Id (see `edge.traces`), made from the viewer's headers
         on first use."""
         trace = self.trace_id
         if not trace:
-            from edge.traces import viewer_trace
-
-            trace = self.trace_id = viewer_trace(self.headers)
+            sent = None
+            for name, value in self.headers:
+                if name == b"x-amzn-trace-id":
+                    sent = value
+            self.trace_sent = sent is not None
+            trace = self.trace_id = trace_for(sent)
         return trace
 
     def for_refresh(self) -> ViewerRequest:

@@ -165,7 +165,11 @@ class Pipeline:
                 return self._keep(look, request, generated)
 
         # 5. The origin; a failing group primary hands over to the secondary (4 runs again).
-        outbound.add_custom_headers(request.trace().encode("latin-1"))
+        trace = request.trace().encode("latin-1")
+        # The headers can hold a trace only if the viewer sent one or a function set them.
+        outbound.add_custom_headers(
+            trace, replace_trace=request.trace_sent or behavior.origin_request is not None
+        )
         if look is not None:
             outbound.headers = announce_surrogate(look.policy, outbound.headers)
         try:

@@ -21,6 +21,7 @@ __all__ = [
     "TRACE_HEADER_BYTES",
     "new_trace_header",
     "new_trace_root",
+    "trace_for",
     "trace_header",
     "viewer_trace",
 ]
@@ -33,25 +34,32 @@ _BATCH = 64  # ids' worth of random bytes per getrandom call
 
 
 class _TraceRoots:
-    """Trace ids from random bytes read in batches; a forked worker starts its own batch."""
+    """Trace ids from random bytes read in batches (as hex), the epoch part made once a
+    second; a forked worker starts its own batch."""
 
-    __slots__ = ("_at", "_batch")
+    __slots__ = ("_at", "_hex", "_prefix", "_second")
 
     def __init__(self) -> None:
-        self._batch = b""
-        self._at = 0
+        self.forget()
 
     def forget(self) -> None:
-        self._batch = b""
+        self._hex = ""
         self._at = 0
+        self._second = -1
+        self._prefix = ""
 
     def __call__(self) -> str:
+        """`1-<epoch seconds, 8 hex>-<96 random bits, 24 hex>`."""
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._prefix = f"1-{now & 0xFFFFFFFF:08x}-"
         at = self._at
-        if at >= len(self._batch):
-            self._batch = os.urandom(_RANDOM_BYTES * _BATCH)
+        if at >= len(self._hex):
+            self._hex = os.urandom(_RANDOM_BYTES * _BATCH).hex()
             at = 0
-        self._at = at + _RANDOM_BYTES
-        return f"1-{int(time.time()) & 0xFFFFFFFF:08x}-{self._batch[at : at + _RANDOM_BYTES].hex()}"
+        self._at = at + 2 * _RANDOM_BYTES
+        return self._prefix + self._hex[at : at + 2 * _RANDOM_BYTES]
 
 
 new_trace_root = _TraceRoots()
@@ -60,7 +68,7 @@ os.register_at_fork(after_in_child=new_trace_root.forget)
 
 def new_trace_header() -> str:
     """A header value for a new trace: `Root=1-<epoch seconds, 8 hex>-<96 random bits>`."""
-    return f"Root={new_trace_root()}"
+    return "Root=" + new_trace_root()
 
 
 # Set by the tracing viewer around a request it already took the trace of (`edge.otel`).
@@ -70,13 +78,19 @@ preset_trace: ContextVar[str | None] = ContextVar("edge_preset_trace", default=N
 def viewer_trace(headers: list[tuple[bytes, bytes]]) -> str:
     """The trace of a request carrying `headers` (lower-case names): the viewer's last
     X-Amzn-Trace-Id when it names a trace and is not too long, else a new one."""
-    preset = preset_trace.get()
-    if preset is not None:
-        return preset
     sent = None
     for name, value in headers:
         if name == b"x-amzn-trace-id":
             sent = value
+    return trace_for(sent)
+
+
+def trace_for(sent: bytes | None) -> str:
+    """The trace of a request whose viewer sent `sent` as its last X-Amzn-Trace-Id (None:
+    none): kept when it names a trace and is not too long, else a new one."""
+    preset = preset_trace.get()
+    if preset is not None:
+        return preset
     if sent is not None and len(sent) <= TRACE_HEADER_BYTES and _ROOT.search(sent):
         text = sent.decode("latin-1")
         if text.isprintable() and text.isascii():
