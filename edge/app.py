@@ -72,6 +72,11 @@ def create_app(
         registry = FunctionRegistry(config, limiter=limiter, wasm_cache_dir=wasm_cache_dir)
     live = upstreams if upstreams is not None else build_upstreams(config, registry)
     recorder = metrics or ProxyMetrics(CollectorRegistry())
+    if registry is not None:
+        recorder.watch_concurrency(registry.concurrency)
+        recorder.describe_functions(
+            {name: (info.runtime, info.memory_mb) for name, info in registry.info.items()}
+        )
     pipeline = Pipeline(
         config,
         live,
