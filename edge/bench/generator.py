@@ -31,7 +31,7 @@ _NO_BODY_STATUSES = (b"204", b"304")
 
 @dataclass(frozen=True)
 class WorkerPlan:
-    """What one load process does (picklable: it crosses to a spawned process)."""
+    """What one load process does."""
 
     host: str
     port: int
@@ -73,6 +73,7 @@ class _Worker:
         self.sent = 0
         self.in_flight = 0
         self.done = asyncio.Event()
+        self.cpu_seconds = 0.0
         self.connections: list[_Connection] = []
         # Open model: each connection's interval, so that all together send `rate` a second.
         self.interval = (
@@ -109,6 +110,8 @@ class _Worker:
                     "entries": tally.entries,
                     "histogram": histogram.encode(hist) if tally.latencies else "",
                     "in_flight": self.in_flight,
+                    # The process's CPU time while measuring (in the final report).
+                    "cpu_seconds": self.cpu_seconds,
                 },
             )
         )
@@ -123,6 +126,7 @@ class _Worker:
         await asyncio.sleep(max(0.0, plan.measure_at - time.monotonic()))
         self.tally = _Tally(len(plan.requests))  # warmup is not reported
         self.measuring = True
+        cpu_started = time.process_time()
         second = 0
         while True:
             next_tick = plan.measure_at + second + 1
@@ -149,6 +153,7 @@ class _Worker:
             connection.close()
         if unfinished:
             self.tally.errors["unfinished"] = unfinished
+        self.cpu_seconds = time.process_time() - cpu_started
         self.flush(second, final=True)
 
     def check_done(self) -> None:

@@ -135,12 +135,18 @@ def run_bench(
     mix = options.mix or single(path)
     if options.connections < 1:
         raise BenchError("--connections: expected at least 1")
-    scraper = scrape.AdminScraper(options.admin_url) if options.admin_url else None
+    try:
+        scraper = scrape.AdminScraper(options.admin_url) if options.admin_url else None
+    except ValueError as exc:
+        raise BenchError(str(exc)) from None
     before = scraper.snapshot() if scraper else None
     started_wall = datetime.datetime.now(datetime.UTC)
     start_at = time.monotonic() + _STARTUP_SECONDS
     plans = _plans(options, mix, start_at)
-    context = multiprocessing.get_context("spawn")
+    # fork: a spawned process would import the whole CLI again (a third of a second of CPU
+    # each, taken from the server under test). The children touch nothing of the parent's
+    # but the plan and their pipe, and start their own event loop.
+    context = multiprocessing.get_context("fork")
     pipes: list[Connection] = []
     processes = []
     for plan in plans:
@@ -160,6 +166,7 @@ def run_bench(
     entries = [0] * len(mix.entries)
     count = 0
     error_count = 0
+    generator_cpu = 0.0
     samples: list[scrape.Snapshot] = []
     timeline_admin: list[dict[str, float]] = []
     last_sample = 0.0
@@ -197,6 +204,7 @@ def run_bench(
                     total.add(decoded)
                     bucket.histogram.add(decoded)
                 if kind == "final":
+                    generator_cpu += report["cpu_seconds"]
                     open_pipes.remove(pipe)
                     finished_at = max(finished_at, time.monotonic())
             now = time.monotonic()
@@ -250,6 +258,10 @@ def run_bench(
             "requests": options.requests,
             "warmup_seconds": options.warmup_seconds,
             "processes": len(plans),
+            # The load processes' own CPU while measuring: what they took from a server that
+            # shares the machine.
+            "generator_cpu_seconds": round(generator_cpu, 3),
+            "generator_cpu_us_per_request": round(generator_cpu / count * 1e6, 2) if count else 0,
         },
         "elapsed_seconds": round(elapsed, 3),
         "requests": count,

@@ -8,11 +8,12 @@ over, so that labels added later do not break the reading.
 
 from __future__ import annotations
 
+import http.client
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 Labels = tuple[tuple[str, str], ...]
@@ -43,26 +44,43 @@ def parse_metrics(text: str) -> Snapshot:
 
 
 class AdminScraper:
-    """GET {admin}/metrics with a short timeout; None when the listener cannot be read."""
+    """GET {admin}/metrics over one kept-alive connection with a short timeout; None when the
+    listener cannot be read. (http.client: httpx would cost the run half a second of imports.)
+    """
 
     def __init__(self, admin_url: str) -> None:
+        parts = urlsplit(admin_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(
+                f"expected the admin listener as http://HOST:PORT, found {admin_url!r}"
+            )
         self.url = admin_url.rstrip("/") + "/metrics"
-        self._client = httpx.Client(timeout=2.0)
+        self._address = (parts.hostname, parts.port or 80)
+        self._connection: http.client.HTTPConnection | None = None
         self.last_error = ""
 
     def snapshot(self) -> Snapshot | None:
-        try:
-            response = self._client.get(self.url)
-        except httpx.HTTPError as exc:
-            self.last_error = f"{self.url}: {exc}"
-            return None
-        if response.status_code != 200:
-            self.last_error = f"{self.url}: status {response.status_code}"
-            return None
-        return parse_metrics(response.text)
+        for _ in range(2):  # once more on a fresh connection if the kept one was closed
+            if self._connection is None:
+                self._connection = http.client.HTTPConnection(*self._address, timeout=2.0)
+            try:
+                self._connection.request("GET", "/metrics")
+                response = self._connection.getresponse()
+                body = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                self.last_error = f"{self.url}: {exc}"
+                self.close()
+                continue
+            if response.status != 200:
+                self.last_error = f"{self.url}: status {response.status}"
+                return None
+            return parse_metrics(body.decode("utf-8", "replace"))
+        return None
 
     def close(self) -> None:
-        self._client.close()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 def _key(labels: dict[str, str]) -> str:
