@@ -384,7 +384,10 @@ class _Connection(asyncio.Protocol):
         worker.in_flight -= 1
         if worker.measuring and self.started >= worker.plan.measure_at:
             tally = worker.tally
-            tally.latencies.append(int((now - self.started) * 1_000_000))
+            # A timer may fire a little before its time (libuv counts whole milliseconds), so
+            # an answer can come back before the time it was due: that is no latency at all.
+            latency = int((now - self.started) * 1_000_000)
+            tally.latencies.append(latency if latency > 0 else 0)
             statuses = tally.statuses
             statuses[self.status] = statuses.get(self.status, 0) + 1
             tally.entries[self.entry] += 1

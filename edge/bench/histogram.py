@@ -38,6 +38,8 @@ def fold(histogram: HdrHistogram, values_us: Sequence[int]) -> None:
     for value in values_us:
         if value > HIGHEST_US:
             value = HIGHEST_US
+        elif value < 0:
+            value = 0
         bucket = (value | mask).bit_length() - shift
         counts[((bucket + 1) << half_magnitude) + (value >> (bucket + unit)) - half_count] += 1
     histogram.total_count += len(values_us)

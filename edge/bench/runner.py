@@ -240,6 +240,9 @@ def run_bench(
                 process.join()
         for pipe in pipes:
             pipe.close()
+    failed = [process.exitcode for process in processes if process.exitcode != 0]
+    if failed:
+        raise BenchError(f"a load process exited with status {failed[0]}")
     elapsed = (end_at if end_at is not None else finished_at) - measure_at
     after = None
     if scraper is not None:
