@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+import socketserver
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from click.testing import CliRunner
 
 from edge.bench.histogram import fold, new_histogram
 from edge.bench.mix import Mix, MixEntry
-from edge.bench.scrape import parse_metrics
+from edge.bench.scrape import function_report, parse_metrics
 from edge.cli import main
 from tests.conftest import REPO, EdgeProcess
 from tests.origin_app import OriginServer, running_origin
@@ -302,3 +304,87 @@ def test_mix_cycle_spreads_requests_by_weight() -> None:
     assert sorted(cycle) == [0, 0, 0, 1]
     raw = MixEntry(method="POST", path="/p", body=b"{}").raw("h:1")
     assert raw == b"POST /p HTTP/1.1\r\nHost: h:1\r\nContent-Length: 2\r\n\r\n{}"
+
+
+class _Framings(socketserver.StreamRequestHandler):
+    """Keep-alive HTTP/1.1 answers in several framings, and an HTTP/1.0 one that closes."""
+
+    def handle(self) -> None:
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+            path = line.split()[1]
+            if path == b"/chunked":  # two chunks, a trailer, written in pieces
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
+                self.wfile.flush()
+                self.wfile.write(b"lo\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n")
+            elif path == b"/empty":
+                self.wfile.write(b"HTTP/1.1 204 No Content\r\nX-Cache: Hit from test\r\n\r\n")
+            else:  # HTTP/1.0: the body ends where the connection does
+                self.wfile.write(b"HTTP/1.0 200 OK\r\nX-Cache: Miss from test\r\n\r\nbye")
+                return
+
+
+def test_every_framing_is_read_to_its_end(tmp_path: Path) -> None:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Framings)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        mix = tmp_path / "mix.toml"
+        mix.write_text(
+            '[[request]]\npath = "/chunked"\n\n[[request]]\npath = "/empty"\n\n'
+            '[[request]]\npath = "/close"\nname = "closing"\n'
+        )
+        out = tmp_path / "framings.json"
+        port = server.server_address[1]
+        _bench(
+            f"http://127.0.0.1:{port}/", "--mix", str(mix), "-c", "3", "-n", "60",
+            "--warmup", "0s", "-p", "1", "--json", str(out),
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    result = json.loads(out.read_text())
+    assert result["errors"] == {}
+    assert result["requests"] == 60
+    counts = {entry["name"]: entry["requests"] for entry in result["mix"]}
+    assert set(counts) == {"GET /chunked", "GET /empty", "closing"}
+    assert all(10 <= count <= 30 for count in counts.values())  # equal weights
+    empty, closing = counts["GET /empty"], counts["closing"]
+    assert result["statuses"] == {"200": 60 - empty, "204": empty}
+    assert result["x_cache"]["values"] == {"Hit from test": empty, "Miss from test": closing}
+    assert result["x_cache"]["hit_ratio"] == pytest.approx(empty / 60, abs=1e-3)
+
+
+def test_metrics_are_read_by_function_and_version_whatever_other_labels() -> None:
+    def text(invocations: int, cold: int) -> str:
+        return (
+            "# TYPE edge_function_invocations counter\n"
+            f'edge_function_invocations_total{{function="f",trigger="viewer-request",version="2",'
+            f'zone="a"}} {invocations}\n'
+            f'edge_function_invocations_total{{function="f",trigger="origin-request",version="2",'
+            f'zone="b"}} {invocations}\n'
+            "# TYPE edge_function_cold_starts counter\n"
+            f'edge_function_cold_starts_total{{function="f",version="2"}} {cold}\n'
+        )
+
+    report = function_report(parse_metrics(text(5, 1)), parse_metrics(text(12, 3)), [])
+    assert list(report) == ["f:2"]
+    assert report["f:2"]["invocations"] == 14
+    assert report["f:2"]["cold_starts"] == 2
+    assert report["f:2"]["version"] == "2"
+
+
+def test_an_answer_too_late_is_a_timeout(origin: OriginServer, tmp_path: Path) -> None:
+    out = tmp_path / "late.json"
+    _bench(
+        origin.url + "/slow/5", "--timeout", "1s", "-c", "2", "-n", "2", "--warmup", "0s",
+        "-p", "1", "--json", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["requests"] == 0
+    assert result["errors"] == {"timeout": 2}

@@ -118,6 +118,12 @@ def _read_result(path: Path) -> dict[str, Any]:
     help="Write a self-contained HTML report with plots.",
 )
 @click.option(
+    "--timeout",
+    default="30s",
+    show_default=True,
+    help="An answer not complete after this long counts as an error (timeout).",
+)
+@click.option(
     "--compare",
     nargs=2,
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -138,6 +144,7 @@ def bench(
     prices_path: Path | None,
     json_path: Path | None,
     html_path: Path | None,
+    timeout: str,
     compare: tuple[Path, Path] | None,
 ) -> None:
     """Load-test an edge (or any HTTP/1.1 server) and report what it did.
@@ -176,6 +183,7 @@ def bench(
         "mix": mix,
         "processes": processes or os.cpu_count() or 1,
         "prices": prices,
+        "timeout_seconds": parse_duration(timeout),
     }
     try:
         if is_config:

@@ -46,6 +46,7 @@ class WorkerPlan:
     measure_at: float  # when warmup ends and recording starts
     end_at: float | None  # when sending stops (None: after `requests` requests)
     requests_quota: int | None  # measured requests for this process (None: by duration)
+    timeout_seconds: float = 30.0  # an answer not complete by then is an error ("timeout")
 
 
 class _Tally:
@@ -143,6 +144,7 @@ class _Worker:
                 await asyncio.sleep(wait)
             if finished:
                 break
+            self.expire()
             self.flush(second)
             second += 1
         self.stopping = True
@@ -155,6 +157,19 @@ class _Worker:
             self.tally.errors["unfinished"] = unfinished
         self.cpu_seconds = time.process_time() - cpu_started
         self.flush(second, final=True)
+
+    def expire(self) -> None:
+        """Give up on requests out for longer than the timeout: an error, and a new connection
+        (the old one may still bring the late answer)."""
+        limit = time.monotonic() - self.plan.timeout_seconds
+        for connection in self.connections:
+            if connection.awaiting and connection.sent_at < limit:
+                connection.awaiting = False
+                self.in_flight -= 1
+                self.error("timeout")
+                if connection.transport is not None:
+                    connection.transport.abort()  # connection_lost reconnects
+        self.check_done()
 
     def check_done(self) -> None:
         if self.quota is not None and self.sent >= self.quota and self.in_flight == 0:
@@ -175,7 +190,8 @@ class _Connection(asyncio.Protocol):
         self.buffer = b""
         self.awaiting = False
         self.entry = 0
-        self.started = 0.0
+        self.started = 0.0  # when the request was due (open model) or sent
+        self.sent_at = 0.0
         # Response parsing state: -1 headers pending; >= 0 body bytes left; -2 chunked;
         # -3 close-delimited.
         self.body_left = -1
@@ -223,11 +239,11 @@ class _Connection(asyncio.Protocol):
         self.transport = None
         worker = self.worker
         if self.awaiting:
-            self.awaiting = False
-            worker.in_flight -= 1
-            if self.body_left == -3:  # a close-delimited body ends here
+            if self.body_left == -3 and exc is None:  # a close-delimited body ends here
                 self.complete()
             else:
+                self.awaiting = False
+                worker.in_flight -= 1
                 worker.error("reset" if exc is not None else "closed")
                 worker.check_done()
         if self.timer is not None:
@@ -272,11 +288,12 @@ class _Connection(asyncio.Protocol):
         self.awaiting = True
         worker.in_flight += 1
         self.body_left = -1
+        self.sent_at = time.monotonic()
         if intended:
             self.started = intended
             self.next_at = intended + worker.interval
         else:
-            self.started = time.monotonic()
+            self.started = self.sent_at
         self.transport.write(self.requests[entry])
 
     # -- reading ----------------------------------------------------------------------------

@@ -53,7 +53,7 @@ def estimate(
     edge = prices["lambda_edge"]
     cff = prices["cloudfront_functions"]
     limits = prices.get("limits", {})
-    by_function: dict[str, dict[str, float]] = {}
+    by_function: dict[str, dict[str, Any]] = {}
     total = 0.0
     concurrency_needed = 0.0
     for key, fn in functions.items():
@@ -74,7 +74,7 @@ def estimate(
         cost = request_cost + duration_cost
         total += cost
         by_function[key] = {
-            "product": product,  # type: ignore[dict-item]
+            "product": product,
             "billed_requests": billed_requests,
             "gb_seconds": round(gb_seconds, 6),
             "request_cost_usd": request_cost,

@@ -48,6 +48,7 @@ class BenchOptions:
     processes: int = field(default_factory=lambda: os.cpu_count() or 1)
     admin_url: str | None = None
     prices: dict[str, Any] | None = None
+    timeout_seconds: float = 30.0
 
 
 @dataclass
@@ -121,6 +122,7 @@ def _plans(options: BenchOptions, mix: Mix, start_at: float) -> list[WorkerPlan]
                 measure_at=measure_at,
                 end_at=end_at,
                 requests_quota=quota,
+                timeout_seconds=options.timeout_seconds,
             )
         )
         first += connections

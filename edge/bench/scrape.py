@@ -159,7 +159,8 @@ def function_report(
         if "function" in labels:
             runtimes[labels["function"]] = (labels.get("runtime", ""), value)
     report: dict[str, dict[str, float | int | str]] = {}
-    for key in sorted(set(invocations) | set(throttles)):
+    # Functions the run invoked (a function that existed before but saw nothing is left out).
+    for key in sorted(k for k in set(invocations) | set(throttles) if invocations.get(k)):
         name = key.partition(":")[0]
         runtime, memory = runtimes.get(name, ("", 128.0))
         # A peak gauge that rose during the run was reached during it; one that did not
