@@ -74,7 +74,14 @@ def line_chart(
             f'class="grid"/><text x="{_LEFT - 6}" y="{py(y) + 4:.1f}" class="ytick">'
             f"{_fmt(y)}</text>"
         )
-    ticks = x_ticks or [(x_min + (x_max - x_min) * i / 5, "") for i in range(6)]
+    if x_ticks is None:
+        step = max(1, math.ceil((x_max - x_min) / 6)) if x_max - x_min >= 3 else 0
+        x_ticks = (
+            [(float(x), "") for x in range(math.ceil(x_min), math.floor(x_max) + 1, step)]
+            if step
+            else [(x_min + (x_max - x_min) * i / 5, "") for i in range(6)]
+        )
+    ticks = x_ticks
     for x, label in ticks:
         if x_min <= x <= x_max:
             parts.append(
@@ -185,25 +192,18 @@ def render_html(result: dict[str, Any]) -> str:
         for name in names
     ]
     cold = [float(s.get("cold_starts", 0)) for s in samples]
-    throttles = [float(s.get("throttles", 0)) for s in samples]
     concurrency.append(
         ("cold starts", [0.0] + [max(0.0, b - a) for a, b in itertools.pairwise(cold)])
     )
-    concurrency.append(
-        (
-            "throttles",
-            [0.0] + [max(0.0, b - a) for a, b in itertools.pairwise(throttles)],
-        )
-    )
     sections += [
         "<h2>Concurrency and cold starts over time</h2>",
-        "<p>Sampled from the edge's admin listener about once a second (cold starts and "
-        "throttles: per sample interval).</p>"
+        "<p>Sampled from the edge's admin listener about once a second: invocations in "
+        "flight by function, and the cold starts since the sample before.</p>"
         if samples
         else "<p>No admin listener.</p>",
         line_chart(
             "concurrency-over-time",
-            "function concurrency, cold starts and throttles",
+            "function concurrency and cold starts",
             sample_xs,
             concurrency if samples else [],
             x_label="second",
