@@ -159,8 +159,8 @@ class _Worker:
         self.flush(second, final=True)
 
     def expire(self) -> None:
-        """Give up on requests out for longer than the timeout: an error, and a new connection
-        (the old one may still bring the late answer)."""
+        """Give up on requests out for longer than the timeout: each is an error, and its
+        connection is dropped for a new one (a late answer would arrive out of turn)."""
         limit = time.monotonic() - self.plan.timeout_seconds
         for connection in self.connections:
             if connection.awaiting and connection.sent_at < limit:
