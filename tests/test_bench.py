@@ -201,7 +201,7 @@ def test_mix_weights_are_honoured(throttled_run: tuple[dict[str, Any], str, Path
     counts = {entry["name"]: entry["requests"] for entry in result["mix"]}
     assert sum(counts.values()) == REQUESTS
     share = counts["GET /bytes/1024"] / REQUESTS
-    assert 0.65 <= share <= 0.85  # weights 3:1
+    assert 0.6 <= share <= 0.9  # weights 3:1 (ignoring them would give 0.5)
 
 
 def test_html_report_is_self_contained_with_its_plots(
