@@ -75,6 +75,12 @@ def create_app(
         registry = FunctionRegistry(config, limiter=limiter, wasm_cache_dir=wasm_cache_dir)
     live = upstreams if upstreams is not None else build_upstreams(config, registry)
     recorder = metrics or ProxyMetrics(CollectorRegistry())
+    if registry is not None:
+        recorder.watch_environments(registry.stats)
+        recorder.watch_concurrency(registry.concurrency)
+        recorder.describe_functions(
+            {name: (info.runtime, info.memory_mb) for name, info in registry.info.items()}
+        )
     pipeline_class: type[Pipeline] = Pipeline
     viewer_class: type[AsgiViewer] = AsgiViewer
     spans = None
@@ -97,6 +103,8 @@ def create_app(
         triggers=triggers,
         cache=cache if cache is not None else build_cache(config.cache),
     )
+    if pipeline.cache is not None:
+        recorder.watch_cache(pipeline.cache.store.snapshot)
     viewer = viewer_class(
         pipeline,
         config.server,

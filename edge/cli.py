@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edge import __version__
+from edge.bench.command import bench as bench_command
 from edge.config import (
     ConfigError,
     EdgeConfig,
@@ -1254,6 +1255,9 @@ def invalidate(paths: tuple[str, ...], admin: str | None, config_path: Path | No
         shown += f" and {len(document['paths']) - 10} more"
     click.echo(f"invalidation {document['id']}: {shown}: {what} ({document['milliseconds']} ms)")
 
+
+# `edge bench`: load testing with a report (edge/bench/).
+main.add_command(bench_command, "bench")
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -272,6 +272,9 @@ class FunctionRegistry:
             if function.runtime == "python" or function.is_nodejs
         ]
         self.info: dict[str, FunctionInfo] = {}
+        # Admitted invocations running now and the most at once, by function.
+        self._in_flight: dict[str, int] = {}
+        self._peak: dict[str, int] = {}
         longest = _longest_timeout(config)
         for name, function in config.functions.items():
             spec = runtime_spec_for(
@@ -350,15 +353,21 @@ class FunctionRegistry:
         try:
             # Lambda's concurrency: the function's reserved share and the node-wide limit.
             with self._limiter.acquire(name) if self._limiter is not None else _NO_LEASE:
-                result = await runtime.invoke(
-                    event,
-                    entry=entry,
-                    request_id=request_id,
-                    deadline=deadline,
-                    timeout_seconds=timeout_seconds,
-                    client_context=client_context,
-                    trace_id=trace_id,
-                )
+                running = self._in_flight[name] = self._in_flight.get(name, 0) + 1
+                if running > self._peak.get(name, 0):
+                    self._peak[name] = running
+                try:
+                    result = await runtime.invoke(
+                        event,
+                        entry=entry,
+                        request_id=request_id,
+                        deadline=deadline,
+                        timeout_seconds=timeout_seconds,
+                        client_context=client_context,
+                        trace_id=trace_id,
+                    )
+                finally:
+                    self._in_flight[name] -= 1
         except FunctionError as error:
             self.logs.record(name, trigger, error.log, failed=True)
             raise
@@ -366,6 +375,10 @@ class FunctionRegistry:
             self._awaited.discard(request_id)
         self.logs.record(name, trigger, result.log, failed=False)
         return result
+
+    def concurrency(self) -> dict[str, tuple[int, int]]:
+        """(admitted invocations running now, the most at once so far) by function invoked."""
+        return {name: (self._in_flight[name], peak) for name, peak in self._peak.items()}
 
     def stats(self) -> dict[str, RuntimeStats]:
         """Each started function's counters and gauges, for a metrics layer."""

@@ -9,6 +9,7 @@ admin listener `multiprocess_registry` of that directory).
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -126,6 +127,72 @@ class ProxyMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=reg,
         )
+        # What a load test needs to price a run and compare it with AWS's limits. Labelled by
+        # `function` only; a function version label goes beside it in each of these.
+        self.function_cold_starts = Counter(
+            "edge_function_cold_starts",
+            "Invocations that needed a new execution environment (Init ran)",
+            ["function"],
+            registry=reg,
+        )
+        self.function_throttles = Counter(
+            "edge_function_throttles",
+            "Edge-trigger invocations refused for concurrency, by ThrottleReason",
+            ["function", "reason"],
+            registry=reg,
+        )
+        self.function_billed_ms = Counter(
+            "edge_function_billed_duration_milliseconds",
+            "Billed duration: each invocation's duration rounded up to the next millisecond",
+            ["function"],
+            registry=reg,
+        )
+        # With several workers each counts its own: the sum is an upper bound of the node's.
+        self.function_concurrency = Gauge(
+            "edge_function_concurrent_executions",
+            "Edge-trigger invocations admitted and running now",
+            ["function"],
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.function_concurrency_peak = Gauge(
+            "edge_function_concurrent_executions_peak",
+            "The most edge-trigger invocations running at once since the edge started",
+            ["function"],
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.function_memory = Gauge(
+            "edge_function_memory_mb",
+            "A function's configured memory (what its GB-seconds are billed at)",
+            ["function", "runtime"],
+            registry=reg,
+            multiprocess_mode="max",
+        )
+        self.function_environments = Gauge(
+            "edge_function_environments",
+            "Execution environments (processes, WASM slots) alive now, busy or idle",
+            ["function", "state"],
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.cache_entries = Gauge(
+            "edge_cache_entries",
+            "Responses held in the cache now, by tier",
+            ["tier"],
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.cache_bytes = Gauge(
+            "edge_cache_bytes",
+            "Bytes the cache holds now, by tier",
+            ["tier"],
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self._concurrency: Callable[[], Mapping[str, tuple[int, int]]] | None = None
+        self._environments: Callable[[], Mapping[str, Any]] | None = None
+        self._cache_stats: Callable[[], Any] | None = None
         self._counts: dict[tuple[Any, ...], float] = {}
         # Requests by (behavior, status, result): one dict entry a request updates, split into
         # the families it counts in at flush.
@@ -162,15 +229,52 @@ class ProxyMetrics:
         self._counts[key] = self._counts.get(key, 0) + 1
 
     def record_function(
-        self, function: str, trigger: str, seconds: float, error_kind: str | None
+        self,
+        function: str,
+        trigger: str,
+        seconds: float,
+        error_kind: str | None,
+        *,
+        billed_ms: int = 0,
+        cold_start: bool = False,
     ) -> None:
+        """One invocation at a trigger: `billed_ms` its billed duration (rounded up per
+        invocation), `cold_start` whether it ran in a new environment."""
         counts = self._counts
         key: tuple[Any, ...] = (self.function_invocations, function, trigger)
         counts[key] = counts.get(key, 0) + 1
         if error_kind is not None:
             key = (self.function_errors, function, trigger, error_kind)
             counts[key] = counts.get(key, 0) + 1
+        if billed_ms:
+            key = (self.function_billed_ms, function)
+            counts[key] = counts.get(key, 0) + billed_ms
+        if cold_start:
+            key = (self.function_cold_starts, function)
+            counts[key] = counts.get(key, 0) + 1
         self._observe(self.function_seconds, function, seconds)
+
+    def record_throttle(self, function: str, reason: str) -> None:
+        """An invocation refused for concurrency (also counted by `record_function`)."""
+        key = (self.function_throttles, function, reason)
+        self._counts[key] = self._counts.get(key, 0) + 1
+
+    def describe_functions(self, memory_mb: Mapping[str, tuple[str, int]]) -> None:
+        """Each function's (runtime, memory MB), for `edge_function_memory_mb`."""
+        for name, (runtime, memory) in memory_mb.items():
+            self.function_memory.labels(name, runtime).set(memory)
+
+    def watch_environments(self, source: Callable[[], Mapping[str, Any]]) -> None:
+        """Read each function's `RuntimeStats` (environments busy and idle) at each flush."""
+        self._environments = source
+
+    def watch_cache(self, source: Callable[[], Any]) -> None:
+        """Read the cache's `CacheStats` (entries and bytes per tier) at each flush."""
+        self._cache_stats = source
+
+    def watch_concurrency(self, source: Callable[[], Mapping[str, tuple[int, int]]]) -> None:
+        """Read (in flight, peak) by function from `source` at each flush."""
+        self._concurrency = source
 
     def flush(self) -> None:
         """Move what was recorded into the prometheus-client metrics."""
@@ -188,6 +292,20 @@ class ProxyMetrics:
         histograms, self._histograms = self._histograms, {}
         for (family, label), histogram in histograms.items():
             self._add_histogram(family.labels(label), histogram)
+        if self._concurrency is not None:
+            for name, (in_flight, peak) in self._concurrency().items():
+                self.function_concurrency.labels(name).set(in_flight)
+                self.function_concurrency_peak.labels(name).set(peak)
+        if self._environments is not None:
+            for name, stats in self._environments().items():
+                self.function_environments.labels(name, "busy").set(stats.busy)
+                self.function_environments.labels(name, "idle").set(stats.idle)
+        if self._cache_stats is not None:
+            cache = self._cache_stats()
+            self.cache_entries.labels("memory").set(cache.entries)
+            self.cache_entries.labels("disk").set(cache.disk_entries)
+            self.cache_bytes.labels("memory").set(cache.memory_bytes)
+            self.cache_bytes.labels("disk").set(cache.disk_bytes)
 
     @staticmethod
     def _add_histogram(child: Any, histogram: _Histogram) -> None:

@@ -31,15 +31,24 @@ from edge.events.cloudfront_functions import (
 )
 from edge.events.cloudfront_result import Outcome
 from edge.functions import FunctionRegistry
-from sandbox import SandboxError
+from sandbox import FunctionThrottled, InvocationResult, SandboxError
 
 logger = logging.getLogger("edge.functions")
 
 
 class FunctionMetricsSink(Protocol):
     def record_function(
-        self, function: str, trigger: str, seconds: float, error_kind: str | None
+        self,
+        function: str,
+        trigger: str,
+        seconds: float,
+        error_kind: str | None,
+        *,
+        billed_ms: int = 0,
+        cold_start: bool = False,
     ) -> None: ...
+
+    def record_throttle(self, function: str, reason: str) -> None: ...
 
 
 class TriggerFailed(Exception):
@@ -154,8 +163,7 @@ class TriggerRunner:
             )
             lambda_id = result.request_id
             if not result.payload:
-                if self.metrics is not None:
-                    self.metrics.record_function(name, trigger, time.perf_counter() - started, None)
+                self._record(name, trigger, started, None, result)
                 return None
             try:
                 outcome = decode_result(event, result.payload, policy=self.policy)
@@ -166,15 +174,33 @@ class TriggerRunner:
             lambda_id = lambda_id or getattr(exc, "request_id", "")
             if self.metrics is not None:
                 kind = getattr(exc, "rule", None) or getattr(exc, "error_type", None)
-                self.metrics.record_function(
-                    name, trigger, time.perf_counter() - started, kind or type(exc).__name__
-                )
+                self._record(name, trigger, started, kind or type(exc).__name__, None)
+                if isinstance(exc, FunctionThrottled):
+                    self.metrics.record_throttle(name, exc.reason)
             raise TriggerFailed(trigger, name, exc, lambda_id) from exc
-        if self.metrics is not None:
-            self.metrics.record_function(name, trigger, time.perf_counter() - started, None)
+        self._record(name, trigger, started, None, result)
         for warning in outcome.warnings:
             logger.warning("request %s: function %s at %s: %s", request_id, name, trigger, warning)
         return outcome
+
+    def _record(
+        self,
+        name: str,
+        trigger: str,
+        started: float,
+        error_kind: str | None,
+        result: InvocationResult | None,
+    ) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.record_function(
+            name,
+            trigger,
+            time.perf_counter() - started,
+            error_kind,
+            billed_ms=result.billed_duration_ms if result is not None else 0,
+            cold_start=result is not None and result.init_duration_ms is not None,
+        )
 
     def is_cloudfront_function(self, name: str) -> bool:
         info = self.registry.info.get(name)

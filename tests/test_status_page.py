@@ -4,8 +4,10 @@ the page while it is open, without a reload. A screenshot is kept under `.test-a
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,6 +102,29 @@ def test_the_page_lists_the_functions_before_any_request(page: Any) -> None:
     assert _cell(page, "slow", "runtime") == "python"
     assert _cell(page, "slow", "cold-starts") == "0"
     assert _cell(page, "broken", "invocations") == "0"
+
+
+def test_a_cold_start_and_a_throttle_appear_live(edge: EdgeProcess, page: Any) -> None:
+    # Three at once against a reserved concurrency of 1: one runs (a cold start), the others
+    # are throttled.
+    with httpx.Client(timeout=30) as client, concurrent.futures.ThreadPoolExecutor(3) as pool:
+        statuses = list(
+            pool.map(lambda n: client.get(f"{edge.url}/slow/{n}").status_code, range(3))
+        )
+    assert sorted(statuses) == [200, 503, 503]
+    sent = time.monotonic()
+    selector = '#functions tr[data-function="slow"]'
+    page.wait_for_function(
+        f"""() => {{
+            const row = document.querySelector('{selector}');
+            return row && row.querySelector('.cold-starts').textContent === '1'
+                && row.querySelector('.throttles').textContent === '2';
+        }}""",
+        timeout=10_000,
+    )
+    # Reported, not asserted: the page polls twice a second.
+    print(f"status page showed the cold start and throttles {time.monotonic() - sent:.2f} s later")
+    assert _cell(page, "slow", "invocations") == "3"
 
 
 def test_a_failure_appears_with_its_request_id(edge: EdgeProcess, page: Any) -> None:
