@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from sandbox.runtime.errors import SandboxError
+from sandbox.runtime.layers import LayerSet
 
 Level = Literal["namespaces", "none"]
 
@@ -114,8 +115,10 @@ def bwrap_arguments(
     tmp_bytes: int,
     writable_dirs: Sequence[Path] = (),
     hidden_paths: Iterable[Path] = (),
+    layers: LayerSet | None = None,
 ) -> list[str]:
-    """bwrap's command line for one environment, up to the command it runs."""
+    """bwrap's command line for one environment, up to the command it runs (`layers`: the
+    function's layers, read-only at /opt)."""
     args = [
         bwrap,
         "--unshare-pid",
@@ -146,6 +149,9 @@ def bwrap_arguments(
         if os.path.exists(name):
             args += ["--ro-bind", name, name]
 
+    if layers is not None:
+        args += layers.bwrap_arguments()
+
     def bind(path: Path, *, writable: bool = False) -> None:
         if not writable and any(path.is_relative_to(v) for v in visible):
             return
@@ -158,6 +164,8 @@ def bwrap_arguments(
         bind(Path(code_dir).resolve())
     for writable in writable_dirs:
         bind(Path(writable).resolve(), writable=True)
+    if layers is not None:
+        args += layers.bwrap_closing()
     args += _mask((Path(p).resolve() for p in hidden_paths), visible)
     return args
 

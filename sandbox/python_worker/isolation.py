@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Literal
 
 from sandbox.runtime.errors import SandboxError
+from sandbox.runtime.layers import OPT, LayerSet
 
 Isolation = Literal["auto", "namespaces", "uid-only", "none"]
 Level = Literal["namespaces", "uid-only", "none"]
@@ -201,8 +202,12 @@ def bwrap_arguments(
     network: bool,
     writable_dirs: Sequence[Path] = (),
     hidden_paths: Iterable[Path] = (),
+    layers: LayerSet | None = None,
 ) -> list[str]:
     """The bwrap command line, up to the command it runs (bwrap(1)).
+
+    `layers`: the function's layers, read-only at /opt, with LD_LIBRARY_PATH=/opt/lib for
+    the zygote (the dynamic loader reads it once, when the interpreter starts).
 
     As root, bwrap runs without a user namespace so its binds resolve as root (a user
     namespace's root cannot enter a root-owned directory of mode 0700 such as /root); the
@@ -234,6 +239,10 @@ def bwrap_arguments(
             args += ["--ro-bind", name, name]
     visible: list[Path] = [Path(name) for name in _SYSTEM_DIRS]
     made: set[Path] = {Path("/tmp")}
+    if layers is not None:
+        args += layers.bwrap_arguments()
+        args += ["--setenv", "LD_LIBRARY_PATH", f"{layers.root(confined=True)}/lib"]
+        made.add(Path(OPT))
 
     def bind(path: Path, *, writable: bool = False) -> None:
         if not writable and any(path.is_relative_to(v) for v in visible):
@@ -254,6 +263,8 @@ def bwrap_arguments(
         bind(Path(code_dir).resolve())
     for writable in writable_dirs:
         bind(Path(writable).resolve(), writable=True)
+    if layers is not None:
+        args += layers.bwrap_closing()
     args += _mask((Path(p).resolve() for p in hidden_paths), visible)
     return args
 
