@@ -629,7 +629,9 @@ def _configured_spec(
     if trigger is not None:
         limit = edge.viewer_timeout if trigger.startswith("viewer") else edge.origin_timeout
     seconds = timeout or function.timeout or limit or _DEFAULT_TIMEOUT_SECONDS
-    spec = runtime_spec_for(name, function, timeout_seconds=seconds, state_dir=edge_state_dir(config))
+    spec = runtime_spec_for(
+        name, function, timeout_seconds=seconds, state_dir=edge_state_dir(config)
+    )
     assert not isinstance(spec, CloudFrontJsSpec)  # `invoke` runs those on their own path
     changes: dict[str, Any] = {
         "timeout_seconds": seconds,
