@@ -318,6 +318,20 @@ def test_code_and_layers_over_250_mb_unzipped_are_refused(tmp_path: Path) -> Non
     )
 
 
+def test_the_edges_own_folder_is_not_counted_as_code(tmp_path: Path) -> None:
+    (tmp_path / "handler.py").write_text("def handler(event, context):\n    return 1\n")
+    (tmp_path / "layer").mkdir()
+    (tmp_path / ".edge" / "layers").mkdir(parents=True)
+    with open(tmp_path / ".edge" / "layers" / "tree.bin", "wb") as sparse:
+        sparse.truncate(300 * 1024 * 1024)
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        '[origins.web]\nurl = "http://127.0.0.1:9"\n\n[functions.fn]\n'
+        'handler = "handler.handler"\nlayers = ["layer"]\n'
+    )
+    assert load_config(config).functions["fn"].layers == [tmp_path / "layer"]
+
+
 @pytest.mark.parametrize(
     ("layer", "expected"),
     [
@@ -328,6 +342,9 @@ def test_code_and_layers_over_250_mb_unzipped_are_refused(tmp_path: Path) -> Non
             "notes.txt", "expected a directory or a .zip file, found", id="neither-dir-nor-zip"
         ),
         pytest.param("broken.zip", "expected a .zip archive, found", id="invalid-zip"),
+        pytest.param(
+            "unsafe.zip", "expected a .zip whose members stay inside it, found", id="zip-slip"
+        ),
     ],
 )
 def test_a_layer_that_is_not_a_folder_or_zip_is_refused(
@@ -335,6 +352,8 @@ def test_a_layer_that_is_not_a_folder_or_zip_is_refused(
 ) -> None:
     (tmp_path / "notes.txt").write_text("not a layer")
     (tmp_path / "broken.zip").write_bytes(b"not a zip")
+    with zipfile.ZipFile(tmp_path / "unsafe.zip", "w") as unsafe:
+        unsafe.writestr("python/../../escaped.py", "")
     (tmp_path / "ok").mkdir()
     problems = _problems(
         tmp_path, f'handler = "code/handler.handler"\nlayers = ["ok", "{layer}"]\n'

@@ -365,7 +365,9 @@ def _check_layers(config: EdgeConfig, name: str, function: FunctionConfig) -> li
     folder = code_dir if code_dir.is_absolute() else config.base_dir / code_dir
     return [
         f"{where}{'' if index is None else f'[{index}]'}: {problem}"
-        for index, problem in check_layers(layers, folder)
+        for index, problem in check_layers(
+            layers, folder.resolve(), excluded=[(config.base_dir / ".edge").resolve()]
+        )
     ]
 
 

@@ -62,15 +62,33 @@ def layer_problem(path: Path) -> str | None:
         return f"expected a directory or a .zip file, found {str(path)!r}, which is neither"
     if not zipfile.is_zipfile(path):
         return f"expected a .zip archive, found {str(path)!r}, which is not a valid one"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unsafe = next((n for n in archive.namelist() if not _safe_member(n)), None)
+    except (OSError, zipfile.BadZipFile) as exc:
+        return f"expected a readable .zip archive, found {str(path)!r}: {exc}"
+    if unsafe is not None:
+        return (
+            f"expected a .zip whose members stay inside it, found {str(path)!r} with the "
+            f"member {unsafe!r}"
+        )
     return None
 
 
-def unzipped_size_bytes(path: Path) -> int:
+def _safe_member(name: str) -> bool:
+    """A member that unpacks inside the tree: relative, with no `..` part."""
+    parts = Path(name).parts
+    return bool(parts) and not name.startswith("/") and ".." not in parts
+
+
+def unzipped_size_bytes(path: Path, *, excluded: Sequence[Path] = ()) -> int:
     """What `path` (a directory, a .zip or a file) occupies unzipped: the apparent size of its
-    regular files (a sparse file counts whole), as Lambda counts an unzipped package."""
+    regular files (a sparse file counts whole), as Lambda counts an unzipped package; nothing
+    under `excluded` (absolute paths) counts."""
     if path.is_dir():
         total = 0
-        for _relative, entry in _walk(path):
+        skipped = {str(p) for p in excluded}
+        for _relative, entry in _walk(path, skipped=skipped):
             if entry.is_file(follow_symlinks=False):
                 total += entry.stat(follow_symlinks=False).st_size
         return total
@@ -80,9 +98,13 @@ def unzipped_size_bytes(path: Path) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
-def check_layers(layers: Sequence[Path], code_dir: Path | None) -> list[tuple[int | None, str]]:
+def check_layers(
+    layers: Sequence[Path], code_dir: Path | None, *, excluded: Sequence[Path] = ()
+) -> list[tuple[int | None, str]]:
     """Lambda's limits on `layers` (absolute paths) for a function whose code is `code_dir`:
-    (the layer's index, or None for the whole list; the problem). Reads the file system."""
+    (the layer's index, or None for the whole list; the problem). `excluded`: folders inside
+    the code that are not the function's (the edge's own, hidden from it). Reads the file
+    system."""
     if len(layers) > MAX_LAYERS:
         return [
             (None, f"expected at most {MAX_LAYERS} layers (Lambda's limit), found {len(layers)}")
@@ -95,7 +117,9 @@ def check_layers(layers: Sequence[Path], code_dir: Path | None) -> list[tuple[in
     if problems or not layers:
         return problems
     sizes = [unzipped_size_bytes(layer) for layer in layers]
-    code_bytes = unzipped_size_bytes(code_dir) if code_dir is not None and code_dir.is_dir() else 0
+    code_bytes = 0
+    if code_dir is not None and code_dir.is_dir():
+        code_bytes = unzipped_size_bytes(code_dir, excluded=excluded)
     total = code_bytes + sum(sizes)
     if total > MAX_UNZIPPED_BYTES:
         parts = ", ".join(
@@ -224,15 +248,20 @@ async def prepare_layers(
         raise FunctionCodeInvalid(name, f"its layers cannot be used: {exc}") from None
 
 
-def _walk(top: Path, relative: str = "") -> Iterator[tuple[str, os.DirEntry[str]]]:
-    """Every entry under `top`, parents first, without following symbolic links."""
+def _walk(
+    top: Path, relative: str = "", *, skipped: set[str] | None = None
+) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """Every entry under `top`, parents first, without following symbolic links (nor going
+    into the directories whose paths are `skipped`)."""
     with os.scandir(top / relative if relative else top) as entries:
         found = sorted(entries, key=lambda e: e.name)
     for entry in found:
+        if skipped and entry.path in skipped:
+            continue
         name = f"{relative}/{entry.name}" if relative else entry.name
         yield name, entry
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(top, name)
+            yield from _walk(top, name, skipped=skipped)
 
 
 def _tree_fingerprint(top: Path) -> str:
@@ -289,7 +318,7 @@ def _extract(archive: Path, into: Path) -> None:
     with zipfile.ZipFile(archive) as zipped:
         for info in zipped.infolist():
             parts = Path(info.filename).parts
-            if info.filename.startswith("/") or ".." in parts or not parts:
+            if not _safe_member(info.filename):
                 raise LayerInvalid(f"layer {str(archive)!r}: unsafe member {info.filename!r}")
             target = into.joinpath(*parts)
             _make_parents(into, parts[:-1], archive)
