@@ -35,6 +35,7 @@ from sandbox import (
 )
 from sandbox.node_worker.launcher import node_major_version
 from sandbox.node_worker.spec import find_node
+from sandbox.runtime.layers import LayerInvalid, LayerSet
 from tests.conftest import REPO, EdgeProcess
 from tests.origin_app import OriginServer
 
@@ -172,6 +173,19 @@ def test_a_zip_layer_is_unpacked_once_and_overrides_a_folder(tmp_path: Path) -> 
     # One unpacked copy per archive content, one merged tree per set of layers.
     assert len(os.listdir(tmp_path / "cache" / "zips")) == 1
     assert len(os.listdir(tmp_path / "cache" / "merged")) == 1
+
+
+def test_a_zip_member_through_a_link_it_made_is_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "sneaky.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        link = zipfile.ZipInfo("lib")
+        link.external_attr = 0o120777 << 16
+        zipped.writestr(link, str(tmp_path / "outside"))
+        zipped.writestr("lib/planted.txt", "x")
+    (tmp_path / "outside").mkdir()
+    with pytest.raises(LayerInvalid, match="inside the link"):
+        LayerSet.prepare([archive], tmp_path / "cache")
+    assert not (tmp_path / "outside" / "planted.txt").exists()
 
 
 def test_a_layer_that_disappeared_fails_the_functions_invocations(tmp_path: Path) -> None:

@@ -315,19 +315,23 @@ def _unpacked(archive: Path, target: Path) -> Path:
 def _extract(archive: Path, into: Path) -> None:
     """Unpack a layer archive as Lambda does: Unix modes kept (an executable stays one),
     symbolic links kept; a member outside the tree or inside a link is refused."""
+    made: set[tuple[str, ...]] = set()
     with zipfile.ZipFile(archive) as zipped:
         for info in zipped.infolist():
             parts = Path(info.filename).parts
             if not _safe_member(info.filename):
                 raise LayerInvalid(f"layer {str(archive)!r}: unsafe member {info.filename!r}")
             target = into.joinpath(*parts)
-            _make_parents(into, parts[:-1], archive)
+            if parts[:-1] not in made:
+                _make_parents(into, parts[:-1], archive)
+                made.add(parts[:-1])
             mode = info.external_attr >> 16
             if info.is_dir():
                 if not target.is_dir():
                     target.mkdir(mode=0o755)
                 continue
             if stat.S_ISLNK(mode):
+                made.clear()  # a link may now stand where a parent was: check them again
                 with contextlib.suppress(FileNotFoundError):
                     target.unlink()
                 os.symlink(zipped.read(info).decode(), target)
