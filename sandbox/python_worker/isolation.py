@@ -5,7 +5,8 @@ process, by really starting a sandbox):
 
 - `namespaces`: each function's zygote runs under bubblewrap (bwrap(1)) in its own mount, PID,
   IPC, UTS and (unless the function has `network = true`) network namespace, with a scrubbed
-  environment and read-only binds of only what Python needs plus the function's code; each
+  environment and read-only binds of only what Python needs plus the function's code (and
+  its layers, at /opt); each
   environment is forked into a PID and mount namespace of its own with a private /tmp and
   /proc, and (when the edge is root) a uid of its own.
 - `uid-only`: no namespaces (no bwrap, or a container that forbids them), but the edge is root:

@@ -218,7 +218,11 @@ class LayerSet:
         Python in /opt/venv, still finds its mount point). Follow with `bwrap_closing`."""
         args = ["--perms", "0755", "--tmpfs", OPT]
         for name in self.entries:
-            args += ["--ro-bind", str(self.merged_dir / name), f"{OPT}/{name}"]
+            source = self.merged_dir / name
+            if source.is_symlink():  # resolved inside the sandbox, as on Lambda (/opt/...)
+                args += ["--symlink", os.readlink(source), f"{OPT}/{name}"]
+            else:
+                args += ["--ro-bind", str(source), f"{OPT}/{name}"]
         return args
 
     def variables(self, confined: bool, path: str) -> dict[str, str]:
