@@ -4,10 +4,10 @@
 each runs under its own `bwrap` (bwrap(1)): its own mount, PID, IPC, UTS and (unless the
 function has `network = true`) network namespace; read-only system directories, the `node`
 installation, the runtime script and the function's code (its layers at /opt); a private
-tmpfs /tmp of the
-function's ephemeral storage; no capabilities; a scrubbed environment. The edge's own files
-that the code directory would show are masked. Without bwrap (or with `isolation = "none"`)
-the process runs as the edge's user with a private TMPDIR and the rlimits only.
+tmpfs /tmp of the function's ephemeral storage; no capabilities; a scrubbed environment. The
+edge's own files that the code directory would show are masked. Without bwrap (or with
+`isolation = "none"`) the process runs as the edge's user with a private TMPDIR and the rlimits
+only.
 
 `confinement_level` decides once per process, by really starting a sandbox.
 """
