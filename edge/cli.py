@@ -631,7 +631,7 @@ def _configured_spec(
     environment and timeout (else the trigger's limit, else Lambda's 3 s); flags override."""
     import dataclasses
 
-    from edge.functions import runtime_spec_for
+    from edge.functions import edge_state_dir, runtime_spec_for
     from sandbox import CloudFrontJsSpec
 
     function = config.functions[name]
@@ -640,7 +640,9 @@ def _configured_spec(
     if trigger is not None:
         limit = edge.viewer_timeout if trigger.startswith("viewer") else edge.origin_timeout
     seconds = timeout or function.timeout or limit or _DEFAULT_TIMEOUT_SECONDS
-    spec = runtime_spec_for(name, function, timeout_seconds=seconds)
+    spec = runtime_spec_for(
+        name, function, timeout_seconds=seconds, state_dir=edge_state_dir(config)
+    )
     assert not isinstance(spec, CloudFrontJsSpec)  # `invoke` runs those on their own path
     changes: dict[str, Any] = {
         "timeout_seconds": seconds,

@@ -66,8 +66,16 @@ class FunctionInfo:
     timeout_seconds: float | None  # None: the trigger's limit
 
 
-def spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> FunctionSpec:
-    """The Python sandbox's description of function `name` (config already resolved paths)."""
+def spec_for(
+    name: str,
+    function: FunctionConfig,
+    *,
+    timeout_seconds: float,
+    state_dir: Path | None = None,
+) -> FunctionSpec:
+    """The Python sandbox's description of function `name` (config already resolved paths).
+    `state_dir`: the edge's own folder (`.edge` beside edge.toml), where merged layers are
+    kept (None: the sandbox's default)."""
     code_dir, handler = function.code_dir_and_handler
     return FunctionSpec(
         name=name,
@@ -85,7 +93,15 @@ def spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> 
         network=function.network,
         writable_paths=tuple(function.writable_paths),
         ephemeral_storage_mb=function.ephemeral_storage,
+        layers=tuple(function.layers),
+        layer_cache_dir=None if state_dir is None else state_dir / "layers",
     )
+
+
+def edge_state_dir(config: EdgeConfig) -> Path:
+    """The edge's own folder beside edge.toml (hidden from functions): merged layers live in
+    its `layers/`."""
+    return (config.base_dir / ".edge").resolve()
 
 
 def _logging_variables(function: FunctionConfig) -> dict[str, str]:
@@ -142,10 +158,14 @@ def wasm_spec_for(
 
 
 def node_spec_for(
-    name: str, function: FunctionConfig, *, timeout_seconds: float
+    name: str,
+    function: FunctionConfig,
+    *,
+    timeout_seconds: float,
+    state_dir: Path | None = None,
 ) -> NodeFunctionSpec:
     """The Node.js sandbox's description of function `name` (the same keys as Python's)."""
-    python = spec_for(name, function, timeout_seconds=timeout_seconds)
+    python = spec_for(name, function, timeout_seconds=timeout_seconds, state_dir=state_dir)
     return NodeFunctionSpec(
         name=name,
         handler=python.handler,
@@ -162,6 +182,8 @@ def node_spec_for(
         network=python.network,
         writable_paths=python.writable_paths,
         ephemeral_storage_mb=python.ephemeral_storage_mb,
+        layers=python.layers,
+        layer_cache_dir=python.layer_cache_dir,
     )
 
 
@@ -189,15 +211,17 @@ def runtime_spec_for(
     *,
     timeout_seconds: float,
     key_value_stores: Mapping[str, Path] | None = None,
+    state_dir: Path | None = None,
 ) -> RuntimeSpec:
-    """The sandbox's description of function `name`, for the runtime it names."""
+    """The sandbox's description of function `name`, for the runtime it names (`state_dir`:
+    see `spec_for`)."""
     if function.runtime.startswith("cloudfront-js"):
         return cloudfront_spec_for(name, function, key_value_stores)
     if function.runtime == "wasm":
         return wasm_spec_for(name, function, timeout_seconds=timeout_seconds)
     if function.is_nodejs:
-        return node_spec_for(name, function, timeout_seconds=timeout_seconds)
-    return spec_for(name, function, timeout_seconds=timeout_seconds)
+        return node_spec_for(name, function, timeout_seconds=timeout_seconds, state_dir=state_dir)
+    return spec_for(name, function, timeout_seconds=timeout_seconds, state_dir=state_dir)
 
 
 def check_functions(
@@ -278,7 +302,11 @@ class FunctionRegistry:
         longest = _longest_timeout(config)
         for name, function in config.functions.items():
             spec = runtime_spec_for(
-                name, function, timeout_seconds=longest, key_value_stores=_store_files(config)
+                name,
+                function,
+                timeout_seconds=longest,
+                key_value_stores=_store_files(config),
+                state_dir=edge_state_dir(config),
             )
             self._specs[name] = spec
             self.info[name] = FunctionInfo(

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         PoolClosed,
         SandboxError,
     )
+    from sandbox.runtime.layers import check_layers
     from sandbox.runtime.limits import check_environment
     from sandbox.runtime.log_lines import log_tail
     from sandbox.runtime.protocol import Runtime
@@ -62,6 +63,7 @@ __all__ = [
     "SandboxPolicy",
     "WasmFunctionSpec",
     "check_environment",
+    "check_layers",
     "edit_store",
     "invoke_once",
     "log_tail",
@@ -89,6 +91,7 @@ _MODULES = {
     "PoolClosed": "sandbox.runtime.errors",
     "SandboxError": "sandbox.runtime.errors",
     "check_environment": "sandbox.runtime.limits",
+    "check_layers": "sandbox.runtime.layers",
     "log_tail": "sandbox.runtime.log_lines",
     "Runtime": "sandbox.runtime.protocol",
     "new_request_id": "sandbox.runtime.request_ids",

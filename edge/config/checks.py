@@ -22,7 +22,7 @@ from edge.config.schema import (
     FunctionOriginConfig,
     OriginGroupConfig,
 )
-from sandbox import check_environment
+from sandbox import check_environment, check_layers
 
 
 def check_origin_shapes(raw: Mapping[str, Any]) -> list[str]:
@@ -208,6 +208,7 @@ def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
     for name, function in config.functions.items():
         problems += _check_function_destinations(name, function, functions)
         problems += _check_runtime_keys(name, function)
+        problems += _check_layers(config, name, function)
         problems += _check_node(name, function, config.sandbox.isolation)
         problems += _check_provisioned(name, function)
         try:
@@ -358,6 +359,34 @@ def _check_runtime_keys(name: str, function: FunctionConfig) -> list[str]:
         if other != own
         for key in keys
         if key in function.model_fields_set and key not in _RUNTIME_KEYS[own]
+    ]
+
+
+# The runtimes that see layers at /opt. The custom runtime ("provided") takes them too once
+# it exists: add its name here (its worker adds /opt and /opt/bin with `LayerSet`).
+_LAYER_RUNTIMES = ("python", "nodejs")
+
+
+def _check_layers(config: EdgeConfig, name: str, function: FunctionConfig) -> list[str]:
+    """Layers only where a runtime shows them at /opt, within Lambda's limits: at most 5, each
+    an existing folder or .zip file, 250 MB unzipped with the function's code."""
+    where = f"functions.{name}.layers"
+    if not function.layers:
+        return []
+    runtime = "nodejs" if function.is_nodejs else function.runtime
+    if runtime not in _LAYER_RUNTIMES:
+        return [
+            f"{where}: expected no layers for a {function.runtime} function (layers are "
+            f"extracted to /opt for python and nodejs functions), found {len(function.layers)}"
+        ]
+    layers = [p if p.is_absolute() else config.base_dir / p for p in function.layers]
+    code_dir, _ = function.code_dir_and_handler
+    folder = code_dir if code_dir.is_absolute() else config.base_dir / code_dir
+    return [
+        f"{where}{'' if index is None else f'[{index}]'}: {problem}"
+        for index, problem in check_layers(
+            layers, folder.resolve(), excluded=[(config.base_dir / ".edge").resolve()]
+        )
     ]
 
 

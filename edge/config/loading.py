@@ -72,8 +72,14 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
         if not code_dir.is_absolute():
             code_dir = (base / code_dir).resolve()
         writable = [(base / w).resolve() for w in function.writable_paths]
+        layers = [(base / layer).resolve() for layer in function.layers]
         functions[name] = function.model_copy(
-            update={"code": code_dir, "handler": handler, "writable_paths": writable}
+            update={
+                "code": code_dir,
+                "handler": handler,
+                "writable_paths": writable,
+                "layers": layers,
+            }
         )
     stores = {
         name: store.model_copy(update={"file": (base / store.file).resolve()})

@@ -560,6 +560,13 @@ class FunctionConfig(_Strict):
         description="Python, Node.js: host folders the function may write, at the same path "
         "(relative to edge.toml); it sees no other host folder but its code, read-only.",
     )
+    layers: list[Path] = Field(
+        default_factory=list,
+        description="Python, Node.js: Lambda layers, folders or .zip files (relative to "
+        "edge.toml), at most 5, merged in order under /opt as Lambda extracts them (a later "
+        "layer's file replaces an earlier one's): `python/`, `nodejs/node_modules/`, `bin/` "
+        "and `lib/` are on the function's search paths.",
+    )
     ephemeral_storage: int = Field(
         default=512,
         ge=512,

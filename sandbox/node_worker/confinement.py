@@ -3,10 +3,11 @@
 `node` cannot fork a preloaded copy of itself, so each environment is a process of its own, and
 each runs under its own `bwrap` (bwrap(1)): its own mount, PID, IPC, UTS and (unless the
 function has `network = true`) network namespace; read-only system directories, the `node`
-installation, the runtime script and the function's code; a private tmpfs /tmp of the
-function's ephemeral storage; no capabilities; a scrubbed environment. The edge's own files
-that the code directory would show are masked. Without bwrap (or with `isolation = "none"`)
-the process runs as the edge's user with a private TMPDIR and the rlimits only.
+installation, the runtime script and the function's code (its layers at /opt); a private
+tmpfs /tmp of the function's ephemeral storage; no capabilities; a scrubbed environment. The
+edge's own files that the code directory would show are masked. Without bwrap (or with
+`isolation = "none"`) the process runs as the edge's user with a private TMPDIR and the rlimits
+only.
 
 `confinement_level` decides once per process, by really starting a sandbox.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from sandbox.runtime.errors import SandboxError
+from sandbox.runtime.layers import LayerSet
 
 Level = Literal["namespaces", "none"]
 
@@ -114,8 +116,10 @@ def bwrap_arguments(
     tmp_bytes: int,
     writable_dirs: Sequence[Path] = (),
     hidden_paths: Iterable[Path] = (),
+    layers: LayerSet | None = None,
 ) -> list[str]:
-    """bwrap's command line for one environment, up to the command it runs."""
+    """bwrap's command line for one environment, up to the command it runs (`layers`: the
+    function's layers, read-only at /opt)."""
     args = [
         bwrap,
         "--unshare-pid",
@@ -146,6 +150,9 @@ def bwrap_arguments(
         if os.path.exists(name):
             args += ["--ro-bind", name, name]
 
+    if layers is not None:
+        args += layers.bwrap_arguments()
+
     def bind(path: Path, *, writable: bool = False) -> None:
         if not writable and any(path.is_relative_to(v) for v in visible):
             return
@@ -158,6 +165,8 @@ def bwrap_arguments(
         bind(Path(code_dir).resolve())
     for writable in writable_dirs:
         bind(Path(writable).resolve(), writable=True)
+    if layers is not None:
+        args += layers.bwrap_closing()
     args += _mask((Path(p).resolve() for p in hidden_paths), visible)
     return args
 

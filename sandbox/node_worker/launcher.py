@@ -42,6 +42,7 @@ from sandbox.node_worker.spec import (
     process_environment,
 )
 from sandbox.runtime.errors import FunctionCodeInvalid, PoolClosed
+from sandbox.runtime.layers import prepare_layers
 from sandbox.runtime.limits import MIB
 
 _EXIT_WAIT_SECONDS = 5.0
@@ -73,6 +74,7 @@ class NodeLauncher:
         self._major = 0
         self._level: Level = "none"
         self._command: list[str] = []
+        self._layers_root: str | None = None
         self._spares: list[NodeProcess] = []
         self._started = False
         self._closed = False
@@ -104,6 +106,9 @@ class NodeLauncher:
             )
         except ConfinementUnavailable as exc:
             raise FunctionCodeInvalid(spec.name, str(exc)) from None
+        layers = await prepare_layers(spec.name, spec.layers, spec.layer_cache_dir)
+        if layers is not None:
+            self._layers_root = layers.root(confined=bwrap is not None)
         command = [self._node, *node_flags(spec.memory_mb), str(RUNTIME_SCRIPT)]
         if bwrap is not None:
             prefix = bwrap_arguments(
@@ -114,6 +119,7 @@ class NodeLauncher:
                 tmp_bytes=spec.ephemeral_storage_mb * MIB,
                 writable_dirs=spec.writable_paths,
                 hidden_paths=self._policy.hidden_paths if self._policy is not None else (),
+                layers=layers,
             )
             prefix += ["--chdir", str(spec.code_dir.resolve())]
             prlimit = shutil.which("prlimit")
@@ -134,7 +140,9 @@ class NodeLauncher:
         tmpdir = None if confined else tempfile.mkdtemp(prefix="edge-node-")
         return start_process(
             self._command,
-            process_environment(spec, self._major, "/tmp" if tmpdir is None else tmpdir),
+            process_environment(
+                spec, self._major, "/tmp" if tmpdir is None else tmpdir, self._layers_root
+            ),
             tmpdir=tmpdir,
             data_limit_bytes=None if confined else data_limit_bytes(spec.memory_mb),
             max_file_bytes=spec.ephemeral_storage_mb * MIB,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox.runtime.errors import FunctionCodeInvalid
+from sandbox.runtime.layers import MAX_LAYERS, node_path, search_variables
 from sandbox.runtime.limits import (
     DEFAULT_LOG_LIMIT_BYTES,
     DEFAULT_PAYLOAD_LIMIT_BYTES,
@@ -81,7 +82,7 @@ class NodeFunctionSpec:
     `spare_environments`: processes kept started ahead of need (their node booted, no code
     loaded yet), so that a cold start only pays for Init; 0 for none. Every other field
     (`max_environments`, `environment_wait_seconds` included) means what it means in the Python
-    runtime's `FunctionSpec`.
+    runtime's `FunctionSpec` (`layers` and `layer_cache_dir` too).
     """
 
     name: str
@@ -106,6 +107,8 @@ class NodeFunctionSpec:
     network: bool = False
     ephemeral_storage_mb: int = MIN_EPHEMERAL_STORAGE_MB
     writable_paths: tuple[Path, ...] = ()
+    layers: tuple[Path, ...] = ()
+    layer_cache_dir: Path | None = None
     node: str = "node"
     spare_environments: int = 1
 
@@ -128,6 +131,8 @@ class NodeFunctionSpec:
             raise ValueError("max_environments must not be negative (0: the cores)")
         if self.environment_wait_seconds < 0:
             raise ValueError("environment_wait_seconds must not be negative")
+        if len(self.layers) > MAX_LAYERS:
+            raise ValueError(f"{len(self.layers)} layers: Lambda allows at most {MAX_LAYERS}")
         if self.spare_environments < 0:
             raise ValueError("spare_environments must be >= 0")
 
@@ -159,9 +164,13 @@ def data_limit_bytes(memory_mb: int) -> int:
     return (memory_mb + NODE_BASELINE_DATA_MB) * MIB
 
 
-def process_environment(spec: NodeFunctionSpec, node_major: int, tmpdir: str) -> dict[str, str]:
+def process_environment(
+    spec: NodeFunctionSpec, node_major: int, tmpdir: str, layers_root: str | None = None
+) -> dict[str, str]:
     """The variables a process starts with (§12.3): the user's, then Lambda's (which the spec's
     check keeps the user from setting), but for those of one environment (`environment_variables`).
+    `layers_root`: where the process sees the function's layers (/opt, or their merged tree
+    unconfined): NODE_PATH, PATH and LD_LIBRARY_PATH as Lambda sets them for /opt.
     """
     variables = dict(spec.environment)
     variables.update(
@@ -179,10 +188,15 @@ def process_environment(spec: NodeFunctionSpec, node_major: int, tmpdir: str) ->
             "TMPDIR": tmpdir,
         }
     )
+    path = "/usr/local/bin:/usr/bin:/bin"
+    if layers_root is not None:
+        variables.setdefault("NODE_PATH", node_path(layers_root, node_major))
+        for key, value in search_variables(layers_root, path).items():
+            variables.setdefault(key, value)
     for key, default in (
         ("LANG", "en_US.UTF-8"),
         ("TZ", ":UTC"),
-        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ("PATH", path),
         ("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR"),
     ):
         variables.setdefault(key, default)

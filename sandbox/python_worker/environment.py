@@ -21,6 +21,7 @@ import array
 import asyncio
 import contextlib
 import fcntl
+import sys
 import termios
 import time
 import uuid
@@ -57,6 +58,7 @@ from sandbox.runtime.errors import (
     FunctionTimeout,
     PoolClosed,
 )
+from sandbox.runtime.layers import python_paths
 from sandbox.runtime.limits import MIB
 from sandbox.runtime.protocol import Invocation
 from sandbox.runtime.result import InvocationResult
@@ -206,6 +208,7 @@ class ExecutionEnvironment:
         loop = asyncio.get_running_loop()
         stream = log_stream_name(spec.version, uuid.uuid4().hex, time.time())
         code_dir = str(spec.code_dir.resolve())
+        layers_root = zygote.layers_root
         config = {
             "code_dir": code_dir,
             "handler": spec.handler,
@@ -215,6 +218,12 @@ class ExecutionEnvironment:
                 initialization_type=(
                     INITIALIZATION_PROVISIONED if provisioned else INITIALIZATION_ON_DEMAND
                 ),
+                layers_root=layers_root,
+            ),
+            "python_paths": (
+                []
+                if layers_root is None
+                else python_paths(layers_root, sys.version_info.major, sys.version_info.minor)
             ),
             "memory_mb": spec.memory_mb,
             "tmp_bytes": spec.ephemeral_storage_mb * MIB,

@@ -17,6 +17,7 @@ from sandbox.python_worker.isolation import SandboxPolicy
 from sandbox.python_worker.launcher import Zygote
 from sandbox.python_worker.spec import FunctionSpec
 from sandbox.runtime.errors import PoolClosed
+from sandbox.runtime.layers import LayerSet, prepare_layers
 from sandbox.runtime.sink import LogSink
 
 
@@ -42,6 +43,7 @@ class ZygoteLauncher:
         self._owns_zygote = zygote is None
         self._lock = asyncio.Lock()
         self._closed = False
+        self._layers: LayerSet | None = None
 
     @property
     def zygote(self) -> Zygote | None:
@@ -69,12 +71,17 @@ class ZygoteLauncher:
                 if self._zygote is not None:
                     await self._zygote.aclose()
                 spec = self._spec
+                if spec.layers and self._layers is None:
+                    self._layers = await prepare_layers(
+                        spec.name, spec.layers, spec.layer_cache_dir
+                    )
                 self._zygote = await Zygote.launch(
                     sandbox=self._sandbox,
                     code_dirs=[spec.code_dir],
                     writable_dirs=spec.writable_paths,
                     network=spec.network,
                     identity=spec.name,
+                    layers=self._layers,
                 )
             return self._zygote
 

@@ -5,7 +5,8 @@ process, by really starting a sandbox):
 
 - `namespaces`: each function's zygote runs under bubblewrap (bwrap(1)) in its own mount, PID,
   IPC, UTS and (unless the function has `network = true`) network namespace, with a scrubbed
-  environment and read-only binds of only what Python needs plus the function's code; each
+  environment and read-only binds of only what Python needs plus the function's code (and
+  its layers, at /opt); each
   environment is forked into a PID and mount namespace of its own with a private /tmp and
   /proc, and (when the edge is root) a uid of its own.
 - `uid-only`: no namespaces (no bwrap, or a container that forbids them), but the edge is root:
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Literal
 
 from sandbox.runtime.errors import SandboxError
+from sandbox.runtime.layers import OPT, LayerSet
 
 Isolation = Literal["auto", "namespaces", "uid-only", "none"]
 Level = Literal["namespaces", "uid-only", "none"]
@@ -201,8 +203,12 @@ def bwrap_arguments(
     network: bool,
     writable_dirs: Sequence[Path] = (),
     hidden_paths: Iterable[Path] = (),
+    layers: LayerSet | None = None,
 ) -> list[str]:
     """The bwrap command line, up to the command it runs (bwrap(1)).
+
+    `layers`: the function's layers, read-only at /opt, with LD_LIBRARY_PATH=/opt/lib for
+    the zygote (the dynamic loader reads it once, when the interpreter starts).
 
     As root, bwrap runs without a user namespace so its binds resolve as root (a user
     namespace's root cannot enter a root-owned directory of mode 0700 such as /root); the
@@ -234,6 +240,10 @@ def bwrap_arguments(
             args += ["--ro-bind", name, name]
     visible: list[Path] = [Path(name) for name in _SYSTEM_DIRS]
     made: set[Path] = {Path("/tmp")}
+    if layers is not None:
+        args += layers.bwrap_arguments()
+        args += ["--setenv", "LD_LIBRARY_PATH", f"{layers.root(confined=True)}/lib"]
+        made.add(Path(OPT))
 
     def bind(path: Path, *, writable: bool = False) -> None:
         if not writable and any(path.is_relative_to(v) for v in visible):
@@ -254,6 +264,8 @@ def bwrap_arguments(
         bind(Path(code_dir).resolve())
     for writable in writable_dirs:
         bind(Path(writable).resolve(), writable=True)
+    if layers is not None:
+        args += layers.bwrap_closing()
     args += _mask((Path(p).resolve() for p in hidden_paths), visible)
     return args
 

@@ -39,6 +39,7 @@ from sandbox.python_worker.isolation import (
     uid_for,
 )
 from sandbox.runtime.errors import SandboxError
+from sandbox.runtime.layers import LayerSet
 from sandbox.runtime.output_tail import read_output_tail
 
 _SOURCE_ROOT = str(SOURCE_ROOT)
@@ -108,8 +109,11 @@ class Zygote:
         control: socket.socket,
         isolation: IsolationReport,
         uids: UidBlock | None,
+        layers_root: str | None = None,
     ) -> None:
         self._loop = loop
+        # Where its environments see the function's layers (None: it has none).
+        self.layers_root = layers_root
         self._process = process
         self._control = control
         self.isolation = isolation
@@ -142,13 +146,15 @@ class Zygote:
         writable_dirs: Sequence[Path] = (),
         network: bool = False,
         identity: str = "",
+        layers: LayerSet | None = None,
     ) -> Zygote:
         """Start a zygote as a fresh interpreter and wait until it has preloaded.
 
         `sandbox` (default: the best isolation available) decides its confinement;
         `code_dirs` are the function code it may show (read-only), `writable_dirs` the host
         directories its environments may write, `network` whether they share the host's
-        network. `identity` (the function's name) picks its uid under namespaces. Raises
+        network. `identity` (the function's name) picks its uid under namespaces. `layers`:
+        the function's layers, at /opt under bubblewrap (else at their merged tree). Raises
         `SandboxUnavailable` when the policy asks for a level this machine cannot give.
         """
         loop = asyncio.get_running_loop()
@@ -167,10 +173,17 @@ class Zygote:
             uids = claim_uid_block(policy.uid_base, policy.uid_count)
             settings.update(uid_first=uids.first, uid_count=uids.count)
         prefix: list[str] = []
-        if report.level == "namespaces":
+        confined = report.level == "namespaces"
+        if confined:
             prefix = await loop.run_in_executor(
-                None, _bwrap_prefix, code_dirs, writable_dirs, network, policy.hidden_paths
+                None, _bwrap_prefix, code_dirs, writable_dirs, network, policy.hidden_paths, layers
             )
+        layers_root = layers.root(confined) if layers is not None else None
+        # Nothing of the edge's environment reaches a function; the loader reads
+        # LD_LIBRARY_PATH when the interpreter starts, so the layers' lib is set here.
+        environ = (
+            {} if layers_root is None or confined else {"LD_LIBRARY_PATH": f"{layers_root}/lib"}
+        )
         host_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             code = (
@@ -191,7 +204,7 @@ class Zygote:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 close_fds=True,
-                env={},  # nothing of the edge's environment reaches a function
+                env=environ,
             )
         except BaseException:
             host_end.close()
@@ -201,7 +214,7 @@ class Zygote:
         finally:
             zygote_end.close()
         host_end.setblocking(False)
-        zygote = cls(loop, process, host_end, report, uids)
+        zygote = cls(loop, process, host_end, report, uids, layers_root)
         try:
             await asyncio.wait_for(asyncio.shield(zygote._ready), _STARTUP_TIMEOUT_SECONDS)
         except BaseException:
@@ -339,6 +352,7 @@ def _bwrap_prefix(
     writable_dirs: Sequence[Path],
     network: bool,
     hidden_paths: Sequence[Path],
+    layers: LayerSet | None,
 ) -> list[str]:
     """bwrap's command line for a zygote (it stats the paths it binds: off the event loop)."""
     bwrap = bwrap_path()
@@ -350,4 +364,5 @@ def _bwrap_prefix(
         writable_dirs=writable_dirs,
         network=network,
         hidden_paths=hidden_paths,
+        layers=layers,
     )

@@ -184,6 +184,15 @@ def _setup_process(memfd: int, config: dict[str, Any]) -> None:
             f"{os.getuid()}: make it readable by others (Lambda: 755 directories, 644 files)"
         ) from None
     sys.path.insert(0, code_dir)
+    # Layers come after the task root and before the runtime's own packages, each a site
+    # directory (its .pth files read), as awslambdaric's bootstrap sets them.
+    layer_paths = config.get("python_paths") or []
+    sys.path[1:1] = layer_paths
+    if layer_paths:
+        import site
+
+        for path in layer_paths:
+            site.addsitedir(path)
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 2)
     limit = int(config["address_space_bytes"])

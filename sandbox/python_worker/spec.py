@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.runtime.layers import MAX_LAYERS, search_variables
 from sandbox.runtime.limits import (
     DEFAULT_LOG_LIMIT_BYTES,
     DEFAULT_PAYLOAD_LIMIT_BYTES,
@@ -52,7 +53,9 @@ class FunctionSpec:
     `sandbox.pool`). `network`: the environments share the host's network (loopback
     included); otherwise they have none. `ephemeral_storage_mb` bounds /tmp and any one file.
     `writable_paths`: host directories the environments may write (the only ones they see but
-    their code, which is read-only).
+    their code, which is read-only). `layers`: Lambda layers (directories or .zip files, in
+    order), seen merged at /opt (`sandbox.runtime.layers`); their merged tree is made in
+    `layer_cache_dir` (None: `layers.default_cache_dir()`).
     """
 
     name: str
@@ -77,6 +80,8 @@ class FunctionSpec:
     network: bool = False
     ephemeral_storage_mb: int = MIN_EPHEMERAL_STORAGE_MB
     writable_paths: tuple[Path, ...] = ()
+    layers: tuple[Path, ...] = ()
+    layer_cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
         check_common_limits(self)
@@ -97,6 +102,8 @@ class FunctionSpec:
             raise ValueError("max_environments must not be negative (0: the cores)")
         if self.environment_wait_seconds < 0:
             raise ValueError("environment_wait_seconds must not be negative")
+        if len(self.layers) > MAX_LAYERS:
+            raise ValueError(f"{len(self.layers)} layers: Lambda allows at most {MAX_LAYERS}")
 
     @property
     def function_arn(self) -> str:
@@ -120,11 +127,14 @@ def lambda_environment(
     *,
     stream_name: str,
     initialization_type: str,
+    layers_root: str | None = None,
 ) -> dict[str, str]:
     """The complete process environment of one execution environment (§12.3).
 
     The user's variables first, then Lambda's: the reserved ones cannot be overridden (the
     spec's check refuses them). `TMPDIR` is added by the process that creates the directory.
+    `layers_root`: where the environment sees the function's layers (/opt, or their merged
+    tree unconfined): PATH ends with its `bin`, LD_LIBRARY_PATH is its `lib`, as on Lambda.
     """
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     variables = dict(spec.environment)
@@ -144,10 +154,14 @@ def lambda_environment(
             "LAMBDA_RUNTIME_DIR": _RUNTIME_DIR,
         }
     )
+    path = f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
+    if layers_root is not None:
+        for key, value in search_variables(layers_root, path).items():
+            variables.setdefault(key, value)
     for key, default in (
         ("LANG", "en_US.UTF-8"),
         ("TZ", ":UTC"),
-        ("PATH", f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"),
+        ("PATH", path),
         ("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR"),
     ):
         variables.setdefault(key, default)

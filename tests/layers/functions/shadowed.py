@@ -1,0 +1,3 @@
+"""The function's own module: found before any layer's of the same name."""
+
+WHERE = "code"

@@ -1,0 +1,3 @@
+"""The function's own code has a module of this name: the code wins."""
+
+WHERE = "layer"

@@ -1,0 +1,3 @@
+"""Replaced by the second layer's file of the same path."""
+
+VALUE = "layer one"

@@ -1,0 +1,3 @@
+"""Replaces the first layer's file of the same path."""
+
+VALUE = "layer two"
