@@ -166,6 +166,10 @@ def test_a_killed_node_gives_its_capacity_back(
             lambda: redis_server.command("ZCARD", key) == b":%d\r\n" % RESERVED,
             "the doomed node's leases",
         )
+        first = _expiries(redis_server, key)
+        # A running invocation's lease is renewed while it runs (a live node keeps its slots).
+        _wait_until(lambda: min(_expiries(redis_server, key)) > max(first), "renewed leases")
+        assert _statuses([f"{b.url}/slow?sleep=0"]) == [503]
         doomed.stop(signal.SIGKILL)
         for call in calls:
             with pytest.raises(httpx.TransportError):
@@ -175,6 +179,13 @@ def test_a_killed_node_gives_its_capacity_back(
     # ...until they expire (lease_seconds, never renewed by a dead node); then all of it is back.
     _wait_until(lambda: _statuses([f"{b.url}/slow?sleep=0"]) == [200], "expired leases")
     assert _statuses([f"{b.url}/slow?sleep=0.5"] * RESERVED) == [200] * RESERVED
+
+
+def _expiries(server: RedisServer, key: str) -> list[float]:
+    """The expiry times of the leases in `key` (their scores)."""
+    reply = server.command("ZRANGE", key, "0", "-1", "WITHSCORES").split(b"\r\n")
+    # *4, $n, member, $n, score, ...: every fourth line from the fifth is a score.
+    return [float(value) for value in reply[4::4] if value]
 
 
 def test_redis_going_away_costs_no_request(tmp_path: Path) -> None:

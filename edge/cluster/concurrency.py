@@ -7,10 +7,10 @@ reservations: with `[cluster]` on, `node_concurrency` is the cluster's account l
 member is one invocation's lease, scored by when it expires on Redis's own clock.
 
 Admission is one Lua script (one round trip): drop the expired leases, compare the count with
-the limit, add the lease. Release is one ZREM. A lease lives `lease_seconds`; a task renews
-the leases of the invocations still running every third of that (one script call for all of
-them), so only long invocations cost renewals, and a node that dies mid-invocation gives its
-capacity back when its leases expire.
+the limit, add the lease. Release is one ZREM, sent without waiting for its answer. A lease
+lives `lease_seconds`; a task renews the leases of the invocations still running every third
+of that (one script call for all of them), so only long invocations cost renewals, and a node
+that dies mid-invocation gives its capacity back when its leases expire.
 
 While Redis cannot be reached the node falls back to its local limiter (its own workers
 counting as one), and says so once in its log (`edge.cluster.connection`). Invocations
@@ -87,6 +87,7 @@ class ClusterLimiter(ConcurrencyLimiter):
         self._scripts: dict[int, tuple[Any, Any]] = {}
         self._keys: dict[str, str] = {}
         self._admitted_remotely = 0
+        self._releasing: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_config(cls, config: EdgeConfig, *, shared_dir: Any = None) -> ClusterLimiter:
@@ -172,8 +173,18 @@ class ClusterLimiter(ConcurrencyLimiter):
         client = cluster.client() if cluster is not None else None
         if held is None or client is None or cluster is None:
             return  # Redis went away: the lease expires by itself
+        # Sent, not awaited: the invocation's caller does not wait a round trip for it (an
+        # owned task; the lease expires by itself if the process ends first).
+        task = asyncio.get_running_loop().create_task(
+            self._remove(cluster, client, held[0], member)
+        )
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    @staticmethod
+    async def _remove(cluster: Cluster, client: Any, key: str, member: str) -> None:
         try:
-            await client.zrem(held[0], member)
+            await client.zrem(key, member)
         except UNAVAILABLE_ERRORS as error:
             cluster.report_failure(error)
 
