@@ -418,10 +418,12 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
         # workers count through a table every process maps (made here, before the fork);
         # with [cluster], every node's processes count in Redis.
         shared_dir = Path(multiproc_dir) if multiproc_dir else None
-        limiter = ConcurrencyLimiter.from_config(config, shared_dir=shared_dir)
         process_cluster = _cluster_factory(config, shared_dir)
-        if process_cluster is not None:
-            limiter = process_cluster.limiter
+        limiter = (
+            process_cluster.limiter
+            if process_cluster is not None
+            else ConcurrencyLimiter.from_config(config, shared_dir=shared_dir)
+        )
 
         # Invalidations: one worker shares the admin's process (a direct call, with a count);
         # several follow a journal the admin appends to.
