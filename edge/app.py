@@ -242,12 +242,14 @@ def create_admin_app(
             elif invalidator is not None:
                 if stream is not None:
                     _log_local_invalidation(entry_id)
+                    stream.keep_for_later(entry_id, paths)
                 removed = await invalidator.run(paths)
             elif journal is not None:
-                if stream is not None:
-                    _log_local_invalidation(entry_id)
                 removed = None  # each worker applies it and logs its own count
                 entry_id = journal.append(paths)
+                if stream is not None:
+                    _log_local_invalidation(entry_id)
+                    stream.keep_for_later(entry_id, paths)
             else:
                 return JSONResponse({"error": "this edge has no cache to invalidate"}, 409)
         except orjson.JSONDecodeError as exc:
@@ -326,7 +328,9 @@ def _log_local_invalidation(entry_id: str) -> None:
     import logging
 
     logging.getLogger("edge.cluster").warning(
-        "cluster: invalidation %s applied to this node only (redis unavailable)", entry_id
+        "cluster: invalidation %s applied to this node now (redis unavailable); the others "
+        "get it when redis is back",
+        entry_id,
     )
 
 

@@ -176,9 +176,11 @@ def test_a_killed_node_gives_its_capacity_back(
                 call.result()
     # Its leases still hold the function's reserved concurrency...
     assert _statuses([f"{b.url}/slow?sleep=0"]) == [503]
-    # ...until they expire (lease_seconds, never renewed by a dead node); then all of it is back.
-    _wait_until(lambda: _statuses([f"{b.url}/slow?sleep=0"]) == [200], "expired leases")
-    assert _statuses([f"{b.url}/slow?sleep=0.5"] * RESERVED) == [200] * RESERVED
+    # ...until they expire (lease_seconds, never renewed by a dead node): then all of it is back.
+    _wait_until(
+        lambda: _statuses([f"{b.url}/slow?sleep=0.5"] * RESERVED) == [200] * RESERVED,
+        "expired leases",
+    )
 
 
 def _expiries(server: RedisServer, key: str) -> list[float]:
@@ -224,8 +226,15 @@ def _serve_through_an_outage(edge: EdgeProcess, redis: RedisServer) -> None:
         assert status["node_id"] == "lonely"
         during = len(statuses)
         _wait_until(lambda: len(statuses) > during + 20, "requests during the outage")
+        # An invalidation meanwhile purges this node now, and the others once Redis is back.
+        with httpx.Client(timeout=10) as http:
+            posted = http.post(f"{edge.admin_url}/invalidations", json={"paths": ["/page*"]})
+        assert posted.status_code == 201
+        entry = posted.json()["id"]
         redis.start()
         _wait_until(lambda: _metric(edge, "edge_cluster_redis_up") == 1, "redis_up 1")
+        edge.wait_for(rf"invalidation {entry} published after redis came back")
+        assert entry.encode() in redis.command("XRANGE", "edge:invalidations", "-", "+")
         after = len(statuses)
         _wait_until(lambda: len(statuses) > after + 20, "requests after the outage")
     finally:

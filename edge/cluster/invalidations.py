@@ -8,8 +8,10 @@ within milliseconds, the stream doing what a pub/sub channel would), and the sam
 the same id after a lost connection replays whatever was added meanwhile (what a channel
 alone would lose). A process that starts reads from the stream's end: its cache is new.
 
-While Redis cannot be reached the admin listener applies an invalidation to its own node
-only (and logs that the other nodes missed it); the followers wait for the connection.
+While Redis cannot be reached the admin listener applies an invalidation to its own node at
+once and keeps it: when Redis is back it is published for the other nodes (this node applies
+it a second time, which removes at most what was stored since). The followers wait for the
+connection.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ Apply = Callable[[Sequence[str]], Awaitable[int]]
 # How long one XREAD waits for a new entry before asking again (its connection's timeout is
 # longer, so an idle wait is never mistaken for a dead Redis).
 _BLOCK_MILLISECONDS = 2000
+# Invalidations kept for the other nodes while Redis is unavailable (CloudFront keeps at most
+# 3,000 paths in progress; this is the number of requests).
+_MAX_PENDING = 1000
 
 
 class ClusterInvalidations:
@@ -45,6 +50,35 @@ class ClusterInvalidations:
         self.stream = cluster.key("invalidations")
         # The id of the last entry this process applied (kept across reconnections).
         self.last_id: bytes | None = None
+        # Invalidations made while Redis was unavailable, published when it is back.
+        self.pending: list[tuple[str, list[str]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self._listening = False
+
+    def keep_for_later(self, entry_id: str, paths: Sequence[str]) -> None:
+        """Publish this invalidation when Redis is available again (see the docstring)."""
+        if not self._listening:
+            self.cluster.add_listener(self._on_change)
+            self._listening = True
+        if len(self.pending) >= _MAX_PENDING:
+            dropped, _ = self.pending.pop(0)
+            logger.error("cluster: invalidation %s will not reach the other nodes", dropped)
+        self.pending.append((entry_id, list(paths)))
+
+    def _on_change(self, available: bool, _reason: str) -> None:
+        if not available or not self.pending:
+            return
+        if self._flushing is None or self._flushing.done():
+            # An owned task: one at a time, it ends when the pending list is empty.
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self.pending:
+            entry_id, paths = self.pending[0]
+            if not await self.publish(entry_id, paths):
+                return  # unavailable again: the next change of availability tries again
+            self.pending.pop(0)
+            logger.info("cluster: invalidation %s published after redis came back", entry_id)
 
     async def publish(self, entry_id: str, paths: Sequence[str]) -> bool:
         """Append an invalidation for every node; False when Redis cannot take it now."""
