@@ -128,7 +128,7 @@ class InvokeService:
         trace_id: str | None = None,
     ) -> InvocationResult:
         """A synchronous invocation: admitted by the limiter (FunctionThrottled if not)."""
-        with self.limiter.acquire(name):
+        async with self.limiter.lease(name):
             return await self.run_function(name, payload, request_id, client_context, trace_id)
 
     async def enqueue(self, name: str, qualifier: str, payload: bytes, request_id: str) -> None:
