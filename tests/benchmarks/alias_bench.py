@@ -7,10 +7,10 @@ Run by hand from the repository root (pytest does not collect it):
 In one process, the same warm Python viewer-request function (hook_bench's: add a header) is
 run through `TriggerRunner.run` (event built, function invoked, result decoded) named four
 ways: unqualified (`$LATEST`), a published version (`fn:1`), an alias (`fn:live` -> 1) and a
-weighted alias (`fn:canary`: 1, with 10 % to version 2). The rows run interleaved, call by
-call blocks, over several rounds; the report gives each row's median per-call time and its
-ratio to the unqualified row. It also times `FunctionRegistry.resolve` alone (what routing
-adds, without the invocation's noise).
+weighted alias (`fn:canary`: 1, with 10 % to version 2). The rows run interleaved in blocks
+of calls, each row taking each position in turn, over several rounds; the report gives each
+row's median per-call time and its ratio to the unqualified row. It also times
+`FunctionRegistry.resolve` alone (what routing adds, without the invocation's noise).
 """
 
 from __future__ import annotations
@@ -81,9 +81,11 @@ async def run(calls: int, rounds: int) -> None:
                 for _ in range(50):
                     await runner.run(EventType.VIEWER_REQUEST, association, request, None, "r")
             block = max(1, calls // 10)
+            order = list(associations.items())
             for _ in range(rounds):
                 for _ in range(calls // block):
-                    for row, association in associations.items():
+                    order = order[1:] + order[:1]  # every row takes every position in turn
+                    for row, association in order:
                         started = time.perf_counter()
                         for _ in range(block):
                             await runner.run(
