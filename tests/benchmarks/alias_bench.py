@@ -7,7 +7,9 @@ Run by hand from the repository root (pytest does not collect it):
 In one process, the same warm Python viewer-request function (hook_bench's: add a header) is
 run through `TriggerRunner.run` (event built, function invoked, result decoded) named four
 ways: unqualified (`$LATEST`), a published version (`fn:1`), an alias (`fn:live` -> 1) and a
-weighted alias (`fn:canary`: 1, with 10 % to version 2). The rows run interleaved in blocks
+weighted alias (`fn:canary`: 1, with 10 % to version 2), plus an alias of `$LATEST`
+(`fn:head`): the same execution environment as the unqualified row, so the cleanest view of
+what routing adds to a hook. The rows run interleaved in blocks
 of calls, each row taking each position in turn, over several rounds; the report gives each
 row's median per-call time and its ratio to the unqualified row. It also times
 `FunctionRegistry.resolve` alone (what routing adds, without the invocation's noise).
@@ -40,6 +42,7 @@ from tests.benchmarks.hook_bench import (
 
 ROWS = {
     "unqualified": "fn",
+    "alias-to-latest": "fn:head",
     "version": "fn:1",
     "alias": "fn:live",
     "weighted-alias": "fn:canary",
@@ -60,6 +63,7 @@ def registry_for(folder: Path) -> FunctionRegistry:
     publish_function(config, registry.store, "fn")
     (code / "changed.txt").write_text("version 2")
     publish_function(config, registry.store, "fn")
+    registry.store.create_alias("fn", "head", "$LATEST")
     registry.store.create_alias("fn", "live", "1")
     registry.store.create_alias("fn", "canary", "1", additional_weights={"2": 0.1})
     return registry
