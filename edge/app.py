@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 import time
 import uuid
@@ -44,6 +45,7 @@ from edge.invoke import InvokeService
 from edge.metrics import ProxyMetrics, render_latest
 from edge.origins import Upstream, build_upstreams, close_upstreams
 from edge.pipeline import Pipeline
+from edge.status_page import RecentErrors
 from edge.triggers import TriggerRunner
 from edge.viewer import AsgiViewer
 from origin_proxy.cache import HttpCache
@@ -63,6 +65,7 @@ def create_app(
     cache: HttpCache | None = None,
     limiter: Limiter | None = None,
     journal: InvalidationJournal | None = None,
+    recent_errors: RecentErrors | None = None,
 ) -> Starlette:
     """The viewer-facing application for `config`. `limiter` admits function invocations by
     concurrency (shared with the admin listener's Invoke API when in the same process).
@@ -72,21 +75,35 @@ def create_app(
         registry = FunctionRegistry(config, limiter=limiter, wasm_cache_dir=wasm_cache_dir)
     live = upstreams if upstreams is not None else build_upstreams(config, registry)
     recorder = metrics or ProxyMetrics(CollectorRegistry())
-    pipeline = Pipeline(
+    pipeline_class: type[Pipeline] = Pipeline
+    viewer_class: type[AsgiViewer] = AsgiViewer
+    spans = None
+    if config.tracing.otlp_endpoint is not None:
+        from edge import otel
+
+        spans = otel.make_spans(config.tracing)
+        pipeline_class = otel.traced_pipeline(Pipeline)
+        viewer_class = otel.traced_viewer(AsgiViewer)
+        pipeline_class.spans = viewer_class.spans = spans  # type: ignore[attr-defined]
+    triggers = (
+        TriggerRunner.from_config(config, registry, recorder) if registry is not None else None
+    )
+    if triggers is not None and spans is not None:
+        triggers = dataclasses.replace(triggers, spans=spans)
+    pipeline = pipeline_class(
         config,
         live,
         metrics=recorder,
-        triggers=(
-            TriggerRunner.from_config(config, registry, recorder) if registry is not None else None
-        ),
+        triggers=triggers,
         cache=cache if cache is not None else build_cache(config.cache),
     )
-    viewer = AsgiViewer(
+    viewer = viewer_class(
         pipeline,
         config.server,
         metrics=recorder,
         access_log=access_log or AccessLog(sys.stdout if config.server.access_log else None),
     )
+    viewer.recent_errors = recent_errors
 
     async def flush_metrics() -> None:
         while True:
@@ -116,6 +133,8 @@ def create_app(
                 if registry is not None:
                     await registry.aclose()
                 await close_upstreams(live)
+                if spans is not None:
+                    await asyncio.to_thread(spans.shutdown)  # sends the spans still queued
 
     app = _EdgeApp(viewer, lifespan=lifespan)
     app.router.default = viewer
@@ -153,6 +172,7 @@ def create_admin_app(
     journal: InvalidationJournal | None = None,
     access: AdminAccess | None = None,
     key_value_stores: Mapping[str, Path] | None = None,
+    status: tuple[EdgeConfig, RecentErrors] | None = None,
 ) -> Starlette:
     """Health, metrics, invalidations and (with `invoke`) Lambda's Invoke API, on a separate
     listener; with `key_value_stores` (file by name), the KeyValueStore admin API.
@@ -204,7 +224,7 @@ def create_admin_app(
             201,
         )
 
-    async def metrics(_: Request) -> Response:
+    async def scrape() -> bytes:
         if flush is not None:
             flush()
         if registry is not None:
@@ -214,7 +234,10 @@ def create_admin_app(
         if invoke is not None:
             await invoke.refresh_metrics()
             body += generate_latest(invoke.metrics_registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        return body
+
+    async def metrics(_: Request) -> Response:
+        return Response(await scrape(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -230,6 +253,10 @@ def create_admin_app(
         Route("/invalidations", invalidations, methods=["POST"]),
     ]
     body_limits = [MAX_INVALIDATION_BODY_BYTES]
+    if status is not None:
+        from edge.status_page import status_routes
+
+        routes += status_routes(status[0], scrape, status[1])
     if key_value_stores:
         from edge.kvs_admin import MAX_PUT_BODY_BYTES, key_value_store_routes
 

@@ -80,7 +80,7 @@ def spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> 
         code_dir=code_dir,
         memory_mb=function.memory,
         timeout_seconds=function.timeout or timeout_seconds,
-        environment=dict(function.environment),
+        environment=_logging_variables(function) | dict(function.environment),
         max_concurrency=function.max_concurrency,
         idle_seconds=function.idle_timeout,
         provisioned=min(function.provisioned, function.max_concurrency),
@@ -91,6 +91,14 @@ def spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> 
         writable_paths=tuple(function.writable_paths),
         ephemeral_storage_mb=function.ephemeral_storage,
     )
+
+
+def _logging_variables(function: FunctionConfig) -> dict[str, str]:
+    """What Lambda sets from a function's logging configuration, for its runtime to read."""
+    if function.log_format != "json":
+        return {}
+    # Lambda's application log level in the JSON format defaults to INFO.
+    return {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": function.log_level or "INFO"}
 
 
 def sandbox_policy(config: EdgeConfig) -> SandboxPolicy:
@@ -412,6 +420,7 @@ class FunctionRegistry:
         trigger: str = "invoke",
         version: str = LATEST,
         invoked_arn: str | None = None,
+        trace_id: str | None = None,
     ) -> InvocationResult:
         """Run version `version` (see `resolve`) of function `name` once; raises the
         sandbox's errors (see sandbox.Runtime).
@@ -420,6 +429,7 @@ class FunctionRegistry:
         `client_context`: the Invoke API's `X-Amz-Client-Context`, decoded. `trigger` names
         the caller in the function's log lines (`viewer-request`, `origin`, `invoke`).
         `invoked_arn`: the ARN as the caller named it (with its qualifier), for the context.
+        `trace_id`: the request's `X-Amzn-Trace-Id`, the function's `_X_AMZN_TRACE_ID`.
         """
         if version == LATEST:
             runtime = self._runtimes[name]
@@ -440,6 +450,7 @@ class FunctionRegistry:
                     timeout_seconds=timeout_seconds,
                     invoked_arn=invoked_arn,
                     client_context=client_context,
+                    trace_id=trace_id,
                 )
         except FunctionError as error:
             self.logs.record(name, trigger, error.log, failed=True)

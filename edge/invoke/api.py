@@ -29,6 +29,7 @@ from edge.invoke.management import management_routes
 from edge.invoke.names import ACCOUNT_ID, LATEST, function_arn, parse_function_name
 from edge.invoke.service import InvokeService
 from edge.lambda_service import NotFound, is_version_number
+from edge.traces import TRACE_HEADER_BYTES
 from sandbox import FunctionError, SandboxError, log_tail, new_request_id
 
 API_PREFIX = "/2015-03-31/functions"
@@ -220,7 +221,13 @@ def invoke_routes(service: InvokeService) -> list[Route]:
             return Response(b"", 202, base)
         try:
             result = await service.invoke(
-                name, payload, request_id, client_context, version=version, qualifier=qualifier
+                name,
+                payload,
+                request_id,
+                client_context,
+                _trace_of(headers),
+                version=version,
+                qualifier=qualifier,
             )
         except FunctionError as error:
             # Spec §8.2: a function error is still a 200, flagged by X-Amz-Function-Error.
@@ -308,3 +315,10 @@ def invoke_routes(service: InvokeService) -> list[Route]:
         ),
         *management_routes(service, descriptions, _endpoint),
     ]
+
+
+def _trace_of(headers: Any) -> str | None:
+    """The caller's `X-Amzn-Trace-Id` when it names a trace (`Root=...`), bounded; else None
+    (the invocation gets a trace of its own, as Lambda gives one)."""
+    value = headers.get("x-amzn-trace-id")
+    return value if value and len(value) <= TRACE_HEADER_BYTES and "Root=" in value else None

@@ -26,6 +26,7 @@ from edge.invoke.metrics import InvokeMetrics
 from edge.invoke.names import LATEST, function_arn
 from edge.invoke.queue import EventQueue, NewEvent
 from edge.lambda_service import NotFound
+from edge.traces import new_trace_header
 from sandbox import FunctionCodeInvalid, FunctionThrottled, InvocationResult
 
 logger = logging.getLogger("edge.invoke")
@@ -96,6 +97,7 @@ class InvokeService:
         payload: bytes,
         request_id: str,
         client_context: ClientContext = None,
+        trace_id: str | None = None,
         *,
         version: str = LATEST,
         qualifier: str | None = None,
@@ -103,7 +105,8 @@ class InvokeService:
         """Invoke version `version` of `name` once with its timeout, without admission (the
         caller holds a lease).
 
-        `client_context`: the invoker's `X-Amz-Client-Context`, decoded (synchronous only).
+        `client_context`: the invoker's `X-Amz-Client-Context`, decoded (synchronous only);
+        `trace_id`: the invocation's `X-Amzn-Trace-Id` value (None: a new one).
         `qualifier`: as the caller named it (`3`, `live`), for the function's context."""
         if not self._registry_started:
             await self._start_registry()
@@ -118,6 +121,7 @@ class InvokeService:
                 client_context=client_context,
                 version=version,
                 invoked_arn=function_arn(name, qualifier) if qualifier else None,
+                trace_id=trace_id or new_trace_header(),
             )
         except FunctionThrottled as throttled:
             self.limiter.note_throttle(name, throttled.reason)
@@ -147,6 +151,7 @@ class InvokeService:
         payload: bytes,
         request_id: str,
         client_context: ClientContext = None,
+        trace_id: str | None = None,
         *,
         version: str = LATEST,
         qualifier: str | None = None,
@@ -155,7 +160,13 @@ class InvokeService:
         limit is the function's, whichever version runs (as Lambda)."""
         with self.limiter.acquire(name):
             return await self.run_function(
-                name, payload, request_id, client_context, version=version, qualifier=qualifier
+                name,
+                payload,
+                request_id,
+                client_context,
+                trace_id,
+                version=version,
+                qualifier=qualifier,
             )
 
     async def enqueue(self, name: str, qualifier: str, payload: bytes, request_id: str) -> None:
