@@ -24,9 +24,12 @@ from edge.events.alb import (
     trace_header,
 )
 from edge.events.alb_rules import ALB_FAILURES, ALB_REQUEST_BODY_LIMIT_BYTES, AlbCondition
-from edge.functions import FunctionRegistry
+from edge.functions import LATEST, FunctionRegistry
+from edge.invoke.names import function_arn
+from edge.lambda_service import NotFound
 from origin_proxy import Headers, OriginRequest, OriginResponse, single_chunk
 from sandbox import (
+    FunctionCodeInvalid,
     FunctionError,
     FunctionThrottled,
     FunctionTimeout,
@@ -106,12 +109,15 @@ class FunctionOrigin:
         function: str,
         registry: FunctionRegistry,
         *,
+        qualifier: str | None = None,
         multi_value: bool,
         target_group_arn: str,
         timeout_seconds: float | None,
     ) -> None:
         self.name = name
         self.function = function
+        self.qualifier = qualifier  # a version or alias (`fn:live`); None: $LATEST
+        self.invoked_arn = function_arn(function, qualifier) if qualifier else None
         self.registry = registry
         self.multi_value = multi_value
         self.target_group_arn = target_group_arn
@@ -166,6 +172,14 @@ class FunctionOrigin:
                 target_group_arn=self.target_group_arn,
                 trace_id=hop,
             )
+            version = LATEST
+            if self.qualifier is not None:
+                try:
+                    version = self.registry.resolve(self.function, self.qualifier)
+                except NotFound:
+                    raise FunctionCodeInvalid(
+                        self.function, f"no version or alias {self.qualifier!r}"
+                    ) from None
             result = await self.registry.invoke(
                 self.function,
                 event,
@@ -173,6 +187,8 @@ class FunctionOrigin:
                 deadline=time.monotonic() + self.timeout_seconds,
                 timeout_seconds=self.timeout_seconds,
                 trigger="origin",
+                version=version,
+                invoked_arn=self.invoked_arn,
                 # As the event's x-amzn-trace-id shows it (the load balancer's hop added).
                 trace_id=trace_header(sent, hop),
             )

@@ -110,14 +110,14 @@ class ProxyMetrics:
         )
         self.function_invocations = Counter(
             "edge_function_invocations",
-            "Function invocations by trigger",
-            ["function", "trigger"],
+            "Function invocations by trigger and the version that ran",
+            ["function", "trigger", "version"],
             registry=reg,
         )
         self.function_errors = Counter(
             "edge_function_errors",
             "Failed function invocations by kind (X-Cache kind and cause)",
-            ["function", "trigger", "kind"],
+            ["function", "trigger", "kind", "version"],
             registry=reg,
         )
         self.function_seconds = Histogram(
@@ -127,12 +127,12 @@ class ProxyMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=reg,
         )
-        # What a load test needs to price a run and compare it with AWS's limits. Labelled by
-        # `function` only; a function version label goes beside it in each of these.
+        # What a load test needs to price a run and compare it with AWS's limits, by function
+        # and version (throttles by function: a throttled invocation ran no version).
         self.function_cold_starts = Counter(
             "edge_function_cold_starts",
             "Invocations that needed a new execution environment (Init ran)",
-            ["function"],
+            ["function", "version"],
             registry=reg,
         )
         self.function_throttles = Counter(
@@ -144,7 +144,7 @@ class ProxyMetrics:
         self.function_billed_ms = Counter(
             "edge_function_billed_duration_milliseconds",
             "Billed duration: each invocation's duration rounded up to the next millisecond",
-            ["function"],
+            ["function", "version"],
             registry=reg,
         )
         # With several workers each counts its own: the sum is an upper bound of the node's.
@@ -234,6 +234,7 @@ class ProxyMetrics:
         trigger: str,
         seconds: float,
         error_kind: str | None,
+        version: str = "$LATEST",
         *,
         billed_ms: int = 0,
         cold_start: bool = False,
@@ -241,16 +242,16 @@ class ProxyMetrics:
         """One invocation at a trigger: `billed_ms` its billed duration (rounded up per
         invocation), `cold_start` whether it ran in a new environment."""
         counts = self._counts
-        key: tuple[Any, ...] = (self.function_invocations, function, trigger)
+        key: tuple[Any, ...] = (self.function_invocations, function, trigger, version)
         counts[key] = counts.get(key, 0) + 1
         if error_kind is not None:
-            key = (self.function_errors, function, trigger, error_kind)
+            key = (self.function_errors, function, trigger, error_kind, version)
             counts[key] = counts.get(key, 0) + 1
         if billed_ms:
-            key = (self.function_billed_ms, function)
+            key = (self.function_billed_ms, function, version)
             counts[key] = counts.get(key, 0) + billed_ms
         if cold_start:
-            key = (self.function_cold_starts, function)
+            key = (self.function_cold_starts, function, version)
             counts[key] = counts.get(key, 0) + 1
         self._observe(self.function_seconds, function, seconds)
 

@@ -30,8 +30,10 @@ from edge.events.cloudfront_functions import (
     decode_function_result,
 )
 from edge.events.cloudfront_result import Outcome
-from edge.functions import FunctionRegistry
-from sandbox import FunctionThrottled, InvocationResult, SandboxError
+from edge.functions import LATEST, FunctionRegistry
+from edge.invoke.names import function_arn
+from edge.lambda_service import NotFound
+from sandbox import FunctionCodeInvalid, FunctionThrottled, InvocationResult, SandboxError
 
 logger = logging.getLogger("edge.functions")
 
@@ -43,6 +45,7 @@ class FunctionMetricsSink(Protocol):
         trigger: str,
         seconds: float,
         error_kind: str | None,
+        version: str = "$LATEST",
         *,
         billed_ms: int = 0,
         cold_start: bool = False,
@@ -136,7 +139,18 @@ class TriggerRunner:
                 trigger, association.name, request, response, request_id
             )
         entry = trigger.value.replace("-", "_")
-        if not self.registry.has_entry(association.name, entry):
+        name = association.name
+        qualifier = association.qualifier
+        version, invoked_arn = LATEST, None
+        if qualifier is not None:
+            try:
+                version = self.registry.resolve(name, qualifier)
+            except NotFound:
+                # Checked at start; an alias deleted since (edge alias delete) lands here.
+                missing = FunctionCodeInvalid(name, f"no version or alias {qualifier!r}")
+                raise TriggerFailed(trigger, name, missing) from None
+            invoked_arn = function_arn(name, qualifier)
+        elif not self.registry.has_entry(name, entry):
             return None
         config = EventConfig(self.distribution_domain_name, self.distribution_id, request_id)
         event = build_event(
@@ -147,7 +161,6 @@ class TriggerRunner:
             if trigger.startswith("viewer")
             else self.origin_timeout_seconds
         )
-        name = association.name
         lambda_id = ""
         started = time.perf_counter()
         try:
@@ -159,11 +172,13 @@ class TriggerRunner:
                 timeout_seconds=limit,
                 entry=entry,
                 trigger=trigger.value,
+                version=version,
+                invoked_arn=invoked_arn,
                 trace_id=trace_id,
             )
             lambda_id = result.request_id
             if not result.payload:
-                self._record(name, trigger, started, None, result)
+                self._record(name, trigger, started, None, result, version)
                 return None
             try:
                 outcome = decode_result(event, result.payload, policy=self.policy)
@@ -174,11 +189,11 @@ class TriggerRunner:
             lambda_id = lambda_id or getattr(exc, "request_id", "")
             if self.metrics is not None:
                 kind = getattr(exc, "rule", None) or getattr(exc, "error_type", None)
-                self._record(name, trigger, started, kind or type(exc).__name__, None)
+                self._record(name, trigger, started, kind or type(exc).__name__, None, version)
                 if isinstance(exc, FunctionThrottled):
                     self.metrics.record_throttle(name, exc.reason)
             raise TriggerFailed(trigger, name, exc, lambda_id) from exc
-        self._record(name, trigger, started, None, result)
+        self._record(name, trigger, started, None, result, version)
         for warning in outcome.warnings:
             logger.warning("request %s: function %s at %s: %s", request_id, name, trigger, warning)
         return outcome
@@ -190,6 +205,7 @@ class TriggerRunner:
         started: float,
         error_kind: str | None,
         result: InvocationResult | None,
+        version: str = LATEST,
     ) -> None:
         if self.metrics is None:
             return
@@ -198,6 +214,7 @@ class TriggerRunner:
             trigger,
             time.perf_counter() - started,
             error_kind,
+            version,
             billed_ms=result.billed_duration_ms if result is not None else 0,
             cold_start=result is not None and result.init_duration_ms is not None,
         )

@@ -84,9 +84,14 @@ class AdminScraper:
 
 
 def _key(labels: dict[str, str]) -> str:
-    """A function's key in a report: NAME, or NAME:VERSION when the edge labels versions."""
+    """A function's key in a report: NAME (its `$LATEST`, or a family without versions), or
+    NAME:VERSION for a published version."""
     version = labels.get("version")
-    return f"{labels['function']}:{version}" if version else labels["function"]
+    return (
+        f"{labels['function']}:{version}"
+        if version and version != "$LATEST"
+        else labels["function"]
+    )
 
 
 def _sum_by_function(snapshot: Snapshot, name: str) -> dict[str, float]:

@@ -7,6 +7,7 @@ the lines a user reads is `edge.config.messages`'.
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 from pathlib import Path
@@ -123,6 +124,11 @@ class ServerConfig(_Strict):
         'means); "keep": matched and forwarded as written.',
     )
     access_log: bool = Field(default=True, description="One line per request on stdout.")
+    state_dir: Path = Field(
+        default=Path(".edge"),
+        description="Where the edge keeps what it must remember across restarts (published "
+        "function versions and their code, aliases), relative to edge.toml.",
+    )
     function_logs: Literal["full", "errors-only", "none"] = Field(
         default="full",
         description="The functions' own log on stderr (what they print, START/END/REPORT), "
@@ -388,16 +394,23 @@ class FunctionAssociation(_Strict):
 
     function: str = Field(
         pattern=r"^[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?$",
-        description="The function's name (a `[functions.NAME]`).",
+        description="The function's name (a `[functions.NAME]`), or `NAME:QUALIFIER` to run "
+        "a published version (`fn:3`), an alias (`fn:live`) or `fn:$LATEST`.",
     )
     include_body: bool = Field(
         default=False,
         description="The function sees the request body (viewer-request and origin-request).",
     )
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
         return self.function.partition(":")[0]
+
+    @functools.cached_property
+    def qualifier(self) -> str | None:
+        """The version or alias after the colon (`fn:3`, `fn:live`); None when unqualified."""
+        _, sep, qualifier = self.function.partition(":")
+        return qualifier if sep else None
 
 
 TRIGGERS = ("viewer-request", "origin-request", "origin-response", "viewer-response")
@@ -407,6 +420,25 @@ Trigger = Literal["viewer-request", "origin-request", "origin-response", "viewer
 def _handler_files(runtime: str) -> tuple[str, ...]:
     """What the FILE of a `FILE::FUNCTION` handler ends with, for `runtime`."""
     return (".js", ".mjs", ".cjs") if runtime.startswith("nodejs") else (".py",)
+
+
+class AliasDeclaration(_Strict):
+    """`[functions.NAME.aliases.ALIAS]`: an alias of published versions (`edge publish`).
+
+    Applied at start when the alias does not exist yet or when this declaration changed since
+    it was last applied; otherwise the alias stays as the API (UpdateAlias, a deployment) last
+    left it."""
+
+    version: str = Field(
+        pattern=r"^(\$LATEST|[0-9]+)$",
+        description='The published version the alias points to ("3"), or "$LATEST".',
+    )
+    weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="At most one more published version and the share of invocations it gets "
+        '(`{"4" = 0.1}`), 0.0 to 1.0 (Lambda\'s AdditionalVersionWeights).',
+    )
+    description: str = Field(default="", max_length=256, description="The alias's description.")
 
 
 class FunctionConfig(_Strict):
@@ -602,6 +634,11 @@ class FunctionConfig(_Strict):
         default=None,
         description="Where a given-up asynchronous event goes, as Lambda's dead-letter queue "
         "gets it (the same forms as on_success).",
+    )
+    aliases: dict[str, AliasDeclaration] = Field(
+        default_factory=dict,
+        description="Aliases of the function's published versions, by name "
+        "(`[functions.NAME.aliases.live]`).",
     )
 
     @field_validator("on_success", "on_failure", "dead_letter")
