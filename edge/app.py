@@ -315,8 +315,15 @@ def create_admin_app(
     if status is not None:
         from edge.status_page import status_routes
 
-        extra = (lambda: {"cluster": cluster.status()}) if cluster is not None else None
-        routes += status_routes(status[0], scrape, status[1], extra=extra)
+        status_config = status[0]
+
+        def extra() -> dict[str, Any]:
+            sections: dict[str, Any] = {"versions": _versions_of(status_config)}
+            if cluster is not None:
+                sections["cluster"] = cluster.status()
+            return sections
+
+        routes += status_routes(status_config, scrape, status[1], extra=extra)
     if key_value_stores:
         from edge.kvs_admin import MAX_PUT_BODY_BYTES, key_value_store_routes
 
@@ -369,3 +376,31 @@ async def _read_bounded(request: Request, limit_bytes: int) -> bytes:
             raise too_large(limit_bytes)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _versions_of(config: EdgeConfig) -> dict[str, Any]:
+    """Published versions and aliases by function, for the status page (read from the state
+    directory; empty when nothing was published)."""
+    from edge.lambda_service import FunctionStore
+
+    store = FunctionStore(config.server.state_dir)
+    found: dict[str, Any] = {}
+    try:
+        for name in config.functions:
+            versions = store.versions(name)
+            aliases = store.aliases(name)
+            if versions or aliases:
+                found[name] = {
+                    "versions": [v.number for v in versions],
+                    "aliases": [
+                        {
+                            "name": a.name,
+                            "version": a.version,
+                            "weights": dict(a.additional_weights),
+                        }
+                        for a in aliases
+                    ],
+                }
+    except OSError:
+        return {}
+    return found
