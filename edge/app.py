@@ -41,6 +41,7 @@ from edge.invalidation import (
     too_large,
 )
 from edge.invoke import InvokeService
+from edge.lambda_service.deploy import Deployer
 from edge.metrics import ProxyMetrics, render_latest
 from edge.origins import Upstream, build_upstreams, close_upstreams
 from edge.pipeline import Pipeline
@@ -153,6 +154,7 @@ def create_admin_app(
     journal: InvalidationJournal | None = None,
     access: AdminAccess | None = None,
     key_value_stores: Mapping[str, Path] | None = None,
+    deployer: Deployer | None = None,
 ) -> Starlette:
     """Health, metrics, invalidations and (with `invoke`) Lambda's Invoke API, on a separate
     listener; with `key_value_stores` (file by name), the KeyValueStore admin API.
@@ -163,7 +165,8 @@ def create_admin_app(
     while the app does (its lifespan) and adds its own metrics to every scrape. `invalidate`
     applies a batch of paths to this process's caches; without it, `journal` takes them to
     the workers. `access` says who may use the listener (default: the Host and Origin checks,
-    no signature); every request passes `AdminGuard` before any route.
+    no signature); every request passes `AdminGuard` before any route. `deployer` runs
+    gradual deployments while the app does, behind `/deployments`.
     """
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -214,14 +217,17 @@ def create_admin_app(
         if invoke is not None:
             await invoke.refresh_metrics()
             body += generate_latest(invoke.metrics_registry)
+        if deployments_registry is not None:
+            body += generate_latest(deployments_registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        if invoke is None:
-            yield
-            return
-        async with invoke.running():
+        async with contextlib.AsyncExitStack() as running:
+            if invoke is not None:
+                await running.enter_async_context(invoke.running())
+            if deployer is not None:
+                await running.enter_async_context(deployer.running())
             yield
 
     routes = [
@@ -241,6 +247,13 @@ def create_admin_app(
             invoke.config.invoke.sync_payload_bytes,
             invoke.config.invoke.async_payload_bytes,
         ]
+    deployments_registry = None
+    if deployer is not None:
+        from edge.lambda_service.deploy_api import deployment_routes
+        from edge.lambda_service.deploy_metrics import deployment_registry
+
+        routes += deployment_routes(deployer)
+        deployments_registry = deployment_registry(deployer)
     guard = Middleware(AdminGuard, access=access or AdminAccess(), max_body_bytes=max(body_limits))
     return Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
 

@@ -1,0 +1,1 @@
+"""Lambda's function management: versions, aliases and gradual deployments."""

@@ -1,0 +1,704 @@
+"""Gradual deployments, as CodeDeploy runs them for Lambda: an alias's traffic moved to a new
+version step by step, with hooks before and after and automatic rollback.
+
+A deployment runs as a task of the process that owns the admin listener. Its lifecycle:
+`BeforeAllowTraffic` (the pre-traffic hook, if any), `AllowTraffic` (the strategy's steps: the
+alias keeps the old version and sends each step's weight to the new one; alarms are checked
+over each step), then the alias moves to the new version whole (weights cleared) and
+`AfterAllowTraffic` runs the post-traffic hook. A failing hook, an alarm or a stop request rolls
+the alias back to the old version with its weights cleared, and the deployment ends `Failed`
+(or `Stopped`) with the reason.
+
+Alarms stand in for CloudWatch's: over the current step, the new version's error rate
+(once it had `min_invocations`), its throttles and its p99 duration (idem). Every change of
+state is written to `STATE_DIR/deployments/ID.json` before it is acted on, so an edge that
+restarts resumes each deployment where it was (the step's clock keeps running while the edge
+is down) or, when it cannot (a version or the alias is gone, or moved by someone else), rolls
+it back: an alias is never left half-shifted without a deployment that owns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import logging
+import os
+import secrets
+import string
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from edge.lambda_service.strategies import Step, Strategy, StrategyInvalid, parse_strategy
+
+logger = logging.getLogger("edge.deploy")
+
+IN_PROGRESS = "InProgress"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+STOPPED = "Stopped"
+OUTCOMES = (SUCCEEDED, FAILED, STOPPED)
+
+BEFORE_ALLOW_TRAFFIC = "BeforeAllowTraffic"
+ALLOW_TRAFFIC = "AllowTraffic"
+AFTER_ALLOW_TRAFFIC = "AfterAllowTraffic"
+END = "End"
+
+# How often the alarms are read during a step (real seconds), at most and at least.
+MAX_CHECK_SECONDS = 1.0
+MIN_CHECK_SECONDS = 0.05
+# How many ended deployments `list` keeps (the files stay on disk).
+KEEP_ENDED = 100
+
+_ID_ALPHABET = string.ascii_uppercase + string.digits
+
+
+# -- what a deployment needs of the rest of the edge -------------------------------------------
+
+
+class VersionLike(Protocol):
+    @property
+    def number(self) -> str: ...
+
+
+class AliasLike(Protocol):
+    @property
+    def version(self) -> str: ...
+    @property
+    def additional_weights(self) -> Mapping[str, float]: ...
+
+
+class FunctionStore(Protocol):
+    """Versions and aliases (edge.lambda_service.store.FunctionStore)."""
+
+    def versions(self, function: str) -> Collection[VersionLike]: ...
+    def alias(self, function: str, name: str) -> AliasLike: ...
+    def update_alias(
+        self,
+        function: str,
+        name: str,
+        *,
+        version: str | None = None,
+        additional_weights: Mapping[str, float] | None = None,
+        description: str | None = None,
+    ) -> AliasLike: ...
+
+
+# Runs hook function NAME with PAYLOAD; returns its result; raises on a function error.
+HookRunner = Callable[[str, bytes], Awaitable[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A version's counts since the edge started (cumulative): invocations, errors,
+    throttles, and durations as histogram buckets (upper bound in seconds, cumulative count)."""
+
+    invocations: float = 0.0
+    errors: float = 0.0
+    throttles: float = 0.0
+    duration_buckets: tuple[tuple[float, float], ...] = ()
+
+    def since(self, earlier: Sample) -> Sample:
+        """The counts between `earlier` and this sample (a counter that went back, as after a
+        restart of the process that counted, counts from zero)."""
+        before = dict(earlier.duration_buckets)
+        buckets = tuple(
+            (bound, _delta(count, before.get(bound, 0.0))) for bound, count in self.duration_buckets
+        )
+        return Sample(
+            _delta(self.invocations, earlier.invocations),
+            _delta(self.errors, earlier.errors),
+            _delta(self.throttles, earlier.throttles),
+            buckets,
+        )
+
+    def quantile_seconds(self, q: float) -> float | None:
+        """The `q` quantile of the durations, interpolated within its bucket as Prometheus's
+        histogram_quantile does; None without observations."""
+        buckets = sorted(self.duration_buckets)
+        if not buckets or buckets[-1][1] <= 0:
+            return None
+        rank = q * buckets[-1][1]
+        lower_bound, lower_count = 0.0, 0.0
+        for bound, count in buckets:
+            if count >= rank:
+                if bound == float("inf"):
+                    return lower_bound
+                if count == lower_count:
+                    return bound
+                return lower_bound + (bound - lower_bound) * (rank - lower_count) / (
+                    count - lower_count
+                )
+            lower_bound, lower_count = bound, count
+        return lower_bound
+
+
+def _delta(now: float, before: float) -> float:
+    return now - before if now >= before else now
+
+
+# What the monitor reads: a version's counts (`sample(function, version)`).
+Sampler = Callable[[str, str], Sample]
+
+
+# -- the deployment's record -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """When the new version's metrics over a step roll the deployment back (None: not checked).
+    The error rate and p99 are judged once the step saw `min_invocations` of the new version;
+    throttles always."""
+
+    max_error_rate: float | None = 0.05
+    max_throttles: int | None = None
+    max_p99_ms: float | None = None
+    min_invocations: int = 20
+
+
+@dataclass
+class Deployment:
+    """One deployment, as persisted and shown by the admin API."""
+
+    id: str
+    function: str
+    alias: str
+    from_version: str
+    to_version: str
+    strategy: str
+    thresholds: Thresholds
+    time_scale: float
+    pre_traffic_hook: str | None
+    post_traffic_hook: str | None
+    created_at: float
+    status: str = IN_PROGRESS
+    phase: str = BEFORE_ALLOW_TRAFFIC
+    step: int = 0
+    weight: float = 0.0
+    step_started_at: float | None = None
+    next_step_at: float | None = None
+    ended_at: float | None = None
+    reason: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    # Not persisted: the current step's counts per version, for progress.
+    current: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def parsed_strategy(self) -> Strategy:
+        return parse_strategy(self.strategy)
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return self.parsed_strategy.steps
+
+    def to_json(self) -> dict[str, Any]:
+        document = dataclasses.asdict(self)
+        document.pop("current")
+        return document
+
+    def to_api(self) -> dict[str, Any]:
+        """The admin API's document: the record, times also in ISO, and the step's counts."""
+        document = self.to_json()
+        document["steps"] = [
+            {"weight": step.weight, "hold_seconds": step.hold_seconds * self.time_scale}
+            for step in self.steps
+        ]
+        for key in ("created_at", "step_started_at", "next_step_at", "ended_at"):
+            value = document[key]
+            document[key.removesuffix("_at") + "_time"] = None if value is None else _iso(value)
+        document["current"] = self.current
+        return document
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> Deployment:
+        values = dict(document)
+        values["thresholds"] = Thresholds(**values["thresholds"])
+        names = {f.name for f in dataclasses.fields(cls)} - {"current"}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def _iso(epoch: float) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRequest:
+    """What `POST /deployments` asks for."""
+
+    function: str
+    alias: str
+    version: str
+    strategy: str
+    thresholds: Thresholds = Thresholds()
+    time_scale: float = 1.0
+    pre_traffic_hook: str | None = None
+    post_traffic_hook: str | None = None
+
+
+class DeploymentRefused(Exception):
+    """A deployment that cannot start (or be stopped): `status` is the HTTP status to answer
+    with (400 invalid, 404 unknown, 409 conflict), `code` a short name for it."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class _Rollback(Exception):
+    def __init__(self, reason: str, status: str = FAILED) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+# -- the deployer ------------------------------------------------------------------------------
+
+
+class Deployer:
+    """Starts, runs, resumes and stops deployments; one per alias at a time.
+
+    `run_hook` invokes a hook function; `sample` reads a version's counts; `functions` are the
+    names a hook may name (None: not checked before the hook runs); `state_dir` is where
+    deployments are kept (`STATE_DIR/deployments/`)."""
+
+    def __init__(
+        self,
+        store: FunctionStore,
+        *,
+        run_hook: HookRunner,
+        sample: Sampler,
+        state_dir: Path,
+        functions: Collection[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._run_hook = run_hook
+        self._sample = sample
+        self._functions = functions
+        self._clock = clock
+        self.directory = state_dir / "deployments"
+        self._deployments: dict[str, Deployment] = {}
+        self._stops: dict[str, asyncio.Event] = {}
+        self._done: dict[str, asyncio.Event] = {}
+        self._tasks: asyncio.TaskGroup | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, deployment_id: str) -> Deployment:
+        found = self._deployments.get(deployment_id)
+        if found is None:
+            raise DeploymentRefused(404, "DeploymentNotFound", f"no deployment {deployment_id}")
+        return found
+
+    def list(self, function: str | None = None, alias: str | None = None) -> list[Deployment]:
+        """Deployments, newest first."""
+        found = [
+            d
+            for d in self._deployments.values()
+            if (function is None or d.function == function) and (alias is None or d.alias == alias)
+        ]
+        return sorted(found, key=lambda d: d.created_at, reverse=True)
+
+    def weights(self) -> dict[tuple[str, str], float]:
+        """The new version's weight per (function, alias), of each alias's latest deployment."""
+        found: dict[tuple[str, str], float] = {}
+        for d in sorted(self._deployments.values(), key=lambda d: d.created_at):
+            found[(d.function, d.alias)] = d.weight
+        return found
+
+    # -- running -------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run deployments while entered: those persisted in progress resume (or roll back)
+        first. On exit their tasks are cancelled and their records stay in progress, to be
+        resumed by the next start."""
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            try:
+                self._load()
+                for deployment in self.list():
+                    if deployment.status == IN_PROGRESS:
+                        self._resume(deployment)
+                yield
+            finally:
+                self._tasks = None
+                for task in list(self._running):
+                    task.cancel()
+
+    def start(self, request: DeploymentRequest) -> Deployment:
+        """Check `request` and start its deployment (DeploymentRefused when it cannot)."""
+        if self._tasks is None:
+            raise DeploymentRefused(503, "NotRunning", "the deployer is not running")
+        try:
+            strategy = parse_strategy(request.strategy)
+        except StrategyInvalid as exc:
+            raise DeploymentRefused(400, "InvalidStrategy", str(exc)) from None
+        if not request.time_scale > 0:
+            raise DeploymentRefused(400, "InvalidParameter", "time_scale must be above 0")
+        for hook in (request.pre_traffic_hook, request.post_traffic_hook):
+            if hook is not None and self._functions is not None and hook not in self._functions:
+                raise DeploymentRefused(404, "FunctionNotFound", f"no hook function {hook!r}")
+        active = self._active(request.function, request.alias)
+        if active is not None:
+            raise DeploymentRefused(
+                409,
+                "DeploymentInProgress",
+                f"deployment {active.id} is moving {request.function}:{request.alias} "
+                f"(stop it first: POST /deployments/{active.id}/stop)",
+            )
+        try:
+            alias = self._store.alias(request.function, request.alias)
+        except LookupError:
+            raise DeploymentRefused(
+                404, "AliasNotFound", f"no alias {request.function}:{request.alias}"
+            ) from None
+        published = {v.number for v in self._store.versions(request.function)}
+        if request.version not in published:
+            raise DeploymentRefused(
+                404,
+                "VersionNotFound",
+                f"{request.function} has no published version {request.version!r}"
+                + (f" (published: {', '.join(sorted(published, key=int))})" if published else ""),
+            )
+        if alias.version not in published:
+            raise DeploymentRefused(
+                400,
+                "InvalidAlias",
+                f"{request.function}:{request.alias} points to {alias.version}, not a "
+                "published version: traffic can only shift between published versions",
+            )
+        if alias.version == request.version:
+            raise DeploymentRefused(
+                400,
+                "AlreadyDeployed",
+                f"{request.function}:{request.alias} already points to version {request.version}",
+            )
+        if alias.additional_weights:
+            raise DeploymentRefused(
+                409,
+                "AliasRouting",
+                f"{request.function}:{request.alias} already routes traffic to "
+                f"{', '.join(alias.additional_weights)}: clear its routing first",
+            )
+        deployment = Deployment(
+            id=self._new_id(),
+            function=request.function,
+            alias=request.alias,
+            from_version=alias.version,
+            to_version=request.version,
+            strategy=strategy.name,
+            thresholds=request.thresholds,
+            time_scale=request.time_scale,
+            pre_traffic_hook=request.pre_traffic_hook,
+            post_traffic_hook=request.post_traffic_hook,
+            created_at=self._clock(),
+        )
+        self._note(
+            deployment,
+            f"created: {request.function}:{request.alias} from version {alias.version} to "
+            f"{request.version}, {strategy.name}",
+        )
+        self._deployments[deployment.id] = deployment
+        self._save(deployment)
+        self._spawn(deployment)
+        return deployment
+
+    async def stop(self, deployment_id: str, *, wait_seconds: float = 10.0) -> Deployment:
+        """Stop a deployment in progress: its alias goes back to the old version. Returns once
+        it ended (or after `wait_seconds`)."""
+        deployment = self.get(deployment_id)
+        if deployment.status != IN_PROGRESS:
+            raise DeploymentRefused(
+                409, "DeploymentEnded", f"deployment {deployment_id} is {deployment.status}"
+            )
+        self._stops[deployment_id].set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._done[deployment_id].wait(), wait_seconds)
+        return deployment
+
+    def _active(self, function: str, alias: str) -> Deployment | None:
+        for d in self._deployments.values():
+            if d.function == function and d.alias == alias and d.status == IN_PROGRESS:
+                return d
+        return None
+
+    def _new_id(self) -> str:
+        # CodeDeploy's deployment ids: `d-` and nine characters.
+        while True:
+            found = "d-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(9))
+            if found not in self._deployments:
+                return found
+
+    def _spawn(self, deployment: Deployment) -> None:
+        assert self._tasks is not None
+        self._stops[deployment.id] = asyncio.Event()
+        self._done[deployment.id] = asyncio.Event()
+        task = self._tasks.create_task(self._run(deployment), name=f"deployment {deployment.id}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    def _resume(self, deployment: Deployment) -> None:
+        """Continue a deployment the edge was running when it stopped, or roll it back."""
+        problem = self._why_not_resumable(deployment)
+        if problem is None:
+            self._note(deployment, f"resumed after a restart ({deployment.phase})")
+            self._save(deployment)
+            self._spawn(deployment)
+            return
+        self._roll_back(deployment, f"cannot resume after a restart: {problem}", FAILED)
+
+    def _why_not_resumable(self, d: Deployment) -> str | None:
+        try:
+            parse_strategy(d.strategy)
+        except StrategyInvalid as exc:
+            return str(exc)
+        published = {v.number for v in self._store.versions(d.function)}
+        for version in (d.from_version, d.to_version):
+            if version not in published:
+                return f"version {version} of {d.function} no longer exists"
+        try:
+            alias = self._store.alias(d.function, d.alias)
+        except LookupError:
+            return f"the alias {d.function}:{d.alias} no longer exists"
+        expected = d.to_version if d.phase == AFTER_ALLOW_TRAFFIC else d.from_version
+        if alias.version not in (d.from_version, d.to_version) or (
+            alias.version != expected and d.phase != AFTER_ALLOW_TRAFFIC
+        ):
+            return (
+                f"{d.function}:{d.alias} points to version {alias.version}, moved outside "
+                "the deployment"
+            )
+        return None
+
+    async def _run(self, d: Deployment) -> None:
+        try:
+            if d.phase == BEFORE_ALLOW_TRAFFIC:
+                if d.pre_traffic_hook is not None:
+                    await self._hook(d, d.pre_traffic_hook, "pre-traffic")
+                self._begin_step(d, 0)
+            steps = d.steps
+            while d.phase == ALLOW_TRAFFIC and d.step < len(steps):
+                self._shift(d, steps[d.step].weight)
+                await self._hold(d, steps[d.step])
+                self._begin_step(d, d.step + 1)
+            if d.phase == ALLOW_TRAFFIC:
+                self._promote(d)
+            if d.phase == AFTER_ALLOW_TRAFFIC:
+                if d.post_traffic_hook is not None:
+                    await self._hook(d, d.post_traffic_hook, "post-traffic")
+                self._end(d, SUCCEEDED, None)
+        except _Rollback as rollback:
+            self._roll_back(d, rollback.reason, rollback.status)
+        except asyncio.CancelledError:
+            # The edge is stopping: the record stays in progress and resumes on restart.
+            raise
+        except Exception as exc:
+            logger.exception("deployment %s failed", d.id)
+            self._roll_back(d, f"internal error: {exc!r}", FAILED)
+        finally:
+            self._done[d.id].set()
+
+    def _begin_step(self, d: Deployment, index: int) -> None:
+        d.phase = ALLOW_TRAFFIC
+        d.step = index
+        d.step_started_at = self._clock()
+        steps = d.steps
+        d.next_step_at = (
+            d.step_started_at + steps[index].hold_seconds * d.time_scale
+            if index < len(steps)
+            else None
+        )
+        self._save(d)
+
+    def _shift(self, d: Deployment, weight: float) -> None:
+        alias = self._store.alias(d.function, d.alias)
+        if alias.version != d.from_version:
+            raise _Rollback(
+                f"{d.function}:{d.alias} was moved to version {alias.version} outside the "
+                "deployment"
+            )
+        if dict(alias.additional_weights) != {d.to_version: weight}:
+            self._store.update_alias(d.function, d.alias, additional_weights={d.to_version: weight})
+            self._note(d, f"step {d.step + 1}: {_percent(weight)} to version {d.to_version}")
+        d.weight = weight
+        self._save(d)
+
+    async def _hold(self, d: Deployment, step: Step) -> None:
+        """Keep the step's weight for its (scaled) interval, checking the alarms."""
+        assert d.step_started_at is not None
+        end = d.step_started_at + step.hold_seconds * d.time_scale
+        interval = min(MAX_CHECK_SECONDS, max(MIN_CHECK_SECONDS, (end - self._clock()) / 20))
+        baselines = {v: self._sample(d.function, v) for v in (d.from_version, d.to_version)}
+        stop = self._stops[d.id]
+        while True:
+            self._check(d, baselines)
+            remaining = end - self._clock()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(interval, remaining))
+            if stop.is_set():
+                raise _Rollback("stopped through the admin API", STOPPED)
+
+    def _check(self, d: Deployment, baselines: Mapping[str, Sample]) -> None:
+        """Update the step's counts and raise _Rollback when an alarm fires."""
+        counts = {v: self._sample(d.function, v).since(b) for v, b in baselines.items()}
+        for version, sample in counts.items():
+            p99 = sample.quantile_seconds(0.99)
+            d.current[version] = {
+                "invocations": int(sample.invocations),
+                "errors": int(sample.errors),
+                "throttles": int(sample.throttles),
+                "p99_ms": None if p99 is None else round(p99 * 1000, 1),
+            }
+        alarm = alarm_reason(counts[d.to_version], d.thresholds)
+        if alarm is not None:
+            raise _Rollback(f"alarm on version {d.to_version}, step {d.step + 1}: {alarm}")
+
+    def _promote(self, d: Deployment) -> None:
+        self._store.update_alias(d.function, d.alias, version=d.to_version, additional_weights={})
+        d.weight = 1.0
+        d.phase = AFTER_ALLOW_TRAFFIC
+        d.next_step_at = None
+        self._note(d, f"all traffic to version {d.to_version}")
+        self._save(d)
+
+    async def _hook(self, d: Deployment, function: str, kind: str) -> None:
+        """Run a lifecycle hook; a function error, an invocation that could not run or a
+        result whose `status` is `Failed` fails the deployment."""
+        payload = orjson.dumps(
+            {
+                "DeploymentId": d.id,
+                "LifecycleEventHookExecutionId": f"{d.id}-{d.phase}-" + secrets.token_urlsafe(12),
+            }
+        )
+        self._note(d, f"{kind} hook {function} invoked")
+        self._save(d)
+        stop = self._stops[d.id]
+
+        async def attempt() -> bytes | Exception:
+            try:
+                return await self._run_hook(function, payload)
+            except Exception as exc:  # noqa: BLE001 - however a hook fails, it fails the deployment
+                return exc
+
+        async with asyncio.TaskGroup() as group:
+            invocation = group.create_task(attempt())
+            stopping = group.create_task(stop.wait())
+            await asyncio.wait({invocation, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not invocation.done():
+                invocation.cancel()
+        if stop.is_set():
+            raise _Rollback("stopped through the admin API", STOPPED)
+        result = invocation.result()
+        if isinstance(result, Exception):
+            raise _Rollback(f"{kind} hook {function} failed: {_describe(result)}")
+        status = _hook_status(result)
+        if status is not None and status.lower() == "failed":
+            raise _Rollback(f'{kind} hook {function} returned "status": "{status}"')
+        self._note(d, f"{kind} hook {function} succeeded")
+
+    def _roll_back(self, d: Deployment, reason: str, status: str) -> None:
+        try:
+            self._store.update_alias(
+                d.function, d.alias, version=d.from_version, additional_weights={}
+            )
+            self._note(d, f"rolled back: all traffic to version {d.from_version}")
+        except Exception as exc:
+            logger.exception("deployment %s: the rollback failed", d.id)
+            reason += f"; the rollback failed: {exc}"
+        d.weight = 0.0
+        self._end(d, status, reason)
+
+    def _end(self, d: Deployment, status: str, reason: str | None) -> None:
+        d.status = status
+        d.phase = END
+        d.reason = reason
+        d.next_step_at = None
+        d.ended_at = self._clock()
+        self.outcomes[status] += 1
+        self._note(d, status + (f": {reason}" if reason else ""))
+        self._save(d)
+        log = logger.info if status == SUCCEEDED else logger.warning
+        log("deployment %s %s%s", d.id, status, f": {reason}" if reason else "")
+
+    def _note(self, d: Deployment, message: str) -> None:
+        d.events.append({"time": _iso(self._clock()), "message": message})
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def _save(self, d: Deployment) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{d.id}.json"
+        temporary = path.with_suffix(".json.tmp")
+        with open(temporary, "wb") as file:
+            file.write(orjson.dumps(d.to_json(), option=orjson.OPT_INDENT_2))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+
+    def _load(self) -> None:
+        if not self.directory.is_dir():
+            return
+        loaded: list[Deployment] = []
+        for path in self.directory.glob("d-*.json"):
+            try:
+                loaded.append(Deployment.from_json(orjson.loads(path.read_bytes())))
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                logger.warning("deployment record %s is unreadable, skipped: %s", path, exc)
+        loaded.sort(key=lambda d: d.created_at, reverse=True)
+        ended = [d for d in loaded if d.status != IN_PROGRESS][KEEP_ENDED:]
+        for d in loaded:
+            if d not in ended:
+                self._deployments[d.id] = d
+
+
+def alarm_reason(step: Sample, thresholds: Thresholds) -> str | None:
+    """Why the new version's counts over a step fire an alarm, or None."""
+    if thresholds.max_throttles is not None and step.throttles > thresholds.max_throttles:
+        return f"{int(step.throttles)} throttles (at most {thresholds.max_throttles})"
+    if step.invocations < max(1, thresholds.min_invocations):
+        return None
+    rate = step.errors / step.invocations
+    if thresholds.max_error_rate is not None and rate > thresholds.max_error_rate:
+        return (
+            f"error rate {rate:.1%} over {int(step.invocations)} invocations "
+            f"(at most {thresholds.max_error_rate:.1%})"
+        )
+    p99 = step.quantile_seconds(0.99)
+    if thresholds.max_p99_ms is not None and p99 is not None and p99 * 1000 > thresholds.max_p99_ms:
+        return f"p99 duration {p99 * 1000:.0f} ms (at most {thresholds.max_p99_ms:g} ms)"
+    return None
+
+
+def _percent(weight: float) -> str:
+    return f"{weight * 100:g} %"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _hook_status(result: bytes) -> str | None:
+    try:
+        document = orjson.loads(result)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(document, dict):
+        status = document.get("status")
+        return status if isinstance(status, str) else None
+    return None
