@@ -85,7 +85,7 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
     if cache.disk_directory is not None and not cache.disk_directory.is_absolute():
         cache = cache.model_copy(update={"disk_directory": (base / cache.disk_directory).resolve()})
     server = config.server
-    for key in ("certificate", "private_key"):
+    for key in ("certificate", "private_key", "state_dir"):
         path = getattr(server, key)
         if path is not None and not path.is_absolute():
             server = server.model_copy(update={key: (base / path).resolve()})

@@ -122,6 +122,11 @@ class ServerConfig(_Strict):
         'means); "keep": matched and forwarded as written.',
     )
     access_log: bool = Field(default=True, description="One line per request on stdout.")
+    state_dir: Path = Field(
+        default=Path(".edge"),
+        description="Where the edge keeps what it must remember across restarts (published "
+        "function versions and their code, aliases), relative to edge.toml.",
+    )
     function_logs: Literal["full", "errors-only", "none"] = Field(
         default="full",
         description="The functions' own log on stderr (what they print, START/END/REPORT), "
@@ -408,6 +413,25 @@ def _handler_files(runtime: str) -> tuple[str, ...]:
     return (".js", ".mjs", ".cjs") if runtime.startswith("nodejs") else (".py",)
 
 
+class AliasDeclaration(_Strict):
+    """`[functions.NAME.aliases.ALIAS]`: an alias of published versions (`edge publish`).
+
+    Applied at start when the alias does not exist yet or when this declaration changed since
+    it was last applied; otherwise the alias stays as the API (UpdateAlias, a deployment) last
+    left it."""
+
+    version: str = Field(
+        pattern=r"^(\$LATEST|[0-9]+)$",
+        description='The published version the alias points to ("3"), or "$LATEST".',
+    )
+    weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="At most one more published version and the share of invocations it gets "
+        '(`{"4" = 0.1}`), 0.0 to 1.0 (Lambda\'s AdditionalVersionWeights).',
+    )
+    description: str = Field(default="", max_length=256, description="The alias's description.")
+
+
 class FunctionConfig(_Strict):
     """`[functions.NAME]`: a Lambda function behaviors, function origins and the Invoke API call.
 
@@ -582,6 +606,11 @@ class FunctionConfig(_Strict):
         default=None,
         description="Where a given-up asynchronous event goes, as Lambda's dead-letter queue "
         "gets it (the same forms as on_success).",
+    )
+    aliases: dict[str, AliasDeclaration] = Field(
+        default_factory=dict,
+        description="Aliases of the function's published versions, by name "
+        "(`[functions.NAME.aliases.live]`).",
     )
 
     @field_validator("on_success", "on_failure", "dead_letter")

@@ -1,1 +1,35 @@
-"""Lambda's function management: versions, aliases and gradual deployments."""
+"""Lambda's function management: published versions and aliases, kept in the state directory.
+
+`FunctionStore` is the durable record (one JSON file, replaced atomically, plus each version's
+code snapshot); `AliasRouter` turns a qualifier into the version that runs, reading the store
+again only when its file changed.
+"""
+
+from __future__ import annotations
+
+from edge.lambda_service.routing import AliasRouter, Resolved
+from edge.lambda_service.store import (
+    Alias,
+    AliasConflict,
+    FunctionStore,
+    InvalidAlias,
+    NotFound,
+    RevisionMismatch,
+    Version,
+    is_version_number,
+    validate_alias_name,
+)
+
+__all__ = [
+    "Alias",
+    "AliasConflict",
+    "AliasRouter",
+    "FunctionStore",
+    "InvalidAlias",
+    "NotFound",
+    "Resolved",
+    "RevisionMismatch",
+    "Version",
+    "is_version_number",
+    "validate_alias_name",
+]
