@@ -32,6 +32,8 @@ from edge.config import (
     load_config,
     with_server_flags,
 )
+from edge.lambda_service.deploy_cli import deploy as deploy_command
+from edge.lambda_service.deploy_cli import deployments as deployments_command
 from edge.sigv4 import Credentials
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -380,6 +382,7 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
         from edge.app import create_admin_app, create_app
         from edge.invalidation import InvalidationJournal
         from edge.invoke import ConcurrencyLimiter, InvokeService
+        from edge.lambda_service.deploy_api import build_deployer
         from edge.metrics import ProxyMetrics, multiprocess_registry, record_sandbox_isolation
         from origin_proxy import via_value
 
@@ -448,11 +451,16 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
             return removed
 
         def admin_factory() -> Any:
-            # Built after any fork: the Invoke API's functions and queue live in this process.
+            # Built after any fork: the Invoke API's functions and queue live in this process,
+            # and so do the deployments (they read what /metrics shows).
+            scraped = multiprocess_registry(multiproc_dir) if multiproc_dir else registry
+            flush = shared.flush if shared else None
+            invoke = InvokeService(config, limiter=limiter, wasm_cache_dir=wasm_cache)
             return create_admin_app(
-                multiprocess_registry(multiproc_dir) if multiproc_dir else registry,
-                flush=shared.flush if shared else None,
-                invoke=InvokeService(config, limiter=limiter, wasm_cache_dir=wasm_cache),
+                scraped,
+                flush=flush,
+                invoke=invoke,
+                deployer=build_deployer(config, invoke, metrics=scraped, flush=flush),
                 invalidate=None if journal else invalidate,
                 journal=journal,
                 access=access,
@@ -1244,6 +1252,10 @@ def invalidate(paths: tuple[str, ...], admin: str | None, config_path: Path | No
         shown += f" and {len(document['paths']) - 10} more"
     click.echo(f"invalidation {document['id']}: {shown}: {what} ({document['milliseconds']} ms)")
 
+
+# Gradual deployments (edge.lambda_service.deploy_cli): they talk to a running edge.
+main.add_command(deploy_command)
+main.add_command(deployments_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

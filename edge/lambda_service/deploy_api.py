@@ -13,13 +13,17 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import orjson
+from prometheus_client import CollectorRegistry
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from edge.config import EdgeConfig
+from edge.invoke import InvokeService
 from edge.lambda_service.deploy import (
     Deployer,
     DeploymentRefused,
@@ -148,3 +152,33 @@ def deployment_routes(deployer: Deployer) -> list[Route]:
         Route("/deployments/{id}", one, methods=["GET"]),
         Route("/deployments/{id}/stop", stop, methods=["POST"]),
     ]
+
+
+def build_deployer(
+    config: EdgeConfig,
+    invoke: InvokeService,
+    *,
+    metrics: CollectorRegistry | None,
+    flush: Callable[[], None] | None = None,
+) -> Deployer:
+    """The deployer of the admin listener's process: the store of `[server] state_dir`, hooks
+    run through `invoke` (Lambda's Invoke, `$LATEST` of the hook function), alarms read from
+    `metrics` (what `/metrics` shows; None: the default registry) and the Invoke API's own."""
+    from prometheus_client import REGISTRY
+
+    from edge.lambda_service.deploy_metrics import RegistrySampler
+    from edge.lambda_service.store import FunctionStore
+    from sandbox import new_request_id
+
+    async def run_hook(name: str, payload: bytes) -> bytes:
+        result = await invoke.invoke(name, payload, new_request_id())
+        return result.payload
+
+    scraped = metrics if metrics is not None else REGISTRY
+    return Deployer(
+        FunctionStore(config.server.state_dir),
+        run_hook=run_hook,
+        sample=RegistrySampler(lambda: (scraped, invoke.metrics_registry), flush=flush),
+        state_dir=config.server.state_dir,
+        functions=frozenset(config.functions),
+    )
