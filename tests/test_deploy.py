@@ -30,7 +30,7 @@ HOOKS = (
     "def raises(event, context):\n"
     "    raise ValueError('smoke test failed')\n"
 )
-FUNCTIONS = ("canary", "hooked", "cli", "restart")
+FUNCTIONS = ("canary", "hooked", "cli", "restart", "moved")
 
 
 def _write_site(tmp: Path) -> Path:
@@ -256,34 +256,46 @@ def test_edge_deploy_follows_to_the_end_and_stops(site: Path, edge: EdgeProcess)
 def test_a_deployment_resumes_after_a_restart(tmp_path: Path) -> None:
     site = _write_site(tmp_path)
     store = _two_versions(site, "restart")
+    _two_versions(site, "moved")
     edge = _start(site)
     try:
         with httpx.Client(base_url=edge.admin_url, timeout=30) as admin:
-            deployment = admin.post(
-                "/deployments",
-                json={
-                    "function": "restart",
-                    "alias": "live",
-                    "version": "2",
-                    "strategy": "linear:25:1m",
-                    "time_scale": 0.03,  # 1.8 s a step, 5.4 s in all
-                },
-            ).json()
+            ids = {
+                function: admin.post(
+                    "/deployments",
+                    json={
+                        "function": function,
+                        "alias": "live",
+                        "version": "2",
+                        "strategy": "linear:25:1m",
+                        "time_scale": 0.03,  # 1.8 s a step, 5.4 s in all
+                    },
+                ).json()["id"]
+                for function in ("restart", "moved")
+            }
             deadline = time.monotonic() + 30
-            while admin.get(f"/deployments/{deployment['id']}").json()["step"] < 1:
+            while admin.get(f"/deployments/{ids['restart']}").json()["step"] < 1:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
     finally:
         edge.stop()
     # Stopped mid-way: the alias stays shifted, owned by the deployment on disk.
     assert dict(store.alias("restart", "live").additional_weights) in ({"2": 0.5}, {"2": 0.25})
+    # Meanwhile someone moves the other alias by hand: that deployment must not undo it.
+    store.update_alias("moved", "live", version="2", additional_weights={})
     edge = _start(site)
     try:
         with httpx.Client(base_url=edge.admin_url, timeout=30) as admin:
-            final = _until_ended(admin, deployment["id"])
+            final = _until_ended(admin, ids["restart"])
+            moved = _until_ended(admin, ids["moved"])
     finally:
         edge.stop()
     assert final["status"] == "Succeeded", final
     assert any("resumed after a restart" in e["message"] for e in final["events"])
     alias = store.alias("restart", "live")
+    assert (alias.version, dict(alias.additional_weights)) == ("2", {})
+    assert moved["status"] == "Failed"
+    assert "cannot resume after a restart" in moved["reason"]
+    assert "moved to version 2 outside the deployment" in moved["reason"]
+    alias = store.alias("moved", "live")
     assert (alias.version, dict(alias.additional_weights)) == ("2", {})

@@ -254,10 +254,14 @@ class DeploymentRefused(Exception):
 
 
 class _Rollback(Exception):
-    def __init__(self, reason: str, status: str = FAILED) -> None:
+    """The deployment ends: its alias goes back to the old version, unless `leave_alias`
+    (someone else moved it: theirs is the last word)."""
+
+    def __init__(self, reason: str, status: str = FAILED, *, leave_alias: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.leave_alias = leave_alias
 
 
 # -- the deployer ------------------------------------------------------------------------------
@@ -451,36 +455,51 @@ class Deployer:
 
     def _resume(self, deployment: Deployment) -> None:
         """Continue a deployment the edge was running when it stopped, or roll it back."""
-        problem = self._why_not_resumable(deployment)
-        if problem is None:
-            self._note(deployment, f"resumed after a restart ({deployment.phase})")
-            self._save(deployment)
-            self._spawn(deployment)
+        try:
+            self._check_resumable(deployment)
+        except _Rollback as cannot:
+            reason = f"cannot resume after a restart: {cannot.reason}"
+            if cannot.leave_alias:
+                self._end(deployment, FAILED, reason)
+            else:
+                self._roll_back(deployment, reason, FAILED)
             return
-        self._roll_back(deployment, f"cannot resume after a restart: {problem}", FAILED)
+        self._note(deployment, f"resumed after a restart ({deployment.phase})")
+        self._save(deployment)
+        self._spawn(deployment)
 
-    def _why_not_resumable(self, d: Deployment) -> str | None:
+    def _check_resumable(self, d: Deployment) -> None:
+        """_Rollback when `d` cannot continue from its record."""
         try:
             parse_strategy(d.strategy)
         except StrategyInvalid as exc:
-            return str(exc)
+            raise _Rollback(str(exc)) from None
         published = {v.number for v in self._store.versions(d.function)}
         for version in (d.from_version, d.to_version):
             if version not in published:
-                return f"version {version} of {d.function} no longer exists"
+                raise _Rollback(f"version {version} of {d.function} no longer exists")
+        # The edge may have stopped between promoting and recording it: either is fine then.
+        expected = {d.from_version}
+        if d.phase == AFTER_ALLOW_TRAFFIC or (d.phase == ALLOW_TRAFFIC and d.step >= len(d.steps)):
+            expected = {d.from_version, d.to_version}
+        if d.phase == AFTER_ALLOW_TRAFFIC:
+            expected = {d.to_version}
+        self._check_alias(d, expected)
+
+    def _check_alias(self, d: Deployment, expected: Collection[str]) -> None:
+        """_Rollback (leaving the alias) when someone else moved or deleted it."""
         try:
             alias = self._store.alias(d.function, d.alias)
         except LookupError:
-            return f"the alias {d.function}:{d.alias} no longer exists"
-        expected = d.to_version if d.phase == AFTER_ALLOW_TRAFFIC else d.from_version
-        if alias.version not in (d.from_version, d.to_version) or (
-            alias.version != expected and d.phase != AFTER_ALLOW_TRAFFIC
-        ):
-            return (
-                f"{d.function}:{d.alias} points to version {alias.version}, moved outside "
-                "the deployment"
+            raise _Rollback(
+                f"the alias {d.function}:{d.alias} was deleted", leave_alias=True
+            ) from None
+        if alias.version not in expected:
+            raise _Rollback(
+                f"{d.function}:{d.alias} was moved to version {alias.version} outside the "
+                "deployment; left there",
+                leave_alias=True,
             )
-        return None
 
     async def _run(self, d: Deployment) -> None:
         try:
@@ -500,7 +519,10 @@ class Deployer:
                     await self._hook(d, d.post_traffic_hook, "post-traffic")
                 self._end(d, SUCCEEDED, None)
         except _Rollback as rollback:
-            self._roll_back(d, rollback.reason, rollback.status)
+            if rollback.leave_alias:
+                self._end(d, rollback.status, rollback.reason)
+            else:
+                self._roll_back(d, rollback.reason, rollback.status)
         except asyncio.CancelledError:
             # The edge is stopping: the record stays in progress and resumes on restart.
             raise
@@ -523,12 +545,8 @@ class Deployer:
         self._save(d)
 
     def _shift(self, d: Deployment, weight: float) -> None:
+        self._check_alias(d, {d.from_version})
         alias = self._store.alias(d.function, d.alias)
-        if alias.version != d.from_version:
-            raise _Rollback(
-                f"{d.function}:{d.alias} was moved to version {alias.version} outside the "
-                "deployment"
-            )
         if dict(alias.additional_weights) != {d.to_version: weight}:
             self._store.update_alias(d.function, d.alias, additional_weights={d.to_version: weight})
             self._note(d, f"step {d.step + 1}: {_percent(weight)} to version {d.to_version}")
@@ -543,6 +561,7 @@ class Deployer:
         baselines = {v: self._sample(d.function, v) for v in (d.from_version, d.to_version)}
         stop = self._stops[d.id]
         while True:
+            self._check_alias(d, {d.from_version})
             self._check(d, baselines)
             remaining = end - self._clock()
             if remaining <= 0:
