@@ -1,10 +1,12 @@
-"""Deployment strategies by name: every CodeDeploy predefined Lambda configuration under its
-CodeDeploy and its SAM name, and the custom canary/linear syntax, as the steps they make."""
+"""The pure rules of gradual deployments: every CodeDeploy predefined Lambda configuration under
+its CodeDeploy and its SAM name, and the custom canary/linear syntax, as the steps they make;
+when a step's counts fire an alarm."""
 
 from __future__ import annotations
 
 import pytest
 
+from edge.lambda_service.deploy import Sample, Thresholds, alarm_reason
 from edge.lambda_service.strategies import PREDEFINED, StrategyInvalid, parse_strategy
 
 MINUTE = 60.0
@@ -87,3 +89,44 @@ def test_custom_syntax(text: str, name: str, steps: list[tuple[float, float]]) -
 def test_refused(text: str) -> None:
     with pytest.raises(StrategyInvalid):
         parse_strategy(text)
+
+
+# Durations as cumulative histogram buckets (upper bound in seconds, count).
+FAST = ((0.05, 100.0), (0.1, 100.0), (0.5, 100.0), (1.0, 100.0), (float("inf"), 100.0))
+SLOW = ((0.05, 0.0), (0.1, 0.0), (0.5, 0.0), (1.0, 100.0), (float("inf"), 100.0))
+
+
+@pytest.mark.parametrize(
+    ("step", "thresholds", "fires"),
+    [
+        pytest.param(Sample(100, 5), Thresholds(), None, id="error-rate-at-the-limit"),
+        pytest.param(Sample(100, 6), Thresholds(), "error rate 6.0%", id="error-rate-over"),
+        pytest.param(Sample(19, 19), Thresholds(), None, id="too-few-invocations-to-judge"),
+        pytest.param(
+            Sample(3, 3), Thresholds(min_invocations=0), "error rate 100.0%", id="min-zero"
+        ),
+        pytest.param(Sample(100, 90), Thresholds(max_error_rate=None), None, id="rate-off"),
+        pytest.param(Sample(0, 0, 1), Thresholds(max_throttles=0), "1 throttles", id="throttle"),
+        pytest.param(Sample(0, 0, 5), Thresholds(), None, id="throttles-off-by-default"),
+        pytest.param(
+            Sample(100, 0, 0, SLOW), Thresholds(max_p99_ms=500), "p99 duration 995 ms", id="p99"
+        ),
+        pytest.param(Sample(100, 0, 0, FAST), Thresholds(max_p99_ms=500), None, id="p99-fast"),
+    ],
+)
+def test_alarms(step: Sample, thresholds: Thresholds, fires: str | None) -> None:
+    reason = alarm_reason(step, thresholds)
+    if fires is None:
+        assert reason is None
+    else:
+        assert reason is not None
+        assert fires in reason
+
+
+def test_counts_over_a_step_survive_a_counter_reset() -> None:
+    before = Sample(50, 5, 1, ((0.1, 40.0), (float("inf"), 50.0)))
+    assert Sample(80, 6, 1, ((0.1, 60.0), (float("inf"), 80.0))).since(before) == Sample(
+        30, 1, 0, ((0.1, 20.0), (float("inf"), 30.0))
+    )
+    # The process that counted restarted: its counters start from zero again.
+    assert Sample(7, 1).since(before) == Sample(7, 1, 0)
