@@ -367,6 +367,15 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
     warning = exposure_warning(server.admin, signed=credentials is not None)
     if warning:
         err_console.print(f"[bold yellow]warning:[/] {escape(warning)}")
+    if not server.admin:
+        from edge.lambda_service.deploy import unfinished_deployments
+
+        unfinished = unfinished_deployments(server.state_dir)
+        if unfinished:
+            err_console.print(
+                f"[bold yellow]warning:[/] deployments in progress, not resumed without an "
+                f"admin listener (--admin): {escape(', '.join(unfinished))}"
+            )
     # $XDG_CACHE_HOME, read here: only the CLI reads the environment.
     wasm_cache = str(wasm_cache_dir(os.environ.get("XDG_CACHE_HOME")))
     multiproc_dir: str | None = None

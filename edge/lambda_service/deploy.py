@@ -721,3 +721,19 @@ def _hook_status(result: bytes) -> str | None:
         status = document.get("status")
         return status if isinstance(status, str) else None
     return None
+
+
+def unfinished_deployments(state_dir: Path) -> list[str]:
+    """Ids of the deployments recorded in progress under `state_dir` (for a warning when the
+    edge starts without the admin listener that would resume them)."""
+    found: list[str] = []
+    for path in sorted((state_dir / "deployments").glob("d-*.json")):
+        try:
+            document = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            continue
+        if isinstance(document, dict) and document.get("status") == IN_PROGRESS:
+            found.append(
+                f"{document.get('id')} ({document.get('function')}:{document.get('alias')})"
+            )
+    return found
