@@ -503,6 +503,17 @@ class Deployer:
 
     async def _run(self, d: Deployment) -> None:
         try:
+            await self._drive(d)
+        except Exception:
+            # Not even its end could be recorded (the disk?): log it, and never take the
+            # admin listener down with it.
+            logger.exception("deployment %s: could not record its end", d.id)
+        finally:
+            self._done[d.id].set()
+
+    async def _drive(self, d: Deployment) -> None:
+        """Take `d` from its recorded phase to its end."""
+        try:
             if d.phase == BEFORE_ALLOW_TRAFFIC:
                 if d.pre_traffic_hook is not None:
                     await self._hook(d, d.pre_traffic_hook, "pre-traffic")
@@ -529,8 +540,6 @@ class Deployer:
         except Exception as exc:
             logger.exception("deployment %s failed", d.id)
             self._roll_back(d, f"internal error: {exc!r}", FAILED)
-        finally:
-            self._done[d.id].set()
 
     def _begin_step(self, d: Deployment, index: int) -> None:
         d.phase = ALLOW_TRAFFIC
