@@ -1262,6 +1262,245 @@ def invalidate(paths: tuple[str, ...], admin: str | None, config_path: Path | No
     click.echo(f"invalidation {document['id']}: {shown}: {what} ({document['milliseconds']} ms)")
 
 
+_CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("edge.toml"),
+    show_default=True,
+    help="The edge's edge.toml: its functions and its state directory ([server] state_dir).",
+)
+
+
+def _store_for(config_path: Path, function: str) -> tuple[EdgeConfig, Any]:
+    """The configuration and the function store of CONFIG; exits 2 when FUNCTION is not one
+    of its Lambda functions."""
+    from edge.lambda_service import FunctionStore
+
+    try:
+        # What edge.toml names may not be published yet: these commands publish it.
+        config = load_config(config_path, qualifiers_exist=False)
+    except ConfigError as error:
+        _fail_config(error)
+    known = config.functions.get(function)
+    if known is None or known.runtime.startswith("cloudfront-js"):
+        names = ", ".join(
+            n for n, f in config.functions.items() if not f.runtime.startswith("cloudfront-js")
+        )
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(config_path))}: expected one of its Lambda "
+            f"functions ({escape(names or 'none')}), found {escape(repr(function))}"
+        )
+        sys.exit(2)
+    return config, FunctionStore(config.server.state_dir)
+
+
+def _store_error(error: Exception) -> NoReturn:
+    from edge.lambda_service import NotFound
+
+    message = f"no such version or alias: {error}" if isinstance(error, NotFound) else str(error)
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    sys.exit(1)
+
+
+def _print_rows(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table on a terminal, tab-separated lines (no header) otherwise."""
+    console = Console(highlight=False)
+    if console.is_terminal:
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)
+        return
+    for row in rows:
+        click.echo("\t".join(row))
+
+
+@main.command()
+@click.argument("function")
+@click.option("--description", default="", help="The version's description.")
+@_CONFIG_OPTION
+def publish(function: str, description: str, config_path: Path) -> None:
+    """Publish FUNCTION's $LATEST as a new numbered version (Lambda's PublishVersion).
+
+    The version keeps a copy of the function's code and its [functions.NAME] settings in
+    the state directory; it runs them, whatever becomes of the working copy. Publishing
+    what the latest version already holds makes no new version. A running edge on the same
+    edge.toml sees the version within a second."""
+    from edge.functions import publish_function
+
+    config, store = _store_for(config_path, function)
+    before = {v.number for v in store.versions(function)}
+    try:
+        version = publish_function(config, store, function, description=description)
+    except (LookupError, ValueError, OSError) as error:
+        _store_error(error)
+    state = "unchanged since" if version.number in before else "published"
+    click.echo(
+        f"{function}:{version.number} {state} (CodeSha256 {version.code_sha256}, "
+        f"{version.code_size} bytes)"
+    )
+
+
+@main.group()
+def alias() -> None:
+    """Create, change, delete and list a function's aliases (names for published versions).
+
+    They act on the state directory of --config directly; a running edge on the same
+    edge.toml routes by the change within a second."""
+
+
+def _weights(values: Sequence[str]) -> dict[str, float]:
+    weights: dict[str, float] = {}
+    for value in values:
+        version, sep, share = value.partition("=")
+        try:
+            weights[version] = float(share)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise click.BadParameter(
+                f"expected VERSION=SHARE such as 4=0.1, found {value!r}", param_hint="--weight"
+            ) from None
+    return weights
+
+
+def _alias_line(found: Any) -> str:
+    weights = ", ".join(f"{v}={w:g}" for v, w in found.additional_weights.items())
+    return f"{found.function}:{found.name} -> {found.version}" + (
+        f" (+ {weights})" if weights else ""
+    )
+
+
+_WEIGHT_OPTION = click.option(
+    "--weight",
+    "weights",
+    multiple=True,
+    metavar="VERSION=SHARE",
+    help="Send SHARE (0.0 to 1.0) of the invocations to another published VERSION.",
+)
+
+
+@alias.command("create")
+@click.argument("function")
+@click.argument("name")
+@click.option("--version", "version", required=True, help="The published version ($LATEST too).")
+@_WEIGHT_OPTION
+@click.option("--description", default="", help="The alias's description.")
+@_CONFIG_OPTION
+def alias_create(
+    function: str,
+    name: str,
+    version: str,
+    weights: tuple[str, ...],
+    description: str,
+    config_path: Path,
+) -> None:
+    """Create alias NAME of FUNCTION pointing to --version (Lambda's CreateAlias)."""
+    from edge.lambda_service import AliasConflict
+
+    _, store = _store_for(config_path, function)
+    try:
+        found = store.create_alias(
+            function,
+            name,
+            version,
+            additional_weights=_weights(weights),
+            description=description,
+        )
+    except (LookupError, ValueError, OSError, AliasConflict) as error:
+        _store_error(error)
+    click.echo(f"created {_alias_line(found)}")
+
+
+@alias.command("update")
+@click.argument("function")
+@click.argument("name")
+@click.option("--version", "version", help="The published version it points to now.")
+@_WEIGHT_OPTION
+@click.option("--no-weights", is_flag=True, help="Send every invocation to --version again.")
+@click.option("--description", default=None, help="A new description.")
+@_CONFIG_OPTION
+def alias_update(
+    function: str,
+    name: str,
+    version: str | None,
+    weights: tuple[str, ...],
+    no_weights: bool,
+    description: str | None,
+    config_path: Path,
+) -> None:
+    """Point alias NAME of FUNCTION elsewhere, or change its weights (Lambda's UpdateAlias)."""
+    _, store = _store_for(config_path, function)
+    routing = {} if no_weights else (_weights(weights) if weights else None)
+    try:
+        found = store.update_alias(
+            function, name, version=version, additional_weights=routing, description=description
+        )
+    except (LookupError, ValueError, OSError) as error:
+        _store_error(error)
+    click.echo(f"updated {_alias_line(found)}")
+
+
+@alias.command("delete")
+@click.argument("function")
+@click.argument("name")
+@_CONFIG_OPTION
+def alias_delete(function: str, name: str, config_path: Path) -> None:
+    """Delete alias NAME of FUNCTION (refused while edge.toml names it)."""
+    from edge.invoke.management import referenced_aliases
+
+    config, store = _store_for(config_path, function)
+    where = referenced_aliases(config).get((function, name))
+    if where is not None:
+        err_console.print(
+            f"[bold red]error:[/] {escape(f'{function}:{name}')} is named in "
+            f"{escape(str(config_path))} ({escape(where)}): remove it there first"
+        )
+        sys.exit(1)
+    try:
+        store.delete_alias(function, name)
+    except (LookupError, ValueError, OSError) as error:
+        _store_error(error)
+    click.echo(f"deleted {function}:{name}")
+
+
+@main.command()
+@click.argument("function")
+@_CONFIG_OPTION
+def versions(function: str, config_path: Path) -> None:
+    """FUNCTION's published versions (Lambda's ListVersionsByFunction, without $LATEST)."""
+    _, store = _store_for(config_path, function)
+    _print_rows(
+        f"{function}: versions",
+        ("version", "CodeSha256", "created", "description"),
+        [(v.number, v.code_sha256, v.created, v.description) for v in store.versions(function)],
+    )
+
+
+@alias.command("list")
+@click.argument("function")
+@_CONFIG_OPTION
+def alias_list(function: str, config_path: Path) -> None:
+    """FUNCTION's aliases."""
+    _, store = _store_for(config_path, function)
+    _print_rows(
+        f"{function}: aliases",
+        ("alias", "version", "weights", "description"),
+        [
+            (
+                a.name,
+                a.version,
+                ", ".join(f"{v}={w:g}" for v, w in a.additional_weights.items()),
+                a.description,
+            )
+            for a in store.aliases(function)
+        ],
+    )
+
+
 # Gradual deployments (edge.lambda_service.deploy_cli): they talk to a running edge.
 main.add_command(deploy_command)
 main.add_command(deployments_command)

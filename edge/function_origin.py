@@ -23,9 +23,12 @@ from edge.events.alb import (
     new_trace_root,
 )
 from edge.events.alb_rules import ALB_FAILURES, ALB_REQUEST_BODY_LIMIT_BYTES, AlbCondition
-from edge.functions import FunctionRegistry
+from edge.functions import LATEST, FunctionRegistry
+from edge.invoke.names import function_arn
+from edge.lambda_service import NotFound
 from origin_proxy import Headers, OriginRequest, OriginResponse, single_chunk
 from sandbox import (
+    FunctionCodeInvalid,
     FunctionError,
     FunctionThrottled,
     FunctionTimeout,
@@ -105,12 +108,15 @@ class FunctionOrigin:
         function: str,
         registry: FunctionRegistry,
         *,
+        qualifier: str | None = None,
         multi_value: bool,
         target_group_arn: str,
         timeout_seconds: float | None,
     ) -> None:
         self.name = name
         self.function = function
+        self.qualifier = qualifier  # a version or alias (`fn:live`); None: $LATEST
+        self.invoked_arn = function_arn(function, qualifier) if qualifier else None
         self.registry = registry
         self.multi_value = multi_value
         self.target_group_arn = target_group_arn
@@ -160,6 +166,14 @@ class FunctionOrigin:
                 target_group_arn=self.target_group_arn,
                 trace_id=new_trace_root(int(time.time()), os.urandom(12).hex()),
             )
+            version = LATEST
+            if self.qualifier is not None:
+                try:
+                    version = self.registry.resolve(self.function, self.qualifier)
+                except NotFound:
+                    raise FunctionCodeInvalid(
+                        self.function, f"no version or alias {self.qualifier!r}"
+                    ) from None
             result = await self.registry.invoke(
                 self.function,
                 event,
@@ -167,6 +181,8 @@ class FunctionOrigin:
                 deadline=time.monotonic() + self.timeout_seconds,
                 timeout_seconds=self.timeout_seconds,
                 trigger="origin",
+                version=version,
+                invoked_arn=self.invoked_arn,
             )
             try:
                 response = decode_alb_response(result.payload, multi_value=self.multi_value)

@@ -13,7 +13,9 @@ the function and the trigger it ran at, as `[server] function_logs` says.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import re
@@ -25,6 +27,7 @@ from typing import Any, Protocol
 
 from edge.config import EdgeConfig, FunctionConfig
 from edge.function_logs import FunctionLogs
+from edge.lambda_service import AliasRouter, FunctionStore, Version, code_digest
 from sandbox import (
     CloudFrontJsSpec,
     FunctionCodeInvalid,
@@ -44,6 +47,8 @@ logger = logging.getLogger("edge.functions")
 
 # No admission to take when the registry has no limiter (nullcontext is reusable).
 _NO_LEASE = contextlib.nullcontext()
+
+LATEST = "$LATEST"
 
 # The request id of an invocation's log text.
 _START_LINE = re.compile(r"^START RequestId: (\S+) ", re.MULTILINE)
@@ -93,7 +98,7 @@ def sandbox_policy(config: EdgeConfig) -> SandboxPolicy:
     functions should their code directory contain any: the configuration, the admin
     listener's secret key file, the cache directory, the async-invocation queue and the `.edge`
     folder beside the configuration."""
-    hidden = [config.base_dir / ".edge", config.invoke.queue_path]
+    hidden = [config.base_dir / ".edge", config.server.state_dir, config.invoke.queue_path]
     hidden += [
         config.invoke.queue_path.with_name(config.invoke.queue_path.name + suffix)
         for suffix in ("-wal", "-shm", "-journal")
@@ -112,6 +117,25 @@ def sandbox_policy(config: EdgeConfig) -> SandboxPolicy:
         uid_count=settings.uid_count,
         hidden_paths=tuple(Path(p).resolve() for p in hidden),
     )
+
+
+def publish_function(
+    config: EdgeConfig, store: FunctionStore, name: str, *, description: str = ""
+) -> Version:
+    """Publish function `name`'s `$LATEST` (its code and its `[functions.NAME]` settings) as
+    a version in `store`, leaving out the edge's own files (`sandbox_policy`'s hidden paths);
+    the latest version when nothing changed since it was published."""
+    return store.publish(
+        name,
+        config.functions[name],
+        description=description,
+        exclude=sandbox_policy(config).hidden_paths,
+    )
+
+
+def latest_code_sha256(config: EdgeConfig, name: str) -> tuple[str, int]:
+    """`$LATEST`'s CodeSha256 and size: what a version published now would have."""
+    return code_digest(config.functions[name], sandbox_policy(config).hidden_paths)
 
 
 def wasm_spec_for(
@@ -239,7 +263,12 @@ def _longest_timeout(config: EdgeConfig) -> float:
 
 
 class FunctionRegistry:
-    """Runtimes by function name; `invoke` is the one door to the sandboxes."""
+    """Runtimes by function name and version; `invoke` is the one door to the sandboxes.
+
+    `$LATEST` of every function starts with the registry; a published version gets a runtime
+    of its own (its own environments and cold starts, its snapshot's code and settings) the
+    first time it is invoked. `resolve` turns a qualifier (`$LATEST`, a number, an alias) into
+    the version to run, reading the store (`[server] state_dir`) only when it changed."""
 
     def __init__(
         self,
@@ -248,10 +277,18 @@ class FunctionRegistry:
         logs: FunctionLogs | None = None,
         wasm_cache_dir: str | None = None,
         limiter: Limiter | None = None,
+        store: FunctionStore | None = None,
     ) -> None:
         self._limiter = limiter
         self._specs: dict[str, RuntimeSpec] = {}
         self._runtimes: dict[str, Runtime] = {}
+        self._versioned: dict[tuple[str, str], Runtime] = {}
+        self._creating = asyncio.Lock()
+        self.store = store if store is not None else FunctionStore(config.server.state_dir)
+        self.router = AliasRouter(self.store)
+        self._longest = _longest_timeout(config)
+        self._store_files = _store_files(config)
+        self._functions = config.functions
         self.logs = logs or FunctionLogs(config.server.function_logs)
         # Request ids of the invocations this registry awaits: it writes their logs itself,
         # knowing the trigger and the outcome.
@@ -283,6 +320,7 @@ class FunctionRegistry:
         `FunctionCodeInvalid`) is logged and left in place: its own invocations fail with that
         error, and every other function serves."""
         self._make_hidden_directories()
+        self.apply_declared_aliases()
         for name, spec in self._specs.items():
             if name in self._runtimes:
                 continue
@@ -292,6 +330,23 @@ class FunctionRegistry:
                 await runtime.start()
             except FunctionCodeInvalid as error:
                 logger.error("%s; its invocations fail until it is fixed", error)
+
+    def apply_declared_aliases(self) -> None:
+        """Make or update the aliases edge.toml declares (`FunctionStore.declare_alias`: only
+        those that are new or whose declaration changed; `edge check` validated them)."""
+        for name, function in self._functions.items():
+            for alias, declared in function.aliases.items():
+                try:
+                    self.store.declare_alias(
+                        name,
+                        alias,
+                        declared.version,
+                        additional_weights=declared.weights,
+                        description=declared.description,
+                    )
+                except (LookupError, ValueError, OSError) as error:
+                    logger.error("functions.%s.aliases.%s: not applied: %s", name, alias, error)
+        self.router.refresh_now()
 
     def _sandbox_log(self, name: str, text: str) -> None:
         """Log text from function `name`'s runtime that no awaited invocation will bring back
@@ -310,6 +365,34 @@ class FunctionRegistry:
         if any(queue_dir.is_relative_to(code_dir) for code_dir in self._code_dirs):
             queue_dir.mkdir(parents=True, exist_ok=True)
 
+    def resolve(self, name: str, qualifier: str | None) -> str:
+        """The version of function `name` that `qualifier` runs now (an alias picks one per
+        call); `edge.lambda_service.NotFound` when the qualifier does not exist."""
+        return self.router.resolve(name, qualifier)
+
+    async def _version_runtime(self, name: str, version: str) -> Runtime:
+        """Published version `version`'s runtime, made and started on first use."""
+        key = (name, version)
+        async with self._creating:
+            runtime = self._versioned.get(key)
+            if runtime is not None:
+                return runtime
+            function = self.store.version_config(name, version)
+            spec = runtime_spec_for(
+                name,
+                function,
+                timeout_seconds=self._longest,
+                key_value_stores=self._store_files,
+            )
+            spec = dataclasses.replace(spec, version=version)
+            runtime = self._host.create(spec, log_sink=functools.partial(self._sandbox_log, name))
+            self._versioned[key] = runtime
+        try:
+            await runtime.start()
+        except FunctionCodeInvalid as error:
+            logger.error("%s (version %s); its invocations fail until it is fixed", error, version)
+        return runtime
+
     def has_entry(self, name: str, entry: str) -> bool:
         """False when function `name` cannot handle `entry` (a WASM module without that
         export): the caller continues unchanged without building an event."""
@@ -327,14 +410,23 @@ class FunctionRegistry:
         entry: str = "handler",
         client_context: dict[str, Any] | None = None,
         trigger: str = "invoke",
+        version: str = LATEST,
+        invoked_arn: str | None = None,
     ) -> InvocationResult:
-        """Run function `name` once; raises the sandbox's errors (see sandbox.Runtime).
+        """Run version `version` (see `resolve`) of function `name` once; raises the
+        sandbox's errors (see sandbox.Runtime).
 
         An empty payload means "continue unchanged" (a WASM guest's 0, see ABI.md).
         `client_context`: the Invoke API's `X-Amz-Client-Context`, decoded. `trigger` names
         the caller in the function's log lines (`viewer-request`, `origin`, `invoke`).
+        `invoked_arn`: the ARN as the caller named it (with its qualifier), for the context.
         """
-        runtime = self._runtimes[name]
+        if version == LATEST:
+            runtime = self._runtimes[name]
+        else:
+            runtime = self._versioned.get((name, version)) or await self._version_runtime(
+                name, version
+            )
         request_id = request_id or new_request_id()
         self._awaited.add(request_id)
         try:
@@ -346,6 +438,7 @@ class FunctionRegistry:
                     request_id=request_id,
                     deadline=deadline,
                     timeout_seconds=timeout_seconds,
+                    invoked_arn=invoked_arn,
                     client_context=client_context,
                 )
         except FunctionError as error:
@@ -357,10 +450,14 @@ class FunctionRegistry:
         return result
 
     def stats(self) -> dict[str, RuntimeStats]:
-        """Each started function's counters and gauges, for a metrics layer."""
-        return {name: runtime.stats() for name, runtime in self._runtimes.items()}
+        """Each started function's counters and gauges, for a metrics layer (`$LATEST` by
+        name, a published version as `name:version`)."""
+        found = {name: runtime.stats() for name, runtime in self._runtimes.items()}
+        for (name, version), runtime in self._versioned.items():
+            found[f"{name}:{version}"] = runtime.stats()
+        return found
 
     async def aclose(self) -> None:
-        for runtime in self._runtimes.values():
+        for runtime in [*self._runtimes.values(), *self._versioned.values()]:
             await runtime.aclose()
         self._host.close()

@@ -109,14 +109,14 @@ class ProxyMetrics:
         )
         self.function_invocations = Counter(
             "edge_function_invocations",
-            "Function invocations by trigger",
-            ["function", "trigger"],
+            "Function invocations by trigger and the version that ran",
+            ["function", "trigger", "version"],
             registry=reg,
         )
         self.function_errors = Counter(
             "edge_function_errors",
             "Failed function invocations by kind (X-Cache kind and cause)",
-            ["function", "trigger", "kind"],
+            ["function", "trigger", "kind", "version"],
             registry=reg,
         )
         self.function_seconds = Histogram(
@@ -162,13 +162,18 @@ class ProxyMetrics:
         self._counts[key] = self._counts.get(key, 0) + 1
 
     def record_function(
-        self, function: str, trigger: str, seconds: float, error_kind: str | None
+        self,
+        function: str,
+        trigger: str,
+        seconds: float,
+        error_kind: str | None,
+        version: str = "$LATEST",
     ) -> None:
         counts = self._counts
-        key: tuple[Any, ...] = (self.function_invocations, function, trigger)
+        key: tuple[Any, ...] = (self.function_invocations, function, trigger, version)
         counts[key] = counts.get(key, 0) + 1
         if error_kind is not None:
-            key = (self.function_errors, function, trigger, error_kind)
+            key = (self.function_errors, function, trigger, error_kind, version)
             counts[key] = counts.get(key, 0) + 1
         self._observe(self.function_seconds, function, seconds)
 

@@ -220,14 +220,16 @@ def _function_upstream(
 ) -> Upstream:
     from edge.function_origin import FunctionOrigin
 
-    function = config.functions[settings.function]
+    function_name, _, qualifier = settings.function.partition(":")
+    function = config.functions[function_name]
     domain = settings.domain_name or f"{name.lower()}.elb.localhost"
     return Upstream(
         name=name,
         origin=FunctionOrigin(
             name,
-            settings.function,
+            function_name,
             registry,
+            qualifier=qualifier or None,
             multi_value=settings.multi_value_headers,
             target_group_arn=settings.target_group_arn,
             timeout_seconds=function.timeout,

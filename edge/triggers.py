@@ -30,15 +30,22 @@ from edge.events.cloudfront_functions import (
     decode_function_result,
 )
 from edge.events.cloudfront_result import Outcome
-from edge.functions import FunctionRegistry
-from sandbox import SandboxError
+from edge.functions import LATEST, FunctionRegistry
+from edge.invoke.names import function_arn
+from edge.lambda_service import NotFound
+from sandbox import FunctionCodeInvalid, SandboxError
 
 logger = logging.getLogger("edge.functions")
 
 
 class FunctionMetricsSink(Protocol):
     def record_function(
-        self, function: str, trigger: str, seconds: float, error_kind: str | None
+        self,
+        function: str,
+        trigger: str,
+        seconds: float,
+        error_kind: str | None,
+        version: str = "$LATEST",
     ) -> None: ...
 
 
@@ -107,7 +114,18 @@ class TriggerRunner:
                 trigger, association.name, request, response, request_id
             )
         entry = trigger.value.replace("-", "_")
-        if not self.registry.has_entry(association.name, entry):
+        name = association.name
+        qualifier = association.qualifier
+        version, invoked_arn = LATEST, None
+        if qualifier is not None:
+            try:
+                version = self.registry.resolve(name, qualifier)
+            except NotFound:
+                # Checked at start; an alias deleted since (edge alias delete) lands here.
+                missing = FunctionCodeInvalid(name, f"no version or alias {qualifier!r}")
+                raise TriggerFailed(trigger, name, missing) from None
+            invoked_arn = function_arn(name, qualifier)
+        elif not self.registry.has_entry(name, entry):
             return None
         config = EventConfig(self.distribution_domain_name, self.distribution_id, request_id)
         event = build_event(
@@ -118,7 +136,6 @@ class TriggerRunner:
             if trigger.startswith("viewer")
             else self.origin_timeout_seconds
         )
-        name = association.name
         lambda_id = ""
         started = time.perf_counter()
         try:
@@ -130,11 +147,15 @@ class TriggerRunner:
                 timeout_seconds=limit,
                 entry=entry,
                 trigger=trigger.value,
+                version=version,
+                invoked_arn=invoked_arn,
             )
             lambda_id = result.request_id
             if not result.payload:
                 if self.metrics is not None:
-                    self.metrics.record_function(name, trigger, time.perf_counter() - started, None)
+                    self.metrics.record_function(
+                        name, trigger, time.perf_counter() - started, None, version
+                    )
                 return None
             try:
                 outcome = decode_result(event, result.payload, policy=self.policy)
@@ -146,11 +167,17 @@ class TriggerRunner:
             if self.metrics is not None:
                 kind = getattr(exc, "rule", None) or getattr(exc, "error_type", None)
                 self.metrics.record_function(
-                    name, trigger, time.perf_counter() - started, kind or type(exc).__name__
+                    name,
+                    trigger,
+                    time.perf_counter() - started,
+                    kind or type(exc).__name__,
+                    version,
                 )
             raise TriggerFailed(trigger, name, exc, lambda_id) from exc
         if self.metrics is not None:
-            self.metrics.record_function(name, trigger, time.perf_counter() - started, None)
+            self.metrics.record_function(
+                name, trigger, time.perf_counter() - started, None, version
+            )
         for warning in outcome.warnings:
             logger.warning("request %s: function %s at %s: %s", request_id, name, trigger, warning)
         return outcome

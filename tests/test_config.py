@@ -261,32 +261,37 @@ def _behavior(**triggers: Any) -> dict[str, Any]:
     [
         pytest.param(
             _behavior(**{"viewer-request": "fn:live"}),
-            "behaviors[0].viewer-request: qualified function names (versions, aliases) are not "
-            "supported yet: expected 'fn', found 'fn:live'",
+            "behaviors[0].viewer-request: expected $LATEST, a published version or an alias of "
+            "'fn' (aliases: none; `edge alias create` or [functions.fn.aliases.NAME] makes "
+            "one), found 'fn:live'",
             id="alias",
         ),
         pytest.param(
             _behavior(**{"origin-request": {"function": "fn:7", "include_body": True}}),
-            "behaviors[0].origin-request.function: qualified function names (versions, aliases) "
-            "are not supported yet: expected 'fn', found 'fn:7'",
+            "behaviors[0].origin-request.function: expected a published version of 'fn' (none "
+            "yet: `edge publish fn` makes one), found 'fn:7'",
             id="version-in-a-table",
         ),
         pytest.param(
-            _behavior(viewer_response="fn:$LATEST"),
-            "behaviors[0].viewer-response: qualified function names (versions, aliases) are not "
-            "supported yet: expected 'fn', found 'fn:$LATEST'",
-            id="latest-by-its-python-name",
-        ),
-        pytest.param(
             {"origins": {"a": {"function": "fn:live"}}, "functions": {"fn": FN}},
-            "origins.a.function: qualified function names (versions, aliases) are not "
-            "supported yet: expected 'fn', found 'fn:live'",
+            "origins.a.function: expected $LATEST, a published version or an alias of 'fn' "
+            "(aliases: none; `edge alias create` or [functions.fn.aliases.NAME] makes one), "
+            "found 'fn:live'",
             id="function-origin",
         ),
         pytest.param(
+            {
+                "origins": {"a": HTTP},
+                "functions": {"fn": {**FN, "aliases": {"live": {"version": "3"}}}},
+            },
+            "functions.fn.aliases.live.version: expected a published version of 'fn' (none "
+            "yet: `edge publish fn` makes one), found '3'",
+            id="declared-alias-of-an-unpublished-version",
+        ),
+        pytest.param(
             {"origins": {"a": HTTP}, "functions": {"fn": {**FN, "on_failure": "function:fn:1"}}},
-            "functions.fn.on_failure: qualified function names (versions, aliases) are not "
-            "supported yet: expected 'fn', found 'fn:1'",
+            "functions.fn.on_failure: qualified function names are not supported for "
+            "destinations: expected 'fn', found 'fn:1'",
             id="destination",
         ),
         pytest.param(
@@ -355,7 +360,7 @@ def test_function_settings_edge_would_ignore_are_errors(
     assert caught.value.problems == [problem]
 
 
-def test_edge_check_refuses_a_qualified_association(tmp_path: Path) -> None:
+def test_edge_check_refuses_an_unknown_alias(tmp_path: Path) -> None:
     path = tmp_path / "edge.toml"
     path.write_text(
         '[origins.a]\nurl = "http://127.0.0.1:9"\n\n'
@@ -366,8 +371,9 @@ def test_edge_check_refuses_a_qualified_association(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert (
-        "behaviors[0].viewer-request: qualified function names (versions, aliases) are not "
-        "supported yet: expected 'fn', found 'fn:live'"
+        "behaviors[0].viewer-request: expected $LATEST, a published version or an alias of "
+        "'fn' (aliases: none; `edge alias create` or [functions.fn.aliases.NAME] makes one), "
+        "found 'fn:live'"
     ) in result.stderr
 
 

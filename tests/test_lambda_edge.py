@@ -397,13 +397,13 @@ def test_function_metrics(client: httpx.Client, edge: EdgeProcess) -> None:
     with httpx.Client(base_url=edge.admin_url) as admin:
         metrics = admin.get("/metrics").text
     assert re.search(
-        r'edge_function_invocations_total\{function="tag-request",trigger="viewer-request"\} '
-        r"[1-9]",
+        r'edge_function_invocations_total\{function="tag-request",trigger="viewer-request",'
+        r'version="\$LATEST"\} [1-9]',
         metrics,
     )
     assert re.search(
         r'edge_function_errors_total\{function="raise-error",kind="KeyError",'
-        r'trigger="viewer-request"\} [1-9]',
+        r'trigger="viewer-request",version="\$LATEST"\} [1-9]',
         metrics,
     )
     assert 'edge_function_duration_seconds_count{function="tag-response"}' in metrics

@@ -97,7 +97,12 @@ def check_server(config: EdgeConfig) -> list[str]:
     return problems
 
 
-def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
+def check_references(
+    config: EdgeConfig, raw: Mapping[str, Any], *, qualifiers_exist: bool = True
+) -> list[str]:
+    """References between tables. `qualifiers_exist`: a `NAME:VERSION` or `NAME:ALIAS`
+    reference must name one published in the state directory (off for `edge publish` and
+    `edge alias`, which make them)."""
     problems: list[str] = []
     names = sorted(config.origins)
     for index, behavior in enumerate(config.behaviors):
@@ -115,6 +120,8 @@ def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
             )
     functions = sorted(config.functions)
     edge = config.lambda_edge
+    qualifiers = _Qualifiers(config, enabled=qualifiers_exist)
+    problems += qualifiers.check_declared_aliases()
     for index, behavior in enumerate(config.behaviors):
         for trigger in TRIGGERS:
             association = behavior.association(trigger)
@@ -123,12 +130,6 @@ def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
             where = f"behaviors[{index}].{trigger}"
             table = raw["behaviors"][index]
             given = table.get(trigger, table.get(trigger.replace("-", "_")))
-            qualified = _qualified_name(
-                f"{where}.function" if isinstance(given, Mapping) else where, association.function
-            )
-            if qualified:
-                problems.append(qualified)
-                continue
             if association.name not in config.functions:
                 close = difflib.get_close_matches(association.name, functions, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -138,6 +139,11 @@ def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
                     f"found {association.name!r}{hint}"
                 )
                 continue
+            qualifier_problem = qualifiers.check(
+                f"{where}.function" if isinstance(given, Mapping) else where, association.function
+            )
+            if qualifier_problem:
+                problems.append(qualifier_problem)
             if association.include_body and trigger.endswith("-response"):
                 problems.append(
                     f"{where}.include_body: expected false (CloudFront allows include_body only "
@@ -246,28 +252,28 @@ def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
                         f"origins.{name}.{role}: expected one of the origins "
                         f"{', '.join(repr(n) for n in plain)} (not a group), found {member!r}"
                     )
-        qualified = (
-            _qualified_name(f"origins.{name}.function", origin.function)
-            if isinstance(origin, FunctionOriginConfig)
-            else None
+        target_name = (
+            origin.function.partition(":")[0] if isinstance(origin, FunctionOriginConfig) else ""
         )
-        if qualified:
-            problems.append(qualified)
-        elif isinstance(origin, FunctionOriginConfig) and config.functions.get(
-            origin.function, FunctionConfig(handler="x.y")
+        if isinstance(origin, FunctionOriginConfig) and config.functions.get(
+            target_name, FunctionConfig(handler="x.y")
         ).runtime.startswith("cloudfront-js"):
             problems.append(
                 f"origins.{name}.function: expected a Lambda function: {origin.function!r} is a "
                 "CloudFront Function, which runs only on viewer triggers"
             )
-        elif isinstance(origin, FunctionOriginConfig) and origin.function not in config.functions:
-            close = difflib.get_close_matches(origin.function, functions, n=1)
+        elif isinstance(origin, FunctionOriginConfig) and target_name not in config.functions:
+            close = difflib.get_close_matches(target_name, functions, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             known = ", ".join(repr(n) for n in functions) or "none are defined"
             problems.append(
                 f"origins.{name}.function: expected one of the functions ({known}), "
                 f"found {origin.function!r}{hint}"
             )
+        elif isinstance(origin, FunctionOriginConfig):
+            qualifier_problem = qualifiers.check(f"origins.{name}.function", origin.function)
+            if qualifier_problem:
+                problems.append(qualifier_problem)
         if isinstance(origin, DirectoryOriginConfig):
             folder = (
                 origin.directory
@@ -282,14 +288,121 @@ def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+class _Qualifiers:
+    """Checks `NAME:QUALIFIER` references against the published versions and aliases in the
+    state directory (read only when a reference has a qualifier) and the aliases edge.toml
+    declares (made at start)."""
+
+    def __init__(self, config: EdgeConfig, *, enabled: bool = True) -> None:
+        self._config = config
+        self._enabled = enabled
+        self._store: Any = None
+
+    def _published(self, function: str) -> tuple[list[str], list[str]]:
+        """(published version numbers, alias names in the store) of `function`."""
+        if self._store is None:
+            # Imported here: the store reads FunctionConfig from this package.
+            from edge.lambda_service import FunctionStore
+
+            state_dir = self._config.server.state_dir
+            if not state_dir.is_absolute():
+                state_dir = self._config.base_dir / state_dir
+            self._store = FunctionStore(state_dir)
+        try:
+            versions = [v.number for v in self._store.versions(function)]
+            aliases = [a.name for a in self._store.aliases(function)]
+        except (OSError, ValueError, KeyError):
+            return [], []
+        return versions, aliases
+
+    def check(self, where: str, reference: str) -> str | None:
+        """A problem with `reference`'s qualifier, or None (none, `$LATEST`, or one that
+        exists); the function itself is known."""
+        name, sep, qualifier = reference.partition(":")
+        if not sep or qualifier == "$LATEST" or not self._enabled:
+            return None
+        function = self._config.functions[name]
+        if function.runtime.startswith("cloudfront-js"):
+            return (
+                f"{where}: expected {name!r} without a qualifier (CloudFront Functions have no "
+                f"published versions or aliases), found {reference!r}"
+            )
+        versions, aliases = self._published(name)
+        if qualifier.isdigit():
+            if qualifier in versions:
+                return None
+            known = ", ".join(versions) or f"none yet: `edge publish {name}` makes one"
+            return (
+                f"{where}: expected a published version of {name!r} ({known}), found {reference!r}"
+            )
+        aliases = sorted({*aliases, *function.aliases})
+        if qualifier in aliases:
+            return None
+        known = ", ".join(aliases) or "none"
+        return (
+            f"{where}: expected $LATEST, a published version or an alias of {name!r} "
+            f"(aliases: {known}; `edge alias create` or [functions.{name}.aliases.NAME] makes "
+            f"one), found {reference!r}"
+        )
+
+    def check_declared_aliases(self) -> list[str]:
+        """`[functions.NAME.aliases.ALIAS]`: a valid name, published versions, one weight."""
+        problems: list[str] = []
+        for name, function in self._config.functions.items():
+            for alias, declared in function.aliases.items():
+                where = f"functions.{name}.aliases.{alias}"
+                if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", alias) or alias.isdigit():
+                    problems.append(
+                        f"{where}: expected an alias name of letters, digits, '-' and '_' "
+                        f"(not all digits, at most 128), found {alias!r}"
+                    )
+                    continue
+                if function.runtime.startswith("cloudfront-js"):
+                    problems.append(
+                        f"{where}: expected no aliases on a CloudFront Function, found {alias!r}"
+                    )
+                    continue
+                versions, _ = self._published(name)
+                known = ", ".join(versions) or f"none yet: `edge publish {name}` makes one"
+                if not self._enabled:
+                    continue
+                if declared.version != "$LATEST" and declared.version not in versions:
+                    problems.append(
+                        f"{where}.version: expected a published version of {name!r} "
+                        f"({known}), found {declared.version!r}"
+                    )
+                if len(declared.weights) > 1:
+                    problems.append(
+                        f"{where}.weights: expected at most one additional version, "
+                        f"found {len(declared.weights)}"
+                    )
+                for extra, weight in declared.weights.items():
+                    if declared.version == "$LATEST":
+                        problems.append(
+                            f'{where}.weights: expected none with version = "$LATEST" '
+                            "(weighted routing needs published versions), found "
+                            f"{dict(declared.weights)}"
+                        )
+                    elif extra not in versions or extra == declared.version:
+                        problems.append(
+                            f"{where}.weights: expected a published version of {name!r} other "
+                            f"than {declared.version!r} ({known}), found {extra!r}"
+                        )
+                    if not 0.0 <= weight <= 1.0:
+                        problems.append(
+                            f"{where}.weights.{extra}: expected a share from 0.0 to 1.0, "
+                            f"found {weight}"
+                        )
+        return problems
+
+
 def _qualified_name(where: str, reference: str) -> str | None:
-    """A `name:qualifier` reference is refused: until versions and aliases exist it would run
-    $LATEST unnoticed."""
+    """A `name:qualifier` destination is refused: asynchronous records go to `$LATEST`."""
     name, sep, _ = reference.partition(":")
     if not sep:
         return None
     return (
-        f"{where}: qualified function names (versions, aliases) are not supported yet: "
+        f"{where}: qualified function names are not supported for destinations: "
         f"expected {name!r}, found {reference!r}"
     )
 

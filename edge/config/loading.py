@@ -32,9 +32,14 @@ from edge.config.schema import (
 
 
 def parse_config(
-    raw: Mapping[str, Any], *, source: str = "<memory>", base_dir: Path | None = None
+    raw: Mapping[str, Any],
+    *,
+    source: str = "<memory>",
+    base_dir: Path | None = None,
+    qualifiers_exist: bool = True,
 ) -> EdgeConfig:
-    """Validate a TOML document already parsed into `raw`."""
+    """Validate a TOML document already parsed into `raw`. `qualifiers_exist`: versions and
+    aliases that edge.toml names must be published (see `check_references`)."""
     base = base_dir or Path(".")
     shape_problems = check_origin_shapes(raw)
     if shape_problems:
@@ -43,7 +48,8 @@ def parse_config(
         config = EdgeConfig.model_validate({**raw, "source": source, "base_dir": base})
     except ValidationError as exc:
         raise ConfigError(source, format_errors(exc, raw)) from None
-    problems = check_references(config, raw) + check_reserved_concurrency(config)
+    problems = check_references(config, raw, qualifiers_exist=qualifiers_exist)
+    problems += check_reserved_concurrency(config)
     problems += check_server(config)
     if problems:
         raise ConfigError(source, problems)
@@ -105,8 +111,9 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
     )
 
 
-def load_config(path: Path) -> EdgeConfig:
-    """Read and validate edge.toml at `path`. Raises ConfigError."""
+def load_config(path: Path, *, qualifiers_exist: bool = True) -> EdgeConfig:
+    """Read and validate edge.toml at `path`. Raises ConfigError. `qualifiers_exist`: see
+    `parse_config`."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -118,7 +125,9 @@ def load_config(path: Path) -> EdgeConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
-    return parse_config(raw, source=source, base_dir=path.resolve().parent)
+    return parse_config(
+        raw, source=source, base_dir=path.resolve().parent, qualifiers_exist=qualifiers_exist
+    )
 
 
 # `host:port` (a name, IPv4 or [IPv6] address and a port): what a user means as a URL.

@@ -173,6 +173,7 @@ def _fields(model: type[BaseModel]) -> Iterator[tuple[str, FieldInfo]]:
 def _section_and_nested(table: str, qualifier: str, model: type[BaseModel]) -> list[Section]:
     keys: list[Key] = []
     nested: dict[type[BaseModel], list[str]] = {}
+    by_name: list[tuple[str, type[BaseModel]]] = []
     for name, field in _fields(model):
         default, note = _default(field, name)
         keys.append(
@@ -186,10 +187,19 @@ def _section_and_nested(table: str, qualifier: str, model: type[BaseModel]) -> l
         )
         for inner in _models(field.annotation):
             nested.setdefault(inner, []).append(name)
+        annotation = _strip(field.annotation)
+        if get_origin(annotation) is dict:
+            by_name.extend((name, inner) for inner in _models(get_args(annotation)[1]))
     found = [Section(table, qualifier, _intro(model), tuple(keys))]
     for inner, names in nested.items():
         spelled = " | ".join(names)
         found += _section_and_nested(f"{spelled} = {{ ... }}", f"in `{table}`", inner)
+    for name, inner in by_name:
+        # `[functions.NAME]`'s `aliases` -> `[functions.NAME.aliases.ALIAS]`.
+        singular = name[:-2] if name.endswith("ses") else name.removesuffix("s")
+        found += _section_and_nested(
+            f"{table.removesuffix(']')}.{name}.{singular.upper()}]", "", inner
+        )
     return found
 
 
@@ -241,6 +251,11 @@ def _kind(annotation: Any, metadata: Iterable[Any], *, name: str) -> str:
         return "a table"
     origin = get_origin(annotation)
     if origin is dict:
+        value = _strip(get_args(annotation)[1])
+        if _models(value):
+            return "tables by name"
+        if value is float:
+            return "a table of names and numbers"
         return "a table of names and strings"
     if origin in (list, tuple):
         args = [arg for arg in get_args(annotation) if arg is not Ellipsis]

@@ -392,7 +392,8 @@ class FunctionAssociation(_Strict):
 
     function: str = Field(
         pattern=r"^[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?$",
-        description="The function's name (a `[functions.NAME]`).",
+        description="The function's name (a `[functions.NAME]`), or `NAME:QUALIFIER` to run "
+        "a published version (`fn:3`), an alias (`fn:live`) or `fn:$LATEST`.",
     )
     include_body: bool = Field(
         default=False,
@@ -402,6 +403,12 @@ class FunctionAssociation(_Strict):
     @property
     def name(self) -> str:
         return self.function.partition(":")[0]
+
+    @property
+    def qualifier(self) -> str | None:
+        """The version or alias after the colon (`fn:3`, `fn:live`); None when unqualified."""
+        _, sep, qualifier = self.function.partition(":")
+        return qualifier if sep else None
 
 
 TRIGGERS = ("viewer-request", "origin-request", "origin-response", "viewer-response")

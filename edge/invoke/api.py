@@ -22,10 +22,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edge.config import FunctionConfig
+from edge.functions import latest_code_sha256
 from edge.invoke import errors
 from edge.invoke.errors import InvokeApiError
+from edge.invoke.management import management_routes
 from edge.invoke.names import ACCOUNT_ID, LATEST, function_arn, parse_function_name
 from edge.invoke.service import InvokeService
+from edge.lambda_service import NotFound, is_version_number
 from sandbox import FunctionError, SandboxError, log_tail, new_request_id
 
 API_PREFIX = "/2015-03-31/functions"
@@ -95,26 +98,10 @@ def _runtime_name(function: FunctionConfig) -> str:
     return f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def _code_sha256(function: FunctionConfig) -> tuple[str, int]:
-    """Base64 SHA-256 and size of the code (the module file; for Python, the handler file)."""
-    digest = hashlib.sha256()
-    size = 0
-    path = function.module
-    if path is None and function.code is not None and function.handler:
-        module = function.handler.rpartition(".")[0].replace(".", "/")
-        path = function.code / f"{module}.py"
-        if function.is_nodejs:
-            name = function.handler.partition(".")[0]
-            found = [function.code / f"{name}{x}" for x in (".js", ".mjs", ".cjs")]
-            path = next((f for f in found if f.is_file()), found[0])
-    if path is not None:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            data = b""
-        digest.update(data)
-        size = len(data)
-    return base64.b64encode(digest.digest()).decode(), size
+def _lambda_time(iso: str) -> str:
+    """An ISO time as Lambda writes LastModified: 2019-10-26T18:50:52.000+0000."""
+    moment = datetime.datetime.fromisoformat(iso).astimezone(datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
 
 
 class FunctionDescriptions:
@@ -127,30 +114,43 @@ class FunctionDescriptions:
         # Lambda's LastModified format: 2019-10-26T18:50:52.000+0000.
         self._modified = started.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
-    def configuration(self, name: str) -> dict[str, Any]:
-        cached = self._cache.get(name)
+    def configuration(self, name: str, version: str = LATEST) -> dict[str, Any]:
+        """Version `version`'s FunctionConfiguration (`$LATEST`: the working copy's)."""
+        key = name if version == LATEST else f"{name}:{version}"
+        cached = self._cache.get(key)
         if cached is not None:
             return cached
-        function = self._service.config.functions[name]
-        sha, size = _code_sha256(function)
+        if version == LATEST:
+            function = self._service.config.functions[name]
+            sha, size = latest_code_sha256(self._service.config, name)
+            description, modified, arn = "", self._modified, function_arn(name)
+            revision = sha[:8]
+        else:
+            store = self._service.registry.store
+            published = store.version(name, version)
+            function = store.version_config(name, version)
+            sha, size = published.code_sha256, published.code_size
+            description, modified = published.description, _lambda_time(published.created)
+            arn = function_arn(name, version)
+            revision = hashlib.sha256(f"{name}:{version}:{sha}".encode()).hexdigest()[:8]
         handler = (
             function.handler if function.runtime == "python" or function.is_nodejs else "handler"
         )
         document: dict[str, Any] = {
             "FunctionName": name,
-            "FunctionArn": function_arn(name),
+            "FunctionArn": arn,
             "Runtime": _runtime_name(function),
             "Role": f"arn:aws:iam::{ACCOUNT_ID}:role/edge-function",
             "Handler": handler or "",
             "CodeSize": size,
-            "Description": "",
-            "Timeout": math.ceil(self._service.timeout_of(name)),
+            "Description": description,
+            "Timeout": math.ceil(self._service.timeout_of(name, version)),
             "MemorySize": function.memory_size_mb,
-            "LastModified": self._modified,
+            "LastModified": modified,
             "CodeSha256": sha,
-            "Version": LATEST,
+            "Version": version,
             "TracingConfig": {"Mode": "PassThrough"},
-            "RevisionId": sha[:8],
+            "RevisionId": revision,
             "State": "Active",
             "LastUpdateStatus": "Successful",
             "PackageType": "Zip",
@@ -162,7 +162,7 @@ class FunctionDescriptions:
             document["Environment"] = {"Variables": dict(function.environment)}
         if function.dead_letter:
             document["DeadLetterConfig"] = {"TargetArn": function.dead_letter}
-        self._cache[name] = document
+        self._cache[key] = document
         return document
 
 
@@ -170,20 +170,24 @@ def invoke_routes(service: InvokeService) -> list[Route]:
     """The API's routes, to mount on the admin app."""
     descriptions = FunctionDescriptions(service)
 
-    def resolve(request: Request) -> tuple[str, str]:
+    def resolve(request: Request) -> tuple[str, str | None, str]:
+        """(function, qualifier as given, the version it runs now)."""
         try:
             ref = parse_function_name(
                 request.path_params["name"], request.query_params.get("Qualifier")
             )
         except ValueError as exc:
             raise errors.invalid_parameter(str(exc)) from None
-        # Only $LATEST exists until versions and aliases are published.
-        if service.function_config(ref.name) is None or ref.version != LATEST:
+        if service.function_config(ref.name) is None:
             raise errors.function_not_found(ref.name, ref.qualifier)
-        return ref.name, ref.version
+        try:
+            version = service.resolve(ref.name, ref.qualifier)
+        except NotFound:
+            raise errors.function_not_found(ref.name, ref.qualifier) from None
+        return ref.name, ref.qualifier, version
 
     async def invoke(request: Request, request_id: str) -> Response:
-        name, version = resolve(request)
+        name, qualifier, version = resolve(request)
         headers = request.headers
         invocation_type = headers.get("x-amz-invocation-type", "RequestResponse")
         if invocation_type not in INVOCATION_TYPES:
@@ -212,10 +216,12 @@ def invoke_routes(service: InvokeService) -> list[Route]:
         if invocation_type == "DryRun":
             return Response(b"", 204, base)
         if asynchronous:
-            await service.enqueue(name, version, payload, request_id)
+            await service.enqueue(name, qualifier or LATEST, payload, request_id)
             return Response(b"", 202, base)
         try:
-            result = await service.invoke(name, payload, request_id, client_context)
+            result = await service.invoke(
+                name, payload, request_id, client_context, version=version, qualifier=qualifier
+            )
         except FunctionError as error:
             # Spec §8.2: a function error is still a 200, flagged by X-Amz-Function-Error.
             failed = {
@@ -235,11 +241,33 @@ def invoke_routes(service: InvokeService) -> list[Route]:
             ok["X-Amz-Log-Result"] = base64.b64encode(log_tail(result.log, LOG_TAIL_BYTES)).decode()
         return Response(result.payload, 200, ok, media_type=_JSON)
 
+    def configuration_of(request: Request) -> dict[str, Any]:
+        name, qualifier, _ = resolve(request)
+        version = qualifier or LATEST
+        if not is_version_number(version) and version != LATEST:
+            # An alias: its own version's configuration, under the alias's ARN (as Lambda).
+            try:
+                version = service.registry.store.alias(name, version).version
+            except NotFound:
+                raise errors.function_not_found(name, qualifier) from None
+        document = descriptions.configuration(name, version)
+        if qualifier is not None and qualifier != version:
+            document = {**document, "FunctionArn": function_arn(name, qualifier)}
+        return document
+
+    async def get_function_configuration(request: Request, request_id: str) -> Response:
+        return Response(
+            orjson.dumps(configuration_of(request)),
+            200,
+            {"x-amzn-RequestId": request_id},
+            media_type=_JSON,
+        )
+
     async def get_function(request: Request, request_id: str) -> Response:
-        name, _ = resolve(request)
-        function = service.config.functions[name]
+        configuration = configuration_of(request)
+        function = service.config.functions[configuration["FunctionName"]]
         document: dict[str, Any] = {
-            "Configuration": descriptions.configuration(name),
+            "Configuration": configuration,
             "Code": {"RepositoryType": "S3", "Location": ""},
             "Tags": {},
         }
@@ -273,4 +301,10 @@ def invoke_routes(service: InvokeService) -> list[Route]:
         Route(f"{API_PREFIX}/", _endpoint(list_functions), methods=["GET"]),
         Route(API_PREFIX, _endpoint(list_functions), methods=["GET"]),
         Route(f"{API_PREFIX}/{{name}}", _endpoint(get_function), methods=["GET"]),
+        Route(
+            f"{API_PREFIX}/{{name}}/configuration",
+            _endpoint(get_function_configuration),
+            methods=["GET"],
+        ),
+        *management_routes(service, descriptions, _endpoint),
     ]

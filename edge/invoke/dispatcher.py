@@ -40,7 +40,8 @@ from sandbox import (
 logger = logging.getLogger("edge.invoke")
 
 # Runs one function once: (name, payload, request_id) -> result; raises sandbox errors.
-InvokeFunction = Callable[[str, bytes, str], Awaitable[InvocationResult]]
+# (function, payload, request id[, qualifier]): the qualifier is passed when not $LATEST.
+InvokeFunction = Callable[..., Awaitable[InvocationResult]]
 
 # The longest wait between looks at the queue when nothing wakes the dispatcher.
 _POLL_SECONDS = 5.0
@@ -194,7 +195,12 @@ class Dispatcher:
     async def _attempt(self, event: QueuedEvent, policy: RetryPolicy, lease: ExitStack) -> None:
         with lease:
             try:
-                result = await self._invoke(event.function, event.payload, event.request_id)
+                if event.qualifier == LATEST:
+                    result = await self._invoke(event.function, event.payload, event.request_id)
+                else:  # a version or an alias, resolved now (an alias may have moved)
+                    result = await self._invoke(
+                        event.function, event.payload, event.request_id, event.qualifier
+                    )
             except FunctionThrottled as throttled:
                 outcome_error: SandboxError | None = throttled
             except FunctionError as error:

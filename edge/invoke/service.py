@@ -23,8 +23,10 @@ from edge.invoke.concurrency import ConcurrencyLimiter
 from edge.invoke.destinations import Outbox
 from edge.invoke.dispatcher import Dispatcher
 from edge.invoke.metrics import InvokeMetrics
+from edge.invoke.names import LATEST, function_arn
 from edge.invoke.queue import EventQueue, NewEvent
-from sandbox import FunctionThrottled, InvocationResult
+from edge.lambda_service import NotFound
+from sandbox import FunctionCodeInvalid, FunctionThrottled, InvocationResult
 
 logger = logging.getLogger("edge.invoke")
 
@@ -60,7 +62,7 @@ class InvokeService:
         self.dispatcher = Dispatcher(
             self.queue,
             self.limiter,
-            self.run_function,
+            self._run_queued,
             config.functions,
             config.invoke,
             on_finished=self.outbox.wake,
@@ -78,19 +80,34 @@ class InvokeService:
     def function_config(self, name: str) -> FunctionConfig | None:
         return self.config.functions.get(name)
 
-    def timeout_of(self, name: str) -> float:
-        """A direct invocation's timeout: the function's own, or Lambda's default 3 s."""
-        return self.config.functions[name].timeout or DEFAULT_TIMEOUT_SECONDS
+    def timeout_of(self, name: str, version: str = LATEST) -> float:
+        """A direct invocation's timeout: the version's own, or Lambda's default 3 s."""
+        if version == LATEST:
+            return self.config.functions[name].timeout or DEFAULT_TIMEOUT_SECONDS
+        return self.registry.store.version_config(name, version).timeout or DEFAULT_TIMEOUT_SECONDS
+
+    def resolve(self, name: str, qualifier: str | None) -> str:
+        """The version `qualifier` runs now (`edge.lambda_service.NotFound` if none)."""
+        return self.registry.resolve(name, qualifier)
 
     async def run_function(
-        self, name: str, payload: bytes, request_id: str, client_context: ClientContext = None
+        self,
+        name: str,
+        payload: bytes,
+        request_id: str,
+        client_context: ClientContext = None,
+        *,
+        version: str = LATEST,
+        qualifier: str | None = None,
     ) -> InvocationResult:
-        """Invoke `name` once with its timeout, without admission (the caller holds a lease).
+        """Invoke version `version` of `name` once with its timeout, without admission (the
+        caller holds a lease).
 
-        `client_context`: the invoker's `X-Amz-Client-Context`, decoded (synchronous only)."""
+        `client_context`: the invoker's `X-Amz-Client-Context`, decoded (synchronous only).
+        `qualifier`: as the caller named it (`3`, `live`), for the function's context."""
         if not self._registry_started:
             await self._start_registry()
-        timeout = self.timeout_of(name)
+        timeout = self.timeout_of(name, version)
         try:
             return await self.registry.invoke(
                 name,
@@ -99,10 +116,23 @@ class InvokeService:
                 deadline=time.monotonic() + timeout,
                 timeout_seconds=timeout,
                 client_context=client_context,
+                version=version,
+                invoked_arn=function_arn(name, qualifier) if qualifier else None,
             )
         except FunctionThrottled as throttled:
             self.limiter.note_throttle(name, throttled.reason)
             raise
+
+    async def _run_queued(
+        self, name: str, payload: bytes, request_id: str, qualifier: str = LATEST
+    ) -> InvocationResult:
+        """An asynchronous event's attempt: its qualifier resolved now."""
+        try:
+            version = self.resolve(name, qualifier)
+        except NotFound:
+            raise FunctionCodeInvalid(name, f"no version or alias {qualifier!r}") from None
+        named = None if qualifier == LATEST else qualifier
+        return await self.run_function(name, payload, request_id, version=version, qualifier=named)
 
     async def _start_registry(self) -> None:
         # Started on first use: an admin listener that never invokes costs no zygote.
@@ -112,11 +142,21 @@ class InvokeService:
                 self._registry_started = True
 
     async def invoke(
-        self, name: str, payload: bytes, request_id: str, client_context: ClientContext = None
+        self,
+        name: str,
+        payload: bytes,
+        request_id: str,
+        client_context: ClientContext = None,
+        *,
+        version: str = LATEST,
+        qualifier: str | None = None,
     ) -> InvocationResult:
-        """A synchronous invocation: admitted by the limiter (FunctionThrottled if not)."""
+        """A synchronous invocation: admitted by the limiter (FunctionThrottled if not); the
+        limit is the function's, whichever version runs (as Lambda)."""
         with self.limiter.acquire(name):
-            return await self.run_function(name, payload, request_id, client_context)
+            return await self.run_function(
+                name, payload, request_id, client_context, version=version, qualifier=qualifier
+            )
 
     async def enqueue(self, name: str, qualifier: str, payload: bytes, request_id: str) -> None:
         """Accept an asynchronous invocation: returns once the event is durably stored."""

@@ -16,6 +16,7 @@ from edge.lambda_service.store import (
     NotFound,
     RevisionMismatch,
     Version,
+    code_digest,
     is_version_number,
     validate_alias_name,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "Resolved",
     "RevisionMismatch",
     "Version",
+    "code_digest",
     "is_version_number",
     "validate_alias_name",
 ]

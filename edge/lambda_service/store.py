@@ -122,19 +122,47 @@ def _code_files(function: FunctionConfig) -> tuple[Path, bool]:
     return function.code_dir_and_handler[0], True
 
 
-def _tree_digest(root: Path) -> tuple[str, int]:
+def _files_under(root: Path, excluded: Iterable[Path] = ()) -> list[Path]:
+    """The regular files under `root` a snapshot holds, in path order."""
+    ignore = _ignore_for(excluded)
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(set(dirs) - set(ignore(folder, dirs)))
+        for name in set(files) - set(ignore(folder, files)):
+            path = Path(folder) / name
+            if path.is_file() and not path.is_symlink():
+                found.append(path)
+    return sorted(found)
+
+
+def _tree_digest(root: Path, excluded: Iterable[Path] = ()) -> tuple[str, int]:
     """Base64 SHA-256 over every file under `root` (path and bytes, in path order), and the
     total size."""
     digest = hashlib.sha256()
     size = 0
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
-    for path in files:
+    for path in _files_under(root, excluded):
         data = path.read_bytes()
         relative = path.relative_to(root).as_posix().encode()
         digest.update(len(relative).to_bytes(4, "big") + relative)
         digest.update(len(data).to_bytes(8, "big") + data)
         size += len(data)
     return base64.b64encode(digest.digest()).decode(), size
+
+
+def code_digest(function: FunctionConfig, exclude: Iterable[Path] = ()) -> tuple[str, int]:
+    """The CodeSha256 and size a version published now from `function` would have."""
+    source, is_dir = _code_files(function)
+    if is_dir:
+        return _tree_digest(source, [*exclude])
+    digest = hashlib.sha256()
+    try:
+        data = source.read_bytes()
+    except OSError:
+        data = b""
+    relative = source.name.encode()
+    digest.update(len(relative).to_bytes(4, "big") + relative)
+    digest.update(len(data).to_bytes(8, "big") + data)
+    return base64.b64encode(digest.digest()).decode(), len(data)
 
 
 def _ignore_for(excluded: Iterable[Path]) -> Any:
