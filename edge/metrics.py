@@ -121,8 +121,8 @@ class ProxyMetrics:
         )
         self.function_seconds = Histogram(
             "edge_function_duration_seconds",
-            "Function invocation round trip, as the pipeline waited for it",
-            ["function"],
+            "Function invocation round trip, as the pipeline waited for it, by version",
+            ["function", "version"],
             buckets=_LATENCY_BUCKETS,
             registry=reg,
         )
@@ -133,8 +133,8 @@ class ProxyMetrics:
         self._histograms: dict[tuple[Any, ...], _Histogram] = {}
         self._bounds = list(_LATENCY_BUCKETS)
 
-    def _observe(self, family: Any, label: str, seconds: float) -> None:
-        key = (family, label)
+    def _observe(self, family: Any, seconds: float, *labels: str) -> None:
+        key = (family, *labels)
         histogram = self._histograms.get(key)
         if histogram is None:
             histogram = self._histograms[key] = _Histogram(len(self._bounds) + 1)
@@ -155,7 +155,7 @@ class ProxyMetrics:
         tally.latency.total += seconds
 
     def record_origin(self, origin: str, seconds: float) -> None:
-        self._observe(self.origin_seconds, origin, seconds)
+        self._observe(self.origin_seconds, seconds, origin)
 
     def record_origin_error(self, origin: str, detail: str) -> None:
         key = (self.origin_errors, origin, detail)
@@ -175,7 +175,7 @@ class ProxyMetrics:
         if error_kind is not None:
             key = (self.function_errors, function, trigger, error_kind, version)
             counts[key] = counts.get(key, 0) + 1
-        self._observe(self.function_seconds, function, seconds)
+        self._observe(self.function_seconds, seconds, function, version)
 
     def flush(self) -> None:
         """Move what was recorded into the prometheus-client metrics."""
@@ -191,8 +191,8 @@ class ProxyMetrics:
         for (family, *labels), amount in counts.items():
             family.labels(*labels).inc(amount)
         histograms, self._histograms = self._histograms, {}
-        for (family, label), histogram in histograms.items():
-            self._add_histogram(family.labels(label), histogram)
+        for (family, *labels), histogram in histograms.items():
+            self._add_histogram(family.labels(*labels), histogram)
 
     @staticmethod
     def _add_histogram(child: Any, histogram: _Histogram) -> None:

@@ -30,11 +30,16 @@ HOOKS = (
     "def raises(event, context):\n"
     "    raise ValueError('smoke test failed')\n"
 )
-FUNCTIONS = ("canary", "hooked", "cli", "restart", "moved")
+# For a viewer-response trigger: version 1 passes the response on, version 2 raises.
+PASSING_RESPONSE = (
+    "def handler(event, context):\n    return event['Records'][0]['cf']['response']\n"
+)
+FUNCTIONS = ("canary", "hooked", "cli", "restart", "moved", "flaky", "edgy")
 
 
 def _write_site(tmp: Path) -> Path:
-    (tmp / "site").mkdir()
+    (tmp / "site" / "edgy").mkdir(parents=True)
+    (tmp / "site" / "edgy" / "index.html").write_text("hello")
     (tmp / "hooks").mkdir()
     (tmp / "hooks" / "hooks.py").write_text(HOOKS)
     tables = [
@@ -49,8 +54,14 @@ def _write_site(tmp: Path) -> Path:
         (tmp / name).mkdir()
         (tmp / name / "app.py").write_text(GOOD.replace("VERSION", "0"))
         tables.append(f'[functions.{name}]\ncode = "{name}"\nhandler = "app.handler"\n')
+    tables += [
+        '[[behaviors]]\npath = "/edgy/*"\norigin = "site"\nviewer-response = "edgy:live"\n',
+        '[[behaviors]]\npath = "*"\norigin = "site"\n',
+    ]
     path = tmp / "edge.toml"
     path.write_text("\n".join(tables))
+    # The trigger's alias must exist when the edge starts.
+    _two_versions(path, "edgy", first=PASSING_RESPONSE, second=FAILING)
     return path
 
 
@@ -58,14 +69,16 @@ def _publish(config_path: Path, function: str, code: str) -> str:
     """Write `code` as the function's $LATEST and publish it; the version's number."""
     version_slot = str(len(FunctionStore(config_path.parent / ".edge").versions(function)) + 1)
     (config_path.parent / function / "app.py").write_text(code.replace("VERSION", version_slot))
-    config = load_config(config_path)
+    config = load_config(config_path, qualifiers_exist=False)
     store = FunctionStore(config.server.state_dir)
     return store.publish(function, config.functions[function]).number
 
 
-def _two_versions(config_path: Path, function: str, second: str = GOOD) -> FunctionStore:
-    """Versions 1 (good) and 2 (`second`) of `function`, alias `live` on 1."""
-    assert _publish(config_path, function, GOOD) == "1"
+def _two_versions(
+    config_path: Path, function: str, *, first: str = GOOD, second: str = GOOD
+) -> FunctionStore:
+    """Versions 1 (`first`) and 2 (`second`) of `function`, alias `live` on 1."""
+    assert _publish(config_path, function, first) == "1"
     assert _publish(config_path, function, second) == "2"
     store = FunctionStore(config_path.parent / ".edge")
     store.create_alias(function, "live", "1")
@@ -159,6 +172,64 @@ def test_canary_shifts_then_promotes(site: Path, admin: httpx.Client) -> None:
     assert 'edge_deployments_total{outcome="Succeeded"}' in metrics
     listed = admin.get("/deployments", params={"function": "canary"}).json()["deployments"]
     assert [d["id"] for d in listed] == [deployment["id"]]
+
+
+@pytest.mark.parametrize(
+    ("function", "path"),
+    [
+        pytest.param(
+            "flaky", "/2015-03-31/functions/flaky/invocations?Qualifier=live", id="invoke"
+        ),
+        pytest.param("edgy", "/edgy/index.html", id="viewer-response-trigger"),
+    ],
+)
+def test_a_failing_version_rolls_back_on_its_error_rate(
+    site: Path, edge: EdgeProcess, admin: httpx.Client, function: str, path: str
+) -> None:
+    store = FunctionStore(site.parent / ".edge")
+    if function == "flaky":
+        _two_versions(site, function, second=FAILING)
+    deployment = admin.post(
+        "/deployments",
+        json={
+            "function": function,
+            "alias": "live",
+            "version": "2",
+            "strategy": "canary:50:10m",
+            "time_scale": 0.5,  # 5 minutes: ended by the alarm long before
+            "max_error_rate": 0.2,
+            "min_invocations": 10,
+        },
+    ).json()
+    statuses: list[int] = []
+    url = (edge.admin_url if path.startswith("/2015") else edge.url) + path
+    # A version's first invocation starts its runtime: seconds on a busy machine.
+    with httpx.Client(timeout=60) as traffic:
+        deadline = time.monotonic() + 120
+        while admin.get(f"/deployments/{deployment['id']}").json()["status"] == "InProgress":
+            assert time.monotonic() < deadline
+            response = traffic.request("POST" if path.startswith("/2015") else "GET", url)
+            statuses.append(
+                500 if response.headers.get("x-amz-function-error") else response.status_code
+            )
+        # Once the routers saw the rollback (within half a second), version 1 serves alone.
+        in_a_row = 0
+        deadline = time.monotonic() + 30
+        while in_a_row < 10:
+            assert time.monotonic() < deadline
+            response = traffic.request("POST" if path.startswith("/2015") else "GET", url)
+            good = response.status_code == 200 and "x-amz-function-error" not in response.headers
+            in_a_row = in_a_row + 1 if good else 0
+    final = admin.get(f"/deployments/{deployment['id']}").json()
+    assert final["status"] == "Failed"
+    assert "alarm on version 2, step 1: error rate" in final["reason"]
+    # Both versions served during the step (version 2's error: a 200 with X-Amz-Function-Error
+    # from the Invoke API, counted as 500 here; a 503 LambdaExecutionError from the trigger).
+    assert {500, 503} & set(statuses)
+    assert 200 in statuses
+    alias = store.alias(function, "live")
+    assert (alias.version, dict(alias.additional_weights)) == ("1", {})
+    assert final["current"]["2"]["errors"] >= 10
 
 
 @pytest.mark.parametrize(
