@@ -202,9 +202,13 @@ class Deployment:
         document.pop("current")
         return document
 
-    def to_api(self) -> dict[str, Any]:
-        """The admin API's document: the record, times also in ISO, and the step's counts."""
+    def to_api(self, now: float) -> dict[str, Any]:
+        """The admin API's document at time `now`: the record, times also in ISO, seconds to
+        the next step, and the step's counts."""
         document = self.to_json()
+        document["next_step_in_seconds"] = (
+            None if self.next_step_at is None else round(max(0.0, self.next_step_at - now), 3)
+        )
         document["steps"] = [
             {"weight": step.weight, "hold_seconds": step.hold_seconds * self.time_scale}
             for step in self.steps
@@ -313,6 +317,10 @@ class Deployer:
             if (function is None or d.function == function) and (alias is None or d.alias == alias)
         ]
         return sorted(found, key=lambda d: d.created_at, reverse=True)
+
+    def document(self, deployment: Deployment) -> dict[str, Any]:
+        """`deployment` as the admin API shows it, now."""
+        return deployment.to_api(self._clock())
 
     def weights(self) -> dict[tuple[str, str], float]:
         """The new version's weight per (function, alias), of each alias's latest deployment."""

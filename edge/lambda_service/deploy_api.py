@@ -124,27 +124,27 @@ def deployment_routes(deployer: Deployer) -> list[Route]:
             deployment = deployer.start(parse_request(document))
         except DeploymentRefused as refusal:
             return _refused(refusal)
-        return JSONResponse(deployment.to_api(), 201)
+        return JSONResponse(deployer.document(deployment), 201)
 
     async def listing(request: Request) -> Response:
         found = deployer.list(
             request.query_params.get("function"), request.query_params.get("alias")
         )
-        return JSONResponse({"deployments": [d.to_api() for d in found]})
+        return JSONResponse({"deployments": [deployer.document(d) for d in found]})
 
     async def one(request: Request) -> Response:
         try:
             deployment = deployer.get(request.path_params["id"])
         except DeploymentRefused as refusal:
             return _refused(refusal)
-        return JSONResponse(deployment.to_api())
+        return JSONResponse(deployer.document(deployment))
 
     async def stop(request: Request) -> Response:
         try:
             deployment = await deployer.stop(request.path_params["id"])
         except DeploymentRefused as refusal:
             return _refused(refusal)
-        return JSONResponse(deployment.to_api())
+        return JSONResponse(deployer.document(deployment))
 
     return [
         Route("/deployments", create, methods=["POST"]),

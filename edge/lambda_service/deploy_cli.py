@@ -258,9 +258,8 @@ def _progress(document: dict[str, Any]) -> Group:
     steps = document["steps"]
     step = min(document["step"] + 1, len(steps)) if steps else 0
     left = ""
-    if document.get("next_step_at"):
-        seconds = max(0.0, document["next_step_at"] - time.time())
-        left = f", next step in {_duration(seconds)}"
+    if document.get("next_step_in_seconds") is not None:
+        left = f", next step in {_duration(document['next_step_in_seconds'])}"
     head = Text.from_markup(
         f"[bold]{escape(document['phase'])}[/]  step {step}/{len(steps)}  "
         f"version {document['to_version']} at {document['weight'] * 100:g} %{left}"
