@@ -696,9 +696,10 @@ class Deployer:
             except (OSError, ValueError, TypeError, KeyError) as exc:
                 logger.warning("deployment record %s is unreadable, skipped: %s", path, exc)
         loaded.sort(key=lambda d: d.created_at, reverse=True)
-        ended = [d for d in loaded if d.status != IN_PROGRESS][KEEP_ENDED:]
+        ended = [d for d in loaded if d.status != IN_PROGRESS]
+        forgotten = {d.id for d in ended[KEEP_ENDED:]}  # the oldest
         for d in loaded:
-            if d not in ended:
+            if d.id not in forgotten:
                 self._deployments[d.id] = d
 
 
