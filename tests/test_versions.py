@@ -24,7 +24,7 @@ from edge.cli import main
 from edge.config import load_config
 from edge.functions import FunctionRegistry, publish_function
 from tests.conftest import EdgeProcess
-from tests.invoke_functions.harness import lambda_client
+from tests.invoke_functions.harness import lambda_client, read_jsonl, wait_until
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function"
 
@@ -95,6 +95,7 @@ def write_config(tmp: Path, *, workers: int = 1, tagger: str = "tagger:1") -> Pa
         '[functions.tagger]\ncode = "tagger"\nhandler = "app.tag"\n\n'
         '[functions.tagger.aliases.live]\nversion = "1"\n\n'
         '[functions.fn]\ncode = "fn"\nhandler = "app.handler"\n'
+        'on_success = "file:succeeded.jsonl"\n'
     )
     return path
 
@@ -147,6 +148,13 @@ def test_a_qualified_trigger_runs_the_published_code(site: tuple[Path, EdgeProce
     assert _tags(edge, "/live/index.html") == ("A", "1")  # the alias edge.toml declares
     assert _tags(edge, "/latest/index.html") == ("B", "$LATEST")  # the working copy
     edge.wait_for(r"START RequestId: \S+ Version: 1")
+    with httpx.Client(base_url=edge.admin_url) as admin:
+        metrics = admin.get("/metrics").text
+    for version in ("1", "$LATEST"):
+        assert (
+            f'edge_function_invocations_total{{function="tagger",trigger="viewer-response",'
+            f'version="{version}"}}'
+        ) in metrics
 
 
 def _error(call: Any) -> tuple[int, str, str]:
@@ -244,6 +252,18 @@ def test_versions_and_aliases_through_boto3(site: tuple[Path, EdgeProcess], clie
     ] == ["live"]
     client.delete_alias(FunctionName="fn", Name="beta")
     assert [a["Name"] for a in client.list_aliases(FunctionName="fn")["Aliases"]] == ["live"]
+
+
+def test_an_asynchronous_invocation_runs_the_version_it_named(
+    site: tuple[Path, EdgeProcess], client: Any
+) -> None:
+    tmp, _ = site
+    accepted = client.invoke(FunctionName="fn", Qualifier="1", InvocationType="Event")
+    assert accepted["StatusCode"] == 202
+    [record] = wait_until(lambda: read_jsonl(tmp / "succeeded.jsonl"), what="the record")
+    assert record["requestContext"]["functionArn"] == f"{ARN}:fn:1"
+    assert record["responseContext"]["executedVersion"] == "1"
+    assert record["responsePayload"]["code"] == "A"
 
 
 @pytest.mark.parametrize(

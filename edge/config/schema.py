@@ -7,6 +7,7 @@ the lines a user reads is `edge.config.messages`'.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -400,11 +401,11 @@ class FunctionAssociation(_Strict):
         description="The function sees the request body (viewer-request and origin-request).",
     )
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
         return self.function.partition(":")[0]
 
-    @property
+    @functools.cached_property
     def qualifier(self) -> str | None:
         """The version or alias after the colon (`fn:3`, `fn:live`); None when unqualified."""
         _, sep, qualifier = self.function.partition(":")

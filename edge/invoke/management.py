@@ -26,7 +26,14 @@ from edge.invoke import errors
 from edge.invoke.errors import InvokeApiError
 from edge.invoke.names import LATEST, function_arn, parse_function_name
 from edge.invoke.service import InvokeService
-from edge.lambda_service import Alias, AliasConflict, InvalidAlias, NotFound, RevisionMismatch
+from edge.lambda_service import (
+    Alias,
+    AliasConflict,
+    CodeTooLarge,
+    InvalidAlias,
+    NotFound,
+    RevisionMismatch,
+)
 
 API_PREFIX = "/2015-03-31/functions"
 _JSON = "application/json"
@@ -190,10 +197,12 @@ def management_routes(
             raise _not_found(name, qualified, what) from None
         except AliasConflict:
             raise conflict(f"Alias already exists: {function_arn(name, qualifier)}") from None
-        except InvalidAlias as exc:
+        except (InvalidAlias, CodeTooLarge) as exc:
             raise errors.invalid_parameter(str(exc)) from None
         except RevisionMismatch as exc:
             raise precondition_failed(str(exc)) from None
+        except OSError as exc:
+            raise errors.service_error(f"The state directory could not be changed: {exc}") from None
         router.refresh_now()
         return result
 

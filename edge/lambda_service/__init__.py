@@ -11,6 +11,7 @@ from edge.lambda_service.routing import AliasRouter, Resolved
 from edge.lambda_service.store import (
     Alias,
     AliasConflict,
+    CodeTooLarge,
     FunctionStore,
     InvalidAlias,
     NotFound,
@@ -25,6 +26,7 @@ __all__ = [
     "Alias",
     "AliasConflict",
     "AliasRouter",
+    "CodeTooLarge",
     "FunctionStore",
     "InvalidAlias",
     "NotFound",

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edge.lambda_service.store import LATEST, FunctionStore, NotFound, is_version_number
+from edge.lambda_service.store import LATEST, FunctionStore, NotFound
 
 # How often a router looks whether the store's file changed.
 CHECK_SECONDS = 0.5
@@ -48,46 +48,41 @@ class AliasRouter:
         self._lock = threading.Lock()
         self._checked = -float("inf")
         self._stamp: tuple[int, int, int] | None = None
-        self._aliases: dict[tuple[str, str], Resolved] = {}
-        self._versions: frozenset[tuple[str, str]] = frozenset()
+        self._targets: dict[tuple[str, str], Resolved] = {}
 
     def resolve(self, function: str, qualifier: str | None) -> str:
         """The version to run for `function:qualifier`; NotFound for an unknown qualifier."""
         if qualifier is None or qualifier == LATEST:
             return LATEST
-        self._refresh()
-        if is_version_number(qualifier):
-            if (function, qualifier) in self._versions:
-                return qualifier
+        if self._clock() - self._checked >= self._check_seconds:
+            self._refresh()
+        # Published versions are in the table too, as aliases of themselves.
+        target = self._targets.get((function, qualifier))
+        if target is None:
             raise NotFound(f"{function}:{qualifier}")
-        alias = self._aliases.get((function, qualifier))
-        if alias is None:
-            raise NotFound(f"{function}:{qualifier}")
-        if alias.extra is not None and self._draw() < alias.weight:
-            return alias.extra
-        return alias.version
+        if target.extra is not None and self._draw() < target.weight:
+            return target.extra
+        return target.version
 
     def refresh_now(self) -> None:
         """Read the store again at the next resolution (after a change made in this process)."""
         self._checked = -float("inf")
 
     def _refresh(self) -> None:
-        now = self._clock()
-        if now - self._checked < self._check_seconds or self.store is None:
+        if self.store is None:
             return
         with self._lock:
-            self._checked = now
+            self._checked = self._clock()
             stamp = self.store.stamp()
             if stamp == self._stamp:
                 return
             self._stamp = stamp
             store = self.store
-            functions = store.function_names()
-            versions = {(f, v.number) for f in functions for v in store.versions(f)}
-            aliases: dict[tuple[str, str], Resolved] = {}
-            for function in functions:
+            targets: dict[tuple[str, str], Resolved] = {}
+            for function in store.function_names():
+                for version in store.versions(function):
+                    targets[(function, version.number)] = Resolved(version.number)
                 for alias in store.aliases(function):
                     extra, weight = next(iter(alias.additional_weights.items()), (None, 0.0))
-                    aliases[(function, alias.name)] = Resolved(alias.version, extra, weight)
-            self._versions = frozenset(versions)
-            self._aliases = aliases
+                    targets[(function, alias.name)] = Resolved(alias.version, extra, weight)
+            self._targets = targets

@@ -47,7 +47,21 @@ STATE_FILE = "state.json"
 # Lambda's alias name: `(?!^[0-9]+$)([a-zA-Z0-9-_]+)`, 1 to 128 characters (BOTO model).
 _ALIAS_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
 # Nothing a snapshot needs: bytecode caches and version control.
-_SKIPPED_NAMES = frozenset({"__pycache__", ".git", ".hg", ".svn", ".mypy_cache", ".ruff_cache"})
+_SKIPPED_NAMES = frozenset(
+    {
+        "__pycache__",
+        ".git",
+        ".hg",
+        ".svn",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        ".venv",
+        ".tox",
+    }
+)
+# Lambda's limit on a function's unzipped code: 262,144,000 bytes.
+CODE_LIMIT_BYTES = 262_144_000
 
 
 class NotFound(LookupError):
@@ -60,6 +74,10 @@ class AliasConflict(Exception):
 
 class InvalidAlias(ValueError):
     """An alias name, version or routing Lambda would refuse (InvalidParameterValueException)."""
+
+
+class CodeTooLarge(ValueError):
+    """The code to publish is over Lambda's unzipped limit (InvalidParameterValueException)."""
 
 
 class RevisionMismatch(Exception):
@@ -365,6 +383,12 @@ class FunctionStore:
                 code = staging / "code"
                 if is_dir:
                     excluded = [*exclude, self.state_dir]
+                    size = sum(p.stat().st_size for p in _files_under(source, excluded))
+                    if size > CODE_LIMIT_BYTES:
+                        raise CodeTooLarge(
+                            f"Unzipped size must be smaller than {CODE_LIMIT_BYTES} bytes: "
+                            f"{source} holds {size}"
+                        )
                     shutil.copytree(source, code, ignore=_ignore_for(excluded), symlinks=True)
                 else:
                     code.mkdir()
