@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.lambda_service.deploy import Sample, Thresholds, alarm_reason
+from edge.lambda_service.deploy_record import Sample, Thresholds, alarm_reason
 from edge.lambda_service.strategies import PREDEFINED, StrategyInvalid, parse_strategy
 
 MINUTE = 60.0

@@ -24,12 +24,8 @@ from starlette.routing import Route
 
 from edge.config import EdgeConfig
 from edge.invoke import InvokeService
-from edge.lambda_service.deploy import (
-    Deployer,
-    DeploymentRefused,
-    DeploymentRequest,
-    Thresholds,
-)
+from edge.lambda_service.deploy import Deployer, DeploymentRefused
+from edge.lambda_service.deploy_record import DeploymentRequest, Thresholds
 
 MAX_BODY_BYTES = 16 * 1024
 

@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from edge.lambda_service.deploy import Deployer, Sample
+from edge.lambda_service.deploy import Deployer
+from edge.lambda_service.deploy_record import Sample
 
 # The families a version's counts come from (sample names as exposed).
 INVOCATIONS = ("edge_function_invocations_total", "edge_invocations_total")
