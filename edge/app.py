@@ -42,6 +42,7 @@ from edge.invalidation import (
     too_large,
 )
 from edge.invoke import InvokeService
+from edge.lambda_service.deploy import Deployer
 from edge.metrics import ProxyMetrics, render_latest
 from edge.origins import Upstream, build_upstreams, close_upstreams
 from edge.pipeline import Pipeline
@@ -205,6 +206,7 @@ def create_admin_app(
     status: tuple[EdgeConfig, RecentErrors] | None = None,
     cluster: Cluster | None = None,
     cluster_history: int = 10_000,
+    deployer: Deployer | None = None,
 ) -> Starlette:
     """Health, metrics, invalidations and (with `invoke`) Lambda's Invoke API, on a separate
     listener; with `key_value_stores` (file by name), the KeyValueStore admin API.
@@ -217,7 +219,8 @@ def create_admin_app(
     the workers. `access` says who may use the listener (default: the Host and Origin checks,
     no signature); every request passes `AdminGuard` before any route. `cluster`: this
     process's Redis connection (`[cluster]`): invalidations go to every node through it, and
-    /metrics and the status page show whether it is up.
+    /metrics and the status page show whether it is up. `deployer` runs gradual
+    deployments while the app does, behind `/deployments`.
     """
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -287,6 +290,8 @@ def create_admin_app(
             body += generate_latest(invoke.metrics_registry)
         if cluster_registry is not None:
             body += generate_latest(cluster_registry)
+        if deployments_registry is not None:
+            body += generate_latest(deployments_registry)
         return body
 
     async def metrics(_: Request) -> Response:
@@ -297,10 +302,11 @@ def create_admin_app(
         if cluster is not None:
             await cluster.start()
         try:
-            if invoke is None:
-                yield
-                return
-            async with invoke.running():
+            async with contextlib.AsyncExitStack() as running:
+                if invoke is not None:
+                    await running.enter_async_context(invoke.running())
+                if deployer is not None:
+                    await running.enter_async_context(deployer.running())
                 yield
         finally:
             if cluster is not None:
@@ -335,6 +341,13 @@ def create_admin_app(
             invoke.config.invoke.sync_payload_bytes,
             invoke.config.invoke.async_payload_bytes,
         ]
+    deployments_registry = None
+    if deployer is not None:
+        from edge.lambda_service.deploy_api import deployment_routes
+        from edge.lambda_service.deploy_metrics import deployment_registry
+
+        routes += deployment_routes(deployer)
+        deployments_registry = deployment_registry(deployer)
     guard = Middleware(AdminGuard, access=access or AdminAccess(), max_body_bytes=max(body_limits))
     return Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
 

@@ -33,6 +33,8 @@ from edge.config import (
     load_config,
     with_server_flags,
 )
+from edge.lambda_service.deploy_cli import deploy as deploy_command
+from edge.lambda_service.deploy_cli import deployments as deployments_command
 from edge.sigv4 import Credentials
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -366,6 +368,15 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
     warning = exposure_warning(server.admin, signed=credentials is not None)
     if warning:
         err_console.print(f"[bold yellow]warning:[/] {escape(warning)}")
+    if not server.admin:
+        from edge.lambda_service.deploy import unfinished_deployments
+
+        unfinished = unfinished_deployments(server.state_dir)
+        if unfinished:
+            err_console.print(
+                f"[bold yellow]warning:[/] deployments in progress, not resumed without an "
+                f"admin listener (--admin): {escape(', '.join(unfinished))}"
+            )
     # $XDG_CACHE_HOME, read here: only the CLI reads the environment.
     wasm_cache = str(wasm_cache_dir(os.environ.get("XDG_CACHE_HOME")))
     multiproc_dir: str | None = None
@@ -381,6 +392,7 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
         from edge.app import create_admin_app, create_app
         from edge.invalidation import InvalidationJournal
         from edge.invoke import ConcurrencyLimiter, InvokeService
+        from edge.lambda_service.deploy_api import build_deployer
         from edge.metrics import ProxyMetrics, multiprocess_registry, record_sandbox_isolation
         from origin_proxy import via_value
 
@@ -466,11 +478,16 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
             return removed
 
         def admin_factory() -> Any:
-            # Built after any fork: the Invoke API's functions and queue live in this process.
+            # Built after any fork: the Invoke API's functions and queue live in this process,
+            # and so do the deployments (they read what /metrics shows).
+            scraped = multiprocess_registry(multiproc_dir) if multiproc_dir else registry
+            flush = shared.flush if shared else None
+            invoke = InvokeService(config, limiter=limiter, wasm_cache_dir=wasm_cache)
             return create_admin_app(
-                multiprocess_registry(multiproc_dir) if multiproc_dir else registry,
-                flush=shared.flush if shared else None,
-                invoke=InvokeService(config, limiter=limiter, wasm_cache_dir=wasm_cache),
+                scraped,
+                flush=flush,
+                invoke=invoke,
+                deployer=build_deployer(config, invoke, metrics=scraped, flush=flush),
                 invalidate=None if journal else invalidate,
                 journal=journal,
                 access=access,
@@ -1555,6 +1572,9 @@ def alias_list(function: str, config_path: Path) -> None:
 
 # `edge bench`: load testing with a report (edge/bench/).
 main.add_command(bench_command, "bench")
+# Gradual deployments (edge.lambda_service.deploy_cli): they talk to a running edge.
+main.add_command(deploy_command)
+main.add_command(deployments_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

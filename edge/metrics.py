@@ -122,8 +122,8 @@ class ProxyMetrics:
         )
         self.function_seconds = Histogram(
             "edge_function_duration_seconds",
-            "Function invocation round trip, as the pipeline waited for it",
-            ["function"],
+            "Function invocation round trip, as the pipeline waited for it, by version",
+            ["function", "version"],
             buckets=_LATENCY_BUCKETS,
             registry=reg,
         )
@@ -200,8 +200,8 @@ class ProxyMetrics:
         self._histograms: dict[tuple[Any, ...], _Histogram] = {}
         self._bounds = list(_LATENCY_BUCKETS)
 
-    def _observe(self, family: Any, label: str, seconds: float) -> None:
-        key = (family, label)
+    def _observe(self, family: Any, seconds: float, *labels: str) -> None:
+        key = (family, *labels)
         histogram = self._histograms.get(key)
         if histogram is None:
             histogram = self._histograms[key] = _Histogram(len(self._bounds) + 1)
@@ -222,7 +222,7 @@ class ProxyMetrics:
         tally.latency.total += seconds
 
     def record_origin(self, origin: str, seconds: float) -> None:
-        self._observe(self.origin_seconds, origin, seconds)
+        self._observe(self.origin_seconds, seconds, origin)
 
     def record_origin_error(self, origin: str, detail: str) -> None:
         key = (self.origin_errors, origin, detail)
@@ -253,7 +253,7 @@ class ProxyMetrics:
         if cold_start:
             key = (self.function_cold_starts, function, version)
             counts[key] = counts.get(key, 0) + 1
-        self._observe(self.function_seconds, function, seconds)
+        self._observe(self.function_seconds, seconds, function, version)
 
     def record_throttle(self, function: str, reason: str) -> None:
         """An invocation refused for concurrency (also counted by `record_function`)."""
@@ -291,8 +291,8 @@ class ProxyMetrics:
         for (family, *labels), amount in counts.items():
             family.labels(*labels).inc(amount)
         histograms, self._histograms = self._histograms, {}
-        for (family, label), histogram in histograms.items():
-            self._add_histogram(family.labels(label), histogram)
+        for (family, *labels), histogram in histograms.items():
+            self._add_histogram(family.labels(*labels), histogram)
         if self._concurrency is not None:
             for name, (in_flight, peak) in self._concurrency().items():
                 self.function_concurrency.labels(name).set(in_flight)

@@ -406,7 +406,9 @@ def test_function_metrics(client: httpx.Client, edge: EdgeProcess) -> None:
         r'trigger="viewer-request",version="\$LATEST"\} [1-9]',
         metrics,
     )
-    assert 'edge_function_duration_seconds_count{function="tag-response"}' in metrics
+    assert (
+        'edge_function_duration_seconds_count{function="tag-response",version="$LATEST"}' in metrics
+    )
 
 
 def test_reserved_concurrency_zero_throttles_every_edge_invocation(client: httpx.Client) -> None:

@@ -27,7 +27,7 @@ from edge.invoke.names import LATEST, function_arn
 from edge.invoke.queue import EventQueue, NewEvent
 from edge.lambda_service import NotFound
 from edge.traces import new_trace_header
-from sandbox import FunctionCodeInvalid, FunctionThrottled, InvocationResult
+from sandbox import FunctionCodeInvalid, FunctionError, FunctionThrottled, InvocationResult
 
 logger = logging.getLogger("edge.invoke")
 
@@ -111,8 +111,9 @@ class InvokeService:
         if not self._registry_started:
             await self._start_registry()
         timeout = self.timeout_of(name, version)
+        started = time.perf_counter()
         try:
-            return await self.registry.invoke(
+            result = await self.registry.invoke(
                 name,
                 payload,
                 request_id=request_id,
@@ -126,6 +127,11 @@ class InvokeService:
         except FunctionThrottled as throttled:
             self.limiter.note_throttle(name, throttled.reason)
             raise
+        except FunctionError:
+            self.metrics.record_invocation(name, version, time.perf_counter() - started, True)
+            raise
+        self.metrics.record_invocation(name, version, time.perf_counter() - started, False)
+        return result
 
     async def _run_queued(
         self, name: str, payload: bytes, request_id: str, qualifier: str = LATEST

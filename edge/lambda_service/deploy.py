@@ -1,0 +1,593 @@
+"""Gradual deployments, as CodeDeploy runs them for Lambda: an alias's traffic moved to a new
+version step by step, with hooks before and after and automatic rollback.
+
+A deployment runs as a task of the process that owns the admin listener. Its lifecycle:
+`BeforeAllowTraffic` (the pre-traffic hook, if any), `AllowTraffic` (the strategy's steps: the
+alias keeps the old version and sends each step's weight to the new one; alarms are checked
+over each step), then the alias moves to the new version whole (weights cleared) and
+`AfterAllowTraffic` runs the post-traffic hook. A failing hook, an alarm or a stop request rolls
+the alias back to the old version with its weights cleared, and the deployment ends `Failed`
+(or `Stopped`) with the reason.
+
+Alarms stand in for CloudWatch's: over the current step, the new version's error rate
+(once it had `min_invocations`), its throttles and its p99 duration (idem). Every change of
+state is written to `STATE_DIR/deployments/ID.json` before it is acted on, so an edge that
+restarts resumes each deployment where it was (the step's clock keeps running while the edge
+is down) or, when it cannot (one of its versions is gone), rolls it back: an alias is never
+left half-shifted without a deployment that owns it. An alias someone else moved or deleted
+meanwhile ends the deployment `Failed` and stays as they left it.
+
+The record and its rules (statuses, counts, thresholds) are in `deploy_record`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import string
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from edge.lambda_service.deploy_record import (
+    AFTER_ALLOW_TRAFFIC,
+    ALLOW_TRAFFIC,
+    BEFORE_ALLOW_TRAFFIC,
+    END,
+    FAILED,
+    IN_PROGRESS,
+    OUTCOMES,
+    STOPPED,
+    SUCCEEDED,
+    Deployment,
+    DeploymentRequest,
+    Sample,
+    Sampler,
+    alarm_reason,
+    iso_time,
+)
+from edge.lambda_service.strategies import Step, StrategyInvalid, parse_strategy
+
+logger = logging.getLogger("edge.deploy")
+
+# How often the alarms are read during a step (real seconds), at most and at least.
+MAX_CHECK_SECONDS = 1.0
+MIN_CHECK_SECONDS = 0.05
+# How many ended deployments `list` keeps (the files stay on disk).
+KEEP_ENDED = 100
+
+_ID_ALPHABET = string.ascii_uppercase + string.digits
+
+
+# -- what a deployment needs of the rest of the edge -------------------------------------------
+
+
+class VersionLike(Protocol):
+    @property
+    def number(self) -> str: ...
+
+
+class AliasLike(Protocol):
+    @property
+    def version(self) -> str: ...
+    @property
+    def additional_weights(self) -> Mapping[str, float]: ...
+
+
+class FunctionStore(Protocol):
+    """Versions and aliases (edge.lambda_service.store.FunctionStore)."""
+
+    def versions(self, function: str) -> Collection[VersionLike]: ...
+    def alias(self, function: str, name: str) -> AliasLike: ...
+    def update_alias(
+        self,
+        function: str,
+        name: str,
+        *,
+        version: str | None = None,
+        additional_weights: Mapping[str, float] | None = None,
+        description: str | None = None,
+    ) -> AliasLike: ...
+
+
+# Runs hook function NAME with PAYLOAD; returns its result; raises on a function error.
+HookRunner = Callable[[str, bytes], Awaitable[bytes]]
+
+
+class DeploymentRefused(Exception):
+    """A deployment that cannot start (or be stopped): `status` is the HTTP status to answer
+    with (400 invalid, 404 unknown, 409 conflict), `code` a short name for it."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class _Rollback(Exception):
+    """The deployment ends: its alias goes back to the old version, unless `leave_alias`
+    (someone else moved it: theirs is the last word)."""
+
+    def __init__(self, reason: str, status: str = FAILED, *, leave_alias: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.leave_alias = leave_alias
+
+
+# -- the deployer ------------------------------------------------------------------------------
+
+
+class Deployer:
+    """Starts, runs, resumes and stops deployments; one per alias at a time.
+
+    `run_hook` invokes a hook function; `sample` reads a version's counts; `functions` are the
+    names a hook may name (None: not checked before the hook runs); `state_dir` is where
+    deployments are kept (`STATE_DIR/deployments/`)."""
+
+    def __init__(
+        self,
+        store: FunctionStore,
+        *,
+        run_hook: HookRunner,
+        sample: Sampler,
+        state_dir: Path,
+        functions: Collection[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._run_hook = run_hook
+        self._sample = sample
+        self._functions = functions
+        self._clock = clock
+        self.directory = state_dir / "deployments"
+        self._deployments: dict[str, Deployment] = {}
+        self._stops: dict[str, asyncio.Event] = {}
+        self._done: dict[str, asyncio.Event] = {}
+        self._tasks: asyncio.TaskGroup | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, deployment_id: str) -> Deployment:
+        found = self._deployments.get(deployment_id)
+        if found is None:
+            raise DeploymentRefused(404, "DeploymentNotFound", f"no deployment {deployment_id}")
+        return found
+
+    def list(self, function: str | None = None, alias: str | None = None) -> list[Deployment]:
+        """Deployments, newest first."""
+        found = [
+            d
+            for d in self._deployments.values()
+            if (function is None or d.function == function) and (alias is None or d.alias == alias)
+        ]
+        return sorted(found, key=lambda d: d.created_at, reverse=True)
+
+    def document(self, deployment: Deployment) -> dict[str, Any]:
+        """`deployment` as the admin API shows it, now."""
+        return deployment.to_api(self._clock())
+
+    def weights(self) -> dict[tuple[str, str], float]:
+        """The new version's weight per (function, alias), of each alias's latest deployment."""
+        found: dict[tuple[str, str], float] = {}
+        for d in sorted(self._deployments.values(), key=lambda d: d.created_at):
+            found[(d.function, d.alias)] = d.weight
+        return found
+
+    # -- running -------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run deployments while entered: those persisted in progress resume (or roll back)
+        first. On exit their tasks are cancelled and their records stay in progress, to be
+        resumed by the next start."""
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            try:
+                self._load()
+                for deployment in self.list():
+                    if deployment.status == IN_PROGRESS:
+                        self._resume(deployment)
+                yield
+            finally:
+                self._tasks = None
+                for task in list(self._running):
+                    task.cancel()
+
+    def start(self, request: DeploymentRequest) -> Deployment:
+        """Check `request` and start its deployment (DeploymentRefused when it cannot)."""
+        if self._tasks is None:
+            raise DeploymentRefused(503, "NotRunning", "the deployer is not running")
+        try:
+            strategy = parse_strategy(request.strategy)
+        except StrategyInvalid as exc:
+            raise DeploymentRefused(400, "InvalidStrategy", str(exc)) from None
+        if not request.time_scale > 0:
+            raise DeploymentRefused(400, "InvalidParameter", "time_scale must be above 0")
+        for hook in (request.pre_traffic_hook, request.post_traffic_hook):
+            if hook is not None and self._functions is not None and hook not in self._functions:
+                raise DeploymentRefused(404, "FunctionNotFound", f"no hook function {hook!r}")
+        active = self._active(request.function, request.alias)
+        if active is not None:
+            raise DeploymentRefused(
+                409,
+                "DeploymentInProgress",
+                f"deployment {active.id} is moving {request.function}:{request.alias} "
+                f"(stop it first: POST /deployments/{active.id}/stop)",
+            )
+        try:
+            alias = self._store.alias(request.function, request.alias)
+        except LookupError:
+            raise DeploymentRefused(
+                404, "AliasNotFound", f"no alias {request.function}:{request.alias}"
+            ) from None
+        published = {v.number for v in self._store.versions(request.function)}
+        if request.version not in published:
+            raise DeploymentRefused(
+                404,
+                "VersionNotFound",
+                f"{request.function} has no published version {request.version!r}"
+                + (f" (published: {', '.join(sorted(published, key=int))})" if published else ""),
+            )
+        if alias.version not in published:
+            raise DeploymentRefused(
+                400,
+                "InvalidAlias",
+                f"{request.function}:{request.alias} points to {alias.version}, not a "
+                "published version: traffic can only shift between published versions",
+            )
+        if alias.version == request.version:
+            raise DeploymentRefused(
+                400,
+                "AlreadyDeployed",
+                f"{request.function}:{request.alias} already points to version {request.version}",
+            )
+        if alias.additional_weights:
+            raise DeploymentRefused(
+                409,
+                "AliasRouting",
+                f"{request.function}:{request.alias} already routes traffic to "
+                f"{', '.join(alias.additional_weights)}: clear its routing first",
+            )
+        deployment = Deployment(
+            id=self._new_id(),
+            function=request.function,
+            alias=request.alias,
+            from_version=alias.version,
+            to_version=request.version,
+            strategy=strategy.name,
+            thresholds=request.thresholds,
+            time_scale=request.time_scale,
+            pre_traffic_hook=request.pre_traffic_hook,
+            post_traffic_hook=request.post_traffic_hook,
+            created_at=self._clock(),
+        )
+        self._note(
+            deployment,
+            f"created: {request.function}:{request.alias} from version {alias.version} to "
+            f"{request.version}, {strategy.name}",
+        )
+        self._deployments[deployment.id] = deployment
+        self._save(deployment)
+        self._spawn(deployment)
+        return deployment
+
+    async def stop(self, deployment_id: str, *, wait_seconds: float = 10.0) -> Deployment:
+        """Stop a deployment in progress: its alias goes back to the old version. Returns once
+        it ended (or after `wait_seconds`)."""
+        deployment = self.get(deployment_id)
+        if deployment.status != IN_PROGRESS:
+            raise DeploymentRefused(
+                409, "DeploymentEnded", f"deployment {deployment_id} is {deployment.status}"
+            )
+        self._stops[deployment_id].set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._done[deployment_id].wait(), wait_seconds)
+        return deployment
+
+    def _active(self, function: str, alias: str) -> Deployment | None:
+        for d in self._deployments.values():
+            if d.function == function and d.alias == alias and d.status == IN_PROGRESS:
+                return d
+        return None
+
+    def _new_id(self) -> str:
+        # CodeDeploy's deployment ids: `d-` and nine characters.
+        while True:
+            found = "d-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(9))
+            if found not in self._deployments:
+                return found
+
+    def _spawn(self, deployment: Deployment) -> None:
+        assert self._tasks is not None
+        self._stops[deployment.id] = asyncio.Event()
+        self._done[deployment.id] = asyncio.Event()
+        task = self._tasks.create_task(self._run(deployment), name=f"deployment {deployment.id}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    def _resume(self, deployment: Deployment) -> None:
+        """Continue a deployment the edge was running when it stopped, or roll it back."""
+        try:
+            self._check_resumable(deployment)
+        except _Rollback as cannot:
+            reason = f"cannot resume after a restart: {cannot.reason}"
+            if cannot.leave_alias:
+                self._end(deployment, FAILED, reason)
+            else:
+                self._roll_back(deployment, reason, FAILED)
+            return
+        self._note(deployment, f"resumed after a restart ({deployment.phase})")
+        self._save(deployment)
+        self._spawn(deployment)
+
+    def _check_resumable(self, d: Deployment) -> None:
+        """_Rollback when `d` cannot continue from its record."""
+        try:
+            parse_strategy(d.strategy)
+        except StrategyInvalid as exc:
+            raise _Rollback(str(exc)) from None
+        published = {v.number for v in self._store.versions(d.function)}
+        for version in (d.from_version, d.to_version):
+            if version not in published:
+                raise _Rollback(f"version {version} of {d.function} no longer exists")
+        # The edge may have stopped between promoting and recording it: either is fine then.
+        expected = {d.from_version}
+        if d.phase == AFTER_ALLOW_TRAFFIC or (d.phase == ALLOW_TRAFFIC and d.step >= len(d.steps)):
+            expected = {d.from_version, d.to_version}
+        if d.phase == AFTER_ALLOW_TRAFFIC:
+            expected = {d.to_version}
+        self._check_alias(d, expected)
+
+    def _check_alias(self, d: Deployment, expected: Collection[str]) -> None:
+        """_Rollback (leaving the alias) when someone else moved or deleted it."""
+        try:
+            alias = self._store.alias(d.function, d.alias)
+        except LookupError:
+            raise _Rollback(
+                f"the alias {d.function}:{d.alias} was deleted", leave_alias=True
+            ) from None
+        if alias.version not in expected:
+            raise _Rollback(
+                f"{d.function}:{d.alias} was moved to version {alias.version} outside the "
+                "deployment; left there",
+                leave_alias=True,
+            )
+
+    async def _run(self, d: Deployment) -> None:
+        try:
+            await self._drive(d)
+        except Exception:
+            # Not even its end could be recorded (the disk?): log it, and never take the
+            # admin listener down with it.
+            logger.exception("deployment %s: could not record its end", d.id)
+        finally:
+            self._done[d.id].set()
+
+    async def _drive(self, d: Deployment) -> None:
+        """Take `d` from its recorded phase to its end."""
+        try:
+            if d.phase == BEFORE_ALLOW_TRAFFIC:
+                if d.pre_traffic_hook is not None:
+                    await self._hook(d, d.pre_traffic_hook, "pre-traffic")
+                self._begin_step(d, 0)
+            steps = d.steps
+            while d.phase == ALLOW_TRAFFIC and d.step < len(steps):
+                self._shift(d, steps[d.step].weight)
+                await self._hold(d, steps[d.step])
+                self._begin_step(d, d.step + 1)
+            if d.phase == ALLOW_TRAFFIC:
+                self._promote(d)
+            if d.phase == AFTER_ALLOW_TRAFFIC:
+                if d.post_traffic_hook is not None:
+                    await self._hook(d, d.post_traffic_hook, "post-traffic")
+                self._end(d, SUCCEEDED, None)
+        except _Rollback as rollback:
+            if rollback.leave_alias:
+                self._end(d, rollback.status, rollback.reason)
+            else:
+                self._roll_back(d, rollback.reason, rollback.status)
+        except asyncio.CancelledError:
+            # The edge is stopping: the record stays in progress and resumes on restart.
+            raise
+        except Exception as exc:
+            logger.exception("deployment %s failed", d.id)
+            self._roll_back(d, f"internal error: {exc!r}", FAILED)
+
+    def _begin_step(self, d: Deployment, index: int) -> None:
+        d.phase = ALLOW_TRAFFIC
+        d.step = index
+        d.step_started_at = self._clock()
+        steps = d.steps
+        d.next_step_at = (
+            d.step_started_at + steps[index].hold_seconds * d.time_scale
+            if index < len(steps)
+            else None
+        )
+        self._save(d)
+
+    def _shift(self, d: Deployment, weight: float) -> None:
+        self._check_alias(d, {d.from_version})
+        alias = self._store.alias(d.function, d.alias)
+        if dict(alias.additional_weights) != {d.to_version: weight}:
+            self._store.update_alias(d.function, d.alias, additional_weights={d.to_version: weight})
+            self._note(d, f"step {d.step + 1}: {_percent(weight)} to version {d.to_version}")
+        d.weight = weight
+        self._save(d)
+
+    async def _hold(self, d: Deployment, step: Step) -> None:
+        """Keep the step's weight for its (scaled) interval, checking the alarms."""
+        assert d.step_started_at is not None
+        end = d.step_started_at + step.hold_seconds * d.time_scale
+        interval = min(MAX_CHECK_SECONDS, max(MIN_CHECK_SECONDS, (end - self._clock()) / 20))
+        baselines = {v: self._sample(d.function, v) for v in (d.from_version, d.to_version)}
+        stop = self._stops[d.id]
+        while True:
+            self._check_alias(d, {d.from_version})
+            self._check(d, baselines)
+            remaining = end - self._clock()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(interval, remaining))
+            if stop.is_set():
+                raise _Rollback("stopped through the admin API", STOPPED)
+
+    def _check(self, d: Deployment, baselines: Mapping[str, Sample]) -> None:
+        """Update the step's counts and raise _Rollback when an alarm fires."""
+        counts = {v: self._sample(d.function, v).since(b) for v, b in baselines.items()}
+        for version, sample in counts.items():
+            p99 = sample.quantile_seconds(0.99)
+            d.current[version] = {
+                "invocations": int(sample.invocations),
+                "errors": int(sample.errors),
+                "throttles": int(sample.throttles),
+                "p99_ms": None if p99 is None else round(p99 * 1000, 1),
+            }
+        alarm = alarm_reason(counts[d.to_version], d.thresholds)
+        if alarm is not None:
+            raise _Rollback(f"alarm on version {d.to_version}, step {d.step + 1}: {alarm}")
+
+    def _promote(self, d: Deployment) -> None:
+        self._store.update_alias(d.function, d.alias, version=d.to_version, additional_weights={})
+        d.weight = 1.0
+        d.phase = AFTER_ALLOW_TRAFFIC
+        d.next_step_at = None
+        self._note(d, f"all traffic to version {d.to_version}")
+        self._save(d)
+
+    async def _hook(self, d: Deployment, function: str, kind: str) -> None:
+        """Run a lifecycle hook; a function error, an invocation that could not run or a
+        result whose `status` is `Failed` fails the deployment."""
+        payload = orjson.dumps(
+            {
+                "DeploymentId": d.id,
+                "LifecycleEventHookExecutionId": f"{d.id}-{d.phase}-" + secrets.token_urlsafe(12),
+            }
+        )
+        self._note(d, f"{kind} hook {function} invoked")
+        self._save(d)
+        stop = self._stops[d.id]
+
+        async def attempt() -> bytes | Exception:
+            try:
+                return await self._run_hook(function, payload)
+            except Exception as exc:  # noqa: BLE001 - however a hook fails, it fails the deployment
+                return exc
+
+        async with asyncio.TaskGroup() as group:
+            invocation = group.create_task(attempt())
+            stopping = group.create_task(stop.wait())
+            await asyncio.wait({invocation, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not invocation.done():
+                invocation.cancel()
+        if stop.is_set():
+            raise _Rollback("stopped through the admin API", STOPPED)
+        result = invocation.result()
+        if isinstance(result, Exception):
+            raise _Rollback(f"{kind} hook {function} failed: {_describe(result)}")
+        status = _hook_status(result)
+        if status is not None and status.lower() == "failed":
+            raise _Rollback(f'{kind} hook {function} returned "status": "{status}"')
+        self._note(d, f"{kind} hook {function} succeeded")
+
+    def _roll_back(self, d: Deployment, reason: str, status: str) -> None:
+        try:
+            self._store.update_alias(
+                d.function, d.alias, version=d.from_version, additional_weights={}
+            )
+            self._note(d, f"rolled back: all traffic to version {d.from_version}")
+        except Exception as exc:
+            logger.exception("deployment %s: the rollback failed", d.id)
+            reason += f"; the rollback failed: {exc}"
+        d.weight = 0.0
+        self._end(d, status, reason)
+
+    def _end(self, d: Deployment, status: str, reason: str | None) -> None:
+        d.status = status
+        d.phase = END
+        d.reason = reason
+        d.next_step_at = None
+        d.ended_at = self._clock()
+        self.outcomes[status] += 1
+        self._note(d, status + (f": {reason}" if reason else ""))
+        self._save(d)
+        log = logger.info if status == SUCCEEDED else logger.warning
+        log("deployment %s %s%s", d.id, status, f": {reason}" if reason else "")
+
+    def _note(self, d: Deployment, message: str) -> None:
+        d.events.append({"time": iso_time(self._clock()), "message": message})
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def _save(self, d: Deployment) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{d.id}.json"
+        temporary = path.with_suffix(".json.tmp")
+        with open(temporary, "wb") as file:
+            file.write(orjson.dumps(d.to_json(), option=orjson.OPT_INDENT_2))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+
+    def _load(self) -> None:
+        if not self.directory.is_dir():
+            return
+        loaded: list[Deployment] = []
+        for path in self.directory.glob("d-*.json"):
+            try:
+                loaded.append(Deployment.from_json(orjson.loads(path.read_bytes())))
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                logger.warning("deployment record %s is unreadable, skipped: %s", path, exc)
+        loaded.sort(key=lambda d: d.created_at, reverse=True)
+        ended = [d for d in loaded if d.status != IN_PROGRESS]
+        forgotten = {d.id for d in ended[KEEP_ENDED:]}  # the oldest
+        for d in loaded:
+            if d.id not in forgotten:
+                self._deployments[d.id] = d
+
+
+def _percent(weight: float) -> str:
+    return f"{weight * 100:g} %"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _hook_status(result: bytes) -> str | None:
+    try:
+        document = orjson.loads(result)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(document, dict):
+        status = document.get("status")
+        return status if isinstance(status, str) else None
+    return None
+
+
+def unfinished_deployments(state_dir: Path) -> list[str]:
+    """Ids of the deployments recorded in progress under `state_dir` (for a warning when the
+    edge starts without the admin listener that would resume them)."""
+    found: list[str] = []
+    for path in sorted((state_dir / "deployments").glob("d-*.json")):
+        try:
+            document = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            continue
+        if isinstance(document, dict) and document.get("status") == IN_PROGRESS:
+            found.append(
+                f"{document.get('id')} ({document.get('function')}:{document.get('alias')})"
+            )
+    return found
