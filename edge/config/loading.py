@@ -85,6 +85,8 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
     if cache.disk_directory is not None and not cache.disk_directory.is_absolute():
         cache = cache.model_copy(update={"disk_directory": (base / cache.disk_directory).resolve()})
     server = config.server
+    if not server.state_dir.is_absolute():
+        server = server.model_copy(update={"state_dir": (base / server.state_dir).resolve()})
     for key in ("certificate", "private_key"):
         path = getattr(server, key)
         if path is not None and not path.is_absolute():

@@ -129,6 +129,13 @@ class ServerConfig(_Strict):
         'failed or whose result was refused) or "none" (`edge serve --function-logs`).',
     )
 
+    state_dir: Path = Field(
+        default=Path(".edge"),
+        description="Where the edge keeps what its management API changed (code uploaded by "
+        "UpdateFunctionCode, settings of UpdateFunctionConfiguration, reserved and provisioned "
+        "concurrency), relative to edge.toml; it survives a restart.",
+    )
+
     @field_validator("listen", "admin", "https_listen")
     @classmethod
     def _host_port(cls, value: str | None) -> str | None:

@@ -123,11 +123,15 @@ class FunctionDescriptions:
     def __init__(self, service: InvokeService) -> None:
         self._service = service
         self._cache: dict[str, dict[str, Any]] = {}
+        self._config = service.config
         started = datetime.datetime.now(datetime.UTC)
         # Lambda's LastModified format: 2019-10-26T18:50:52.000+0000.
         self._modified = started.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
     def configuration(self, name: str) -> dict[str, Any]:
+        if self._service.config is not self._config:  # reloaded: describe it anew
+            self._config = self._service.config
+            self._cache.clear()
         cached = self._cache.get(name)
         if cached is not None:
             return cached

@@ -40,12 +40,23 @@ class ConcurrencyLimiter:
 
     @classmethod
     def from_config(cls, config: EdgeConfig) -> ConcurrencyLimiter:
-        reserved = {
+        return cls(config.invoke.node_concurrency, cls.reservations(config))
+
+    def set_reserved(self, reserved: Mapping[str, int]) -> None:
+        """Take new reservations (a reloaded configuration, PutFunctionConcurrency). An
+        invocation in flight is released as it was admitted."""
+        self.reserved = dict(reserved)
+        self.unreserved_limit = max(0, self.node_limit - sum(self.reserved.values()))
+        for listener in self._listeners:
+            listener()
+
+    @staticmethod
+    def reservations(config: EdgeConfig) -> dict[str, int]:
+        return {
             name: function.reserved_concurrency
             for name, function in config.functions.items()
             if function.reserved_concurrency is not None
         }
-        return cls(config.invoke.node_concurrency, reserved)
 
     def in_flight(self, name: str) -> int:
         """Invocations of `name` running now."""

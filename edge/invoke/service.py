@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -74,6 +74,13 @@ class InvokeService:
         self._queue_open = False
         self._registry_started = not self._owns_registry
         self._start_lock = asyncio.Lock()
+
+    async def apply(self, config: EdgeConfig, *, replace: Collection[str] = ()) -> None:
+        """Serve a reloaded configuration (`edge.reload`): its functions, as
+        `FunctionRegistry.update` takes them, and their async-invocation settings."""
+        self.config = config
+        await self.registry.update(config, replace=replace)
+        self.dispatcher.use_functions(config.functions, config.invoke)
 
     def function_config(self, name: str) -> FunctionConfig | None:
         return self.config.functions.get(name)
