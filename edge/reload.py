@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -109,6 +110,7 @@ class Reloader:
         self._lock: asyncio.Lock | None = None
         self._state_signature = state_signature(self.state_file)
         self._rewatch: asyncio.Event | None = None
+        self._prints = code_fingerprints(self.config)
 
     # -- in a process's event loop ----------------------------------------------------------
 
@@ -116,10 +118,16 @@ class Reloader:
     async def attached(self, target: ReloadTarget) -> AsyncIterator[None]:
         """While entered, `target` takes every reload of this process (the first one attached
         starts the watching, the last one to leave stops it)."""
-        self._targets.append(target)
         if self._runner is None:
             self._lock = asyncio.Lock()
             self._runner = asyncio.get_running_loop().create_task(self._run())
+        assert self._lock is not None
+        async with self._lock:
+            self._targets.append(target)
+            # A reload may have happened while the target was starting (built from the
+            # configuration of startup): it catches up.
+            if getattr(target, "config", self.config) is not self.config:
+                await target.apply(self.config)
         try:
             yield
         finally:
@@ -204,6 +212,8 @@ class Reloader:
         for note in notes:
             logger.warning("%s", note)
         config = self._keep_restart_sections(config)
+        prints = await asyncio.to_thread(code_fingerprints, config)
+        replace = {*replace, *(n for n, p in prints.items() if self._prints.get(n, p) != p)}
         replaced: set[str] = set()
         for target in list(self._targets):
             done = await target.apply(config, replace=replace)
@@ -215,6 +225,7 @@ class Reloader:
             self.limits.set_reserved(ConcurrencyLimiter.reservations(config))
         moved = self.watch and watched_paths(self.config) != watched_paths(config)
         self.base, self.state, self.config = base, state, config
+        self._prints = prints
         if moved and self._rewatch is not None:
             self._rewatch.set()  # follow the new set of files
         if self.counter is not None:
@@ -318,6 +329,34 @@ class Reloader:
                 if any(path == root or path.is_relative_to(root) for root in roots):
                     functions.add(name)
         return changed, functions
+
+
+def code_fingerprints(config: EdgeConfig) -> dict[str, frozenset[tuple[str, int, int]]]:
+    """Each function's code files with their modification time and size: a reload replaces a
+    function whose files changed (SIGHUP after an edit, without `--reload`). Blocking."""
+    prints: dict[str, frozenset[tuple[str, int, int]]] = {}
+    for name, roots in function_paths(config).items():
+        found: set[tuple[str, int, int]] = set()
+        for root in roots:
+            if root.is_file():
+                found.add(_stat_entry(root))
+                continue
+            for folder, subfolders, files in os.walk(root):
+                subfolders[:] = [d for d in subfolders if d not in _SKIPPED_FOLDERS]
+                found.update(_stat_entry(Path(folder, file)) for file in files)
+        prints[name] = frozenset(found)
+    return prints
+
+
+_SKIPPED_FOLDERS = frozenset({"__pycache__", ".git"})
+
+
+def _stat_entry(path: Path) -> tuple[str, int, int]:
+    try:
+        info = path.stat()
+    except OSError:
+        return (str(path), 0, -1)
+    return (str(path), info.st_mtime_ns, info.st_size)
 
 
 def function_paths(config: EdgeConfig) -> dict[str, list[Path]]:

@@ -75,12 +75,14 @@ class InvokeService:
         self._registry_started = not self._owns_registry
         self._start_lock = asyncio.Lock()
 
-    async def apply(self, config: EdgeConfig, *, replace: Collection[str] = ()) -> None:
+    async def apply(self, config: EdgeConfig, *, replace: Collection[str] = ()) -> list[str]:
         """Serve a reloaded configuration (`edge.reload`): its functions, as
-        `FunctionRegistry.update` takes them, and their async-invocation settings."""
+        `FunctionRegistry.update` takes them, and their async-invocation settings. Returns
+        the functions replaced."""
         self.config = config
-        await self.registry.update(config, replace=replace)
+        replaced, _ = await self.registry.update(config, replace=replace)
         self.dispatcher.use_functions(config.functions, config.invoke)
+        return replaced
 
     def function_config(self, name: str) -> FunctionConfig | None:
         return self.config.functions.get(name)
