@@ -152,7 +152,9 @@ def test_sighup_reloads_every_worker(tmp_path: Path) -> None:
         tmp_path
     )
     try:
-        assert page(f"{edge.url}/static/file.txt") == "v1"
+        # Fresh connections reach both workers: each serves, its signal handlers in place.
+        for _ in range(12):
+            assert page(f"{edge.url}/static/file.txt") == "v1"
         # Without --reload, a change waits for SIGHUP.
         config.write_text(CONFIG.format(workers=2, site=tmp_path / "site", extra=EXTRA_BEHAVIOR))
         (tmp_path / "code" / "app.py").write_text(handler_source("v2"))

@@ -65,6 +65,9 @@ def run(
     listener's address once it is bound, before any app is made.
     """
     _check_distinct(options)
+    if on_hangup is not None:
+        # Until each process's loop takes SIGHUP, it must not end the process (its default).
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     hypercorn_patches.apply()  # the admin listener is hypercorn's under either engine
     workers = max(1, options.workers)
     main_socks = bind_sockets(options.listen, workers, key="listen")
