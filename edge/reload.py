@@ -10,7 +10,8 @@ whose sandbox description changed, or whose code changed, gets a new runtime; th
 theirs. When it fails, the old configuration keeps serving and the log says why.
 
 What starts a reload:
-- SIGHUP (the main process passes it on to the workers), always;
+- SIGHUP (the main process passes it on to the workers), always; a function whose code files
+  changed since (their modification times and sizes) is replaced too;
 - the state file changing (the management API wrote it, perhaps in another process), always:
   polled every quarter second;
 - with `edge serve --reload`: edge.toml, or a file of a function's code, changing
@@ -142,7 +143,8 @@ class Reloader:
     def request(self, reason: str) -> None:
         """Reload soon (a signal handler's way in; on the loop's thread)."""
         if self._runner is None:
-            logger.warning("%s: nothing to reload yet", reason)
+            # Not serving yet, or nothing in this process serves (the main process of several
+            # workers without an admin listener): the workers take their own signal.
             return
         task = asyncio.get_running_loop().create_task(self.reload(reason=reason))
         self._tasks.add(task)
@@ -348,7 +350,23 @@ def code_fingerprints(config: EdgeConfig) -> dict[str, frozenset[tuple[str, int,
     return prints
 
 
-_SKIPPED_FOLDERS = frozenset({"__pycache__", ".git"})
+# What `--reload`'s watcher ignores too (watchfiles' DefaultFilter): caches, version control,
+# virtual environments and installed packages.
+_SKIPPED_FOLDERS = frozenset(
+    {
+        "__pycache__",
+        ".git",
+        ".hg",
+        ".svn",
+        ".tox",
+        ".venv",
+        ".idea",
+        "node_modules",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".hypothesis",
+    }
+)
 
 
 def _stat_entry(path: Path) -> tuple[str, int, int]:

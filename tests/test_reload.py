@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import EdgeProcess
-from tests.invoke_functions.harness import wait_until
+from tests.invoke_functions.harness import shared_directory, wait_until
 
 CONFIG = """\
 [server]
@@ -30,6 +30,7 @@ viewer-request = "answer"
 
 [functions.answer]
 handler = "code/app.handler"
+writable_paths = ["shared"]
 """
 
 EXTRA_BEHAVIOR = """\
@@ -46,7 +47,15 @@ def page(url: str) -> str:
 
 
 def handler_source(answer: str) -> str:
-    return f'def handler(event, context):\n    return {{"status": "200", "body": "{answer}"}}\n'
+    # {SHARED}: the folder the function may write (`writable_paths`), filled in per project.
+    return (
+        "import time\n"
+        "def handler(event, context):\n"
+        "    if event['Records'][0]['cf']['request']['uri'] == '/slow':\n"
+        f"        open('{{SHARED}}/slow-started', 'w').close()\n"
+        "        time.sleep(1.5)\n"
+        f"    return {{'status': '200', 'body': '{answer}'}}\n"
+    )
 
 
 def write_project(tmp: Path, *, workers: int = 1, extra: str = "") -> Path:
@@ -55,10 +64,15 @@ def write_project(tmp: Path, *, workers: int = 1, extra: str = "") -> Path:
     (site / "static" / "file.txt").write_text("from the origin\n")
     code = tmp / "code"
     code.mkdir(exist_ok=True)
-    (code / "app.py").write_text(handler_source("v1"))
+    (code / "app.py").write_text(source_in(tmp, "v1"))
+    shared_directory(tmp)
     config = tmp / "edge.toml"
     config.write_text(CONFIG.format(workers=workers, site=site, extra=extra))
     return config
+
+
+def source_in(tmp: Path, answer: str) -> str:
+    return handler_source(answer).replace("{SHARED}", str(tmp / "shared"))
 
 
 def rewrite(path: Path, text: str) -> None:
@@ -93,17 +107,28 @@ def test_new_code_is_served_without_losing_a_request(
                 response = client.get("/page")
                 answers.append((response.status_code, response.text))
 
+    slow: list[str] = []
+
+    def slow_request() -> None:
+        slow.append(page(f"{edge.url}/slow"))
+
     worker = threading.Thread(target=load)
     worker.start()
+    in_flight = threading.Thread(target=slow_request)
     try:
         wait_until(lambda: len(answers) > 20, what="the first answers")
-        rewrite(tmp / "code" / "app.py", handler_source("v2"))
+        in_flight.start()
+        wait_until(lambda: (tmp / "shared" / "slow-started").exists(), what="the slow start")
+        rewrite(tmp / "code" / "app.py", source_in(tmp, "v2"))
         wait_until(lambda: answers[-1][1] == "v2", what="the new code's answer")
         seen = len(answers)
         wait_until(lambda: len(answers) > seen + 20, what="answers after the change")
     finally:
         stop.set()
         worker.join()
+        in_flight.join()
+    # The invocation in flight finished on the environment it started in.
+    assert slow == ["v1"]
     assert {status for status, _ in answers} == {200}
     bodies = [body for _, body in answers]
     switched = bodies.index("v2")
@@ -157,7 +182,7 @@ def test_sighup_reloads_every_worker(tmp_path: Path) -> None:
             assert page(f"{edge.url}/static/file.txt") == "v1"
         # Without --reload, a change waits for SIGHUP.
         config.write_text(CONFIG.format(workers=2, site=tmp_path / "site", extra=EXTRA_BEHAVIOR))
-        (tmp_path / "code" / "app.py").write_text(handler_source("v2"))
+        (tmp_path / "code" / "app.py").write_text(source_in(tmp_path, "v2"))
         edge.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
         # The main process (the admin's functions) and both workers reload.
         wait_until(lambda: edge.log.count("config reloaded") >= 3, what="three processes reloaded")
