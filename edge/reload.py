@@ -151,15 +151,22 @@ class Reloader:
         task.add_done_callback(self._tasks.discard)
 
     async def reload(
-        self, *, reason: str, replace: Collection[str] = (), quiet_if_unchanged: bool = False
+        self,
+        *,
+        reason: str,
+        replace: Collection[str] = (),
+        quiet_if_unchanged: bool = False,
+        read_config: bool = True,
     ) -> ReloadOutcome:
-        """Read edge.toml and the state file again, check, and apply (or refuse)."""
+        """Read edge.toml (unless not `read_config`) and the state file again, check, and
+        apply (or refuse)."""
         assert self._lock is not None, "attach a target first"
         async with self._lock:
             started = time.monotonic()
             signature = state_signature(self.state_file)
             try:
-                base = self._load_base() if self._load_base is not None else self.base
+                load = self._load_base if read_config else None
+                base = load() if load is not None else self.base
                 state = read_state(self.state_file)
             except ConfigError as error:
                 return self._refused(reason, [f"{error.source}: {p}" for p in error.problems])
@@ -278,7 +285,11 @@ class Reloader:
         while True:
             await asyncio.sleep(STATE_POLL_SECONDS)
             if state_signature(self.state_file) != self._state_signature:
-                await self.reload(reason="state changed", quiet_if_unchanged=True)
+                # The management API's change, over the edge.toml in force (one being
+                # edited waits for its own reload).
+                await self.reload(
+                    reason="state changed", quiet_if_unchanged=True, read_config=False
+                )
 
     async def _watch_files(self) -> None:
         from watchfiles import awatch

@@ -131,9 +131,9 @@ class ServerConfig(_Strict):
 
     state_dir: Path = Field(
         default=Path(".edge"),
-        description="Where the edge keeps what its management API changed (code uploaded by "
-        "UpdateFunctionCode, settings of UpdateFunctionConfiguration, reserved and provisioned "
-        "concurrency), relative to edge.toml; it survives a restart.",
+        description="Where the edge keeps what Lambda's management calls on the admin listener "
+        "changed (uploaded code, a function's settings, reserved and provisioned concurrency), "
+        "relative to edge.toml; it survives a restart.",
     )
 
     @field_validator("listen", "admin", "https_listen")
