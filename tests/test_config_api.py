@@ -129,6 +129,8 @@ def test_update_function_configuration_reaches_the_function(client: Any) -> None
     got = client.get_function_configuration(FunctionName="plain")
     assert got["Description"] == "says hello"
     assert got["RevisionId"] == updated["RevisionId"]
+    del got["ResponseMetadata"]
+    assert client.get_function(FunctionName="plain")["Configuration"] == got
 
 
 def test_update_function_configuration_refusals(client: Any) -> None:

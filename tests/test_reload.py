@@ -180,12 +180,13 @@ def test_sighup_reloads_every_worker(tmp_path: Path) -> None:
         # Fresh connections reach both workers: each serves, its signal handlers in place.
         for _ in range(12):
             assert page(f"{edge.url}/static/file.txt") == "v1"
-        # Without --reload, a change waits for SIGHUP.
-        config.write_text(CONFIG.format(workers=2, site=tmp_path / "site", extra=EXTRA_BEHAVIOR))
+        # Without --reload, a change waits for SIGHUP. (workers: read once, at startup.)
+        config.write_text(CONFIG.format(workers=3, site=tmp_path / "site", extra=EXTRA_BEHAVIOR))
         (tmp_path / "code" / "app.py").write_text(source_in(tmp_path, "v2"))
         edge.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
         # The main process (the admin's functions) and both workers reload.
         wait_until(lambda: edge.log.count("config reloaded") >= 3, what="three processes reloaded")
+        assert "server.workers changed from 2 to 3: it takes effect after a restart" in edge.log
         # Fresh connections land on either worker: every one serves the new configuration.
         for _ in range(12):
             with httpx.Client(base_url=edge.url) as client:

@@ -129,6 +129,13 @@ class FunctionDescriptions:
         self._modified = started.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
     def configuration(self, name: str) -> dict[str, Any]:
+        """The document, with what the management API changed laid over it (the service's
+        `describe_changes`, when it has one)."""
+        document = self._configured(name)
+        changes = self._service.describe_changes
+        return {**document, **changes(name, document)} if changes is not None else document
+
+    def _configured(self, name: str) -> dict[str, Any]:
         if self._service.config is not self._config:  # reloaded: describe it anew
             self._config = self._service.config
             self._cache.clear()

@@ -72,6 +72,9 @@ class InvokeService:
         self.metrics_registry = CollectorRegistry()
         self.metrics_registry.register(self.metrics)
         self._queue_open = False
+        # What the management API changed of a function's description (edge.lambda_service):
+        # (name, the configured document) -> the members to replace.
+        self.describe_changes: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
         self._registry_started = not self._owns_registry
         self._start_lock = asyncio.Lock()
 

@@ -78,6 +78,7 @@ def configuration_routes(
 ) -> list[Route]:
     """The routes, to mount on the admin app beside the Invoke API's."""
     api = _ConfigurationApi(service, reloader, qualifiers or LatestOnly())
+    service.describe_changes = api.changes  # GetFunction and ListFunctions show them too
     functions = "/2015-03-31/functions/{name}"
     return [
         Route(f"{functions}/code", api.endpoint(api.update_code), methods=["PUT"]),
@@ -218,19 +219,24 @@ class _ConfigurationApi:
         return state
 
     def _configuration(self, name: str) -> dict[str, Any]:
-        document = dict(self.descriptions.configuration(name))
+        return self.descriptions.configuration(name)
+
+    def changes(self, name: str, document: dict[str, Any]) -> dict[str, Any]:
+        """The members of function `name`'s description that the API changed."""
+        changed: dict[str, Any] = {}
         override = self.reloader.state.get(name)
-        if override.code is not None and override.code.directory == str(
-            self.reloader.config.functions[name].code
-        ):
-            document["CodeSha256"] = override.code.sha256
-            document["CodeSize"] = override.code.size
+        function = self.reloader.config.functions.get(name)
+        code = override.code
+        if code is not None and function is not None and code.directory == str(function.code):
+            changed["CodeSha256"] = code.sha256
+            changed["CodeSize"] = code.size
         if "Description" in override.configuration:
-            document["Description"] = override.configuration["Description"]
+            changed["Description"] = override.configuration["Description"]
         if override.last_modified:
-            document["LastModified"] = override.last_modified
-        document["RevisionId"] = _revision_id(document["CodeSha256"], override.revision)
-        return document
+            changed["LastModified"] = override.last_modified
+        sha = changed.get("CodeSha256", document["CodeSha256"])
+        changed["RevisionId"] = _revision_id(sha, override.revision)
+        return changed
 
     def _json(self, document: dict[str, Any], status: int = 200) -> Response:
         return Response(orjson.dumps(document), status, media_type=_JSON)
