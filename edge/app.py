@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 import time
 import uuid
@@ -45,6 +46,7 @@ from edge.metrics import ProxyMetrics, render_latest
 from edge.origins import Upstream, build_upstreams, close_upstreams
 from edge.pipeline import Pipeline
 from edge.reload import Reloader
+from edge.status_page import RecentErrors
 from edge.triggers import TriggerRunner
 from edge.viewer import AsgiViewer
 from origin_proxy.cache import HttpCache
@@ -64,6 +66,7 @@ def create_app(
     cache: HttpCache | None = None,
     limiter: Limiter | None = None,
     journal: InvalidationJournal | None = None,
+    recent_errors: RecentErrors | None = None,
     reloader: Reloader | None = None,
 ) -> Starlette:
     """The viewer-facing application for `config`. `limiter` admits function invocations by
@@ -74,19 +77,40 @@ def create_app(
         registry = FunctionRegistry(config, limiter=limiter, wasm_cache_dir=wasm_cache_dir)
     live = upstreams if upstreams is not None else build_upstreams(config, registry)
     recorder = metrics or ProxyMetrics(CollectorRegistry())
-    pipeline = _pipeline(
-        config,
-        live,
-        recorder,
-        registry,
-        cache if cache is not None else build_cache(config.cache),
+    pipeline_class: type[Pipeline] = Pipeline
+    viewer_class: type[AsgiViewer] = AsgiViewer
+    spans = None
+    if config.tracing.otlp_endpoint is not None:
+        from edge import otel
+
+        spans = otel.make_spans(config.tracing)
+        pipeline_class = otel.traced_pipeline(Pipeline)
+        viewer_class = otel.traced_viewer(AsgiViewer)
+        pipeline_class.spans = viewer_class.spans = spans  # type: ignore[attr-defined]
+
+    def make_pipeline(
+        config: EdgeConfig,
+        upstreams: dict[str, Upstream],
+        registry: FunctionRegistry | None,
+        cache: HttpCache | None,
+    ) -> Pipeline:
+        triggers = (
+            TriggerRunner.from_config(config, registry, recorder) if registry is not None else None
+        )
+        if triggers is not None and spans is not None:
+            triggers = dataclasses.replace(triggers, spans=spans)
+        return pipeline_class(config, upstreams, metrics=recorder, triggers=triggers, cache=cache)
+
+    pipeline = make_pipeline(
+        config, live, registry, cache if cache is not None else build_cache(config.cache)
     )
-    viewer = AsgiViewer(
+    viewer = viewer_class(
         pipeline,
         config.server,
         metrics=recorder,
         access_log=access_log or AccessLog(sys.stdout if config.server.access_log else None),
     )
+    viewer.recent_errors = recent_errors
 
     async def flush_metrics() -> None:
         while True:
@@ -99,7 +123,7 @@ def create_app(
         pipeline,
         registry,
         live,
-        recorder,
+        make_pipeline,
         limiter=limiter,
         wasm_cache_dir=wasm_cache_dir,
     )
@@ -130,6 +154,8 @@ def create_app(
                     follower.cancel()
                 recorder.flush()
                 await state.aclose()
+                if spans is not None:
+                    await asyncio.to_thread(spans.shutdown)  # sends the spans still queued
 
     app = _EdgeApp(viewer, lifespan=lifespan)
     app.router.default = viewer
@@ -138,22 +164,9 @@ def create_app(
     return app
 
 
-def _pipeline(
-    config: EdgeConfig,
-    upstreams: dict[str, Upstream],
-    recorder: ProxyMetrics,
-    registry: FunctionRegistry | None,
-    cache: HttpCache | None,
-) -> Pipeline:
-    return Pipeline(
-        config,
-        upstreams,
-        metrics=recorder,
-        triggers=(
-            TriggerRunner.from_config(config, registry, recorder) if registry is not None else None
-        ),
-        cache=cache,
-    )
+PipelineMaker = Callable[
+    [EdgeConfig, dict[str, Upstream], FunctionRegistry | None, HttpCache | None], Pipeline
+]
 
 
 class LiveViewer:
@@ -170,7 +183,7 @@ class LiveViewer:
         pipeline: Pipeline,
         registry: FunctionRegistry | None,
         upstreams: dict[str, Upstream],
-        recorder: ProxyMetrics,
+        make_pipeline: PipelineMaker,
         *,
         limiter: Limiter | None,
         wasm_cache_dir: str | None,
@@ -180,7 +193,7 @@ class LiveViewer:
         self.pipeline = pipeline
         self.registry = registry
         self.upstreams = upstreams
-        self.recorder = recorder
+        self.make_pipeline = make_pipeline
         self.limiter = limiter
         self.wasm_cache_dir = wasm_cache_dir
         self.background: asyncio.TaskGroup | None = None
@@ -202,7 +215,7 @@ class LiveViewer:
             return replaced
         reuse = config.origins == self.config.origins and config.functions == self.config.functions
         upstreams = self.upstreams if reuse else build_upstreams(config, self.registry)
-        pipeline = _pipeline(config, upstreams, self.recorder, self.registry, self.pipeline.cache)
+        pipeline = self.make_pipeline(config, upstreams, self.registry, self.pipeline.cache)
         pipeline.https_port = self.pipeline.https_port
         pipeline.background = self.background
         self.viewer.journey = pipeline  # the one reference each request reads
@@ -262,6 +275,7 @@ def create_admin_app(
     journal: InvalidationJournal | None = None,
     access: AdminAccess | None = None,
     key_value_stores: Mapping[str, Path] | None = None,
+    status: tuple[EdgeConfig, RecentErrors] | None = None,
     reloader: Reloader | None = None,
 ) -> Starlette:
     """Health, metrics, invalidations and (with `invoke`) Lambda's Invoke API, on a separate
@@ -314,7 +328,7 @@ def create_admin_app(
             201,
         )
 
-    async def metrics(_: Request) -> Response:
+    async def scrape() -> bytes:
         if flush is not None:
             flush()
         if registry is not None:
@@ -324,7 +338,10 @@ def create_admin_app(
         if invoke is not None:
             await invoke.refresh_metrics()
             body += generate_latest(invoke.metrics_registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        return body
+
+    async def metrics(_: Request) -> Response:
+        return Response(await scrape(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -347,6 +364,10 @@ def create_admin_app(
         from edge.lambda_service.config_api import MAX_CODE_BODY_BYTES
 
         body_limits.append(MAX_CODE_BODY_BYTES)
+    if status is not None:
+        from edge.status_page import status_routes
+
+        routes += status_routes(status[0], scrape, status[1])
     if key_value_stores:
         from edge.kvs_admin import MAX_PUT_BODY_BYTES, key_value_store_routes
 

@@ -448,7 +448,9 @@ def run_server(
             allowed_origins=config.admin.allowed_origins,
             credentials=credentials,
             unsigned_paths=frozenset(
-                {"/healthz", "/metrics"} if config.admin.unsigned_metrics else {"/healthz"}
+                {"/healthz"}
+                | ({"/metrics"} if config.admin.unsigned_metrics else set())
+                | ({"/status", "/status.json"} if config.admin.unsigned_status else set())
             ),
             proxy_via=via_value(server.name).decode("latin-1"),
         )
@@ -483,6 +485,12 @@ def run_server(
             else None
         )
         caches: list[Any] = []
+        # The status page's recent failures: several workers append them to a journal.
+        from edge.status_page import RecentErrors
+
+        recent_errors = RecentErrors(
+            Path(multiproc_dir) / "recent-errors.jsonl" if multiproc_dir else None
+        )
 
         https: list[str] = []  # the HTTPS listener's address, once bound
 
@@ -493,6 +501,7 @@ def run_server(
                 limiter=limiter,
                 journal=journal,
                 wasm_cache_dir=wasm_cache,
+                recent_errors=recent_errors,
                 reloader=reloader,
             )
             caches.append(app.state.pipeline.cache)
@@ -517,6 +526,7 @@ def run_server(
                 journal=journal,
                 access=access,
                 key_value_stores={n: s.file for n, s in config.key_value_stores.items()},
+                status=(config, recent_errors),
                 reloader=reloader,
             )
 

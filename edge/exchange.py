@@ -115,6 +115,18 @@ class ViewerRequest:
     # The viewer's HTTP version as the server parsed it: "1.0", "1.1" or "2" (with `scheme`,
     # what CloudFront-Forwarded-Proto and a viewer protocol policy go on).
     http_version: str = "1.1"
+    # The X-Amzn-Trace-Id value origins and functions get ("" until `trace()` makes it).
+    trace_id: str = ""
+
+    def trace(self) -> str:
+        """This request's X-Amzn-Trace-Id (see `edge.traces`), made from the viewer's headers
+        on first use."""
+        trace = self.trace_id
+        if not trace:
+            from edge.traces import viewer_trace
+
+            trace = self.trace_id = viewer_trace(self.headers)
+        return trace
 
     def for_refresh(self) -> ViewerRequest:
         """A copy that refreshes a stored response in the background: a GET with no body, with

@@ -23,9 +23,16 @@ from rich.style import Style
 FunctionLogMode = Literal["full", "errors-only", "none"]
 
 # Lambda's own lines: dim beside what the function wrote.
-_PLATFORM_LINE = re.compile(r"(START|END|REPORT|INIT_START) RequestId: |INIT_START ")
-_ERROR_LINE = re.compile(r"\[ERROR\]|Task timed out after|Status: (error|timeout)")
-_WARNING_LINE = re.compile(r"\[WARN(ING)?\]")
+# (Lambda's JSON log format: `platform.*` records, and `"level"` fields.)
+_PLATFORM_LINE = re.compile(
+    r"(START|END|REPORT|INIT_START) RequestId: |INIT_START "
+    r'|\{"time":"[^"]*","type":"platform\.'
+)
+_ERROR_LINE = re.compile(
+    r"\[ERROR\]|Task timed out after|Status: (error|timeout)"
+    r'|"(log_)?level":"(ERROR|FATAL)"|"status":"(error|timeout|failure)"'
+)
+_WARNING_LINE = re.compile(r'\[WARN(ING)?\]|"level":"WARN"')
 _COLOUR_SYSTEMS = {
     "standard": ColorSystem.STANDARD,
     "256": ColorSystem.EIGHT_BIT,

@@ -21,6 +21,7 @@ from edge.events.alb import (
     build_alb_event,
     decode_alb_response,
     new_trace_root,
+    trace_header,
 )
 from edge.events.alb_rules import ALB_FAILURES, ALB_REQUEST_BODY_LIMIT_BYTES, AlbCondition
 from edge.functions import FunctionRegistry
@@ -153,12 +154,17 @@ class FunctionOrigin:
             listener_port=request.listener_port,
             protocol="https" if request.scheme == "https" else "http",
         )
+        hop = new_trace_root(int(time.time()), os.urandom(12).hex())
+        sent = None
+        for name, value in request.headers:
+            if name == b"x-amzn-trace-id":
+                sent = value.decode("latin-1")
         try:
             event = build_alb_event(
                 alb_request,
                 multi_value=self.multi_value,
                 target_group_arn=self.target_group_arn,
-                trace_id=new_trace_root(int(time.time()), os.urandom(12).hex()),
+                trace_id=hop,
             )
             result = await self.registry.invoke(
                 self.function,
@@ -167,6 +173,8 @@ class FunctionOrigin:
                 deadline=time.monotonic() + self.timeout_seconds,
                 timeout_seconds=self.timeout_seconds,
                 trigger="origin",
+                # As the event's x-amzn-trace-id shows it (the load balancer's hop added).
+                trace_id=trace_header(sent, hop),
             )
             try:
                 response = decode_alb_response(result.payload, multi_value=self.multi_value)

@@ -77,7 +77,7 @@ def spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> 
         code_dir=code_dir,
         memory_mb=function.memory,
         timeout_seconds=function.timeout or timeout_seconds,
-        environment=dict(function.environment),
+        environment=_logging_variables(function) | dict(function.environment),
         max_concurrency=function.max_concurrency,
         idle_seconds=function.idle_timeout,
         provisioned=min(function.provisioned, function.max_concurrency),
@@ -88,6 +88,14 @@ def spec_for(name: str, function: FunctionConfig, *, timeout_seconds: float) -> 
         writable_paths=tuple(function.writable_paths),
         ephemeral_storage_mb=function.ephemeral_storage,
     )
+
+
+def _logging_variables(function: FunctionConfig) -> dict[str, str]:
+    """What Lambda sets from a function's logging configuration, for its runtime to read."""
+    if function.log_format != "json":
+        return {}
+    # Lambda's application log level in the JSON format defaults to INFO.
+    return {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": function.log_level or "INFO"}
 
 
 def sandbox_policy(config: EdgeConfig) -> SandboxPolicy:
@@ -323,12 +331,14 @@ class FunctionRegistry:
         entry: str = "handler",
         client_context: dict[str, Any] | None = None,
         trigger: str = "invoke",
+        trace_id: str | None = None,
     ) -> InvocationResult:
         """Run function `name` once; raises the sandbox's errors (see sandbox.Runtime).
 
         An empty payload means "continue unchanged" (a WASM guest's 0, see ABI.md).
         `client_context`: the Invoke API's `X-Amz-Client-Context`, decoded. `trigger` names
         the caller in the function's log lines (`viewer-request`, `origin`, `invoke`).
+        `trace_id`: the request's `X-Amzn-Trace-Id`, the function's `_X_AMZN_TRACE_ID`.
         """
         runtime = self._runtimes[name]
         request_id = request_id or new_request_id()
@@ -343,6 +353,7 @@ class FunctionRegistry:
                     deadline=deadline,
                     timeout_seconds=timeout_seconds,
                     client_context=client_context,
+                    trace_id=trace_id,
                 )
         except FunctionError as error:
             self.logs.record(name, trigger, error.log, failed=True)

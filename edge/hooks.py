@@ -68,7 +68,7 @@ class Hooks:
         body, truncated = await _expose_body(request, association, "viewer-request")
         shown = _event_request(request, headers, body=body, body_truncated=truncated)
         outcome = await self.runner.run(
-            EventType.VIEWER_REQUEST, association, shown, None, request.id
+            EventType.VIEWER_REQUEST, association, shown, None, request.id, request.trace()
         )
         if isinstance(outcome, GeneratedResponse):
             cloudfront = self.runner.is_cloudfront_function(association.name)
@@ -123,7 +123,7 @@ class Hooks:
             origin=outbound.event_origin,
         )
         outcome = await self.runner.run(
-            EventType.ORIGIN_REQUEST, association, shown, None, request.id
+            EventType.ORIGIN_REQUEST, association, shown, None, request.id, request.trace()
         )
         if isinstance(outcome, GeneratedResponse):
             return _generated(outcome, "Miss")
@@ -156,7 +156,7 @@ class Hooks:
             request, headers_to_str(outbound.headers), origin=outbound.event_origin
         )
         return await self._on_answer(
-            EventType.ORIGIN_RESPONSE, association, shown, answer, request.id
+            EventType.ORIGIN_RESPONSE, association, shown, answer, request.id, request.trace()
         )
 
     async def viewer_response(
@@ -168,7 +168,7 @@ class Hooks:
             headers = headers_to_str(request.headers)
         shown = _event_request(request, headers)
         return await self._on_answer(
-            EventType.VIEWER_RESPONSE, association, shown, answer, request.id
+            EventType.VIEWER_RESPONSE, association, shown, answer, request.id, request.trace()
         )
 
     async def _on_answer(
@@ -178,6 +178,7 @@ class Hooks:
         shown_request: Request,
         answer: Answer,
         request_id: str,
+        trace_id: str,
     ) -> Answer:
         shown = Response(
             status=answer.status,
@@ -185,7 +186,9 @@ class Hooks:
             headers=headers_to_str(answer.headers),
         )
         try:
-            outcome = await self.runner.run(trigger, association, shown_request, shown, request_id)
+            outcome = await self.runner.run(
+                trigger, association, shown_request, shown, request_id, trace_id
+            )
         except BaseException:
             await answer.close()
             raise

@@ -110,9 +110,14 @@ class Outbound:
     headers: Headers
     event_origin: EventOrigin
 
-    def add_custom_headers(self) -> None:
+    def add_custom_headers(self, trace: bytes) -> None:
         """Put the origin's custom headers (as the event's origin lists them, else as
-        configured) in place of the headers of the same names: the request is ready to go."""
+        configured) in place of the headers of the same names, and `trace` as X-Amzn-Trace-Id
+        (after origin-request, whose event shows only the viewer's own): the request is ready
+        to go."""
+        headers = [(k, v) for k, v in self.headers if k != b"x-amzn-trace-id"]
+        headers.append((b"x-amzn-trace-id", trace))
+        self.headers = headers
         described = self.event_origin
         custom: Headers | tuple[tuple[bytes, bytes], ...] = self.upstream.custom_headers
         if isinstance(described, CustomOrigin | S3Origin) and described.custom_headers:

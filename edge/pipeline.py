@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import replace
 
 from edge.config import EdgeConfig
@@ -119,15 +120,7 @@ class Pipeline:
         look: Lookup | None = None
         answer: Answer | None = None
         if cache is not None and behavior.policy.enabled:
-            chosen = request.chosen_upstream
-            look = await cache.lookup(
-                behavior.policy,
-                request.method,
-                request.path,
-                request.query,
-                request.headers,
-                origin_cache_variant(chosen) if chosen is not None else b"",
-            )
+            look = await self._lookup(cache, behavior, request)
         try:
             if cache is not None and look is not None:
                 stored = cache.serve(look)
@@ -172,7 +165,7 @@ class Pipeline:
                 return self._keep(look, request, generated)
 
         # 5. The origin; a failing group primary hands over to the secondary (4 runs again).
-        outbound.add_custom_headers()
+        outbound.add_custom_headers(request.trace().encode("latin-1"))
         if look is not None:
             outbound.headers = announce_surrogate(look.policy, outbound.headers)
         try:
@@ -210,6 +203,21 @@ class Pipeline:
                 behavior.origin_response, request, outbound, answer
             )
         return self._keep(look, request, answer)
+
+    def _lookup(
+        self, cache: HttpCache, behavior: Behavior, request: ViewerRequest
+    ) -> Awaitable[Lookup]:
+        """The cache's lookup for `request` (its awaitable: no coroutine of this method's own
+        on the hit path; `edge.otel` wraps it in a span)."""
+        chosen = request.chosen_upstream
+        return cache.lookup(
+            behavior.policy,
+            request.method,
+            request.path,
+            request.query,
+            request.headers,
+            origin_cache_variant(chosen) if chosen is not None else b"",
+        )
 
     async def _fetch(self, upstream: Upstream, request: ViewerRequest, headers: Headers) -> Answer:
         asked = time.perf_counter()

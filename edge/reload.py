@@ -18,8 +18,8 @@ What starts a reload:
   (`watchfiles`).
 
 Listener addresses, workers, the engine and the other `[server]`, `[sandbox]`, `[cache]`,
-`[admin]` and `[invoke]` keys are read once at startup: a reload that changes them keeps
-the old values and says that a restart is needed.
+`[admin]`, `[invoke]` and `[tracing]` keys are read once at startup: a reload that changes
+them keeps the old values and says that a restart is needed.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from edge.lambda_service.overrides import (
 logger = logging.getLogger("edge.reload")
 
 # The sections a running edge keeps as they were at startup.
-RESTART_SECTIONS = ("server", "sandbox", "cache", "admin", "invoke")
+RESTART_SECTIONS = ("server", "sandbox", "cache", "admin", "invoke", "tracing")
 STATE_POLL_SECONDS = 0.25
 
 

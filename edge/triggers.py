@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from edge.config import EdgeConfig, FunctionAssociation
 from edge.events import (
@@ -70,6 +70,7 @@ class TriggerRunner:
     origin_timeout_seconds: float
     policy: ValidationPolicy
     metrics: FunctionMetricsSink | None = None
+    spans: Any = None  # edge.otel.Spans when [tracing] is on: a span per trigger
 
     @classmethod
     def from_config(
@@ -96,12 +97,31 @@ class TriggerRunner:
         request: Request,
         response: Response | None,
         request_id: str,
+        trace_id: str | None = None,
     ) -> Outcome | None:
         """Invoke `association`'s function at `trigger`; the decoded outcome, or TriggerFailed.
+        `trace_id`: the viewer request's `X-Amzn-Trace-Id`, for the function's process.
 
         None means "continue unchanged": a WASM function without an entry point for this
         trigger (no event is even built) or one that returned nothing.
         """
+        if self.spans is None:
+            return await self._run(trigger, association, request, response, request_id, trace_id)
+        with self.spans.span(
+            f"{trigger.value} {association.name}",
+            **{"faas.name": association.name, "faas.trigger": "other", "edge.trigger": trigger},
+        ):
+            return await self._run(trigger, association, request, response, request_id, trace_id)
+
+    async def _run(
+        self,
+        trigger: EventType,
+        association: FunctionAssociation,
+        request: Request,
+        response: Response | None,
+        request_id: str,
+        trace_id: str | None,
+    ) -> Outcome | None:
         if self.is_cloudfront_function(association.name):
             return await self._run_cloudfront_function(
                 trigger, association.name, request, response, request_id
@@ -130,6 +150,7 @@ class TriggerRunner:
                 timeout_seconds=limit,
                 entry=entry,
                 trigger=trigger.value,
+                trace_id=trace_id,
             )
             lambda_id = result.request_id
             if not result.payload:

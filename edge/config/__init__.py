@@ -36,6 +36,7 @@ from edge.config.schema import (
     OriginGroupConfig,
     SandboxConfig,
     ServerConfig,
+    TracingConfig,
 )
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "OriginGroupConfig",
     "SandboxConfig",
     "ServerConfig",
+    "TracingConfig",
     "config_for_origin",
     "load_config",
     "parse_config",

@@ -6,6 +6,7 @@ each, in the house format."""
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import re
 import shutil
 import ssl
@@ -95,6 +96,24 @@ def check_server(config: EdgeConfig) -> list[str]:
                 f"server.private_key, found one that does not load ({exc})"
             )
     return problems
+
+
+def check_tracing(config: EdgeConfig) -> list[str]:
+    """`[tracing]`: an OTLP endpoint needs the OpenTelemetry SDK and its exporter."""
+    if config.tracing.otlp_endpoint is None:
+        return []
+    for module in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            return [
+                "tracing.otlp_endpoint: expected the OpenTelemetry SDK and its OTLP/HTTP "
+                f"exporter installed for spans, found no module {module!r}: "
+                "pip install 'edge[tracing]'"
+            ]
+    return []
 
 
 def check_references(config: EdgeConfig, raw: Mapping[str, Any]) -> list[str]:
@@ -322,7 +341,7 @@ def _check_function_destinations(
 # Keys one runtime reads and the other would silently pass over (Node.js functions read the
 # Python keys: a handler in a code directory, network, writable paths).
 _RUNTIME_KEYS = {
-    "python": ("handler", "code", "network", "writable_paths"),
+    "python": ("handler", "code", "network", "writable_paths", "log_format", "log_level"),
     "wasm": ("module", "abi", "reuse_instance", "fuel"),
     "cloudfront-js": ("code", "key_value_store"),
 }

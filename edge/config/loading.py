@@ -16,6 +16,7 @@ from edge.config.checks import (
     check_references,
     check_reserved_concurrency,
     check_server,
+    check_tracing,
 )
 from edge.config.handlers import parse_handler
 from edge.config.messages import (
@@ -45,6 +46,7 @@ def parse_config(
         raise ConfigError(source, format_errors(exc, raw)) from None
     problems = check_references(config, raw) + check_reserved_concurrency(config)
     problems += check_server(config)
+    problems += check_tracing(config)
     if problems:
         raise ConfigError(source, problems)
     return _resolve_paths(config, base)

@@ -504,6 +504,18 @@ class FunctionConfig(_Strict):
         description="Environment variables the function sees (a triggered function only with "
         "`[lambda_edge] allow_environment`).",
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Python, Node.js: Lambda's log format. \"json\": the runtime's logger "
+        "(Python's logging, Node's console) writes JSON lines with timestamp, level, message "
+        "and requestId, and START/REPORT become `platform.start`/`platform.report` records "
+        "(AWS_LAMBDA_LOG_FORMAT=JSON in `environment` does the same).",
+    )
+    log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] | None = Field(
+        default=None,
+        description='With log_format = "json": the least level the function\'s logger writes '
+        "(Lambda's application log level, AWS_LAMBDA_LOG_LEVEL); not set: INFO, as on Lambda.",
+    )
     max_concurrency: int = Field(
         default=64,
         ge=0,
@@ -653,6 +665,11 @@ class FunctionConfig(_Strict):
             raise ValueError('a wasm function needs module = "path/to/function.wasm"')
         if self.runtime.startswith("cloudfront-js") and self.code is None:
             raise ValueError(f'a {self.runtime} function needs code = "path/to/function.js"')
+        if self.log_level is not None and self.log_format != "json":
+            raise ValueError(
+                'expected log_format = "json" with log_level (Lambda filters by level in its '
+                f'JSON format only), found log_format = "{self.log_format}"'
+            )
         if self.key_value_store is not None and self.runtime != "cloudfront-js-2.0":
             raise ValueError(
                 "expected key_value_store only on a cloudfront-js-2.0 function (cf.kvs() is "
@@ -762,6 +779,12 @@ class AdminConfig(_Strict):
     unsigned_metrics: bool = Field(
         default=False,
         description="true: /metrics can be read without a signature (Prometheus cannot sign).",
+    )
+    unsigned_status: bool = Field(
+        default=False,
+        description="true: the status page (/status, /status.json) can be read without a "
+        "signature (a browser cannot sign); it shows counts, names and recent failures' "
+        "request ids and causes.",
     )
 
     @field_validator("allowed_hosts")
@@ -967,6 +990,34 @@ class BehaviorConfig(_Strict):
         return value
 
 
+class TracingConfig(_Strict):
+    """`[tracing]`: OpenTelemetry spans of every request, off unless an endpoint is set."""
+
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="Where spans go: an OTLP/HTTP traces URL, e.g. "
+        "\"http://127.0.0.1:4318/v1/traces\" (needs `pip install 'edge[tracing]'`); not "
+        "set: no spans are made. Each viewer request gets one (its trace id is the Root of its "
+        "X-Amzn-Trace-Id), with one per function trigger, the cache lookup and the origin "
+        "fetch under it.",
+    )
+    service_name: str = Field(default="edge", description="The spans' `service.name`.")
+    sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="The share of new traces recorded; a viewer's trace with `Parent` and "
+        "`Sampled=0|1` keeps its own decision.",
+    )
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http(s):// URL, found {value!r}")
+        return value
+
+
 class EdgeConfig(_Strict):
     """The whole of edge.toml, after validation."""
 
@@ -1003,6 +1054,9 @@ class EdgeConfig(_Strict):
     )
     admin: AdminConfig = Field(
         default_factory=AdminConfig, description="Who may use the admin listener."
+    )
+    tracing: TracingConfig = Field(
+        default_factory=TracingConfig, description="OpenTelemetry spans (off by default)."
     )
     source: str = Field(default="<memory>", exclude=True)
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -26,6 +26,7 @@ from edge.invoke import errors
 from edge.invoke.errors import InvokeApiError
 from edge.invoke.names import ACCOUNT_ID, LATEST, function_arn, parse_function_name
 from edge.invoke.service import InvokeService
+from edge.traces import TRACE_HEADER_BYTES
 from sandbox import FunctionError, SandboxError, log_tail, new_request_id
 
 API_PREFIX = "/2015-03-31/functions"
@@ -226,7 +227,9 @@ def invoke_routes(service: InvokeService) -> list[Route]:
             await service.enqueue(name, version, payload, request_id)
             return Response(b"", 202, base)
         try:
-            result = await service.invoke(name, payload, request_id, client_context)
+            result = await service.invoke(
+                name, payload, request_id, client_context, _trace_of(headers)
+            )
         except FunctionError as error:
             # Spec §8.2: a function error is still a 200, flagged by X-Amz-Function-Error.
             failed = {
@@ -285,3 +288,10 @@ def invoke_routes(service: InvokeService) -> list[Route]:
         Route(API_PREFIX, _endpoint(list_functions), methods=["GET"]),
         Route(f"{API_PREFIX}/{{name}}", _endpoint(get_function), methods=["GET"]),
     ]
+
+
+def _trace_of(headers: Any) -> str | None:
+    """The caller's `X-Amzn-Trace-Id` when it names a trace (`Root=...`), bounded; else None
+    (the invocation gets a trace of its own, as Lambda gives one)."""
+    value = headers.get("x-amzn-trace-id")
+    return value if value and len(value) <= TRACE_HEADER_BYTES and "Root=" in value else None

@@ -24,6 +24,7 @@ from edge.invoke.destinations import Outbox
 from edge.invoke.dispatcher import Dispatcher
 from edge.invoke.metrics import InvokeMetrics
 from edge.invoke.queue import EventQueue, NewEvent
+from edge.traces import new_trace_header
 from sandbox import FunctionThrottled, InvocationResult
 
 logger = logging.getLogger("edge.invoke")
@@ -95,11 +96,17 @@ class InvokeService:
         return self.config.functions[name].timeout or DEFAULT_TIMEOUT_SECONDS
 
     async def run_function(
-        self, name: str, payload: bytes, request_id: str, client_context: ClientContext = None
+        self,
+        name: str,
+        payload: bytes,
+        request_id: str,
+        client_context: ClientContext = None,
+        trace_id: str | None = None,
     ) -> InvocationResult:
         """Invoke `name` once with its timeout, without admission (the caller holds a lease).
 
-        `client_context`: the invoker's `X-Amz-Client-Context`, decoded (synchronous only)."""
+        `client_context`: the invoker's `X-Amz-Client-Context`, decoded (synchronous only);
+        `trace_id`: the invocation's `X-Amzn-Trace-Id` value (None: a new one)."""
         if not self._registry_started:
             await self._start_registry()
         timeout = self.timeout_of(name)
@@ -111,6 +118,7 @@ class InvokeService:
                 deadline=time.monotonic() + timeout,
                 timeout_seconds=timeout,
                 client_context=client_context,
+                trace_id=trace_id or new_trace_header(),
             )
         except FunctionThrottled as throttled:
             self.limiter.note_throttle(name, throttled.reason)
@@ -124,11 +132,16 @@ class InvokeService:
                 self._registry_started = True
 
     async def invoke(
-        self, name: str, payload: bytes, request_id: str, client_context: ClientContext = None
+        self,
+        name: str,
+        payload: bytes,
+        request_id: str,
+        client_context: ClientContext = None,
+        trace_id: str | None = None,
     ) -> InvocationResult:
         """A synchronous invocation: admitted by the limiter (FunctionThrottled if not)."""
         with self.limiter.acquire(name):
-            return await self.run_function(name, payload, request_id, client_context)
+            return await self.run_function(name, payload, request_id, client_context, trace_id)
 
     async def enqueue(self, name: str, qualifier: str, payload: bytes, request_id: str) -> None:
         """Accept an asynchronous invocation: returns once the event is durably stored."""

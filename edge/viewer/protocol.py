@@ -133,6 +133,9 @@ def http_date_now() -> bytes:
 class Viewer:
     """The edge's side facing viewers: its limits, its name in Via and X-Cache, its records."""
 
+    # Where failures go for the admin's status page (`edge.status_page.RecentErrors`).
+    recent_errors: Any = None
+
     def __init__(
         self,
         journey: Journey,
@@ -246,6 +249,23 @@ class Viewer:
             failure.cause,
             extra,
         )
+        if self.recent_errors is not None:
+            entry = {
+                "request_id": served.request_id,
+                "method": served.method,
+                "path": served.path,
+                "status": failure.status,
+                "kind": failure.kind,
+                "detail": failure.detail,
+                "cause": failure.cause,
+            }
+            if isinstance(exc, TriggerFailed):
+                entry |= {
+                    "function": exc.function,
+                    "trigger": str(exc.trigger),
+                    "lambda_request_id": exc.lambda_request_id,
+                }
+            self.recent_errors.record(entry)
         return failure
 
     def finish(self, served: Served, request: ViewerRequest | None) -> None:

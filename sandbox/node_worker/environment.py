@@ -355,6 +355,8 @@ class NodeEnvironment:
             meta["cc"] = invocation.client_context
         if invocation.cognito_identity is not None:
             meta["ci"] = invocation.cognito_identity
+        if invocation.trace_id is not None:
+            meta["tr"] = invocation.trace_id
         transport = self._transport
         assert transport is not None
         self._waiter = call.future

@@ -105,19 +105,57 @@ function drainOutput(maxBytes) {
 // Lambda's Node runtime prints `undefined` as the request id of what Init logs.
 let currentRequestId = undefined;
 
+// Lambda's JSON log format (AWS_LAMBDA_LOG_FORMAT=JSON, read at configure) and its level filter
+// (AWS_LAMBDA_LOG_LEVEL, which applies to the JSON format only, as on Lambda).
+const LEVEL_ORDER = { TRACE: 0, DEBUG: 1, INFO: 2, WARN: 3, ERROR: 4, FATAL: 5 };
+let jsonLogs = false;
+let minimumLevel = 0;
+
 function logLine(level, message) {
   writeOutput(`${new Date().toISOString()}\t${currentRequestId}\t${level}\t${message}\n`);
 }
 
+function jsonLine(level, args) {
+  const record = { timestamp: new Date().toISOString(), level, requestId: currentRequestId };
+  if (args.length === 1 && !(args[0] instanceof Error)) {
+    record.message = args[0];
+    try {
+      return writeOutput(JSON.stringify(record) + '\n');
+    } catch (_) {
+      // a value JSON cannot hold (a cycle, a BigInt): as text
+    }
+  }
+  record.message = util.format(...args);
+  const error = args.find((arg) => arg instanceof Error);
+  if (error !== undefined) {
+    record.errorType = error.constructor?.name ?? 'UnknownError';
+    record.errorMessage = error.message;
+    record.stackTrace = typeof error.stack === 'string' ? error.stack.split('\n') : [];
+  }
+  writeOutput(JSON.stringify(record) + '\n');
+}
+
+function emit(level, args) {
+  if (!jsonLogs) return logLine(level, util.format(...args));
+  if (LEVEL_ORDER[level] >= minimumLevel) jsonLine(level, args);
+}
+
+function configureLogging() {
+  jsonLogs = (process.env.AWS_LAMBDA_LOG_FORMAT || '').toUpperCase() === 'JSON';
+  const wanted = (process.env.AWS_LAMBDA_LOG_LEVEL || '').toUpperCase();
+  minimumLevel = wanted in LEVEL_ORDER ? LEVEL_ORDER[wanted] : 0;
+}
+
 function patchConsole() {
-  const levels = { log: 'INFO', info: 'INFO', warn: 'WARN', error: 'ERROR', debug: 'DEBUG' };
+  const levels = { log: 'INFO', info: 'INFO', warn: 'WARN', error: 'ERROR', debug: 'DEBUG', fatal: 'FATAL' };
   for (const [method, level] of Object.entries(levels)) {
-    console[method] = (...args) => logLine(level, util.format(...args));
+    console[method] = (...args) => emit(level, args);
   }
   console.trace = (...args) => {
     const trace = { name: 'Trace', message: util.format(...args) };
     Error.captureStackTrace(trace, console.trace);
-    logLine('TRACE', trace.stack);
+    if (jsonLogs) emit('TRACE', [trace.stack]);
+    else logLine('TRACE', trace.stack);
   };
   for (const stream of [process.stdout, process.stderr]) {
     stream.write = (chunk, encoding, done) => {
@@ -236,6 +274,11 @@ function boundedError(document) {
 }
 
 function logError(label, document) {
+  if (jsonLogs) {
+    const record = { timestamp: new Date().toISOString(), level: 'ERROR', requestId: currentRequestId, message: label };
+    Object.assign(record, { errorType: document.errorType, errorMessage: document.errorMessage, stackTrace: document.trace });
+    return writeOutput(JSON.stringify(record) + '\n');
+  }
   const logged = { errorType: document.errorType, errorMessage: document.errorMessage, stack: document.trace };
   logLine('ERROR', `${label} \t${JSON.stringify(logged)}`);
 }
@@ -324,6 +367,7 @@ async function loadHandler(taskRoot, fullHandler) {
 
 async function configure(config) {
   Object.assign(process.env, config.env);
+  configureLogging();
   maxResultBytes = config.max_result_bytes;
   maxLogBytes = keepBytes = config.max_log_bytes;
   checkEveryBytes = Math.min(64 * 1024, keepBytes);
@@ -379,6 +423,9 @@ function invoke(meta, eventBytes) {
   const invocation = { started: performance.now(), done: false, waiting: null };
   active = invocation;
   currentRequestId = meta.id;
+  // Per invocation, as Lambda's runtime client sets it (and removes it when there is none).
+  if (meta.tr !== undefined) process.env._X_AMZN_TRACE_ID = meta.tr;
+  else delete process.env._X_AMZN_TRACE_ID;
   let event;
   try {
     event = JSON.parse(eventBytes.toString('utf8'));

@@ -43,7 +43,7 @@ from sandbox.python_worker.framing import (
 )
 from sandbox.python_worker.marshaller import marshal_within
 from sandbox.python_worker.output import OutputTail, bounded_stdio
-from sandbox.runtime.log_lines import format_error_log
+from sandbox.runtime.log_lines import format_error_log, format_json_error_log
 
 _THIS_FILE = __file__
 
@@ -80,6 +80,46 @@ class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.aws_request_id = _current_request_id
         return True
+
+
+# Lambda's JSON log format (`AWS_LAMBDA_LOG_FORMAT=JSON`): set up with logging, per environment.
+_json_logs = False
+
+# Attributes every LogRecord has: the rest are the caller's `extra`, which JSON lines carry.
+_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "aws_request_id",
+    "message",
+    "asctime",
+}
+
+
+class _JsonLogFormatter(logging.Formatter):
+    """Records as Lambda's Python runtime writes them in the JSON format: one object a line,
+    `timestamp` (UTC, milliseconds), `level`, `message`, `logger`, `requestId`, the error's
+    `errorType`/`errorMessage`/`stackTrace`/`location` when one is attached, then `extra`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = min(50, max(0, record.levelno)) // 10 * 10
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        document: dict[str, Any] = {
+            "timestamp": f"{stamp}.{int(record.msecs):03d}Z",
+            "level": logging.getLevelName(level),
+            "message": record.getMessage(),
+            "logger": record.name,
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            document["stackTrace"] = traceback.format_tb(record.exc_info[2])
+            document["errorType"] = record.exc_info[0].__name__
+            document["errorMessage"] = str(record.exc_info[1])
+        request_id = getattr(record, "aws_request_id", None)
+        if request_id:
+            document["requestId"] = request_id
+        if record.exc_info:
+            document["location"] = f"{record.pathname}:{record.funcName}:{record.lineno}"
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_FIELDS and key not in document:
+                document[key] = value
+        return orjson.dumps(document, default=str).decode() + "\n"
 
 
 class _LambdaLogHandler(logging.Handler):
@@ -177,22 +217,36 @@ def _install_output(max_log_bytes: int) -> None:
 
 
 def _setup_logging() -> None:
-    # The RIC's text format; UTC times; the root level is left alone (WARNING unless the
-    # function or AWS_LAMBDA_LOG_LEVEL changes it), which is why logging.info needs setLevel.
+    # The RIC's text format (or its JSON format, by AWS_LAMBDA_LOG_FORMAT); UTC times; the
+    # root level is left alone (WARNING unless the function or AWS_LAMBDA_LOG_LEVEL changes
+    # it), which is why logging.info needs setLevel.
+    global _json_logs
     logging.Formatter.converter = time.gmtime
     handler = _LambdaLogHandler()
-    handler.setFormatter(
-        logging.Formatter(
-            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
-            "%Y-%m-%dT%H:%M:%S",
+    _json_logs = os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
+    if _json_logs:
+        handler.setFormatter(_JsonLogFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+                "%Y-%m-%dT%H:%M:%S",
+            )
         )
-    )
     handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
     level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+    level = {"TRACE": "DEBUG", "WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
     if level in logging.getLevelNamesMapping():
         root.setLevel(level)
     root.addHandler(handler)
+
+
+def _error_log(payload: dict[str, Any]) -> str:
+    """How the runtime logs an unhandled error, in the function's log format."""
+    if _json_logs:
+        return format_json_error_log(payload, time.time())
+    return format_error_log(payload)
 
 
 def _drain_output(max_bytes: int) -> bytes:
@@ -389,7 +443,7 @@ def _serve(sock_fd: int, memfd: int, config: dict[str, Any], fork_time: float) -
     blob = b""
     if init_error is not None:
         init_error, blob = _bounded_error(init_error, max_result_bytes)
-        sys.stdout.write(format_error_log(init_error))
+        sys.stdout.write(_error_log(init_error))
     meta = {"i": init_ms, "s": start_ms, "m": _max_memory_used_mb()}
     log = _drain_output(max_log_bytes)
     sock.sendall(encode_frame(KIND_INIT, orjson.dumps(meta), blob, log))
@@ -429,6 +483,12 @@ def _invoke(
     meta = orjson.loads(meta_bytes)
     request_id = meta["id"]
     _current_request_id = request_id
+    # Per invocation, as Lambda's runtime client sets it (and removes it when there is none).
+    trace = meta.get("tr")
+    if trace is not None:
+        os.environ["_X_AMZN_TRACE_ID"] = trace
+    else:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
     error: dict[str, Any] | None = None
     kind_of_error = "function"
     payload = b""
@@ -475,6 +535,6 @@ def _invoke(
         return KIND_RESULT, reply_meta, payload, False
     error, blob = _bounded_error(error, max_result_bytes)
     if kind_of_error == "function":
-        sys.stdout.write(format_error_log(error))
+        sys.stdout.write(_error_log(error))
     reply_meta["k"] = kind_of_error
     return KIND_ERROR, reply_meta, blob, kind_of_error == "memory"

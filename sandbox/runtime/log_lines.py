@@ -13,6 +13,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 # awslambdaric renders traceback indentation with NO-BREAK SPACEs so that log viewers keep it.
 _TRACE_INDENT = "\u00a0"
 
@@ -154,3 +156,88 @@ def log_tail(log: str, limit_bytes: int = 4096) -> bytes:
     """The last `limit_bytes` of a log, as the Invoke API's `X-Amz-Log-Result` carries (§8.2)."""
     data = log.encode("utf-8")
     return data[-limit_bytes:] if len(data) > limit_bytes else data
+
+
+# -- Lambda's JSON log format (LoggingConfig.LogFormat = JSON) -------------------------------
+
+# The REPORT fields and their keys in a `platform.report` record's metrics.
+_REPORT_METRICS = {
+    "Duration": ("durationMs", float),
+    "Billed Duration": ("billedDurationMs", int),
+    "Memory Size": ("memorySizeMB", int),
+    "Max Memory Used": ("maxMemoryUsedMB", int),
+    "Init Duration": ("initDurationMs", float),
+}
+
+
+def json_system_log(log: str, epoch_seconds: float, *, failed: bool = False) -> str:
+    """`log` (one invocation's text, START..REPORT) with Lambda's system lines as its JSON
+    log format writes them: START becomes a `platform.start` record, REPORT a
+    `platform.report` record (its metrics, and `status`: `success`, `error` when the function
+    failed, or the REPORT's own `Status`), END is left out; the function's own lines (JSON
+    already where its runtime's logger writes JSON; print output stays text) pass unchanged.
+    `epoch_seconds` is the invocation's end: START is stamped that long before by its
+    Duration."""
+    lines = log.splitlines(keepends=True)
+    report_at = next(
+        (i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith("REPORT RequestId: ")),
+        None,
+    )
+    duration_ms = 0.0
+    out: list[str] = []
+    report = None
+    if report_at is not None:
+        report = _report_record(lines[report_at], failed)
+        duration_ms = float(report["record"]["metrics"].get("durationMs", 0.0))
+    for index, line in enumerate(lines):
+        if line.startswith("START RequestId: "):
+            head, _, version = line.rstrip("\n").partition(" Version: ")
+            record = {"requestId": head.removeprefix("START RequestId: "), "version": version}
+            out.append(_json_line(epoch_seconds - duration_ms / 1000, "platform.start", record))
+        elif line.startswith("END RequestId: "):
+            continue
+        elif index == report_at and report is not None:
+            out.append(_json_line(epoch_seconds, "platform.report", report["record"]))
+        else:
+            out.append(line)
+    return "".join(out)
+
+
+def _report_record(line: str, failed: bool) -> dict[str, Any]:
+    fields = line.rstrip("\n").split("\t")
+    request_id = fields[0].removeprefix("REPORT RequestId: ")
+    metrics: dict[str, float | int] = {}
+    status = "error" if failed else "success"
+    error_type = None
+    for field in fields[1:]:
+        key, _, value = field.partition(": ")
+        if key in _REPORT_METRICS:
+            name, kind = _REPORT_METRICS[key]
+            number = value.rsplit(" ", 1)[0]
+            try:
+                metrics[name] = kind(number)
+            except ValueError:
+                continue
+        elif key == "Status":
+            status = value
+        elif key == "Error Type":
+            error_type = value
+    record: dict[str, Any] = {"requestId": request_id, "metrics": metrics, "status": status}
+    if error_type is not None:
+        record["errorType"] = error_type
+    return {"record": record}
+
+
+def _json_line(epoch_seconds: float, kind: str, record: Mapping[str, Any]) -> str:
+    document = {"time": utc_timestamp(epoch_seconds), "type": kind, "record": record}
+    return orjson.dumps(document).decode() + "\n"
+
+
+def format_json_error_log(payload: Mapping[str, Any], epoch_seconds: float) -> str:
+    """An unhandled error as Lambda's Python runtime logs it in the JSON format."""
+    document = {
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_seconds)),
+        "log_level": "ERROR",
+        **payload,
+    }
+    return orjson.dumps(document).decode() + "\n"

@@ -11,11 +11,14 @@ rest of its life (`start`, `has_entry`, `stats`, `aclose`).
 from __future__ import annotations
 
 import abc
+import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, Self
 
 from sandbox.runtime.deadlines import invocation_deadline
-from sandbox.runtime.errors import PayloadTooLarge, PoolClosed
+from sandbox.runtime.errors import FunctionError, PayloadTooLarge, PoolClosed
+from sandbox.runtime.log_lines import json_system_log
 from sandbox.runtime.request_ids import new_request_id
 from sandbox.runtime.result import InvocationResult
 from sandbox.runtime.stats import RuntimeStats
@@ -45,6 +48,8 @@ class Invocation:
     client_context: dict[str, Any] | None = None
     cognito_identity: dict[str, Any] | None = None
     caller_deadline: float | None = None
+    # The X-Ray trace header (`Root=1-...;...`): `_X_AMZN_TRACE_ID` in the function's process.
+    trace_id: str | None = None
 
 
 class VersionSpec(Protocol):
@@ -76,6 +81,10 @@ class Runtime(abc.ABC):
         self.closed = False
         self._timeout_seconds = spec.timeout_seconds
         self._max_event_bytes = spec.max_event_bytes
+        # Lambda's JSON log format, as the function's runtime reads it from its environment:
+        # then START and REPORT are `platform.start` / `platform.report` records.
+        environment = getattr(spec, "environment", None) or {}
+        self._json_logs = str(environment.get("AWS_LAMBDA_LOG_FORMAT", "")).upper() == "JSON"
 
     async def invoke(
         self,
@@ -88,6 +97,7 @@ class Runtime(abc.ABC):
         invoked_arn: str | None = None,
         client_context: dict[str, Any] | None = None,
         cognito_identity: dict[str, Any] | None = None,
+        trace_id: str | None = None,
     ) -> InvocationResult:
         """Invoke the function once with `event` (JSON bytes) at `entry`.
 
@@ -95,7 +105,9 @@ class Runtime(abc.ABC):
         (absolute, `time.monotonic()`'s clock) can only shorten the function's timeout;
         `timeout_seconds` is the caller's limit a timeout message then names. `invoked_arn`,
         `client_context` (the Invoke API's `X-Amz-Client-Context`, decoded) and
-        `cognito_identity` reach the function's context where its runtime has one.
+        `cognito_identity` reach the function's context where its runtime has one; `trace_id`
+        (an `X-Amzn-Trace-Id` value) its `_X_AMZN_TRACE_ID` variable, as Lambda sets it per
+        invocation.
 
         Returns the result (its payload `CONTINUE` when the function changed nothing); raises
         `FunctionError` (or `FunctionTimeout`, `FunctionCrashed`, `FunctionMemoryExceeded`)
@@ -113,6 +125,21 @@ class Runtime(abc.ABC):
         deadline, budget_seconds = invocation_deadline(
             self._timeout_seconds, deadline, timeout_seconds
         )
+        if self._json_logs:
+            return await self._invoke_json_logs(
+                Invocation(
+                    event,
+                    entry,
+                    request_id or new_request_id(),
+                    deadline,
+                    budget_seconds,
+                    invoked_arn,
+                    client_context,
+                    cognito_identity,
+                    caller_deadline,
+                    trace_id,
+                )
+            )
         return await self._invoke(
             Invocation(
                 event,
@@ -124,8 +151,17 @@ class Runtime(abc.ABC):
                 client_context,
                 cognito_identity,
                 caller_deadline,
+                trace_id,
             )
         )
+
+    async def _invoke_json_logs(self, invocation: Invocation) -> InvocationResult:
+        try:
+            result = await self._invoke(invocation)
+        except FunctionError as error:
+            error.log = json_system_log(error.log, time.time(), failed=True)
+            raise
+        return dataclasses.replace(result, log=json_system_log(result.log, time.time()))
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -118,6 +118,7 @@ HTTP_ROWS = (
     "directory-hook",
     "directory-wasm",
     "directory-wasm-reused",
+    "directory-node",
     "proxy",
     "proxy-hook",
 )
@@ -271,6 +272,29 @@ def start_wasm_row(bench: pb.Bench, name: str, *, reuse: bool) -> pb.Started:
     return started
 
 
+def start_node_row(bench: pb.Bench, name: str) -> pb.Started:
+    """The edge with a Node.js viewer-request hook (the Python handler's twin) on a directory
+    origin (a config file)."""
+    code_dir = bench.root / "node-functions"
+    code_dir.mkdir(mode=0o755, exist_ok=True)
+    (code_dir / "add_header.js").write_text(NODE_HANDLER_SOURCE)
+    (code_dir / "add_header.js").chmod(0o644)
+    config = bench.root / f"{name}.toml"
+    config.write_text(
+        f'[origins.site]\ndirectory = "{bench.docroot}"\n\n'
+        '[[behaviors]]\npath = "*"\norigin = "site"\nviewer-request = "hook"\n\n'
+        f'[functions.hook]\nruntime = "nodejs"\nhandler = "{code_dir}/add_header.handler"\n'
+    )
+    started = bench.start_edge(name, str(config))
+    pb.check(started.url + pb.FILE_PATH)
+    process = started.owned[0]
+    if "REPORT RequestId:" not in process.log.read_text(errors="replace"):
+        tail = process.log_tail()
+        bench.stop(process)
+        raise pb.StartFailed(f"{name}: the Node.js viewer-request function did not run:\n{tail}")
+    return started
+
+
 HTTP_TARGETS: tuple[pb.Target, ...] = (
     pb.Target(
         "directory-wasm",
@@ -281,6 +305,11 @@ HTTP_TARGETS: tuple[pb.Target, ...] = (
         "directory-wasm-reused",
         "edge, directory origin, WASM viewer-request hook (reused instance)",
         lambda bench: start_wasm_row(bench, "directory-wasm-reused", reuse=True),
+    ),
+    pb.Target(
+        "directory-node",
+        "edge, directory origin, Node.js viewer-request hook",
+        lambda bench: start_node_row(bench, "directory-node"),
     ),
     pb.Target(
         "directory",
@@ -311,6 +340,7 @@ HOOK_PAIRS: tuple[tuple[str, str, str], ...] = (
     ("directory origin", "directory-hook", "directory"),
     ("directory origin, WASM fresh", "directory-wasm", "directory"),
     ("directory origin, WASM reused", "directory-wasm-reused", "directory"),
+    ("directory origin, Node.js", "directory-node", "directory"),
     ("nginx origin", "proxy-hook", "proxy"),
 )
 

@@ -1,0 +1,116 @@
+"""The admin listener's status page, in a real headless browser (Debian's Chromium, driven by
+Playwright): a function's cold start, a throttle and a failure with its request id appear on
+the page while it is open, without a reload. A screenshot is kept under `.test-artifacts/`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, EdgeProcess
+
+FUNCTIONS = Path(__file__).resolve().parent / "status_functions"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(os.environ.get("EDGE_TEST_ARTIFACTS", REPO / ".test-artifacts"))
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+
+CONFIG = """
+[origins.site]
+directory = "{site}"
+
+[[behaviors]]
+path = "/slow/*"
+origin = "site"
+viewer-request = "slow"
+
+[[behaviors]]
+path = "/broken/*"
+origin = "site"
+viewer-request = "broken"
+
+[[behaviors]]
+path = "*"
+origin = "site"
+
+[functions.slow]
+handler = "{functions}/handlers.slow"
+reserved_concurrency = 1
+
+[functions.broken]
+handler = "{functions}/handlers.broken"
+"""
+
+# Chromium as this machine lets it run (no sandbox as root, no network of its own).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+    tmp = tmp_path_factory.mktemp("status")
+    site = tmp / "site"
+    site.mkdir()
+    (site / "index.html").write_text("hello\n")
+    (site / "slow").mkdir()
+    for n in range(3):
+        (site / "slow" / str(n)).write_text("slow\n")
+    config = tmp / "edge.toml"
+    config.write_text(CONFIG.format(site=site, functions=FUNCTIONS))
+    process = EdgeProcess(
+        [str(config), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--workers", "1"]
+    ).start(tmp)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def page(edge: EdgeProcess) -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{edge.admin_url}/status")
+            page.wait_for_selector('#functions tr[data-function="slow"]')
+            yield page
+        finally:
+            browser.close()
+
+
+def _cell(page: Any, function: str, column: str) -> str:
+    text: str = page.text_content(f'#functions tr[data-function="{function}"] td.{column}')
+    return text
+
+
+def test_the_page_lists_the_functions_before_any_request(page: Any) -> None:
+    assert _cell(page, "slow", "runtime") == "python"
+    assert _cell(page, "slow", "cold-starts") == "0"
+    assert _cell(page, "broken", "invocations") == "0"
+
+
+def test_a_failure_appears_with_its_request_id(edge: EdgeProcess, page: Any) -> None:
+    with httpx.Client(timeout=30) as client:
+        response = client.get(f"{edge.url}/broken/x")
+    assert response.status_code == 503  # CloudFront's answer to a Lambda@Edge function error
+    request_id = response.headers["x-amz-cf-id"]
+    row = f'#recent-errors tr[data-request-id="{request_id}"]'
+    page.wait_for_selector(row, timeout=10_000)
+    assert page.text_content(f"{row} td.function") == "broken"
+    assert "coupon service is down" in (page.text_content(f"{row} td.cause") or "")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "status-page.png"), full_page=True)
+    assert (ARTIFACTS / "status-page.png").stat().st_size > 10_000
