@@ -15,7 +15,7 @@ import dataclasses
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,7 @@ from edge.lambda_service.deploy import Deployer
 from edge.metrics import ProxyMetrics, render_latest
 from edge.origins import Upstream, build_upstreams, close_upstreams
 from edge.pipeline import Pipeline
+from edge.reload import Reloader
 from edge.status_page import RecentErrors
 from edge.triggers import TriggerRunner
 from edge.viewer import AsgiViewer
@@ -71,6 +72,7 @@ def create_app(
     journal: InvalidationJournal | None = None,
     recent_errors: RecentErrors | None = None,
     cluster: Cluster | None = None,
+    reloader: Reloader | None = None,
 ) -> Starlette:
     """The viewer-facing application for `config`. `limiter` admits function invocations by
     concurrency (shared with the admin listener's Invoke API when in the same process).
@@ -98,17 +100,22 @@ def create_app(
         pipeline_class = otel.traced_pipeline(Pipeline)
         viewer_class = otel.traced_viewer(AsgiViewer)
         pipeline_class.spans = viewer_class.spans = spans  # type: ignore[attr-defined]
-    triggers = (
-        TriggerRunner.from_config(config, registry, recorder) if registry is not None else None
-    )
-    if triggers is not None and spans is not None:
-        triggers = dataclasses.replace(triggers, spans=spans)
-    pipeline = pipeline_class(
-        config,
-        live,
-        metrics=recorder,
-        triggers=triggers,
-        cache=cache if cache is not None else build_cache(config.cache),
+
+    def make_pipeline(
+        config: EdgeConfig,
+        upstreams: dict[str, Upstream],
+        registry: FunctionRegistry | None,
+        cache: HttpCache | None,
+    ) -> Pipeline:
+        triggers = (
+            TriggerRunner.from_config(config, registry, recorder) if registry is not None else None
+        )
+        if triggers is not None and spans is not None:
+            triggers = dataclasses.replace(triggers, spans=spans)
+        return pipeline_class(config, upstreams, metrics=recorder, triggers=triggers, cache=cache)
+
+    pipeline = make_pipeline(
+        config, live, registry, cache if cache is not None else build_cache(config.cache)
     )
     if pipeline.cache is not None:
         recorder.watch_cache(pipeline.cache.store.snapshot)
@@ -125,6 +132,17 @@ def create_app(
             await asyncio.sleep(METRICS_FLUSH_SECONDS)
             recorder.flush()
 
+    state = LiveViewer(
+        config,
+        viewer,
+        pipeline,
+        registry,
+        live,
+        make_pipeline,
+        limiter=limiter,
+        wasm_cache_dir=wasm_cache_dir,
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with asyncio.TaskGroup() as tasks:
@@ -134,6 +152,7 @@ def create_app(
                 if journal is not None and pipeline.cache is not None
                 else None
             )
+            state.background = tasks
             pipeline.background = tasks
             cluster_follower = None
             try:
@@ -150,9 +169,13 @@ def create_app(
                         )
                 if registry is not None:
                     await registry.start()
-                yield
+                async with (
+                    reloader.attached(state) if reloader is not None else contextlib.nullcontext()
+                ):
+                    yield
             finally:
-                pipeline.background = None
+                state.background = None
+                state.pipeline.background = None
                 flusher.cancel()
                 if follower is not None:
                     follower.cancel()
@@ -161,16 +184,96 @@ def create_app(
                 if cluster is not None:
                     await cluster.aclose()
                 recorder.flush()
-                if registry is not None:
-                    await registry.aclose()
-                await close_upstreams(live)
+                await state.aclose()
                 if spans is not None:
                     await asyncio.to_thread(spans.shutdown)  # sends the spans still queued
 
     app = _EdgeApp(viewer, lifespan=lifespan)
     app.router.default = viewer
     app.state.pipeline = pipeline
+    app.state.live = state
     return app
+
+
+PipelineMaker = Callable[
+    [EdgeConfig, dict[str, Upstream], FunctionRegistry | None, HttpCache | None], Pipeline
+]
+
+
+class LiveViewer:
+    """What a reload replaces in a viewer app: its functions (`FunctionRegistry.update`), and,
+    when the configuration changed, the pipeline (behaviors, origins, cache policies) that the
+    viewer adapter reads once per request. The cache's store stays; origins a new pipeline no
+    longer uses are closed after `[server] graceful_timeout`, the time a request in flight
+    has."""
+
+    def __init__(
+        self,
+        config: EdgeConfig,
+        viewer: AsgiViewer,
+        pipeline: Pipeline,
+        registry: FunctionRegistry | None,
+        upstreams: dict[str, Upstream],
+        make_pipeline: PipelineMaker,
+        *,
+        limiter: Limiter | None,
+        wasm_cache_dir: str | None,
+    ) -> None:
+        self.config = config
+        self.viewer = viewer
+        self.pipeline = pipeline
+        self.registry = registry
+        self.upstreams = upstreams
+        self.make_pipeline = make_pipeline
+        self.limiter = limiter
+        self.wasm_cache_dir = wasm_cache_dir
+        self.background: asyncio.TaskGroup | None = None
+        self._retired: list[dict[str, Upstream]] = []
+        self._closing: set[asyncio.Task[None]] = set()
+
+    async def apply(self, config: EdgeConfig, *, replace: Collection[str] = ()) -> list[str]:
+        """Serve `config`; returns the functions replaced (or added)."""
+        replaced: list[str] = []
+        if self.registry is None and config.functions:
+            self.registry = FunctionRegistry(
+                config, limiter=self.limiter, wasm_cache_dir=self.wasm_cache_dir
+            )
+            await self.registry.start()
+            replaced = list(config.functions)
+        elif self.registry is not None:
+            replaced, _ = await self.registry.update(config, replace=replace)
+        if config == self.config:
+            return replaced
+        reuse = config.origins == self.config.origins and config.functions == self.config.functions
+        upstreams = self.upstreams if reuse else build_upstreams(config, self.registry)
+        pipeline = self.make_pipeline(config, upstreams, self.registry, self.pipeline.cache)
+        pipeline.https_port = self.pipeline.https_port
+        pipeline.background = self.background
+        self.viewer.journey = pipeline  # the one reference each request reads
+        if not reuse:
+            self._retire(self.upstreams, config.server.graceful_timeout)
+        self.config, self.pipeline, self.upstreams = config, pipeline, upstreams
+        return replaced
+
+    def _retire(self, upstreams: dict[str, Upstream], after_seconds: float) -> None:
+        self._retired.append(upstreams)
+
+        async def close_later() -> None:
+            await asyncio.sleep(after_seconds)
+            self._retired.remove(upstreams)
+            await close_upstreams(upstreams)
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def aclose(self) -> None:
+        for task in list(self._closing):
+            task.cancel()
+        if self.registry is not None:
+            await self.registry.aclose()
+        for upstreams in [*self._retired, self.upstreams]:
+            await close_upstreams(upstreams)
 
 
 class _EdgeApp(Starlette):
@@ -207,6 +310,7 @@ def create_admin_app(
     cluster: Cluster | None = None,
     cluster_history: int = 10_000,
     deployer: Deployer | None = None,
+    reloader: Reloader | None = None,
 ) -> Starlette:
     """Health, metrics, invalidations and (with `invoke`) Lambda's Invoke API, on a separate
     listener; with `key_value_stores` (file by name), the KeyValueStore admin API.
@@ -305,6 +409,8 @@ def create_admin_app(
             async with contextlib.AsyncExitStack() as running:
                 if invoke is not None:
                     await running.enter_async_context(invoke.running())
+                    if reloader is not None:
+                        await running.enter_async_context(reloader.attached(invoke))
                 if deployer is not None:
                     await running.enter_async_context(deployer.running())
                 yield
@@ -318,6 +424,10 @@ def create_admin_app(
         Route("/invalidations", invalidations, methods=["POST"]),
     ]
     body_limits = [MAX_INVALIDATION_BODY_BYTES]
+    if invoke is not None and reloader is not None:
+        from edge.lambda_service.config_api import MAX_CODE_BODY_BYTES
+
+        body_limits.append(MAX_CODE_BODY_BYTES)
     if status is not None:
         from edge.status_page import status_routes
 
@@ -335,6 +445,10 @@ def create_admin_app(
 
         routes += key_value_store_routes(key_value_stores)
         body_limits.append(MAX_PUT_BODY_BYTES)
+    if invoke is not None and reloader is not None:
+        from edge.lambda_service.config_api import configuration_routes
+
+        routes += configuration_routes(invoke, reloader)
     if invoke is not None:
         routes += invoke_routes(invoke)
         body_limits += [

@@ -251,6 +251,15 @@ def main() -> None:
     "stale for a while); caching-optimized: CloudFront's managed policy; disabled: nothing "
     "is stored, every request reaches the origin (an edited file is served at once).",
 )
+@click.option(
+    "--reload",
+    "reload_",
+    is_flag=True,
+    help="Follow CONFIG and every function's code: a changed function gets new execution "
+    "environments (in-flight invocations finish on the old ones); a changed CONFIG is checked "
+    "and swapped in without dropping a connection, or refused (the old one keeps serving). "
+    "SIGHUP reloads CONFIG with or without this flag.",
+)
 def serve(
     config_path: Path | None,
     origin: str | None,
@@ -267,6 +276,7 @@ def serve(
     origin_kind: str | None,
     function_logs: str | None,
     cache: str | None,
+    reload_: bool,
 ) -> None:
     """Start the edge with CONFIG (default: the bundled examples/edge.toml), or in front of
     one origin with --origin URL|DIR.
@@ -297,6 +307,14 @@ def serve(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    server_flags = {
+        "listen": listen,
+        "workers": workers,
+        "admin": admin,
+        "engine": engine,
+        "access_log": access_log,
+        "function_logs": function_logs,
+    }
     config = _with_overrides(
         _load(
             config_path,
@@ -306,16 +324,27 @@ def serve(
             origin_kind=origin_kind,
             cache=cache,
         ),
-        listen=listen,
-        workers=workers,
-        admin=admin,
-        engine=engine,
-        access_log=access_log,
-        function_logs=function_logs,
+        **server_flags,
     )
     _check_code(config, link_modules=False)
+    load_base = None
+    if origin is None:
+        path = config_path or default_config_path()
+
+        def load_base() -> EdgeConfig:
+            loaded = load_config(path)
+            changes = {k: v for k, v in server_flags.items() if v is not None}
+            return with_server_flags(loaded, changes) if changes else loaded
+
     flags = {"listen": listen, "admin": admin}
-    sys.exit(run_server(config, flags={key for key, value in flags.items() if value is not None}))
+    sys.exit(
+        run_server(
+            config,
+            flags={key for key, value in flags.items() if value is not None},
+            reload=reload_,
+            load_base=load_base,
+        )
+    )
 
 
 def _check_code(config: EdgeConfig, *, link_modules: bool) -> None:
@@ -355,12 +384,35 @@ def _fail_listen(error: Any, config: EdgeConfig, flags: Collection[str]) -> NoRe
     sys.exit(2)
 
 
-def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
+def _code_problems(config: EdgeConfig) -> list[str]:
+    """What keeps `config`'s functions from running, as `edge serve` checks it at startup."""
+    from edge.functions import check_functions
+
+    return check_functions(config, wasm_cache_dir=None, link_modules=False)
+
+
+def run_server(
+    config: EdgeConfig,
+    *,
+    flags: Collection[str] = (),
+    reload: bool = False,
+    load_base: Any = None,
+) -> int:
     """Serve `config` until SIGINT/SIGTERM. Returns the exit status; exits with status 2 when
-    a listener cannot be opened (`flags`: the addresses given on the command line)."""
+    a listener cannot be opened (`flags`: the addresses given on the command line).
+
+    The management API's changes kept in `[server] state_dir` are laid over `config`; SIGHUP
+    reads `load_base()` again (edge.toml with the command line's flags; None: `config` is
+    all there is); `reload`: so does a change of edge.toml or of a function's code."""
+    from edge.reload import Reloader
     from edge.server import ListenError, ServerOptions, parse_listen
     from sandbox import wasm_cache_dir
 
+    try:
+        reloader = Reloader(config, load_base=load_base, check=_code_problems, watch=reload)
+    except ValueError as error:  # an unreadable state file
+        _fail_config(ConfigError(str(config.server.state_dir), [str(error)]))
+    config = reloader.config
     # Probed once here: the workers forked later inherit the answer.
     sandbox = _sandbox_report(config)
     server = config.server
@@ -393,11 +445,17 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
         from edge.invalidation import InvalidationJournal
         from edge.invoke import ConcurrencyLimiter, InvokeService
         from edge.lambda_service.deploy_api import build_deployer
-        from edge.metrics import ProxyMetrics, multiprocess_registry, record_sandbox_isolation
+        from edge.metrics import (
+            ProxyMetrics,
+            multiprocess_registry,
+            record_sandbox_isolation,
+            reload_counter,
+        )
         from origin_proxy import via_value
 
         registry = None if multiproc_dir else CollectorRegistry()
         record_sandbox_isolation(registry, sandbox.level)
+        reloader.counter = reload_counter(registry)
         access = AdminAccess(
             allowed_hosts=config.admin.allowed_hosts,
             allowed_origins=config.admin.allowed_origins,
@@ -437,6 +495,7 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
             if process_cluster is not None
             else ConcurrencyLimiter.from_config(config, shared_dir=shared_dir)
         )
+        reloader.limits = limiter
 
         # Invalidations: one worker shares the admin's process (a direct call, with a count);
         # several follow a journal the admin appends to.
@@ -464,6 +523,7 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
                 wasm_cache_dir=wasm_cache,
                 recent_errors=recent_errors,
                 cluster=process_cluster() if process_cluster is not None else None,
+                reloader=reloader,
             )
             caches.append(app.state.pipeline.cache)
             if https:  # where redirect-to-https behaviors send viewers
@@ -495,6 +555,7 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
                 status=(config, recent_errors),
                 cluster=process_cluster() if process_cluster is not None else None,
                 cluster_history=config.cluster.invalidation_history,
+                reloader=reloader,
             )
 
         def ready(listen: Any, admin: Any) -> None:
@@ -507,6 +568,7 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
                 admin_factory=admin_factory if server.admin else None,
                 on_ready=ready,
                 on_https_ready=lambda listen: https.append(str(listen)),
+                on_hangup=lambda: reloader.request("SIGHUP"),
             )
         except ListenError as error:
             _fail_listen(error, config, flags)

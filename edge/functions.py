@@ -19,7 +19,8 @@ import dataclasses
 import functools
 import logging
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,8 +121,8 @@ def _logging_variables(function: FunctionConfig) -> dict[str, str]:
 def sandbox_policy(config: EdgeConfig) -> SandboxPolicy:
     """The `[sandbox]` table as the sandbox takes it, with the edge's own files to hide from
     functions should their code directory contain any: the configuration, the admin
-    listener's secret key file, the cache directory, the async-invocation queue and the `.edge`
-    folder beside the configuration."""
+    listener's secret key file, the cache directory, the async-invocation queue, the `.edge`
+    folder beside the configuration and the state directory (`[server] state_dir`)."""
     hidden = [config.base_dir / ".edge", config.server.state_dir, config.invoke.queue_path]
     hidden += [
         config.invoke.queue_path.with_name(config.invoke.queue_path.name + suffix)
@@ -327,28 +328,17 @@ class FunctionRegistry:
         self._awaited: set[str] = set()
         self._host = RuntimeHost(isolation=sandbox_policy(config), wasm_cache_dir=wasm_cache_dir)
         self._queue_dir = config.invoke.queue_path.resolve().parent
-        self._code_dirs = [
-            function.code_dir_and_handler[0].resolve()
-            for function in config.functions.values()
-            if function.runtime == "python" or function.is_nodejs
-        ]
+        self._code_dirs = _code_dirs(config)
         self.info: dict[str, FunctionInfo] = {}
         # Admitted invocations running now and the most at once, by function.
         self._in_flight: dict[str, int] = {}
         self._peak: dict[str, int] = {}
-        longest = _longest_timeout(config)
-        for name, function in config.functions.items():
-            spec = runtime_spec_for(
-                name,
-                function,
-                timeout_seconds=longest,
-                key_value_stores=_store_files(config),
-                state_dir=edge_state_dir(config),
-            )
+        self._started = False
+        # Runtimes replaced by `update`, finishing their invocations before they are closed.
+        self._retiring: set[asyncio.Task[None]] = set()
+        for name, (spec, info) in _described(config).items():
             self._specs[name] = spec
-            self.info[name] = FunctionInfo(
-                name, function.runtime, spec.version, function.memory_size_mb, function.timeout
-            )
+            self.info[name] = info
 
     @property
     def runtimes(self) -> Mapping[str, Runtime]:
@@ -358,6 +348,7 @@ class FunctionRegistry:
         """Start every function's runtime. A function whose code cannot run (its start raised
         `FunctionCodeInvalid`) is logged and left in place: its own invocations fail with that
         error, and every other function serves."""
+        self._started = True
         self._make_hidden_directories()
         self.apply_declared_aliases()
         for name, spec in self._specs.items():
@@ -509,7 +500,114 @@ class FunctionRegistry:
             found[f"{name}:{version}"] = runtime.stats()
         return found
 
+    async def update(
+        self, config: EdgeConfig, *, replace: Collection[str] = ()
+    ) -> tuple[list[str], list[str]]:
+        """Take `config`'s functions: a function whose sandbox description changed, a new one
+        and those named in `replace` (their code changed) get a new runtime, started before
+        it takes the next invocation; the one it replaces finishes what it runs and is then
+        closed. Unchanged functions keep their runtime and its warm environments. Returns
+        (the names replaced or added, the names removed)."""
+        described = _described(config)
+        changed = [
+            name
+            for name, (spec, _) in described.items()
+            if name in replace or self._specs.get(name) != spec
+        ]
+        removed = [name for name in self._specs if name not in described]
+        self._code_dirs = _code_dirs(config)
+        fresh: dict[str, Runtime] = {}
+        for name in changed:
+            spec, _ = described[name]
+            if self._started:
+                runtime = self._host.create(
+                    spec, log_sink=functools.partial(self._sandbox_log, name)
+                )
+                try:
+                    await runtime.start()
+                except FunctionCodeInvalid as error:
+                    logger.error("%s; its invocations fail until it is fixed", error)
+                fresh[name] = runtime
+        # The swap itself: no await between the first and the last, so an invocation sees
+        # either every old runtime or every new one.
+        for name in changed:
+            spec, info = described[name]
+            self._specs[name] = spec
+            self.info[name] = info
+            old = self._runtimes.pop(name, None)
+            if name in fresh:
+                self._runtimes[name] = fresh[name]
+            if old is not None:
+                self._retire(old)
+        for name in removed:
+            del self._specs[name]
+            del self.info[name]
+            old = self._runtimes.pop(name, None)
+            if old is not None:
+                self._retire(old)
+        return changed, removed
+
+    def _retire(self, runtime: Runtime) -> None:
+        task = asyncio.get_running_loop().create_task(_drain_and_close(runtime))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
     async def aclose(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
         for runtime in [*self._runtimes.values(), *self._versioned.values()]:
             await runtime.aclose()
         self._host.close()
+
+
+# How often a replaced runtime is asked whether its invocations have finished, and the most it
+# is given beyond the longest timeout.
+_DRAIN_POLL_SECONDS = 0.05
+_DRAIN_GRACE_SECONDS = 2.0
+
+
+async def _drain_and_close(runtime: Runtime) -> None:
+    """Close `runtime` once nothing runs in it (at the latest after any invocation's timeout
+    could have passed)."""
+    try:
+        deadline = time.monotonic() + _LONGEST_INVOCATION_SECONDS + _DRAIN_GRACE_SECONDS
+        idle_polls = 0
+        while time.monotonic() < deadline and idle_polls < 2:
+            await asyncio.sleep(_DRAIN_POLL_SECONDS)
+            idle_polls = idle_polls + 1 if runtime.stats().in_flight == 0 else 0
+    finally:
+        await runtime.aclose()
+
+
+# Lambda's longest timeout (the Invoke API's): no invocation outlives it.
+_LONGEST_INVOCATION_SECONDS = 900.0
+
+
+def _code_dirs(config: EdgeConfig) -> list[Path]:
+    return [
+        function.code_dir_and_handler[0].resolve()
+        for function in config.functions.values()
+        if function.runtime == "python" or function.is_nodejs
+    ]
+
+
+def _described(config: EdgeConfig) -> dict[str, tuple[RuntimeSpec, FunctionInfo]]:
+    """Each function's sandbox description and what the pipeline knows of it."""
+    longest = _longest_timeout(config)
+    stores = _store_files(config)
+    described: dict[str, tuple[RuntimeSpec, FunctionInfo]] = {}
+    for name, function in config.functions.items():
+        spec = runtime_spec_for(
+            name,
+            function,
+            timeout_seconds=longest,
+            key_value_stores=stores,
+            state_dir=edge_state_dir(config),
+        )
+        info = FunctionInfo(
+            name, function.runtime, spec.version, function.memory_size_mb, function.timeout
+        )
+        described[name] = (spec, info)
+    return described

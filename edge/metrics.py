@@ -335,6 +335,18 @@ def record_sandbox_isolation(registry: CollectorRegistry | None, level: str) -> 
         gauge.labels(name).set(1 if name == level else 0)
 
 
+def reload_counter(registry: CollectorRegistry | None) -> Counter:
+    """`edge_config_reloads_total{outcome="applied"|"refused"}`: configuration reloads (SIGHUP,
+    `--reload`, the management API), counted by each process that serves. `registry` None:
+    the multiprocess store."""
+    return Counter(
+        "edge_config_reloads",
+        "Configuration reloads by outcome (each serving process counts its own)",
+        ["outcome"],
+        registry=registry,
+    )
+
+
 def multiprocess_registry(directory: str) -> CollectorRegistry:
     """A registry whose scrape reads every worker's metrics from prometheus-client's
     multiprocess `directory`."""

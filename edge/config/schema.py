@@ -127,7 +127,8 @@ class ServerConfig(_Strict):
     state_dir: Path = Field(
         default=Path(".edge"),
         description="Where the edge keeps what it must remember across restarts (published "
-        "function versions and their code, aliases), relative to edge.toml.",
+        "function versions and their code, aliases, deployments, what the management API "
+        "changed: uploaded code, settings, concurrency), relative to edge.toml.",
     )
     function_logs: Literal["full", "errors-only", "none"] = Field(
         default="full",

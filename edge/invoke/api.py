@@ -111,12 +111,24 @@ class FunctionDescriptions:
     def __init__(self, service: InvokeService) -> None:
         self._service = service
         self._cache: dict[str, dict[str, Any]] = {}
+        self._config = service.config
         started = datetime.datetime.now(datetime.UTC)
         # Lambda's LastModified format: 2019-10-26T18:50:52.000+0000.
         self._modified = started.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
     def configuration(self, name: str, version: str = LATEST) -> dict[str, Any]:
-        """Version `version`'s FunctionConfiguration (`$LATEST`: the working copy's)."""
+        """Version `version`'s FunctionConfiguration (`$LATEST`: the working copy's, with what
+        the management API changed laid over it: the service's `describe_changes`)."""
+        document = self._configured(name, version)
+        changes = self._service.describe_changes
+        if version == LATEST and changes is not None:
+            return {**document, **changes(name, document)}
+        return document
+
+    def _configured(self, name: str, version: str) -> dict[str, Any]:
+        if self._service.config is not self._config:  # reloaded: describe it anew
+            self._config = self._service.config
+            self._cache.clear()
         key = name if version == LATEST else f"{name}:{version}"
         cached = self._cache.get(key)
         if cached is not None:

@@ -57,6 +57,19 @@ class ConcurrencyLimiter:
         # (function, reason) -> throttles since start, counted here and by `note_throttle`.
         self.throttles: dict[tuple[str, str], int] = {}
 
+    def set_reserved(self, reserved: Mapping[str, int]) -> None:
+        """Take new reservations (a reloaded configuration, PutFunctionConcurrency). An
+        invocation in flight is released as it was admitted."""
+        self.reserved = dict(reserved)
+        self.unreserved_limit = max(0, self.node_limit - sum(self.reserved.values()))
+        for listener in self._listeners:
+            listener()
+
+    @classmethod
+    def reservations(cls, config: EdgeConfig) -> dict[str, int]:
+        """`reserved_of`, by the name the reload path uses."""
+        return cls.reserved_of(config)
+
     @staticmethod
     def reserved_of(config: EdgeConfig) -> dict[str, int]:
         return {

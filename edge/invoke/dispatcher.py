@@ -94,6 +94,17 @@ class Dispatcher:
         self.counts = DispatchCounts()
         limiter.add_release_listener(self._wake.set)
 
+    def use_functions(
+        self, functions: Mapping[str, FunctionConfig], settings: InvokeConfig
+    ) -> None:
+        """Dispatch with a reloaded configuration's functions and their retry settings."""
+        self._functions = functions
+        self._policies = {
+            name: RetryPolicy.for_function(function, settings)
+            for name, function in functions.items()
+        }
+        self._wake.set()
+
     def wake(self) -> None:
         """Look at the queue again (an event was added)."""
         self._wake.set()

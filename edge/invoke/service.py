@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -75,8 +75,20 @@ class InvokeService:
         self.metrics_registry = CollectorRegistry()
         self.metrics_registry.register(self.metrics)
         self._queue_open = False
+        # What the management API changed of a function's description (edge.lambda_service):
+        # (name, the configured document) -> the members to replace.
+        self.describe_changes: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
         self._registry_started = not self._owns_registry
         self._start_lock = asyncio.Lock()
+
+    async def apply(self, config: EdgeConfig, *, replace: Collection[str] = ()) -> list[str]:
+        """Serve a reloaded configuration (`edge.reload`): its functions, as
+        `FunctionRegistry.update` takes them, and their async-invocation settings. Returns
+        the functions replaced."""
+        self.config = config
+        replaced, _ = await self.registry.update(config, replace=replace)
+        self.dispatcher.use_functions(config.functions, config.invoke)
+        return replaced
 
     def function_config(self, name: str) -> FunctionConfig | None:
         return self.config.functions.get(name)

@@ -1,4 +1,5 @@
-"""Lambda's function management: published versions and aliases, kept in the state directory.
+"""Lambda's function management: published versions and aliases kept in the state directory,
+and (in its modules) the management API on the admin listener.
 
 `FunctionStore` is the durable record (one JSON file, replaced atomically, plus each version's
 code snapshot); `AliasRouter` turns a qualifier into the version that runs, reading the store

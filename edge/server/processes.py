@@ -36,10 +36,14 @@ def _run_loop(main: Callable[[], Coroutine[Any, Any, None]], use_uvloop: bool) -
     asyncio.run(main())
 
 
-def _install_shutdown_signals(shutdown: asyncio.Event) -> None:
+def _install_shutdown_signals(
+    shutdown: asyncio.Event, on_hangup: Callable[[], None] | None = None
+) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, shutdown.set)
+    if on_hangup is not None:
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
 
 
 def run(
@@ -49,8 +53,10 @@ def run(
     admin_factory: AppFactory | None = None,
     on_ready: Callable[[Listen, Listen | None], None] | None = None,
     on_https_ready: Callable[[Listen], None] | None = None,
+    on_hangup: Callable[[], None] | None = None,
 ) -> int:
-    """Serve until SIGINT or SIGTERM; return the process exit status.
+    """Serve until SIGINT or SIGTERM; return the process exit status. SIGHUP calls
+    `on_hangup` in every process (the main one passes the signal on to the workers).
 
     Every listener is bound before anything is served: ListenError (naming the listener)
     when one cannot be. `on_ready` is called once every listener accepts connections, with
@@ -59,6 +65,9 @@ def run(
     listener's address once it is bound, before any app is made.
     """
     _check_distinct(options)
+    if on_hangup is not None:
+        # Until each process's loop takes SIGHUP, it must not end the process (its default).
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     hypercorn_patches.apply()  # the admin listener is hypercorn's under either engine
     workers = max(1, options.workers)
     main_socks = bind_sockets(options.listen, workers, key="listen")
@@ -88,8 +97,12 @@ def run(
             on_ready(actual, admin_actual)
 
     if workers == 1:
-        return _run_single(app_factory, per_worker[0], admin_factory, admin_sock, options, ready)
-    return _run_forked(app_factory, per_worker, admin_factory, admin_sock, options, ready)
+        return _run_single(
+            app_factory, per_worker[0], admin_factory, admin_sock, options, ready, on_hangup
+        )
+    return _run_forked(
+        app_factory, per_worker, admin_factory, admin_sock, options, ready, on_hangup
+    )
 
 
 def _check_distinct(options: ServerOptions) -> None:
@@ -127,10 +140,11 @@ def _run_single(
     admin_sock: socket.socket | None,
     options: ServerOptions,
     ready: Callable[[], None],
+    on_hangup: Callable[[], None] | None = None,
 ) -> int:
     async def main() -> None:
         shutdown = asyncio.Event()
-        _install_shutdown_signals(shutdown)
+        _install_shutdown_signals(shutdown, on_hangup)
         app = app_factory()
         loop = asyncio.get_running_loop()
         loop.call_soon(ready)
@@ -153,6 +167,7 @@ def _run_forked(
     admin_sock: socket.socket | None,
     options: ServerOptions,
     ready: Callable[[], None],
+    on_hangup: Callable[[], None] | None = None,
 ) -> int:
     children: list[int] = []
     every = [sock for socks in per_worker for sock in socks]
@@ -166,7 +181,7 @@ def _run_forked(
                         other.close()
                 if admin_sock is not None:
                     admin_sock.close()
-                code = _run_single(app_factory, socks, None, None, options, lambda: None)
+                code = _run_single(app_factory, socks, None, None, options, lambda: None, on_hangup)
             except BaseException:
                 logger.exception("worker %d failed", index)
             finally:
@@ -177,9 +192,16 @@ def _run_forked(
     for sock in every:
         sock.close()
 
+    def hangup() -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+        if on_hangup is not None:
+            on_hangup()
+
     async def main() -> None:
         shutdown = asyncio.Event()
-        _install_shutdown_signals(shutdown)
+        _install_shutdown_signals(shutdown, hangup if on_hangup is not None else None)
         loop = asyncio.get_running_loop()
         watcher = asyncio.ensure_future(_wait_any(children))
         loop.call_soon(ready)
