@@ -1,5 +1,6 @@
-"""A real redis-server on a free port, for the shared cache and stream queue tests (to be
-replaced by the cluster's own fixture)."""
+"""A persistent redis-server on a free port (append-only file, fsync on every write), for the
+tests that stop Redis and start it again and expect what it had accepted to be there: the
+async queue's promise when it lives in Redis is only as good as Redis's own persistence."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-
-import pytest
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -54,12 +53,3 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> RedisServer:
-    if not Path(REDIS_SERVER).exists():
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(tmp_path / "redis").start()
-    yield server  # type: ignore[misc]
-    server.stop()

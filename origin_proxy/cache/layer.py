@@ -199,13 +199,16 @@ class HttpCache:
         again = self._consult(policy, method, key, normalized, directives)
         if again.outcome is Outcome.STALE:
             again.refresh = False
+        elif again.outcome is Outcome.MISS and self.shared is not None:
+            # Not kept here (no room, or the leader gave up): the shared tier may have it.
+            again = await self._from_shared(self.shared, again, lead=False)
         return self._count(again)
 
-    async def _from_shared(self, tier: SharedTier, look: Lookup) -> Lookup:
+    async def _from_shared(self, tier: SharedTier, look: Lookup, *, lead: bool = True) -> Lookup:
         """A local miss this request leads: the shared tier's copy (kept locally too, and
         judged as a stored response), or its claim to fetch for every node."""
         assert look.key is not None
-        found = await tier.find(look.key, look.request_headers, lead=True)
+        found = await tier.find(look.key, look.request_headers, lead=lead)
         if found.entry is None:
             look.claim = found.claim
             look.tier = tier
