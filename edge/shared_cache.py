@@ -66,6 +66,8 @@ class RedisSource(Protocol):
 
     def key(self, *parts: str) -> str: ...
 
+    def report_failure(self, error: BaseException) -> None: ...
+
 
 def _digest(*parts: bytes) -> str:
     return hashlib.blake2b(b"\0".join(parts), digest_size=16).hexdigest()
@@ -325,6 +327,8 @@ class RedisTier:
 
     def _failed(self, what: str, exc: BaseException) -> None:
         self.failures += 1
+        if not isinstance(exc, TimeoutError | ValueError):
+            self.source.report_failure(exc)  # the whole process falls back at once
         if self.failures == 1 or self.failures % 1000 == 0:
             logger.warning("shared cache: %s failed (%d so far): %r", what, self.failures, exc)
 
