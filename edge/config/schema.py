@@ -8,6 +8,7 @@ the lines a user reads is `edge.config.messages`'.
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -1011,6 +1012,76 @@ class TracingConfig(_Strict):
         return value
 
 
+def _stable_node_id() -> str:
+    """This machine's host name: the same across restarts, so a node keeps its identity."""
+    return socket.gethostname() or "edge"
+
+
+class ClusterConfig(_Strict):
+    """`[cluster]`: several nodes (and a node's workers) sharing one Redis, off unless `redis`
+    is set.
+
+    With it, reserved and account concurrency are counted across every worker of every node,
+    and an invalidation sent to any node's admin listener purges every node's cache. While
+    Redis cannot be reached each node keeps serving with its own limits.
+    """
+
+    redis: str | None = Field(
+        default=None,
+        description='The Redis URL, e.g. "redis://127.0.0.1:6379/0" (needs `pip install '
+        "'edge[cluster]'`); not set: this node acts alone (its workers still share one "
+        "concurrency count).",
+    )
+    key_prefix: str = Field(
+        default="edge:",
+        min_length=1,
+        max_length=64,
+        description="The prefix of every key the edge keeps in Redis; nodes with the same "
+        "prefix form one cluster.",
+    )
+    node_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="This node's name in the cluster (its leases, logs, status page); not "
+        "set: the host name. Two nodes on one host need different names.",
+    )
+    lease_seconds: Annotated[float, Field(ge=1, le=300)] = Field(
+        default=10.0,
+        description="How long a concurrency lease lives unless renewed: a node that dies "
+        "mid-invocation gives its capacity back after at most this. Leases of running "
+        "invocations are renewed every third of it.",
+    )
+    timeout: Annotated[float, Field(gt=0, le=10)] = Field(
+        default=0.5,
+        description="Seconds a Redis command may take before the node falls back to its "
+        "local limits (and reconnects in the background).",
+    )
+    invalidation_history: int = Field(
+        default=10_000,
+        ge=100,
+        le=10_000_000,
+        description="Invalidations kept in Redis for nodes that reconnect to replay.",
+    )
+
+    @field_validator("redis")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f'expected a redis://, rediss:// or unix:// URL, found "{value}"')
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.redis is not None
+
+    @property
+    def node_name(self) -> str:
+        """`node_id`, or the host name: the same across restarts."""
+        return self.node_id or _stable_node_id()
+
+
 class EdgeConfig(_Strict):
     """The whole of edge.toml, after validation."""
 
@@ -1050,6 +1121,10 @@ class EdgeConfig(_Strict):
     )
     tracing: TracingConfig = Field(
         default_factory=TracingConfig, description="OpenTelemetry spans (off by default)."
+    )
+    cluster: ClusterConfig = Field(
+        default_factory=ClusterConfig,
+        description="Several nodes sharing concurrency and invalidations through Redis.",
     )
     source: str = Field(default="<memory>", exclude=True)
     base_dir: Path = Field(default=Path("."), exclude=True)
