@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -50,6 +50,9 @@ from edge.triggers import TriggerRunner
 from edge.viewer import AsgiViewer
 from origin_proxy.cache import HttpCache
 
+if TYPE_CHECKING:
+    from edge.cluster import Cluster
+
 # How stale /metrics may be with several workers (one worker flushes on every scrape).
 METRICS_FLUSH_SECONDS = 0.5
 
@@ -66,10 +69,13 @@ def create_app(
     limiter: Limiter | None = None,
     journal: InvalidationJournal | None = None,
     recent_errors: RecentErrors | None = None,
+    cluster: Cluster | None = None,
 ) -> Starlette:
     """The viewer-facing application for `config`. `limiter` admits function invocations by
     concurrency (shared with the admin listener's Invoke API when in the same process).
-    `wasm_cache_dir`: where compiled WASM modules are kept (None: `~/.cache/edge/wasm`)."""
+    `wasm_cache_dir`: where compiled WASM modules are kept (None: `~/.cache/edge/wasm`).
+    `cluster`: this process's Redis connection (started and closed by the app's lifespan);
+    with it the cache has the shared tier."""
     registry = functions
     if registry is None and config.functions:
         registry = FunctionRegistry(config, limiter=limiter, wasm_cache_dir=wasm_cache_dir)
@@ -95,7 +101,9 @@ def create_app(
         live,
         metrics=recorder,
         triggers=triggers,
-        cache=cache if cache is not None else build_cache(config.cache),
+        cache=cache
+        if cache is not None
+        else build_cache(config.cache, _shared_tier(config, cluster)),
     )
     viewer = viewer_class(
         pipeline,
@@ -121,6 +129,8 @@ def create_app(
             )
             pipeline.background = tasks
             try:
+                if cluster is not None:
+                    await cluster.start()
                 if registry is not None:
                     await registry.start()
                 yield
@@ -133,6 +143,12 @@ def create_app(
                 if registry is not None:
                     await registry.aclose()
                 await close_upstreams(live)
+                if cluster is not None:
+                    shared = pipeline.cache.shared if pipeline.cache is not None else None
+                    aclose = getattr(shared, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+                    await cluster.aclose()
                 if spans is not None:
                     await asyncio.to_thread(spans.shutdown)  # sends the spans still queued
 
@@ -140,6 +156,21 @@ def create_app(
     app.router.default = viewer
     app.state.pipeline = pipeline
     return app
+
+
+def _shared_tier(config: EdgeConfig, cluster: Cluster | None) -> Any:
+    """The shared cache tier on the cluster's Redis, when configured."""
+    if cluster is None or not config.cluster.shared_cache:
+        return None
+    from edge.shared_cache import RedisTier
+
+    settings = config.cluster
+    return RedisTier(
+        cluster,
+        max_object_bytes=settings.shared_cache_max_object_bytes,
+        wait_seconds=settings.shared_cache_wait,
+        operation_seconds=settings.timeout,
+    )
 
 
 class _EdgeApp(Starlette):

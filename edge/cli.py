@@ -435,9 +435,24 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
 
         https: list[str] = []  # the HTTPS listener's address, once bound
 
+        def cluster() -> Any:
+            # One Redis connection manager per process, made after the fork.
+            settings = config.cluster
+            if settings.redis is None:
+                return None
+            from edge.cluster import Cluster
+
+            return Cluster(
+                settings.redis,
+                node_id=settings.node_name,
+                key_prefix=settings.key_prefix,
+                timeout=settings.timeout,
+            )
+
         def app_factory() -> Any:
             app = create_app(
                 config,
+                cluster=cluster(),
                 metrics=shared or ProxyMetrics(CollectorRegistry()),
                 limiter=limiter,
                 journal=journal,
@@ -461,7 +476,9 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
             return create_admin_app(
                 multiprocess_registry(multiproc_dir) if multiproc_dir else registry,
                 flush=shared.flush if shared else None,
-                invoke=InvokeService(config, limiter=limiter, wasm_cache_dir=wasm_cache),
+                invoke=InvokeService(
+                    config, limiter=limiter, wasm_cache_dir=wasm_cache, cluster=cluster()
+                ),
                 invalidate=None if journal else invalidate,
                 journal=journal,
                 access=access,

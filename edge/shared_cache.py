@@ -184,7 +184,8 @@ class RedisTier:
     ) -> Found:
         name = self._object_key(key)
         async with asyncio.timeout(self.operation_seconds):
-            entry = _select(cast(_Stored, await client.hgetall(name)), request_headers)
+            stored: Any = await client.hgetall(name)  # type: ignore[misc]
+            entry = _select(cast(_Stored, stored), request_headers)
         if entry is not None or not lead:
             return Found(entry) if entry is not None else _NOT_FOUND
         lock = self._lock_key(key)
@@ -232,7 +233,7 @@ class RedisTier:
         try:
             async with asyncio.timeout(self.operation_seconds * 4):
                 async with client.pipeline(transaction=True) as pipe:
-                    pipe.hset(name, field, encode_entry(entry))
+                    pipe.hset(name, field, encode_entry(entry))  # type: ignore[arg-type]
                     pipe.pexpire(name, keep_ms, nx=True)
                     pipe.pexpire(name, keep_ms, gt=True)
                     pipe.zadd(self._paths, {entry.key.path: 0})
@@ -254,7 +255,7 @@ class RedisTier:
             return
         try:
             async with asyncio.timeout(self.operation_seconds):
-                await client.eval(_UNLOCK, 1, self._lock_key(claim.key), claim.token)
+                await client.eval(_UNLOCK, 1, self._lock_key(claim.key), claim.token)  # type: ignore[misc]
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed("release", exc)
 

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
@@ -26,6 +26,9 @@ from edge.invoke.metrics import InvokeMetrics
 from edge.invoke.queue import EventQueue, NewEvent
 from edge.traces import new_trace_header
 from sandbox import FunctionThrottled, InvocationResult
+
+if TYPE_CHECKING:
+    from edge.cluster import Cluster
 
 logger = logging.getLogger("edge.invoke")
 
@@ -48,6 +51,7 @@ class InvokeService:
         wasm_cache_dir: str | None = None,
         logs: FunctionLogs | None = None,
         clock: Callable[[], float] = time.time,
+        cluster: Cluster | None = None,
     ) -> None:
         self.config = config
         self.limiter = limiter or ConcurrencyLimiter.from_config(config)
@@ -56,7 +60,8 @@ class InvokeService:
             config, logs=logs, wasm_cache_dir=wasm_cache_dir
         )
         self._clock = clock
-        self.queue = EventQueue(config.invoke.queue_path)
+        self._cluster = cluster
+        self.queue = self._event_queue(config, cluster)
         self.outbox = Outbox(self.queue, base_dir=config.base_dir, clock=clock)
         self.dispatcher = Dispatcher(
             self.queue,
@@ -75,6 +80,21 @@ class InvokeService:
         self._queue_open = False
         self._registry_started = not self._owns_registry
         self._start_lock = asyncio.Lock()
+
+    def _event_queue(self, config: EdgeConfig, cluster: Cluster | None) -> EventQueue:
+        """The node's SQLite queue, or with `[cluster]` the streams every node shares."""
+        if cluster is None or config.cluster.async_queue != "redis":
+            return EventQueue(config.invoke.queue_path)
+        from edge.invoke.stream_queue import StreamQueue
+
+        return StreamQueue(
+            config.invoke.queue_path,
+            cluster,
+            functions={name: self.timeout_of(name) for name in config.functions},
+            consumer=cluster.node_id,
+            visibility_seconds=config.cluster.event_visibility,
+            clock=self._clock,
+        )
 
     def function_config(self, name: str) -> FunctionConfig | None:
         return self.config.functions.get(name)
@@ -148,6 +168,8 @@ class InvokeService:
             if not self.config.functions:
                 yield
                 return
+            if self._cluster is not None:
+                await self._cluster.start()
             recovered = await self.queue.open()
             self._queue_open = True
             if recovered:
@@ -170,6 +192,8 @@ class InvokeService:
                 await self.outbox.aclose()
                 self._queue_open = False
                 await self.queue.close()
+                if self._cluster is not None:
+                    await self._cluster.aclose()
         finally:
             if self._owns_registry and self._registry_started:
                 await self.registry.aclose()

@@ -163,7 +163,7 @@ class StreamQueue(EventQueue):
             if function not in self._functions:
                 continue
             stream, delayed = self._stream(function), self._delayed(function)
-            await client.eval(_MOVE_DUE, 2, delayed, stream, repr(now))
+            await client.eval(_MOVE_DUE, 2, delayed, stream, repr(now))  # type: ignore[misc]
             limit = min(wanted, _CLAIM_MAX)
             if limit <= 0:
                 continue
