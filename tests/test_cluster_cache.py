@@ -211,9 +211,10 @@ def test_redis_stopped_and_restarted_under_load(
     marks = shared / "marks.jsonl"
     for n in range(20):
         cache_origin.script(f"/load/{n}", Reply(headers=FRESH, body=b"x" * 100))
-    node = _node(
-        _config(tmp_path, "a", persistent_redis, cache_origin.url, _gated(shared)), tmp_path
+    config = _config(
+        tmp_path, "a", persistent_redis, cache_origin.url, _gated(shared), "event_visibility = 1"
     )
+    node = _node(config, tmp_path)
     statuses: list[int] = []
     accepted: list[int] = []
     stop = threading.Event()

@@ -96,6 +96,9 @@ class StreamQueue(EventQueue):
         self._groups_ready = False
         self._local_waiting = True  # look at the local file once at start
         self._last_reclaim = 0.0
+        # Outcomes recorded while Redis was away, applied when it answers again (lost with
+        # the node: then the event runs again, at least once).
+        self._unsent: list[tuple[str, str, bytes, bytes | None, float]] = []
         self.forwarded = 0
         self.fallbacks = 0
 
@@ -131,6 +134,7 @@ class StreamQueue(EventQueue):
             client = self._client()
             await client.xadd(self._stream(event.function), {"e": _encode_new(event, now)})
         except (RedisError, OSError, RedisUnavailable) as exc:
+            self._report(exc)
             self.fallbacks += 1
             if self.fallbacks == 1 or self.fallbacks % 100 == 0:
                 logger.warning("async queue: redis unavailable (%r); kept locally", exc)
@@ -145,12 +149,15 @@ class StreamQueue(EventQueue):
         try:
             client = self._client()
             await self._ensure_groups(client)
+            if self._unsent:
+                await self._send_outcomes(client)
             if self._local_waiting:
                 await self._forward(client, now)
             return await self._claim(client, room, now)
         except (RedisError, OSError, RedisUnavailable) as exc:
             if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
                 self._groups_ready = False  # Redis lost its data (restarted empty)
+            self._report(exc)
             logger.debug("async queue: claim failed: %r", exc)
             return []
 
@@ -193,11 +200,12 @@ class StreamQueue(EventQueue):
         """Move events accepted locally while Redis was away into their streams."""
         everything = dict.fromkeys(self._functions, _FORWARD_MAX)
         local = await super().claim(everything, {}, float("inf"))
-        for event in local:
+        for index, event in enumerate(local):
             try:
                 await client.xadd(self._stream(event.function), {"e": _encode(event)})
             except BaseException:
-                await super().retry(event, due_at=now, invoked=False)
+                for left in local[index:]:  # queued again, for the next attempt
+                    await super().retry(left, due_at=now, invoked=False)
                 raise
             await super().finish(event, now=now)
             self.forwarded += 1
@@ -222,14 +230,8 @@ class StreamQueue(EventQueue):
             throttles=event.throttles + int(throttled),
             last_outcome=outcome or event.last_outcome,
         )
-        stream, entry_id = self._claimed[event.seq]
-        client = self._client()
-        async with client.pipeline(transaction=True) as pipe:
-            pipe.zadd(self._delayed(event.function), {_encode(again): due_at})
-            pipe.xack(stream, GROUP, entry_id)
-            pipe.xdel(stream, entry_id)
-            await pipe.execute()
-        del self._claimed[event.seq]
+        stream, entry_id = self._claimed.pop(event.seq)
+        await self._outcome(stream, self._delayed(event.function), entry_id, _encode(again), due_at)
 
     async def finish(
         self,
@@ -245,13 +247,47 @@ class StreamQueue(EventQueue):
             await super().finish(event, deliveries=deliveries, new_events=new_events, now=now)
             if new_events:
                 self._local_waiting = True
-        stream, entry_id = self._claimed[event.seq]
-        client = self._client()
+        stream, entry_id = self._claimed.pop(event.seq)
+        await self._outcome(stream, "", entry_id, None, 0.0)
+
+    async def _outcome(
+        self, stream: str, delayed: str, entry_id: bytes, again: bytes | None, due_at: float
+    ) -> None:
+        """Acknowledge and delete a claimed entry (with `again`: back for a retry at
+        `due_at`). Redis away: kept in memory and sent when it answers again."""
+        outcome = (stream, delayed, entry_id, again, due_at)
+        try:
+            await self._send(self._client(), [outcome])
+        except (RedisError, OSError, RedisUnavailable) as exc:
+            self._report(exc)
+            logger.warning("async queue: outcome kept until redis is back: %r", exc)
+            self._unsent.append(outcome)
+
+    def _report(self, exc: BaseException) -> None:
+        """A connection failure: the connection manager falls back at once (not at its next
+        health check)."""
+        if not isinstance(exc, ResponseError | RedisUnavailable):
+            self._source.report_failure(exc)
+
+    async def _send_outcomes(self, client: Redis) -> None:
+        unsent, self._unsent = self._unsent, []
+        try:
+            await self._send(client, unsent)
+        except BaseException:
+            self._unsent[:0] = unsent
+            raise
+
+    @staticmethod
+    async def _send(
+        client: Redis, outcomes: Sequence[tuple[str, str, bytes, bytes | None, float]]
+    ) -> None:
         async with client.pipeline(transaction=True) as pipe:
-            pipe.xack(stream, GROUP, entry_id)
-            pipe.xdel(stream, entry_id)
+            for stream, delayed, entry_id, again, due_at in outcomes:
+                if again is not None:
+                    pipe.zadd(delayed, {again: due_at})
+                pipe.xack(stream, GROUP, entry_id)
+                pipe.xdel(stream, entry_id)
             await pipe.execute()
-        del self._claimed[event.seq]
 
     async def next_due(self, after: float) -> float | None:
         # Other nodes' events wake nobody here: look again soon.
