@@ -49,11 +49,11 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
 OPEN: list[Source] = []
 
 
-def _node(url: str, **tier: float) -> HttpCache:
+def _node(url: str, memory_bytes: int = 1 << 20, **tier: float) -> HttpCache:
     source = Source(url)
     OPEN.append(source)
     shared = RedisTier(source, **tier)
-    return HttpCache(CacheStore(memory_bytes=1 << 20), collapser=Collapser(), shared=shared)
+    return HttpCache(CacheStore(memory_bytes=memory_bytes), collapser=Collapser(), shared=shared)
 
 
 async def _close_all() -> None:
@@ -140,3 +140,26 @@ def test_redis_gone_is_a_miss_not_an_error(redis_url: str, tmp_path: Path) -> No
         return f"{outcome}:{body.decode()}", missing
 
     assert asyncio.run(scenario()) == ("hit:kept locally", "miss")
+
+
+def test_an_answer_too_large_to_keep_lets_the_other_nodes_fetch_at_once(redis_url: str) -> None:
+    async def scenario() -> tuple[bool, bool]:
+        a = _node(redis_url, memory_bytes=4096, wait_seconds=30)
+        b = _node(redis_url, wait_seconds=30)
+        first = await a.lookup(POLICY, "GET", b"/huge", b"", [])
+        fresh = [(b"cache-control", b"max-age=60"), (b"content-length", b"100000")]
+        _, writer = a.keep(first, b"/huge", 200, b"OK", fresh)
+        first.release()
+        shared = a.shared
+        assert isinstance(shared, RedisTier)
+        await shared.aclose()
+        # b asks while nobody fetches any more: it fetches itself, with the claim.
+        second = await asyncio.wait_for(b.lookup(POLICY, "GET", b"/huge", b"", []), 5)
+        claimed = second.claim is not None
+        second.release()
+        assert isinstance(b.shared, RedisTier)
+        await b.shared.aclose()
+        await _close_all()
+        return writer is None, claimed
+
+    assert asyncio.run(scenario()) == (True, True)

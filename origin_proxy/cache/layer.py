@@ -523,13 +523,16 @@ class HttpCache:
         flight, lookup.flight = lookup.flight, None
         on_done: Callable[[bool], None] | None = None if flight is None else flight.release
         tier = self.shared
+        begun: list[StoreWriter] = []  # the writer, once `begin` returned it
         if tier is not None:
             claim, lookup.claim = lookup.claim, None
-            on_done = _sharing(tier, claim, flight, lambda: writer)
+            on_done = _sharing(tier, claim, flight, begun)
         writer = self.store.begin(
             lookup.key, status, reason, storable, lookup.request_headers,
             content_length=length, on_done=on_done,
         )  # fmt: skip
+        if writer is not None:
+            begun.append(writer)
         return writer
 
     # -- invalidation ------------------------------------------------------------------------
@@ -571,17 +574,13 @@ class HttpCache:
 
 
 def _sharing(
-    tier: SharedTier,
-    claim: Claim | None,
-    flight: Flight | None,
-    writer: Callable[[], StoreWriter | None],
+    tier: SharedTier, claim: Claim | None, flight: Flight | None, writer: list[StoreWriter]
 ) -> Callable[[bool], None]:
     """A writer's `on_done`: offer what was stored to the shared tier (or give the claim
-    back), then let the local followers go."""
+    back), then let the local followers go. `writer` holds the writer once there is one."""
 
     def done(stored: bool) -> None:
-        current = writer()
-        entry = None if current is None else current.entry
+        entry = writer[0].entry if writer else None
         if stored and entry is not None:
             tier.publish(entry, claim)
         elif claim is not None:

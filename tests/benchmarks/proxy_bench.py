@@ -704,6 +704,12 @@ def start_redis(bench: Bench) -> str:
     return bench.redis_url
 
 
+# Node B of the cross-node row keeps nothing itself. Both nodes key without the Host (a
+# CloudFront policy): behind a load balancer they would see one Host, here each its own port.
+_SHARED_ONLY = "[cache]\nmemory_bytes = 0\n"
+_HOSTLESS_KEY = '[[behaviors]]\npath = "*"\norigin = "origin"\ncache = "caching-optimized"\n\n'
+
+
 def _cluster_edge(
     bench: Bench, name: str, node: str, engine: str | None, *, prefix: str, cache: str = ""
 ) -> Started:
@@ -736,12 +742,12 @@ def start_edge_cluster_shared(bench: Bench, engine: str | None = None) -> Starte
     goes to node B, whose own tier keeps nothing (`memory_bytes = 0`), so every request is a
     cross-node hit answered from Redis."""
     name = f"edge-cluster-shared-{engine}" if engine else "edge-cluster-shared"
-    first = _cluster_edge(bench, name + "-a", "a", engine, prefix=name)
+    first = _cluster_edge(bench, name + "-a", "a", engine, prefix=name, cache=_HOSTLESS_KEY)
     owned: tuple[Process, ...] = first.owned
     try:
         warm_until_hit(first.url + FILE_PATH, "x-cache", "Hit from edge")
         second = _cluster_edge(
-            bench, name + "-b", "b", engine, prefix=name, cache="[cache]\nmemory_bytes = 0\n"
+            bench, name + "-b", "b", engine, prefix=name, cache=_HOSTLESS_KEY + _SHARED_ONLY
         )
         owned = (*second.owned, *first.owned)
         warm_until_hit(second.url + FILE_PATH, "x-cache", "Hit from edge")
