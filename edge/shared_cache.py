@@ -34,6 +34,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from origin_proxy import Headers
 from origin_proxy.cache import (
     CacheKey,
     Claim,
@@ -42,7 +43,6 @@ from origin_proxy.cache import (
     Freshness,
     selecting_values,
 )
-from origin_proxy.message import Headers
 
 __all__ = ["RedisSource", "RedisTier", "decode_entry", "encode_entry"]
 
