@@ -74,8 +74,8 @@ def create_app(
     """The viewer-facing application for `config`. `limiter` admits function invocations by
     concurrency (shared with the admin listener's Invoke API when in the same process).
     `wasm_cache_dir`: where compiled WASM modules are kept (None: `~/.cache/edge/wasm`).
-    `cluster`: this process's Redis connection (started and closed by the app's lifespan);
-    with it the cache has the shared tier."""
+    `cluster`: this process's Redis connection (`[cluster]`), run while the app runs; the
+    app follows the cluster's invalidations with it, and its cache has the shared tier."""
     registry = functions
     if registry is None and config.functions:
         registry = FunctionRegistry(config, limiter=limiter, wasm_cache_dir=wasm_cache_dir)
@@ -128,9 +128,19 @@ def create_app(
                 else None
             )
             pipeline.background = tasks
+            cluster_follower = None
             try:
                 if cluster is not None:
                     await cluster.start()
+                    if pipeline.cache is not None:
+                        from edge.cluster.invalidations import ClusterInvalidations
+
+                        stream = ClusterInvalidations(
+                            cluster, history=config.cluster.invalidation_history
+                        )
+                        cluster_follower = tasks.create_task(
+                            stream.follow(pipeline.cache.invalidate_paths)
+                        )
                 if registry is not None:
                     await registry.start()
                 yield
@@ -139,16 +149,18 @@ def create_app(
                 flusher.cancel()
                 if follower is not None:
                     follower.cancel()
-                recorder.flush()
-                if registry is not None:
-                    await registry.aclose()
-                await close_upstreams(live)
+                if cluster_follower is not None:
+                    cluster_follower.cancel()
                 if cluster is not None:
                     shared = pipeline.cache.shared if pipeline.cache is not None else None
                     aclose = getattr(shared, "aclose", None)
                     if aclose is not None:
-                        await aclose()
+                        await aclose()  # the shared tier's writes in flight
                     await cluster.aclose()
+                recorder.flush()
+                if registry is not None:
+                    await registry.aclose()
+                await close_upstreams(live)
                 if spans is not None:
                     await asyncio.to_thread(spans.shutdown)  # sends the spans still queued
 
@@ -204,6 +216,8 @@ def create_admin_app(
     access: AdminAccess | None = None,
     key_value_stores: Mapping[str, Path] | None = None,
     status: tuple[EdgeConfig, RecentErrors] | None = None,
+    cluster: Cluster | None = None,
+    cluster_history: int = 10_000,
 ) -> Starlette:
     """Health, metrics, invalidations and (with `invoke`) Lambda's Invoke API, on a separate
     listener; with `key_value_stores` (file by name), the KeyValueStore admin API.
@@ -214,7 +228,9 @@ def create_admin_app(
     while the app does (its lifespan) and adds its own metrics to every scrape. `invalidate`
     applies a batch of paths to this process's caches; without it, `journal` takes them to
     the workers. `access` says who may use the listener (default: the Host and Origin checks,
-    no signature); every request passes `AdminGuard` before any route.
+    no signature); every request passes `AdminGuard` before any route. `cluster`: this
+    process's Redis connection (`[cluster]`): invalidations go to every node through it, and
+    /metrics and the status page show whether it is up.
     """
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -224,6 +240,15 @@ def create_admin_app(
         return PlainTextResponse("ok\n")
 
     invalidator = Invalidator(invalidate) if invalidate is not None else None
+    stream = None
+    cluster_registry = None
+    if cluster is not None:
+        from edge.cluster.connection import ClusterCollector
+        from edge.cluster.invalidations import ClusterInvalidations
+
+        stream = ClusterInvalidations(cluster, history=cluster_history)
+        cluster_registry = CollectorRegistry()
+        cluster_registry.register(ClusterCollector(cluster))
 
     async def invalidations(request: Request) -> Response:
         """CloudFront-style invalidation: `{"paths": ["/a.html", "/images/*"]}`."""
@@ -232,12 +257,20 @@ def create_admin_app(
             document = orjson.loads(body)
             paths = check_paths(document.get("paths") if isinstance(document, dict) else None)
             started = time.perf_counter()
-            if invalidator is not None:
-                removed: int | None = await invalidator.run(paths)
-                entry_id = uuid.uuid4().hex[:14].upper()
+            entry_id = uuid.uuid4().hex[:14].upper()
+            if stream is not None and await stream.publish(entry_id, paths):
+                removed: int | None = None  # every node applies it and logs its own count
+            elif invalidator is not None:
+                if stream is not None:
+                    _log_local_invalidation(entry_id)
+                    stream.keep_for_later(entry_id, paths)
+                removed = await invalidator.run(paths)
             elif journal is not None:
                 removed = None  # each worker applies it and logs its own count
                 entry_id = journal.append(paths)
+                if stream is not None:
+                    _log_local_invalidation(entry_id)
+                    stream.keep_for_later(entry_id, paths)
             else:
                 return JSONResponse({"error": "this edge has no cache to invalidate"}, 409)
         except orjson.JSONDecodeError as exc:
@@ -265,6 +298,8 @@ def create_admin_app(
         if invoke is not None:
             await invoke.refresh_metrics()
             body += generate_latest(invoke.metrics_registry)
+        if cluster_registry is not None:
+            body += generate_latest(cluster_registry)
         return body
 
     async def metrics(_: Request) -> Response:
@@ -272,11 +307,17 @@ def create_admin_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        if invoke is None:
-            yield
-            return
-        async with invoke.running():
-            yield
+        if cluster is not None:
+            await cluster.start()
+        try:
+            if invoke is None:
+                yield
+                return
+            async with invoke.running():
+                yield
+        finally:
+            if cluster is not None:
+                await cluster.aclose()
 
     routes = [
         Route("/healthz", healthz),
@@ -287,7 +328,8 @@ def create_admin_app(
     if status is not None:
         from edge.status_page import status_routes
 
-        routes += status_routes(status[0], scrape, status[1])
+        extra = (lambda: {"cluster": cluster.status()}) if cluster is not None else None
+        routes += status_routes(status[0], scrape, status[1], extra=extra)
     if key_value_stores:
         from edge.kvs_admin import MAX_PUT_BODY_BYTES, key_value_store_routes
 
@@ -301,6 +343,16 @@ def create_admin_app(
         ]
     guard = Middleware(AdminGuard, access=access or AdminAccess(), max_body_bytes=max(body_limits))
     return Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
+
+
+def _log_local_invalidation(entry_id: str) -> None:
+    import logging
+
+    logging.getLogger("edge.cluster").warning(
+        "cluster: invalidation %s applied to this node now (redis unavailable); the others "
+        "get it when redis is back",
+        entry_id,
+    )
 
 
 # CloudFront's statuses for the errors of CreateInvalidation (the others are 400).

@@ -414,9 +414,16 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
         shared = ProxyMetrics(registry) if registry is not None else None
 
         # The node's concurrency limit. With one worker the viewer app shares this process, so
-        # its edge triggers take leases from the same limiter as the Invoke API. (Several
-        # workers: each process counts its own; a node-wide count needs shared state.)
-        limiter = ConcurrencyLimiter.from_config(config)
+        # its edge triggers take leases from the same limiter as the Invoke API. Several
+        # workers count through a table every process maps (made here, before the fork);
+        # with [cluster], every node's processes count in Redis.
+        shared_dir = Path(multiproc_dir) if multiproc_dir else None
+        process_cluster = _cluster_factory(config, shared_dir)
+        limiter = (
+            process_cluster.limiter
+            if process_cluster is not None
+            else ConcurrencyLimiter.from_config(config, shared_dir=shared_dir)
+        )
 
         # Invalidations: one worker shares the admin's process (a direct call, with a count);
         # several follow a journal the admin appends to.
@@ -435,29 +442,15 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
 
         https: list[str] = []  # the HTTPS listener's address, once bound
 
-        def cluster() -> Any:
-            # One Redis connection manager per process, made after the fork.
-            settings = config.cluster
-            if settings.redis is None:
-                return None
-            from edge.cluster import Cluster
-
-            return Cluster(
-                settings.redis,
-                node_id=settings.node_name,
-                key_prefix=settings.key_prefix,
-                timeout=settings.timeout,
-            )
-
         def app_factory() -> Any:
             app = create_app(
                 config,
-                cluster=cluster(),
                 metrics=shared or ProxyMetrics(CollectorRegistry()),
                 limiter=limiter,
                 journal=journal,
                 wasm_cache_dir=wasm_cache,
                 recent_errors=recent_errors,
+                cluster=process_cluster() if process_cluster is not None else None,
             )
             caches.append(app.state.pipeline.cache)
             if https:  # where redirect-to-https behaviors send viewers
@@ -473,17 +466,20 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
 
         def admin_factory() -> Any:
             # Built after any fork: the Invoke API's functions and queue live in this process.
+            cluster = process_cluster() if process_cluster is not None else None
             return create_admin_app(
                 multiprocess_registry(multiproc_dir) if multiproc_dir else registry,
                 flush=shared.flush if shared else None,
                 invoke=InvokeService(
-                    config, limiter=limiter, wasm_cache_dir=wasm_cache, cluster=cluster()
+                    config, limiter=limiter, wasm_cache_dir=wasm_cache, cluster=cluster
                 ),
                 invalidate=None if journal else invalidate,
                 journal=journal,
                 access=access,
                 key_value_stores={n: s.file for n, s in config.key_value_stores.items()},
                 status=(config, recent_errors),
+                cluster=cluster,
+                cluster_history=config.cluster.invalidation_history,
             )
 
         def ready(listen: Any, admin: Any) -> None:
@@ -502,6 +498,52 @@ def run_server(config: EdgeConfig, *, flags: Collection[str] = ()) -> int:
     finally:
         if multiproc_dir:
             shutil.rmtree(multiproc_dir, ignore_errors=True)
+
+
+class _ProcessCluster:
+    """`[cluster]`: the limiter every process shares (made before any fork) and one Redis
+    connection per process, made on first use after the fork (`__call__`)."""
+
+    def __init__(self, config: EdgeConfig, shared_dir: Path | None) -> None:
+        from edge.cluster.concurrency import ClusterLimiter
+
+        self.config = config
+        self.limiter = ClusterLimiter.from_config(config, shared_dir=shared_dir)
+        self._by_pid: dict[int, Any] = {}
+
+    def __call__(self) -> Any:
+        from edge.cluster import Cluster
+
+        pid = os.getpid()
+        cluster = self._by_pid.get(pid)
+        if cluster is None:
+            settings = self.config.cluster
+            assert settings.redis is not None
+            cluster = Cluster(
+                settings.redis,
+                node_id=settings.node_name,
+                key_prefix=settings.key_prefix,
+                timeout=settings.timeout,
+            )
+            self._by_pid = {pid: cluster}
+            self.limiter.attach(cluster)
+        return cluster
+
+
+def _cluster_factory(config: EdgeConfig, shared_dir: Path | None) -> _ProcessCluster | None:
+    """The `[cluster]` wiring, or None when it is off; exits 2 when the redis client is not
+    installed."""
+    if not config.cluster.enabled:
+        return None
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        err_console.print(
+            f"[bold red]error:[/] [cluster] redis in {escape(config.source)} needs the redis "
+            "client: pip install 'edge[cluster]'"
+        )
+        sys.exit(2)
+    return _ProcessCluster(config, shared_dir)
 
 
 @main.command()

@@ -18,7 +18,7 @@ import functools
 import logging
 import re
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,7 +52,7 @@ _START_LINE = re.compile(r"^START RequestId: (\S+) ", re.MULTILINE)
 class Limiter(Protocol):
     """Admission by concurrency (edge.invoke.ConcurrencyLimiter)."""
 
-    def acquire(self, name: str) -> AbstractContextManager[None]: ...
+    def lease(self, name: str) -> AbstractAsyncContextManager[None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +349,7 @@ class FunctionRegistry:
         self._awaited.add(request_id)
         try:
             # Lambda's concurrency: the function's reserved share and the node-wide limit.
-            with self._limiter.acquire(name) if self._limiter is not None else _NO_LEASE:
+            async with self._limiter.lease(name) if self._limiter is not None else _NO_LEASE:
                 result = await runtime.invoke(
                     event,
                     entry=entry,

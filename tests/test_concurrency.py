@@ -195,3 +195,29 @@ def test_async_events_wait_for_room_and_none_is_lost(
     ran = sorted(r["responsePayload"]["id"] for r in records)
     assert ran == sorted(f"async-{n}" for n in range(events))
     assert all(r["requestContext"]["condition"] == "Success" for r in records)
+
+
+# -- a node's worker processes counting as one (SharedCounts) --------------------------------
+
+
+def test_a_dead_process_count_is_reclaimed_before_throttling(tmp_path: Path) -> None:
+    """A worker that died holding invocations does not keep the node's capacity."""
+    import os
+    import warnings
+
+    from edge.invoke.shared_counts import SharedCounts
+
+    limiter = ConcurrencyLimiter(10, {"a": 1}, shared=SharedCounts(tmp_path / "counts", 2))
+    with warnings.catch_warnings():  # the child only counts and exits (Python 3.12 warns)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child takes the only slot and dies holding it
+        limiter.admit("a")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert limiter.available("a") == 0  # counted, while nobody has asked for room
+    with limiter.acquire("a"):
+        with pytest.raises(FunctionThrottled) as throttled:
+            limiter.check("a")
+        assert throttled.value.reason == RESERVED_LIMIT
+    assert limiter.available("a") == 1

@@ -65,6 +65,7 @@ class Cluster:
         self.reason = "not connected yet"
         self.reconnects = 0
         self._warned = False
+        self._users = 0
 
     # -- what callers use ---------------------------------------------------------------------
 
@@ -108,7 +109,11 @@ class Cluster:
 
     async def start(self) -> None:
         """Connect in the background; never raises if Redis is down. Waits up to `timeout` for
-        the first connection, so a node with a reachable Redis starts clustered."""
+        the first connection, so a node with a reachable Redis starts clustered.
+
+        Several parts of one process may start it: each `start` is paired with an `aclose`,
+        and the last one closes."""
+        self._users += 1
         if self._task is not None:
             return
         self._client = aioredis.Redis.from_url(
@@ -128,6 +133,9 @@ class Cluster:
             await asyncio.wait_for(connected.wait(), self.timeout)
 
     async def aclose(self) -> None:
+        self._users -= 1
+        if self._users > 0:
+            return
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -209,3 +217,26 @@ def _redacted(url: str) -> str:
     credentials, _, host = rest.rpartition("@")
     user = credentials.partition(":")[0]
     return f"{scheme}://{user + ':***@' if user else '***@'}{host}"
+
+
+class ClusterCollector:
+    """`edge_cluster_redis_up` (1 while this node reaches Redis) and the reconnections, read
+    at scrape time from the admin listener's process."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        cluster = self._cluster
+        yield GaugeMetricFamily(
+            "edge_cluster_redis_up",
+            "1 while this node reaches the cluster's Redis, 0 while it serves with local limits",
+            value=1 if cluster.available else 0,
+        )
+        yield CounterMetricFamily(
+            "edge_cluster_redis_reconnections",
+            "Times the connection to Redis came back after being lost",
+            value=cluster.reconnects,
+        )

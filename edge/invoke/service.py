@@ -148,7 +148,7 @@ class InvokeService:
         trace_id: str | None = None,
     ) -> InvocationResult:
         """A synchronous invocation: admitted by the limiter (FunctionThrottled if not)."""
-        with self.limiter.acquire(name):
+        async with self.limiter.lease(name):
             return await self.run_function(name, payload, request_id, client_context, trace_id)
 
     async def enqueue(self, name: str, qualifier: str, payload: bytes, request_id: str) -> None:
@@ -169,7 +169,7 @@ class InvokeService:
                 yield
                 return
             if self._cluster is not None:
-                await self._cluster.start()
+                await self._cluster.start()  # a no-op when the admin app started it
             recovered = await self.queue.open()
             self._queue_open = True
             if recovered:
@@ -192,8 +192,6 @@ class InvokeService:
                 await self.outbox.aclose()
                 self._queue_open = False
                 await self.queue.close()
-                if self._cluster is not None:
-                    await self._cluster.aclose()
         finally:
             if self._owns_registry and self._registry_started:
                 await self.registry.aclose()
