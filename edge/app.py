@@ -78,7 +78,7 @@ def create_app(
     concurrency (shared with the admin listener's Invoke API when in the same process).
     `wasm_cache_dir`: where compiled WASM modules are kept (None: `~/.cache/edge/wasm`).
     `cluster`: this process's Redis connection (`[cluster]`), run while the app runs; the
-    app follows the cluster's invalidations with it."""
+    app follows the cluster's invalidations with it, and its cache has the shared tier."""
     registry = functions
     if registry is None and config.functions:
         registry = FunctionRegistry(config, limiter=limiter, wasm_cache_dir=wasm_cache_dir)
@@ -115,7 +115,10 @@ def create_app(
         return pipeline_class(config, upstreams, metrics=recorder, triggers=triggers, cache=cache)
 
     pipeline = make_pipeline(
-        config, live, registry, cache if cache is not None else build_cache(config.cache)
+        config,
+        live,
+        registry,
+        cache if cache is not None else build_cache(config.cache, _shared_tier(config, cluster)),
     )
     if pipeline.cache is not None:
         recorder.watch_cache(pipeline.cache.store.snapshot)
@@ -182,6 +185,10 @@ def create_app(
                 if cluster_follower is not None:
                     cluster_follower.cancel()
                 if cluster is not None:
+                    shared = pipeline.cache.shared if pipeline.cache is not None else None
+                    aclose = getattr(shared, "aclose", None)
+                    if aclose is not None:
+                        await aclose()  # the shared tier's writes in flight
                     await cluster.aclose()
                 recorder.flush()
                 await state.aclose()
@@ -274,6 +281,21 @@ class LiveViewer:
             await self.registry.aclose()
         for upstreams in [*self._retired, self.upstreams]:
             await close_upstreams(upstreams)
+
+
+def _shared_tier(config: EdgeConfig, cluster: Cluster | None) -> Any:
+    """The shared cache tier on the cluster's Redis, when configured."""
+    if cluster is None or not config.cluster.shared_cache:
+        return None
+    from edge.shared_cache import RedisTier
+
+    settings = config.cluster
+    return RedisTier(
+        cluster,
+        max_object_bytes=settings.shared_cache_max_object_bytes,
+        wait_seconds=settings.shared_cache_wait,
+        operation_seconds=settings.timeout,
+    )
 
 
 class _EdgeApp(Starlette):

@@ -5,18 +5,19 @@ from __future__ import annotations
 from dataclasses import replace
 
 from edge.config import BehaviorConfig, CacheConfig, CachePolicyConfig
-from origin_proxy.cache import CachePolicy, CacheStore, Collapser, HttpCache
+from origin_proxy.cache import CachePolicy, CacheStore, Collapser, HttpCache, SharedTier
 
 
-def build_cache(config: CacheConfig) -> HttpCache:
-    """The store (memory, optional disk tier) with request collapsing."""
+def build_cache(config: CacheConfig, shared: SharedTier | None = None) -> HttpCache:
+    """The store (memory, optional disk tier) with request collapsing; `shared`: the second
+    tier several nodes share (`edge.shared_cache`)."""
     store = CacheStore(
         memory_bytes=config.memory_bytes,
         disk_directory=config.disk_directory,
         disk_bytes=config.disk_bytes if config.disk_directory is not None else 0,
         memory_object_max_bytes=config.memory_object_max_bytes,
     )
-    return HttpCache(store, collapser=Collapser(wait_seconds=config.collapse_wait))
+    return HttpCache(store, collapser=Collapser(wait_seconds=config.collapse_wait), shared=shared)
 
 
 def keyed_host(

@@ -542,7 +542,10 @@ def run_server(
             # and so do the deployments (they read what /metrics shows).
             scraped = multiprocess_registry(multiproc_dir) if multiproc_dir else registry
             flush = shared.flush if shared else None
-            invoke = InvokeService(config, limiter=limiter, wasm_cache_dir=wasm_cache)
+            cluster = process_cluster() if process_cluster is not None else None
+            invoke = InvokeService(
+                config, limiter=limiter, wasm_cache_dir=wasm_cache, cluster=cluster
+            )
             return create_admin_app(
                 scraped,
                 flush=flush,
@@ -553,7 +556,7 @@ def run_server(
                 access=access,
                 key_value_stores={n: s.file for n, s in config.key_value_stores.items()},
                 status=(config, recent_errors),
-                cluster=process_cluster() if process_cluster is not None else None,
+                cluster=cluster,
                 cluster_history=config.cluster.invalidation_history,
                 reloader=reloader,
             )

@@ -1109,6 +1109,34 @@ class ClusterConfig(_Strict):
         le=10_000_000,
         description="Invalidations kept in Redis for nodes that reconnect to replay.",
     )
+    shared_cache: bool = Field(
+        default=True,
+        description="A second cache tier in Redis that every node shares: a miss in a "
+        "worker's own tiers looks there before the origin, and concurrent misses for one "
+        "object on several nodes make one origin fetch.",
+    )
+    shared_cache_max_object_bytes: int = Field(
+        default=1024 * 1024,
+        ge=0,
+        le=512 * 1024 * 1024,
+        description="Responses with larger bodies stay in the node's own tiers only.",
+    )
+    shared_cache_wait: Annotated[float, Field(ge=0, le=300)] = Field(
+        default=5.0,
+        description="Seconds a node's miss waits for another node fetching the same object "
+        "before it fetches itself.",
+    )
+    async_queue: Literal["redis", "local"] = Field(
+        default="redis",
+        description='Where accepted asynchronous events wait: "redis" (Redis Streams: any '
+        'node runs them, also when the node that accepted one dies) or "local" (the '
+        "node's own `[invoke] queue_path`).",
+    )
+    event_visibility: Annotated[float, Field(ge=1, le=86400)] = Field(
+        default=30.0,
+        description="Seconds an event claimed by a node that went silent waits before another "
+        "node takes it over (never less than the function's timeout plus 2 s).",
+    )
 
     @field_validator("redis")
     @classmethod

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
@@ -28,6 +28,9 @@ from edge.invoke.queue import EventQueue, NewEvent
 from edge.lambda_service import NotFound
 from edge.traces import new_trace_header
 from sandbox import FunctionCodeInvalid, FunctionError, FunctionThrottled, InvocationResult
+
+if TYPE_CHECKING:
+    from edge.cluster import Cluster
 
 logger = logging.getLogger("edge.invoke")
 
@@ -50,6 +53,7 @@ class InvokeService:
         wasm_cache_dir: str | None = None,
         logs: FunctionLogs | None = None,
         clock: Callable[[], float] = time.time,
+        cluster: Cluster | None = None,
     ) -> None:
         self.config = config
         self.limiter = limiter or ConcurrencyLimiter.from_config(config)
@@ -58,7 +62,8 @@ class InvokeService:
             config, logs=logs, wasm_cache_dir=wasm_cache_dir
         )
         self._clock = clock
-        self.queue = EventQueue(config.invoke.queue_path)
+        self._cluster = cluster
+        self.queue = self._event_queue(config, cluster)
         self.outbox = Outbox(self.queue, base_dir=config.base_dir, clock=clock)
         self.dispatcher = Dispatcher(
             self.queue,
@@ -89,6 +94,21 @@ class InvokeService:
         replaced, _ = await self.registry.update(config, replace=replace)
         self.dispatcher.use_functions(config.functions, config.invoke)
         return replaced
+
+    def _event_queue(self, config: EdgeConfig, cluster: Cluster | None) -> EventQueue:
+        """The node's SQLite queue, or with `[cluster]` the streams every node shares."""
+        if cluster is None or config.cluster.async_queue != "redis":
+            return EventQueue(config.invoke.queue_path)
+        from edge.invoke.stream_queue import StreamQueue
+
+        return StreamQueue(
+            config.invoke.queue_path,
+            cluster,
+            functions={name: self.timeout_of(name) for name in config.functions},
+            consumer=cluster.node_id,
+            visibility_seconds=config.cluster.event_visibility,
+            clock=self._clock,
+        )
 
     def function_config(self, name: str) -> FunctionConfig | None:
         return self.config.functions.get(name)
@@ -204,6 +224,8 @@ class InvokeService:
             if not self.config.functions:
                 yield
                 return
+            if self._cluster is not None:
+                await self._cluster.start()  # a no-op when the admin app started it
             recovered = await self.queue.open()
             self._queue_open = True
             if recovered:

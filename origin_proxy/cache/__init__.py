@@ -7,25 +7,33 @@ from origin_proxy.cache.layer import HttpCache, Lookup, Next, Outcome, Verdict
 from origin_proxy.cache.policy import (
     CacheKey,
     CachePolicy,
+    Freshness,
     announce_surrogate,
+    selecting_values,
     without_validators,
 )
 from origin_proxy.cache.store import CacheStats, CacheStore, Entry, StoreWriter
+from origin_proxy.cache.tier import Claim, Found, SharedTier
 
 __all__ = [
     "CacheKey",
     "CachePolicy",
     "CacheStats",
     "CacheStore",
+    "Claim",
     "Collapser",
     "Entry",
     "Flight",
+    "Found",
+    "Freshness",
     "HttpCache",
     "Lookup",
     "Next",
     "Outcome",
+    "SharedTier",
     "StoreWriter",
     "Verdict",
     "announce_surrogate",
+    "selecting_values",
     "without_validators",
 ]

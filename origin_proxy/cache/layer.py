@@ -37,6 +37,7 @@ from origin_proxy.cache.policy import (
     CacheKey,
     CachePolicy,
     RequestDirectives,
+    Storable,
     answer_conditions,
     assess_response,
     cache_key,
@@ -52,6 +53,7 @@ from origin_proxy.cache.policy import (
     with_age,
 )
 from origin_proxy.cache.store import CacheStats, CacheStore, Entry, StoreWriter
+from origin_proxy.cache.tier import Claim, SharedTier
 from origin_proxy.fields import if_range_holds, parse_byte_range
 from origin_proxy.message import Headers, OriginResponse
 
@@ -127,15 +129,22 @@ class Lookup:
     refresh: bool = False
     flight: Flight | None = None
     request_time: float = 0.0
+    # The shared tier's claim on this key (every node's misses wait for this fetch).
+    claim: Claim | None = None
+    tier: SharedTier | None = None
 
     def release(self) -> None:
         """Let requests waiting on this one go (their own way). Idempotent."""
         if self.flight is not None:
             self.flight.release(False)
+        if self.claim is not None and self.tier is not None:
+            claim, self.claim = self.claim, None
+            self.tier.release(claim)
 
 
 class HttpCache:
-    """The cache of one edge: a store, request collapsing and a clock (epoch seconds)."""
+    """The cache of one edge: a store, request collapsing and a clock (epoch seconds).
+    `shared`: a second level several edges share, asked on a local miss (see `tier`)."""
 
     def __init__(
         self,
@@ -143,10 +152,12 @@ class HttpCache:
         *,
         collapser: Collapser | None = None,
         clock: Callable[[], float] = time.time,
+        shared: SharedTier | None = None,
     ) -> None:
         self.store = store
         self.collapser = collapser
         self.clock = clock
+        self.shared = shared
 
     # -- 1. lookup ---------------------------------------------------------------------------
 
@@ -180,13 +191,44 @@ class HttpCache:
         flight = await collapser.join(key)
         if flight is not None:
             found.flight = flight
+            if self.shared is not None and found.outcome is Outcome.MISS:
+                found = await self._from_shared(self.shared, found)
             return self._count(found)
         # Another request fetched this key meanwhile: its answer may be stored now.
         self.store.stats.collapsed += 1
         again = self._consult(policy, method, key, normalized, directives)
         if again.outcome is Outcome.STALE:
             again.refresh = False
+        elif again.outcome is Outcome.MISS and self.shared is not None:
+            # Not kept here (no room, or the leader gave up): the shared tier may have it.
+            again = await self._from_shared(self.shared, again, lead=False)
         return self._count(again)
+
+    async def _from_shared(self, tier: SharedTier, look: Lookup, *, lead: bool = True) -> Lookup:
+        """A local miss this request leads: the shared tier's copy (kept locally too, and
+        judged as a stored response), or its claim to fetch for every node."""
+        assert look.key is not None
+        found = await tier.find(look.key, look.request_headers, lead=lead)
+        if found.entry is None:
+            look.claim = found.claim
+            look.tier = tier
+            return look
+        shared = found.entry
+        self.store.stats.shared_hits += 1
+        kept = self.store.store(
+            shared.key, shared.status, shared.reason,
+            Storable(shared.freshness, shared.headers, shared.vary),
+            look.request_headers, shared.body or b"",
+        )  # fmt: skip
+        if look.flight is not None:
+            look.flight.release(kept is not None)  # local followers find it stored
+            look.flight = None
+        again = self._judge(
+            look.policy, look.method, look.key, look.request_headers, look.directives,
+            shared if kept is None else kept,
+        )  # fmt: skip
+        again.refresh = False
+        return again
 
     def _consult(
         self,
@@ -196,8 +238,19 @@ class HttpCache:
         headers: Headers,
         directives: RequestDirectives,
     ) -> Lookup:
-        now = self.clock()
         entry = self.store.select(key, headers)
+        return self._judge(policy, method, key, headers, directives, entry)
+
+    def _judge(
+        self,
+        policy: CachePolicy,
+        method: str,
+        key: CacheKey,
+        headers: Headers,
+        directives: RequestDirectives,
+        entry: Entry | None,
+    ) -> Lookup:
+        now = self.clock()
         if entry is not None and entry.status == 206 and _part_for(headers, entry) is None:
             entry = None  # a stored part answers only Range requests inside it
         look = Lookup(Outcome.MISS, policy, method, key, headers, headers, directives)
@@ -468,11 +521,19 @@ class HttpCache:
         length = _content_length(response_headers)
         # The writer takes the flight over: waiters go when the entry is visible (or not kept).
         flight, lookup.flight = lookup.flight, None
-        return self.store.begin(
+        on_done: Callable[[bool], None] | None = None if flight is None else flight.release
+        tier = self.shared
+        begun: list[StoreWriter] = []  # the writer, once `begin` returned it
+        if tier is not None:
+            claim, lookup.claim = lookup.claim, None
+            on_done = _sharing(tier, claim, flight, begun)
+        writer = self.store.begin(
             lookup.key, status, reason, storable, lookup.request_headers,
-            content_length=length,
-            on_done=None if flight is None else flight.release,
+            content_length=length, on_done=on_done,
         )  # fmt: skip
+        if writer is not None:
+            begun.append(writer)
+        return writer
 
     # -- invalidation ------------------------------------------------------------------------
 
@@ -486,6 +547,9 @@ class HttpCache:
     ) -> int:
         """RFC 9111 §4.4: after a successful unsafe request, drop what it may have changed."""
         targets = invalidated_paths(method, status, path, authority, response_headers)
+        if self.shared is not None:
+            for target in targets:
+                self.shared.remove_path(target)
         return sum(self.store.remove_path(target) for target in targets)
 
     def invalidate(self, pattern: str | bytes) -> int:
@@ -495,7 +559,10 @@ class HttpCache:
     async def invalidate_paths(self, patterns: Sequence[str | bytes]) -> int:
         """A CloudFront invalidation batch (exact paths and `prefix*`s) in one pass over the
         store, pausing between slices so the requests in flight keep being served; the number
-        of stored responses removed."""
+        of stored responses removed. The shared tier goes first, so that this cache cannot
+        fetch back from it what it has just dropped."""
+        if self.shared is not None:
+            await self.shared.invalidate(patterns)
         removed = 0
         for count in self.store.invalidation(patterns):
             removed += count
@@ -504,6 +571,24 @@ class HttpCache:
 
     def stats(self) -> CacheStats:
         return self.store.snapshot()
+
+
+def _sharing(
+    tier: SharedTier, claim: Claim | None, flight: Flight | None, writer: list[StoreWriter]
+) -> Callable[[bool], None]:
+    """A writer's `on_done`: offer what was stored to the shared tier (or give the claim
+    back), then let the local followers go. `writer` holds the writer once there is one."""
+
+    def done(stored: bool) -> None:
+        entry = writer[0].entry if writer else None
+        if stored and entry is not None:
+            tier.publish(entry, claim)
+        elif claim is not None:
+            tier.release(claim)
+        if flight is not None:
+            flight.release(stored)
+
+    return done
 
 
 def _head_matches(entry: Entry, head_headers: Headers) -> bool:

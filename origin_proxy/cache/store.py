@@ -115,6 +115,7 @@ class CacheStats:
     evictions: int = 0
     invalidated: int = 0
     collapsed: int = 0
+    shared_hits: int = 0  # local misses the shared tier answered
     entries: int = 0
     memory_bytes: int = 0
     disk_bytes: int = 0
@@ -392,6 +393,7 @@ class CacheStore:
             evictions=stats.evictions,
             invalidated=stats.invalidated,
             collapsed=stats.collapsed,
+            shared_hits=stats.shared_hits,
             entries=len(self._memory),
             memory_bytes=int(self._memory.currsize) + self._memory_in_flight,
             disk_bytes=int(self._disk.currsize) + self._disk_in_flight,

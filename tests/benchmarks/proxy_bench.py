@@ -157,6 +157,9 @@ const { Miniflare } = require(process.argv[2]);
 
 # Targets (issue figures). Throughput shares are of req/s in the same run.
 CACHE_HIT_GOAL = 0.50  # edge cache hits vs nginx proxy_cache hits
+# Local-tier hits with [cluster] on vs the same row without: a hit must not touch Redis.
+CLUSTER_HIT_GOAL = 0.90
+REDIS_SERVER = "redis-server"
 FORWARD_GOAL = 0.30  # edge forwarding (cache off) vs the nginx reverse proxy
 DIRECTORY_GOAL = 0.30  # edge directory origin vs nginx serving the file
 PYTHON_HOOK_GOAL = 0.75  # a warm Python hook vs the same row without it
@@ -379,6 +382,7 @@ class Bench:
     processes: list[Process] = field(default_factory=list)
     _origin: Process | None = None
     _origin_url: str = ""
+    redis_url: str = ""
 
     @property
     def docroot(self) -> Path:
@@ -683,6 +687,77 @@ def start_edge_cache(bench: Bench, engine: str | None = None) -> Started:
     return Started(started.url, started.owned, started.watched, bench.cacheable_fetches)
 
 
+def start_redis(bench: Bench) -> str:
+    """A redis-server for the cluster rows (one per run, stopped with the rest); its URL."""
+    if bench.redis_url:
+        return bench.redis_url
+    binary = which(REDIS_SERVER)
+    if binary is None:
+        raise StartFailed("redis-server is not installed: the cluster rows cannot run")
+    port = free_port()
+    process = bench.spawn(
+        "redis",
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    )
+    bench._await_ready(process, lambda: port if accepts(port) else None)
+    bench.redis_url = f"redis://127.0.0.1:{port}/0"
+    return bench.redis_url
+
+
+# Node B of the cross-node row keeps nothing itself. Both nodes key without the Host (a
+# CloudFront policy): behind a load balancer they would see one Host, here each its own port.
+_SHARED_ONLY = "[cache]\nmemory_bytes = 0\n"
+_HOSTLESS_KEY = '[[behaviors]]\npath = "*"\norigin = "origin"\ncache = "caching-optimized"\n\n'
+
+
+def _cluster_edge(
+    bench: Bench, name: str, node: str, engine: str | None, *, prefix: str, cache: str = ""
+) -> Started:
+    """An edge node of the bench's cluster in front of the cacheable origin."""
+    redis = start_redis(bench)
+    config = bench.root / f"{name}.toml"
+    config.write_text(
+        f'[origins.origin]\nurl = "{bench.cacheable_origin_url()}"\n\n'
+        f'[cluster]\nredis = "{redis}"\nnode_id = "{node}"\nkey_prefix = "{prefix}:"\n\n'
+        f"{cache}"
+    )
+    return bench.start_edge(name, str(config), behind_origin=True, engine=engine)
+
+
+def start_edge_cluster_cache(bench: Bench, engine: str | None = None) -> Started:
+    """`edge-cache` with `[cluster]` on: the same hits, from each worker's own tier."""
+    name = f"edge-cluster-cache-{engine}" if engine else "edge-cluster-cache"
+    started = _cluster_edge(bench, name, "a", engine, prefix=name)
+    try:
+        warm_until_hit(started.url + FILE_PATH, "x-cache", "Hit from edge")
+    except StartFailed:
+        for process in started.owned:
+            bench.stop(process)
+        raise
+    return Started(started.url, started.owned, started.watched, bench.cacheable_fetches)
+
+
+def start_edge_cluster_shared(bench: Bench, engine: str | None = None) -> Started:
+    """Two nodes: node A fetches the file (and so stores it in the shared tier); the load
+    goes to node B, whose own tier keeps nothing (`memory_bytes = 0`), so every request is a
+    cross-node hit answered from Redis."""
+    name = f"edge-cluster-shared-{engine}" if engine else "edge-cluster-shared"
+    first = _cluster_edge(bench, name + "-a", "a", engine, prefix=name, cache=_HOSTLESS_KEY)
+    owned: tuple[Process, ...] = first.owned
+    try:
+        warm_until_hit(first.url + FILE_PATH, "x-cache", "Hit from edge")
+        second = _cluster_edge(
+            bench, name + "-b", "b", engine, prefix=name, cache=_HOSTLESS_KEY + _SHARED_ONLY
+        )
+        owned = (*second.owned, *first.owned)
+        warm_until_hit(second.url + FILE_PATH, "x-cache", "Hit from edge")
+    except StartFailed:
+        for process in owned:
+            bench.stop(process)
+        raise
+    return Started(second.url, owned, second.watched, bench.cacheable_fetches)
+
+
 def start_edge_forward(bench: Bench, engine: str) -> Started:
     return bench.start_edge_uncached(
         f"edge-proxy-{engine}", {"url": bench.origin_url()}, engine=engine
@@ -875,6 +950,18 @@ TARGETS: tuple[Target, ...] = (
         "edge, cache hits",
         start_edge_cache,
         lambda engine: Comparison("nginx-cache", "nginx cache", CACHE_HIT_GOAL),
+    ),
+    *_edge_rows(
+        "edge-cluster-cache",
+        "edge, cache hits with Redis configured (in-memory tier hits)",
+        start_edge_cluster_cache,
+        lambda engine: Comparison(f"edge-cache-{engine}", "no cluster", CLUSTER_HIT_GOAL),
+    ),
+    *_edge_rows(
+        "edge-cluster-shared",
+        "edge, cross-node hits (shared tier)",
+        start_edge_cluster_shared,
+        lambda engine: Comparison(f"edge-cache-{engine}", "local hits"),
     ),
     Target("hello", "bare Starlette app (ceiling)", Bench.start_hello, default=False),
 )
