@@ -121,7 +121,7 @@ RUNTIMES = sorted(
     if (p / "__init__.py").is_file() and p.name != "runtime"
 )
 # The runtimes whose environments are processes, and so use the pool of environments.
-PROCESS_RUNTIMES = {"node_worker", "python_worker"}
+PROCESS_RUNTIMES = {"node_worker", "provided_worker", "python_worker"}
 SANDBOX_MODULES = {
     f"sandbox.{p.stem}" for p in (REPO / "sandbox").glob("*.py") if p.name != "__init__.py"
 }

@@ -506,7 +506,8 @@ class FramedEnvironment:
     def _init_failure(self, init: _InitReport, request_id: str, started: float) -> FunctionError:
         assert init.error is not None
         duration_ms = (time.monotonic() - started) * 1000.0
-        error_type = str(init.error.get("errorType", ""))
+        payload, output = self.init_error(init.error, request_id)
+        error_type = str(payload.get("errorType", ""))
         report = log_lines.report_line(
             request_id,
             duration_ms=duration_ms,
@@ -516,9 +517,19 @@ class FramedEnvironment:
             status="error",
             error_type=error_type,
         )
-        log = log_lines.invocation_log(request_id, self.spec.version, "", report, init.output)
+        log = log_lines.invocation_log(request_id, self.spec.version, output, report, init.output)
         self.kill()
-        return FunctionError(init.error, log=log, request_id=request_id, duration_ms=duration_ms)
+        return FunctionError(payload, log=log, request_id=request_id, duration_ms=duration_ms)
+
+    def init_error(self, error: dict[str, Any], request_id: str) -> tuple[dict[str, Any], str]:
+        """The error document of an invocation whose environment's Init failed with `error`
+        (what the runtime reported), and what the invocation's log shows of it (the runtime
+        logged its own error: nothing more)."""
+        return error, ""
+
+    def exit_message(self, wait_status: int | None) -> str:
+        """How Lambda words the end of a runtime process that exited with `wait_status`."""
+        return f"Runtime exited with error: {log_lines.exit_reason(wait_status)}"
 
     async def _failure(self, outcome: str, call: _Call) -> FunctionError | PoolClosed:
         """The error for an invocation whose process timed out, died or broke the protocol."""
@@ -570,10 +581,7 @@ class FramedEnvironment:
                 duration_ms,
                 output,
             )
-        message = (
-            f"RequestId: {request_id} Error: Runtime exited with error: "
-            f"{log_lines.exit_reason(status)}"
-        )
+        message = f"RequestId: {request_id} Error: {self.exit_message(status)}"
         return self._exit_failure(
             FunctionCrashed, "Runtime.ExitError", message, request_id, first, duration_ms, output
         )
