@@ -32,6 +32,7 @@ from sandbox import (
     FunctionSpec,
     InvocationResult,
     NodeFunctionSpec,
+    ProvidedFunctionSpec,
     Runtime,
     RuntimeHost,
     RuntimeStats,
@@ -187,7 +188,34 @@ def node_spec_for(
     )
 
 
-RuntimeSpec = FunctionSpec | NodeFunctionSpec | WasmFunctionSpec | CloudFrontJsSpec
+def provided_spec_for(
+    name: str, function: FunctionConfig, *, timeout_seconds: float
+) -> ProvidedFunctionSpec:
+    """A custom runtime's description of function `name` (the same keys as Python's, its
+    `code` the task root with the bootstrap, its handler only passed on)."""
+    python = spec_for(name, function, timeout_seconds=timeout_seconds)
+    return ProvidedFunctionSpec(
+        name=name,
+        handler=python.handler,
+        code_dir=python.code_dir,
+        memory_mb=python.memory_mb,
+        timeout_seconds=python.timeout_seconds,
+        environment=python.environment,
+        max_concurrency=python.max_concurrency,
+        idle_seconds=python.idle_seconds,
+        provisioned=python.provisioned,
+        max_wait_seconds=python.max_wait_seconds,
+        max_environments=python.max_environments,
+        environment_wait_seconds=python.environment_wait_seconds,
+        network=python.network,
+        writable_paths=python.writable_paths,
+        ephemeral_storage_mb=python.ephemeral_storage_mb,
+    )
+
+
+RuntimeSpec = (
+    FunctionSpec | NodeFunctionSpec | ProvidedFunctionSpec | WasmFunctionSpec | CloudFrontJsSpec
+)
 
 
 def cloudfront_spec_for(
@@ -221,6 +249,8 @@ def runtime_spec_for(
         return wasm_spec_for(name, function, timeout_seconds=timeout_seconds)
     if function.is_nodejs:
         return node_spec_for(name, function, timeout_seconds=timeout_seconds, state_dir=state_dir)
+    if function.is_provided:
+        return provided_spec_for(name, function, timeout_seconds=timeout_seconds)
     return spec_for(name, function, timeout_seconds=timeout_seconds, state_dir=state_dir)
 
 
@@ -293,7 +323,7 @@ class FunctionRegistry:
         self._code_dirs = [
             function.code_dir_and_handler[0].resolve()
             for function in config.functions.values()
-            if function.runtime == "python" or function.is_nodejs
+            if function.runtime == "python" or function.is_nodejs or function.is_provided
         ]
         self.info: dict[str, FunctionInfo] = {}
         # Admitted invocations running now and the most at once, by function.

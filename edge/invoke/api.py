@@ -91,7 +91,7 @@ def _client_context(header: str | None) -> dict[str, Any] | None:
 def _runtime_name(function: FunctionConfig) -> str:
     if function.runtime == "wasm":
         return "provided"
-    if function.is_nodejs:
+    if function.is_nodejs or function.is_provided:
         return function.runtime
     return f"python{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -101,7 +101,9 @@ def _code_sha256(function: FunctionConfig) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     path = function.module
-    if path is None and function.code is not None and function.handler:
+    if function.is_provided and function.code is not None:
+        path = function.code / "bootstrap"
+    elif path is None and function.code is not None and function.handler:
         module = function.handler.rpartition(".")[0].replace(".", "/")
         path = function.code / f"{module}.py"
         if function.is_nodejs:
@@ -135,7 +137,9 @@ class FunctionDescriptions:
         function = self._service.config.functions[name]
         sha, size = _code_sha256(function)
         handler = (
-            function.handler if function.runtime == "python" or function.is_nodejs else "handler"
+            function.handler
+            if function.runtime == "python" or function.is_nodejs or function.is_provided
+            else "handler"
         )
         document: dict[str, Any] = {
             "FunctionName": name,
