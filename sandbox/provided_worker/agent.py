@@ -159,9 +159,12 @@ def _error(status: int, error_type: str, message: str, *, close: bool = False) -
     return _response(status, _json({"errorMessage": message, "errorType": error_type}), close=close)
 
 
-async def _read_request(reader: asyncio.StreamReader, max_body: int) -> Request | None:
+async def _read_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_body: int
+) -> Request | None:
     """The next request on a connection (None at its end); a body over `max_body` is read and
-    dropped (`too_large`)."""
+    dropped (`too_large`). A client that expects `100 Continue` (curl, for a large body) gets
+    it at once."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as exc:
@@ -187,6 +190,8 @@ async def _read_request(reader: asyncio.StreamReader, max_body: int) -> Request 
         parts[2] == "HTTP/1.1" or "keep-alive" in connection
     )
     request = Request(parts[0], parts[1], headers, keep_alive)
+    if headers.get("expect", "").lower() == "100-continue":
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     if "chunked" in headers.get("transfer-encoding", "").lower():
         await _read_chunked(reader, request, max_body)
     else:
@@ -318,6 +323,7 @@ class Agent:
         os.set_blocking(read_end, False)
         self.pipe = read_end
         self.started = time.monotonic()
+        os.chdir(config["code_dir"])  # the bootstrap's working directory: the task root
         bootstrap = config["bootstrap"]
         try:
             # posix_spawn returns once the bootstrap is exec'd: it never waits for it.
@@ -396,7 +402,7 @@ class Agent:
         try:
             while True:
                 try:
-                    request = await _read_request(reader, self.max_result_bytes)
+                    request = await _read_request(reader, writer, self.max_result_bytes)
                 except BadRequest as exc:
                     writer.write(_error(400, "InvalidRequest", str(exc), close=True))
                     break

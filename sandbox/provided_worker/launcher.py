@@ -155,6 +155,7 @@ class ProvidedLauncher:
         port = RUNTIME_API_PORT if self._level == "namespaces" and not spec.network else 0
         settings: dict[str, Any] = {
             "bootstrap": str(spec.bootstrap),
+            "code_dir": str(spec.code_dir.resolve()),
             "port": port,
             "env": environment_variables(
                 stream_name=log_stream_name(spec.version, uuid.uuid4().hex, time.time()),

@@ -56,6 +56,7 @@ _LOST = "lost"
 _EXPIRED = "expired"
 _VIOLATED = "violated"
 _EXIT_STATUS_WAIT_SECONDS = 2.0
+_OWN_EXIT_WAIT_SECONDS = 0.5
 
 
 class FramedSpec(Protocol):
@@ -561,13 +562,21 @@ class FramedEnvironment:
             }
             return FunctionTimeout(payload, log=log, request_id=request_id, duration_ms=duration_ms)
         # The process died: its wait status names how, and its last words whether memory ran out.
-        self.kill()
+        # Its socket closes as it exits: a moment for its own status before the kill's (a
+        # sandbox reports its child's exit just after).
         status: int | None = None
-        wait_seconds = min(
-            _EXIT_STATUS_WAIT_SECONDS, max(0.05, invocation.deadline - time.monotonic())
-        )
+        remaining = max(0.05, invocation.deadline - time.monotonic())
         with contextlib.suppress(TimeoutError):
-            status = await asyncio.wait_for(asyncio.shield(self.process.exited), wait_seconds)
+            status = await asyncio.wait_for(
+                asyncio.shield(self.process.exited), min(_OWN_EXIT_WAIT_SECONDS, remaining)
+            )
+        self.kill()
+        if status is None:
+            with contextlib.suppress(TimeoutError):
+                status = await asyncio.wait_for(
+                    asyncio.shield(self.process.exited),
+                    min(_EXIT_STATUS_WAIT_SECONDS, remaining),
+                )
         duration_ms = (time.monotonic() - started) * 1000.0
         output = self.process.read_output(spec.max_log_bytes)
         if any(mark in output for mark in self.out_of_memory_marks):
