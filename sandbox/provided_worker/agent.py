@@ -246,16 +246,28 @@ def _trace_id(epoch: float) -> str:
     return f"Root=1-{int(epoch):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
 
 
-def _peak_memory_mb(pid: int) -> int:
-    """The bootstrap's peak resident set (VmHWM), in MB; the agent's own when it is gone."""
-    with (
-        contextlib.suppress(OSError, ValueError, IndexError),
-        open(f"/proc/{pid}/status", "rb") as status,
-    ):
-        for line in status:
-            if line.startswith(b"VmHWM:"):
-                return int(line.split()[1]) // 1024
-    return 0
+class Memory:
+    """The bootstrap's peak resident set (VmHWM), in MB, from its /proc status, kept open (one
+    read per answer); the agent's own before the bootstrap started."""
+
+    def __init__(self) -> None:
+        self.fd = -1
+
+    def watch(self, pid: int) -> None:
+        with contextlib.suppress(OSError):
+            self.fd = os.open(f"/proc/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+
+    def peak_mb(self) -> int:
+        try:
+            if self.fd < 0:
+                with open("/proc/self/status", "rb") as own:
+                    status = own.read()
+            else:
+                status = os.pread(self.fd, 8192, 0)
+            start = status.index(b"VmHWM:") + 6
+            return int(status[start : status.index(b"kB", start)]) // 1024
+        except (OSError, ValueError):
+            return 0
 
 
 class Agent:
@@ -274,6 +286,7 @@ class Agent:
         self.pending: tuple[dict[str, Any], bytes] | None = None
         self.current: tuple[dict[str, Any], float] | None = None
         self.next_waiter: asyncio.Future[None] | None = None
+        self.memory = Memory()
         self.done = self.loop.create_future()
         # The bootstrap's exit status (negative: the signal that ended it), the agent's own.
         self.exit_code = 0
@@ -346,6 +359,7 @@ class Agent:
             )
             return
         os.close(write_end)
+        self.memory.watch(self.bootstrap_pid)
         self.loop.add_reader(read_end, self.copy_output)
         pidfd = os.pidfd_open(self.bootstrap_pid)
         self.loop.add_reader(pidfd, self.bootstrap_exited, pidfd)
@@ -355,7 +369,7 @@ class Agent:
         if not isinstance(document, dict):
             document = {"errorMessage": message, "errorType": error_type}
         init_ms = (time.monotonic() - self.started) * _MILLIS
-        memory = _peak_memory_mb(self.bootstrap_pid or os.getpid())
+        memory = self.memory.peak_mb()
         self.send(KIND_INIT, {"i": init_ms, "m": memory}, _json(document))
 
     def copy_output(self) -> None:
@@ -451,7 +465,7 @@ class Agent:
         if self.state == "Started":
             self.state = "Ready"
             init_ms = (time.monotonic() - self.started) * _MILLIS
-            self.send(KIND_INIT, {"i": init_ms, "m": _peak_memory_mb(self.bootstrap_pid)})
+            self.send(KIND_INIT, {"i": init_ms, "m": self.memory.peak_mb()})
         elif self.state != "Ready" or self.next_waiter is not None:
             return self.forbidden("Ready")
         while self.pending is None:
@@ -493,7 +507,7 @@ class Agent:
         self.current = None
         self.state = "Ready"
         duration_ms = (time.monotonic() - started) * _MILLIS
-        memory = {"d": duration_ms, "m": _peak_memory_mb(self.bootstrap_pid)}
+        memory = {"d": duration_ms, "m": self.memory.peak_mb()}
         if request.too_large:
             limit = self.max_result_bytes
             document = {
