@@ -161,15 +161,32 @@ def test_a_response_over_the_payload_limit_is_413_and_fails_the_invocation() -> 
     assert after == {"previous": "413 RequestEntityTooLarge"}  # the environment serves on
 
 
-def test_an_error_report_is_the_functions_error_document() -> None:
-    [error] = _invoke_each(_spec("error"), [b"{}"])
+@pytest.mark.parametrize(
+    ("handler", "document"),
+    [
+        pytest.param(
+            "error",
+            {
+                "errorMessage": "the shell failed",
+                "errorType": "Custom.Failure",
+                "stackTrace": ["bootstrap line 1"],
+            },
+            id="document",
+        ),
+        pytest.param(
+            "error-plain",
+            {"errorMessage": "plain words", "errorType": "Runtime.Unknown"},
+            id="header-only",
+        ),
+    ],
+)
+def test_an_error_report_is_the_functions_error_document(
+    handler: str, document: dict[str, Any]
+) -> None:
+    [error] = _invoke_each(_spec(handler), [b"{}"])
     assert type(error) is FunctionError
-    assert error.payload == {
-        "errorMessage": "the shell failed",
-        "errorType": "Custom.Failure",
-        "stackTrace": ["bootstrap line 1"],
-    }
-    assert "invocation 1 of error\nEND RequestId: " in error.log
+    assert error.payload == document
+    assert f"invocation 1 of {handler}\nEND RequestId: " in error.log
 
 
 @pytest.mark.parametrize(

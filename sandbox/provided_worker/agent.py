@@ -422,7 +422,12 @@ class Agent:
                     break
                 if request is None:
                     break
-                writer.write(await self.handle(request))
+                try:
+                    answer = await self.handle(request)
+                except Exception as exc:  # noqa: BLE001 - the agent's own fault: Lambda's 500
+                    os.write(2, f"runtime API: {type(exc).__name__}: {exc}\n".encode())
+                    answer = _error(500, "InternalServerError", "Internal Server Error")
+                writer.write(answer)
                 if not request.keep_alive:
                     break
                 await writer.drain()
@@ -528,19 +533,31 @@ class Agent:
         return _response(202, _json({"status": "OK"}))
 
 
+def _error_type(header: str, default_type: str) -> str:
+    """The `Lambda-Runtime-Function-Error-Type` header as Lambda keeps it: `Runtime.X` and
+    `Function.X` names pass, another `Function.` one is `Function.Unknown`, anything else
+    `Runtime.Unknown` (`default_type` when there is none)."""
+    if not header:
+        return default_type
+    category, dot, reason = header.partition(".")
+    if dot and reason and category in ("Runtime", "Function"):
+        return header
+    return "Function.Unknown" if category == "Function" else "Runtime.Unknown"
+
+
 def _error_document(request: Request, default_type: str) -> dict[str, Any]:
     """Lambda's error document from a runtime's error report: its JSON body, the error type
-    header when the body names none (or is no JSON object)."""
-    header = request.headers.get(ERROR_TYPE_HEADER, "")
+    header (see `_error_type`) when the body names none (or is no JSON object)."""
+    header = _error_type(request.headers.get(ERROR_TYPE_HEADER, ""), default_type)
     try:
         document = json.loads(request.body) if request.body else None
     except ValueError:
         document = None
     if not isinstance(document, dict):
         text = request.body.decode("utf-8", "replace")
-        return {"errorMessage": text, "errorType": header or default_type}
+        return {"errorMessage": text, "errorType": header}
     if not document.get("errorType"):
-        document["errorType"] = header or default_type
+        document["errorType"] = header
     document.setdefault("errorMessage", "")
     return document
 
