@@ -625,16 +625,19 @@ def _one_shot_spec(
         folder = Path(target)
         if not folder.is_dir():
             raise click.BadParameter(f"no such folder: {target} (a custom runtime is a folder)")
-        return ProvidedFunctionSpec(
-            name=re.sub(r"[^A-Za-z0-9_-]", "-", folder.resolve().name)[:64] or "function",
-            handler=handler or "",
-            code_dir=folder.resolve(),
-            memory_mb=memory,
-            timeout_seconds=timeout,
-            environment=environment,
-            max_concurrency=1,
-            spare_environments=0,
-        )
+        try:
+            return ProvidedFunctionSpec(
+                name=re.sub(r"[^A-Za-z0-9_-]", "-", folder.resolve().name)[:64] or "function",
+                handler=handler or "",
+                code_dir=folder.resolve(),
+                memory_mb=memory,
+                timeout_seconds=timeout,
+                environment=environment,
+                max_concurrency=1,
+                spare_environments=0,
+            )
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
     if target.endswith((".wasm", ".wat")):
         module = Path(target)
         if not module.is_file():
@@ -802,7 +805,8 @@ def _one_shot_event(event_path: Path | None, trigger: str | None) -> tuple[bytes
 @click.option(
     "--memory",
     type=click.IntRange(1, 10240),
-    help="Memory limit in MB (Python, Node.js: at least 128; default 128, for NAME: its memory).",
+    help="Memory limit in MB (Python, Node.js, custom runtimes: at least 128; default 128, for "
+    "NAME: its memory).",
 )
 @click.option(
     "--env",

@@ -1,8 +1,9 @@
 """The function registry: one runtime object per configured function, behind one door.
 
 Each function gets the `sandbox.Runtime` its configuration asks for, made by one
-`sandbox.RuntimeHost`: Python and Node.js functions an execution-environment pool each, each
-Python pool with its own zygote and each Node.js environment a `node` process of its own, all
+`sandbox.RuntimeHost`: Python, Node.js and custom-runtime functions an execution-environment
+pool each, each Python pool with its own zygote, each Node.js environment a `node` process of
+its own and each custom-runtime environment its `bootstrap` behind a Runtime API agent, all
 confined by the `[sandbox]` policy to that function's code and network (one function's
 environments cannot reach another's, and a zygote that dies is relaunched for its function
 alone); WASM functions share one wasmtime engine and its compiled module cache. The
