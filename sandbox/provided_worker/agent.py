@@ -499,6 +499,8 @@ class Agent:
         if self.state != "Started":
             return self.forbidden("InitError")
         document = _error_document(request, "Runtime.Unknown")
+        if request.too_large or len(_json(document)) > self.max_result_bytes:
+            document = {"errorMessage": "", "errorType": str(document.get("errorType", ""))[:64]}
         self.init_failed(str(document.get("errorType", "")), "", document)
         return _response(202, _json({"status": "OK"}))
 
@@ -513,7 +515,10 @@ class Agent:
         self.state = "Ready"
         duration_ms = (time.monotonic() - started) * _MILLIS
         memory = {"d": duration_ms, "m": self.memory.peak_mb()}
-        if request.too_large:
+        error = b""
+        if outcome == "error" and not request.too_large:
+            error = _json(_error_document(request, "Runtime.Unknown"))
+        if request.too_large or len(error) > self.max_result_bytes:
             limit = self.max_result_bytes
             document = {
                 "errorMessage": f"Response payload size exceeded maximum allowed payload size "
@@ -529,7 +534,7 @@ class Agent:
         if outcome == "response":
             self.send(KIND_RESULT, memory, request.body)
         else:
-            self.send(KIND_ERROR, memory, _json(_error_document(request, "Runtime.Unknown")))
+            self.send(KIND_ERROR, memory, error)
         return _response(202, _json({"status": "OK"}))
 
 
