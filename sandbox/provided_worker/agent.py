@@ -242,7 +242,8 @@ _SIGNAL_NAMES = {6: "aborted", 9: "killed", 11: "segmentation fault", 15: "termi
 
 
 def _trace_id(epoch: float) -> str:
-    """An X-Ray trace header as Lambda passes one (not sampled: there is no daemon)."""
+    """An X-Ray trace header as Lambda passes one (not sampled: there is no daemon), for an
+    invocation that came without one (the host passes the request's own, `tr`)."""
     return f"Root=1-{int(epoch):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
 
 
@@ -487,7 +488,7 @@ class Agent:
             "Lambda-Runtime-Aws-Request-Id": meta["id"],
             "Lambda-Runtime-Deadline-Ms": str(meta["dl"]),
             "Lambda-Runtime-Invoked-Function-Arn": meta["arn"],
-            "Lambda-Runtime-Trace-Id": _trace_id(time.time()),
+            "Lambda-Runtime-Trace-Id": meta.get("tr") or _trace_id(time.time()),
         }
         if "cc" in meta:
             headers["Lambda-Runtime-Client-Context"] = json.dumps(meta["cc"])
