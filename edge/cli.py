@@ -681,6 +681,8 @@ _DEFAULT_MEMORY_MB = 128
 
 # The files `edge invoke` runs with Node.js (FILE.js::FUNC), as Lambda resolves a handler.
 _NODE_SUFFIXES = (".js", ".mjs", ".cjs")
+_CLOUDFRONT_RUNTIMES = ("cloudfront-js-2.0", "cloudfront-js-1.0")
+_PROVIDED_RUNTIMES = ("provided", "provided.al2023", "provided.al2")
 
 
 def _one_shot_spec(
@@ -690,14 +692,34 @@ def _one_shot_spec(
     timeout: float | None,
     memory: int | None,
     environment: dict[str, str],
+    provided: bool = False,
+    handler: str | None = None,
 ) -> Any:
     """The sandbox spec of `edge invoke`'s TARGET: a handler (FILE.py::FUNC or MODULE.FUNC;
-    FILE.js::FUNC, or .mjs, .cjs, for Node.js), or a .wasm / .wat module."""
+    FILE.js::FUNC, or .mjs, .cjs, for Node.js), a .wasm / .wat module, or (`provided`) a
+    custom runtime's folder with its bootstrap."""
     from edge.config.handlers import parse_handler
-    from sandbox import FunctionSpec, NodeFunctionSpec, WasmFunctionSpec
+    from sandbox import FunctionSpec, NodeFunctionSpec, ProvidedFunctionSpec, WasmFunctionSpec
 
     timeout = timeout or _DEFAULT_TIMEOUT_SECONDS
     memory = memory or _DEFAULT_MEMORY_MB
+    if provided:
+        folder = Path(target)
+        if not folder.is_dir():
+            raise click.BadParameter(f"no such folder: {target} (a custom runtime is a folder)")
+        try:
+            return ProvidedFunctionSpec(
+                name=re.sub(r"[^A-Za-z0-9_-]", "-", folder.resolve().name)[:64] or "function",
+                handler=handler or "",
+                code_dir=folder.resolve(),
+                memory_mb=memory,
+                timeout_seconds=timeout,
+                environment=environment,
+                max_concurrency=1,
+                spare_environments=0,
+            )
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
     if target.endswith((".wasm", ".wat")):
         module = Path(target)
         if not module.is_file():
@@ -831,7 +853,7 @@ def _one_shot_event(event_path: Path | None, trigger: str | None) -> tuple[bytes
 
 
 @main.command()
-@click.argument("target", metavar="NAME|HANDLER|MODULE.wasm|FUNCTION.js")
+@click.argument("target", metavar="NAME|HANDLER|MODULE.wasm|FUNCTION.js|DIR")
 @click.option(
     "--config",
     "config_path",
@@ -865,7 +887,8 @@ def _one_shot_event(event_path: Path | None, trigger: str | None) -> tuple[bytes
 @click.option(
     "--memory",
     type=click.IntRange(1, 10240),
-    help="Memory limit in MB (Python, Node.js: at least 128; default 128, for NAME: its memory).",
+    help="Memory limit in MB (Python, Node.js, custom runtimes: at least 128; default 128, for "
+    "NAME: its memory).",
 )
 @click.option(
     "--env",
@@ -876,8 +899,15 @@ def _one_shot_event(event_path: Path | None, trigger: str | None) -> tuple[bytes
 )
 @click.option(
     "--runtime",
-    type=click.Choice(["cloudfront-js-2.0", "cloudfront-js-1.0"]),
-    help="A .js file's CloudFront Functions runtime (default: cloudfront-js-2.0).",
+    type=click.Choice([*_CLOUDFRONT_RUNTIMES, *_PROVIDED_RUNTIMES]),
+    help="A .js file's CloudFront Functions runtime (default: cloudfront-js-2.0); provided "
+    "(or provided.al2023, provided.al2): DIR is a custom runtime, its executable bootstrap "
+    "speaking Lambda's Runtime API (implied for a folder with a bootstrap).",
+)
+@click.option(
+    "--handler",
+    "handler",
+    help="A custom runtime's handler: passed to its bootstrap as _HANDLER.",
 )
 @click.option(
     "--kvs",
@@ -895,6 +925,7 @@ def invoke(
     memory: int | None,
     env_pairs: tuple[str, ...],
     runtime: str | None,
+    handler: str | None,
     kvs_path: Path | None,
 ) -> None:
     """Run one function once in a real execution environment, through the same runtimes as
@@ -910,6 +941,8 @@ def invoke(
     MODULE.wasm      a WASM module (.wasm or .wat)
     FUNCTION.js      a CloudFront Function (--runtime, --kvs): prints what it returned and
                      its compute utilization
+    DIR              a custom runtime (--runtime provided): a folder with an executable
+                     bootstrap that speaks Lambda's Runtime API (--handler: its _HANDLER)
 
     Prints the result JSON on stdout and the function's log on stderr. With a Lambda@Edge
     event (or --trigger), the result is checked as CloudFront checks it. Exits 1 when the
@@ -923,9 +956,14 @@ def invoke(
     from edge.function_logs import FunctionLogs
     from sandbox import FunctionError, RuntimeHost, SandboxError, invoke_once
 
-    if target.endswith(".js") or runtime is not None:
+    provided = runtime in _PROVIDED_RUNTIMES or (
+        runtime is None and (Path(target) / "bootstrap").is_file()
+    )
+    if not provided and (target.endswith(".js") or runtime is not None):
         _invoke_cloudfront_function(target, event_path, trigger, runtime, kvs_path)
         return
+    if handler is not None and not provided:
+        raise click.UsageError("--handler goes with a custom runtime (--runtime provided)")
     environment = {}
     for pair in env_pairs:
         key, sep, value = pair.partition("=")
@@ -933,7 +971,8 @@ def invoke(
             raise click.BadParameter(f"expected KEY=VALUE, found {pair!r}")
         environment[key] = value
     by_name = (
-        not target.endswith((".wasm", ".wat"))
+        not provided
+        and not target.endswith((".wasm", ".wat"))
         and not is_handler(target)
         and not target.rpartition("::")[0].endswith(_NODE_SUFFIXES)
     )
@@ -1002,7 +1041,13 @@ def invoke(
         )
     else:
         spec = _one_shot_spec(
-            target, abi=abi or "core", timeout=timeout, memory=memory, environment=environment
+            target,
+            abi=abi or "core",
+            timeout=timeout,
+            memory=memory,
+            environment=environment,
+            provided=provided,
+            handler=handler,
         )
     label = str(edge_event.trigger) if edge_event is not None else None
     if alb_origin is not None:

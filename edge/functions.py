@@ -1,8 +1,9 @@
 """The function registry: one runtime object per configured function, behind one door.
 
 Each function gets the `sandbox.Runtime` its configuration asks for, made by one
-`sandbox.RuntimeHost`: Python and Node.js functions an execution-environment pool each, each
-Python pool with its own zygote and each Node.js environment a `node` process of its own, all
+`sandbox.RuntimeHost`: Python, Node.js and custom-runtime functions an execution-environment
+pool each, each Python pool with its own zygote, each Node.js environment a `node` process of
+its own and each custom-runtime environment its `bootstrap` behind a Runtime API agent, all
 confined by the `[sandbox]` policy to that function's code and network (one function's
 environments cannot reach another's, and a zygote that dies is relaunched for its function
 alone); WASM functions share one wasmtime engine and its compiled module cache. The
@@ -36,6 +37,7 @@ from sandbox import (
     FunctionSpec,
     InvocationResult,
     NodeFunctionSpec,
+    ProvidedFunctionSpec,
     Runtime,
     RuntimeHost,
     RuntimeStats,
@@ -212,7 +214,34 @@ def node_spec_for(
     )
 
 
-RuntimeSpec = FunctionSpec | NodeFunctionSpec | WasmFunctionSpec | CloudFrontJsSpec
+def provided_spec_for(
+    name: str, function: FunctionConfig, *, timeout_seconds: float
+) -> ProvidedFunctionSpec:
+    """A custom runtime's description of function `name` (the same keys as Python's, its
+    `code` the task root with the bootstrap, its handler only passed on)."""
+    python = spec_for(name, function, timeout_seconds=timeout_seconds)
+    return ProvidedFunctionSpec(
+        name=name,
+        handler=python.handler,
+        code_dir=python.code_dir,
+        memory_mb=python.memory_mb,
+        timeout_seconds=python.timeout_seconds,
+        environment=python.environment,
+        max_concurrency=python.max_concurrency,
+        idle_seconds=python.idle_seconds,
+        provisioned=python.provisioned,
+        max_wait_seconds=python.max_wait_seconds,
+        max_environments=python.max_environments,
+        environment_wait_seconds=python.environment_wait_seconds,
+        network=python.network,
+        writable_paths=python.writable_paths,
+        ephemeral_storage_mb=python.ephemeral_storage_mb,
+    )
+
+
+RuntimeSpec = (
+    FunctionSpec | NodeFunctionSpec | ProvidedFunctionSpec | WasmFunctionSpec | CloudFrontJsSpec
+)
 
 
 def cloudfront_spec_for(
@@ -246,6 +275,8 @@ def runtime_spec_for(
         return wasm_spec_for(name, function, timeout_seconds=timeout_seconds)
     if function.is_nodejs:
         return node_spec_for(name, function, timeout_seconds=timeout_seconds, state_dir=state_dir)
+    if function.is_provided:
+        return provided_spec_for(name, function, timeout_seconds=timeout_seconds)
     return spec_for(name, function, timeout_seconds=timeout_seconds, state_dir=state_dir)
 
 
@@ -589,7 +620,7 @@ def _code_dirs(config: EdgeConfig) -> list[Path]:
     return [
         function.code_dir_and_handler[0].resolve()
         for function in config.functions.values()
-        if function.runtime == "python" or function.is_nodejs
+        if function.runtime == "python" or function.is_nodejs or function.is_provided
     ]
 
 

@@ -1,7 +1,8 @@
 """Execution environments for edge functions, behind one small async interface.
 
 `RuntimeHost().create(spec)` gives a function version's `Runtime` (a `FunctionSpec` runs in
-Python worker processes, a `NodeFunctionSpec` in `node` processes, a `WasmFunctionSpec` on
+Python worker processes, a `NodeFunctionSpec` in `node` processes, a `ProvidedFunctionSpec`
+(a custom runtime's `bootstrap`) behind a Runtime API agent, a `WasmFunctionSpec` on
 wasmtime): `start()`, `invoke(event, ...) -> InvocationResult`, `stats()`, `aclose()`, raising
 the errors exported here. Callers use
 `sandbox` through these names only. Exports are loaded on first use: the zygote imports this
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from sandbox.cloudfront_js.spec import CloudFrontJsSpec
     from sandbox.host import RuntimeHost, invoke_once
     from sandbox.node_worker.spec import NodeFunctionSpec
+    from sandbox.provided_worker.spec import ProvidedFunctionSpec
     from sandbox.python_worker.isolation import SandboxPolicy, probe_isolation
     from sandbox.python_worker.spec import FunctionSpec
     from sandbox.runtime.errors import (
@@ -56,6 +58,7 @@ __all__ = [
     "NodeFunctionSpec",
     "PayloadTooLarge",
     "PoolClosed",
+    "ProvidedFunctionSpec",
     "Runtime",
     "RuntimeHost",
     "RuntimeStats",
@@ -78,6 +81,7 @@ _MODULES = {
     "RuntimeHost": "sandbox.host",
     "invoke_once": "sandbox.host",
     "NodeFunctionSpec": "sandbox.node_worker.spec",
+    "ProvidedFunctionSpec": "sandbox.provided_worker.spec",
     "SandboxPolicy": "sandbox.python_worker.isolation",
     "probe_isolation": "sandbox.python_worker.isolation",
     "FunctionSpec": "sandbox.python_worker.spec",

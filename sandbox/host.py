@@ -3,6 +3,7 @@
 `RuntimeHost` owns what runtimes share (the wasmtime engine and its module cache, the isolation
 policy of Python zygotes, the log sink) and picks the runtime by the kind of spec: a
 `FunctionSpec` runs in Python worker processes, a `NodeFunctionSpec` in `node` processes, a
+`ProvidedFunctionSpec` (a custom runtime) as its own `bootstrap` behind a Runtime API agent, a
 `WasmFunctionSpec` on wasmtime, a `CloudFrontJsSpec` (a CloudFront Function) in process on
 QuickJS. A new runtime is one more spec type and one more branch here; its callers do not
 change.
@@ -16,6 +17,8 @@ from sandbox.cloudfront_js.function import CloudFrontFunction
 from sandbox.cloudfront_js.spec import CloudFrontJsSpec
 from sandbox.node_worker.function import NodeFunctionPool
 from sandbox.node_worker.spec import NodeFunctionSpec, check_node
+from sandbox.provided_worker.function import ProvidedFunctionPool
+from sandbox.provided_worker.spec import ProvidedFunctionSpec, check_bootstrap
 from sandbox.python_worker.code_check import check_handler
 from sandbox.python_worker.function import PythonFunctionPool
 from sandbox.python_worker.isolation import SandboxPolicy
@@ -27,7 +30,9 @@ from sandbox.wasm.engine import WasmEngine
 from sandbox.wasm.function import WasmFunction, link
 from sandbox.wasm.spec import WasmFunctionSpec
 
-RuntimeSpec = FunctionSpec | NodeFunctionSpec | WasmFunctionSpec | CloudFrontJsSpec
+RuntimeSpec = (
+    FunctionSpec | NodeFunctionSpec | ProvidedFunctionSpec | WasmFunctionSpec | CloudFrontJsSpec
+)
 
 
 class RuntimeHost:
@@ -58,6 +63,8 @@ class RuntimeHost:
             return WasmFunction(spec, engine=self._wasm_engine(), log_sink=sink)
         if isinstance(spec, NodeFunctionSpec):
             return NodeFunctionPool(spec, log_sink=sink, policy=self._isolation)
+        if isinstance(spec, ProvidedFunctionSpec):
+            return ProvidedFunctionPool(spec, log_sink=sink, policy=self._isolation)
         if isinstance(spec, CloudFrontJsSpec):
             return CloudFrontFunction(spec, log_sink=sink)
         return PythonFunctionPool(spec, log_sink=sink, sandbox=self._isolation)
@@ -66,15 +73,19 @@ class RuntimeHost:
         """Refuse code that cannot run at all, before serving: raises `FunctionCodeInvalid`
         naming the problem. Nothing of the function runs: a Python handler's module is found
         and parsed, and must define the function; a Node.js function needs its `node` and its
-        handler's module file; a WASM module is compiled and linked under its ABI (unless
-        `link_modules` is false: wasmtime's threads must not be started in a process that
-        forks workers afterwards). Each runtime brings its own check here. Blocking."""
+        handler's module file; a custom runtime its executable `bootstrap`; a WASM module is
+        compiled and linked under its ABI (unless `link_modules` is false: wasmtime's threads
+        must not be started in a process that forks workers afterwards). Each runtime brings
+        its own check here. Blocking."""
         if isinstance(spec, WasmFunctionSpec):
             if link_modules:
                 link(spec, self._wasm_engine())
             return
         if isinstance(spec, NodeFunctionSpec):
             check_node(spec)
+            return
+        if isinstance(spec, ProvidedFunctionSpec):
+            check_bootstrap(spec)
             return
         if isinstance(spec, CloudFrontJsSpec):
             CloudFrontFunction(spec).load()

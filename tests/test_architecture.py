@@ -121,7 +121,7 @@ RUNTIMES = sorted(
     if (p / "__init__.py").is_file() and p.name != "runtime"
 )
 # The runtimes whose environments are processes, and so use the pool of environments.
-PROCESS_RUNTIMES = {"node_worker", "python_worker"}
+PROCESS_RUNTIMES = {"node_worker", "provided_worker", "python_worker"}
 SANDBOX_MODULES = {
     f"sandbox.{p.stem}" for p in (REPO / "sandbox").glob("*.py") if p.name != "__init__.py"
 }
@@ -246,10 +246,15 @@ def test_top_level_layout() -> None:
     assert Path(REPO / ".ci" / "run").is_file()
 
 
-# Code that runs inside a function's execution environment, after the zygote forked it: there
-# the process environment is the function's own (Lambda's variables, which the runtime sets and
-# reads as Lambda's runtime does), not the edge's configuration.
-IN_ENVIRONMENT = {"sandbox/python_worker/runtime.py", "sandbox/python_worker/context.py"}
+# Code that runs inside a function's execution environment, after the zygote forked it (or as a
+# custom runtime's agent, which passes its variables to the bootstrap): there the process
+# environment is the function's own (Lambda's variables, which the runtime sets and reads as
+# Lambda's runtime does), not the edge's configuration.
+IN_ENVIRONMENT = {
+    "sandbox/python_worker/runtime.py",
+    "sandbox/python_worker/context.py",
+    "sandbox/provided_worker/agent.py",
+}
 # Where those modules may be imported from: the zygote and each other.
 INSIDE_THE_SANDBOX = IN_ENVIRONMENT | {"sandbox/python_worker/zygote.py"}
 _ENVIRONMENT_NAMES = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}

@@ -216,6 +216,7 @@ def check_references(
         problems += _check_runtime_keys(name, function)
         problems += _check_layers(config, name, function)
         problems += _check_node(name, function, config.sandbox.isolation)
+        problems += _check_provided(name, function, config.sandbox.isolation)
         problems += _check_provisioned(name, function)
         try:
             check_environment(function.environment)
@@ -243,8 +244,9 @@ def check_references(
         code_dir, _ = function.code_dir_and_handler
         folder = code_dir if code_dir.is_absolute() else config.base_dir / code_dir
         if not folder.is_dir():
+            key = "code" if function.is_provided else "handler"
             problems.append(
-                f"functions.{name}.handler: expected code in an existing directory, "
+                f"functions.{name}.{key}: expected code in an existing directory, "
                 f"found {str(code_dir)!r} (looked at {folder})"
             )
     paths = [b.path for b in config.behaviors]
@@ -452,8 +454,8 @@ def _check_function_destinations(
     return problems
 
 
-# Keys one runtime reads and the other would silently pass over (Node.js functions read the
-# Python keys: a handler in a code directory, network, writable paths).
+# Keys one runtime reads and the other would silently pass over (Node.js functions and custom
+# runtimes read the Python keys: a handler, a code directory, network, writable paths).
 _RUNTIME_KEYS = {
     "python": ("handler", "code", "network", "writable_paths", "log_format", "log_level"),
     "wasm": ("module", "abi", "reuse_instance", "fuel"),
@@ -463,8 +465,8 @@ _RUNTIME_KEYS = {
 
 def _check_runtime_keys(name: str, function: FunctionConfig) -> list[str]:
     own = "cloudfront-js" if function.runtime.startswith("cloudfront-js") else function.runtime
-    if function.is_nodejs:
-        own = "python"  # a Node.js function reads the Python keys
+    if function.is_nodejs or function.is_provided:
+        own = "python"  # Node.js and custom runtimes read the Python keys
     return [
         f"functions.{name}.{key}: expected no {key} for a {function.runtime} function (a "
         f"{other} setting), found {getattr(function, key)!r}"
@@ -521,6 +523,18 @@ def _check_node(name: str, function: FunctionConfig, isolation: str) -> list[str
         "found none: install Node.js (Debian/Ubuntu: `apt-get install nodejs`, or from "
         "https://nodejs.org)"
     ]
+
+
+def _check_provided(name: str, function: FunctionConfig, isolation: str) -> list[str]:
+    """A custom runtime runs under bubblewrap or unconfined, as Node.js functions do (its
+    bootstrap is checked with the other functions' code)."""
+    if function.is_provided and isolation == "uid-only":
+        return [
+            f"functions.{name}.runtime: a {function.runtime} function runs under bubblewrap or "
+            "unconfined, found sandbox.isolation = 'uid-only' (set 'auto', 'namespaces' or "
+            "'none')"
+        ]
+    return []
 
 
 def _check_function_kinds(config: EdgeConfig, index: int, association: Any) -> list[str]:

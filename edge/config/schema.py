@@ -449,8 +449,10 @@ class FunctionConfig(_Strict):
     config file), or `code = "dir"` with `handler = "module.function"` as Lambda writes it.
     Node.js (`runtime = "nodejs"`, or Lambda's `nodejs18.x`, `nodejs20.x`, `nodejs22.x`, all
     run by the installed `node`): the same keys, the module `dir/index.js`, `.mjs` or `.cjs`
-    (`"dir/index.mjs::handler"` too). WASM: `module = "path/fn.wasm"` (or `.wat`),
-    `abi = "core" | "wasi"`.
+    (`"dir/index.mjs::handler"` too). Custom runtimes (`runtime = "provided"`, or Lambda's
+    `provided.al2023`, `provided.al2`): `code = "dir"` holding an executable `bootstrap` that
+    speaks Lambda's Runtime API; `handler` is optional and only passed on (`_HANDLER`). WASM:
+    `module = "path/fn.wasm"` (or `.wat`), `abi = "core" | "wasi"`.
     """
 
     runtime: Literal[
@@ -459,6 +461,9 @@ class FunctionConfig(_Strict):
         "nodejs18.x",
         "nodejs20.x",
         "nodejs22.x",
+        "provided",
+        "provided.al2023",
+        "provided.al2",
         "wasm",
         "cloudfront-js-1.0",
         "cloudfront-js-2.0",
@@ -466,6 +471,8 @@ class FunctionConfig(_Strict):
         default="python",
         description='"python" (a handler), "nodejs" (a JavaScript handler; Lambda\'s names '
         '"nodejs18.x", "nodejs20.x" and "nodejs22.x" too, all run by the installed `node`), '
+        '"provided" (a custom runtime: an executable `bootstrap` in `code` that speaks Lambda\'s '
+        'Runtime API; Lambda\'s names "provided.al2023" and "provided.al2" too), '
         '"wasm" (a WebAssembly module), or "cloudfront-js-2.0" / "cloudfront-js-1.0" (a '
         "CloudFront Function: `code` is its .js file; viewer triggers only).",
     )
@@ -473,13 +480,15 @@ class FunctionConfig(_Strict):
         default=None,
         description="Python: `dir/module.function` or `dir/file.py::function`, relative to "
         "edge.toml; with `code`, `module.function` inside it, as Lambda writes it. Node.js: "
-        "the same, the module being `module.js`, `.mjs` or `.cjs` (`dir/index.js::handler`).",
+        "the same, the module being `module.js`, `.mjs` or `.cjs` (`dir/index.js::handler`). "
+        "Custom runtimes: optional, any text, passed to the bootstrap as `_HANDLER`.",
     )
     code: Path | None = Field(
         default=None,
         description="Python, Node.js: the folder the handler's module is in (Lambda's "
-        "deployment package), relative to edge.toml. CloudFront Functions: the .js file (at "
-        "most 10 KB).",
+        "deployment package), relative to edge.toml. Custom runtimes: the folder with the "
+        "executable `bootstrap` (the task root, `LAMBDA_TASK_ROOT`). CloudFront Functions: the "
+        ".js file (at most 10 KB).",
     )
     key_value_store: str | None = Field(
         default=None,
@@ -523,7 +532,8 @@ class FunctionConfig(_Strict):
         ge=1,
         le=10_240,
         description="MB. Python: the process's address-space limit (Lambda's 128 to 10,240). "
-        "Node.js: V8's heap (90 %) and the process's data limit (128 to 10,240). "
+        "Node.js: V8's heap (90 %) and the process's data limit (128 to 10,240). Custom "
+        "runtimes: the environment's data limit (128 to 10,240). "
         "WASM: the cap on the guest's memory (1 to 4,096).",
     )
     environment: dict[str, str] = Field(
@@ -586,12 +596,14 @@ class FunctionConfig(_Strict):
     )
     network: bool = Field(
         default=False,
-        description="Python, Node.js: true gives the function the edge's network (127.0.0.1 "
-        "included); false: no network at all.",
+        description="Python, Node.js, custom runtimes: true gives the function the edge's "
+        "network (127.0.0.1 included); false: no network at all (a custom runtime still "
+        "reaches its Runtime API, inside its environment).",
     )
     writable_paths: list[Path] = Field(
         default_factory=list,
-        description="Python, Node.js: host folders the function may write, at the same path "
+        description="Python, Node.js, custom runtimes: host folders the function may write, "
+        "at the same path "
         "(relative to edge.toml); it sees no other host folder but its code, read-only.",
     )
     layers: list[Path] = Field(
@@ -658,6 +670,8 @@ class FunctionConfig(_Strict):
     @classmethod
     def _handler(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
+            if str(info.data.get("runtime", "")).startswith("provided"):
+                return value  # only passed on to the bootstrap, as Lambda does
             # Either spelling; a ValueError says what was expected.
             parse_handler(value, file_suffixes=_handler_files(info.data.get("runtime", "")))
         return value
@@ -682,7 +696,7 @@ class FunctionConfig(_Strict):
             raise ValueError(
                 "expected either memory (MB) or memory_pages (64 KiB pages), found both"
             )
-        if (runtime == "python" or runtime.startswith("nodejs")) and value < 128:
+        if runtime.startswith(("python", "nodejs", "provided")) and value < 128:
             raise ValueError(
                 f"expected at least 128 (MB) for a {runtime} function (Lambda's minimum; a "
                 f"wasm function may have less), found {value}"
@@ -700,6 +714,11 @@ class FunctionConfig(_Strict):
             raise ValueError('a python function needs handler = "dir/module.function"')
         if self.is_nodejs and self.handler is None:
             raise ValueError(f'a {self.runtime} function needs handler = "dir/index.handler"')
+        if self.is_provided and self.code is None:
+            raise ValueError(
+                f'a {self.runtime} function needs code = "dir" (a folder with an executable '
+                "bootstrap)"
+            )
         if self.runtime == "wasm" and self.module is None:
             raise ValueError('a wasm function needs module = "path/to/function.wasm"')
         if self.runtime.startswith("cloudfront-js") and self.code is None:
@@ -722,6 +741,11 @@ class FunctionConfig(_Strict):
         return self.runtime.startswith("nodejs")
 
     @property
+    def is_provided(self) -> bool:
+        """True for a custom runtime (`provided`, `provided.al2023`, `provided.al2`)."""
+        return self.runtime.startswith("provided")
+
+    @property
     def memory_size_mb(self) -> int:
         """The memory cap in whole MB (pages rounded up): what Lambda reports as MemorySize."""
         if self.memory_pages is not None:
@@ -730,7 +754,10 @@ class FunctionConfig(_Strict):
 
     @property
     def code_dir_and_handler(self) -> tuple[Path, str]:
-        """(code directory, Lambda's `module.function`), from either spelling of `handler`."""
+        """(code directory, Lambda's `module.function`), from either spelling of `handler`;
+        a custom runtime's `code` and its handler as written."""
+        if self.is_provided:
+            return self.code or Path("."), self.handler or ""
         ref = parse_handler(self.handler or "", file_suffixes=_handler_files(self.runtime))
         if self.code is not None:
             # Within `code`, a folder is part of the module (`sub/auth.handler`, as Lambda).

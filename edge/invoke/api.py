@@ -94,7 +94,7 @@ def _client_context(header: str | None) -> dict[str, Any] | None:
 def _runtime_name(function: FunctionConfig) -> str:
     if function.runtime == "wasm":
         return "provided"
-    if function.is_nodejs:
+    if function.is_nodejs or function.is_provided:
         return function.runtime
     return f"python{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -147,7 +147,9 @@ class FunctionDescriptions:
             arn = function_arn(name, version)
             revision = hashlib.sha256(f"{name}:{version}:{sha}".encode()).hexdigest()[:8]
         handler = (
-            function.handler if function.runtime == "python" or function.is_nodejs else "handler"
+            function.handler
+            if function.runtime == "python" or function.is_nodejs or function.is_provided
+            else "handler"
         )
         document: dict[str, Any] = {
             "FunctionName": name,

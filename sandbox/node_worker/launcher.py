@@ -27,7 +27,6 @@ from sandbox.node_worker.confinement import (
     confinement_level,
 )
 from sandbox.node_worker.environment import NodeEnvironment
-from sandbox.node_worker.process import NodeProcess, limit_prefix, start_process
 from sandbox.node_worker.spec import (
     INITIALIZATION_ON_DEMAND,
     INITIALIZATION_PROVISIONED,
@@ -44,6 +43,7 @@ from sandbox.node_worker.spec import (
 from sandbox.runtime.errors import FunctionCodeInvalid, PoolClosed
 from sandbox.runtime.layers import prepare_layers
 from sandbox.runtime.limits import MIB
+from sandbox.runtime.process import SpawnedProcess, limit_prefix, start_process
 
 _EXIT_WAIT_SECONDS = 5.0
 
@@ -75,7 +75,7 @@ class NodeLauncher:
         self._level: Level = "none"
         self._command: list[str] = []
         self._layers_root: str | None = None
-        self._spares: list[NodeProcess] = []
+        self._spares: list[SpawnedProcess] = []
         self._started = False
         self._closed = False
 
@@ -134,7 +134,7 @@ class NodeLauncher:
         self._started = True
         self._fill_spares()
 
-    def _start_process(self) -> NodeProcess:
+    def _start_process(self) -> SpawnedProcess:
         spec = self._spec
         confined = self._level == "namespaces"
         tmpdir = None if confined else tempfile.mkdtemp(prefix="edge-node-")
@@ -162,7 +162,7 @@ class NodeLauncher:
         if self._closed:
             raise PoolClosed("the pool is closed")
         await self.start()
-        process: NodeProcess | None = None
+        process: SpawnedProcess | None = None
         while self._spares and process is None:
             candidate = self._spares.pop(0)
             if candidate.exited.done():

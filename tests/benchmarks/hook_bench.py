@@ -126,6 +126,7 @@ INVOKE = "invoke"
 START = "start"
 WASM = "wasm"
 NODE = "node"
+PROVIDED = "provided"
 # Issue targets for WASM hooks: throughput with the hook vs without, per-invocation p50.
 WASM_RATIO_TARGETS = {"directory-wasm": 0.85, "directory-wasm-reused": 0.90}
 WASM_P50_TARGETS_US = {"fresh": 60.0, "reused": 20.0}
@@ -928,6 +929,204 @@ def report_node(into: NodeSeries) -> None:
         )
 
 
+# --- part 6: custom runtimes (provided; their own rows; see provided_rows) -----------------
+
+# A shell bootstrap on curl, as in AWS's tutorial: it returns each viewer-request's request
+# with X-Hook added (sed on the event's JSON: the request is `Records[0].cf.request`).
+PROVIDED_CURL_BOOTSTRAP = """\
+#!/bin/sh
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+DIR="${TMPDIR:-/tmp}"
+while true; do
+    curl -sS -D "$DIR/headers" -o "$DIR/event" "$API/invocation/next"
+    ID=$(sed -n 's/^Lambda-Runtime-Aws-Request-Id: *\\([^[:space:]]*\\).*/\\1/ip' "$DIR/headers")
+    sed -e 's/^.*"request":\\({.*}\\)}}]}$/\\1/' \\
+        -e 's/"headers":{/"headers":{"x-hook":[{"key":"X-Hook","value":"1"}],/' \\
+        "$DIR/event" >"$DIR/result"
+    curl -sS -o /dev/null --data-binary "@$DIR/result" "$API/invocation/$ID/response"
+done
+"""
+PROVIDED_RIC_BOOTSTRAP = """\
+#!/bin/sh
+exec "{python}" -m awslambdaric "$_HANDLER"
+"""
+# Requests per figure at most: a curl bootstrap spawns processes per invocation (milliseconds).
+PROVIDED_CURL_INVOCATIONS = 300
+
+
+@dataclass
+class ProvidedSeries:
+    curl: Series = field(
+        default_factory=lambda: Series(
+            "curl bootstrap warm round trip",
+            "µs",
+            "ProvidedFunctionPool.invoke of the ~1 KB viewer-request event (host's view: frame"
+            " out, agent answers the waiting `next`, sh + curl + sed + curl, 202, frame back)",
+        )
+    )
+    ric: Series = field(
+        default_factory=lambda: Series(
+            "awslambdaric warm round trip",
+            "µs",
+            "the same through AWS's Python runtime interface client (its C client, libcurl)"
+            " and the Python handler of the Python rows",
+        )
+    )
+    python: Series = field(
+        default_factory=lambda: Series(
+            "Python warm round trip",
+            "µs",
+            "PythonFunctionPool.invoke of the same event, interleaved with the awslambdaric calls",
+        )
+    )
+    spare: Series = field(
+        default_factory=lambda: Series(
+            "curl bootstrap launch -> ready, spare",
+            "ms",
+            "a cold start with an agent waiting: CONFIGURE sent, bootstrap spawned, its first"
+            " `next` (Init frame received)",
+        )
+    )
+    fresh: Series = field(
+        default_factory=lambda: Series(
+            "curl bootstrap launch -> ready, no spare",
+            "ms",
+            "spare_environments = 0: posix_spawn (bwrap when confined), the agent's Python"
+            " booted, then as above",
+        )
+    )
+    ric_spare: Series = field(
+        default_factory=lambda: Series(
+            "awslambdaric launch -> ready, spare",
+            "ms",
+            "as the curl row, the bootstrap being `python -m awslambdaric` (its Init: Python"
+            " booted, the handler's module imported)",
+        )
+    )
+
+
+async def measure_provided(
+    code_dir: Path, count: int, starts: int, into: ProvidedSeries, isolation: str
+) -> None:
+    """Warm round trips of a curl bootstrap, of awslambdaric (interleaved with a Python pool),
+    then environment starts with and without a spare agent."""
+    from sandbox.provided_worker.function import ProvidedFunctionPool
+    from sandbox.provided_worker.spec import ProvidedFunctionSpec
+
+    curl_dir = code_dir / "provided-curl"
+    ric_dir = code_dir / "provided-ric"
+    for folder, bootstrap in (
+        (curl_dir, PROVIDED_CURL_BOOTSTRAP),
+        (ric_dir, PROVIDED_RIC_BOOTSTRAP.replace("{python}", sys.executable)),
+    ):
+        folder.mkdir(mode=0o755, exist_ok=True)
+        (folder / "bootstrap").write_text(bootstrap)
+        (folder / "bootstrap").chmod(0o755)
+    write_handler(ric_dir)
+    event_bytes = viewer_event_bytes(viewer_headers())
+    policy = SandboxPolicy(isolation=isolation)  # type: ignore[arg-type]
+
+    def spec(folder: Path, spares: int) -> ProvidedFunctionSpec:
+        return ProvidedFunctionSpec(
+            name="hook-provided",
+            code_dir=folder,
+            handler=f"{HANDLER_MODULE}.{HANDLER_FUNCTION}",
+            timeout_seconds=5.0,
+            max_concurrency=1,
+            spare_environments=spares,
+        )
+
+    async def check(pool: ProvidedFunctionPool, name: str) -> None:
+        result = await pool.invoke(event_bytes)
+        if b"x-hook" not in result.payload:
+            raise BenchFailed(f"the {name} hook did not add X-Hook: {result.payload[:200]!r}")
+
+    async with ProvidedFunctionPool(spec(curl_dir, 0), policy=policy) as curl:
+        await check(curl, "curl")
+        for _ in range(20):
+            await curl.invoke(event_bytes)
+        samples = []
+        for _ in range(min(count, PROVIDED_CURL_INVOCATIONS)):
+            started = time.perf_counter()
+            await curl.invoke(event_bytes)
+            samples.append((time.perf_counter() - started) * 1e6)
+        into.curl.rounds.append(samples)
+
+    python = PythonFunctionPool(function_spec(code_dir), sandbox=policy)
+    async with ProvidedFunctionPool(spec(ric_dir, 0), policy=policy) as ric, python:
+        await check(ric, "awslambdaric")
+        for _ in range(300):
+            await ric.invoke(event_bytes)
+            await python.invoke(event_bytes)
+        ric_samples, python_samples = [], []
+        for _ in range(count):
+            started = time.perf_counter()
+            await ric.invoke(event_bytes)
+            middle = time.perf_counter()
+            await python.invoke(event_bytes)
+            python_samples.append((time.perf_counter() - middle) * 1e6)
+            ric_samples.append((middle - started) * 1e6)
+        into.ric.rounds.append(ric_samples)
+        into.python.rounds.append(python_samples)
+
+    for folder, spares, series in (
+        (curl_dir, 1, into.spare),
+        (curl_dir, 0, into.fresh),
+        (ric_dir, 1, into.ric_spare),
+    ):
+        pool = ProvidedFunctionPool(spec(folder, spares), policy=policy)
+        launcher = pool.launcher
+        samples = []
+        try:
+            await launcher.start()
+            for _ in range(starts):
+                await asyncio.sleep(0.3)  # a spare agent has booted (when there is one)
+                started = time.perf_counter()
+                environment = await launcher.launch(provisioned=False)
+                try:
+                    if not await environment.wait_ready(INIT_TIMEOUT_SECONDS):
+                        raise BenchFailed("a custom-runtime environment did not finish Init")
+                    samples.append((time.perf_counter() - started) * 1e3)
+                finally:
+                    environment.kill()
+                    await environment.wait_exited()
+        finally:
+            await launcher.aclose()
+        series.rounds.append(samples)
+
+
+def provided_rows(code_dir: Path, args: argparse.Namespace, into: ProvidedSeries) -> str | None:
+    """One round of the custom-runtime part; the failure's text, or None."""
+    console.print("custom-runtime invocations and starts ...", end=" ")
+    try:
+        count, starts = min(args.invocations, 2000), min(args.starts, 30)
+        run_async(lambda: measure_provided(code_dir, count, starts, into, args.isolation))
+    except Exception as exc:
+        console.print("[red]failed[/]")
+        return f"{type(exc).__name__}: {exc}"
+    console.print(
+        f"p50 curl {statistics.median(into.curl.rounds[-1]):.0f} µs,"
+        f" awslambdaric {statistics.median(into.ric.rounds[-1]):.0f} µs"
+    )
+    return None
+
+
+def report_provided(into: ProvidedSeries) -> None:
+    if into.ric.samples:
+        report_series(
+            "Custom runtime (provided) warm invocation round trip (one environment, sequential"
+            " calls, ~1 KB viewer-request event; Python interleaved with awslambdaric)",
+            (into.curl, into.ric, into.python),
+            None,
+        )
+    if into.spare.samples:
+        report_series(
+            "Starting a custom-runtime execution environment",
+            (into.spare, into.fresh, into.ric_spare),
+            None,
+        )
+
+
 # --- part 5: CloudFront Functions (QuickJS, in process) ------------------------------------
 
 CLOUDFRONT_FUNCTION_SOURCE = """\
@@ -976,7 +1175,7 @@ def cloudfront_function_round(count: int, series: Series) -> str | None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
-    names = [*HTTP_ROWS, INVOKE, START, WASM, CLOUDFRONT_FUNCTION, NODE]
+    names = [*HTTP_ROWS, INVOKE, START, WASM, CLOUDFRONT_FUNCTION, NODE, PROVIDED]
     parser.add_argument(
         "--duration", type=pb._at_least(1), default=10, help="seconds per HTTP row (default 10)"
     )
@@ -1046,7 +1245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sandbox = SandboxPolicy(isolation=args.isolation)
     sandbox_level = probe_isolation(args.isolation).level
-    wanted = set(args.only or [*HTTP_ROWS, INVOKE, START, WASM, CLOUDFRONT_FUNCTION, NODE])
+    wanted = set(
+        args.only or [*HTTP_ROWS, INVOKE, START, WASM, CLOUDFRONT_FUNCTION, NODE, PROVIDED]
+    )
     rows = [t for t in HTTP_TARGETS if t.name in wanted]
     failures: dict[str, str] = {}
 
@@ -1073,6 +1274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results: dict[str, list[pb.Measurement]] = {t.name: [] for t in rows}
     invocations, starts, node_series = InvokeSeries(), StartSeries(), NodeSeries()
+    provided_series = ProvidedSeries()
     wasm_series = {
         "fresh": Series("WASM hook, fresh instance", "µs", "event build + invoke + decode"),
         "reused": Series("WASM hook, reused instance", "µs", "event build + invoke + decode"),
@@ -1144,6 +1346,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     failed_node = node_rows(code_dir, args, node_series)
                     if failed_node is not None:
                         failures[NODE] = failed_node
+                if PROVIDED in wanted and PROVIDED not in failures:
+                    failed_provided = provided_rows(code_dir, args, provided_series)
+                    if failed_provided is not None:
+                        failures[PROVIDED] = failed_provided
         finally:
             bench.close()
 
@@ -1172,6 +1378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             (starts.host, START_P50_TARGET_MS),
         )
     report_node(node_series)
+    report_provided(provided_series)
     if cloudfront_series.samples:
         report_series(
             "CloudFront Function per run, ~1 KB viewer-request event, QuickJS in process",
@@ -1201,7 +1408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("Node.js environment start, spare", node_series.spare, NODE_START_P50_TARGET_MS),
         )
     )
-    for name in (INVOKE, START, WASM, CLOUDFRONT_FUNCTION, NODE):
+    for name in (INVOKE, START, WASM, CLOUDFRONT_FUNCTION, NODE, PROVIDED):
         if name in failures:
             console.print(f"[red]{name} failed:[/] {escape(failures[name])}")
     return 1 if failures else 0

@@ -1,4 +1,5 @@
-"""One `node` process, as the host sees it: started, watched, killed, its output read.
+"""One runtime process (a `node`, a custom runtime's agent), as the host sees it: started,
+watched, killed, its output read.
 
 `start_process` spawns the command with `os.posix_spawn` (no fork of the edge): fd 0 is
 /dev/null, fds 1 and 2 one memory file opened for appending (so that the process can empty it
@@ -31,7 +32,7 @@ MAX_OPEN_FILES = 1024
 
 
 @dataclass(eq=False)
-class NodeProcess:
+class SpawnedProcess:
     """A started process. `exited` resolves to its raw wait status. `tmpdir`: the host
     directory that is its TMPDIR (None under bubblewrap, whose /tmp is its own tmpfs)."""
 
@@ -73,7 +74,7 @@ class NodeProcess:
         return None
 
     def runtime_pid(self) -> int:
-        """The pid of the process that runs node (bwrap's child's child under bubblewrap)."""
+        """The pid of the process that runs the runtime (bwrap's child's child under bubblewrap)."""
         pid = self.pid
         for _ in range(3):
             try:
@@ -87,7 +88,7 @@ class NodeProcess:
         return pid
 
     def sleeps(self) -> bool:
-        """True when the process that runs node is asleep (state S or D), not on a CPU."""
+        """True when the process that runs the runtime is asleep (state S or D), not on a CPU."""
         try:
             with open(f"/proc/{self.runtime_pid()}/stat", "rb") as stat:
                 state = stat.read().rpartition(b")")[2].split(maxsplit=1)[0]
@@ -133,13 +134,13 @@ def start_process(
     tmpdir: str | None,
     data_limit_bytes: int | None,
     max_file_bytes: int,
-) -> NodeProcess:
+) -> SpawnedProcess:
     """Spawn `command` (an absolute path first) with `environment`; its socket's fd number is
     appended as its last argument. `data_limit_bytes`: RLIMIT_DATA set on the process right
     after it starts, before it has loaded any code (None: the command sets its own)."""
     loop = asyncio.get_running_loop()
     host_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    memfd = os.memfd_create("edge-node-output", os.MFD_CLOEXEC)
+    memfd = os.memfd_create("edge-runtime-output", os.MFD_CLOEXEC)
     output = child = -1
     try:
         output = _high_fd(os.open(f"/proc/self/fd/{memfd}", os.O_RDWR | os.O_APPEND | os.O_CLOEXEC))
@@ -182,12 +183,12 @@ def start_process(
 
     loop.add_reader(pidfd, on_exit)
     host_sock.setblocking(False)
-    return NodeProcess(pid, pidfd, host_sock, memfd, tmpdir, exited)
+    return SpawnedProcess(pid, pidfd, host_sock, memfd, tmpdir, exited)
 
 
 def limit_prefix(prlimit: str, *, data_limit_bytes: int, max_file_bytes: int) -> list[str]:
     """The `prlimit(1)` command that sets the limits inside a sandbox, where the host cannot
-    reach the process that runs node."""
+    reach the process that runs the runtime."""
     return [
         prlimit,
         f"--data={data_limit_bytes}",
