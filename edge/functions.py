@@ -215,11 +215,15 @@ def node_spec_for(
 
 
 def provided_spec_for(
-    name: str, function: FunctionConfig, *, timeout_seconds: float
+    name: str,
+    function: FunctionConfig,
+    *,
+    timeout_seconds: float,
+    state_dir: Path | None = None,
 ) -> ProvidedFunctionSpec:
     """A custom runtime's description of function `name` (the same keys as Python's, its
     `code` the task root with the bootstrap, its handler only passed on)."""
-    python = spec_for(name, function, timeout_seconds=timeout_seconds)
+    python = spec_for(name, function, timeout_seconds=timeout_seconds, state_dir=state_dir)
     return ProvidedFunctionSpec(
         name=name,
         handler=python.handler,
@@ -236,6 +240,8 @@ def provided_spec_for(
         network=python.network,
         writable_paths=python.writable_paths,
         ephemeral_storage_mb=python.ephemeral_storage_mb,
+        layers=python.layers,
+        layer_cache_dir=python.layer_cache_dir,
     )
 
 
@@ -276,7 +282,9 @@ def runtime_spec_for(
     if function.is_nodejs:
         return node_spec_for(name, function, timeout_seconds=timeout_seconds, state_dir=state_dir)
     if function.is_provided:
-        return provided_spec_for(name, function, timeout_seconds=timeout_seconds)
+        return provided_spec_for(
+            name, function, timeout_seconds=timeout_seconds, state_dir=state_dir
+        )
     return spec_for(name, function, timeout_seconds=timeout_seconds, state_dir=state_dir)
 
 

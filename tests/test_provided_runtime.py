@@ -497,3 +497,39 @@ def test_edge_check_refuses_what_a_custom_runtime_cannot_start_with(
     result = _edge("check", str(config))
     assert result.returncode == 2
     assert problem.format(code=folder) in result.stderr
+
+
+# ---- layers ---------------------------------------------------------------------------------
+
+LAYER_BOOTSTRAP = """#!/bin/sh
+# Answers every invocation with what `greet` (a layer's bin/ tool) prints and where it is.
+set -u
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+while true; do
+    curl -s -D "$TMPDIR/headers" -o /dev/null "$API/invocation/next"
+    id=$(sed -n 's/^lambda-runtime-aws-request-id: *\\([^[:cntrl:]]*\\).*/\\1/ip' "$TMPDIR/headers")
+    curl -s -o /dev/null -X POST "$API/invocation/$id/response" \\
+        --data-binary "{\\"greeting\\": \\"$(greet)\\", \\"at\\": \\"$(command -v greet)\\"}"
+done
+"""
+
+
+def _layer(root: Path, word: str) -> Path:
+    (root / "bin").mkdir(parents=True)
+    tool = root / "bin" / "greet"
+    tool.write_text(f"#!/bin/sh\necho {word}\n")
+    tool.chmod(0o755)
+    return root
+
+
+def test_layers_bin_is_on_the_bootstraps_path_and_a_later_layer_wins(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "bootstrap").write_text(LAYER_BOOTSTRAP)
+    (code / "bootstrap").chmod(0o755)
+    layers = (_layer(tmp_path / "first", "one"), _layer(tmp_path / "second", "two"))
+    spec = _spec("greet", code, layers=layers, layer_cache_dir=tmp_path / "cache")
+    [(result, _log)] = _invoke_each(spec, [b"{}"])
+    assert result["greeting"] == "two"  # the second layer's bin/greet replaced the first's
+    confined = shutil.which("bwrap") is not None
+    assert result["at"] == "/opt/bin/greet" if confined else result["at"].endswith("/bin/greet")

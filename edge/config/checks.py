@@ -479,7 +479,7 @@ def _check_runtime_keys(name: str, function: FunctionConfig) -> list[str]:
 
 # The runtimes that see layers at /opt. The custom runtime ("provided") takes them too once
 # it exists: add its name here (its worker adds /opt and /opt/bin with `LayerSet`).
-_LAYER_RUNTIMES = ("python", "nodejs")
+_LAYER_RUNTIMES = ("python", "nodejs", "provided")
 
 
 def _check_layers(config: EdgeConfig, name: str, function: FunctionConfig) -> list[str]:
@@ -489,10 +489,13 @@ def _check_layers(config: EdgeConfig, name: str, function: FunctionConfig) -> li
     if not function.layers:
         return []
     runtime = "nodejs" if function.is_nodejs else function.runtime
+    if function.is_provided:
+        runtime = "provided"
     if runtime not in _LAYER_RUNTIMES:
         return [
             f"{where}: expected no layers for a {function.runtime} function (layers are "
-            f"extracted to /opt for python and nodejs functions), found {len(function.layers)}"
+            "extracted to /opt for python, nodejs and provided functions), found "
+            f"{len(function.layers)}"
         ]
     layers = [p if p.is_absolute() else config.base_dir / p for p in function.layers]
     code_dir, _ = function.code_dir_and_handler

@@ -608,7 +608,8 @@ class FunctionConfig(_Strict):
     )
     layers: list[Path] = Field(
         default_factory=list,
-        description="Python, Node.js: Lambda layers, folders or .zip files (relative to "
+        description="Python, Node.js, custom runtimes: Lambda layers, folders or .zip files "
+        "(relative to "
         "edge.toml), at most 5, merged in order under /opt as Lambda extracts them (a later "
         "layer's file replaces an earlier one's): `python/`, `nodejs/node_modules/`, `bin/` "
         "and `lib/` are on the function's search paths.",

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from sandbox.runtime.errors import SandboxError
+from sandbox.runtime.layers import LayerSet
 
 Level = Literal["namespaces", "none"]
 
@@ -125,8 +126,10 @@ def bwrap_arguments(
     tmp_bytes: int,
     writable_dirs: Sequence[Path] = (),
     hidden_paths: Iterable[Path] = (),
+    layers: LayerSet | None = None,
 ) -> list[str]:
-    """bwrap's command line for one environment, up to the command it runs."""
+    """bwrap's command line for one environment, up to the command it runs (`layers`: the
+    function's layers, read-only at /opt)."""
     args = [
         bwrap,
         "--unshare-pid",
@@ -156,6 +159,8 @@ def bwrap_arguments(
     for name in (*_ETC_ALWAYS, *(_ETC_NETWORK if network else ())):
         if os.path.exists(name):
             args += ["--ro-bind", name, name]
+    if layers is not None:
+        args += layers.bwrap_arguments()
 
     def bind(path: Path, *, writable: bool = False) -> None:
         if not writable and any(path.is_relative_to(v) for v in visible):
@@ -168,10 +173,10 @@ def bwrap_arguments(
     bind(Path(__file__).resolve().parent)  # agent.py
     if code_dir is not None:
         bind(Path(code_dir).resolve())
-    # Layers: a read-only bind of the function's layers at /opt goes here (PATH and
-    # LD_LIBRARY_PATH already name /opt/bin and /opt/lib).
     for writable in writable_dirs:
         bind(Path(writable).resolve(), writable=True)
+    if layers is not None:
+        args += layers.bwrap_closing()
     args += _mask((Path(p).resolve() for p in hidden_paths), visible)
     return args
 

@@ -39,6 +39,7 @@ from sandbox.provided_worker.spec import (
     process_environment,
 )
 from sandbox.runtime.errors import FunctionCodeInvalid, PoolClosed
+from sandbox.runtime.layers import prepare_layers
 from sandbox.runtime.limits import MIB
 from sandbox.runtime.process import SpawnedProcess, limit_prefix, start_process
 
@@ -58,6 +59,7 @@ class ProvidedLauncher:
         self._spec = spec
         self._policy = policy
         self._level: Level = "none"
+        self._layers_root: str | None = None
         self._command: list[str] = []
         self._spares: list[SpawnedProcess] = []
         self._started = False
@@ -90,6 +92,9 @@ class ProvidedLauncher:
             )
         except ConfinementUnavailable as exc:
             raise FunctionCodeInvalid(spec.name, str(exc)) from None
+        layers = await prepare_layers(spec.name, spec.layers, spec.layer_cache_dir)
+        if layers is not None:
+            self._layers_root = layers.root(confined=bwrap is not None)
         # -I: no user site, no PYTHON* variables of the function; -S: no site (a faster start).
         command = [python, "-I", "-S", str(AGENT_SCRIPT)]
         if bwrap is not None:
@@ -101,6 +106,7 @@ class ProvidedLauncher:
                 tmp_bytes=spec.ephemeral_storage_mb * MIB,
                 writable_dirs=spec.writable_paths,
                 hidden_paths=self._policy.hidden_paths if self._policy is not None else (),
+                layers=layers,
             )
             prefix += ["--chdir", str(spec.code_dir.resolve())]
             prlimit = shutil.which("prlimit")
@@ -121,7 +127,7 @@ class ProvidedLauncher:
         tmpdir = None if confined else tempfile.mkdtemp(prefix="edge-provided-")
         return start_process(
             self._command,
-            process_environment(spec, "/tmp" if tmpdir is None else tmpdir),
+            process_environment(spec, "/tmp" if tmpdir is None else tmpdir, self._layers_root),
             tmpdir=tmpdir,
             data_limit_bytes=None if confined else data_limit_bytes(spec.memory_mb),
             max_file_bytes=spec.ephemeral_storage_mb * MIB,

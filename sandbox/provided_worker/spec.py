@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox.runtime.errors import FunctionCodeInvalid
+from sandbox.runtime.layers import MAX_LAYERS
 from sandbox.runtime.limits import (
     DEFAULT_LOG_LIMIT_BYTES,
     DEFAULT_PAYLOAD_LIMIT_BYTES,
@@ -38,8 +39,8 @@ RUNTIME_API_PORT = 9001
 
 # Lambda's search paths for custom runtimes: `/opt/bin` and `/opt/lib` are where layers put
 # executables and libraries.
-LAMBDA_PATH = "/usr/local/bin:/usr/bin:/bin:/opt/bin"
-LAMBDA_LIBRARY_PATH = "/lib64:/usr/lib64:{task}:{task}/lib:/opt/lib"
+LAMBDA_PATH = "/usr/local/bin:/usr/bin:/bin:{opt}/bin"
+LAMBDA_LIBRARY_PATH = "/lib64:/usr/lib64:{task}:{task}/lib:{opt}/lib"
 
 # How long an invocation waits for a busy environment, once `max_environments` run, before one
 # more starts for it (see `sandbox.pool`): the other runtimes' default.
@@ -86,6 +87,9 @@ class ProvidedFunctionSpec:
     writable_paths: tuple[Path, ...] = ()
     python: str = sys.executable
     spare_environments: int = 1
+    # Lambda layers, merged in order and shown at /opt (see sandbox.runtime.layers).
+    layers: tuple[Path, ...] = ()
+    layer_cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
         check_common_limits(self)
@@ -108,6 +112,8 @@ class ProvidedFunctionSpec:
             raise ValueError("environment_wait_seconds must not be negative")
         if self.spare_environments < 0:
             raise ValueError("spare_environments must be >= 0")
+        if len(self.layers) > MAX_LAYERS:
+            raise ValueError(f"{len(self.layers)} layers: Lambda allows at most {MAX_LAYERS}")
 
     @property
     def bootstrap(self) -> Path:
@@ -136,7 +142,9 @@ def data_limit_bytes(memory_mb: int) -> int:
     return (memory_mb + AGENT_BASELINE_DATA_MB) * MIB
 
 
-def process_environment(spec: ProvidedFunctionSpec, tmpdir: str) -> dict[str, str]:
+def process_environment(
+    spec: ProvidedFunctionSpec, tmpdir: str, layers_root: str | None = None
+) -> dict[str, str]:
     """The variables the bootstrap starts with (§12.3; `AWS_LAMBDA_RUNTIME_API` is the agent's
     to add): the user's, then Lambda's (which the spec's check keeps the user from setting), but
     for those of one environment (`environment_variables`). No `AWS_EXECUTION_ENV`: Lambda sets
@@ -159,8 +167,9 @@ def process_environment(spec: ProvidedFunctionSpec, tmpdir: str) -> dict[str, st
     for key, default in (
         ("LANG", "en_US.UTF-8"),
         ("TZ", ":UTC"),
-        ("PATH", LAMBDA_PATH),
-        ("LD_LIBRARY_PATH", LAMBDA_LIBRARY_PATH.format(task=task_root)),
+        # `layers_root`: where the layers are seen (/opt, or their merged tree unconfined).
+        ("PATH", LAMBDA_PATH.format(opt=layers_root or "/opt")),
+        ("LD_LIBRARY_PATH", LAMBDA_LIBRARY_PATH.format(task=task_root, opt=layers_root or "/opt")),
         ("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR"),
     ):
         variables.setdefault(key, default)
