@@ -383,5 +383,5 @@ def test_layers_are_refused_on_a_wasm_function(tmp_path: Path) -> None:
     problems = _problems(tmp_path, 'runtime = "wasm"\nmodule = "fn.wat"\nlayers = ["l"]\n')
     assert problems == [
         "functions.fn.layers: expected no layers for a wasm function (layers are extracted to "
-        "/opt for python and nodejs functions), found 1"
+        "/opt for python, nodejs and provided functions), found 1"
     ]
