@@ -369,6 +369,8 @@ class FunctionRegistry:
         self._queue_dir = config.invoke.queue_path.resolve().parent
         self._code_dirs = _code_dirs(config)
         self.info: dict[str, FunctionInfo] = {}
+        # Provisioned concurrency of published versions (PutProvisionedConcurrencyConfig).
+        self._provisioned: dict[tuple[str, str], int] = {}
         # Admitted invocations running now and the most at once, by function.
         self._in_flight: dict[str, int] = {}
         self._peak: dict[str, int] = {}
@@ -446,21 +448,70 @@ class FunctionRegistry:
             runtime = self._versioned.get(key)
             if runtime is not None:
                 return runtime
-            function = self.store.version_config(name, version)
-            spec = runtime_spec_for(
-                name,
-                function,
-                timeout_seconds=self._longest,
-                key_value_stores=self._store_files,
-            )
-            spec = dataclasses.replace(spec, version=version)
-            runtime = self._host.create(spec, log_sink=functools.partial(self._sandbox_log, name))
+            runtime = self._make_version_runtime(name, version)
             self._versioned[key] = runtime
         try:
             await runtime.start()
         except FunctionCodeInvalid as error:
             logger.error("%s (version %s); its invocations fail until it is fixed", error, version)
         return runtime
+
+    def _make_version_runtime(self, name: str, version: str) -> Runtime:
+        """Published version `version`'s runtime (not started), with its provisioned
+        environments."""
+        function = self.store.version_config(name, version)
+        spec = runtime_spec_for(
+            name,
+            function,
+            timeout_seconds=self._longest,
+            key_value_stores=self._store_files,
+        )
+        changes: dict[str, Any] = {"version": version}
+        provisioned = self._provisioned.get((name, version), 0)
+        if provisioned and hasattr(spec, "provisioned"):
+            changes["provisioned"] = min(provisioned, getattr(spec, "max_concurrency", 0))
+        spec = dataclasses.replace(spec, **changes)
+        return self._host.create(spec, log_sink=functools.partial(self._sandbox_log, name))
+
+    async def set_provisioned(self, wanted: Mapping[str, Mapping[str, int]]) -> list[str]:
+        """Take the provisioned concurrency of published versions and aliases (function ->
+        qualifier -> environments; an alias provisions its version): a version whose count
+        changed gets a new runtime that starts that many environments before it takes the
+        next invocation, and the one it replaces finishes what it runs. Returns the
+        `name:version`s changed."""
+        resolved: dict[tuple[str, str], int] = {}
+        for name, by_qualifier in wanted.items():
+            if name not in self._specs:
+                continue
+            for qualifier, count in by_qualifier.items():
+                try:
+                    version = self.resolve(name, qualifier) if qualifier != LATEST else LATEST
+                except LookupError:
+                    continue
+                if version != LATEST:
+                    key = (name, version)
+                    resolved[key] = resolved.get(key, 0) + count
+        changed = [
+            k
+            for k in {*resolved, *self._provisioned}
+            if resolved.get(k, 0) != self._provisioned.get(k, 0)
+        ]
+        self._provisioned = resolved
+        for name, version in changed:
+            key = (name, version)
+            if not self._started or (key not in self._versioned and not resolved.get(key)):
+                continue
+            async with self._creating:
+                runtime = self._make_version_runtime(name, version)
+                try:
+                    await runtime.start()
+                except FunctionCodeInvalid as error:
+                    logger.error("%s (version %s): %s", name, version, error)
+                old = self._versioned.get(key)
+                self._versioned[key] = runtime
+            if old is not None:
+                self._retire(old)
+        return [f"{name}:{version}" for name, version in sorted(changed)]
 
     def has_entry(self, name: str, entry: str) -> bool:
         """False when function `name` cannot handle `entry` (a WASM module without that

@@ -129,6 +129,7 @@ class Reloader:
             # configuration of startup): it catches up.
             if getattr(target, "config", self.config) is not self.config:
                 await target.apply(self.config)
+            await _provision(target, self.state)
         try:
             yield
         finally:
@@ -228,6 +229,7 @@ class Reloader:
             done = await target.apply(config, replace=replace)
             if isinstance(done, list):
                 replaced.update(done)
+            await _provision(target, state)
         if self.limits is not None:
             from edge.invoke.concurrency import ConcurrencyLimiter
 
@@ -415,3 +417,14 @@ def watched_paths(config: EdgeConfig) -> tuple[frozenset[Path], frozenset[Path]]
         for path in paths:
             (folders if path.is_dir() else files).add(path.resolve())
     return frozenset(files), frozenset(folders)
+
+
+async def _provision(target: Any, state: FunctionState) -> None:
+    """Hand a target's functions the provisioned concurrency `state` asks for (by qualifier)."""
+    registry = getattr(target, "registry", None)
+    if registry is None or not hasattr(registry, "set_provisioned"):
+        return
+    wanted = {name: dict(o.provisioned) for name, o in state.functions.items() if o.provisioned}
+    changed = await registry.set_provisioned(wanted)
+    if changed:
+        logger.info("provisioned concurrency applied to %s", ", ".join(changed))

@@ -4,8 +4,11 @@ GetFunctionConfiguration, reserved and provisioned concurrency, and their errors
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import re
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,3 +234,39 @@ def test_update_function_code_serves_the_upload_on_every_worker_and_after_a_rest
         assert sha == updated["CodeSha256"]
     finally:
         edge.stop()
+
+
+def _idle_environments(edge: EdgeProcess, function: str) -> float:
+    with httpx.Client(timeout=10) as http:
+        text = http.get(f"{edge.admin_url}/metrics").text
+    pattern = (
+        rf'edge_function_environments\{{function="{re.escape(function)}",state="idle"\}} (\S+)'
+    )
+    found = re.search(pattern, text)
+    return float(found.group(1)) if found else 0.0
+
+
+def _eventually(condition: Any, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_provisioned_concurrency_starts_a_versions_environments(
+    edge: EdgeProcess, client: Any
+) -> None:
+    version = client.publish_version(FunctionName="plain")["Version"]
+    client.put_provisioned_concurrency_config(
+        FunctionName="plain", Qualifier=version, ProvisionedConcurrentExecutions=2
+    )
+    assert _eventually(lambda: _idle_environments(edge, f"plain:{version}") == 2)
+    # A provisioned environment ran its Init in advance: no Init Duration on the first call.
+    response = client.invoke(FunctionName=f"plain:{version}", Payload=b"{}", LogType="Tail")
+    log = base64.b64decode(response["LogResult"]).decode()
+    assert "REPORT RequestId:" in log
+    assert "Init Duration" not in log
+    client.delete_provisioned_concurrency_config(FunctionName="plain", Qualifier=version)
+    assert _eventually(lambda: _idle_environments(edge, f"plain:{version}") == 0)
