@@ -163,7 +163,8 @@ def _banner(
     if admin:
         signed = "signed requests only" if config.admin.access_key_id else "unsigned"
         err_console.print(
-            f"admin on http://{admin}  (/healthz, /metrics, /invalidations, Invoke API; {signed})"
+            f"admin on http://{admin}  (/status, /healthz, /metrics, /invalidations, "
+            f"Lambda API; {signed})"
         )
     _sandbox_line(sandbox)
     err_console.print(f"config: {config.source}")
