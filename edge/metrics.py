@@ -141,6 +141,20 @@ class ProxyMetrics:
             ["function", "reason"],
             registry=reg,
         )
+        self.function_warm_starts = Counter(
+            "edge_function_warm_starts",
+            "Invocations served by an environment that already ran (no Init)",
+            ["function", "version"],
+            registry=reg,
+        )
+        self.function_memory_used = Gauge(
+            "edge_function_max_memory_used_mb",
+            "The most memory an invocation used (REPORT's Max Memory Used) since the edge started",
+            ["function", "version"],
+            registry=reg,
+            multiprocess_mode="max",
+        )
+        self._memory_peaks: dict[tuple[str, str], int] = {}
         self.function_billed_ms = Counter(
             "edge_function_billed_duration_milliseconds",
             "Billed duration: each invocation's duration rounded up to the next millisecond",
@@ -238,9 +252,11 @@ class ProxyMetrics:
         *,
         billed_ms: int = 0,
         cold_start: bool = False,
+        memory_mb: int = 0,
     ) -> None:
         """One invocation at a trigger: `billed_ms` its billed duration (rounded up per
-        invocation), `cold_start` whether it ran in a new environment."""
+        invocation), `cold_start` whether it ran in a new environment (else, when it ran at
+        all, `billed_ms` above 0, a warm start), `memory_mb` its Max Memory Used."""
         counts = self._counts
         key: tuple[Any, ...] = (self.function_invocations, function, trigger, version)
         counts[key] = counts.get(key, 0) + 1
@@ -253,6 +269,11 @@ class ProxyMetrics:
         if cold_start:
             key = (self.function_cold_starts, function, version)
             counts[key] = counts.get(key, 0) + 1
+        elif billed_ms:
+            key = (self.function_warm_starts, function, version)
+            counts[key] = counts.get(key, 0) + 1
+        if memory_mb > self._memory_peaks.get((function, version), 0):
+            self._memory_peaks[(function, version)] = memory_mb
         self._observe(self.function_seconds, seconds, function, version)
 
     def record_throttle(self, function: str, reason: str) -> None:
@@ -297,6 +318,8 @@ class ProxyMetrics:
             for name, (in_flight, peak) in self._concurrency().items():
                 self.function_concurrency.labels(name).set(in_flight)
                 self.function_concurrency_peak.labels(name).set(peak)
+        for (function, version), peak in self._memory_peaks.items():
+            self.function_memory_used.labels(function, version).set(peak)
         if self._environments is not None:
             for name, stats in self._environments().items():
                 self.function_environments.labels(name, "busy").set(stats.busy)

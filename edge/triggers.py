@@ -49,6 +49,7 @@ class FunctionMetricsSink(Protocol):
         *,
         billed_ms: int = 0,
         cold_start: bool = False,
+        memory_mb: int = 0,
     ) -> None: ...
 
     def record_throttle(self, function: str, reason: str) -> None: ...
@@ -217,6 +218,7 @@ class TriggerRunner:
             version,
             billed_ms=result.billed_duration_ms if result is not None else 0,
             cold_start=result is not None and result.init_duration_ms is not None,
+            memory_mb=result.max_memory_used_mb if result is not None else 0,
         )
 
     def is_cloudfront_function(self, name: str) -> bool:

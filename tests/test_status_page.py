@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -139,3 +140,19 @@ def test_a_failure_appears_with_its_request_id(edge: EdgeProcess, page: Any) -> 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "status-page.png"), full_page=True)
     assert (ARTIFACTS / "status-page.png").stat().st_size > 10_000
+
+
+def test_warm_starts_and_memory_used_are_on_metrics(edge: EdgeProcess) -> None:
+    with httpx.Client(timeout=30) as client:
+        assert client.get(f"{edge.url}/slow/0").status_code == 200  # its environment is warm
+        text = client.get(f"{edge.admin_url}/metrics").text
+    warm = re.search(
+        r'edge_function_warm_starts_total\{function="slow",version="\$LATEST"\} (\S+)', text
+    )
+    assert warm is not None
+    assert float(warm.group(1)) >= 1
+    memory = re.search(
+        r'edge_function_max_memory_used_mb\{function="slow",version="\$LATEST"\} (\S+)', text
+    )
+    assert memory is not None
+    assert float(memory.group(1)) > 0
