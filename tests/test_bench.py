@@ -25,6 +25,7 @@ from edge.bench.histogram import fold, new_histogram
 from edge.bench.mix import Mix, MixEntry
 from edge.bench.scrape import function_report, parse_metrics
 from edge.cli import main
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import REPO, EdgeProcess
 from tests.origin_app import OriginServer, running_origin
 
@@ -219,6 +220,44 @@ def test_html_report_is_self_contained_with_its_plots(
     assert not re.search(r"""(src|href|url)\s*[=(]\s*["']?\s*(https?:)?//""", html)
     assert "<script" not in html
     assert "<link" not in html
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+def test_html_report_draws_its_plots_in_a_browser(
+    throttled_run: tuple[dict[str, Any], str, Path, int],
+) -> None:
+    _, _, tmp, _ = throttled_run
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto((tmp / "report.html").as_uri())
+            for plot in (
+                "latency-over-time",
+                "throughput-over-time",
+                "concurrency-over-time",
+                "latency-distribution",
+            ):
+                drawn = page.evaluate(
+                    """(id) => {
+                        const svg = document.getElementById(id);
+                        const box = svg.getBoundingClientRect();
+                        const lines = [...svg.querySelectorAll('polyline')];
+                        const length = lines.reduce((sum, l) => sum + l.getTotalLength(), 0);
+                        const marks = svg.querySelectorAll('circle').length;
+                        return {width: box.width, height: box.height, drawn: length + marks};
+                    }""",
+                    plot,
+                )
+                assert drawn["width"] > 100, (plot, drawn)
+                assert drawn["height"] > 50, (plot, drawn)
+                # A line (or, for a run of one or two samples, its marks), not just axes.
+                assert drawn["drawn"] > 0, (plot, drawn)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "bench-report.png"), full_page=True)
+        finally:
+            browser.close()
 
 
 def test_compare_prints_two_runs_side_by_side(

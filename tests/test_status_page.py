@@ -5,9 +5,7 @@ the page while it is open, without a reload. A screenshot is kept under `.test-a
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import REPO, EdgeProcess
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import EdgeProcess
 
 FUNCTIONS = Path(__file__).resolve().parent / "status_functions"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(os.environ.get("EDGE_TEST_ARTIFACTS", REPO / ".test-artifacts"))
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
 
@@ -49,17 +46,6 @@ reserved_concurrency = 1
 [functions.broken]
 handler = "{functions}/handlers.broken"
 """
-
-# Chromium as this machine lets it run (no sandbox as root, no network of its own).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")

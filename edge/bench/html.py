@@ -101,6 +101,12 @@ def line_chart(
             f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="1.8" '
             f'data-series="{escape(name)}"/>'
         )
+        if len(xs) < 3:  # too few samples for a line to show: mark each one
+            for x, y in zip(xs, ys, strict=False):
+                parts.append(
+                    f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{color}" '
+                    f'data-series="{escape(name)}"/>'
+                )
         legend_x = _LEFT + 8 + index * 130
         parts.append(
             f'<rect x="{legend_x}" y="{_TOP + 6}" width="10" height="10" fill="{color}"/>'
