@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from sandbox.runtime.bwrap import mask_arguments
 from sandbox.runtime.errors import SandboxError
 from sandbox.runtime.layers import OPT, LayerSet
 
@@ -178,24 +179,6 @@ def _system_binds() -> list[str]:
     return args
 
 
-def _mask(paths: Iterable[Path], visible: Sequence[Path]) -> list[str]:
-    """Hide the edge's files that a bound directory would show (an empty read-only tmpfs over
-    a directory, /dev/null over a file)."""
-    args: list[str] = []
-    masked: list[Path] = []
-    for path in sorted(set(paths), key=lambda p: len(p.parts)):
-        if not any(path.is_relative_to(v) for v in visible):
-            continue
-        if any(path.is_relative_to(m) for m in masked):
-            continue  # inside a directory already hidden
-        if path.is_dir():
-            args += ["--tmpfs", str(path), "--remount-ro", str(path)]
-            masked.append(path)
-        elif path.exists():
-            args += ["--ro-bind", "/dev/null", str(path)]
-    return args
-
-
 def bwrap_arguments(
     bwrap: str,
     *,
@@ -266,7 +249,7 @@ def bwrap_arguments(
         bind(Path(writable).resolve(), writable=True)
     if layers is not None:
         args += layers.bwrap_closing()
-    args += _mask((Path(p).resolve() for p in hidden_paths), visible)
+    args += mask_arguments((Path(p).resolve() for p in hidden_paths), visible)
     return args
 
 
