@@ -13,16 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.runtime.layers import MAX_LAYERS, search_variables
+from sandbox.runtime.layers import search_variables
 from sandbox.runtime.limits import (
     DEFAULT_LOG_LIMIT_BYTES,
     DEFAULT_PAYLOAD_LIMIT_BYTES,
-    MAX_EPHEMERAL_STORAGE_MB,
-    MAX_MEMORY_MB,
     MIB,
     MIN_EPHEMERAL_STORAGE_MB,
-    MIN_MEMORY_MB,
-    check_common_limits,
+    check_process_limits,
 )
 
 INITIALIZATION_ON_DEMAND = "on-demand"
@@ -84,26 +81,7 @@ class FunctionSpec:
     layer_cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
-        check_common_limits(self)
-        if not MIN_MEMORY_MB <= self.memory_mb <= MAX_MEMORY_MB:
-            raise ValueError(
-                f"memory_mb={self.memory_mb}: Lambda allows {MIN_MEMORY_MB}..{MAX_MEMORY_MB} MB"
-            )
-        if not MIN_EPHEMERAL_STORAGE_MB <= self.ephemeral_storage_mb <= MAX_EPHEMERAL_STORAGE_MB:
-            raise ValueError(
-                f"ephemeral_storage_mb={self.ephemeral_storage_mb}: Lambda allows "
-                f"{MIN_EPHEMERAL_STORAGE_MB}..{MAX_EPHEMERAL_STORAGE_MB} MB"
-            )
-        if not 0 <= self.provisioned <= self.max_concurrency:
-            raise ValueError("provisioned must be between 0 and max_concurrency")
-        if self.idle_seconds <= 0:
-            raise ValueError("idle_seconds must be positive")
-        if self.max_environments < 0:
-            raise ValueError("max_environments must not be negative (0: the cores)")
-        if self.environment_wait_seconds < 0:
-            raise ValueError("environment_wait_seconds must not be negative")
-        if len(self.layers) > MAX_LAYERS:
-            raise ValueError(f"{len(self.layers)} layers: Lambda allows at most {MAX_LAYERS}")
+        check_process_limits(self)
 
     @property
     def function_arn(self) -> str:

@@ -34,12 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.runtime.errors import FunctionCodeInvalid, SandboxError
-from sandbox.runtime.limits import MIB
+from sandbox.runtime.limits import MAX_LAYERS, MIB
 
 OPT = "/opt"
 
-# §14: 5 layers per function; 250 MB unzipped for the deployment package with every layer.
-MAX_LAYERS = 5
+# §14: 250 MB unzipped for the deployment package with every layer (at most MAX_LAYERS).
 MAX_UNZIPPED_BYTES = 250 * MIB
 
 _CHUNK_BYTES = 1 << 20

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from typing import Protocol
 
 MIB = 1024 * 1024
+# §14: 5 layers per function.
+MAX_LAYERS = 5
 
 # §14: 128 MB - 10,240 MB; sync payloads 6 MB each way; env vars 4 KB in total; /tmp
 # (ephemeral storage) 512 MB - 10,240 MB, 512 MB by default and at most on Lambda@Edge.
@@ -93,3 +95,47 @@ def check_common_limits(spec: CommonSettings) -> None:
     if spec.max_concurrency < 0:
         raise ValueError("max_concurrency must be >= 0 (0 throttles every invocation)")
     check_environment(spec.environment)
+
+
+class ProcessSettings(CommonSettings, Protocol):
+    """The settings of a runtime whose environments are processes (Python, Node.js, custom)."""
+
+    @property
+    def memory_mb(self) -> int: ...
+    @property
+    def ephemeral_storage_mb(self) -> int: ...
+    @property
+    def provisioned(self) -> int: ...
+    @property
+    def idle_seconds(self) -> float: ...
+    @property
+    def max_environments(self) -> int: ...
+    @property
+    def environment_wait_seconds(self) -> float: ...
+    @property
+    def layers(self) -> tuple[object, ...]: ...
+
+
+def check_process_limits(spec: ProcessSettings) -> None:
+    """Raise ValueError unless a process runtime's settings are usable (and within Lambda's
+    memory, ephemeral storage and layer limits); `check_common_limits` included."""
+    check_common_limits(spec)
+    if not MIN_MEMORY_MB <= spec.memory_mb <= MAX_MEMORY_MB:
+        raise ValueError(
+            f"memory_mb={spec.memory_mb}: Lambda allows {MIN_MEMORY_MB}..{MAX_MEMORY_MB} MB"
+        )
+    if not MIN_EPHEMERAL_STORAGE_MB <= spec.ephemeral_storage_mb <= MAX_EPHEMERAL_STORAGE_MB:
+        raise ValueError(
+            f"ephemeral_storage_mb={spec.ephemeral_storage_mb}: Lambda allows "
+            f"{MIN_EPHEMERAL_STORAGE_MB}..{MAX_EPHEMERAL_STORAGE_MB} MB"
+        )
+    if not 0 <= spec.provisioned <= spec.max_concurrency:
+        raise ValueError("provisioned must be between 0 and max_concurrency")
+    if spec.idle_seconds <= 0:
+        raise ValueError("idle_seconds must be positive")
+    if spec.max_environments < 0:
+        raise ValueError("max_environments must not be negative (0: the cores)")
+    if spec.environment_wait_seconds < 0:
+        raise ValueError("environment_wait_seconds must not be negative")
+    if len(spec.layers) > MAX_LAYERS:
+        raise ValueError(f"{len(spec.layers)} layers: Lambda allows at most {MAX_LAYERS}")
