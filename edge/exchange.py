@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from edge.traces import trace_for
+from edge.traces import sent_trace, trace_for
 from origin_proxy import Headers, OriginResponse, single_chunk
 
 if TYPE_CHECKING:
@@ -126,10 +126,7 @@ class ViewerRequest:
         on first use."""
         trace = self.trace_id
         if not trace:
-            sent = None
-            for name, value in self.headers:
-                if name == b"x-amzn-trace-id":
-                    sent = value
+            sent = sent_trace(self.headers)
             self.trace_sent = sent is not None
             trace = self.trace_id = trace_for(sent)
         return trace

@@ -21,6 +21,7 @@ __all__ = [
     "TRACE_HEADER_BYTES",
     "new_trace_header",
     "new_trace_root",
+    "sent_trace",
     "trace_for",
     "trace_header",
     "viewer_trace",
@@ -78,11 +79,16 @@ preset_trace: ContextVar[str | None] = ContextVar("edge_preset_trace", default=N
 def viewer_trace(headers: list[tuple[bytes, bytes]]) -> str:
     """The trace of a request carrying `headers` (lower-case names): the viewer's last
     X-Amzn-Trace-Id when it names a trace and is not too long, else a new one."""
+    return trace_for(sent_trace(headers))
+
+
+def sent_trace(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The last X-Amzn-Trace-Id among `headers` (lower-case names), or None."""
     sent = None
     for name, value in headers:
         if name == b"x-amzn-trace-id":
             sent = value
-    return trace_for(sent)
+    return sent
 
 
 def trace_for(sent: bytes | None) -> str:

@@ -125,35 +125,21 @@ class Runtime(abc.ABC):
         deadline, budget_seconds = invocation_deadline(
             self._timeout_seconds, deadline, timeout_seconds
         )
-        if self._json_logs:
-            return await self._invoke_json_logs(
-                Invocation(
-                    event,
-                    entry,
-                    request_id or new_request_id(),
-                    deadline,
-                    budget_seconds,
-                    invoked_arn,
-                    client_context,
-                    cognito_identity,
-                    caller_deadline,
-                    trace_id,
-                )
-            )
-        return await self._invoke(
-            Invocation(
-                event,
-                entry,
-                request_id or new_request_id(),
-                deadline,
-                budget_seconds,
-                invoked_arn,
-                client_context,
-                cognito_identity,
-                caller_deadline,
-                trace_id,
-            )
+        invocation = Invocation(
+            event,
+            entry,
+            request_id or new_request_id(),
+            deadline,
+            budget_seconds,
+            invoked_arn,
+            client_context,
+            cognito_identity,
+            caller_deadline,
+            trace_id,
         )
+        if self._json_logs:
+            return await self._invoke_json_logs(invocation)
+        return await self._invoke(invocation)
 
     async def _invoke_json_logs(self, invocation: Invocation) -> InvocationResult:
         try:
