@@ -270,3 +270,17 @@ def test_provisioned_concurrency_starts_a_versions_environments(
     assert "Init Duration" not in log
     client.delete_provisioned_concurrency_config(FunctionName="plain", Qualifier=version)
     assert _eventually(lambda: _idle_environments(edge, f"plain:{version}") == 0)
+
+
+@pytest.mark.parametrize(
+    "member", ["../escape.py", "/tmp/edge-absolute-escape.py"], ids=["dot-dot", "absolute"]
+)
+def test_update_function_code_refuses_members_outside_the_package(
+    client: Any, edge: EdgeProcess, member: str
+) -> None:
+    before = page(f"{edge.url}/")
+    package = deployment_package({"app.py": answer_source("uploaded"), member: "x = 1\n"})
+    code, status, _ = error_of(client.update_function_code, FunctionName="answer", ZipFile=package)
+    assert (code, status) == ("InvalidParameterValueException", 400)
+    assert not Path("/tmp/edge-absolute-escape.py").exists()
+    assert page(f"{edge.url}/") == before
