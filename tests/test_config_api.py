@@ -284,3 +284,28 @@ def test_update_function_code_refuses_members_outside_the_package(
     assert (code, status) == ("InvalidParameterValueException", 400)
     assert not Path("/tmp/edge-absolute-escape.py").exists()
     assert page(f"{edge.url}/") == before
+
+
+def test_publish_version_after_update_function_code_snapshots_the_upload(
+    tmp_path: Path,
+) -> None:
+    """PublishVersion takes `$LATEST` as the API left it, not as edge.toml started it."""
+    edge = start(write_project(tmp_path, workers=1), tmp_path)
+    try:
+        client = lambda_client(edge)
+        first = client.publish_version(FunctionName="plain")["Version"]
+        package = deployment_package({"main.py": PLAIN.replace("GREETING", "UPLOADED")})
+        client.update_function_code(FunctionName="plain", ZipFile=package)
+        second = client.publish_version(FunctionName="plain")["Version"]
+        assert (first, second) == ("1", "2")
+        shas = [
+            client.get_function_configuration(FunctionName="plain", Qualifier=q)["CodeSha256"]
+            for q in ("1", "2")
+        ]
+        assert shas[0] != shas[1]
+        # The second version runs the uploaded handler file, the first the original.
+        snapshot = tmp_path / ".edge" / "lambda" / "functions" / "plain"
+        assert "UPLOADED" in (snapshot / "2" / "code" / "main.py").read_text()
+        assert "GREETING" in (snapshot / "1" / "code" / "main.py").read_text()
+    finally:
+        edge.stop()

@@ -33,6 +33,7 @@ from edge.lambda_service import (
     InvalidAlias,
     NotFound,
     RevisionMismatch,
+    StateUnavailable,
 )
 
 API_PREFIX = "/2015-03-31/functions"
@@ -164,8 +165,8 @@ def management_routes(
     """The version and alias routes, to mount beside the Invoke API's."""
     store = service.registry.store
     router = service.registry.router
-    config = service.config
-    referenced = referenced_aliases(config)
+    # Read per call: a reload (or UpdateFunctionCode) replaces the service's configuration.
+    referenced = referenced_aliases(service.config)
 
     def function_of(request: Request) -> str:
         """The function a management call names (an unqualified name or ARN)."""
@@ -201,6 +202,8 @@ def management_routes(
             raise errors.invalid_parameter(str(exc)) from None
         except RevisionMismatch as exc:
             raise precondition_failed(str(exc)) from None
+        except StateUnavailable as exc:
+            raise errors.service_error(str(exc)) from None
         except OSError as exc:
             raise errors.service_error(f"The state directory could not be changed: {exc}") from None
         router.refresh_now()
@@ -218,14 +221,16 @@ def management_routes(
                 "GetFunction/GetAlias API to retrieve the latest Revision Id"
             )
         if expected_sha is not None:
-            current, _ = await asyncio.to_thread(latest_code_sha256, config, name)
+            current, _ = await asyncio.to_thread(latest_code_sha256, service.config, name)
             if current != expected_sha:
                 raise errors.invalid_parameter(
                     f"CodeSHA256 ({expected_sha}) is different from current CodeSHA256 in "
                     f"$LATEST ({current}). Please try again with the CodeSHA256 in $LATEST."
                 )
         version = await change(
-            lambda: publish_function(config, store, name, description=description), name, None
+            lambda: publish_function(service.config, store, name, description=description),
+            name,
+            None,
         )
         return ok(descriptions.configuration(name, version.number), request_id, 201)
 
