@@ -409,6 +409,8 @@ def run_server(
     from edge.server import ListenError, ServerOptions, parse_listen
     from sandbox import wasm_cache_dir
 
+    # With a cluster, the state directory is first brought up to date from Redis.
+    shared_state = _join_shared_state(config, follow=True)
     try:
         reloader = Reloader(config, load_base=load_base, check=_code_problems, watch=reload)
     except ValueError as error:  # an unreadable state file
@@ -490,7 +492,7 @@ def run_server(
         # workers count through a table every process maps (made here, before the fork);
         # with [cluster], every node's processes count in Redis.
         shared_dir = Path(multiproc_dir) if multiproc_dir else None
-        process_cluster = _cluster_factory(config, shared_dir)
+        process_cluster = _cluster_factory(config, shared_dir, shared_state)
         limiter = (
             process_cluster.limiter
             if process_cluster is not None
@@ -585,10 +587,11 @@ class _ProcessCluster:
     """`[cluster]`: the limiter every process shares (made before any fork) and one Redis
     connection per process, made on first use after the fork (`__call__`)."""
 
-    def __init__(self, config: EdgeConfig, shared_dir: Path | None) -> None:
+    def __init__(self, config: EdgeConfig, shared_dir: Path | None, shared_state: Any) -> None:
         from edge.cluster.concurrency import ClusterLimiter
 
         self.config = config
+        self.shared_state = shared_state
         self.limiter = ClusterLimiter.from_config(config, shared_dir=shared_dir)
         self._by_pid: dict[int, Any] = {}
 
@@ -608,10 +611,14 @@ class _ProcessCluster:
             )
             self._by_pid = {pid: cluster}
             self.limiter.attach(cluster)
+            if self.shared_state is not None:
+                self.shared_state.follow()
         return cluster
 
 
-def _cluster_factory(config: EdgeConfig, shared_dir: Path | None) -> _ProcessCluster | None:
+def _cluster_factory(
+    config: EdgeConfig, shared_dir: Path | None, shared_state: Any = None
+) -> _ProcessCluster | None:
     """The `[cluster]` wiring, or None when it is off; exits 2 when the redis client is not
     installed."""
     if not config.cluster.enabled:
@@ -624,7 +631,7 @@ def _cluster_factory(config: EdgeConfig, shared_dir: Path | None) -> _ProcessClu
             "client: pip install 'edge[cluster]'"
         )
         sys.exit(2)
-    return _ProcessCluster(config, shared_dir)
+    return _ProcessCluster(config, shared_dir, shared_state)
 
 
 @main.command()
@@ -1472,7 +1479,35 @@ def _store_for(config_path: Path, function: str) -> tuple[EdgeConfig, Any]:
             f"functions ({escape(names or 'none')}), found {escape(repr(function))}"
         )
         sys.exit(2)
+    _join_shared_state(config, follow=False)
     return config, FunctionStore(config.server.state_dir)
+
+
+def _join_shared_state(config: EdgeConfig, *, follow: bool) -> Any:
+    """With `[cluster] redis` (and `shared_state`): this process's changes to the state
+    directory go through the cluster's Redis, and the directory is brought up to date from it
+    now (`follow`, for `edge serve`: an empty cluster takes this node's state, and each
+    serving process keeps following). None without a cluster."""
+    if not (config.cluster.enabled and config.cluster.shared_state):
+        return None
+    try:
+        from edge.cluster.state import shared_state_for
+    except ImportError:
+        err_console.print(
+            f"[bold red]error:[/] [cluster] redis in {escape(config.source)} needs the redis "
+            "client: pip install 'edge[cluster]'"
+        )
+        sys.exit(2)
+    from edge.lambda_service import share_state
+
+    shared = shared_state_for(config)
+    assert shared is not None
+    share_state(config.server.state_dir, shared)
+    if follow:
+        shared.start()  # an empty cluster takes this node's state
+    else:
+        shared.refresh()
+    return shared
 
 
 def _store_error(error: Exception) -> NoReturn:

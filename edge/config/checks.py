@@ -5,6 +5,7 @@ each, in the house format."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.util
 import re
@@ -329,6 +330,18 @@ class _Qualifiers:
             state_dir = self._config.server.state_dir
             if not state_dir.is_absolute():
                 state_dir = self._config.base_dir / state_dir
+            cluster = self._config.cluster
+            if cluster.redis is not None and cluster.shared_state:
+                # The cluster's versions and aliases, not only what this node saw last.
+                with contextlib.suppress(ImportError):
+                    from edge.cluster.state import SharedState
+
+                    SharedState(
+                        cluster.redis,
+                        state_dir,
+                        key_prefix=cluster.key_prefix,
+                        timeout=max(cluster.timeout, 2.0),
+                    ).refresh()
             self._store = FunctionStore(state_dir)
         try:
             versions = [v.number for v in self._store.versions(function)]

@@ -1154,6 +1154,14 @@ class ClusterConfig(_Strict):
         description="Seconds a node's miss waits for another node fetching the same object "
         "before it fetches itself.",
     )
+    shared_state: bool = Field(
+        default=True,
+        description="Published versions, aliases, the management API's changes to $LATEST "
+        "(code, configuration, concurrency) and deployment records kept in Redis, so every "
+        "node runs the same versions and the same alias weights; `[server] state_dir` becomes "
+        "each node's replica. While Redis is away such changes are refused and nodes serve "
+        "from their replica. false: each node keeps its own.",
+    )
     async_queue: Literal["redis", "local"] = Field(
         default="redis",
         description='Where accepted asynchronous events wait: "redis" (Redis Streams: any '

@@ -17,9 +17,13 @@ from edge.lambda_service.store import (
     InvalidAlias,
     NotFound,
     RevisionMismatch,
+    SharedStore,
+    StateUnavailable,
     Version,
     code_digest,
     is_version_number,
+    share_state,
+    shared_store,
     validate_alias_name,
 )
 
@@ -33,8 +37,12 @@ __all__ = [
     "NotFound",
     "Resolved",
     "RevisionMismatch",
+    "SharedStore",
+    "StateUnavailable",
     "Version",
     "code_digest",
     "is_version_number",
+    "share_state",
+    "shared_store",
     "validate_alias_name",
 ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -47,6 +48,7 @@ from edge.lambda_service.overrides import (
     unpack_code,
     write_state,
 )
+from edge.lambda_service.store import StateUnavailable, shared_store
 from edge.reload import Reloader
 from sandbox import new_request_id
 
@@ -221,14 +223,27 @@ class _ConfigurationApi:
                 "The operation cannot be performed at this time. An update is in progress for "
                 f"resource: {function_arn(name)}"
             )
-        current = await asyncio.to_thread(read_state, self.reloader.state_file)
-        state = current.with_function(name, change(current.get(name)))
-        config, code_problems = await asyncio.to_thread(self.reloader.candidate, state)
-        problems = [p for p in code_problems if p.startswith(f"functions.{name}.")]
-        problems += self._problems(config, name)
-        if problems:
-            raise errors.invalid_parameter("; ".join(problems))
-        await asyncio.to_thread(write_state, self.reloader.state_file, state)
+        state_file = self.reloader.state_file
+        shared = shared_store(self.reloader.config.server.state_dir)
+
+        def checked_and_written() -> FunctionState:
+            # With a cluster, under its lock: read what every node has, store it everywhere.
+            holding = shared.hold() if shared is not None else contextlib.nullcontext()
+            with holding as held:
+                current = read_state(state_file)
+                state = current.with_function(name, change(current.get(name)))
+                config, code_problems = self.reloader.candidate(state)
+                problems = [p for p in code_problems if p.startswith(f"functions.{name}.")]
+                problems += self._problems(config, name)
+                if problems:
+                    raise errors.invalid_parameter("; ".join(problems))
+                write_state(state_file, state, held)
+                return state
+
+        try:
+            state = await asyncio.to_thread(checked_and_written)
+        except StateUnavailable as exc:
+            raise errors.service_error(str(exc)) from None
         outcome = await self.reloader.apply_state(state, reason=f"management API: {name}")
         if not outcome.applied:
             raise errors.service_error("; ".join(outcome.problems))

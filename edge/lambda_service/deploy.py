@@ -100,6 +100,19 @@ class FunctionStore(Protocol):
 HookRunner = Callable[[str, bytes], Awaitable[bytes]]
 
 
+class DeploymentOwners(Protocol):
+    """Which node runs each deployment of a cluster (edge.cluster.state.SharedState): a
+    claim is a lease the owner renews; a node that dies lets it expire, and another node's
+    deployer takes the deployment over. `publish` stores a record cluster-wide."""
+
+    node_id: str
+
+    def claim(self, deployment_id: str, seconds: float) -> bool: ...
+    def owner(self, deployment_id: str) -> str | None: ...
+    def disclaim(self, deployment_id: str) -> None: ...
+    def publish(self, document: str, data: bytes) -> None: ...
+
+
 class DeploymentRefused(Exception):
     """A deployment that cannot start (or be stopped): `status` is the HTTP status to answer
     with (400 invalid, 404 unknown, 409 conflict), `code` a short name for it."""
@@ -141,8 +154,17 @@ class Deployer:
         state_dir: Path,
         functions: Collection[str] | None = None,
         clock: Callable[[], float] = time.time,
+        owners: DeploymentOwners | None = None,
+        claim_seconds: float = 10.0,
     ) -> None:
         self._store = store
+        self._owners = owners
+        self._claim_seconds = claim_seconds
+        # Deployments this deployer runs (the others are another node's, read from the
+        # records the cluster shares into `directory`).
+        self._owned: set[str] = set()
+        self._unpublished: set[str] = set()
+        self._directory_stamp: tuple[int, int] | None = None
         self._run_hook = run_hook
         self._sample = sample
         self._functions = functions
@@ -158,6 +180,7 @@ class Deployer:
     # -- reading -------------------------------------------------------------------------------
 
     def get(self, deployment_id: str) -> Deployment:
+        self._read_others()
         found = self._deployments.get(deployment_id)
         if found is None:
             raise DeploymentRefused(404, "DeploymentNotFound", f"no deployment {deployment_id}")
@@ -165,6 +188,7 @@ class Deployer:
 
     def list(self, function: str | None = None, alias: str | None = None) -> list[Deployment]:
         """Deployments, newest first."""
+        self._read_others()
         found = [
             d
             for d in self._deployments.values()
@@ -195,8 +219,12 @@ class Deployer:
             try:
                 self._load()
                 for deployment in self.list():
-                    if deployment.status == IN_PROGRESS:
+                    if deployment.status == IN_PROGRESS and self._claim(deployment):
                         self._resume(deployment)
+                if self._owners is not None:
+                    claims = tasks.create_task(self._keep_claims(), name="deployment claims")
+                    self._running.add(claims)
+                    claims.add_done_callback(self._running.discard)
                 yield
             finally:
                 self._tasks = None
@@ -207,6 +235,7 @@ class Deployer:
         """Check `request` and start its deployment (DeploymentRefused when it cannot)."""
         if self._tasks is None:
             raise DeploymentRefused(503, "NotRunning", "the deployer is not running")
+        self._read_others()
         try:
             strategy = parse_strategy(request.strategy)
         except StrategyInvalid as exc:
@@ -277,6 +306,10 @@ class Deployer:
             f"{request.version}, {strategy.name}",
         )
         self._deployments[deployment.id] = deployment
+        if not self._claim(deployment):
+            raise DeploymentRefused(
+                503, "ClusterUnavailable", "the deployment could not be claimed"
+            )
         self._save(deployment)
         self._spawn(deployment)
         return deployment
@@ -288,6 +321,14 @@ class Deployer:
         if deployment.status != IN_PROGRESS:
             raise DeploymentRefused(
                 409, "DeploymentEnded", f"deployment {deployment_id} is {deployment.status}"
+            )
+        if deployment_id not in self._stops:
+            owner = self._owners.owner(deployment_id) if self._owners is not None else None
+            raise DeploymentRefused(
+                409,
+                "DeploymentElsewhere",
+                f"deployment {deployment_id} runs on node {owner or deployment.node or '?'}: "
+                "send the stop to that node's admin listener",
             )
         self._stops[deployment_id].set()
         with contextlib.suppress(TimeoutError):
@@ -315,7 +356,72 @@ class Deployer:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    def _resume(self, deployment: Deployment) -> None:
+    # -- owners (a cluster) ----------------------------------------------------------------------
+
+    def _claim(self, deployment: Deployment) -> bool:
+        """Make `deployment` this deployer's (True), unless another live node runs it. Without a
+        cluster every deployment is this deployer's."""
+        if self._owners is None:
+            self._owned.add(deployment.id)
+            return True
+        try:
+            claimed = self._owners.claim(deployment.id, self._claim_seconds)
+        except OSError as exc:  # Redis away: what is not ours stays not ours
+            logger.warning("deployment %s: could not be claimed: %s", deployment.id, exc)
+            return deployment.id in self._owned
+        if claimed:
+            if deployment.node and deployment.node != self._owners.node_id:
+                self._note(deployment, f"taken over from node {deployment.node}")
+            deployment.node = self._owners.node_id
+            self._owned.add(deployment.id)
+        return claimed
+
+    async def _keep_claims(self) -> None:
+        """Renew the claims of the deployments running here, publish records Redis missed,
+        and take over those whose node stopped renewing."""
+        assert self._owners is not None
+        while True:
+            await asyncio.sleep(self._claim_seconds / 3)
+            for d in list(self._deployments.values()):
+                if d.status != IN_PROGRESS:
+                    continue
+                if d.id in self._stops:
+                    if not await asyncio.to_thread(self._claim, d):
+                        logger.warning("deployment %s: its claim was lost", d.id)
+                    continue
+                if await asyncio.to_thread(self._claim, d):
+                    self._resume(d, taken_over=True)
+            for deployment_id in list(self._unpublished):
+                found = self._deployments.get(deployment_id)
+                if found is not None:
+                    self._save(found)
+            await asyncio.to_thread(self._read_others)
+
+    def _read_others(self) -> None:
+        """Read the records other nodes run (the cluster copies them into `directory`),
+        when the directory changed."""
+        if self._owners is None:
+            return
+        try:
+            info = self.directory.stat()
+        except OSError:
+            return
+        stamp = (info.st_mtime_ns, info.st_ino)
+        if stamp == self._directory_stamp:
+            return
+        self._directory_stamp = stamp
+        for path in self.directory.glob("d-*.json"):
+            deployment_id = path.stem
+            if deployment_id in self._owned:
+                continue
+            try:
+                self._deployments[deployment_id] = Deployment.from_json(
+                    orjson.loads(path.read_bytes())
+                )
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                logger.warning("deployment record %s is unreadable, skipped: %s", path, exc)
+
+    def _resume(self, deployment: Deployment, *, taken_over: bool = False) -> None:
         """Continue a deployment the edge was running when it stopped, or roll it back."""
         try:
             self._check_resumable(deployment)
@@ -326,7 +432,11 @@ class Deployer:
             else:
                 self._roll_back(deployment, reason, FAILED)
             return
-        self._note(deployment, f"resumed after a restart ({deployment.phase})")
+        self._note(
+            deployment,
+            f"resumed {'by node ' + deployment.node if taken_over else 'after a restart'} "
+            f"({deployment.phase})",
+        )
         self._save(deployment)
         self._spawn(deployment)
 
@@ -522,6 +632,9 @@ class Deployer:
         self.outcomes[status] += 1
         self._note(d, status + (f": {reason}" if reason else ""))
         self._save(d)
+        if self._owners is not None:
+            with contextlib.suppress(OSError):  # the claim expires by itself otherwise
+                self._owners.disclaim(d.id)
         log = logger.info if status == SUCCEEDED else logger.warning
         log("deployment %s %s%s", d.id, status, f": {reason}" if reason else "")
 
@@ -531,11 +644,21 @@ class Deployer:
     # -- persistence ---------------------------------------------------------------------------
 
     def _save(self, d: Deployment) -> None:
+        data = orjson.dumps(d.to_json(), option=orjson.OPT_INDENT_2)
+        if self._owners is not None:
+            # Best effort: a record Redis missed is sent again by `_keep_claims`.
+            try:
+                self._owners.publish(f"deployments/{d.id}.json", data)
+                self._unpublished.discard(d.id)
+            except OSError as exc:
+                if d.id not in self._unpublished:
+                    logger.warning("deployment %s: record not shared yet: %s", d.id, exc)
+                self._unpublished.add(d.id)
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{d.id}.json"
-        temporary = path.with_suffix(".json.tmp")
+        temporary = path.with_suffix(f".json.{os.getpid()}.tmp")
         with open(temporary, "wb") as file:
-            file.write(orjson.dumps(d.to_json(), option=orjson.OPT_INDENT_2))
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -555,6 +678,8 @@ class Deployer:
         for d in loaded:
             if d.id not in forgotten:
                 self._deployments[d.id] = d
+                if d.status != IN_PROGRESS and self._owners is None:
+                    self._owned.add(d.id)
 
 
 def _percent(weight: float) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -162,8 +162,9 @@ def build_deployer(
     `metrics` (what `/metrics` shows; None: the default registry) and the Invoke API's own."""
     from prometheus_client import REGISTRY
 
+    from edge.lambda_service.deploy import DeploymentOwners
     from edge.lambda_service.deploy_metrics import RegistrySampler
-    from edge.lambda_service.store import FunctionStore
+    from edge.lambda_service.store import FunctionStore, shared_store
     from sandbox import new_request_id
 
     async def run_hook(name: str, payload: bytes) -> bytes:
@@ -171,8 +172,13 @@ def build_deployer(
         return result.payload
 
     scraped = metrics if metrics is not None else REGISTRY
+    # With a cluster, deployments are claimed per node and taken over when a node dies.
+    shared = shared_store(config.server.state_dir)
+    owners = cast("DeploymentOwners | None", shared if hasattr(shared, "claim") else None)
     return Deployer(
         FunctionStore(config.server.state_dir),
+        owners=owners,
+        claim_seconds=max(config.cluster.lease_seconds, 1.0),
         run_hook=run_hook,
         sample=RegistrySampler(lambda: (scraped, invoke.metrics_registry), flush=flush),
         state_dir=config.server.state_dir,

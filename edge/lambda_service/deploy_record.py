@@ -117,6 +117,8 @@ class Deployment:
     ended_at: float | None = None
     reason: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    # The cluster node that runs it ("" without a cluster).
+    node: str = ""
     # Not persisted: the current step's counts per version, for progress.
     current: dict[str, dict[str, Any]] = field(default_factory=dict)
 

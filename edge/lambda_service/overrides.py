@@ -121,6 +121,9 @@ def read_state(path: Path) -> FunctionState:
         functions: dict[str, FunctionOverride] = {}
         for name, item in document.get("functions", {}).items():
             code = item.get("code")
+            if code:
+                # Kept relative to the state directory (which a cluster's nodes each have).
+                code = {**code, "directory": str(path.parent / code["directory"])}
             functions[name] = FunctionOverride(
                 code=UploadedCode(**code) if code else None,
                 configuration=dict(item.get("configuration") or {}),
@@ -134,14 +137,18 @@ def read_state(path: Path) -> FunctionState:
     return FunctionState(functions)
 
 
-def write_state(path: Path, state: FunctionState) -> None:
-    """Replace the state file atomically."""
+def write_state(path: Path, state: FunctionState, held: Any = None) -> None:
+    """Replace the state file atomically; `held`: a cluster change in progress
+    (`SharedStore.hold`), which stores the file cluster-wide first."""
     document: dict[str, Any] = {"functions": {}}
     for name, override in sorted(state.functions.items()):
         item: dict[str, Any] = {"revision": override.revision}
         if override.code is not None:
+            directory = Path(override.code.directory)
+            if directory.is_relative_to(path.parent):
+                directory = directory.relative_to(path.parent)
             item["code"] = {
-                "directory": override.code.directory,
+                "directory": str(directory),
                 "sha256": override.code.sha256,
                 "size": override.code.size,
                 "replaces": override.code.replaces,
@@ -155,9 +162,12 @@ def write_state(path: Path, state: FunctionState) -> None:
         if override.last_modified:
             item["last_modified"] = override.last_modified
         document["functions"][name] = item
+    data = orjson.dumps(document, option=orjson.OPT_INDENT_2)
+    if held is not None:
+        held.publish(STATE_FILE, data)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    temporary.write_bytes(data)
     os.replace(temporary, path)
 
 

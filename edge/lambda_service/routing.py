@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from edge.lambda_service.store import LATEST, FunctionStore, NotFound
 
 # How often a router looks whether the store's file changed.
-CHECK_SECONDS = 0.5
+CHECK_SECONDS = 0.1
 
 
 @dataclass(frozen=True, slots=True)

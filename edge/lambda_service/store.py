@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -43,6 +43,8 @@ from edge.config import FunctionConfig
 
 LATEST = "$LATEST"
 STATE_FILE = "state.json"
+# The state file's path under the state directory, as the cluster names it.
+STATE_DOCUMENT = f"lambda/{STATE_FILE}"
 
 # Lambda's alias name: `(?!^[0-9]+$)([a-zA-Z0-9-_]+)`, 1 to 128 characters (BOTO model).
 _ALIAS_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
@@ -82,6 +84,43 @@ class CodeTooLarge(ValueError):
 
 class RevisionMismatch(Exception):
     """The caller's RevisionId is not the alias's (the API's PreconditionFailedException)."""
+
+
+class StateUnavailable(OSError):
+    """The cluster's shared state cannot take a change now (`[cluster] redis` unreachable):
+    the change was made nowhere (the API's ServiceException)."""
+
+
+class SharedStore(Protocol):
+    """Where a cluster keeps the state directory's documents (`edge.cluster.state`): `hold`
+    takes the cluster's lock and brings the local files up to date; the held object's
+    `publish(document, data)` stores a document cluster-wide before it is written locally."""
+
+    def hold(self) -> contextlib.AbstractContextManager[Any]: ...
+
+    def publish(self, document: str, data: bytes) -> None: ...
+
+
+# The shared store of each state directory this process serves (set by `edge serve` and the
+# CLI when `[cluster] redis` is on): every FunctionStore, overrides writer and deployer on that
+# directory goes through it.
+_SHARED: dict[Path, SharedStore] = {}
+
+
+def share_state(state_dir: Path, shared: SharedStore | None) -> None:
+    """Route changes to `state_dir` through `shared` (None: this node's folder alone)."""
+    key = state_dir.resolve()
+    if shared is None:
+        _SHARED.pop(key, None)
+    else:
+        _SHARED[key] = shared
+
+
+def shared_store(state_dir: Path) -> SharedStore | None:
+    """The shared store `state_dir`'s changes go through, if any."""
+    if not _SHARED:
+        return None
+    return _SHARED.get(state_dir.resolve())
 
 
 @dataclass(frozen=True)
@@ -214,8 +253,9 @@ def _settings_digest(settings: Mapping[str, Any]) -> str:
 class FunctionStore:
     """Versions and aliases of the functions, persisted under `state_dir` (see the module)."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, shared: SharedStore | None = None) -> None:
         self.state_dir = state_dir
+        self.shared = shared if shared is not None else shared_store(state_dir)
         self.root = state_dir / "lambda"
         self.path = self.root / STATE_FILE
         self._lock = threading.RLock()
@@ -331,23 +371,30 @@ class FunctionStore:
     @contextlib.contextmanager
     def _change(self) -> Iterator[dict[str, Any]]:
         """The current state to change in place, written back atomically; other processes
-        wait on the lock file meanwhile."""
+        wait on the lock file meanwhile. With a shared store (a cluster), the cluster's lock
+        is held too and the new state is stored cluster-wide before it is written here
+        (StateUnavailable: it was written nowhere)."""
         with self._lock:
-            self.root.mkdir(parents=True, exist_ok=True)
-            with open(self.root / ".lock", "a+b") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                try:
-                    state = orjson.loads(orjson.dumps(self._current(force=True)))
-                    yield state
-                    self._write(state)
-                finally:
-                    fcntl.flock(lock, fcntl.LOCK_UN)
+            holding = self.shared.hold() if self.shared is not None else contextlib.nullcontext()
+            with holding as held:
+                self.root.mkdir(parents=True, exist_ok=True)
+                with open(self.root / ".lock", "a+b") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    try:
+                        state = orjson.loads(orjson.dumps(self._current(force=True)))
+                        yield state
+                        self._write(state, held)
+                    finally:
+                        fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _write(self, state: dict[str, Any]) -> None:
+    def _write(self, state: dict[str, Any], held: Any = None) -> None:
+        data = orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        if held is not None:
+            held.publish(STATE_DOCUMENT, data)
         fd, temporary = tempfile.mkstemp(dir=self.root, prefix=".state-", suffix=".json")
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+                out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
             # Readers tell files apart by (inode, mtime, size): an inode can be reused at once
