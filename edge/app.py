@@ -73,12 +73,15 @@ def create_app(
     recent_errors: RecentErrors | None = None,
     cluster: Cluster | None = None,
     reloader: Reloader | None = None,
+    worker_tier: Cluster | None = None,
 ) -> Starlette:
     """The viewer-facing application for `config`. `limiter` admits function invocations by
     concurrency (shared with the admin listener's Invoke API when in the same process).
     `wasm_cache_dir`: where compiled WASM modules are kept (None: `~/.cache/edge/wasm`).
     `cluster`: this process's Redis connection (`[cluster]`), run while the app runs; the
-    app follows the cluster's invalidations with it, and its cache has the shared tier."""
+    app follows the cluster's invalidations with it, and its cache has the shared tier.
+    `worker_tier`: without a cluster, the connection to the node's own redis-server that its
+    workers share as their second cache tier (`edge.cluster.local_redis`)."""
     registry = functions
     if registry is None and config.functions:
         registry = FunctionRegistry(config, limiter=limiter, wasm_cache_dir=wasm_cache_dir)
@@ -118,7 +121,9 @@ def create_app(
         config,
         live,
         registry,
-        cache if cache is not None else build_cache(config.cache, _shared_tier(config, cluster)),
+        cache
+        if cache is not None
+        else build_cache(config.cache, _shared_tier(config, cluster or worker_tier)),
     )
     if pipeline.cache is not None:
         recorder.watch_cache(pipeline.cache.store.snapshot)
@@ -159,6 +164,8 @@ def create_app(
             pipeline.background = tasks
             cluster_follower = None
             try:
+                if worker_tier is not None:
+                    await worker_tier.start()
                 if cluster is not None:
                     await cluster.start()
                     if pipeline.cache is not None:
@@ -184,12 +191,14 @@ def create_app(
                     follower.cancel()
                 if cluster_follower is not None:
                     cluster_follower.cancel()
-                if cluster is not None:
+                if cluster is not None or worker_tier is not None:
                     shared = pipeline.cache.shared if pipeline.cache is not None else None
                     aclose = getattr(shared, "aclose", None)
                     if aclose is not None:
                         await aclose()  # the shared tier's writes in flight
-                    await cluster.aclose()
+                    for connection in (cluster, worker_tier):
+                        if connection is not None:
+                            await connection.aclose()
                 recorder.flush()
                 await state.aclose()
                 if spans is not None:

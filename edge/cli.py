@@ -435,6 +435,8 @@ def run_server(
     # $XDG_CACHE_HOME, read here: only the CLI reads the environment.
     wasm_cache = str(wasm_cache_dir(os.environ.get("XDG_CACHE_HOME")))
     multiproc_dir: str | None = None
+    local_redis: Any = None
+    worker_tiers: _WorkerTiers | None = None
     if server.workers > 1:
         # prometheus-client picks its storage when imported: set this before any import of it.
         multiproc_dir = tempfile.mkdtemp(prefix="edge-metrics-")
@@ -517,6 +519,19 @@ def run_server(
 
         https: list[str] = []  # the HTTPS listener's address, once bound
 
+        # Several workers and no cluster: a redis-server of the node's own as the cache tier
+        # they share (started here, before the fork; stopped when serving ends).
+        if multiproc_dir and not config.cluster.enabled and config.cache.worker_tier != "none":
+            from edge.cluster.local_redis import LocalRedis
+
+            local_redis = LocalRedis(
+                Path(multiproc_dir) / "cache-tier", memory_bytes=config.cache.worker_tier_bytes
+            )
+            if local_redis.start():
+                worker_tiers = _WorkerTiers(config, local_redis.url)
+            else:
+                local_redis = None
+
         def app_factory() -> Any:
             app = create_app(
                 config,
@@ -527,6 +542,7 @@ def run_server(
                 recent_errors=recent_errors,
                 cluster=process_cluster() if process_cluster is not None else None,
                 reloader=reloader,
+                worker_tier=worker_tiers() if worker_tiers is not None else None,
             )
             caches.append(app.state.pipeline.cache)
             if https:  # where redirect-to-https behaviors send viewers
@@ -579,8 +595,23 @@ def run_server(
         except ListenError as error:
             _fail_listen(error, config, flags)
     finally:
+        if local_redis is not None:
+            local_redis.stop()
         if multiproc_dir:
             shutil.rmtree(multiproc_dir, ignore_errors=True)
+
+
+class _WorkerTiers:
+    """The connection of each worker (made after the fork) to the node's own redis-server."""
+
+    def __init__(self, config: EdgeConfig, url: str) -> None:
+        self.config = config
+        self.url = url
+
+    def __call__(self) -> Any:
+        from edge.cluster import Cluster
+
+        return Cluster(self.url, node_id=self.config.cluster.node_name, key_prefix="edge:")
 
 
 class _ProcessCluster:

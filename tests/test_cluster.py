@@ -247,12 +247,35 @@ def _serve_through_an_outage(edge: EdgeProcess, redis: RedisServer) -> None:
     assert _admin(edge, "/status.json").json()["cluster"]["available"]
 
 
-def test_workers_of_one_node_share_the_count_without_redis(tmp_path: Path) -> None:
+def test_workers_of_one_node_share_the_count_and_the_cache_without_redis(
+    tmp_path: Path,
+) -> None:
     edge = _start(tmp_path, redis=None, node="solo", workers=2)
+    tier = edge.find(r"the workers share a tier in redis-server \(pid (\d+)")
     try:
         # Six at once over two workers (the kernel spreads the connections): two admitted.
         statuses = _statuses([f"{edge.url}/slow?sleep=1"] * 6)
         assert sorted(statuses) == [200] * RESERVED + [503] * (6 - RESERVED)
         assert _statuses([f"{edge.url}/slow?sleep=0"] * RESERVED) == [200] * RESERVED
+
+        # The cache: a redis-server of the node's own is the tier both workers share.
+        assert tier is not None, edge.log
+        results = []
+        for _ in range(12):  # a connection each: the kernel spreads them over the workers
+            with httpx.Client(timeout=10) as http:
+                results.append(http.get(f"{edge.url}/page.html").headers["x-cache"])
+        assert results.count("Miss from edge") == 1, results
+        # Concurrent misses in both workers make one origin request per object.
+        for index in range(5):
+            (tmp_path / "site" / f"c{index}.html").write_text(f"object {index}")
+        urls = [f"{edge.url}/c{index}.html" for index in range(5) for _ in range(6)]
+        with (
+            httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as http,
+            ThreadPoolExecutor(len(urls)) as pool,
+        ):
+            caches = list(pool.map(lambda url: http.get(url).headers["x-cache"], urls))
+        assert caches.count("Miss from edge") == 5, caches
     finally:
         edge.stop()
+    # The server went with the edge.
+    assert not Path(f"/proc/{tier.group(1)}").exists()

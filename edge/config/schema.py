@@ -384,6 +384,21 @@ class CacheConfig(_Strict):
         description="The folder of the disk tier, relative to edge.toml; not set: no disk tier.",
     )
     disk_bytes: int = Field(default=0, ge=0, description="The disk tier's budget; 0: no disk tier.")
+    worker_tier: Literal["redis-server", "none"] = Field(
+        default="redis-server",
+        description='With `[server] workers` above 1 and no `[cluster]`: "redis-server" starts '
+        "a redis-server of the node's own (a private Unix socket, nothing on disk) as a second "
+        "cache tier every worker shares, so the hit ratio does not split between workers and "
+        "concurrent misses in several workers make one origin request (needs Debian's "
+        "redis-server and `pip install 'edge[cluster]'`; without them each worker keeps its "
+        'own cache, said at start); "none": each worker keeps its own.',
+    )
+    worker_tier_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="The memory budget of that shared tier (redis-server's maxmemory, least "
+        "recently used out first).",
+    )
     collapse_wait: Annotated[float, Field(ge=0, le=300)] = Field(
         default=30.0,
         description="Seconds concurrent misses for one key wait for the request that fetches it.",
