@@ -243,6 +243,14 @@ class SharedState:
             raise self._unavailable(error) from None
         return found.decode() if isinstance(found, bytes) else None
 
+    def document(self, document: str) -> bytes | None:
+        """A document as Redis holds it now (None: there is none)."""
+        try:
+            found = self.client().hget(self._docs_key, document)
+        except (RedisError, OSError) as error:
+            raise self._unavailable(error) from None
+        return found if isinstance(found, bytes) else None
+
     def disclaim(self, deployment_id: str) -> None:
         try:
             self.client().eval(_DISCLAIM, 1, self._owner_prefix + deployment_id, self.node_id)

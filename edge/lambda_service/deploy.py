@@ -111,6 +111,7 @@ class DeploymentOwners(Protocol):
     def owner(self, deployment_id: str) -> str | None: ...
     def disclaim(self, deployment_id: str) -> None: ...
     def publish(self, document: str, data: bytes) -> None: ...
+    def document(self, document: str) -> bytes | None: ...
 
 
 class DeploymentRefused(Exception):
@@ -390,12 +391,30 @@ class Deployer:
                         logger.warning("deployment %s: its claim was lost", d.id)
                     continue
                 if await asyncio.to_thread(self._claim, d):
-                    self._resume(d, taken_over=True)
+                    current = await asyncio.to_thread(self._cluster_record, d)
+                    if current.status == IN_PROGRESS:
+                        self._resume(current, taken_over=True)
             for deployment_id in list(self._unpublished):
                 found = self._deployments.get(deployment_id)
                 if found is not None:
                     self._save(found)
             await asyncio.to_thread(self._read_others)
+
+    def _cluster_record(self, d: Deployment) -> Deployment:
+        """The cluster's own copy of `d` (the replica may lag), made this deployer's."""
+        assert self._owners is not None
+        try:
+            data = self._owners.document(f"deployments/{d.id}.json")
+            current = Deployment.from_json(orjson.loads(data)) if data else d
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            logger.warning("deployment %s: the cluster's record is unreadable: %s", d.id, exc)
+            current = d
+        if current is not d:
+            if current.node and current.node != self._owners.node_id:
+                self._note(current, f"taken over from node {current.node}")
+            current.node = self._owners.node_id
+            self._deployments[d.id] = current
+        return current
 
     def _read_others(self) -> None:
         """Read the records other nodes run (the cluster copies them into `directory`),
@@ -631,10 +650,9 @@ class Deployer:
         d.ended_at = self._clock()
         self.outcomes[status] += 1
         self._note(d, status + (f": {reason}" if reason else ""))
+        # The claim is left to expire (not given back): by then every node has read the end,
+        # so none takes over a deployment it still believes in progress.
         self._save(d)
-        if self._owners is not None:
-            with contextlib.suppress(OSError):  # the claim expires by itself otherwise
-                self._owners.disclaim(d.id)
         log = logger.info if status == SUCCEEDED else logger.warning
         log("deployment %s %s%s", d.id, status, f": {reason}" if reason else "")
 
