@@ -165,6 +165,7 @@ class Deployer:
         # records the cluster shares into `directory`).
         self._owned: set[str] = set()
         self._unpublished: set[str] = set()
+        self._drivers: dict[str, asyncio.Task[None]] = {}
         self._directory_stamp: tuple[int, int] | None = None
         self._run_hook = run_hook
         self._sample = sample
@@ -356,6 +357,7 @@ class Deployer:
         task = self._tasks.create_task(self._run(deployment), name=f"deployment {deployment.id}")
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+        self._drivers[deployment.id] = task
 
     # -- owners (a cluster) ----------------------------------------------------------------------
 
@@ -388,7 +390,12 @@ class Deployer:
                     continue
                 if d.id in self._stops:
                     if not await asyncio.to_thread(self._claim, d):
-                        logger.warning("deployment %s: its claim was lost", d.id)
+                        # Another node took it (this one was cut off from Redis for longer
+                        # than the lease): it drives the deployment now, this one lets go.
+                        logger.warning(
+                            "deployment %s: claimed by another node; no longer run here", d.id
+                        )
+                        self._let_go(d.id)
                     continue
                 if await asyncio.to_thread(self._claim, d):
                     current = await asyncio.to_thread(self._cluster_record, d)
@@ -399,6 +406,14 @@ class Deployer:
                 if found is not None:
                     self._save(found)
             await asyncio.to_thread(self._read_others)
+
+    def _let_go(self, deployment_id: str) -> None:
+        driver = self._drivers.pop(deployment_id, None)
+        if driver is not None:
+            driver.cancel()
+        self._stops.pop(deployment_id, None)
+        self._owned.discard(deployment_id)
+        self._directory_stamp = None  # read its record as the new owner writes it
 
     def _cluster_record(self, d: Deployment) -> Deployment:
         """The cluster's own copy of `d` (the replica may lag), made this deployer's."""
