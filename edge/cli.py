@@ -611,7 +611,9 @@ class _WorkerTiers:
     def __call__(self) -> Any:
         from edge.cluster import Cluster
 
-        return Cluster(self.url, node_id=self.config.cluster.node_name, key_prefix="edge:")
+        return Cluster(
+            self.url, node_id=self.config.cluster.node_name, key_prefix="edge:", label="cache tier"
+        )
 
 
 class _ProcessCluster:

@@ -276,15 +276,8 @@ def _deployment(edge: EdgeProcess, deployment_id: str) -> dict[str, Any]:
     return document
 
 
-def test_a_deployment_shows_on_every_node_and_survives_its_node(cluster: dict[str, Any]) -> None:
-    a, b = lambda_client(cluster["a"]), lambda_client(cluster["b"])
-    a.update_alias(FunctionName="fn", Name="live", FunctionVersion="1", RoutingConfig={})
-    wait_until(
-        lambda: b.get_alias(FunctionName="fn", Name="live")["FunctionVersion"] == "1",
-        timeout=10,
-        what="the alias back on version 1 on node b",
-    )
-    with httpx.Client(base_url=cluster["a"].admin_url, timeout=10) as admin:
+def _start_deployment(edge: EdgeProcess) -> str:
+    with httpx.Client(base_url=edge.admin_url, timeout=10) as admin:
         started = admin.post(
             "/deployments",
             json={
@@ -296,52 +289,69 @@ def test_a_deployment_shows_on_every_node_and_survives_its_node(cluster: dict[st
             },
         )
     assert started.status_code == 201, started.text
-    deployment_id = started.json()["id"]
+    deployment_id: str = started.json()["id"]
+    return deployment_id
 
-    on_b = wait_until(
-        lambda: _listed(cluster["b"], deployment_id), timeout=10, what="the deployment on b"
+
+def _stop_on(edge: EdgeProcess, deployment_id: str) -> dict[str, Any]:
+    with httpx.Client(base_url=edge.admin_url, timeout=30) as admin:
+        stopped = admin.post(f"/deployments/{deployment_id}/stop")
+    assert stopped.status_code == 200, stopped.text
+    document: dict[str, Any] = stopped.json()
+    return document
+
+
+def _alias_back_on_1(client: Any) -> None:
+    alias = client.get_alias(FunctionName="fn", Name="live")
+    assert alias["FunctionVersion"] == "1"
+    assert not alias.get("RoutingConfig")
+
+
+def test_a_deployment_shows_on_every_node_and_survives_its_node(cluster: dict[str, Any]) -> None:
+    a, b = lambda_client(cluster["a"]), lambda_client(cluster["b"])
+    a.update_alias(FunctionName="fn", Name="live", FunctionVersion="1", RoutingConfig={})
+    wait_until(
+        lambda: b.get_alias(FunctionName="fn", Name="live")["FunctionVersion"] == "1",
+        timeout=10,
+        what="the alias back on version 1 on node b",
     )
+    first = _start_deployment(cluster["a"])
+    on_b = wait_until(lambda: _listed(cluster["b"], first), timeout=10, what="the deployment on b")
     assert on_b["status"] == "InProgress"
     assert on_b["node"] == "a"
+    # One deployment per alias in the whole cluster.
     with httpx.Client(base_url=cluster["b"].admin_url, timeout=10) as admin:
-        refused = admin.post(f"/deployments/{deployment_id}/stop")
         again = admin.post(
             "/deployments",
             json={"function": "fn", "alias": "live", "version": "2", "strategy": "AllAtOnce"},
         )
-    assert refused.status_code == 409, refused.text
-    assert "runs on node a" in refused.text
     assert again.status_code == 409, again.text
-    assert deployment_id in again.text
-
+    assert first in again.text
     # Both nodes run the split the deployment set.
     wait_until(
         lambda: b.get_alias(FunctionName="fn", Name="live").get("RoutingConfig"),
         timeout=10,
         what="the first step's weight on node b",
     )
+    # A stop sent to b reaches a, which runs it: the alias goes back whole to version 1.
+    stopped = _stop_on(cluster["b"], first)
+    assert stopped["status"] == "Stopped", stopped
+    _alias_back_on_1(b)
+    wait_until(lambda: _alias_on(a, "live").get("RoutingConfig") is None, timeout=10)
 
+    # A deployment whose node dies: b takes it over within the lease, then stops it.
+    second = _start_deployment(cluster["a"])
+    wait_until(lambda: _listed(cluster["b"], second), timeout=10, what="the second on b")
     cluster["a"].stop(signal.SIGKILL)
     taken = wait_until(
-        lambda: (d := _deployment(cluster["b"], deployment_id))["node"] == "b" and d,
+        lambda: (d := _deployment(cluster["b"], second))["node"] == "b" and d,
         timeout=LEASE_SECONDS * 5,
         what="node b taking the deployment over",
     )
     messages = [event["message"] for event in taken["events"]]
     assert any("taken over from node a" in m for m in messages), messages
-    # b finishes it: stopped from b now, the alias goes back whole to version 1.
-    with httpx.Client(base_url=cluster["b"].admin_url, timeout=20) as admin:
-        stopped = admin.post(f"/deployments/{deployment_id}/stop")
-    assert stopped.status_code == 200, stopped.text
-    ended = wait_until(
-        lambda: (d := _deployment(cluster["b"], deployment_id))["status"] != "InProgress" and d,
-        timeout=20,
-        what="the deployment's end",
-    )
-    assert ended["status"] == "Stopped"
-    alias = b.get_alias(FunctionName="fn", Name="live")
-    assert alias["FunctionVersion"] == "1"
-    assert not alias.get("RoutingConfig")
+    assert _stop_on(cluster["b"], second)["status"] == "Stopped"
+    _alias_back_on_1(b)
 
 
 def _listed(edge: EdgeProcess, deployment_id: str) -> dict[str, Any] | None:

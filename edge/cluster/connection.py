@@ -48,8 +48,11 @@ class Cluster:
         timeout: float = 0.5,
         health_interval: float = 1.0,
         max_backoff: float = 5.0,
+        label: str = "cluster",
     ) -> None:
         self.url = url
+        # How its log lines start: "cluster", or "cache tier" for a node's own redis-server.
+        self.label = label
         self.node_id = node_id
         self.key_prefix = key_prefix
         self.timeout = timeout
@@ -185,14 +188,15 @@ class Cluster:
         self.reason = reason
         if available:
             if self._warned:
-                logger.warning("cluster: redis back (%s)", _redacted(self.url))
+                logger.warning("%s: redis back (%s)", self.label, _redacted(self.url))
             else:
-                logger.info("cluster: connected to redis (%s)", _redacted(self.url))
+                logger.info("%s: connected to redis (%s)", self.label, _redacted(self.url))
             self._warned = False
         else:
             logger.warning(
-                "cluster: redis unavailable (%s: %s); serving with local limits and caches "
+                "%s: redis unavailable (%s: %s); serving with local limits and caches "
                 "until it is back",
+                self.label,
                 _redacted(self.url),
                 reason,
             )

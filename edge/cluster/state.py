@@ -73,13 +73,6 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
-_DISCLAIM = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
 
 def document_folders(document: str, data: bytes) -> list[str]:
     """The immutable folders (paths under the state directory) `document` names."""
@@ -132,6 +125,7 @@ class SharedState:
         self._blob_prefix = f"{key_prefix}state:blob:"
         self._lock_key = f"{key_prefix}state:lock"
         self._owner_prefix = f"{key_prefix}deploy:owner:"
+        self._stop_prefix = f"{key_prefix}deploy:stop:"
         self._client_pid = 0
         self._client: redis.Redis | None = None
         self._seen: int | None = None
@@ -236,13 +230,6 @@ class SharedState:
         except (RedisError, OSError) as error:
             raise self._unavailable(error) from None
 
-    def owner(self, deployment_id: str) -> str | None:
-        try:
-            found = self.client().get(self._owner_prefix + deployment_id)
-        except (RedisError, OSError) as error:
-            raise self._unavailable(error) from None
-        return found.decode() if isinstance(found, bytes) else None
-
     def document(self, document: str) -> bytes | None:
         """A document as Redis holds it now (None: there is none)."""
         try:
@@ -251,9 +238,16 @@ class SharedState:
             raise self._unavailable(error) from None
         return found if isinstance(found, bytes) else None
 
-    def disclaim(self, deployment_id: str) -> None:
+    def request_stop(self, deployment_id: str) -> None:
+        """Ask the node running `deployment_id` to stop it (kept an hour)."""
         try:
-            self.client().eval(_DISCLAIM, 1, self._owner_prefix + deployment_id, self.node_id)
+            self.client().set(self._stop_prefix + deployment_id, self.node_id or "?", ex=3600)
+        except (RedisError, OSError) as error:
+            raise self._unavailable(error) from None
+
+    def stop_requested(self, deployment_id: str) -> bool:
+        try:
+            return bool(self.client().exists(self._stop_prefix + deployment_id))
         except (RedisError, OSError) as error:
             raise self._unavailable(error) from None
 

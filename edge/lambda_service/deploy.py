@@ -108,10 +108,10 @@ class DeploymentOwners(Protocol):
     node_id: str
 
     def claim(self, deployment_id: str, seconds: float) -> bool: ...
-    def owner(self, deployment_id: str) -> str | None: ...
-    def disclaim(self, deployment_id: str) -> None: ...
     def publish(self, document: str, data: bytes) -> None: ...
     def document(self, document: str) -> bytes | None: ...
+    def request_stop(self, deployment_id: str) -> None: ...
+    def stop_requested(self, deployment_id: str) -> bool: ...
 
 
 class DeploymentRefused(Exception):
@@ -324,14 +324,24 @@ class Deployer:
             raise DeploymentRefused(
                 409, "DeploymentEnded", f"deployment {deployment_id} is {deployment.status}"
             )
-        if deployment_id not in self._stops:
-            owner = self._owners.owner(deployment_id) if self._owners is not None else None
-            raise DeploymentRefused(
-                409,
-                "DeploymentElsewhere",
-                f"deployment {deployment_id} runs on node {owner or deployment.node or '?'}: "
-                "send the stop to that node's admin listener",
-            )
+        if deployment_id not in self._stops and self._owners is not None:
+            # Another node runs it: ask it through the cluster, and wait for the record's end.
+            try:
+                await asyncio.to_thread(self._owners.request_stop, deployment_id)
+            except OSError as exc:
+                raise DeploymentRefused(
+                    503,
+                    "ClusterUnavailable",
+                    f"deployment {deployment_id} runs on node {deployment.node or '?'}, which "
+                    f"cannot be asked to stop it now: {exc}",
+                ) from None
+            deadline = time.monotonic() + wait_seconds
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                deployment = self.get(deployment_id)
+                if deployment.status != IN_PROGRESS:
+                    break
+            return deployment
         self._stops[deployment_id].set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._done[deployment_id].wait(), wait_seconds)
@@ -406,6 +416,15 @@ class Deployer:
                 if found is not None:
                     self._save(found)
             await asyncio.to_thread(self._read_others)
+
+    async def _stop_asked_elsewhere(self, d: Deployment) -> bool:
+        """Whether another node's admin listener asked the cluster to stop `d`."""
+        if self._owners is None:
+            return False
+        try:
+            return await asyncio.to_thread(self._owners.stop_requested, d.id)
+        except OSError:
+            return False
 
     def _let_go(self, deployment_id: str) -> None:
         driver = self._drivers.pop(deployment_id, None)
@@ -583,6 +602,8 @@ class Deployer:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), min(interval, remaining))
+            if not stop.is_set() and await self._stop_asked_elsewhere(d):
+                stop.set()
             if stop.is_set():
                 raise _Rollback("stopped through the admin API", STOPPED)
 
