@@ -12,6 +12,7 @@ SIGKILLed B takes it over and finishes it.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import signal
@@ -31,7 +32,10 @@ from click.testing import CliRunner
 
 from edge.cli import main
 from edge.cluster.state import SharedState
+from edge.config import load_config
 from edge.lambda_service import FunctionStore, StateUnavailable
+from edge.lambda_service.deploy import Deployer
+from edge.lambda_service.deploy_record import DeploymentRequest, Sample
 from tests.conftest import EdgeProcess
 from tests.invoke_functions.harness import lambda_client, wait_until
 from tests.redis_server import RedisServer, free_port, redis_server  # noqa: F401 - fixture
@@ -443,3 +447,69 @@ def test_a_change_without_redis_is_refused_and_made_nowhere(tmp_path: Path) -> N
         store.create_alias("fn", "live", "$LATEST")
     assert not (tmp_path / ".edge" / "lambda" / "state.json").exists()
     assert store.aliases("fn") == []
+
+
+def test_a_deployment_waits_for_redis_instead_of_failing(tmp_path: Path) -> None:
+    """A deployment (in process, on a store whose changes go through a real Redis of its own)
+    whose next alias change falls while Redis is away waits, and finishes once it is back."""
+    code = tmp_path / "code"
+    _write_code(code, "A")
+    config_path = tmp_path / "edge.toml"
+    (tmp_path / "site").mkdir()
+    config_path.write_text(
+        f'[origins.site]\ndirectory = "{tmp_path / "site"}"\n\n'
+        '[[behaviors]]\npath = "*"\norigin = "site"\n\n'
+        f'[functions.fn]\ncode = "{code}"\nhandler = "app.handler"\n'
+    )
+    function = load_config(config_path).functions["fn"]
+    redis = RedisServer(tmp_path).start()
+    try:
+        shared = SharedState(redis.url, tmp_path / ".edge", node_id="solo", timeout=0.5)
+        store = FunctionStore(tmp_path / ".edge", shared)
+        store.publish("fn", function)
+        _write_code(code, "B")
+        store.publish("fn", function)
+        store.create_alias("fn", "live", "1")
+
+        async def no_hook(_name: str, _payload: bytes) -> bytes:
+            return b"{}"
+
+        deployer = Deployer(
+            store,
+            run_hook=no_hook,
+            sample=lambda _f, _v: Sample(),
+            state_dir=tmp_path / ".edge",
+            owners=shared,
+            claim_seconds=2.0,
+        )
+
+        async def scenario() -> dict[str, Any]:
+            async with deployer.running():
+                started = deployer.start(
+                    DeploymentRequest("fn", "live", "2", "linear:50:1m", time_scale=0.02)
+                )
+                # The first step (50 %) is stored; Redis goes away before the promotion.
+                while started.weight < 0.5:
+                    await asyncio.sleep(0.02)
+                await asyncio.to_thread(redis.stop)
+                await asyncio.sleep(2.5)  # past the step's 1.2 s: the promotion waits
+                waiting = deployer.get(started.id).to_api(time.time())
+                await asyncio.to_thread(redis.start)
+                deadline = time.monotonic() + 20
+                while deployer.get(started.id).status == "InProgress":
+                    assert time.monotonic() < deadline, "the deployment did not end"
+                    await asyncio.sleep(0.05)
+                return {"waiting": waiting, "ended": deployer.get(started.id).to_api(time.time())}
+
+        outcome = asyncio.run(scenario())
+        assert outcome["waiting"]["status"] == "InProgress"
+        messages = [event["message"] for event in outcome["ended"]["events"]]
+        assert any("waiting for the cluster's Redis" in m for m in messages), messages
+        assert outcome["ended"]["status"] == "Succeeded", messages
+        assert store.alias("fn", "live").version == "2"
+        # Redis has it too (it came back empty, the change was stored after).
+        replica = SharedState(redis.url, tmp_path / "other" / ".edge")
+        replica.pull()
+        assert FunctionStore(tmp_path / "other" / ".edge").alias("fn", "live").version == "2"
+    finally:
+        redis.stop()

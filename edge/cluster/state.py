@@ -129,7 +129,6 @@ class SharedState:
         self._client_pid = 0
         self._client: redis.Redis | None = None
         self._seen: int | None = None
-        self._uploaded: set[str] = set()
         self._mutex = threading.RLock()
         self._follower: threading.Thread | None = None
         self._follower_pid = 0
@@ -199,8 +198,7 @@ class SharedState:
             raise ValueError(f"not a shared document: {document}")
         try:
             client = self.client()
-            for folder in document_folders(document, data):
-                self._upload(client, folder)
+            self._upload(client, document_folders(document, data))
             pipe = client.pipeline(transaction=True)
             pipe.hset(self._docs_key, document, data)  # type: ignore[arg-type]
             pipe.incr(self._rev_key)
@@ -208,16 +206,21 @@ class SharedState:
         except (RedisError, OSError) as error:
             raise self._unavailable(error) from None
 
-    def _upload(self, client: redis.Redis, folder: str) -> None:
-        if folder in self._uploaded:
+    def _upload(self, client: redis.Redis, folders: list[str]) -> None:
+        """Store the folders Redis does not hold (asked each time: a Redis restarted without
+        persistence holds none of those it had)."""
+        if not folders:
             return
-        key = self._blob_prefix + folder
-        if not client.exists(key):
+        pipe = client.pipeline(transaction=False)
+        for folder in folders:
+            pipe.exists(self._blob_prefix + folder)
+        for folder, present in zip(folders, pipe.execute(), strict=True):
+            if present:
+                continue
             local = self.state_dir / folder
             if not local.is_dir():
                 raise StateUnavailable(f"{local}: the folder a change names is missing")
-            client.set(key, _pack(local), nx=True)
-        self._uploaded.add(folder)
+            client.set(self._blob_prefix + folder, _pack(local), nx=True)
 
     # -- deployments' owners ----------------------------------------------------------------
 
@@ -385,7 +388,6 @@ class SharedState:
                 if self.client().get(self._rev_key) is None and self._local_documents():
                     # Redis lost its data (restarted without persistence): the first node to
                     # see it shares its replica again, and the others follow that.
-                    self._uploaded.clear()
                     self.start()
                 self.pull()
             except (RedisError, OSError) as error:

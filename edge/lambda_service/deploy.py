@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -52,6 +53,7 @@ from edge.lambda_service.deploy_record import (
     alarm_reason,
     iso_time,
 )
+from edge.lambda_service.store import StateUnavailable
 from edge.lambda_service.strategies import Step, StrategyInvalid, parse_strategy
 
 logger = logging.getLogger("edge.deploy")
@@ -59,6 +61,8 @@ logger = logging.getLogger("edge.deploy")
 # How often the alarms are read during a step (real seconds), at most and at least.
 MAX_CHECK_SECONDS = 1.0
 MIN_CHECK_SECONDS = 0.05
+# How often a deployment tries an alias change again while the cluster's Redis is away.
+RETRY_SECONDS = 1.0
 # How many ended deployments `list` keeps (the files stay on disk).
 KEEP_ENDED = 100
 
@@ -545,11 +549,11 @@ class Deployer:
                 self._begin_step(d, 0)
             steps = d.steps
             while d.phase == ALLOW_TRAFFIC and d.step < len(steps):
-                self._shift(d, steps[d.step].weight)
+                await self._stored(d, functools.partial(self._shift, d, steps[d.step].weight))
                 await self._hold(d, steps[d.step])
                 self._begin_step(d, d.step + 1)
             if d.phase == ALLOW_TRAFFIC:
-                self._promote(d)
+                await self._stored(d, functools.partial(self._promote, d))
             if d.phase == AFTER_ALLOW_TRAFFIC:
                 if d.post_traffic_hook is not None:
                     await self._hook(d, d.post_traffic_hook, "post-traffic")
@@ -558,13 +562,37 @@ class Deployer:
             if rollback.leave_alias:
                 self._end(d, rollback.status, rollback.reason)
             else:
-                self._roll_back(d, rollback.reason, rollback.status)
+                await self._roll_back_when_stored(d, rollback.reason, rollback.status)
         except asyncio.CancelledError:
             # The edge is stopping: the record stays in progress and resumes on restart.
             raise
         except Exception as exc:
             logger.exception("deployment %s failed", d.id)
             self._roll_back(d, f"internal error: {exc!r}", FAILED)
+
+    async def _stored(self, d: Deployment, change: Callable[[], None]) -> None:
+        """Make an alias change; while the cluster's Redis refuses changes, wait for it
+        (checking every second) instead of failing the deployment. A stop ends the wait."""
+        warned = False
+        while True:
+            try:
+                change()
+                if warned:
+                    self._note(d, "the cluster's Redis is back: continuing")
+                return
+            except StateUnavailable as exc:
+                if not warned:
+                    logger.warning("deployment %s waits for the cluster's Redis: %s", d.id, exc)
+                    self._note(d, "waiting for the cluster's Redis to change the alias")
+                    warned = True
+            stop = self._stops.get(d.id)
+            if stop is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), RETRY_SECONDS)
+                if stop.is_set():
+                    raise _Rollback("stopped through the admin API", STOPPED)
+            else:
+                await asyncio.sleep(RETRY_SECONDS)
 
     def _begin_step(self, d: Deployment, index: int) -> None:
         d.phase = ALLOW_TRAFFIC
@@ -665,6 +693,31 @@ class Deployer:
         if status is not None and status.lower() == "failed":
             raise _Rollback(f'{kind} hook {function} returned "status": "{status}"')
         self._note(d, f"{kind} hook {function} succeeded")
+
+    async def _roll_back_when_stored(self, d: Deployment, reason: str, status: str) -> None:
+        """`_roll_back`, waiting for the cluster's Redis while it refuses the change (an alias
+        is not left half-shifted because Redis was away at that moment)."""
+        warned = False
+        while True:
+            try:
+                self._store.update_alias(
+                    d.function, d.alias, version=d.from_version, additional_weights={}
+                )
+            except StateUnavailable as exc:
+                if not warned:
+                    logger.warning("deployment %s: rollback waits for the cluster's Redis", d.id)
+                    self._note(d, f"rollback waiting for the cluster's Redis: {exc}")
+                    warned = True
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            except (LookupError, ValueError, OSError) as exc:
+                logger.exception("deployment %s: the rollback failed", d.id)
+                reason += f"; the rollback failed: {exc}"
+            else:
+                self._note(d, f"rolled back: all traffic to version {d.from_version}")
+            break
+        d.weight = 0.0
+        self._end(d, status, reason)
 
     def _roll_back(self, d: Deployment, reason: str, status: str) -> None:
         try:
