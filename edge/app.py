@@ -123,7 +123,12 @@ def create_app(
         registry,
         cache
         if cache is not None
-        else build_cache(config.cache, _shared_tier(config, cluster or worker_tier)),
+        else build_cache(
+            config.cache,
+            _shared_tier(config, cluster)
+            if cluster is not None
+            else _shared_tier(config, worker_tier, operation_seconds=LOCAL_TIER_SECONDS),
+        ),
     )
     if pipeline.cache is not None:
         recorder.watch_cache(pipeline.cache.store.snapshot)
@@ -292,8 +297,16 @@ class LiveViewer:
             await close_upstreams(upstreams)
 
 
-def _shared_tier(config: EdgeConfig, cluster: Cluster | None) -> Any:
-    """The shared cache tier on the cluster's Redis, when configured."""
+# A node's own redis-server (the workers' tier) is a child on a Unix socket: a command slower
+# than this means the machine is starved, not that Redis is gone, so it is given longer than a
+# cluster's (whose `timeout` bounds what a remote Redis may cost a request).
+LOCAL_TIER_SECONDS = 2.0
+
+
+def _shared_tier(
+    config: EdgeConfig, cluster: Cluster | None, *, operation_seconds: float | None = None
+) -> Any:
+    """The shared cache tier on the cluster's Redis (or the node's own), when configured."""
     if cluster is None or not config.cluster.shared_cache:
         return None
     from edge.shared_cache import RedisTier
@@ -303,7 +316,7 @@ def _shared_tier(config: EdgeConfig, cluster: Cluster | None) -> Any:
         cluster,
         max_object_bytes=settings.shared_cache_max_object_bytes,
         wait_seconds=settings.shared_cache_wait,
-        operation_seconds=settings.timeout,
+        operation_seconds=max(settings.timeout, operation_seconds or 0.0),
     )
 
 

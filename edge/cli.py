@@ -609,10 +609,15 @@ class _WorkerTiers:
         self.url = url
 
     def __call__(self) -> Any:
+        from edge.app import LOCAL_TIER_SECONDS
         from edge.cluster import Cluster
 
         return Cluster(
-            self.url, node_id=self.config.cluster.node_name, key_prefix="edge:", label="cache tier"
+            self.url,
+            node_id=self.config.cluster.node_name,
+            key_prefix="edge:",
+            label="cache tier",
+            timeout=max(self.config.cluster.timeout, LOCAL_TIER_SECONDS),
         )
 
 

@@ -268,7 +268,7 @@ def test_workers_of_one_node_share_the_count_and_the_cache_without_redis(
         # Concurrent misses in both workers make one origin request per object.
         for index in range(5):
             (tmp_path / "site" / f"c{index}.html").write_text(f"object {index}")
-        urls = [f"{edge.url}/c{index}.html" for index in range(5) for _ in range(6)]
+        urls = [f"{edge.url}/c{index}.html" for index in range(5) for _ in range(4)]
         with (
             httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as http,
             ThreadPoolExecutor(len(urls)) as pool,
