@@ -16,6 +16,7 @@ import asyncio
 import io
 import json
 import signal
+import subprocess
 import tarfile
 import time
 import zipfile
@@ -98,10 +99,15 @@ def cluster(
     b = _start(root, "b", redis_server.url)
     nodes = {"root": root, "redis": redis_server, "a": a, "b": b}
     yield nodes
+    stuck = []
     for key in ("a", "b", "c"):
         edge = nodes.get(key)
         if isinstance(edge, EdgeProcess) and edge.proc is not None and edge.proc.poll() is None:
-            edge.stop()
+            try:
+                edge.stop()
+            except subprocess.TimeoutExpired:  # killed by stop(); the others still stopped
+                stuck.append(key)
+    assert not stuck, f"nodes {stuck} did not stop on SIGTERM"
 
 
 def _invoke(client: Any, qualified: str) -> tuple[str, str]:
