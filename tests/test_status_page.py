@@ -16,6 +16,7 @@ import pytest
 
 from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import EdgeProcess
+from tests.redis_server import RedisServer, redis_server  # noqa: F401 - the fixture
 
 FUNCTIONS = Path(__file__).resolve().parent / "status_functions"
 
@@ -67,17 +68,23 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
 
 
 @pytest.fixture(scope="module")
-def page(edge: EdgeProcess) -> Iterator[Any]:
+def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"{edge.admin_url}/status")
-            page.wait_for_selector('#functions tr[data-function="slow"]')
-            yield page
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(edge: EdgeProcess, browser: Any) -> Iterator[Any]:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{edge.admin_url}/status")
+    page.wait_for_selector('#functions tr[data-function="slow"]')
+    yield page
+    page.close()
 
 
 def _cell(page: Any, function: str, column: str) -> str:
@@ -89,6 +96,45 @@ def test_the_page_lists_the_functions_before_any_request(page: Any) -> None:
     assert _cell(page, "slow", "runtime") == "python"
     assert _cell(page, "slow", "cold-starts") == "0"
     assert _cell(page, "broken", "invocations") == "0"
+    assert page.is_hidden("#cluster")  # no [cluster]: no such section
+
+
+def test_the_cluster_section_follows_redis_going_away_and_back(
+    redis_server: RedisServer,  # noqa: F811
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "site").mkdir()
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        f'[origins.site]\ndirectory = "{tmp_path / "site"}"\n\n'
+        '[[behaviors]]\npath = "*"\norigin = "site"\n\n'
+        f'[invoke]\nqueue_path = "{tmp_path / "queue.sqlite3"}"\n\n'
+        f'[cluster]\nredis = "{redis_server.url}"\nnode_id = "status-node"\n'
+    )
+    edge = EdgeProcess([str(config), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+    edge.start(tmp_path)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        try:
+            page.goto(f"{edge.admin_url}/status")
+            page.wait_for_selector("#cluster-redis.good")
+            assert page.text_content("#cluster-redis") == "up"
+            assert page.text_content("#cluster-node") == "status-node"
+            redis_server.stop()
+            page.wait_for_selector("#cluster-redis.bad", timeout=15_000)
+            detail = page.text_content("#cluster-detail") or ""
+            assert "serving with local limits and caches" in detail
+            page.screenshot(path=str(ARTIFACTS / "status-page-redis-down.png"), full_page=True)
+            redis_server.start()
+            page.wait_for_selector("#cluster-redis.good", timeout=15_000)
+            assert "1 reconnections" in (page.text_content("#cluster-reconnects") or "")
+        finally:
+            page.close()
+    finally:
+        if redis_server.proc is None:
+            redis_server.start()
+        edge.stop()
 
 
 def test_a_cold_start_and_a_throttle_appear_live(edge: EdgeProcess, page: Any) -> None:
