@@ -193,7 +193,14 @@ class RedisTier:
         wait_ms = max(1, int(self.wait_seconds * 1000))
         async with asyncio.timeout(self.operation_seconds):
             if await client.set(lock, token, nx=True, px=wait_ms):
-                return Found(claim=Claim(key, token))
+                # The copy may have landed (and its fetcher's claim gone) between the read above
+                # and this claim: read again before fetching a second time.
+                stored = await client.hgetall(name)  # type: ignore[misc]
+                entry = _select(cast(_Stored, stored), request_headers)
+                if entry is None:
+                    return Found(claim=Claim(key, token))
+                await client.eval(_UNLOCK, 1, lock, token)  # type: ignore[misc]
+                return Found(entry)
         # Another node fetches this key: wait for its copy while its claim lives.
         deadline = time.monotonic() + self.wait_seconds
         pause = 0.005
