@@ -10,9 +10,7 @@ as on Lambda) and starts the next spare in its place. A spare that died is start
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import shutil
 import subprocess
 import tempfile
 import time
@@ -43,9 +41,7 @@ from sandbox.node_worker.spec import (
 from sandbox.runtime.errors import FunctionCodeInvalid, PoolClosed
 from sandbox.runtime.layers import prepare_layers
 from sandbox.runtime.limits import MIB
-from sandbox.runtime.process import SpawnedProcess, limit_prefix, start_process
-
-_EXIT_WAIT_SECONDS = 5.0
+from sandbox.runtime.process import Spares, SpawnedProcess, confined_command, start_process
 
 
 @functools.lru_cache(maxsize=8)
@@ -75,7 +71,7 @@ class NodeLauncher:
         self._level: Level = "none"
         self._command: list[str] = []
         self._layers_root: str | None = None
-        self._spares: list[SpawnedProcess] = []
+        self._spares = Spares(self._start_process, spec.spare_environments)
         self._started = False
         self._closed = False
 
@@ -121,18 +117,16 @@ class NodeLauncher:
                 hidden_paths=self._policy.hidden_paths if self._policy is not None else (),
                 layers=layers,
             )
-            prefix += ["--chdir", str(spec.code_dir.resolve())]
-            prlimit = shutil.which("prlimit")
-            if prlimit is not None:
-                prefix += limit_prefix(
-                    prlimit,
-                    data_limit_bytes=data_limit_bytes(spec.memory_mb),
-                    max_file_bytes=spec.ephemeral_storage_mb * MIB,
-                )
-            command = [*prefix, *command]
+            command = confined_command(
+                prefix,
+                command,
+                code_dir=str(spec.code_dir.resolve()),
+                data_limit_bytes=data_limit_bytes(spec.memory_mb),
+                max_file_bytes=spec.ephemeral_storage_mb * MIB,
+            )
         self._command = command
         self._started = True
-        self._fill_spares()
+        self._spares.fill()
 
     def _start_process(self) -> SpawnedProcess:
         spec = self._spec
@@ -148,29 +142,12 @@ class NodeLauncher:
             max_file_bytes=spec.ephemeral_storage_mb * MIB,
         )
 
-    def _fill_spares(self) -> None:
-        alive = [p for p in self._spares if not p.exited.done()]
-        for process in self._spares:
-            if process.exited.done():
-                process.release()
-        self._spares = alive
-        while len(self._spares) < self._spec.spare_environments:
-            self._spares.append(self._start_process())
-
     async def launch(self, *, provisioned: bool) -> NodeEnvironment:
         """A new environment, whose Init proceeds in the background."""
         if self._closed:
             raise PoolClosed("the pool is closed")
         await self.start()
-        process: SpawnedProcess | None = None
-        while self._spares and process is None:
-            candidate = self._spares.pop(0)
-            if candidate.exited.done():
-                candidate.release()
-            else:
-                process = candidate
-        if process is None:
-            process = self._start_process()
+        process = self._spares.take()
         spec = self._spec
         settings: dict[str, Any] = {
             "code_dir": str(spec.code_dir.resolve()),
@@ -187,18 +164,10 @@ class NodeLauncher:
         environment = await NodeEnvironment.configure(
             process, spec, settings, provisioned=provisioned
         )
-        self._fill_spares()  # after the CONFIGURE frame left: the next spare does not delay Init
+        self._spares.fill()  # after the CONFIGURE frame left: the next spare does not delay Init
         return environment
 
     async def aclose(self) -> None:
         """Stop the spare processes."""
         self._closed = True
-        spares, self._spares = self._spares, []
-        for process in spares:
-            process.kill()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(*(asyncio.shield(p.exited) for p in spares)), _EXIT_WAIT_SECONDS
-            )
-        for process in spares:
-            process.release()
+        await self._spares.aclose()

@@ -11,8 +11,6 @@ place. A spare that died is started again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shutil
 import tempfile
 import time
 import uuid
@@ -41,9 +39,7 @@ from sandbox.provided_worker.spec import (
 from sandbox.runtime.errors import FunctionCodeInvalid, PoolClosed
 from sandbox.runtime.layers import prepare_layers
 from sandbox.runtime.limits import MIB
-from sandbox.runtime.process import SpawnedProcess, limit_prefix, start_process
-
-_EXIT_WAIT_SECONDS = 5.0
+from sandbox.runtime.process import Spares, SpawnedProcess, confined_command, start_process
 
 
 class ProvidedLauncher:
@@ -61,7 +57,7 @@ class ProvidedLauncher:
         self._level: Level = "none"
         self._layers_root: str | None = None
         self._command: list[str] = []
-        self._spares: list[SpawnedProcess] = []
+        self._spares = Spares(self._start_process, spec.spare_environments)
         self._started = False
         self._closed = False
 
@@ -108,18 +104,16 @@ class ProvidedLauncher:
                 hidden_paths=self._policy.hidden_paths if self._policy is not None else (),
                 layers=layers,
             )
-            prefix += ["--chdir", str(spec.code_dir.resolve())]
-            prlimit = shutil.which("prlimit")
-            if prlimit is not None:
-                prefix += limit_prefix(
-                    prlimit,
-                    data_limit_bytes=data_limit_bytes(spec.memory_mb),
-                    max_file_bytes=spec.ephemeral_storage_mb * MIB,
-                )
-            command = [*prefix, *command]
+            command = confined_command(
+                prefix,
+                command,
+                code_dir=str(spec.code_dir.resolve()),
+                data_limit_bytes=data_limit_bytes(spec.memory_mb),
+                max_file_bytes=spec.ephemeral_storage_mb * MIB,
+            )
         self._command = command
         self._started = True
-        self._fill_spares()
+        self._spares.fill()
 
     def _start_process(self) -> SpawnedProcess:
         spec = self._spec
@@ -133,29 +127,12 @@ class ProvidedLauncher:
             max_file_bytes=spec.ephemeral_storage_mb * MIB,
         )
 
-    def _fill_spares(self) -> None:
-        alive = [p for p in self._spares if not p.exited.done()]
-        for process in self._spares:
-            if process.exited.done():
-                process.release()
-        self._spares = alive
-        while len(self._spares) < self._spec.spare_environments:
-            self._spares.append(self._start_process())
-
     async def launch(self, *, provisioned: bool) -> ProvidedEnvironment:
         """A new environment, whose Init (the bootstrap's start) proceeds in the background."""
         if self._closed:
             raise PoolClosed("the pool is closed")
         await self.start()
-        process: SpawnedProcess | None = None
-        while self._spares and process is None:
-            candidate = self._spares.pop(0)
-            if candidate.exited.done():
-                candidate.release()
-            else:
-                process = candidate
-        if process is None:
-            process = self._start_process()
+        process = self._spares.take()
         spec = self._spec
         # Its own network namespace: Lambda's port. The edge's network: any free port.
         port = RUNTIME_API_PORT if self._level == "namespaces" and not spec.network else 0
@@ -175,18 +152,10 @@ class ProvidedLauncher:
         environment = await ProvidedEnvironment.configure(
             process, spec, settings, provisioned=provisioned
         )
-        self._fill_spares()  # after the CONFIGURE frame left: the next spare does not delay Init
+        self._spares.fill()  # after the CONFIGURE frame left: the next spare does not delay Init
         return environment
 
     async def aclose(self) -> None:
         """Stop the spare agents."""
         self._closed = True
-        spares, self._spares = self._spares, []
-        for process in spares:
-            process.kill()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(*(asyncio.shield(p.exited) for p in spares)), _EXIT_WAIT_SECONDS
-            )
-        for process in spares:
-            process.release()
+        await self._spares.aclose()

@@ -20,7 +20,7 @@ import shutil
 import signal
 import socket
 import termios
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sandbox.runtime.output_tail import read_output_tail
@@ -196,3 +196,66 @@ def limit_prefix(prlimit: str, *, data_limit_bytes: int, max_file_bytes: int) ->
         f"--nofile={MAX_OPEN_FILES}",
         "--",
     ]
+
+
+def confined_command(
+    prefix: list[str],
+    command: Sequence[str],
+    *,
+    code_dir: str,
+    data_limit_bytes: int,
+    max_file_bytes: int,
+) -> list[str]:
+    """`command` run by the bubblewrap `prefix` in `code_dir`, under `prlimit(1)`'s limits when
+    it is installed (inside the sandbox the host cannot set them on the process)."""
+    confined = [*prefix, "--chdir", code_dir]
+    prlimit = shutil.which("prlimit")
+    if prlimit is not None:
+        confined += limit_prefix(
+            prlimit, data_limit_bytes=data_limit_bytes, max_file_bytes=max_file_bytes
+        )
+    return [*confined, *command]
+
+
+# How long `Spares.aclose` waits for the killed spares to exit.
+_SPARE_EXIT_SECONDS = 5.0
+
+
+class Spares:
+    """Processes started ahead of need (a runtime's `spare_environments`), so that a cold
+    start takes one already booted. `start` starts one; `count` is how many to keep."""
+
+    def __init__(self, start: Callable[[], SpawnedProcess], count: int) -> None:
+        self._start = start
+        self._count = count
+        self._spares: list[SpawnedProcess] = []
+
+    def fill(self) -> None:
+        """Start spares up to the count, replacing those that died."""
+        for process in self._spares:
+            if process.exited.done():
+                process.release()
+        self._spares = [p for p in self._spares if not p.exited.done()]
+        while len(self._spares) < self._count:
+            self._spares.append(self._start())
+
+    def take(self) -> SpawnedProcess:
+        """A live spare (the oldest), or a process started now when there is none."""
+        while self._spares:
+            candidate = self._spares.pop(0)
+            if not candidate.exited.done():
+                return candidate
+            candidate.release()
+        return self._start()
+
+    async def aclose(self) -> None:
+        """Kill the spares and wait (a little) for them to exit."""
+        spares, self._spares = self._spares, []
+        for process in spares:
+            process.kill()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(asyncio.shield(p.exited) for p in spares)), _SPARE_EXIT_SECONDS
+            )
+        for process in spares:
+            process.release()
