@@ -43,7 +43,7 @@ import orjson
 import redis
 from redis.exceptions import LockError, RedisError
 
-from edge.lambda_service.store import STATE_DOCUMENT, StateUnavailable
+from edge.lambda_service.store import STATE_DOCUMENT, StateUnavailable, replace_file
 
 logger = logging.getLogger("edge.cluster")
 
@@ -325,7 +325,7 @@ class SharedState:
                 logger.warning("cluster: %s waits for %s", document, missing)
                 complete = False
                 continue
-            _write_atomic(target, data)
+            replace_file(target, data)
             changed = True
         if complete:
             self._seen = rev
@@ -424,37 +424,15 @@ class _Missing(Exception):
     """A folder a document names is not in Redis (yet)."""
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data`; its mtime always grows (readers compare (inode, mtime,
-    size), and an inode may be reused at once)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        previous = path.stat().st_mtime_ns
-    except OSError:
-        previous = 0
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        modified = max(time.time_ns(), previous + 1_000)
-        os.utime(temporary, ns=(modified, modified))
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
-def shared_state_for(config: Any) -> SharedState | None:
-    """The node's SharedState for an EdgeConfig with `[cluster] redis` and `shared_state`."""
+def shared_state_for(config: Any, state_dir: Path | None = None) -> SharedState | None:
+    """The node's SharedState for an EdgeConfig with `[cluster] redis` and `shared_state`
+    (`state_dir`: its state directory, when not `[server] state_dir` as it stands)."""
     settings = config.cluster
     if settings.redis is None or not settings.shared_state:
         return None
     return SharedState(
         settings.redis,
-        config.server.state_dir,
+        config.server.state_dir if state_dir is None else state_dir,
         key_prefix=settings.key_prefix,
         node_id=settings.node_name,
         timeout=max(settings.timeout, 2.0),

@@ -330,18 +330,14 @@ class _Qualifiers:
             state_dir = self._config.server.state_dir
             if not state_dir.is_absolute():
                 state_dir = self._config.base_dir / state_dir
-            cluster = self._config.cluster
-            if cluster.redis is not None and cluster.shared_state:
+            if self._config.cluster.enabled:
                 # The cluster's versions and aliases, not only what this node saw last.
-                with contextlib.suppress(ImportError):
-                    from edge.cluster.state import SharedState
+                with contextlib.suppress(ImportError):  # no redis client: said at serve
+                    from edge.cluster.state import shared_state_for
 
-                    SharedState(
-                        cluster.redis,
-                        state_dir,
-                        key_prefix=cluster.key_prefix,
-                        timeout=max(cluster.timeout, 2.0),
-                    ).refresh()
+                    shared = shared_state_for(self._config, state_dir)
+                    if shared is not None:
+                        shared.refresh()
             self._store = FunctionStore(state_dir)
         try:
             versions = [v.number for v in self._store.versions(function)]

@@ -53,7 +53,7 @@ from edge.lambda_service.deploy_record import (
     alarm_reason,
     iso_time,
 )
-from edge.lambda_service.store import StateUnavailable
+from edge.lambda_service.store import StateUnavailable, replace_file
 from edge.lambda_service.strategies import Step, StrategyInvalid, parse_strategy
 
 logger = logging.getLogger("edge.deploy")
@@ -761,14 +761,7 @@ class Deployer:
                 if d.id not in self._unpublished:
                     logger.warning("deployment %s: record not shared yet: %s", d.id, exc)
                 self._unpublished.add(d.id)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{d.id}.json"
-        temporary = path.with_suffix(f".json.{os.getpid()}.tmp")
-        with open(temporary, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
+        replace_file(self.directory / f"{d.id}.json", data)
 
     def _load(self) -> None:
         if not self.directory.is_dir():

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from edge.config import EdgeConfig, FunctionConfig
+from edge.lambda_service.store import replace_file
 
 STATE_FILE = "functions.json"
 # Lambda's limit on a direct upload: 50 MB zipped; unzipped 250 MB.
@@ -165,10 +166,7 @@ def write_state(path: Path, state: FunctionState, held: Any = None) -> None:
     data = orjson.dumps(document, option=orjson.OPT_INDENT_2)
     if held is not None:
         held.publish(STATE_FILE, data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    replace_file(path, data)
 
 
 def configured_code_path(function: FunctionConfig) -> str:

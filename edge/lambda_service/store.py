@@ -163,6 +163,31 @@ def validate_alias_name(name: str) -> None:
         )
 
 
+def replace_file(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` atomically (a temporary file beside it, fsync, rename):
+    readers see the old file or the new one. The new file's mtime is always later than the
+    old one's: readers tell files apart by (inode, mtime, size), an inode can be reused at once
+    and the clock is coarse."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        previous = path.stat().st_mtime_ns
+    except OSError:
+        previous = 0
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        modified = max(time.time_ns(), previous + 1_000)
+        os.utime(temporary, ns=(modified, modified))
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
@@ -391,22 +416,7 @@ class FunctionStore:
         data = orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         if held is not None:
             held.publish(STATE_DOCUMENT, data)
-        fd, temporary = tempfile.mkstemp(dir=self.root, prefix=".state-", suffix=".json")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            # Readers tell files apart by (inode, mtime, size): an inode can be reused at once
-            # and the clock is coarse, so the mtime is made to grow with every write.
-            previous = self._stamp[1] if self._stamp is not None else 0
-            modified = max(time.time_ns(), previous + 1_000)
-            os.utime(temporary, ns=(modified, modified))
-            os.replace(temporary, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        replace_file(self.path, data)
         self._state = state
         self._stamp = self.stamp()
 
