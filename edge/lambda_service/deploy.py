@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import secrets
 import string
 import time
@@ -226,7 +225,9 @@ class Deployer:
                 self._load()
                 for deployment in self.list():
                     if deployment.status == IN_PROGRESS and self._claim(deployment):
-                        self._resume(deployment)
+                        current = self._adopt(deployment)
+                        if current.status == IN_PROGRESS:
+                            self._resume(current)
                 if self._owners is not None:
                     claims = tasks.create_task(self._keep_claims(), name="deployment claims")
                     self._running.add(claims)
@@ -316,6 +317,7 @@ class Deployer:
             raise DeploymentRefused(
                 503, "ClusterUnavailable", "the deployment could not be claimed"
             )
+        self._adopt(deployment)
         self._save(deployment)
         self._spawn(deployment)
         return deployment
@@ -387,9 +389,6 @@ class Deployer:
             logger.warning("deployment %s: could not be claimed: %s", deployment.id, exc)
             return deployment.id in self._owned
         if claimed:
-            if deployment.node and deployment.node != self._owners.node_id:
-                self._note(deployment, f"taken over from node {deployment.node}")
-            deployment.node = self._owners.node_id
             self._owned.add(deployment.id)
         return claimed
 
@@ -412,7 +411,7 @@ class Deployer:
                         self._let_go(d.id)
                     continue
                 if await asyncio.to_thread(self._claim, d):
-                    current = await asyncio.to_thread(self._cluster_record, d)
+                    current = await asyncio.to_thread(self._adopt, d)
                     if current.status == IN_PROGRESS:
                         self._resume(current, taken_over=True)
             for deployment_id in list(self._unpublished):
@@ -438,20 +437,21 @@ class Deployer:
         self._owned.discard(deployment_id)
         self._directory_stamp = None  # read its record as the new owner writes it
 
-    def _cluster_record(self, d: Deployment) -> Deployment:
-        """The cluster's own copy of `d` (the replica may lag), made this deployer's."""
-        assert self._owners is not None
+    def _adopt(self, d: Deployment) -> Deployment:
+        """`d`, just claimed, as this deployer runs it: in a cluster, the cluster's own copy of
+        its record (this node's replica may lag), marked as run by this node."""
+        if self._owners is None:
+            return d
         try:
             data = self._owners.document(f"deployments/{d.id}.json")
             current = Deployment.from_json(orjson.loads(data)) if data else d
         except (OSError, ValueError, TypeError, KeyError) as exc:
             logger.warning("deployment %s: the cluster's record is unreadable: %s", d.id, exc)
             current = d
-        if current is not d:
-            if current.node and current.node != self._owners.node_id:
-                self._note(current, f"taken over from node {current.node}")
-            current.node = self._owners.node_id
-            self._deployments[d.id] = current
+        if current.node and current.node != self._owners.node_id:
+            self._note(current, f"taken over from node {current.node}")
+        current.node = self._owners.node_id
+        self._deployments[d.id] = current
         return current
 
     def _read_others(self) -> None:
@@ -570,9 +570,12 @@ class Deployer:
             logger.exception("deployment %s failed", d.id)
             self._roll_back(d, f"internal error: {exc!r}", FAILED)
 
-    async def _stored(self, d: Deployment, change: Callable[[], None]) -> None:
+    async def _stored(
+        self, d: Deployment, change: Callable[[], None], *, stoppable: bool = True
+    ) -> None:
         """Make an alias change; while the cluster's Redis refuses changes, wait for it
-        (checking every second) instead of failing the deployment. A stop ends the wait."""
+        (checking every second) instead of failing the deployment. A stop ends the wait
+        (unless not `stoppable`: the rollback itself)."""
         warned = False
         while True:
             try:
@@ -585,7 +588,7 @@ class Deployer:
                     logger.warning("deployment %s waits for the cluster's Redis: %s", d.id, exc)
                     self._note(d, "waiting for the cluster's Redis to change the alias")
                     warned = True
-            stop = self._stops.get(d.id)
+            stop = self._stops.get(d.id) if stoppable else None
             if stop is not None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RETRY_SECONDS)
@@ -697,37 +700,32 @@ class Deployer:
     async def _roll_back_when_stored(self, d: Deployment, reason: str, status: str) -> None:
         """`_roll_back`, waiting for the cluster's Redis while it refuses the change (an alias
         is not left half-shifted because Redis was away at that moment)."""
-        warned = False
-        while True:
-            try:
-                self._store.update_alias(
-                    d.function, d.alias, version=d.from_version, additional_weights={}
-                )
-            except StateUnavailable as exc:
-                if not warned:
-                    logger.warning("deployment %s: rollback waits for the cluster's Redis", d.id)
-                    self._note(d, f"rollback waiting for the cluster's Redis: {exc}")
-                    warned = True
-                await asyncio.sleep(RETRY_SECONDS)
-                continue
-            except (LookupError, ValueError, OSError) as exc:
-                logger.exception("deployment %s: the rollback failed", d.id)
-                reason += f"; the rollback failed: {exc}"
-            else:
-                self._note(d, f"rolled back: all traffic to version {d.from_version}")
-            break
-        d.weight = 0.0
-        self._end(d, status, reason)
+        try:
+            await self._stored(d, functools.partial(self._restore_alias, d), stoppable=False)
+        except (LookupError, ValueError, OSError) as exc:
+            self._rolled_back(d, reason, status, exc)
+        else:
+            self._rolled_back(d, reason, status, None)
 
     def _roll_back(self, d: Deployment, reason: str, status: str) -> None:
         try:
-            self._store.update_alias(
-                d.function, d.alias, version=d.from_version, additional_weights={}
-            )
+            self._restore_alias(d)
+        except Exception as exc:  # noqa: BLE001 - logged and recorded by _rolled_back
+            self._rolled_back(d, reason, status, exc)
+        else:
+            self._rolled_back(d, reason, status, None)
+
+    def _restore_alias(self, d: Deployment) -> None:
+        self._store.update_alias(d.function, d.alias, version=d.from_version, additional_weights={})
+
+    def _rolled_back(
+        self, d: Deployment, reason: str, status: str, error: BaseException | None
+    ) -> None:
+        if error is None:
             self._note(d, f"rolled back: all traffic to version {d.from_version}")
-        except Exception as exc:
-            logger.exception("deployment %s: the rollback failed", d.id)
-            reason += f"; the rollback failed: {exc}"
+        else:
+            logger.error("deployment %s: the rollback failed", d.id, exc_info=error)
+            reason += f"; the rollback failed: {error}"
         d.weight = 0.0
         self._end(d, status, reason)
 
