@@ -176,6 +176,21 @@ HTTP = {"url": "http://127.0.0.1:9"}
             "behaviors: expected an array of tables, found one table; write [[behaviors]]",
             id="behaviors-not-an-array",
         ),
+        pytest.param(
+            {"origins": {"a": HTTP}, "cache": {"worker_tier": "redis"}},
+            "cache.worker_tier: expected one of 'redis-server' or 'none', found 'redis'",
+            id="worker-tier-kind",
+        ),
+        pytest.param(
+            {"origins": {"a": HTTP}, "cache": {"worker_tier_bytes": 10}},
+            "cache.worker_tier_bytes: expected a number at least 1048576, found 10",
+            id="worker-tier-too-small",
+        ),
+        pytest.param(
+            {"origins": {"a": HTTP}, "cluster": {"shared_state": "maybe"}},
+            "cluster.shared_state: expected true or false, found 'maybe'",
+            id="shared-state-not-a-boolean",
+        ),
     ],
 )
 def test_config_errors_say_where_what_and_found(raw: dict[str, Any], problem: str) -> None:

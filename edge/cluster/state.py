@@ -161,8 +161,8 @@ class SharedState:
     # -- changing ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def hold(self) -> Iterator[Held]:
-        """The cluster's lock, with the local replica brought up to date; `Held.publish`
+    def hold(self) -> Iterator[SharedState]:
+        """The cluster's lock, with the local replica brought up to date; the yielded `publish`
         stores a document in Redis (call it before writing the local file)."""
         client = self.client()
         lock = client.lock(
@@ -186,7 +186,7 @@ class SharedState:
                     self._pull_locked(force=True)
                 except (RedisError, OSError) as error:
                     raise self._unavailable(error) from None
-                yield Held(self)
+                yield self
         finally:
             with contextlib.suppress(RedisError, OSError, LockError):
                 lock.release()
@@ -408,16 +408,6 @@ class SharedState:
             if self._unavailable_since is not None:
                 self._unavailable_since = None
                 logger.warning("cluster: shared state followed again")
-
-
-class Held:
-    """A change in progress under the cluster's lock (`SharedState.hold`)."""
-
-    def __init__(self, shared: SharedState) -> None:
-        self._shared = shared
-
-    def publish(self, document: str, data: bytes) -> None:
-        self._shared.publish(document, data)
 
 
 class _Missing(Exception):
